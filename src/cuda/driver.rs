@@ -1,0 +1,246 @@
+//! Finding the CUDA driver library, loading it, and resolving its symbols.
+//!
+//! gpuprobe resolves the driver API itself instead of through cudarc's
+//! loader, for two reasons:
+//! - cudarc tries `libcuda.so` before `libcuda.so.1`. In images built from
+//!   CUDA devel bases, `libcuda.so` is the toolkit's stub (…/lib64/stubs),
+//!   which answers every call with CUDA_ERROR_STUB_LIBRARY (34), while the
+//!   CUDA runtime that the workload uses loads `libcuda.so.1`, the real driver
+//!   injected by the container toolkit. gpuprobe must load what the workload
+//!   loads, and `libcuda.so.1` is also the only name that works under WSL2
+//!   (FACTS.md section 1).
+//! - cudarc panics when the library or a symbol is missing (FACTS.md section
+//!   9). Here every symbol is resolved up front, so an old driver becomes a
+//!   report listing what it lacks.
+//!
+//! cudarc still supplies the driver API's types and constants.
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::path::Path;
+
+use cudarc::driver::sys::{CUdevice_attribute, CUuuid};
+use libloading::Library;
+
+/// The raw CUresult; codes outside cudarc's enum must survive, so no enum.
+pub type CuResult = c_int;
+/// A CUdevice handle.
+pub type CuDevice = c_int;
+/// A device pointer.
+pub type CuDevicePtr = u64;
+/// An opaque driver handle (context, module, function, event, stream).
+pub type Handle = *mut c_void;
+
+/// Library names in the order they are tried.
+#[cfg(windows)]
+pub const CANDIDATES: &[&str] = &["nvcuda.dll"];
+/// Library names in the order they are tried: the SONAME first, as the CUDA
+/// runtime does, and the development symlink only as a fallback.
+#[cfg(not(windows))]
+pub const CANDIDATES: &[&str] = &["libcuda.so.1", "libcuda.so"];
+
+macro_rules! driver_api {
+    (
+        required { $($name:ident($($arg:ty),*);)* }
+        optional { $($oname:ident($($oarg:ty),*);)* }
+    ) => {
+        /// Entry points of the driver API that gpuprobe calls.
+        #[allow(non_snake_case)]
+        pub struct Api {
+            $(pub $name: unsafe extern "C" fn($($arg),*) -> CuResult,)*
+            $(pub $oname: Option<unsafe extern "C" fn($($oarg),*) -> CuResult>,)*
+        }
+
+        /// Symbols a driver must export for gpuprobe to run.
+        pub const REQUIRED_SYMBOLS: &[&str] = &[$(stringify!($name)),*];
+
+        impl Api {
+            /// Resolves every symbol, or names the required ones missing.
+            #[allow(non_snake_case)]
+            fn resolve(lib: &Library) -> Result<Api, Vec<String>> {
+                let mut missing = Vec::new();
+                $(
+                    // SAFETY: the signature is the driver API's (cuda.h).
+                    let $name = unsafe {
+                        lib.get::<unsafe extern "C" fn($($arg),*) -> CuResult>(
+                            concat!(stringify!($name), "\0").as_bytes(),
+                        )
+                    }
+                    .map(|s| *s)
+                    .inspect_err(|_| missing.push(stringify!($name).to_string()))
+                    .ok();
+                )*
+                $(
+                    // SAFETY: as above.
+                    let $oname = unsafe {
+                        lib.get::<unsafe extern "C" fn($($oarg),*) -> CuResult>(
+                            concat!(stringify!($oname), "\0").as_bytes(),
+                        )
+                    }
+                    .map(|s| *s)
+                    .ok();
+                )*
+                match ($($name,)*) {
+                    ($(Some($name),)*) => Ok(Api { $($name,)* $($oname,)* }),
+                    _ => Err(missing),
+                }
+            }
+        }
+    };
+}
+
+driver_api! {
+    required {
+        cuInit(c_uint);
+        cuDriverGetVersion(*mut c_int);
+        cuDeviceGetCount(*mut c_int);
+        cuDeviceGet(*mut CuDevice, c_int);
+        cuDeviceGetName(*mut c_char, c_int, CuDevice);
+        cuDeviceGetUuid(*mut CUuuid, CuDevice);
+        cuDeviceGetPCIBusId(*mut c_char, c_int, CuDevice);
+        cuDeviceGetAttribute(*mut c_int, CUdevice_attribute, CuDevice);
+        cuDeviceTotalMem_v2(*mut usize, CuDevice);
+        cuDevicePrimaryCtxRetain(*mut Handle, CuDevice);
+        cuDevicePrimaryCtxRelease_v2(CuDevice);
+        cuCtxSetCurrent(Handle);
+        cuCtxSynchronize();
+        cuMemGetInfo_v2(*mut usize, *mut usize);
+        cuMemAlloc_v2(*mut CuDevicePtr, usize);
+        cuMemFree_v2(CuDevicePtr);
+        cuMemcpyHtoD_v2(CuDevicePtr, *const c_void, usize);
+        cuMemcpyDtoH_v2(*mut c_void, CuDevicePtr, usize);
+        cuModuleLoadData(*mut Handle, *const c_void);
+        cuModuleUnload(Handle);
+        cuModuleGetFunction(*mut Handle, Handle, *const c_char);
+        cuLaunchKernel(Handle, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, Handle, *mut *mut c_void, *mut *mut c_void);
+        cuEventCreate(*mut Handle, c_uint);
+        cuEventRecord(Handle, Handle);
+        cuEventSynchronize(Handle);
+        cuEventElapsedTime(*mut f32, Handle, Handle);
+        cuEventDestroy_v2(Handle);
+    }
+    optional {
+        // CUDA 11.4+: the MIG instance's UUID rather than the parent GPU's.
+        cuDeviceGetUuid_v2(*mut CUuuid, CuDevice);
+        cuGetErrorName(CuResult, *mut *const c_char);
+        cuGetErrorString(CuResult, *mut *const c_char);
+    }
+}
+
+/// A loaded driver library with its resolved entry points.
+pub struct Driver {
+    pub api: Api,
+    /// The file the loader actually mapped.
+    pub path: String,
+    // Keeps the entry points valid; dropped last.
+    _lib: Library,
+}
+
+/// Why the driver library could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no CUDA driver library found (tried {})", tried.join(", "))]
+    NotFound { tried: Vec<String> },
+    #[error("{name} was found but could not be loaded: {message}")]
+    Unloadable { name: String, message: String },
+    #[error("{path} lacks driver API symbols gpuprobe needs: {}", missing.join(", "))]
+    MissingSymbols { path: String, missing: Vec<String> },
+}
+
+impl Driver {
+    /// Loads the first candidate the dynamic loader finds.
+    pub fn load() -> Result<Driver, LoadError> {
+        let mut tried = Vec::new();
+        for name in CANDIDATES {
+            // SAFETY: loading the driver runs its initialisers; that is the
+            // point, and what every CUDA program does.
+            match unsafe { Library::new(name) } {
+                Ok(lib) => return Self::from_library(lib, name),
+                Err(e) => {
+                    let message = e.to_string();
+                    if !is_not_found(&message) {
+                        return Err(LoadError::Unloadable {
+                            name: (*name).to_string(),
+                            message,
+                        });
+                    }
+                    tried.push((*name).to_string());
+                }
+            }
+        }
+        Err(LoadError::NotFound { tried })
+    }
+
+    fn from_library(lib: Library, name: &str) -> Result<Driver, LoadError> {
+        let api = Api::resolve(&lib);
+        let path = api
+            .as_ref()
+            .ok()
+            .and_then(|api| loaded_path(api.cuInit as *const c_void))
+            .unwrap_or_else(|| name.to_string());
+        match api {
+            Ok(api) => Ok(Driver {
+                api,
+                path,
+                _lib: lib,
+            }),
+            Err(missing) => Err(LoadError::MissingSymbols { path, missing }),
+        }
+    }
+}
+
+/// Whether a loader message means "no such file" rather than "found, broken".
+fn is_not_found(message: &str) -> bool {
+    // glibc: "cannot open shared object file: No such file or directory";
+    // Windows: "The specified module could not be found." (error 126).
+    message.contains("No such file")
+        || message.contains("could not be found")
+        || message.contains("(os error 126)")
+}
+
+/// The file a loaded symbol lives in, resolved by the loader itself.
+#[cfg(unix)]
+fn loaded_path(symbol: *const c_void) -> Option<String> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables.
+    if unsafe { libc::dladdr(symbol, &raw mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
+        .to_string_lossy()
+        .into_owned();
+    // Through symlinks to the real file: that names the driver's version.
+    Some(std::fs::canonicalize(&name).map_or(name, |p| p.display().to_string()))
+}
+
+#[cfg(not(unix))]
+fn loaded_path(_symbol: *const c_void) -> Option<String> {
+    None
+}
+
+/// Where the dynamic loader looks for the driver, in its order, for reports.
+#[must_use]
+pub fn search_path() -> Vec<String> {
+    let mut out = Vec::new();
+    if cfg!(windows) {
+        out.push("the application directory".into());
+        out.push("C:\\Windows\\System32".into());
+        if let Some(path) = std::env::var_os("PATH") {
+            out.extend(std::env::split_paths(&path).map(|p| p.display().to_string()));
+        }
+        return out;
+    }
+    match std::env::var_os("LD_LIBRARY_PATH") {
+        Some(v) if !v.is_empty() => {
+            out.extend(
+                std::env::split_paths(&v).map(|p| format!("{} (LD_LIBRARY_PATH)", p.display())),
+            );
+        }
+        _ => {}
+    }
+    out.push("/etc/ld.so.cache".into());
+    for dir in ["/lib64", "/usr/lib64", "/lib", "/usr/lib"] {
+        if Path::new(dir).is_dir() {
+            out.push(dir.into());
+        }
+    }
+    out
+}

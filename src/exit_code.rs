@@ -1,0 +1,20 @@
+//! The process exit codes, one place for all of them.
+//!
+//! They separate "the GPU is faulty" from "this container cannot reach a GPU"
+//! from "you called it wrong", which a shell, a Kubernetes probe or an
+//! orchestrator can act on without parsing output. Documented in README.md;
+//! the JSON report carries the same number in `exit_code`.
+
+/// Every requested GPU passed every check (verdict `healthy` or `degraded`).
+pub const HEALTHY: i32 = 0;
+/// A GPU is there but a check failed on it: wrong results, a driver error
+/// during the run, allocation failure, an unmet requirement.
+pub const FAILED: i32 = 1;
+/// The command line was wrong (unknown flag, bad value).
+pub const USAGE: i32 = 2;
+/// No usable GPU: no driver library, a driver too old for gpuprobe, cuInit
+/// refused, or no device visible to this container.
+pub const NO_GPU: i32 = 3;
+/// The deadline passed before the probe finished; the report names the
+/// stage and the device that did not answer.
+pub const TIMEOUT: i32 = 4;

@@ -1,0 +1,23 @@
+//! Renderings of a finished report. Each format is one exporter over the same
+//! `Report`; none of them probes anything.
+mod json;
+mod text;
+
+pub use json::Json;
+pub use text::Text;
+
+use crate::report::Report;
+
+/// Turns a report into the bytes of one output format.
+pub trait Exporter {
+    fn render(&self, report: &Report) -> String;
+}
+
+/// The JSON Schema of the report, as published in docs/report.schema.json.
+#[must_use]
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(Report);
+    let mut out = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    out.push('\n');
+    out
+}

@@ -1,0 +1,232 @@
+//! Text for people: one block per GPU, the verdict last.
+//!
+//! The lines a gpu_check.py user looks for (available, current device, total
+//! memory) come first. Not a contract: use `--json` for machines.
+use std::fmt::Write as _;
+
+use super::Exporter;
+use crate::report::{Check, CheckStatus, DeviceReport, DeviceStatus, Report, Verdict};
+use crate::units::{bytes, flops};
+
+pub struct Text {
+    /// ANSI colour (a terminal, and NO_COLOR unset).
+    pub color: bool,
+}
+
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+const RED: &str = "31";
+const BOLD: &str = "1";
+
+impl Text {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+impl Exporter for Text {
+    fn render(&self, r: &Report) -> String {
+        let mut out = String::new();
+        header(&mut out, r);
+        availability(&mut out, r);
+        let failed_machine: Vec<&Check> = r
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, CheckStatus::Fail | CheckStatus::Timeout))
+            .collect();
+        if !failed_machine.is_empty() || r.driver.library_path.is_none() {
+            out.push('\n');
+            for c in &failed_machine {
+                let _ = writeln!(out, "  {} {}: {}", self.paint(RED, "✗"), c.name, c.detail);
+            }
+            if r.driver.library_path.is_none() && !r.driver.search_path.is_empty() {
+                let _ = writeln!(out, "    searched: {}", r.driver.search_path.join(", "));
+            }
+        }
+        for d in &r.devices {
+            self.device(&mut out, d, r);
+        }
+        if let Some(cpu) = &r.cpu {
+            let _ = writeln!(
+                out,
+                "\nCPU reference: {} on {} thread(s) ({} CPUs available), {}",
+                flops(cpu.gflops),
+                cpu.threads,
+                cpu.available_cpus,
+                cpu.library
+            );
+        }
+        if !r.diagnoses.is_empty() {
+            out.push_str("\nDiagnoses (most severe first):\n");
+            for d in &r.diagnoses {
+                let _ = writeln!(out, "  {} {}: {}", d.code, severity(d.severity), d.summary);
+                for e in &d.evidence {
+                    let _ = writeln!(out, "      seen: {e}");
+                }
+                let _ = writeln!(out, "      fix:  {}", d.fix);
+            }
+        }
+        let (word, colour) = match r.verdict {
+            Verdict::Healthy => ("HEALTHY", GREEN),
+            Verdict::Degraded => ("DEGRADED", YELLOW),
+            Verdict::Failed => ("FAILED", RED),
+            Verdict::NoGpu => ("NO GPU", RED),
+            Verdict::Timeout => ("TIMEOUT", RED),
+        };
+        let _ = writeln!(
+            out,
+            "\nverdict: {} (exit {}): {}",
+            self.paint(&format!("{BOLD};{colour}"), word),
+            r.exit_code,
+            r.summary
+        );
+        out
+    }
+}
+
+fn severity(s: crate::report::Severity) -> &'static str {
+    match s {
+        crate::report::Severity::Info => "info",
+        crate::report::Severity::Warning => "warning",
+        crate::report::Severity::Error => "error",
+    }
+}
+
+fn header(out: &mut String, r: &Report) {
+    let _ = write!(out, "gpuprobe {}", r.gpuprobe_version);
+    if let Some(v) = &r.driver.cuda_version {
+        let _ = write!(out, ", CUDA driver {v}");
+    }
+    if let Some(p) = &r.driver.library_path {
+        let _ = write!(out, " ({p})");
+    }
+    out.push_str("\n\n");
+}
+
+fn availability(out: &mut String, r: &Report) {
+    let usable = r
+        .devices
+        .iter()
+        .filter(|d| matches!(d.status, DeviceStatus::Pass | DeviceStatus::Warn))
+        .count();
+    let visible = r.devices.len();
+    let available = match r.verdict {
+        Verdict::NoGpu => "no".to_string(),
+        _ if r.command == "list" => {
+            format!("{visible} device(s) visible (not exercised: `list` only enumerates)")
+        }
+        _ => format!(
+            "{} ({usable} of {visible} device(s) usable)",
+            if usable > 0 { "yes" } else { "no" }
+        ),
+    };
+    let _ = writeln!(out, "GPU available:   {available}");
+    if let Some(first) = r.devices.first() {
+        let _ = writeln!(
+            out,
+            "current device:  {} ({})",
+            first.index,
+            first.name.as_deref().unwrap_or("name unknown")
+        );
+        if let Some(total) = first.memory_total_bytes {
+            let _ = writeln!(out, "total memory:    {}", bytes(total));
+        }
+    }
+}
+
+impl Text {
+    fn device(&self, out: &mut String, d: &DeviceReport, r: &Report) {
+        let (word, colour) = match d.status {
+            DeviceStatus::Pass => ("PASS", GREEN),
+            DeviceStatus::Warn => ("WARN", YELLOW),
+            DeviceStatus::Fail => ("FAIL", RED),
+            DeviceStatus::Skipped => ("not probed", YELLOW),
+            DeviceStatus::Timeout => ("TIMEOUT", RED),
+        };
+        let name = d.name.as_deref().unwrap_or("(name unknown)");
+        let _ = writeln!(
+            out,
+            "\nGPU {}  {}  [{}]",
+            d.index,
+            name,
+            self.paint(colour, word)
+        );
+        let row = |out: &mut String, label: &str, value: String| {
+            let _ = writeln!(out, "  {label:<16}{value}");
+        };
+        if let Some(u) = &d.uuid {
+            row(out, "uuid", u.clone());
+        }
+        if let Some(p) = &d.pci_bus_id {
+            row(out, "pci bus id", p.clone());
+        }
+        if let Some(cc) = &d.compute_capability {
+            let sms = d
+                .multiprocessors
+                .map_or(String::new(), |s| format!(", {s} SMs"));
+            let clock = d
+                .clock_mhz
+                .map_or(String::new(), |c| format!(" at {c} MHz"));
+            row(out, "compute", format!("capability {cc}{sms}{clock}"));
+        }
+        if let Some(total) = d.memory_total_bytes {
+            let free = d
+                .memory_free_bytes
+                .map_or(String::new(), |f| format!(" ({} free)", bytes(f)));
+            row(out, "memory", format!("{}{free}", bytes(total)));
+        }
+        if let Some(m) = &d.matmul {
+            let cpu = r.cpu.as_ref().map_or(String::new(), |c| {
+                format!(" vs {} on the CPU", flops(c.gflops))
+            });
+            let speedup = m
+                .speedup_vs_cpu
+                .map_or(String::new(), |s| format!(": {s:.1}x"));
+            row(
+                out,
+                &format!("matmul {}³", m.m),
+                format!("{} on the GPU{cpu}{speedup}", flops(m.gpu_gflops)),
+            );
+            let v = &m.verification;
+            let verdict = if v.passed {
+                self.paint(GREEN, "correct")
+            } else {
+                self.paint(RED, "WRONG")
+            };
+            row(
+                out,
+                "result",
+                format!(
+                    "{verdict}: {} of {} elements outside tolerance; max error {:.2e} (tolerance {:.2e})",
+                    v.mismatches, v.elements, v.max_abs_error, v.tolerance
+                ),
+            );
+        }
+        for c in d.checks.iter().filter(|c| {
+            matches!(
+                c.status,
+                CheckStatus::Fail | CheckStatus::Timeout | CheckStatus::Warn
+            )
+        }) {
+            let mark = if c.status == CheckStatus::Warn {
+                self.paint(YELLOW, "!")
+            } else {
+                self.paint(RED, "✗")
+            };
+            let _ = writeln!(out, "  {mark} {}: {}", c.name, c.detail);
+        }
+        let timings: Vec<String> = d
+            .checks
+            .iter()
+            .filter(|c| c.status != CheckStatus::Skip)
+            .map(|c| format!("{} {:.0} ms", c.name, c.duration_ms))
+            .collect();
+        if !timings.is_empty() {
+            row(out, "stages", timings.join(", "));
+        }
+    }
+}

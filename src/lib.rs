@@ -1,0 +1,15 @@
+//! gpuprobe: can this container really use its GPUs, and how well?
+//!
+//! The binary's logic lives here so that benches and tests can drive it;
+//! `main.rs` only maps the outcome to an exit code.
+pub mod app;
+pub mod cli;
+pub mod cpu;
+pub mod cuda;
+pub mod exit_code;
+pub mod export;
+pub mod output;
+pub mod probe;
+pub mod report;
+pub mod units;
+pub mod verify;

@@ -1,0 +1,213 @@
+//! The report as it is being built, shared between the probe's threads and
+//! the watchdog.
+//!
+//! Every stage runs through `Progress::stage`, which records that it started
+//! and, when it ends, appends its check. The lock is never held while a stage
+//! runs, so when a driver call never returns the watchdog can still take the
+//! report as it stands and name each stage still in flight.
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::cuda::CudaError;
+use crate::report::{Check, CheckStatus, Report};
+
+/// Where a stage belongs: the whole machine, or one entry of `devices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Machine,
+    Device(usize),
+}
+
+/// A stage that ended without failing.
+pub struct Done<T> {
+    pub value: T,
+    pub detail: String,
+    pub status: CheckStatus,
+}
+
+impl<T> Done<T> {
+    pub fn pass(value: T, detail: impl Into<String>) -> Self {
+        Done {
+            value,
+            detail: detail.into(),
+            status: CheckStatus::Pass,
+        }
+    }
+
+    pub fn warn(value: T, detail: impl Into<String>) -> Self {
+        Done {
+            value,
+            detail: detail.into(),
+            status: CheckStatus::Warn,
+        }
+    }
+}
+
+/// A stage that failed: what went wrong, and the driver error if one did.
+pub struct Failed {
+    pub detail: String,
+    pub error: Option<CudaError>,
+}
+
+impl From<CudaError> for Failed {
+    fn from(e: CudaError) -> Self {
+        Failed {
+            detail: e.to_string(),
+            error: Some(e),
+        }
+    }
+}
+
+impl Failed {
+    pub fn new(detail: impl Into<String>) -> Self {
+        Failed {
+            detail: detail.into(),
+            error: None,
+        }
+    }
+}
+
+struct Running {
+    scope: Scope,
+    stage: &'static str,
+    started: Instant,
+}
+
+struct Partial {
+    report: Report,
+    running: Vec<Running>,
+}
+
+pub struct Progress {
+    inner: Mutex<Partial>,
+}
+
+impl Progress {
+    pub fn new(report: Report) -> Progress {
+        Progress {
+            inner: Mutex::new(Partial {
+                report,
+                running: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Partial> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Edits the report under the lock. `f` must not call the driver.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Report) -> R) -> R {
+        f(&mut self.lock().report)
+    }
+
+    /// Runs one stage, timing it and recording its check. Returns the
+    /// stage's value, or `None` when it failed.
+    pub fn stage<T>(
+        &self,
+        scope: Scope,
+        stage: &'static str,
+        body: impl FnOnce() -> Result<Done<T>, Failed>,
+    ) -> Option<T> {
+        let started = Instant::now();
+        self.lock().running.push(Running {
+            scope,
+            stage,
+            started,
+        });
+        let outcome = body();
+        let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        let (value, check) = match outcome {
+            Ok(done) => (
+                Some(done.value),
+                Check {
+                    name: stage.into(),
+                    status: done.status,
+                    duration_ms,
+                    detail: done.detail,
+                    error: None,
+                },
+            ),
+            Err(failed) => (
+                None,
+                Check {
+                    name: stage.into(),
+                    status: CheckStatus::Fail,
+                    duration_ms,
+                    detail: failed.detail,
+                    error: failed.error.map(|e| e.to_report()),
+                },
+            ),
+        };
+        let mut partial = self.lock();
+        partial
+            .running
+            .retain(|r| !(r.scope == scope && r.stage == stage));
+        push_check(&mut partial.report, scope, check);
+        value
+    }
+
+    /// Records a check for a stage that did not run.
+    pub fn skip(&self, scope: Scope, stage: &'static str, why: impl Into<String>) {
+        let check = Check {
+            name: stage.into(),
+            status: CheckStatus::Skip,
+            duration_ms: 0.0,
+            detail: why.into(),
+            error: None,
+        };
+        push_check(&mut self.lock().report, scope, check);
+    }
+
+    /// The report as it stands, each stage still running recorded as timed
+    /// out: what the watchdog prints when the deadline passes.
+    pub fn snapshot_timed_out(&self) -> (Report, Vec<(Scope, &'static str)>) {
+        let partial = self.lock();
+        let mut report = partial.report.clone();
+        let mut hung = Vec::new();
+        for r in &partial.running {
+            let waited = r.started.elapsed();
+            let check = Check {
+                name: r.stage.into(),
+                status: CheckStatus::Timeout,
+                duration_ms: waited.as_secs_f64() * 1e3,
+                detail: format!("no answer after {:.1} s", waited.as_secs_f64()),
+                error: None,
+            };
+            push_check(&mut report, r.scope, check);
+            hung.push((r.scope, r.stage));
+        }
+        (report, hung)
+    }
+
+    /// Stages running now, for the progress line on a terminal.
+    pub fn running(&self) -> Vec<(Scope, &'static str)> {
+        self.lock()
+            .running
+            .iter()
+            .map(|r| (r.scope, r.stage))
+            .collect()
+    }
+
+    pub fn into_report(self) -> Report {
+        self.inner
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .report
+    }
+
+    pub fn report(&self) -> Report {
+        self.lock().report.clone()
+    }
+}
+
+fn push_check(report: &mut Report, scope: Scope, check: Check) {
+    match scope {
+        Scope::Machine => report.checks.push(check),
+        Scope::Device(i) => {
+            if let Some(d) = report.devices.get_mut(i) {
+                d.checks.push(check);
+            }
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The report: one tree of plain serde types that every output format is
+//! rendered from.
+//!
+//! This is a published contract (docs/report.md, docs/report.schema.json).
+//! Within a `schema_version` fields are only ever added, never renamed,
+//! retyped or removed. Values that are unknown are `null`, never zero.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Major version of the JSON report. Bumped only for an incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The outcome of one gpuprobe run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Major version of this format; fields are only added within a version.
+    pub schema_version: u32,
+    /// The gpuprobe release that wrote the report.
+    pub gpuprobe_version: String,
+    /// What ran: `probe` (the full check) or `list` (enumeration only).
+    pub command: String,
+    /// When the run started, RFC 3339 in UTC.
+    pub started_at: String,
+    /// Wall time of the whole run in milliseconds.
+    pub duration_ms: f64,
+    /// The overall result; see `Verdict`.
+    pub verdict: Verdict,
+    /// The process exit code that goes with `verdict`.
+    pub exit_code: i32,
+    /// One sentence saying what the verdict rests on.
+    pub summary: String,
+    /// The options the run used.
+    pub settings: Settings,
+    /// Stages that concern the whole machine (driver library, cuInit,
+    /// enumeration), in the order they ran.
+    pub checks: Vec<Check>,
+    /// The CUDA driver as gpuprobe found it.
+    pub driver: DriverInfo,
+    /// Every GPU visible to this process, in CUDA ordinal order.
+    pub devices: Vec<DeviceReport>,
+    /// The CPU reference GEMM, when one ran.
+    pub cpu: Option<CpuReport>,
+    /// Misconfigurations found, with their fixes, most severe first.
+    pub diagnoses: Vec<Diagnosis>,
+}
+
+/// The overall result of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every requested GPU passed every check. Exit code 0.
+    Healthy,
+    /// The GPUs work, with warnings worth reading. Exit code 0.
+    Degraded,
+    /// A GPU is there but a check failed. Exit code 1.
+    Failed,
+    /// No usable GPU: no driver, no device, or initialisation refused. Exit code 3.
+    NoGpu,
+    /// The deadline passed before the probe finished. Exit code 4.
+    Timeout,
+}
+
+impl Verdict {
+    /// The process exit code for this verdict (see `exit_code`).
+    #[must_use]
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Healthy | Verdict::Degraded => crate::exit_code::HEALTHY,
+            Verdict::Failed => crate::exit_code::FAILED,
+            Verdict::NoGpu => crate::exit_code::NO_GPU,
+            Verdict::Timeout => crate::exit_code::TIMEOUT,
+        }
+    }
+
+    /// Lower-case name as it appears in JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Degraded => "degraded",
+            Verdict::Failed => "failed",
+            Verdict::NoGpu => "no_gpu",
+            Verdict::Timeout => "timeout",
+        }
+    }
+}
+
+/// The options a run used, so a report can be reproduced.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Matrix size N of the N x N x N matmul.
+    pub size: u32,
+    /// Fixed number of timed iterations, when `--iterations` was given.
+    pub iterations: Option<u32>,
+    /// Minimum timed duration per measurement in milliseconds, when
+    /// iterations were not fixed.
+    pub min_time_ms: Option<f64>,
+    /// The devices asked for: `all`, or the `--devices` list as given.
+    pub devices: String,
+    /// Seed of the input generator; `--seed` with this value repeats the inputs.
+    pub seed: u64,
+    /// Deadline for the whole run in milliseconds.
+    pub timeout_ms: f64,
+}
+
+/// One timed stage of the probe.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// Stage name, e.g. `load_driver`, `cu_init`, `context`, `matmul`, `verify`.
+    pub name: String,
+    /// How the stage ended.
+    pub status: CheckStatus,
+    /// Wall time of the stage in milliseconds.
+    pub duration_ms: f64,
+    /// What was found, in words.
+    pub detail: String,
+    /// The driver error that failed the stage, if one did.
+    pub error: Option<DriverError>,
+}
+
+/// How a stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// Done, nothing wrong.
+    Pass,
+    /// Done, with something worth a look.
+    Warn,
+    /// The stage failed.
+    Fail,
+    /// Not run, because an earlier stage failed.
+    Skip,
+    /// Still running when the deadline passed.
+    Timeout,
+}
+
+/// A CUDA driver API call that returned an error.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriverError {
+    /// The driver API function, e.g. `cuInit`.
+    pub call: String,
+    /// The CUresult number.
+    pub code: i32,
+    /// The CUresult name, e.g. `CUDA_ERROR_NO_DEVICE`, when known.
+    pub name: Option<String>,
+    /// The driver's own description, when it gives one.
+    pub description: Option<String>,
+}
+
+/// The CUDA driver library and what it reported.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriverInfo {
+    /// The file actually loaded (resolved through the loader), when one was.
+    pub library_path: Option<String>,
+    /// The library names tried, in order.
+    pub library_candidates: Vec<String>,
+    /// Where the dynamic loader looks for them, in its order.
+    pub search_path: Vec<String>,
+    /// Driver API symbols gpuprobe needs that the library lacks (an older driver).
+    pub missing_symbols: Vec<String>,
+    /// CUDA version the driver supports, "major.minor" (cuDriverGetVersion).
+    pub cuda_version: Option<String>,
+    /// The raw cuDriverGetVersion value (1000 * major + 10 * minor).
+    pub cuda_version_raw: Option<i32>,
+    /// GPUs visible to this process (cuDeviceGetCount).
+    pub device_count: Option<u32>,
+}
+
+/// One GPU and what gpuprobe measured on it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceReport {
+    /// CUDA ordinal inside this process (after CUDA_VISIBLE_DEVICES).
+    pub index: u32,
+    /// Marketing name, e.g. "NVIDIA H100 80GB HBM3".
+    pub name: Option<String>,
+    /// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"; stable across processes and
+    /// containers, unlike `index`.
+    pub uuid: Option<String>,
+    /// PCI address, "domain:bus:device.function".
+    pub pci_bus_id: Option<String>,
+    /// Compute capability, "major.minor".
+    pub compute_capability: Option<String>,
+    /// Streaming multiprocessors.
+    pub multiprocessors: Option<u32>,
+    /// Maximum SM clock in MHz.
+    pub clock_mhz: Option<u32>,
+    /// Total memory in bytes.
+    pub memory_total_bytes: Option<u64>,
+    /// Free memory in bytes when the probe started on this device.
+    pub memory_free_bytes: Option<u64>,
+    /// Memory in use (by anyone) when the probe started, in bytes.
+    pub memory_used_bytes: Option<u64>,
+    /// Whether this device passed; `skipped` when it was not asked for.
+    pub status: DeviceStatus,
+    /// The device's stages in the order they ran.
+    pub checks: Vec<Check>,
+    /// The matmul measurement, when it ran.
+    pub matmul: Option<Matmul>,
+}
+
+/// Whether a device passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    /// Every check passed.
+    Pass,
+    /// Passed, with warnings.
+    Warn,
+    /// A check failed.
+    Fail,
+    /// Not probed: not in `--devices`, or `list` only enumerates.
+    Skipped,
+    /// A stage did not finish before the deadline.
+    Timeout,
+}
+
+/// The GPU matmul: speed, and whether its result was right.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Matmul {
+    /// Kernel entry point that ran.
+    pub kernel: String,
+    /// Rows of A and C.
+    pub m: u32,
+    /// Columns of B and C.
+    pub n: u32,
+    /// Columns of A, rows of B.
+    pub k: u32,
+    /// Timed launches (after one warm-up launch).
+    pub iterations: u32,
+    /// Mean GPU time per launch in milliseconds (CUDA events).
+    pub gpu_time_ms: f64,
+    /// GPU throughput, 2·m·n·k / time, in GFLOP/s.
+    pub gpu_gflops: f64,
+    /// GPU throughput over the CPU reference's, when both are known.
+    pub speedup_vs_cpu: Option<f64>,
+    /// The result check.
+    pub verification: Verification,
+}
+
+/// How the GPU's product was checked.
+///
+/// Every element is compared with the CPU GEMM, within a tolerance that bounds
+/// the rounding error of any f32 summation order, 2·γ(K)·Σ|a||b| with
+/// γ(K) = K·u/(1-K·u) and u = 2⁻²⁴; a random sample is also compared with an
+/// f64 reference within γ(K)·Σ|a||b|.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// True when no element was outside its tolerance.
+    pub passed: bool,
+    /// Elements compared with the CPU result (all of them).
+    pub elements: u64,
+    /// Elements outside their tolerance, in either comparison.
+    pub mismatches: u64,
+    /// Largest |gpu - cpu| over all elements.
+    pub max_abs_error: f64,
+    /// The tolerance of the element where `max_abs_error` was found.
+    pub tolerance: f64,
+    /// The worst element relative to its tolerance (1.0 = at the limit).
+    pub max_error_ratio: f64,
+    /// The first element found outside its tolerance.
+    pub first_mismatch: Option<Mismatch>,
+    /// The comparison with the f64 reference on a random sample.
+    pub f64_sample: SampleCheck,
+}
+
+/// One wrong element.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mismatch {
+    /// Row of C.
+    pub row: u32,
+    /// Column of C.
+    pub col: u32,
+    /// What the GPU returned.
+    pub gpu: f64,
+    /// What it should be within `tolerance`.
+    pub expected: f64,
+    /// The allowed difference at this element.
+    pub tolerance: f64,
+}
+
+/// The f64 comparison on a sample of elements.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleCheck {
+    /// Elements sampled.
+    pub elements: u32,
+    /// Seed that chose them; a new one every run unless `--seed` is given.
+    pub seed: u64,
+    /// Largest |gpu - f64 reference| in the sample.
+    pub max_abs_error: f64,
+    /// The tolerance at that element, γ(K)·Σ|a||b|.
+    pub tolerance: f64,
+    /// Sampled elements outside their tolerance.
+    pub mismatches: u64,
+}
+
+/// The CPU reference GEMM, the baseline the GPU's speed is compared with.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CpuReport {
+    /// The GEMM implementation.
+    pub library: String,
+    /// Threads it ran on.
+    pub threads: u32,
+    /// CPUs this process may use (affinity and cgroup quota applied).
+    pub available_cpus: u32,
+    /// Timed runs (after one run that also produced the reference).
+    pub iterations: u32,
+    /// Mean time per run in milliseconds.
+    pub time_ms: f64,
+    /// Throughput in GFLOP/s.
+    pub gflops: f64,
+}
+
+/// A misconfiguration, its evidence and its fix.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Diagnosis {
+    /// Stable rule code, e.g. `GP001`; docs/diagnoses.md lists them.
+    pub code: String,
+    /// How much it matters.
+    pub severity: Severity,
+    /// The cause in one line.
+    pub summary: String,
+    /// What was observed that triggered the rule.
+    pub evidence: Vec<String>,
+    /// What to change: a flag, a command, a variable.
+    pub fix: String,
+}
+
+/// How much a diagnosis matters.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing; the verdict is unchanged.
+    Info,
+    /// The GPU works, but not as it should; the verdict becomes `degraded`.
+    Warning,
+    /// The GPU cannot be used as it is; the verdict becomes `failed` or `no_gpu`.
+    Error,
+}

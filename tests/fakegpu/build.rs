@@ -1,0 +1,64 @@
+//! Compiles the project's kernels (kernels/*.cu) for the host, together with
+//! the execution-model emulation in emu/, so the fake cuLaunchKernel runs the
+//! very source the embedded PTX is built from.
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let kernels_dir = manifest.join("../../kernels").canonicalize().unwrap();
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+
+    let mut sources = String::new();
+    let mut table = String::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&kernels_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cu"))
+        .collect();
+    entries.sort();
+    for path in &entries {
+        println!("cargo:rerun-if-changed={}", path.display());
+        writeln!(sources, "#include \"{}\"", path.display()).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        for name in kernel_names(&text) {
+            writeln!(table, "GPUPROBE_KERNEL({name})").unwrap();
+        }
+    }
+    std::fs::write(out.join("kernels_source.inc"), sources).unwrap();
+    std::fs::write(out.join("kernels_table.inc"), table).unwrap();
+
+    println!("cargo:rerun-if-changed=emu");
+    println!("cargo:rerun-if-changed={}", kernels_dir.display());
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .file(manifest.join("emu/emu.cpp"))
+        .include(manifest.join("emu"))
+        .include(&kernels_dir)
+        .define("GPUPROBE_HOST_EMULATION", None)
+        .define(
+            "KERNELS_SOURCE",
+            Some(format!("\"{}\"", out.join("kernels_source.inc").display()).as_str()),
+        )
+        .define(
+            "KERNELS_TABLE",
+            Some(format!("\"{}\"", out.join("kernels_table.inc").display()).as_str()),
+        )
+        .flag_if_supported("-Wno-unknown-pragmas")
+        .opt_level(2)
+        .compile("fakegpu_emu");
+}
+
+/// Entry points: `extern "C" __global__ void NAME(`.
+fn kernel_names(source: &str) -> Vec<String> {
+    let marker = "__global__ void ";
+    source
+        .match_indices(marker)
+        .filter(|(at, _)| source[..*at].trim_end().ends_with("extern \"C\""))
+        .filter_map(|(at, _)| {
+            let rest = &source[at + marker.len()..];
+            rest.find('(').map(|end| rest[..end].trim().to_string())
+        })
+        .collect()
+}

@@ -1,0 +1,1018 @@
+//! The fake libcuda.so.1: the CUDA driver API calls gpuprobe makes.
+//!
+//! Behaviour follows the driver API documentation where gpuprobe could get it
+//! wrong: calls before cuInit fail with CUDA_ERROR_NOT_INITIALIZED, context
+//! calls need a current context on the calling thread, copies must stay inside
+//! an allocation, launches are checked against the hardware limits, events
+//! created without timing cannot be timed, and a kernel that writes outside
+//! its buffers leaves the context with a sticky CUDA_ERROR_ILLEGAL_ADDRESS.
+//! Kernels run the project's own source on the CPU (emu/).
+#![allow(clippy::missing_safety_doc, non_snake_case)]
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use crate::scenario::{parse_uuid, Device, Scenario};
+
+type CUresult = c_int;
+
+const SUCCESS: CUresult = 0;
+const INVALID_VALUE: CUresult = 1;
+const OUT_OF_MEMORY: CUresult = 2;
+const NOT_INITIALIZED: CUresult = 3;
+const NO_DEVICE: CUresult = 100;
+const INVALID_DEVICE: CUresult = 101;
+const INVALID_IMAGE: CUresult = 200;
+const INVALID_CONTEXT: CUresult = 201;
+const INVALID_PTX: CUresult = 218;
+const UNSUPPORTED_PTX_VERSION: CUresult = 222;
+const INVALID_HANDLE: CUresult = 400;
+const NOT_FOUND: CUresult = 500;
+const ILLEGAL_ADDRESS: CUresult = 700;
+const UNKNOWN: CUresult = 999;
+
+/// Bytes of canary on each side of every allocation.
+const REDZONE: usize = 256;
+const CANARY: u8 = 0xA5;
+/// cuMemAlloc's documented alignment.
+const ALIGN: usize = 256;
+
+extern "C" {
+    fn fakegpu_kernel_arity(name: *const c_char) -> c_int;
+    fn fakegpu_run_kernel(
+        name: *const c_char,
+        grid: *const c_uint,
+        block: *const c_uint,
+        params: *mut *mut c_void,
+    ) -> c_int;
+}
+
+struct Alloc {
+    device: usize,
+    size: usize,
+    /// Backing store; the device pointer is `data + offset`.
+    storage: Vec<u8>,
+    offset: usize,
+}
+
+impl Alloc {
+    fn ptr(&self) -> u64 {
+        self.storage.as_ptr() as u64 + self.offset as u64
+    }
+
+    fn redzones_intact(&self) -> bool {
+        let before = &self.storage[self.offset - REDZONE..self.offset];
+        let after = &self.storage[self.offset + self.size..self.offset + self.size + REDZONE];
+        before.iter().chain(after).all(|b| *b == CANARY)
+    }
+}
+
+struct Module {
+    device: usize,
+    entries: Vec<(String, usize)>,
+}
+
+struct Function {
+    device: usize,
+    name: std::ffi::CString,
+    params: usize,
+}
+
+struct Event {
+    timing: bool,
+    recorded: Option<Instant>,
+}
+
+struct State {
+    scenario: Scenario,
+    /// CUDA ordinal -> scenario device index, after CUDA_VISIBLE_DEVICES.
+    visible: Vec<usize>,
+    initialized: bool,
+    fault_calls: Vec<u32>,
+    allocs: BTreeMap<u64, Alloc>,
+    modules: HashMap<usize, Module>,
+    functions: HashMap<usize, Function>,
+    events: HashMap<usize, Event>,
+    next_handle: usize,
+    /// A sticky error per visible device, as after an illegal address.
+    sticky: Vec<Option<CUresult>>,
+}
+
+impl State {
+    fn device(&self, ordinal: usize) -> &Device {
+        &self.scenario.devices[self.visible[ordinal]]
+    }
+
+    fn handle(&mut self) -> usize {
+        self.next_handle += 16;
+        self.next_handle
+    }
+
+    fn used_bytes(&self, ordinal: usize) -> u64 {
+        self.allocs
+            .values()
+            .filter(|a| a.device == ordinal)
+            .map(|a| a.size as u64)
+            .sum()
+    }
+
+    /// The allocation holding `[ptr, ptr + len)`, if one does.
+    fn find(&mut self, ptr: u64, len: usize) -> Option<&mut Alloc> {
+        let (_, alloc) = self.allocs.range_mut(..=ptr).next_back()?;
+        let end = alloc.ptr() + alloc.size as u64;
+        (ptr + len as u64 <= end).then_some(alloc)
+    }
+}
+
+static STATE: OnceLock<Mutex<Result<State, String>>> = OnceLock::new();
+/// One launch at a time: `__shared__` variables are statics in the emulation.
+static LAUNCH: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+fn lock() -> MutexGuard<'static, Result<State, String>> {
+    let cell = STATE.get_or_init(|| Mutex::new(load_state()));
+    cell.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn load_state() -> Result<State, String> {
+    let path =
+        std::env::var("FAKEGPU_SCENARIO").map_err(|_| "FAKEGPU_SCENARIO is not set".to_string())?;
+    let scenario = Scenario::load(&path)?;
+    let visible = visible_devices(&scenario, std::env::var("CUDA_VISIBLE_DEVICES").ok());
+    Ok(State {
+        fault_calls: vec![0; scenario.faults.len()],
+        sticky: vec![None; visible.len()],
+        visible,
+        scenario,
+        initialized: false,
+        allocs: BTreeMap::new(),
+        modules: HashMap::new(),
+        functions: HashMap::new(),
+        events: HashMap::new(),
+        next_handle: 0x1000,
+    })
+}
+
+/// CUDA_VISIBLE_DEVICES as the CUDA driver reads it: a comma list of indices
+/// or UUID prefixes; the list ends at the first entry that names no device.
+pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<usize> {
+    let all: Vec<usize> = (0..scenario.devices.len()).collect();
+    let Some(var) = var else { return all };
+    let mut out = Vec::new();
+    for entry in var.split(',').map(str::trim) {
+        let found = if let Ok(i) = entry.parse::<usize>() {
+            (i < scenario.devices.len()).then_some(i)
+        } else if entry.starts_with("GPU-") {
+            let matches: Vec<_> = all
+                .iter()
+                .copied()
+                .filter(|&i| scenario.devices[i].uuid.starts_with(entry))
+                .collect();
+            (matches.len() == 1).then(|| matches[0])
+        } else {
+            None
+        };
+        match found {
+            Some(i) if !out.contains(&i) => out.push(i),
+            _ => break,
+        }
+    }
+    out
+}
+
+enum Gate {
+    Go,
+    Fail(CUresult),
+    Hang,
+}
+
+/// Runs one API call: the initialisation rule, the scenario's faults, then
+/// the call itself. `device` is the CUDA ordinal the call concerns, if any.
+fn call(
+    name: &str,
+    device: Option<usize>,
+    needs_init: bool,
+    body: impl FnOnce(&mut State) -> CUresult,
+) -> CUresult {
+    let mut guard = lock();
+    let state = match guard.as_mut() {
+        Ok(state) => state,
+        Err(message) => {
+            eprintln!("fakegpu: {message}");
+            return UNKNOWN;
+        }
+    };
+    if state.scenario.missing_symbols.iter().any(|s| s == name) {
+        // The symbol is hidden from the dynamic table; reaching here means the
+        // caller bypassed dlsym, which no real program can do.
+        return UNKNOWN;
+    }
+    match gate(state, name, device) {
+        Gate::Go => {}
+        Gate::Fail(code) => return code,
+        Gate::Hang => {
+            drop(guard);
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+    if needs_init && !state.initialized {
+        return NOT_INITIALIZED;
+    }
+    body(state)
+}
+
+fn gate(state: &mut State, name: &str, device: Option<usize>) -> Gate {
+    let real_device = device.and_then(|d| state.visible.get(d).copied());
+    for (i, fault) in state.scenario.faults.iter().enumerate() {
+        if fault.call != name || (fault.device.is_some() && fault.device != real_device) {
+            continue;
+        }
+        state.fault_calls[i] += 1;
+        if state.fault_calls[i] <= fault.after {
+            continue;
+        }
+        if fault.hang {
+            return Gate::Hang;
+        }
+        if let Some(code) = fault.result {
+            return Gate::Fail(code);
+        }
+    }
+    Gate::Go
+}
+
+fn current() -> Option<usize> {
+    CURRENT.with(Cell::get)
+}
+
+/// Context-scoped calls: the current context's device, or INVALID_CONTEXT.
+fn in_context(name: &str, body: impl FnOnce(&mut State, usize) -> CUresult) -> CUresult {
+    let dev = current();
+    call(name, dev, true, |state| match dev {
+        None => INVALID_CONTEXT,
+        Some(d) => match state.sticky[d] {
+            Some(code) => code,
+            None => body(state, d),
+        },
+    })
+}
+
+unsafe fn write<T>(out: *mut T, value: T) -> CUresult {
+    if out.is_null() {
+        return INVALID_VALUE;
+    }
+    unsafe { out.write(value) };
+    SUCCESS
+}
+
+unsafe fn write_c_string(out: *mut c_char, len: c_int, text: &str) -> CUresult {
+    if out.is_null() || len <= 0 {
+        return INVALID_VALUE;
+    }
+    let bytes = text.as_bytes();
+    let n = bytes.len().min(len as usize - 1);
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr().cast::<c_char>(), out, n);
+        *out.add(n) = 0;
+    }
+    SUCCESS
+}
+
+#[no_mangle]
+pub extern "C" fn cuInit(flags: c_uint) -> CUresult {
+    call("cuInit", None, false, |state| {
+        if flags != 0 {
+            return INVALID_VALUE;
+        }
+        if state.visible.is_empty() {
+            return NO_DEVICE;
+        }
+        state.initialized = true;
+        SUCCESS
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDriverGetVersion(version: *mut c_int) -> CUresult {
+    call("cuDriverGetVersion", None, false, |state| unsafe {
+        write(version, state.scenario.driver_version)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetCount(count: *mut c_int) -> CUresult {
+    call("cuDeviceGetCount", None, true, |state| unsafe {
+        write(count, state.visible.len() as c_int)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGet(device: *mut c_int, ordinal: c_int) -> CUresult {
+    call(
+        "cuDeviceGet",
+        usize::try_from(ordinal).ok(),
+        true,
+        |state| {
+            if ordinal < 0 || ordinal as usize >= state.visible.len() {
+                return INVALID_DEVICE;
+            }
+            unsafe { write(device, ordinal) }
+        },
+    )
+}
+
+/// Validates a CUdevice handle (here the ordinal itself).
+fn ordinal(state: &State, dev: c_int) -> Option<usize> {
+    usize::try_from(dev)
+        .ok()
+        .filter(|d| *d < state.visible.len())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetName(name: *mut c_char, len: c_int, dev: c_int) -> CUresult {
+    call(
+        "cuDeviceGetName",
+        usize::try_from(dev).ok(),
+        true,
+        |state| match ordinal(state, dev) {
+            None => INVALID_DEVICE,
+            Some(d) => unsafe { write_c_string(name, len, &state.device(d).name) },
+        },
+    )
+}
+
+#[repr(C)]
+pub struct CUuuid {
+    bytes: [u8; 16],
+}
+
+fn get_uuid(name: &str, uuid: *mut CUuuid, dev: c_int) -> CUresult {
+    call(
+        name,
+        usize::try_from(dev).ok(),
+        true,
+        |state| match ordinal(state, dev) {
+            None => INVALID_DEVICE,
+            Some(d) => {
+                let bytes = parse_uuid(&state.device(d).uuid).unwrap_or_default();
+                unsafe { write(uuid, CUuuid { bytes }) }
+            }
+        },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetUuid(uuid: *mut CUuuid, dev: c_int) -> CUresult {
+    get_uuid("cuDeviceGetUuid", uuid, dev)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetUuid_v2(uuid: *mut CUuuid, dev: c_int) -> CUresult {
+    get_uuid("cuDeviceGetUuid_v2", uuid, dev)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetPCIBusId(id: *mut c_char, len: c_int, dev: c_int) -> CUresult {
+    call(
+        "cuDeviceGetPCIBusId",
+        usize::try_from(dev).ok(),
+        true,
+        |state| match ordinal(state, dev) {
+            None => INVALID_DEVICE,
+            Some(d) => unsafe { write_c_string(id, len, &state.device(d).pci_bus_id) },
+        },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceTotalMem_v2(bytes: *mut usize, dev: c_int) -> CUresult {
+    call(
+        "cuDeviceTotalMem_v2",
+        usize::try_from(dev).ok(),
+        true,
+        |state| match ordinal(state, dev) {
+            None => INVALID_DEVICE,
+            Some(d) => unsafe { write(bytes, state.device(d).memory_bytes as usize) },
+        },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetAttribute(
+    value: *mut c_int,
+    attrib: c_int,
+    dev: c_int,
+) -> CUresult {
+    call(
+        "cuDeviceGetAttribute",
+        usize::try_from(dev).ok(),
+        true,
+        |state| {
+            let Some(d) = ordinal(state, dev) else {
+                return INVALID_DEVICE;
+            };
+            let device = state.device(d);
+            let bus: Vec<i32> = device
+                .pci_bus_id
+                .split([':', '.'])
+                .map(|p| i32::from_str_radix(p, 16).unwrap_or(0))
+                .collect();
+            // Attribute numbers: CUdevice_attribute in cuda.h.
+            let v = match attrib {
+                1 => 1024,                               // MAX_THREADS_PER_BLOCK
+                8 => 48 * 1024,                          // MAX_SHARED_MEMORY_PER_BLOCK
+                10 => 32,                                // WARP_SIZE
+                13 => device.clock_mhz * 1000,           // CLOCK_RATE (kHz)
+                16 => device.multiprocessors,            // MULTIPROCESSOR_COUNT
+                33 => bus.get(1).copied().unwrap_or(0),  // PCI_BUS_ID
+                34 => bus.get(2).copied().unwrap_or(0),  // PCI_DEVICE_ID
+                36 => device.memory_clock_mhz * 1000,    // MEMORY_CLOCK_RATE (kHz)
+                37 => device.memory_bus_width_bits,      // GLOBAL_MEMORY_BUS_WIDTH
+                50 => bus.first().copied().unwrap_or(0), // PCI_DOMAIN_ID
+                75 => device.compute_capability[0],      // COMPUTE_CAPABILITY_MAJOR
+                76 => device.compute_capability[1],      // COMPUTE_CAPABILITY_MINOR
+                _ => return INVALID_VALUE,
+            };
+            unsafe { write(value, v) }
+        },
+    )
+}
+
+fn context_handle(ordinal: usize) -> *mut c_void {
+    ((ordinal + 1) << 4) as *mut c_void
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_int) -> CUresult {
+    call(
+        "cuDevicePrimaryCtxRetain",
+        usize::try_from(dev).ok(),
+        true,
+        |state| match ordinal(state, dev) {
+            None => INVALID_DEVICE,
+            Some(d) => unsafe { write(ctx, context_handle(d)) },
+        },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: c_int) -> CUresult {
+    call(
+        "cuDevicePrimaryCtxRelease_v2",
+        usize::try_from(dev).ok(),
+        true,
+        |state| {
+            if ordinal(state, dev).is_none() {
+                return INVALID_DEVICE;
+            }
+            SUCCESS
+        },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxSetCurrent(ctx: *mut c_void) -> CUresult {
+    let dev = (ctx as usize >> 4).checked_sub(1);
+    call("cuCtxSetCurrent", dev, true, |state| {
+        if ctx.is_null() {
+            CURRENT.with(|c| c.set(None));
+            return SUCCESS;
+        }
+        match dev.filter(|d| *d < state.visible.len() && context_handle(*d) == ctx) {
+            None => INVALID_CONTEXT,
+            Some(d) => {
+                CURRENT.with(|c| c.set(Some(d)));
+                SUCCESS
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuCtxSynchronize() -> CUresult {
+    in_context("cuCtxSynchronize", |_, _| SUCCESS)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> CUresult {
+    in_context("cuMemGetInfo_v2", |state, d| {
+        let device = state.device(d);
+        let total_bytes = device.memory_bytes;
+        let used = device.memory_used_bytes + state.used_bytes(d);
+        unsafe {
+            let r = write(total, total_bytes as usize);
+            if r != SUCCESS {
+                return r;
+            }
+            write(free, total_bytes.saturating_sub(used) as usize)
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuMemAlloc_v2(ptr: *mut u64, bytes: usize) -> CUresult {
+    in_context("cuMemAlloc_v2", |state, d| {
+        if bytes == 0 || ptr.is_null() {
+            return INVALID_VALUE;
+        }
+        let device = state.device(d);
+        let free = device
+            .memory_bytes
+            .saturating_sub(device.memory_used_bytes + state.used_bytes(d));
+        if bytes as u64 > free {
+            return OUT_OF_MEMORY;
+        }
+        let mut storage = vec![CANARY; bytes + 2 * REDZONE + ALIGN];
+        let misalign = (storage.as_ptr() as usize + REDZONE) % ALIGN;
+        let offset = REDZONE + (ALIGN - misalign) % ALIGN;
+        storage[offset..offset + bytes].fill(0xCD);
+        let alloc = Alloc {
+            device: d,
+            size: bytes,
+            storage,
+            offset,
+        };
+        let p = alloc.ptr();
+        state.allocs.insert(p, alloc);
+        unsafe { write(ptr, p) }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemFree_v2(ptr: u64) -> CUresult {
+    in_context("cuMemFree_v2", |state, _| match state.allocs.remove(&ptr) {
+        Some(_) => SUCCESS,
+        None => INVALID_VALUE,
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, bytes: usize) -> CUresult {
+    in_context("cuMemcpyHtoD_v2", |state, _| {
+        if src.is_null() {
+            return INVALID_VALUE;
+        }
+        match state.find(dst, bytes) {
+            None => INVALID_VALUE,
+            Some(_) => {
+                unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst as *mut u8, bytes) };
+                SUCCESS
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, bytes: usize) -> CUresult {
+    in_context("cuMemcpyDtoH_v2", |state, d| {
+        if dst.is_null() {
+            return INVALID_VALUE;
+        }
+        if state.find(src, bytes).is_none() {
+            return INVALID_VALUE;
+        }
+        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.cast::<u8>(), bytes) };
+        let corrupt = state.device(d).corrupt_results as usize;
+        let words = bytes / 4;
+        for i in 0..corrupt.min(words) {
+            // Spread the bad words over the buffer; flip the exponent's top
+            // bit, as a failing memory cell would, far outside any tolerance.
+            let at = (i * words / corrupt + words / 3) % words;
+            unsafe {
+                let word = dst.cast::<u32>().add(at);
+                word.write_unaligned(word.read_unaligned() ^ (1 << 30));
+            }
+        }
+        SUCCESS
+    })
+}
+
+/// The parts of a PTX module the JIT would reject, and its entry points with
+/// their parameter counts.
+struct Ptx {
+    version: (u32, u32),
+    target_sm: u32,
+    entries: Vec<(String, usize)>,
+}
+
+fn parse_ptx(text: &str) -> Option<Ptx> {
+    let directive = |name: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(name).map(str::trim))
+    };
+    let (major, minor) = directive(".version ")?.split_once('.')?;
+    let version = (major.parse().ok()?, minor.parse().ok()?);
+    let target_sm = directive(".target ")?
+        .strip_prefix("sm_")?
+        .trim_end_matches(['a', 'f'])
+        .parse()
+        .ok()?;
+    let mut entries = Vec::new();
+    for (at, _) in text.match_indices(".entry ") {
+        let rest = &text[at + 7..];
+        let name = rest[..rest.find('(')?].trim().to_string();
+        let params_text = &rest[..rest.find(')')?];
+        entries.push((name, params_text.matches(".param ").count()));
+    }
+    Some(Ptx {
+        version,
+        target_sm,
+        entries,
+    })
+}
+
+/// Newest PTX ISA a driver of this CUDA version can JIT (PTX ISA release notes).
+fn max_ptx_isa(driver_version: i32) -> (u32, u32) {
+    let table: [(i32, (u32, u32)); 11] = [
+        (13000, (9, 0)),
+        (12050, (8, 5)),
+        (12000, (8, 0)),
+        (11080, (7, 8)),
+        (11010, (7, 1)),
+        (11000, (7, 0)),
+        (10000, (6, 3)),
+        (9000, (6, 0)),
+        (8000, (5, 0)),
+        (7000, (4, 2)),
+        (6050, (4, 1)),
+    ];
+    table
+        .iter()
+        .find(|(v, _)| driver_version >= *v)
+        .map_or((4, 0), |(_, isa)| *isa)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleLoadData(
+    module: *mut *mut c_void,
+    image: *const c_void,
+) -> CUresult {
+    in_context("cuModuleLoadData", |state, d| {
+        if module.is_null() || image.is_null() {
+            return INVALID_VALUE;
+        }
+        let text = unsafe { CStr::from_ptr(image.cast::<c_char>()) }.to_string_lossy();
+        let Some(ptx) = parse_ptx(&text) else {
+            return INVALID_IMAGE;
+        };
+        if ptx.version > max_ptx_isa(state.scenario.driver_version) {
+            return UNSUPPORTED_PTX_VERSION;
+        }
+        let [major, minor] = state.device(d).compute_capability;
+        if ptx.target_sm > (major * 10 + minor) as u32 {
+            return INVALID_PTX;
+        }
+        let handle = state.handle();
+        state.modules.insert(
+            handle,
+            Module {
+                device: d,
+                entries: ptx.entries,
+            },
+        );
+        unsafe { write(module, handle as *mut c_void) }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuModuleUnload(module: *mut c_void) -> CUresult {
+    in_context("cuModuleUnload", |state, _| {
+        let handle = module as usize;
+        if state.modules.remove(&handle).is_none() {
+            return INVALID_HANDLE;
+        }
+        SUCCESS
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleGetFunction(
+    function: *mut *mut c_void,
+    module: *mut c_void,
+    name: *const c_char,
+) -> CUresult {
+    in_context("cuModuleGetFunction", |state, _| {
+        if function.is_null() || name.is_null() {
+            return INVALID_VALUE;
+        }
+        let wanted = unsafe { CStr::from_ptr(name) };
+        let Some(m) = state.modules.get(&(module as usize)) else {
+            return INVALID_HANDLE;
+        };
+        let Some((_, params)) = m
+            .entries
+            .iter()
+            .find(|(n, _)| n.as_bytes() == wanted.to_bytes())
+        else {
+            return NOT_FOUND;
+        };
+        // The emulated source must be the one the PTX came from.
+        let arity = unsafe { fakegpu_kernel_arity(wanted.as_ptr()) };
+        if arity < 0 || arity as usize != *params {
+            eprintln!("fakegpu: PTX entry {wanted:?} does not match kernels/*.cu (stale PTX?)");
+            return INVALID_IMAGE;
+        }
+        let f = Function {
+            device: m.device,
+            name: wanted.to_owned(),
+            params: *params,
+        };
+        let handle = state.handle();
+        state.functions.insert(handle, f);
+        unsafe { write(function, handle as *mut c_void) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchKernel(
+    f: *mut c_void,
+    grid_x: c_uint,
+    grid_y: c_uint,
+    grid_z: c_uint,
+    block_x: c_uint,
+    block_y: c_uint,
+    block_z: c_uint,
+    shared_bytes: c_uint,
+    stream: *mut c_void,
+    params: *mut *mut c_void,
+    extra: *mut *mut c_void,
+) -> CUresult {
+    let mut launch = None;
+    let r = in_context("cuLaunchKernel", |state, d| {
+        let Some(function) = state.functions.get(&(f as usize)) else {
+            return INVALID_HANDLE;
+        };
+        if function.device != d || !stream.is_null() {
+            return INVALID_HANDLE;
+        }
+        let grid = [grid_x, grid_y, grid_z];
+        let block = [block_x, block_y, block_z];
+        // Limits of every GPU since compute capability 3.0 (CUDA C
+        // Programming Guide, "Technical Specifications").
+        let grid_ok = grid.iter().all(|g| *g >= 1)
+            && grid_y <= 65535
+            && grid_z <= 65535
+            && grid_x < (1 << 31);
+        let block_ok = block.iter().all(|b| *b >= 1)
+            && block_x <= 1024
+            && block_y <= 1024
+            && block_z <= 64
+            && block_x * block_y * block_z <= 1024;
+        if !grid_ok || !block_ok || shared_bytes > 48 * 1024 || !extra.is_null() {
+            return INVALID_VALUE;
+        }
+        if function.params > 0 && params.is_null() {
+            return INVALID_VALUE;
+        }
+        launch = Some((function.name.clone(), grid, block));
+        SUCCESS
+    });
+    let Some((name, grid, block)) = launch else {
+        return r;
+    };
+    let _serial = LAUNCH
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if unsafe { fakegpu_run_kernel(name.as_ptr(), grid.as_ptr(), block.as_ptr(), params) } != 0 {
+        return UNKNOWN;
+    }
+    let mut guard = lock();
+    if let Ok(state) = guard.as_mut() {
+        let d = current().unwrap_or(0);
+        if state
+            .allocs
+            .values()
+            .any(|a| a.device == d && !a.redzones_intact())
+        {
+            state.sticky[d] = Some(ILLEGAL_ADDRESS);
+        }
+    }
+    SUCCESS
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, flags: c_uint) -> CUresult {
+    in_context("cuEventCreate", |state, _| {
+        if flags & !0xF != 0 {
+            return INVALID_VALUE;
+        }
+        let handle = state.handle();
+        // CU_EVENT_DISABLE_TIMING = 2.
+        state.events.insert(
+            handle,
+            Event {
+                timing: flags & 2 == 0,
+                recorded: None,
+            },
+        );
+        unsafe { write(event, handle as *mut c_void) }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> CUresult {
+    in_context("cuEventRecord", |state, _| {
+        if !stream.is_null() {
+            return INVALID_HANDLE;
+        }
+        match state.events.get_mut(&(event as usize)) {
+            None => INVALID_HANDLE,
+            Some(e) => {
+                // Launches run to completion inside cuLaunchKernel, so the
+                // stream has reached this point now.
+                e.recorded = Some(Instant::now());
+                SUCCESS
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuEventSynchronize(event: *mut c_void) -> CUresult {
+    in_context("cuEventSynchronize", |state, _| {
+        if state.events.contains_key(&(event as usize)) {
+            SUCCESS
+        } else {
+            INVALID_HANDLE
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuEventElapsedTime(
+    ms: *mut f32,
+    start: *mut c_void,
+    end: *mut c_void,
+) -> CUresult {
+    in_context("cuEventElapsedTime", |state, _| {
+        let (Some(s), Some(e)) = (
+            state.events.get(&(start as usize)),
+            state.events.get(&(end as usize)),
+        ) else {
+            return INVALID_HANDLE;
+        };
+        match (s.timing && e.timing, s.recorded, e.recorded) {
+            (true, Some(t0), Some(t1)) => unsafe {
+                write(ms, t1.saturating_duration_since(t0).as_secs_f32() * 1000.0)
+            },
+            _ => INVALID_HANDLE,
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuEventDestroy_v2(event: *mut c_void) -> CUresult {
+    in_context("cuEventDestroy_v2", |state, _| {
+        match state.events.remove(&(event as usize)) {
+            Some(_) => SUCCESS,
+            None => INVALID_HANDLE,
+        }
+    })
+}
+
+/// (code, name, description) as cuGetErrorName / cuGetErrorString give them.
+const ERRORS: &[(CUresult, &CStr, &CStr)] = &[
+    (0, c"CUDA_SUCCESS", c"no error"),
+    (1, c"CUDA_ERROR_INVALID_VALUE", c"invalid argument"),
+    (2, c"CUDA_ERROR_OUT_OF_MEMORY", c"out of memory"),
+    (3, c"CUDA_ERROR_NOT_INITIALIZED", c"initialization error"),
+    (
+        34,
+        c"CUDA_ERROR_STUB_LIBRARY",
+        c"CUDA driver is a stub library",
+    ),
+    (
+        100,
+        c"CUDA_ERROR_NO_DEVICE",
+        c"no CUDA-capable device is detected",
+    ),
+    (101, c"CUDA_ERROR_INVALID_DEVICE", c"invalid device ordinal"),
+    (
+        200,
+        c"CUDA_ERROR_INVALID_IMAGE",
+        c"device kernel image is invalid",
+    ),
+    (
+        201,
+        c"CUDA_ERROR_INVALID_CONTEXT",
+        c"invalid device context",
+    ),
+    (
+        218,
+        c"CUDA_ERROR_INVALID_PTX",
+        c"a PTX JIT compilation failed",
+    ),
+    (
+        222,
+        c"CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
+        c"the provided PTX was compiled with an unsupported toolchain.",
+    ),
+    (
+        400,
+        c"CUDA_ERROR_INVALID_HANDLE",
+        c"invalid resource handle",
+    ),
+    (500, c"CUDA_ERROR_NOT_FOUND", c"named symbol not found"),
+    (
+        700,
+        c"CUDA_ERROR_ILLEGAL_ADDRESS",
+        c"an illegal memory access was encountered",
+    ),
+    (
+        719,
+        c"CUDA_ERROR_LAUNCH_FAILED",
+        c"unspecified launch failure",
+    ),
+    (
+        803,
+        c"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
+        c"system has unsupported display driver / cuda driver combination",
+    ),
+    (
+        804,
+        c"CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
+        c"forward compatibility was attempted on non supported HW",
+    ),
+    (999, c"CUDA_ERROR_UNKNOWN", c"unknown error"),
+];
+
+fn error_text(code: CUresult, out: *mut *const c_char, description: bool) -> CUresult {
+    if out.is_null() {
+        return INVALID_VALUE;
+    }
+    match ERRORS.iter().find(|(c, _, _)| *c == code) {
+        Some((_, name, text)) => {
+            unsafe {
+                *out = if description {
+                    text.as_ptr()
+                } else {
+                    name.as_ptr()
+                }
+            };
+            SUCCESS
+        }
+        None => {
+            unsafe { *out = std::ptr::null() };
+            INVALID_VALUE
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuGetErrorName(code: CUresult, out: *mut *const c_char) -> CUresult {
+    call("cuGetErrorName", None, false, |_| {
+        error_text(code, out, false)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuGetErrorString(code: CUresult, out: *mut *const c_char) -> CUresult {
+    call("cuGetErrorString", None, false, |_| {
+        error_text(code, out, true)
+    })
+}
+
+/// Every symbol this library exports as the CUDA driver, for the link step
+/// that hides a scenario's `missing_symbols`.
+pub const EXPORTS: &[&str] = &[
+    "cuInit",
+    "cuDriverGetVersion",
+    "cuDeviceGetCount",
+    "cuDeviceGet",
+    "cuDeviceGetName",
+    "cuDeviceGetUuid",
+    "cuDeviceGetUuid_v2",
+    "cuDeviceGetPCIBusId",
+    "cuDeviceTotalMem_v2",
+    "cuDeviceGetAttribute",
+    "cuDevicePrimaryCtxRetain",
+    "cuDevicePrimaryCtxRelease_v2",
+    "cuCtxSetCurrent",
+    "cuCtxSynchronize",
+    "cuMemGetInfo_v2",
+    "cuMemAlloc_v2",
+    "cuMemFree_v2",
+    "cuMemcpyHtoD_v2",
+    "cuMemcpyDtoH_v2",
+    "cuModuleLoadData",
+    "cuModuleUnload",
+    "cuModuleGetFunction",
+    "cuLaunchKernel",
+    "cuEventCreate",
+    "cuEventRecord",
+    "cuEventSynchronize",
+    "cuEventElapsedTime",
+    "cuEventDestroy_v2",
+    "cuGetErrorName",
+    "cuGetErrorString",
+];
