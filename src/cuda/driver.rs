@@ -171,11 +171,10 @@ impl Driver {
 
     fn from_library(lib: Library, name: &str) -> Result<Driver, LoadError> {
         let api = Api::resolve(&lib);
-        let path = api
-            .as_ref()
-            .ok()
-            .and_then(|api| loaded_path(api.cuInit as *const c_void))
-            .unwrap_or_else(|| name.to_string());
+        // SAFETY: only the symbol's address is used, to ask the loader for
+        // the file it lives in.
+        let any_symbol = unsafe { lib.get::<unsafe extern "C" fn()>(b"cuInit\0") }.map(|s| *s as *const c_void);
+        let path = any_symbol.ok().and_then(loaded_path).unwrap_or_else(|| name.to_string());
         match api {
             Ok(api) => Ok(Driver {
                 api,

@@ -1,0 +1,106 @@
+//! Shared test harness: the real gpuprobe binary, run against the fake
+//! driver, with every JSON report checked against the published schema and
+//! read back into the typed report (unknown fields fail).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use gpuprobe::report::Report;
+use serde_json::Value;
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    root().join("tests/scenarios").join(format!("{name}.json"))
+}
+
+/// The `fakegpu` helper binary, built once per test process.
+fn fakegpu_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "fakegpu", "--message-format=json"])
+            .current_dir(root())
+            .output()
+            .expect("running cargo to build the fake driver");
+        assert!(out.status.success(), "building fakegpu failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["target"]["name"] == "fakegpu")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no fakegpu executable")
+    })
+}
+
+/// A folder holding libcuda.so.1 for `scenario`.
+pub fn fake_driver(scenario_path: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(fakegpu_bin())
+        .arg("prepare")
+        .arg(scenario_path)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fakegpu prepare failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
+/// gpuprobe with no driver anywhere on its library path.
+pub fn gpuprobe_without_driver() -> (assert_cmd::Command, tempfile::TempDir) {
+    let empty = tempfile::tempdir().unwrap();
+    let mut cmd = assert_cmd::Command::cargo_bin("gpuprobe").unwrap();
+    cmd.env("LD_LIBRARY_PATH", empty.path()).env_remove("FAKEGPU_SCENARIO");
+    (cmd, empty)
+}
+
+/// gpuprobe running against a scenario's fake driver.
+pub struct Run {
+    pub output: Output,
+    pub json: Value,
+    pub report: Report,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().expect("exited by a signal")
+    }
+}
+
+pub fn gpuprobe_with(scenario_name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let path = scenario(scenario_name);
+    let dir = fake_driver(&path);
+    let mut cmd = assert_cmd::Command::cargo_bin("gpuprobe").unwrap();
+    cmd.env("LD_LIBRARY_PATH", dir.path()).env("FAKEGPU_SCENARIO", &path).env_remove("CUDA_VISIBLE_DEVICES");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.arg("--json").args(args);
+    let output = cmd.output().unwrap();
+    let (json, report) = parse_report(&output.stdout);
+    Run { output, json, report }
+}
+
+/// Validates against docs/report.schema.json and reads back strictly.
+pub fn parse_report(stdout: &[u8]) -> (Value, Report) {
+    let json: Value = serde_json::from_slice(stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", String::from_utf8_lossy(stdout)));
+    assert_valid(&json);
+    let report: Report = serde_json::from_value(json.clone()).expect("report reads back into the typed tree");
+    assert_eq!(report.exit_code, report.verdict.exit_code(), "exit_code matches the verdict");
+    (json, report)
+}
+
+pub fn assert_valid(json: &Value) {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let text = std::fs::read_to_string(root().join("docs/report.schema.json")).unwrap();
+        jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+    });
+    let errors: Vec<String> = validator.iter_errors(json).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "report violates docs/report.schema.json:\n{}", errors.join("\n"));
+}
