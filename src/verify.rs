@@ -41,7 +41,7 @@ impl Rng {
     }
 
     fn below(&mut self, bound: u32) -> u32 {
-        ((self.next_u64() >> 32) * u64::from(bound) >> 32) as u32
+        (((self.next_u64() >> 32) * u64::from(bound)) >> 32) as u32
     }
 }
 
@@ -172,6 +172,11 @@ fn error(gpu: f32, expected: f64) -> f64 {
     }
 }
 
+/// Whether an error is inside its tolerance; a NaN error never is.
+fn within(err: f64, tol: f64) -> bool {
+    err <= tol
+}
+
 /// JSON has no infinity: the largest finite number stands for it.
 fn finite(x: f64) -> f64 {
     if x.is_finite() {
@@ -206,7 +211,7 @@ pub fn check(inputs: &Inputs, reference: &Reference, gpu: &[f32]) -> Verificatio
             0.0
         };
         worst_ratio = worst_ratio.max(ratio);
-        if !(err <= tol) {
+        if !within(err, tol) {
             mismatches += 1;
             if first_mismatch.is_none() {
                 first_mismatch = Some(Mismatch {
@@ -242,7 +247,7 @@ pub fn check(inputs: &Inputs, reference: &Reference, gpu: &[f32]) -> Verificatio
             sample.max_abs_error = err;
             sample.tolerance = tol;
         }
-        if !(err <= tol) {
+        if !within(err, tol) {
             sample.mismatches += 1;
             if first_mismatch.is_none() {
                 first_mismatch = Some(Mismatch {
@@ -314,7 +319,7 @@ mod tests {
             gpu[33 * 17 + 5] += delta;
             let v = check(&inputs, &reference, &gpu);
             assert!(!v.passed, "delta {delta}");
-            let first = v.first_mismatch.expect("mismatch reported");
+            let first = v.first_mismatch.clone().expect("mismatch reported");
             assert_eq!((first.row, first.col), (17, 5));
             assert!(serde_json::to_string(&v)
                 .unwrap()

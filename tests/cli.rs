@@ -47,7 +47,10 @@ fn no_driver_json_is_valid_and_names_where_it_looked() {
     assert_eq!(report.checks[0].status, CheckStatus::Fail);
     assert_eq!(report.driver.library_candidates[0], "libcuda.so.1");
     let searched = report.driver.search_path.join("\n");
-    assert!(searched.contains(&dir.path().display().to_string()), "{searched}");
+    assert!(
+        searched.contains(&dir.path().display().to_string()),
+        "{searched}"
+    );
     assert!(report.devices.is_empty());
 }
 
@@ -65,16 +68,25 @@ fn usage_errors_exit_2() {
         &["--format", "xml"],
     ] {
         let (mut cmd, _dir) = gpuprobe_without_driver();
-        cmd.args(args).assert().code(2).stderr(predicate::str::is_empty().not());
+        cmd.args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::is_empty().not());
     }
 }
 
 #[test]
 fn help_and_version_exit_0() {
     let (mut cmd, _dir) = gpuprobe_without_driver();
-    cmd.arg("--help").assert().code(0).stdout(predicate::str::contains("Exit codes"));
+    cmd.arg("--help")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("Exit codes"));
     let (mut cmd, _dir) = gpuprobe_without_driver();
-    cmd.arg("--version").assert().code(0).stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+    cmd.arg("--version")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -98,7 +110,11 @@ fn output_file_holds_the_same_report() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("report.json");
     let (mut cmd, _lib) = gpuprobe_without_driver();
-    let out = cmd.args(["--json", "--seed", "7", "--output"]).arg(&file).output().unwrap();
+    let out = cmd
+        .args(["--json", "--seed", "7", "--output"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let written = std::fs::read(&file).unwrap();
     assert_eq!(written, out.stdout);

@@ -12,28 +12,46 @@ use gpuprobe::report::{CheckStatus, DeviceStatus, Verdict};
 const SMALL: &[&str] = &["--size", "48", "--iterations", "2"];
 
 fn check<'a>(checks: &'a [gpuprobe::report::Check], name: &str) -> &'a gpuprobe::report::Check {
-    checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no check {name} in {checks:?}"))
+    checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name} in {checks:?}"))
 }
 
 #[test]
 fn healthy_gpu_passes_with_measured_speeds_and_error_within_tolerance() {
     let run = gpuprobe_with("healthy", &["--size", "64", "--iterations", "2"], &[]);
-    assert_eq!(run.code(), 0, "{}", String::from_utf8_lossy(&run.output.stderr));
+    assert_eq!(
+        run.code(),
+        0,
+        "{}",
+        String::from_utf8_lossy(&run.output.stderr)
+    );
     let r = &run.report;
     assert_eq!(r.verdict, Verdict::Healthy);
     assert_eq!(r.driver.cuda_version.as_deref(), Some("12.4"));
-    assert!(r.driver.library_path.as_deref().is_some_and(|p| p.ends_with("libcuda.so.1")));
+    assert!(r
+        .driver
+        .library_path
+        .as_deref()
+        .is_some_and(|p| p.ends_with("libcuda.so.1")));
     let d = &r.devices[0];
     assert_eq!(d.status, DeviceStatus::Pass);
     assert_eq!(d.name.as_deref(), Some("NVIDIA H100 80GB HBM3"));
-    assert_eq!(d.uuid.as_deref(), Some("GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b"));
+    assert_eq!(
+        d.uuid.as_deref(),
+        Some("GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b")
+    );
     assert_eq!(d.compute_capability.as_deref(), Some("9.0"));
     assert_eq!(d.memory_total_bytes, Some(85_520_809_984));
     assert_eq!(d.memory_used_bytes, Some(566_231_040));
     let m = d.matmul.as_ref().expect("matmul ran");
     assert_eq!((m.m, m.n, m.k, m.iterations), (64, 64, 64, 2));
     assert!(m.gpu_gflops > 0.0 && m.gpu_time_ms > 0.0);
-    assert!(r.cpu.as_ref().is_some_and(|c| c.gflops > 0.0 && c.threads >= 1));
+    assert!(r
+        .cpu
+        .as_ref()
+        .is_some_and(|c| c.gflops > 0.0 && c.threads >= 1));
     assert!(m.speedup_vs_cpu.is_some_and(|s| s > 0.0));
     let v = &m.verification;
     assert!(v.passed);
@@ -43,7 +61,10 @@ fn healthy_gpu_passes_with_measured_speeds_and_error_within_tolerance() {
     let stages: Vec<&str> = d.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         stages,
-        ["identify", "context", "memory", "module", "allocate", "upload", "matmul", "download", "verify"]
+        [
+            "identify", "context", "memory", "module", "allocate", "upload", "matmul", "download",
+            "verify"
+        ]
     );
     assert!(d.checks.iter().all(|c| c.status == CheckStatus::Pass));
 }
@@ -119,17 +140,33 @@ fn missing_symbol_names_what_the_old_driver_lacks() {
     let run = gpuprobe_with("missing-symbol", SMALL, &[]);
     assert_eq!(run.code(), 3);
     assert_eq!(run.report.verdict, Verdict::NoGpu);
-    assert_eq!(run.report.driver.missing_symbols, ["cuDevicePrimaryCtxRelease_v2"]);
-    assert!(run.report.driver.library_path.as_deref().is_some_and(|p| p.ends_with("libcuda.so.1")));
+    assert_eq!(
+        run.report.driver.missing_symbols,
+        ["cuDevicePrimaryCtxRelease_v2"]
+    );
+    assert!(run
+        .report
+        .driver
+        .library_path
+        .as_deref()
+        .is_some_and(|p| p.ends_with("libcuda.so.1")));
     assert!(run.report.summary.contains("cuDevicePrimaryCtxRelease_v2"));
 }
 
 #[test]
 fn a_hung_launch_ends_at_the_deadline_naming_device_and_stage() {
     let started = Instant::now();
-    let run = gpuprobe_with("hang", &["--size", "48", "--iterations", "1", "--timeout", "2s"], &[]);
+    let run = gpuprobe_with(
+        "hang",
+        &["--size", "48", "--iterations", "1", "--timeout", "2s"],
+        &[],
+    );
     // The watchdog's promise: the deadline plus one second at most.
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(run.code(), 4);
     assert_eq!(run.report.verdict, Verdict::Timeout);
     let hung = &run.report.devices[1];
@@ -144,7 +181,14 @@ fn odd_sizes_are_computed_correctly() {
     for size in ["1", "17", "33", "47"] {
         let run = gpuprobe_with("healthy", &["--size", size, "--iterations", "1"], &[]);
         assert_eq!(run.code(), 0, "size {size}: {}", run.report.summary);
-        assert!(run.report.devices[0].matmul.as_ref().unwrap().verification.passed);
+        assert!(
+            run.report.devices[0]
+                .matmul
+                .as_ref()
+                .unwrap()
+                .verification
+                .passed
+        );
     }
 }
 
@@ -157,23 +201,50 @@ fn a_container_seeing_some_gpus_reports_their_real_uuids() {
         &[("CUDA_VISIBLE_DEVICES", "GPU-4b3a8f1e,0")],
     );
     assert_eq!(run.code(), 0, "{}", run.report.summary);
-    let uuids: Vec<&str> = run.report.devices.iter().filter_map(|d| d.uuid.as_deref()).collect();
-    assert_eq!(uuids, ["GPU-4b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a54", "GPU-1b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a51"]);
+    let uuids: Vec<&str> = run
+        .report
+        .devices
+        .iter()
+        .filter_map(|d| d.uuid.as_deref())
+        .collect();
+    assert_eq!(
+        uuids,
+        [
+            "GPU-4b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a54",
+            "GPU-1b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a51"
+        ]
+    );
     assert_eq!(run.report.driver.device_count, Some(2));
 }
 
 #[test]
 fn devices_flag_selects_by_uuid_and_skips_the_rest() {
-    let run = gpuprobe_with("multi-gpu-one-corrupt", &["--size", "48", "--iterations", "1", "--devices", "GPU-2b3a"], &[]);
+    let run = gpuprobe_with(
+        "multi-gpu-one-corrupt",
+        &["--size", "48", "--iterations", "1", "--devices", "GPU-2b3a"],
+        &[],
+    );
     assert_eq!(run.code(), 0, "{}", run.report.summary);
     let statuses: Vec<DeviceStatus> = run.report.devices.iter().map(|d| d.status).collect();
-    assert_eq!(statuses, [DeviceStatus::Skipped, DeviceStatus::Pass, DeviceStatus::Skipped, DeviceStatus::Skipped]);
+    assert_eq!(
+        statuses,
+        [
+            DeviceStatus::Skipped,
+            DeviceStatus::Pass,
+            DeviceStatus::Skipped,
+            DeviceStatus::Skipped
+        ]
+    );
     assert!(run.report.devices[0].matmul.is_none());
 }
 
 #[test]
 fn devices_flag_naming_an_absent_gpu_fails() {
-    let run = gpuprobe_with("healthy", &["--size", "48", "--iterations", "1", "--devices", "0,5"], &[]);
+    let run = gpuprobe_with(
+        "healthy",
+        &["--size", "48", "--iterations", "1", "--devices", "0,5"],
+        &[],
+    );
     assert_eq!(run.code(), 1);
     let select = check(&run.report.checks, "select_devices");
     assert_eq!(select.status, CheckStatus::Fail);
@@ -195,18 +266,48 @@ fn list_enumerates_without_running_kernels() {
     let (_, report) = common::parse_report(&out.stdout);
     assert_eq!(report.command, "list");
     assert_eq!(report.devices.len(), 4);
-    assert!(report.devices.iter().all(|d| d.status == DeviceStatus::Skipped && d.matmul.is_none()));
+    assert!(report
+        .devices
+        .iter()
+        .all(|d| d.status == DeviceStatus::Skipped && d.matmul.is_none()));
     assert!(report.cpu.is_none());
 }
 
 #[test]
 fn the_same_seed_gives_the_same_inputs_and_sample() {
-    let a = gpuprobe_with("healthy", &["--size", "32", "--iterations", "1", "--seed", "99"], &[]);
-    let b = gpuprobe_with("healthy", &["--size", "32", "--iterations", "1", "--seed", "99"], &[]);
+    let a = gpuprobe_with(
+        "healthy",
+        &["--size", "32", "--iterations", "1", "--seed", "99"],
+        &[],
+    );
+    let b = gpuprobe_with(
+        "healthy",
+        &["--size", "32", "--iterations", "1", "--seed", "99"],
+        &[],
+    );
     let c = gpuprobe_with("healthy", &["--size", "32", "--iterations", "1"], &[]);
-    let err = |r: &common::Run| r.report.devices[0].matmul.as_ref().unwrap().verification.clone();
+    let err = |r: &common::Run| {
+        r.report.devices[0]
+            .matmul
+            .as_ref()
+            .unwrap()
+            .verification
+            .clone()
+    };
     assert_eq!(a.report.settings.seed, 99);
-    assert_eq!(err(&a).max_abs_error, err(&b).max_abs_error);
+    assert_eq!(
+        err(&a).max_abs_error.to_bits(),
+        err(&b).max_abs_error.to_bits()
+    );
     assert_eq!(err(&a).f64_sample.seed, err(&b).f64_sample.seed);
     assert_ne!(err(&a).f64_sample.seed, err(&c).f64_sample.seed);
+}
+
+#[test]
+fn a_driver_too_old_for_the_ptx_fails_at_module_load_with_222() {
+    let run = gpuprobe_with("ptx-too-new-222", SMALL, &[]);
+    assert_eq!(run.code(), 1);
+    let module = check(&run.report.devices[0].checks, "module");
+    assert_eq!(module.error.as_ref().map(|e| e.code), Some(222));
+    assert_eq!(run.report.driver.cuda_version.as_deref(), Some("6.5"));
 }

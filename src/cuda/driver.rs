@@ -173,8 +173,12 @@ impl Driver {
         let api = Api::resolve(&lib);
         // SAFETY: only the symbol's address is used, to ask the loader for
         // the file it lives in.
-        let any_symbol = unsafe { lib.get::<unsafe extern "C" fn()>(b"cuInit\0") }.map(|s| *s as *const c_void);
-        let path = any_symbol.ok().and_then(loaded_path).unwrap_or_else(|| name.to_string());
+        let any_symbol =
+            unsafe { lib.get::<unsafe extern "C" fn()>(b"cuInit\0") }.map(|s| *s as *const c_void);
+        let path = any_symbol
+            .ok()
+            .and_then(loaded_path)
+            .unwrap_or_else(|| name.to_string());
         match api {
             Ok(api) => Ok(Driver {
                 api,

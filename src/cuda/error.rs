@@ -69,13 +69,20 @@ impl Driver {
         if code == 0 {
             return Ok(());
         }
-        let name = self.error_text(self.api.cuGetErrorName, code).or_else(|| {
-            KNOWN
-                .iter()
-                .find(|(c, _)| *c == code)
-                .map(|(_, n)| (*n).to_string())
-        });
-        let description = self.error_text(self.api.cuGetErrorString, code);
+        let name = self
+            .api
+            .cuGetErrorName
+            .and_then(|g| Self::error_text(g, code))
+            .or_else(|| {
+                KNOWN
+                    .iter()
+                    .find(|(c, _)| *c == code)
+                    .map(|(_, n)| (*n).to_string())
+            });
+        let description = self
+            .api
+            .cuGetErrorString
+            .and_then(|g| Self::error_text(g, code));
         Err(CudaError {
             call,
             code,
@@ -85,11 +92,9 @@ impl Driver {
     }
 
     fn error_text(
-        &self,
-        getter: Option<unsafe extern "C" fn(CuResult, *mut *const c_char) -> CuResult>,
+        getter: unsafe extern "C" fn(CuResult, *mut *const c_char) -> CuResult,
         code: CuResult,
     ) -> Option<String> {
-        let getter = getter?;
         let mut text: *const c_char = std::ptr::null();
         // SAFETY: the driver returns a pointer to a static string, or an error.
         if unsafe { getter(code, &raw mut text) } != 0 || text.is_null() {

@@ -5,6 +5,7 @@ pub mod error;
 pub mod kernels;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::fmt::Write as _;
 
 use cudarc::driver::sys::{CUdevice_attribute, CUuuid};
 
@@ -110,7 +111,10 @@ fn c_buffer_to_string(buf: &[c_char]) -> String {
 /// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
 #[must_use]
 pub fn format_uuid(bytes: &[u8; 16]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = bytes.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
     format!(
         "GPU-{}-{}-{}-{}-{}",
         &hex[0..8],
@@ -285,9 +289,13 @@ impl Drop for Event<'_> {
     }
 }
 
-/// Launches `function` on the default stream. `params` holds a pointer to
-/// each argument, in order, as cuLaunchKernel takes them.
-pub fn launch(
+/// Launches `function` on the default stream.
+///
+/// # Safety
+/// `function` must come from a loaded module of `ctx`, and `params` must
+/// hold one pointer per kernel parameter, in order, each to a live value of
+/// that parameter's type, as cuLaunchKernel requires.
+pub unsafe fn launch(
     ctx: &Context<'_>,
     function: Handle,
     grid: [u32; 3],

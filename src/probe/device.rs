@@ -148,7 +148,9 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         // Warm-up: the first launch pays one-off costs; it also sizes the
         // timed batch for --min-time.
         start.record()?;
-        cuda::launch(&ctx, function, grid, block, &mut params)?;
+        // SAFETY: `function` is gpuprobe_sgemm_tiled from `module`, whose
+        // parameters are (int, int, int, float*, float*, float*): `params`.
+        unsafe { cuda::launch(&ctx, function, grid, block, &mut params)? };
         stop.record()?;
         stop.synchronize()?;
         let warm_ms = start.elapsed_ms(&stop)?;
@@ -158,7 +160,8 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         };
         start.record()?;
         for _ in 0..iterations {
-            cuda::launch(&ctx, function, grid, block, &mut params)?;
+            // SAFETY: as for the warm-up launch.
+            unsafe { cuda::launch(&ctx, function, grid, block, &mut params)? };
         }
         stop.record()?;
         stop.synchronize()?;
@@ -200,7 +203,7 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
                 v.mismatches, v.elements, v.max_abs_error
             );
             job.progress.update(|r| {
-                r.devices[job.slot].matmul = Some(matmul_of(job, iterations, time_ms, v))
+                r.devices[job.slot].matmul = Some(matmul_of(job, iterations, time_ms, v));
             });
             Err(Failed::new(detail))
         }

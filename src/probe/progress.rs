@@ -83,6 +83,7 @@ pub struct Progress {
 }
 
 impl Progress {
+    #[must_use]
     pub fn new(report: Report) -> Progress {
         Progress {
             inner: Mutex::new(Partial {

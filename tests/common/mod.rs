@@ -27,7 +27,11 @@ fn fakegpu_bin() -> &'static Path {
             .current_dir(root())
             .output()
             .expect("running cargo to build the fake driver");
-        assert!(out.status.success(), "building fakegpu failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "building fakegpu failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -46,7 +50,11 @@ pub fn fake_driver(scenario_path: &Path) -> tempfile::TempDir {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "fakegpu prepare failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fakegpu prepare failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir
 }
 
@@ -54,7 +62,8 @@ pub fn fake_driver(scenario_path: &Path) -> tempfile::TempDir {
 pub fn gpuprobe_without_driver() -> (assert_cmd::Command, tempfile::TempDir) {
     let empty = tempfile::tempdir().unwrap();
     let mut cmd = assert_cmd::Command::cargo_bin("gpuprobe").unwrap();
-    cmd.env("LD_LIBRARY_PATH", empty.path()).env_remove("FAKEGPU_SCENARIO");
+    cmd.env("LD_LIBRARY_PATH", empty.path())
+        .env_remove("FAKEGPU_SCENARIO");
     (cmd, empty)
 }
 
@@ -75,23 +84,38 @@ pub fn gpuprobe_with(scenario_name: &str, args: &[&str], env: &[(&str, &str)]) -
     let path = scenario(scenario_name);
     let dir = fake_driver(&path);
     let mut cmd = assert_cmd::Command::cargo_bin("gpuprobe").unwrap();
-    cmd.env("LD_LIBRARY_PATH", dir.path()).env("FAKEGPU_SCENARIO", &path).env_remove("CUDA_VISIBLE_DEVICES");
+    cmd.env("LD_LIBRARY_PATH", dir.path())
+        .env("FAKEGPU_SCENARIO", &path)
+        .env_remove("CUDA_VISIBLE_DEVICES");
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.arg("--json").args(args);
     let output = cmd.output().unwrap();
     let (json, report) = parse_report(&output.stdout);
-    Run { output, json, report }
+    Run {
+        output,
+        json,
+        report,
+    }
 }
 
 /// Validates against docs/report.schema.json and reads back strictly.
 pub fn parse_report(stdout: &[u8]) -> (Value, Report) {
-    let json: Value = serde_json::from_slice(stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", String::from_utf8_lossy(stdout)));
+    let json: Value = serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(stdout)
+        )
+    });
     assert_valid(&json);
-    let report: Report = serde_json::from_value(json.clone()).expect("report reads back into the typed tree");
-    assert_eq!(report.exit_code, report.verdict.exit_code(), "exit_code matches the verdict");
+    let report: Report =
+        serde_json::from_value(json.clone()).expect("report reads back into the typed tree");
+    assert_eq!(
+        report.exit_code,
+        report.verdict.exit_code(),
+        "exit_code matches the verdict"
+    );
     (json, report)
 }
 
@@ -101,6 +125,13 @@ pub fn assert_valid(json: &Value) {
         let text = std::fs::read_to_string(root().join("docs/report.schema.json")).unwrap();
         jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
     });
-    let errors: Vec<String> = validator.iter_errors(json).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "report violates docs/report.schema.json:\n{}", errors.join("\n"));
+    let errors: Vec<String> = validator
+        .iter_errors(json)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "report violates docs/report.schema.json:\n{}",
+        errors.join("\n")
+    );
 }
