@@ -638,7 +638,7 @@ fn decide(progress: &Progress) {
             };
             let speed = r.cpu.as_ref().map_or(String::new(), |c| {
                 format!(
-                    ", up to {} ({:.0}x the CPU)",
+                    ", up to {} ({:.1}x the CPU)",
                     flops(best),
                     best / c.gflops.max(f64::MIN_POSITIVE)
                 )
