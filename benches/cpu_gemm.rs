@@ -13,10 +13,14 @@ fn gemm(c: &mut Criterion) {
         let len = (n * n) as usize;
         let nn = n as usize;
         group.throughput(Throughput::Elements(2 * u64::from(n).pow(3)));
-        group.bench_with_input(BenchmarkId::new(format!("tuned_{threads}_threads"), n), &n, |b, _| {
-            let mut out = vec![0f32; len];
-            b.iter(|| cpu::sgemm(nn, nn, nn, &inputs.a, &inputs.b, &mut out, threads));
-        });
+        group.bench_with_input(
+            BenchmarkId::new(format!("tuned_{threads}_threads"), n),
+            &n,
+            |b, _| {
+                let mut out = vec![0f32; len];
+                b.iter(|| cpu::sgemm(nn, nn, nn, &inputs.a, &inputs.b, &mut out, threads));
+            },
+        );
         group.bench_with_input(BenchmarkId::new("tuned_1_thread", n), &n, |b, _| {
             let mut out = vec![0f32; len];
             b.iter(|| cpu::sgemm(nn, nn, nn, &inputs.a, &inputs.b, &mut out, 1));

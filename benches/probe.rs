@@ -17,10 +17,14 @@ fn probe(c: &mut Criterion) {
     let empty = tempfile::tempdir().unwrap();
     let no_driver = || {
         let mut cmd = Command::new(binary());
-        cmd.env("LD_LIBRARY_PATH", empty.path()).arg("--json").stdout(std::process::Stdio::null());
+        cmd.env("LD_LIBRARY_PATH", empty.path())
+            .arg("--json")
+            .stdout(std::process::Stdio::null());
         cmd
     };
-    c.bench_function("no_driver_run", |b| b.iter(|| no_driver().status().unwrap()));
+    c.bench_function("no_driver_run", |b| {
+        b.iter(|| no_driver().status().unwrap());
+    });
 
     let scenario = common::scenario("healthy");
     let dir = common::fake_driver(&scenario);

@@ -135,7 +135,7 @@ pub struct Driver {
 }
 
 /// Why the driver library could not be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
     #[error("no CUDA driver library found (tried {})", tried.join(", "))]
     NotFound { tried: Vec<String> },

@@ -1,9 +1,11 @@
 //! Renderings of a finished report. Each format is one exporter over the same
 //! `Report`; none of them probes anything.
 mod json;
+mod prometheus;
 mod text;
 
 pub use json::Json;
+pub use prometheus::Prometheus;
 pub use text::Text;
 
 use crate::report::Report;

@@ -19,6 +19,9 @@ const STAGES: [&str; 8] = [
     "context", "memory", "module", "allocate", "upload", "matmul", "download", "verify",
 ];
 
+/// Below this fraction of free memory the GPU is reported busy (a warning).
+const BUSY_FREE_FRACTION: f64 = 0.10;
+
 /// Most timed launches a `--min-time` measurement makes.
 const MAX_ITERATIONS: u32 = 10_000;
 
@@ -82,10 +85,17 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
             d.memory_free_bytes = Some(free);
             d.memory_used_bytes = Some(total.saturating_sub(free));
         });
-        Ok(Done::pass(
-            free,
-            format!("{} free of {}", bytes(free), bytes(total)),
-        ))
+        let detail = format!("{} free of {}", bytes(free), bytes(total));
+        // Another process holds nearly all of this GPU: the workload will
+        // likely run out of memory even though the GPU itself is fine.
+        if (free as f64) < BUSY_FREE_FRACTION * total as f64 {
+            Ok(Done::warn(
+                free,
+                format!("{detail}: another process holds most of this GPU's memory"),
+            ))
+        } else {
+            Ok(Done::pass(free, detail))
+        }
     });
 
     let (module, function) = stage_or_stop!(job, "module", || {

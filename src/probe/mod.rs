@@ -20,6 +20,7 @@ use crate::report::{
     CheckStatus, CpuReport, DeviceReport, DeviceStatus, DriverInfo, Report, Settings, Verdict,
     SCHEMA_VERSION,
 };
+use crate::requirements::Requirements;
 use crate::units::flops;
 use crate::verify::{Inputs, Reference};
 use progress::{Done, Failed, Progress, Scope};
@@ -31,6 +32,9 @@ pub enum Mode {
     Probe,
     /// Enumerate devices only; no context, no kernel.
     List,
+    /// The liveness check: a tiny launch and readback per device, verified,
+    /// with no CPU benchmark and no large allocation.
+    Health,
 }
 
 /// Which devices to probe.
@@ -75,6 +79,9 @@ pub struct Options {
     pub devices: Selection,
     pub seed: u64,
     pub timeout: Duration,
+    pub requirements: Requirements,
+    /// A degraded verdict counts as failed.
+    pub strict: bool,
 }
 
 /// A value one thread publishes and others wait for.
@@ -110,12 +117,25 @@ impl<T> Shared<T> {
     }
 }
 
+/// Keeps the sample's seed apart from the inputs' seed.
+const SAMPLE_SALT: u64 = 0x5EED_5A4D_1E5E_ED00;
+
 /// How often the watchdog wakes to check the deadline and report progress.
 const TICK: Duration = Duration::from_millis(100);
 
 /// Runs the probe under `options.timeout`. `on_tick` is called from the
 /// waiting thread while the probe runs (the terminal progress line).
-pub fn run(options: &Options, mut on_tick: impl FnMut(&Progress, Duration)) -> Report {
+pub fn run(options: &Options, on_tick: impl FnMut(&Progress, Duration)) -> Report {
+    run_until(options, on_tick, || false).unwrap_or_else(|| empty_report(options))
+}
+
+/// As `run`, but gives up waiting and returns `None` as soon as `stop`
+/// returns true (a signal in watch mode).
+pub fn run_until(
+    options: &Options,
+    mut on_tick: impl FnMut(&Progress, Duration),
+    stop: impl Fn() -> bool,
+) -> Option<Report> {
     let started = Instant::now();
     let progress = Arc::new(Progress::new(empty_report(options)));
     let (done_tx, done_rx) = mpsc::channel();
@@ -133,24 +153,27 @@ pub fn run(options: &Options, mut on_tick: impl FnMut(&Progress, Duration)) -> R
         let mut report = progress.report();
         report.verdict = Verdict::Failed;
         report.summary = format!("could not start the probe thread: {e}");
-        return finish(report, started);
+        return Some(finish(report, started));
     }
 
     let deadline = started + options.timeout;
     loop {
         let now = Instant::now();
         if now >= deadline {
-            return timed_out(&progress, started, options.timeout);
+            return Some(timed_out(&progress, started, options.timeout));
+        }
+        if stop() {
+            return None;
         }
         match done_rx.recv_timeout(TICK.min(deadline - now)) {
-            Ok(true) => return finish(progress.report(), started),
+            Ok(true) => return Some(finish(progress.report(), started)),
             Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let mut report = progress.report();
                 report.verdict = Verdict::Failed;
                 report.summary =
                     "gpuprobe hit an internal error (a bug: please report it with this output)"
                         .into();
-                return finish(report, started);
+                return Some(finish(report, started));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => on_tick(&progress, started.elapsed()),
         }
@@ -168,6 +191,7 @@ fn empty_report(options: &Options) -> Report {
         command: match options.mode {
             Mode::Probe => "probe",
             Mode::List => "list",
+            Mode::Health => "health",
         }
         .into(),
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
@@ -337,7 +361,21 @@ fn probe(progress: &Progress, options: &Options) {
                 );
             }
         }
-        cpu_reference(progress, &inputs, options.repeat, &reference);
+        if options.mode == Mode::Health {
+            // Only the product, to check the readback against; no timing.
+            let mut product = vec![0f32; (n * n) as usize];
+            cpu::naive_sgemm(
+                n as usize,
+                n as usize,
+                n as usize,
+                &inputs.a,
+                &inputs.b,
+                &mut product,
+            );
+            reference.publish(Reference::new(&inputs, product, options.seed ^ SAMPLE_SALT));
+        } else {
+            cpu_reference(progress, &inputs, options.repeat, &reference);
+        }
     });
 
     progress.update(|r| {
@@ -351,10 +389,28 @@ fn probe(progress: &Progress, options: &Options) {
             }
         }
     });
+    options
+        .requirements
+        .check(progress, options.mode != Mode::Health);
     decide(progress);
+    if options.strict {
+        progress.update(|r| {
+            if r.verdict == Verdict::Degraded {
+                r.verdict = Verdict::Failed;
+                r.summary = format!("{} (degraded counts as failed: --strict)", r.summary);
+            }
+        });
+    }
 }
 
-fn load_driver(progress: &Progress) -> Option<Driver> {
+/// The driver, loaded once per process: watch mode probes again and again,
+/// and a CUDA driver is not meant to be unloaded and reloaded.
+fn cached_driver() -> Result<Arc<Driver>, LoadError> {
+    static DRIVER: std::sync::OnceLock<Result<Arc<Driver>, LoadError>> = std::sync::OnceLock::new();
+    DRIVER.get_or_init(|| Driver::load().map(Arc::new)).clone()
+}
+
+fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
     progress.update(|r| {
         r.driver.library_candidates = cuda::driver::CANDIDATES
             .iter()
@@ -362,7 +418,7 @@ fn load_driver(progress: &Progress) -> Option<Driver> {
             .collect();
         r.driver.search_path = cuda::driver::search_path();
     });
-    let loaded = progress.stage(Scope::Machine, "load_driver", || match Driver::load() {
+    let loaded = progress.stage(Scope::Machine, "load_driver", || match cached_driver() {
         Ok(driver) => {
             let detail = format!("loaded {}", driver.path);
             Ok(Done::pass(Ok(driver), detail))
@@ -551,7 +607,7 @@ fn cpu_reference(
     });
     // The sample changes every run: it is drawn from the run's seed, itself
     // fresh unless --seed fixed it.
-    let sample_seed = inputs.seed.rotate_left(17) ^ 0x5EED_5A4D_1E5E_ED00;
+    let sample_seed = inputs.seed ^ SAMPLE_SALT;
     reference.publish(Reference::new(inputs, measured.product, sample_seed));
 }
 
@@ -643,10 +699,24 @@ fn decide(progress: &Progress) {
                     best / c.gflops.max(f64::MIN_POSITIVE)
                 )
             });
+            let warnings: Vec<String> = probed
+                .iter()
+                .flat_map(|d| {
+                    d.checks
+                        .iter()
+                        .filter(|c| c.status == CheckStatus::Warn)
+                        .map(move |c| format!("GPU {} {}: {}", d.index, c.name, c.detail))
+                })
+                .collect();
+            let warnings = if warnings.is_empty() {
+                String::new()
+            } else {
+                format!("; warnings: {}", warnings.join("; "))
+            };
             (
                 verdict,
                 format!(
-                    "{passed} of {} GPU(s) computed correct results{speed}",
+                    "{passed} of {} GPU(s) computed correct results{speed}{warnings}",
                     probed.len()
                 ),
             )

@@ -80,13 +80,31 @@ impl Run {
     }
 }
 
-pub fn gpuprobe_with(scenario_name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+/// A gpuprobe command wired to a scenario's fake driver; keep the folder
+/// alive while the command runs.
+pub fn command_with(scenario_name: &str) -> (std::process::Command, tempfile::TempDir) {
     let path = scenario(scenario_name);
     let dir = fake_driver(&path);
-    let mut cmd = assert_cmd::Command::cargo_bin("gpuprobe").unwrap();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("gpuprobe"));
     cmd.env("LD_LIBRARY_PATH", dir.path())
         .env("FAKEGPU_SCENARIO", &path)
         .env_remove("CUDA_VISIBLE_DEVICES");
+    for var in [
+        "GPUPROBE_REQUIRE_GPUS",
+        "GPUPROBE_REQUIRE_MEMORY",
+        "GPUPROBE_REQUIRE_COMPUTE_CAPABILITY",
+        "GPUPROBE_REQUIRE_DRIVER",
+        "GPUPROBE_REQUIRE_SPEEDUP",
+        "GPUPROBE_STRICT",
+    ] {
+        cmd.env_remove(var);
+    }
+    (cmd, dir)
+}
+
+pub fn gpuprobe_with(scenario_name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let (std_cmd, _dir) = command_with(scenario_name);
+    let mut cmd = assert_cmd::Command::from_std(std_cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1,0 +1,81 @@
+//! `gpuprobe exec -- CMD`: verify, then become the workload.
+//!
+//! Meant as `ENTRYPOINT ["gpuprobe", "exec", "--"]` with the workload as
+//! CMD. On Unix the process is replaced (execvp): the workload keeps the PID,
+//! PID 1 in a container, and receives `docker stop`'s SIGTERM itself.
+use std::ffi::OsString;
+
+use crate::export::{Exporter, Text};
+use crate::modes::health::is_ok;
+use crate::report::Report;
+
+/// Exit code when CMD cannot be found (as POSIX shells use).
+pub const NOT_FOUND: i32 = 127;
+/// Exit code when CMD exists but cannot be run.
+pub const CANNOT_RUN: i32 = 126;
+
+/// Starts `command` if the report allows it (or `warn_only`); otherwise
+/// prints the report to stderr and returns the probe's exit code.
+#[must_use]
+pub fn run(report: &Report, command: &[OsString], warn_only: bool) -> i32 {
+    let shown = command
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if is_ok(report.verdict) {
+        eprintln!(
+            "gpuprobe: {}: {}; starting {shown}",
+            report.verdict.as_str(),
+            report.summary
+        );
+    } else {
+        eprint!("{}", Text { color: false }.render(report));
+        if !warn_only {
+            return report.exit_code;
+        }
+        eprintln!("gpuprobe: --warn-only: starting {shown} anyway");
+    }
+    replace_process(command)
+}
+
+#[cfg(unix)]
+fn replace_process(command: &[OsString]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = command.split_first() else {
+        return CANNOT_RUN;
+    };
+    // exec only returns on failure.
+    let error = std::process::Command::new(program).args(args).exec();
+    eprintln!(
+        "gpuprobe: cannot run {}: {error}",
+        program.to_string_lossy()
+    );
+    if error.kind() == std::io::ErrorKind::NotFound {
+        NOT_FOUND
+    } else {
+        CANNOT_RUN
+    }
+}
+
+/// Windows has no exec: run the workload as a child and pass its exit code on.
+#[cfg(not(unix))]
+fn replace_process(command: &[OsString]) -> i32 {
+    let Some((program, args)) = command.split_first() else {
+        return CANNOT_RUN;
+    };
+    match std::process::Command::new(program).args(args).status() {
+        Ok(status) => status.code().unwrap_or(CANNOT_RUN),
+        Err(error) => {
+            eprintln!(
+                "gpuprobe: cannot run {}: {error}",
+                program.to_string_lossy()
+            );
+            if error.kind() == std::io::ErrorKind::NotFound {
+                NOT_FOUND
+            } else {
+                CANNOT_RUN
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! `gpuprobe health`: Docker HEALTHCHECK and Kubernetes exec probes.
+//!
+//! Docker reads exit 0 as healthy, 1 as unhealthy and reserves 2, and keeps
+//! only the first 4096 bytes of output (Docker HEALTHCHECK reference; FACTS.md
+//! section 4). So: exit 0 or 1 only, even for a usage error, and one short
+//! line. The check is light (a 16x16 launch and readback per GPU, verified,
+//! no CPU benchmark) but real: a wedged GPU fails it, which listing devices
+//! would not catch.
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::report::{Report, Verdict};
+
+/// Exit codes of this mode.
+pub const HEALTHY: i32 = 0;
+pub const UNHEALTHY: i32 = 1;
+
+/// Longest line printed; well inside Docker's 4096-byte log entry.
+const MAX_LINE: usize = 1000;
+
+/// Matrix size of the health launch: one 16x16 block.
+pub const SIZE: u32 = 16;
+
+/// Default deadline: a cold cuInit on a many-GPU machine takes seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[must_use]
+pub fn is_ok(verdict: Verdict) -> bool {
+    matches!(verdict, Verdict::Healthy | Verdict::Degraded)
+}
+
+/// The one line and exit code for a fresh report.
+#[must_use]
+pub fn judge(report: &Report) -> (String, i32) {
+    let ok = is_ok(report.verdict);
+    let line = format!(
+        "{}: {} [{}, {:.0} ms]",
+        if ok { "healthy" } else { "unhealthy" },
+        report.summary,
+        report.verdict.as_str(),
+        report.duration_ms
+    );
+    (shorten(line), if ok { HEALTHY } else { UNHEALTHY })
+}
+
+/// Judges the report `watch --state` keeps, without touching the GPU.
+#[must_use]
+pub fn judge_state(path: &Path, max_age: Duration, now: SystemTime) -> (String, i32) {
+    let unhealthy = |why: String| (shorten(format!("unhealthy: {why}")), UNHEALTHY);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return unhealthy(format!(
+                "cannot read state file {}: {e}; is `gpuprobe watch --state` running?",
+                path.display()
+            ))
+        }
+    };
+    let report: Report = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => return unhealthy(format!("{} is not a gpuprobe report: {e}", path.display())),
+    };
+    let Ok(started) = humantime::parse_rfc3339(&report.started_at) else {
+        return unhealthy(format!(
+            "{} has a bad started_at {:?}",
+            path.display(),
+            report.started_at
+        ));
+    };
+    let finished = started + Duration::from_secs_f64(report.duration_ms.max(0.0) / 1e3);
+    let age = now.duration_since(finished).unwrap_or_default();
+    let age_text = humantime::format_duration(Duration::from_secs(age.as_secs()));
+    if age > max_age {
+        return unhealthy(format!(
+            "the last report in {} is {age_text} old, older than --max-age {}; is `gpuprobe watch` still running?",
+            path.display(),
+            humantime::format_duration(max_age)
+        ));
+    }
+    let (line, code) = judge(&report);
+    (
+        shorten(format!("{line} (from {}, {age_text} old)", path.display())),
+        code,
+    )
+}
+
+fn shorten(mut line: String) -> String {
+    line = line.replace('\n', " ");
+    if line.len() > MAX_LINE {
+        let mut cut = MAX_LINE - 3;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary() {
+        let line = shorten("é".repeat(2000));
+        assert!(line.len() <= MAX_LINE && line.ends_with("..."));
+    }
+
+    #[test]
+    fn missing_and_garbage_state_files_are_unhealthy() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = judge_state(
+            &dir.path().join("none.json"),
+            Duration::from_secs(60),
+            SystemTime::now(),
+        );
+        assert_eq!(missing.1, UNHEALTHY);
+        let garbage = dir.path().join("garbage.json");
+        std::fs::write(&garbage, b"\x00\xffnot json").unwrap();
+        let (line, code) = judge_state(&garbage, Duration::from_secs(60), SystemTime::now());
+        assert_eq!(code, UNHEALTHY);
+        assert!(line.contains("not a gpuprobe report"), "{line}");
+    }
+}

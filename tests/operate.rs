@@ -1,0 +1,522 @@
+//! gpuprobe in its container roles, against the fake driver: `health` (exit
+//! 0/1 only, one line, `--state`), `exec` (verify, then become the
+//! workload), `watch` (JSON lines, state file, Prometheus, clean stop, flat
+//! memory), and the requirements shared by all of them. The healthy, a
+//! failing and the hanging scenario each go through health, exec and watch.
+#![cfg(target_os = "linux")]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{command_with, gpuprobe_with, parse_report};
+use gpuprobe::report::{CheckStatus, Verdict};
+
+fn run(mut cmd: Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().expect("exited by a signal"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn health(scenario: &str, args: &[&str]) -> (i32, String) {
+    let (mut cmd, _dir) = command_with(scenario);
+    cmd.arg("health").args(args);
+    let (code, stdout, _) = run(cmd);
+    (code, stdout)
+}
+
+// ---- health
+
+#[test]
+fn health_is_one_line_and_exit_0_when_healthy() {
+    let (code, out) = health("healthy", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 1);
+    assert!(out.starts_with("healthy: ") && out.len() < 4096, "{out}");
+}
+
+#[test]
+fn health_fails_a_corrupt_gpu_with_exit_1() {
+    let (code, out) = health("multi-gpu-one-corrupt", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("unhealthy: ") && out.contains("GPU-3b3a8f1e"),
+        "{out}"
+    );
+}
+
+#[test]
+fn health_hang_ends_at_its_deadline_with_exit_1() {
+    let started = Instant::now();
+    let (code, out) = health("hang", &["--timeout", "1s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("matmul") && out.contains("timeout"), "{out}");
+}
+
+#[test]
+fn health_never_exits_2_even_for_usage_errors() {
+    for args in [
+        &["health", "--bogus"][..],
+        &["--size", "0", "health"],
+        &["health", "--state", "x"],
+    ] {
+        let (mut cmd, _dir) = command_with("healthy");
+        cmd.args(args);
+        let (code, _, stderr) = run(cmd);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn health_without_a_driver_is_unhealthy() {
+    let (mut cmd, _dir) = common::gpuprobe_without_driver();
+    cmd.arg("health")
+        .assert()
+        .code(1)
+        .stdout(predicates::str::starts_with("unhealthy: "));
+}
+
+#[test]
+fn health_degraded_is_healthy_unless_strict() {
+    let (code, out) = health("busy-gpu", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("degraded") && out.contains("another process"),
+        "{out}"
+    );
+    let (code, _) = health("busy-gpu", &["--strict"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn health_state_reads_the_watch_report_without_touching_the_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    for (scenario, expect) in [("healthy", 0), ("multi-gpu-one-corrupt", 1)] {
+        let (mut cmd, _lib) = command_with(scenario);
+        cmd.args([
+            "watch",
+            "--count",
+            "1",
+            "--quiet",
+            "--size",
+            "16",
+            "--iterations",
+            "1",
+            "--state",
+        ])
+        .arg(&state);
+        assert_eq!(run(cmd).0, expect);
+        // No driver at all: only the file is read.
+        let (mut cmd, _empty) = common::gpuprobe_without_driver();
+        let out = cmd
+            .args(["health", "--max-age", "1m", "--state"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(expect),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let (mut cmd, _empty) = common::gpuprobe_without_driver();
+    let out = cmd
+        .args(["health", "--max-age", "1s", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("older than --max-age"));
+    std::fs::write(&state, "{\"schema_version\": 1}").unwrap();
+    let (mut cmd, _empty) = common::gpuprobe_without_driver();
+    cmd.args(["health", "--max-age", "1m", "--state"])
+        .arg(&state)
+        .assert()
+        .code(1);
+}
+
+// ---- exec
+
+#[test]
+fn exec_replaces_itself_with_the_workload_keeping_the_pid() {
+    let (mut cmd, _dir) = command_with("healthy");
+    cmd.args([
+        "exec",
+        "--size",
+        "16",
+        "--iterations",
+        "1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo pid=$$",
+    ]);
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("pid={pid}")
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("starting /bin/sh"));
+}
+
+#[test]
+fn exec_refuses_to_start_on_a_failing_gpu() {
+    let (mut cmd, _dir) = command_with("multi-gpu-one-corrupt");
+    cmd.args([
+        "exec",
+        "--size",
+        "16",
+        "--iterations",
+        "1",
+        "--",
+        "/bin/echo",
+        "workload ran",
+    ]);
+    let (code, stdout, stderr) = run(cmd);
+    assert_eq!(code, 1);
+    assert!(!stdout.contains("workload ran"));
+    assert!(
+        stderr.contains("verdict: FAILED") && stderr.contains("GPU-3b3a8f1e"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn exec_warn_only_starts_anyway() {
+    let (mut cmd, _dir) = command_with("multi-gpu-one-corrupt");
+    cmd.args([
+        "exec",
+        "--warn-only",
+        "--size",
+        "16",
+        "--iterations",
+        "1",
+        "--",
+        "/bin/echo",
+        "workload ran",
+    ]);
+    let (code, stdout, stderr) = run(cmd);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("workload ran") && stderr.contains("--warn-only"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn exec_on_a_hung_gpu_exits_4_without_starting() {
+    let (mut cmd, _dir) = command_with("hang");
+    cmd.args([
+        "exec",
+        "--timeout",
+        "1s",
+        "--size",
+        "16",
+        "--iterations",
+        "1",
+        "--",
+        "/bin/echo",
+        "workload ran",
+    ]);
+    let (code, stdout, stderr) = run(cmd);
+    assert_eq!(code, 4);
+    assert!(!stdout.contains("workload ran"));
+    assert!(stderr.contains("TIMEOUT"), "{stderr}");
+}
+
+#[test]
+fn exec_of_a_missing_command_exits_127() {
+    let (mut cmd, _dir) = command_with("healthy");
+    cmd.args([
+        "exec",
+        "--size",
+        "16",
+        "--iterations",
+        "1",
+        "--",
+        "/no/such/workload",
+    ]);
+    let (code, _, stderr) = run(cmd);
+    assert_eq!(code, 127);
+    assert!(stderr.contains("cannot run /no/such/workload"));
+}
+
+#[test]
+fn exec_without_a_command_is_a_usage_error() {
+    let (mut cmd, _dir) = command_with("healthy");
+    cmd.arg("exec");
+    assert_eq!(run(cmd).0, 2);
+}
+
+// ---- requirements
+
+#[test]
+fn each_unmet_requirement_fails_with_measured_and_required_values() {
+    let cases: [(&[&str], &str, &str); 5] = [
+        (
+            &["--require-gpus", "2"],
+            "require_gpus",
+            "1 GPU(s) usable, required 2",
+        ),
+        (
+            &["--require-memory", "100GiB"],
+            "require_memory",
+            "79.1 GiB free, required 100.0 GiB",
+        ),
+        (
+            &["--require-compute-capability", "10.0"],
+            "require_compute_capability",
+            "compute capability 9.0, required 10.0",
+        ),
+        (
+            &["--require-driver", "12.8"],
+            "require_driver",
+            "driver supports CUDA 12.4, required 12.8",
+        ),
+        (
+            &["--require-speedup", "1000000"],
+            "require_speedup",
+            "required 1000000x",
+        ),
+    ];
+    for (flag, check, detail) in cases {
+        let mut args = vec!["--size", "16", "--iterations", "1"];
+        args.extend_from_slice(flag);
+        let run = gpuprobe_with("healthy", &args, &[]);
+        assert_eq!(run.code(), 1, "{flag:?}");
+        let all: Vec<_> = run
+            .report
+            .checks
+            .iter()
+            .chain(run.report.devices.iter().flat_map(|d| &d.checks))
+            .collect();
+        let c = all
+            .iter()
+            .find(|c| c.name == check)
+            .unwrap_or_else(|| panic!("no {check}"));
+        assert_eq!(c.status, CheckStatus::Fail);
+        assert!(c.detail.contains(detail), "{}", c.detail);
+    }
+}
+
+#[test]
+fn met_requirements_pass() {
+    let run = gpuprobe_with(
+        "healthy",
+        &[
+            "--size",
+            "16",
+            "--iterations",
+            "1",
+            "--require-gpus",
+            "1",
+            "--require-memory",
+            "16GiB",
+            "--require-compute-capability",
+            "8.0",
+            "--require-driver",
+            "12.0",
+        ],
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    assert_eq!(run.report.verdict, Verdict::Healthy);
+}
+
+#[test]
+fn requirements_come_from_the_environment_too() {
+    let probe = gpuprobe_with(
+        "healthy",
+        &["--size", "16", "--iterations", "1"],
+        &[("GPUPROBE_REQUIRE_MEMORY", "100GiB")],
+    );
+    assert_eq!(probe.code(), 1);
+    let (mut cmd, _dir) = command_with("healthy");
+    cmd.env("GPUPROBE_REQUIRE_GPUS", "two");
+    let (code, _, stderr) = run(cmd);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("GPUPROBE_REQUIRE_GPUS"), "{stderr}");
+}
+
+// ---- watch
+
+#[test]
+fn watch_writes_json_lines_state_and_valid_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, prom) = (
+        dir.path().join("state.json"),
+        dir.path().join("gpuprobe.prom"),
+    );
+    let (mut cmd, _lib) = command_with("multi-gpu-one-corrupt");
+    cmd.args([
+        "watch",
+        "--interval",
+        "10ms",
+        "--count",
+        "3",
+        "--size",
+        "16",
+        "--iterations",
+        "1",
+        "--state",
+    ])
+    .arg(&state)
+    .arg("--prometheus")
+    .arg(&prom);
+    let (code, stdout, _) = run(cmd);
+    assert_eq!(code, 1, "a counted watch exits with the last probe's code");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3);
+    for line in lines {
+        let (_, report) = parse_report(line.as_bytes());
+        assert_eq!(report.verdict, Verdict::Failed);
+    }
+    parse_report(&std::fs::read(&state).unwrap());
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    assert!(metrics.contains("gpuprobe_verdict{verdict=\"failed\"} 1"));
+    assert!(metrics.contains(
+        "gpuprobe_device_up{index=\"2\",uuid=\"GPU-3b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a53\""
+    ));
+    promtool_accepts(&metrics);
+}
+
+fn promtool_accepts(metrics: &str) {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        assert!(
+            std::env::var("GPUPROBE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "promtool not found and GPUPROBE_REQUIRE_TOOLS=1"
+        );
+        eprintln!("skipped: promtool not found (apt-get install prometheus)");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn watch_reports_a_hang_and_keeps_watching() {
+    let (mut cmd, _lib) = command_with("hang");
+    cmd.args([
+        "watch",
+        "--interval",
+        "10ms",
+        "--count",
+        "2",
+        "--timeout",
+        "1s",
+        "--size",
+        "16",
+        "--iterations",
+        "1",
+    ]);
+    let started = Instant::now();
+    let (code, stdout, _) = run(cmd);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(code, 4);
+    let verdicts: Vec<Verdict> = stdout
+        .lines()
+        .map(|l| parse_report(l.as_bytes()).1.verdict)
+        .collect();
+    assert_eq!(verdicts, [Verdict::Timeout, Verdict::Timeout]);
+}
+
+/// (VmRSS in KiB, open file descriptors) of a running process.
+fn footprint(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    (rss, fds)
+}
+
+#[test]
+fn watch_memory_and_descriptors_stay_flat_and_sigterm_stops_it_cleanly() {
+    let (mut cmd, _lib) = command_with("healthy");
+    cmd.args([
+        "watch",
+        "--interval",
+        "1ms",
+        "--size",
+        "16",
+        "--iterations",
+        "1",
+    ])
+    .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut early = None;
+    for n in 1..=150 {
+        let line = lines.next().expect("watch ended early").unwrap();
+        assert!(
+            line.contains("\"verdict\":\"healthy\""),
+            "cycle {n}: {line}"
+        );
+        if n == 30 {
+            early = Some(footprint(pid));
+        }
+    }
+    let (rss0, fds0) = early.unwrap();
+    let (rss1, fds1) = footprint(pid);
+    assert_eq!(fds1, fds0, "file descriptors grew from cycle 30 to 150");
+    assert!(
+        rss1 < rss0 + 2048,
+        "RSS grew from {rss0} KiB to {rss1} KiB between cycles 30 and 150"
+    );
+
+    let stopped = Instant::now();
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(2),
+        "took {:?} to stop",
+        stopped.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "SIGTERM ends watch with exit 0");
+}
