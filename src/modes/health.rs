@@ -47,8 +47,8 @@ pub fn judge(report: &Report) -> (String, i32) {
 #[must_use]
 pub fn judge_state(path: &Path, max_age: Duration, now: SystemTime) -> (String, i32) {
     let unhealthy = |why: String| (shorten(format!("unhealthy: {why}")), UNHEALTHY);
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) => {
             return unhealthy(format!(
                 "cannot read state file {}: {e}; is `gpuprobe watch --state` running?",
@@ -56,7 +56,7 @@ pub fn judge_state(path: &Path, max_age: Duration, now: SystemTime) -> (String, 
             ))
         }
     };
-    let report: Report = match serde_json::from_str(&text) {
+    let report: Report = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => return unhealthy(format!("{} is not a gpuprobe report: {e}", path.display())),
     };
