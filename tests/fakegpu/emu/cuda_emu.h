@@ -1,20 +1,22 @@
 // Host emulation of the CUDA execution model for the fake driver.
 //
-// kernels/*.cu are compiled for the CPU with this header force-included, and
+// kernels/*.cu are compiled for the CPU with this header included first, and
 // the fake cuLaunchKernel runs them with the grid, block and arguments that
-// gpuprobe passed: one OS thread per thread of a block, blocks one after
-// another, `__shared__` variables shared by the threads of the running block
-// (function-local statics; launches are serialised, so one block's shared
-// memory is never seen by another launch), and `__syncthreads` a barrier
-// across the block's threads.
+// gpuprobe passed: blocks one after another; within a block, one coroutine
+// (ucontext) per CUDA thread, each with its own stack; `__shared__` variables
+// shared by the threads of the running block (function-local statics;
+// launches are serialised, so one block's shared memory is never seen by
+// another launch); and `__syncthreads` a barrier: every thread of the block
+// runs up to it before any thread runs past it.
 #pragma once
 
 struct gp_dim3 {
   unsigned int x, y, z;
 };
 
-extern thread_local gp_dim3 threadIdx;
-extern thread_local gp_dim3 blockIdx;
+// Set by the scheduler before it resumes each CUDA thread.
+extern gp_dim3 threadIdx;
+extern gp_dim3 blockIdx;
 extern gp_dim3 blockDim;
 extern gp_dim3 gridDim;
 

@@ -1,23 +1,44 @@
 // Runs the project's kernels on the CPU for the fake driver (see cuda_emu.h).
-#include <pthread.h>
+//
+// Each CUDA thread of a block is a coroutine on one OS thread. The scheduler
+// resumes every unfinished thread in turn; a thread runs until it calls
+// __syncthreads (which switches back to the scheduler) or returns. One pass
+// over the block therefore brings every thread to the same barrier, which is
+// __syncthreads' contract; a kernel that reaches barriers unevenly (undefined
+// behaviour in CUDA) is reported as a failed launch instead of hanging.
+#include <ucontext.h>
 
 #include <cstddef>
 #include <cstring>
-#include <thread>
+#include <memory>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "cuda_emu.h"
 
-thread_local gp_dim3 threadIdx;
-thread_local gp_dim3 blockIdx;
+gp_dim3 threadIdx;
+gp_dim3 blockIdx;
 gp_dim3 blockDim;
 gp_dim3 gridDim;
 
-static pthread_barrier_t block_barrier;
+namespace {
 
-void __syncthreads() { pthread_barrier_wait(&block_barrier); }
+// Stack of each CUDA thread; the kernels keep little on it.
+constexpr std::size_t STACK_BYTES = 64 * 1024;
+
+ucontext_t scheduler;
+std::vector<ucontext_t> contexts;
+std::vector<std::unique_ptr<char[]>> stacks;
+std::vector<int> barriers_hit;
+unsigned running;
+
+} // namespace
+
+void __syncthreads() {
+  barriers_hit[running] += 1;
+  swapcontext(&contexts[running], &scheduler);
+}
 
 // The kernels themselves: the same source the PTX is compiled from.
 #include KERNELS_SOURCE
@@ -53,6 +74,16 @@ const kernel_info kernels[] = {
 };
 #undef GPUPROBE_KERNEL
 
+const kernel_info *current_kernel;
+void **current_params;
+std::vector<bool> finished;
+
+void thread_body() {
+  current_kernel->launch(current_params);
+  finished[running] = true;
+  // Returning resumes uc_link, the scheduler.
+}
+
 } // namespace
 
 extern "C" {
@@ -66,8 +97,8 @@ int fakegpu_kernel_arity(const char *name) {
 }
 
 // Runs one launch to completion. The caller holds the launch lock and has
-// validated the dimensions. Returns 0, or -1 for an unknown kernel or a
-// thread that could not be started.
+// validated the dimensions. Returns 0; -1 for an unknown kernel; -2 when the
+// threads of a block reached different numbers of barriers.
 int fakegpu_run_kernel(const char *name, const unsigned grid[3],
                        const unsigned block[3], void **params) {
   const kernel_info *info = nullptr;
@@ -79,34 +110,50 @@ int fakegpu_run_kernel(const char *name, const unsigned grid[3],
   gridDim = {grid[0], grid[1], grid[2]};
   blockDim = {block[0], block[1], block[2]};
   const unsigned threads = block[0] * block[1] * block[2];
-  pthread_barrier_init(&block_barrier, nullptr, threads);
+  current_kernel = info;
+  current_params = params;
+  contexts.resize(threads);
+  barriers_hit.assign(threads, 0);
+  finished.assign(threads, false);
+  while (stacks.size() < threads) stacks.emplace_back(new char[STACK_BYTES]);
 
-  auto body = [info, grid, block, params](unsigned linear) {
-    threadIdx = {linear % block[0], (linear / block[0]) % block[1],
-                 linear / (block[0] * block[1])};
-    for (unsigned z = 0; z < grid[2]; ++z)
-      for (unsigned y = 0; y < grid[1]; ++y)
-        for (unsigned x = 0; x < grid[0]; ++x) {
-          blockIdx = {x, y, z};
-          info->launch(params);
-          // The block is done only when all its threads are: the next block
-          // reuses the same shared memory.
-          pthread_barrier_wait(&block_barrier);
+  for (unsigned z = 0; z < grid[2]; ++z)
+    for (unsigned y = 0; y < grid[1]; ++y)
+      for (unsigned x = 0; x < grid[0]; ++x) {
+        blockIdx = {x, y, z};
+        std::fill(finished.begin(), finished.end(), false);
+        std::fill(barriers_hit.begin(), barriers_hit.end(), 0);
+        for (unsigned t = 0; t < threads; ++t) {
+          getcontext(&contexts[t]);
+          contexts[t].uc_stack.ss_sp = stacks[t].get();
+          contexts[t].uc_stack.ss_size = STACK_BYTES;
+          contexts[t].uc_link = &scheduler;
+          makecontext(&contexts[t], thread_body, 0);
         }
-  };
-
-  std::vector<std::thread> workers;
-  workers.reserve(threads);
-  int status = 0;
-  try {
-    for (unsigned t = 1; t < threads; ++t) workers.emplace_back(body, t);
-  } catch (...) {
-    status = -1;
-  }
-  if (status == 0) body(0);
-  for (auto &w : workers) w.join();
-  pthread_barrier_destroy(&block_barrier);
-  return status;
+        unsigned left = threads;
+        while (left > 0) {
+          for (unsigned t = 0; t < threads; ++t) {
+            if (finished[t]) continue;
+            running = t;
+            threadIdx = {t % block[0], (t / block[0]) % block[1],
+                         t / (block[0] * block[1])};
+            swapcontext(&scheduler, &contexts[t]);
+            if (finished[t]) --left;
+          }
+          // After a pass every live thread waits at the same barrier.
+          int expected = -1;
+          for (unsigned t = 0; t < threads; ++t) {
+            if (finished[t]) continue;
+            if (expected < 0) expected = barriers_hit[t];
+            if (barriers_hit[t] != expected) return -2;
+          }
+          if (left > 0 && left < threads) {
+            // Some threads returned while others wait at a barrier.
+            return -2;
+          }
+        }
+      }
+  return 0;
 }
 
 } // extern "C"

@@ -32,6 +32,7 @@ const UNSUPPORTED_PTX_VERSION: CUresult = 222;
 const INVALID_HANDLE: CUresult = 400;
 const NOT_FOUND: CUresult = 500;
 const ILLEGAL_ADDRESS: CUresult = 700;
+const LAUNCH_FAILED: CUresult = 719;
 const UNKNOWN: CUresult = 999;
 
 /// Bytes of canary on each side of every allocation.
@@ -783,8 +784,12 @@ pub unsafe extern "C" fn cuLaunchKernel(
     let _serial = LAUNCH
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if unsafe { fakegpu_run_kernel(name.as_ptr(), grid.as_ptr(), block.as_ptr(), params) } != 0 {
-        return UNKNOWN;
+    match unsafe { fakegpu_run_kernel(name.as_ptr(), grid.as_ptr(), block.as_ptr(), params) } {
+        0 => {}
+        // Threads of a block reached different barriers: on a GPU, undefined
+        // behaviour that usually ends the launch.
+        -2 => return LAUNCH_FAILED,
+        _ => return UNKNOWN,
     }
     let mut guard = lock();
     if let Ok(state) = guard.as_mut() {

@@ -1,0 +1,273 @@
+//! gpuprobe in a real Docker engine, with the fake driver mounted in place of
+//! the toolkit-injected libcuda: HEALTHCHECK reaches `healthy` or
+//! `unhealthy` as the GPU deserves, the exec entrypoint starts its CMD (as
+//! PID 1) only on a good GPU, and `docker stop` ends a watch cleanly.
+//!
+//! No registry is reachable, so the images are built FROM scratch out of
+//! files on this machine: the binary, the fake driver per scenario, /bin/sh
+//! and the glibc files they load. Without a Docker daemon the tests print a
+//! notice and pass, unless GPUPROBE_REQUIRE_DOCKER=1 (set by .ci/run).
+#![cfg(target_os = "linux")]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const SCENARIOS: [&str; 3] = ["healthy", "multi-gpu-one-corrupt", "hang"];
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("running docker")
+}
+
+fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("GPUPROBE_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "no Docker daemon reachable and GPUPROBE_REQUIRE_DOCKER=1"
+        );
+        eprintln!(
+            "skipped: no Docker daemon reachable (set GPUPROBE_REQUIRE_DOCKER=1 to make this fail)"
+        );
+    }
+    ok
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Copies `file` to the same absolute path under `root` (following links).
+fn copy_into(root: &Path, file: &Path) {
+    let target = root.join(file.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::copy(file, &target).unwrap_or_else(|e| panic!("copying {}: {e}", file.display()));
+    // Debug symbols are dead weight in the build context.
+    let _ = Command::new("strip")
+        .arg("--strip-debug")
+        .arg(&target)
+        .output();
+}
+
+/// The shared libraries `binary` loads, as ldd resolves them.
+fn libraries(binary: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(binary).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// A scratch image from `dockerfile`; removed when dropped.
+struct Image {
+    tag: String,
+    _context: tempfile::TempDir,
+}
+
+impl Image {
+    fn build(dockerfile: &str) -> Image {
+        let context = tempfile::tempdir().unwrap();
+        let root = context.path().join("root");
+        let binary = assert_cmd::cargo::cargo_bin("gpuprobe");
+        let mut files = vec![PathBuf::from("/bin/sh")];
+        for scenario in SCENARIOS {
+            let path = common::scenario(scenario);
+            let fake = common::fake_driver(&path);
+            let lib = fake.path().join("libcuda.so.1");
+            let dir = root.join("fake").join(scenario);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(&lib, dir.join("libcuda.so.1")).unwrap();
+            let _ = Command::new("strip")
+                .arg("--strip-debug")
+                .arg(dir.join("libcuda.so.1"))
+                .output();
+            std::fs::copy(&path, root.join("fake").join(format!("{scenario}.json"))).unwrap();
+            files.extend(libraries(&lib));
+        }
+        files.extend(libraries(&binary));
+        files.extend(libraries(Path::new("/bin/sh")));
+        files.sort();
+        files.dedup();
+        for f in &files {
+            copy_into(&root, f);
+        }
+        std::fs::copy(&binary, root.join("gpuprobe")).unwrap();
+        std::fs::write(
+            context.path().join("Dockerfile"),
+            format!("FROM scratch\nCOPY root/ /\n{dockerfile}"),
+        )
+        .unwrap();
+        let tag = unique("gpuprobe-test");
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", &tag])
+            .arg(context.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Image {
+            tag,
+            _context: context,
+        }
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", "-f", &self.tag]);
+    }
+}
+
+/// A running container; removed when dropped.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+fn scenario_env(scenario: &str) -> [String; 4] {
+    [
+        "-e".into(),
+        format!("LD_LIBRARY_PATH=/fake/{scenario}"),
+        "-e".into(),
+        format!("FAKEGPU_SCENARIO=/fake/{scenario}.json"),
+    ]
+}
+
+fn inspect(name: &str, format: &str) -> String {
+    let out = docker(&["inspect", "-f", format, name]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Waits until Docker's health status leaves `starting`.
+fn settled_health(name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = inspect(name, "{{.State.Health.Status}}");
+        if status != "starting" && !status.is_empty() || Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+const HEALTH_IMAGE: &str = r#"HEALTHCHECK --interval=1s --timeout=10s --retries=1 CMD ["/gpuprobe", "health", "--timeout", "3s"]
+ENTRYPOINT ["/gpuprobe", "watch", "--interval", "1h", "--quiet", "--size", "16", "--iterations", "1", "--timeout", "3s"]
+"#;
+
+#[test]
+fn healthcheck_follows_the_gpu_and_docker_stop_ends_watch_cleanly() {
+    if !docker_available() {
+        return;
+    }
+    let image = Image::build(HEALTH_IMAGE);
+    for (scenario, expected) in [
+        ("healthy", "healthy"),
+        ("multi-gpu-one-corrupt", "unhealthy"),
+        ("hang", "unhealthy"),
+    ] {
+        let name = unique("gpuprobe-health");
+        let mut args = vec![
+            "run".to_string(),
+            "-d".into(),
+            "--network".into(),
+            "none".into(),
+            "--name".into(),
+            name.clone(),
+        ];
+        args.extend(scenario_env(scenario));
+        args.push(image.tag.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = docker(&args);
+        assert!(
+            out.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let container = Container(name);
+        let status = settled_health(&container.0);
+        let log = inspect(
+            &container.0,
+            "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}",
+        );
+        assert_eq!(status, expected, "{scenario}: health log: {log}");
+
+        if scenario == "healthy" {
+            // PID 1 must act on SIGTERM itself; otherwise docker stop waits
+            // out its grace period and kills (exit 137).
+            let started = Instant::now();
+            let out = docker(&["stop", "-t", "20", &container.0]);
+            assert!(out.status.success());
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "docker stop took {:?}",
+                started.elapsed()
+            );
+            assert_eq!(inspect(&container.0, "{{.State.ExitCode}}"), "0");
+        }
+    }
+}
+
+const EXEC_IMAGE: &str = r#"ENTRYPOINT ["/gpuprobe", "exec", "--size", "16", "--iterations", "1", "--timeout", "3s", "--"]
+CMD ["/bin/sh", "-c", "echo workload ran as pid $$"]
+"#;
+
+#[test]
+fn exec_entrypoint_starts_the_workload_only_on_a_good_gpu() {
+    if !docker_available() {
+        return;
+    }
+    let image = Image::build(EXEC_IMAGE);
+    for (scenario, code) in [("healthy", 0), ("multi-gpu-one-corrupt", 1), ("hang", 4)] {
+        let mut args = vec![
+            "run".to_string(),
+            "--rm".into(),
+            "--network".into(),
+            "none".into(),
+        ];
+        args.extend(scenario_env(scenario));
+        args.push(image.tag.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = docker(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{scenario}: {stdout}{stderr}"
+        );
+        if code == 0 {
+            assert_eq!(stdout.trim(), "workload ran as pid 1", "{stderr}");
+        } else {
+            assert!(
+                !stdout.contains("workload ran"),
+                "{scenario}: the workload must not start"
+            );
+            assert!(
+                stderr.contains("verdict: "),
+                "{scenario}: the diagnosis goes to stderr: {stderr}"
+            );
+        }
+    }
+}
