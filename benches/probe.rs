@@ -26,15 +26,14 @@ fn probe(c: &mut Criterion) {
         b.iter(|| no_driver().status().unwrap());
     });
 
-    let scenario = common::scenario("healthy");
-    let dir = common::fake_driver(&scenario);
+    let dir = common::fake_driver(&common::scenario("healthy"));
+    let env = common::scenario_env(dir.path());
     let mut group = c.benchmark_group("fake_driver");
     group.sample_size(10);
     group.bench_function("full_probe_size_64", |b| {
         b.iter(|| {
             Command::new(binary())
-                .env("LD_LIBRARY_PATH", dir.path())
-                .env("FAKEGPU_SCENARIO", &scenario)
+                .envs(env.iter().cloned())
                 .args(["--json", "--size", "64", "--iterations", "1"])
                 .stdout(std::process::Stdio::null())
                 .status()

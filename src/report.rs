@@ -41,6 +41,11 @@ pub struct Report {
     pub devices: Vec<DeviceReport>,
     /// The CPU reference GEMM, when one ran.
     pub cpu: Option<CpuReport>,
+    /// NVML (libnvidia-ml) as gpuprobe found it.
+    pub nvml: NvmlInfo,
+    /// What the container looks like from inside: device nodes, variables,
+    /// the kernel module, where the driver libraries came from.
+    pub environment: Environment,
     /// Misconfigurations found, with their fixes, most severe first.
     pub diagnoses: Vec<Diagnosis>,
 }
@@ -202,6 +207,8 @@ pub struct DeviceReport {
     pub checks: Vec<Check>,
     /// The matmul measurement, when it ran.
     pub matmul: Option<Matmul>,
+    /// NVML readings taken right after the matmul, when NVML is available.
+    pub telemetry: Option<Telemetry>,
 }
 
 /// Whether a device passed.
@@ -349,4 +356,162 @@ pub enum Severity {
     Warning,
     /// The GPU cannot be used as it is; the verdict becomes `failed` or `no_gpu`.
     Error,
+}
+
+/// A reading NVML may not give: the value, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Reading<T> {
+    Value(T),
+    Unavailable(Unavailable),
+}
+
+/// Why a reading has no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unavailable {
+    /// This GPU or driver does not support the query (NVML_ERROR_NOT_SUPPORTED).
+    NotSupported,
+    /// The process may not ask (NVML_ERROR_NO_PERMISSION).
+    NoPermission,
+    /// The GPU has fallen off the bus (NVML_ERROR_GPU_IS_LOST).
+    GpuLost,
+    /// Any other error.
+    Error,
+}
+
+impl<T> Reading<T> {
+    /// The value, if there is one.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Reading::Value(v) => Some(v),
+            Reading::Unavailable(_) => None,
+        }
+    }
+}
+
+/// NVML as found: loaded or not, and what it says of the machine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlInfo {
+    /// `loaded`, `not_found` (no libnvidia-ml: no `utility` capability or no
+    /// GPU runtime), `init_failed`, or `not_checked` (health does not load it).
+    pub status: String,
+    /// The file the loader mapped, when loaded.
+    pub library_path: Option<String>,
+    /// The NVML return code of a failed nvmlInit, e.g. 18 (driver/library
+    /// version mismatch).
+    pub error_code: Option<i32>,
+    /// What went wrong, in words.
+    pub error: Option<String>,
+    /// The user-space driver version, e.g. "550.54.15".
+    pub driver_version: Option<String>,
+    /// NVML's own version.
+    pub nvml_version: Option<String>,
+    /// The GPUs NVML sees (all GPUs given to the container; CUDA_VISIBLE_DEVICES
+    /// does not apply to NVML).
+    pub device_uuids: Vec<String>,
+    /// NVML indices of GPUs that answered NVML_ERROR_GPU_IS_LOST.
+    pub lost_devices: Vec<u32>,
+}
+
+/// NVML readings for one GPU. Units are in the names.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    pub temperature_celsius: Reading<u32>,
+    pub power_draw_watts: Reading<f64>,
+    pub power_limit_watts: Reading<f64>,
+    pub utilization_gpu_percent: Reading<u32>,
+    pub utilization_memory_percent: Reading<u32>,
+    pub sm_clock_mhz: Reading<u32>,
+    pub sm_clock_max_mhz: Reading<u32>,
+    pub memory_clock_mhz: Reading<u32>,
+    pub memory_clock_max_mhz: Reading<u32>,
+    pub memory_bus_width_bits: Reading<u32>,
+    pub pcie_generation: Reading<u32>,
+    pub pcie_generation_max: Reading<u32>,
+    pub pcie_width_lanes: Reading<u32>,
+    pub pcie_width_max_lanes: Reading<u32>,
+    pub ecc_enabled: Reading<bool>,
+    /// Uncorrectable ECC errors since the driver loaded.
+    pub ecc_uncorrected_volatile: Reading<u64>,
+    /// Uncorrectable ECC errors over the GPU's life.
+    pub ecc_uncorrected_aggregate: Reading<u64>,
+    pub ecc_corrected_volatile: Reading<u64>,
+    /// Pages waiting to be retired at the next driver reload (older GPUs).
+    pub retired_pages_pending: Reading<bool>,
+    /// A row remap waiting for a GPU reset (Ampere and newer).
+    pub remapped_rows_pending: Reading<bool>,
+    /// A row remap failed: the GPU needs service.
+    pub remapped_rows_failure: Reading<bool>,
+    pub remapped_rows_uncorrectable: Reading<u32>,
+    /// Why clocks were held down right after the benchmark, e.g.
+    /// `sw_power_cap`, `hw_thermal_slowdown`; empty when none.
+    pub throttle_reasons: Reading<Vec<String>>,
+    pub persistence_mode: Reading<bool>,
+    /// `default`, `exclusive_process`, `prohibited`.
+    pub compute_mode: Reading<String>,
+    pub mig_enabled: Reading<bool>,
+}
+
+/// The container as seen from inside.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// NVIDIA device nodes found under /dev, and whether they open.
+    pub device_nodes: Vec<DeviceNode>,
+    /// WSL2: /dev/dxg or /usr/lib/wsl/lib present.
+    pub wsl: bool,
+    /// The kernel module's version from /proc/driver/nvidia/version.
+    pub kernel_module_version: Option<String>,
+    /// Why the kernel module version is unknown, when the file is there but
+    /// unreadable or unrecognised.
+    pub kernel_module_error: Option<String>,
+    /// The variables that decide GPU access, as set (unset ones left out).
+    pub variables: Vec<Variable>,
+    /// LD_LIBRARY_PATH entries that hold the toolkit's stub libcuda.
+    pub library_path_stubs: Vec<String>,
+    /// LD_LIBRARY_PATH entries that hold CUDA forward-compatibility libraries.
+    pub library_path_compat: Vec<String>,
+    /// The driver version in the loaded libcuda's file name
+    /// (libcuda.so.VERSION), when it has one.
+    pub cuda_library_version: Option<String>,
+    /// Windows only: what the GPU device class brings into a container.
+    pub windows: Option<WindowsEnvironment>,
+}
+
+/// One NVIDIA device node.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceNode {
+    pub path: String,
+    /// Whether it opens for reading and writing, as the driver opens it.
+    pub openable: bool,
+    /// The error when it does not.
+    pub error: Option<String>,
+}
+
+/// An environment variable.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Variable {
+    pub name: String,
+    pub value: String,
+}
+
+/// What a Windows container holds of the host's driver.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowsEnvironment {
+    /// Whether this is a container (C:\Windows\System32\HostDriverStore, or
+    /// the container user) at all.
+    pub container: bool,
+    /// C:\Windows\System32\HostDriverStore exists: started with the GPU
+    /// device class.
+    pub host_driver_store: bool,
+    /// Where nvcuda.dll was found, if anywhere.
+    pub nvcuda_dll: Option<String>,
+    /// Where nvml.dll was found, if anywhere.
+    pub nvml_dll: Option<String>,
 }

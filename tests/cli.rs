@@ -43,8 +43,17 @@ fn no_driver_json_is_valid_and_names_where_it_looked() {
     assert_eq!(out.status.code(), Some(3));
     let (_, report) = parse_report(&out.stdout);
     assert_eq!(report.verdict, Verdict::NoGpu);
-    assert_eq!(report.checks[0].name, "load_driver");
-    assert_eq!(report.checks[0].status, CheckStatus::Fail);
+    let load = report
+        .checks
+        .iter()
+        .find(|c| c.name == "load_driver")
+        .expect("load_driver check");
+    assert_eq!(load.status, CheckStatus::Fail);
+    assert_eq!(report.nvml.status, "not_found");
+    assert_eq!(
+        report.diagnoses[0].code, "GP001",
+        "no GPU runtime is diagnosed"
+    );
     assert_eq!(report.driver.library_candidates[0], "libcuda.so.1");
     let searched = report.driver.search_path.join("\n");
     assert!(

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::gpuprobe_with;
-use gpuprobe::report::{CheckStatus, DeviceStatus, Verdict};
+use gpuprobe::report::{CheckStatus, DeviceStatus, Reading, Verdict};
 
 const SMALL: &[&str] = &["--size", "48", "--iterations", "2"];
 
@@ -62,11 +62,36 @@ fn healthy_gpu_passes_with_measured_speeds_and_error_within_tolerance() {
     assert_eq!(
         stages,
         [
-            "identify", "context", "memory", "module", "allocate", "upload", "matmul", "download",
-            "verify"
+            "identify",
+            "context",
+            "memory",
+            "module",
+            "allocate",
+            "upload",
+            "matmul",
+            "download",
+            "verify",
+            "telemetry"
         ]
     );
     assert!(d.checks.iter().all(|c| c.status == CheckStatus::Pass));
+    // NVML matched by UUID, values with their units, nothing diagnosed.
+    let t = d.telemetry.as_ref().expect("telemetry read");
+    assert_eq!(t.temperature_celsius, Reading::Value(34));
+    assert_eq!(t.power_draw_watts, Reading::Value(72.5));
+    assert_eq!(t.pcie_width_max_lanes, Reading::Value(16));
+    assert_eq!(r.nvml.status, "loaded");
+    assert_eq!(r.nvml.driver_version.as_deref(), Some("550.54.15"));
+    assert_eq!(
+        r.environment.kernel_module_version.as_deref(),
+        Some("550.54.15")
+    );
+    assert!(r.diagnoses.is_empty(), "{:?}", r.diagnoses);
+    let text = run.json.to_string();
+    assert!(
+        text.contains("\"temperature_celsius\":34"),
+        "units in field names"
+    );
 }
 
 #[test]
@@ -253,15 +278,8 @@ fn devices_flag_naming_an_absent_gpu_fails() {
 
 #[test]
 fn list_enumerates_without_running_kernels() {
-    let path = common::scenario("multi-gpu-one-corrupt");
-    let dir = common::fake_driver(&path);
-    let out = assert_cmd::Command::cargo_bin("gpuprobe")
-        .unwrap()
-        .env("LD_LIBRARY_PATH", dir.path())
-        .env("FAKEGPU_SCENARIO", &path)
-        .args(["list", "--json"])
-        .output()
-        .unwrap();
+    let (mut cmd, _dir) = common::command_with("multi-gpu-one-corrupt");
+    let out = cmd.args(["list", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let (_, report) = common::parse_report(&out.stdout);
     assert_eq!(report.command, "list");

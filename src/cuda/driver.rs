@@ -174,7 +174,7 @@ impl Driver {
         // SAFETY: only the symbol's address is used, to ask the loader for
         // the file it lives in.
         let any_symbol =
-            unsafe { lib.get::<unsafe extern "C" fn()>(b"cuInit\0") }.map(|s| *s as *const c_void);
+            unsafe { lib.get::<unsafe extern "C" fn()>(b"cuInit\0") }.map(|s| *s as usize);
         let path = any_symbol
             .ok()
             .and_then(loaded_path)
@@ -201,7 +201,9 @@ fn is_not_found(message: &str) -> bool {
 
 /// The file a loaded symbol lives in, resolved by the loader itself.
 #[cfg(unix)]
-fn loaded_path(symbol: *const c_void) -> Option<String> {
+#[must_use]
+pub fn loaded_path(address: usize) -> Option<String> {
+    let symbol = address as *const c_void;
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr only reads the loader's tables.
     if unsafe { libc::dladdr(symbol, &raw mut info) } == 0 || info.dli_fname.is_null() {
@@ -215,7 +217,8 @@ fn loaded_path(symbol: *const c_void) -> Option<String> {
 }
 
 #[cfg(not(unix))]
-fn loaded_path(_symbol: *const c_void) -> Option<String> {
+#[must_use]
+pub fn loaded_path(_address: usize) -> Option<String> {
     None
 }
 

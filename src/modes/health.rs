@@ -33,8 +33,14 @@ pub fn is_ok(verdict: Verdict) -> bool {
 #[must_use]
 pub fn judge(report: &Report) -> (String, i32) {
     let ok = is_ok(report.verdict);
+    // The most severe diagnosis's fix: what to do, in the one line Docker keeps.
+    let fix = report
+        .diagnoses
+        .first()
+        .filter(|d| !ok && d.severity > crate::report::Severity::Info)
+        .map_or(String::new(), |d| format!(" Fix: {}", d.fix));
     let line = format!(
-        "{}: {} [{}, {:.0} ms]",
+        "{}: {} [{}, {:.0} ms]{fix}",
         if ok { "healthy" } else { "unhealthy" },
         report.summary,
         report.verdict.as_str(),

@@ -34,6 +34,8 @@ pub struct Job<'a> {
     pub inputs: &'a Inputs,
     pub reference: &'a Shared<Reference>,
     pub repeat: Repeat,
+    /// NVML, for the telemetry read right after the matmul.
+    pub nvml: Option<&'static crate::telemetry::Loaded>,
 }
 
 /// Runs every stage on one device and records the matmul result.
@@ -41,6 +43,10 @@ pub fn probe(job: &Job<'_>) {
     if let Some(matmul) = run_stages(job) {
         job.progress
             .update(|r| r.devices[job.slot].matmul = Some(matmul));
+    }
+    // Also after a failure: NVML may say why (GPU lost, memory errors).
+    if let Some(nvml) = job.nvml {
+        super::read_telemetry(job.progress, nvml, job.slot);
     }
 }
 

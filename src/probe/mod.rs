@@ -21,6 +21,7 @@ use crate::report::{
     SCHEMA_VERSION,
 };
 use crate::requirements::Requirements;
+use crate::telemetry;
 use crate::units::flops;
 use crate::verify::{Inputs, Reference};
 use progress::{Done, Failed, Progress, Scope};
@@ -211,6 +212,11 @@ fn empty_report(options: &Options) -> Report {
         driver: DriverInfo::default(),
         devices: Vec::new(),
         cpu: None,
+        nvml: crate::report::NvmlInfo {
+            status: "not_checked".into(),
+            ..Default::default()
+        },
+        environment: crate::report::Environment::default(),
         diagnoses: Vec::new(),
     }
 }
@@ -218,6 +224,7 @@ fn empty_report(options: &Options) -> Report {
 fn finish(mut report: Report, started: Instant) -> Report {
     report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
     report.exit_code = report.verdict.exit_code();
+    crate::diagnose::apply(&mut report);
     report
 }
 
@@ -255,8 +262,88 @@ fn set_outcome(progress: &Progress, verdict: Verdict, summary: String) {
     });
 }
 
-/// The probe body, on the worker thread.
+/// The probe body, on the worker thread: NVML first (device threads read
+/// telemetry right after their matmul), then the CUDA stages, then the
+/// environment. Health loads NVML only to explain a failure.
 fn probe(progress: &Progress, options: &Options) {
+    let nvml = if options.mode == Mode::Health {
+        None
+    } else {
+        load_nvml(progress)
+    };
+    probe_cuda(progress, options, nvml);
+    if options.mode == Mode::Health
+        && !progress.update(|r| matches!(r.verdict, Verdict::Healthy | Verdict::Degraded))
+    {
+        load_nvml(progress);
+    }
+    let library = progress.update(|r| r.driver.library_path.clone());
+    let environment = crate::environment::gather(&crate::environment::root(), library.as_deref());
+    progress.update(|r| r.environment = environment);
+}
+
+/// Loads NVML, recording what was found; a missing NVML is a finding.
+fn load_nvml(progress: &Progress) -> Option<&'static telemetry::Loaded> {
+    progress
+        .stage(Scope::Machine, "nvml", || match telemetry::load() {
+            Ok(loaded) => {
+                let detail = format!(
+                    "NVML {} (driver {}) sees {} GPU(s)",
+                    loaded.info.nvml_version.as_deref().unwrap_or("?"),
+                    loaded.info.driver_version.as_deref().unwrap_or("?"),
+                    loaded.info.device_uuids.len() + loaded.info.lost_devices.len()
+                );
+                progress.update(|r| r.nvml = loaded.info.clone());
+                Ok(Done::pass(Some(loaded), detail))
+            }
+            Err(info) => {
+                let detail = format!(
+                    "no NVML telemetry: {} ({})",
+                    info.status,
+                    info.error.as_deref().unwrap_or("")
+                );
+                progress.update(|r| r.nvml = *info);
+                Ok(Done {
+                    value: None,
+                    detail,
+                    status: CheckStatus::Skip,
+                })
+            }
+        })
+        .flatten()
+}
+
+/// Reads one device's telemetry into the report.
+fn read_telemetry(progress: &Progress, nvml: &telemetry::Loaded, slot: usize) {
+    let (uuid, pci) = progress.update(|r| {
+        (
+            r.devices[slot].uuid.clone(),
+            r.devices[slot].pci_bus_id.clone(),
+        )
+    });
+    progress.stage(Scope::Device(slot), "telemetry", || {
+        let Some(device) = telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref()) else {
+            return Ok(Done::pass(
+                (),
+                "NVML does not list this GPU (matched by UUID, then PCI bus id)",
+            ));
+        };
+        let t = telemetry::read(&device);
+        let detail = format!(
+            "{} °C, {} W",
+            t.temperature_celsius
+                .value()
+                .map_or("?".into(), ToString::to_string),
+            t.power_draw_watts
+                .value()
+                .map_or("?".into(), |w| format!("{w:.0}"))
+        );
+        progress.update(|r| r.devices[slot].telemetry = Some(t));
+        Ok(Done::pass((), detail))
+    });
+}
+
+fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static telemetry::Loaded>) {
     let Some(driver) = load_driver(progress) else {
         return;
     };
@@ -321,6 +408,11 @@ fn probe(progress: &Progress, options: &Options) {
     let selected = select(progress, &options.devices);
 
     if options.mode == Mode::List {
+        if let Some(nvml) = nvml {
+            for slot in 0..handles.len() {
+                read_telemetry(progress, nvml, slot);
+            }
+        }
         progress.update(|r| {
             for d in &mut r.devices {
                 if d.status != DeviceStatus::Fail {
@@ -349,6 +441,7 @@ fn probe(progress: &Progress, options: &Options) {
                 inputs: &inputs,
                 reference: &reference,
                 repeat: options.repeat,
+                nvml,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))
@@ -486,6 +579,7 @@ fn identify(driver: &Driver, progress: &Progress, ordinal: u32) -> Option<cuda::
             status: DeviceStatus::Pass,
             checks: Vec::new(),
             matmul: None,
+            telemetry: None,
         });
         r.devices.len() - 1
     });

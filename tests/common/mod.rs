@@ -86,10 +86,11 @@ pub fn command_with(scenario_name: &str) -> (std::process::Command, tempfile::Te
     let path = scenario(scenario_name);
     let dir = fake_driver(&path);
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("gpuprobe"));
-    cmd.env("LD_LIBRARY_PATH", dir.path())
-        .env("FAKEGPU_SCENARIO", &path)
-        .env_remove("CUDA_VISIBLE_DEVICES");
     for var in [
+        "CUDA_VISIBLE_DEVICES",
+        "NVIDIA_VISIBLE_DEVICES",
+        "NVIDIA_DRIVER_CAPABILITIES",
+        "NVIDIA_REQUIRE_CUDA",
         "GPUPROBE_REQUIRE_GPUS",
         "GPUPROBE_REQUIRE_MEMORY",
         "GPUPROBE_REQUIRE_COMPUTE_CAPABILITY",
@@ -99,7 +100,20 @@ pub fn command_with(scenario_name: &str) -> (std::process::Command, tempfile::Te
     ] {
         cmd.env_remove(var);
     }
+    for (k, v) in scenario_env(dir.path()) {
+        cmd.env(k, v);
+    }
     (cmd, dir)
+}
+
+/// The variables `fakegpu prepare` wrote for the scenario.
+pub fn scenario_env(dir: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(dir.join("env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 pub fn gpuprobe_with(scenario_name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {

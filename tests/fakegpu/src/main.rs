@@ -1,9 +1,17 @@
-//! `fakegpu prepare SCENARIO DIR`: writes DIR/libcuda.so.1 for a scenario.
+//! `fakegpu prepare SCENARIO DIR`: lays out a scenario in DIR:
+//! - libcuda.so.1 (unless the scenario has none; in `cuda_library_dir`),
+//! - libnvidia-ml.so.1 (unless `nvml.present` is false),
+//! - root/: the device nodes and /proc files gpuprobe inspects,
+//! - env: KEY=VALUE lines to run the program under test with
+//!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, the scenario's
+//!   own variables).
+//!
 //! `fakegpu check SCENARIO`: validates a scenario file.
 //!
-//! The library is linked from libfakegpu.a (built beside this binary) with a
-//! version script that exports the driver API symbols minus the scenario's
-//! `missing_symbols`, so dlsym sees exactly what an old driver would export.
+//! The libraries are linked from libfakegpu.a (built beside this binary)
+//! with a version script exporting only that library's API minus the
+//! scenario's `missing_symbols`, so dlsym sees what a real (old) driver
+//! would export.
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -40,12 +48,107 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let exported: Vec<&str> = fakegpu::cuda::EXPORTS
-        .iter()
-        .copied()
-        .filter(|s| !scenario.missing_symbols.iter().any(|m| m == s))
-        .collect();
-    link(dir, "libcuda.so.1", &exported)
+    let dir = dir.canonicalize().map_err(|e| e.to_string())?;
+    let cuda_dir = dir.join(&scenario.cuda_library_dir);
+    if scenario.cuda_library {
+        std::fs::create_dir_all(&cuda_dir).map_err(|e| e.to_string())?;
+        let exported: Vec<&str> = fakegpu::cuda::EXPORTS
+            .iter()
+            .copied()
+            .filter(|s| !scenario.missing_symbols.iter().any(|m| m == s))
+            .collect();
+        // A real driver installs libcuda.so.VERSION and the SONAME link.
+        let file = scenario
+            .cuda_library_version
+            .as_ref()
+            .map_or("libcuda.so.1".to_string(), |v| format!("libcuda.so.{v}"));
+        link(&cuda_dir, &file, "libcuda.so.1", &exported)?;
+        if file != "libcuda.so.1" {
+            symlink(&file, &cuda_dir.join("libcuda.so.1"))?;
+        }
+    }
+    if scenario.nvml.present {
+        link(
+            &dir,
+            "libnvidia-ml.so.1",
+            "libnvidia-ml.so.1",
+            fakegpu::nvml::EXPORTS,
+        )?;
+    }
+    let root = dir.join("root");
+    lay_out_root(&scenario, &root)?;
+
+    let mut env = vec![
+        (
+            "FAKEGPU_SCENARIO".to_string(),
+            std::fs::canonicalize(scenario_path)
+                .map_err(|e| e.to_string())?
+                .display()
+                .to_string(),
+        ),
+        ("GPUPROBE_TEST_ROOT".to_string(), root.display().to_string()),
+    ];
+    let dir_text = dir.display().to_string();
+    if !scenario.env.contains_key("LD_LIBRARY_PATH") {
+        let mut path = vec![dir_text.clone()];
+        if cuda_dir != dir {
+            path.insert(0, cuda_dir.display().to_string());
+        }
+        env.push(("LD_LIBRARY_PATH".into(), path.join(":")));
+    }
+    for (k, v) in &scenario.env {
+        env.push((k.clone(), v.replace("{dir}", &dir_text)));
+    }
+    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(dir.join("env"), text).map_err(|e| e.to_string())
+}
+
+fn symlink(target: &str, link: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(target, link).map_err(|e| format!("{}: {e}", link.display()))
+}
+
+/// The files gpuprobe inspects under GPUPROBE_TEST_ROOT.
+fn lay_out_root(scenario: &Scenario, root: &Path) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let dev = root.join("dev");
+    std::fs::create_dir_all(&dev).map_err(io)?;
+    let nodes = scenario.host.dev.clone().unwrap_or_else(|| {
+        let mut v: Vec<String> = ["nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"]
+            .map(String::from)
+            .to_vec();
+        v.extend((0..scenario.devices.len()).map(|i| format!("nvidia{i}")));
+        v
+    });
+    for node in &nodes {
+        let path = dev.join(node);
+        if scenario.host.dev_unopenable.contains(node) {
+            // Stands for a node the cgroup no longer allows: it is there,
+            // and opening it fails.
+            std::fs::create_dir_all(&path).map_err(io)?;
+        } else {
+            std::fs::write(&path, b"").map_err(io)?;
+        }
+    }
+    if let Some(text) = &scenario.host.proc_driver_version {
+        let text = if text.is_empty() {
+            format!(
+                "NVRM version: NVIDIA UNIX x86_64 Kernel Module  {}  Thu Feb 22 01:44:30 UTC 2024\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n",
+                scenario.nvml.driver_version
+            )
+        } else {
+            text.clone()
+        };
+        let proc_dir = root.join("proc/driver/nvidia");
+        std::fs::create_dir_all(&proc_dir).map_err(io)?;
+        std::fs::write(proc_dir.join("version"), text).map_err(io)?;
+    }
+    for (path, contents) in &scenario.host.files {
+        let path = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(path.parent().unwrap_or(root)).map_err(io)?;
+        std::fs::write(&path, contents).map_err(io)?;
+    }
+    Ok(())
 }
 
 fn archive() -> Result<PathBuf, String> {
@@ -61,8 +164,8 @@ fn archive() -> Result<PathBuf, String> {
     }
 }
 
-fn link(dir: &Path, soname: &str, exported: &[&str]) -> Result<(), String> {
-    let map = dir.join(format!("{soname}.map"));
+fn link(dir: &Path, file: &str, soname: &str, exported: &[&str]) -> Result<(), String> {
+    let map = dir.join(format!("{file}.map"));
     let script = format!(
         "{{\n  global:\n{}  local: *;\n}};\n",
         exported
@@ -75,7 +178,7 @@ fn link(dir: &Path, soname: &str, exported: &[&str]) -> Result<(), String> {
     let mut cmd = Command::new(cc);
     cmd.arg("-shared")
         .arg("-o")
-        .arg(dir.join(soname))
+        .arg(dir.join(file))
         .arg(format!("-Wl,-soname,{soname}"))
         .arg(format!("-Wl,--version-script={}", map.display()));
     for symbol in exported {
@@ -86,11 +189,12 @@ fn link(dir: &Path, soname: &str, exported: &[&str]) -> Result<(), String> {
     let out = cmd
         .output()
         .map_err(|e| format!("running the linker: {e}"))?;
+    let _ = std::fs::remove_file(&map);
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "linking {soname} failed:\n{}",
+            "linking {file} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         ))
     }

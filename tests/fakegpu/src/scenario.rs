@@ -22,6 +22,93 @@ pub struct Scenario {
     /// Driver API symbols the library does not export, as on an old driver.
     #[serde(default)]
     pub missing_symbols: Vec<String>,
+    /// Whether libcuda.so.1 exists at all (false: `utility` capability only).
+    #[serde(default = "yes")]
+    pub cuda_library: bool,
+    /// Where libcuda.so.1 lies, relative to the prepared folder ("" = in it),
+    /// e.g. "usr/local/cuda/lib64/stubs" for the toolkit's stub.
+    #[serde(default)]
+    pub cuda_library_dir: String,
+    /// The driver version in libcuda's real file name
+    /// (libcuda.so.1 -> libcuda.so.VERSION), as the driver installs it.
+    #[serde(default)]
+    pub cuda_library_version: Option<String>,
+    /// The fake NVML (libnvidia-ml.so.1).
+    #[serde(default)]
+    pub nvml: Nvml,
+    /// What gpuprobe finds under its root: device nodes, /proc, WSL files.
+    #[serde(default)]
+    pub host: Host,
+    /// Environment variables of the process; "{dir}" stands for the
+    /// prepared folder.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nvml {
+    /// Whether libnvidia-ml.so.1 exists.
+    #[serde(default = "yes")]
+    pub present: bool,
+    /// What nvmlInit_v2 returns (NVML_SUCCESS = 0).
+    #[serde(default)]
+    pub init_result: i32,
+    /// nvmlSystemGetDriverVersion.
+    #[serde(default = "default_kernel_driver")]
+    pub driver_version: String,
+}
+
+impl Default for Nvml {
+    fn default() -> Self {
+        Nvml {
+            present: true,
+            init_result: 0,
+            driver_version: default_kernel_driver(),
+        }
+    }
+}
+
+pub fn default_kernel_driver() -> String {
+    "550.54.15".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// Names under /dev; default: nvidiactl, nvidia-uvm, nvidia-uvm-tools and
+    /// nvidiaN for each device.
+    #[serde(default)]
+    pub dev: Option<Vec<String>>,
+    /// Device nodes that exist but cannot be opened.
+    #[serde(default)]
+    pub dev_unopenable: Vec<String>,
+    /// Contents of /proc/driver/nvidia/version; default: the NVML driver
+    /// version's kernel module. null: the file does not exist.
+    #[serde(default = "default_proc")]
+    pub proc_driver_version: Option<String>,
+    /// Other files to create, path (relative to the root) -> contents.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+fn default_proc() -> Option<String> {
+    Some(String::new())
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host {
+            dev: None,
+            dev_unopenable: Vec::new(),
+            proc_driver_version: default_proc(),
+            files: Default::default(),
+        }
+    }
 }
 
 fn default_driver_version() -> i32 {
@@ -52,6 +139,81 @@ pub struct Device {
     /// flipped in the exponent), as on a GPU with bad memory.
     #[serde(default)]
     pub corrupt_results: u32,
+    /// What NVML reports for this device.
+    #[serde(default)]
+    pub nvml: DeviceNvml,
+}
+
+/// NVML readings of one device; `not_supported` names fields whose getter
+/// returns NVML_ERROR_NOT_SUPPORTED, and `lost` makes every getter return
+/// NVML_ERROR_GPU_IS_LOST.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceNvml {
+    pub temperature_celsius: u32,
+    pub power_draw_watts: f64,
+    pub power_limit_watts: f64,
+    pub utilization_gpu_percent: u32,
+    pub utilization_memory_percent: u32,
+    pub sm_clock_mhz: u32,
+    pub sm_clock_max_mhz: u32,
+    pub memory_clock_mhz: u32,
+    pub memory_clock_max_mhz: u32,
+    pub memory_bus_width_bits: u32,
+    pub pcie_generation: u32,
+    pub pcie_generation_max: u32,
+    pub pcie_width: u32,
+    pub pcie_width_max: u32,
+    pub ecc_enabled: bool,
+    pub ecc_uncorrected_volatile: u64,
+    pub ecc_uncorrected_aggregate: u64,
+    pub ecc_corrected_volatile: u64,
+    pub retired_pages_pending: bool,
+    pub remapped_rows_pending: bool,
+    pub remapped_rows_failure: bool,
+    pub remapped_rows_uncorrectable: u32,
+    /// nvmlClocksThrottleReasons bits.
+    pub throttle_reasons: u64,
+    pub persistence_mode: bool,
+    pub compute_mode: u32,
+    pub mig_mode: bool,
+    pub not_supported: Vec<String>,
+    pub lost: bool,
+}
+
+impl Default for DeviceNvml {
+    fn default() -> Self {
+        DeviceNvml {
+            temperature_celsius: 34,
+            power_draw_watts: 72.5,
+            power_limit_watts: 700.0,
+            utilization_gpu_percent: 0,
+            utilization_memory_percent: 0,
+            sm_clock_mhz: 1980,
+            sm_clock_max_mhz: 1980,
+            memory_clock_mhz: 2619,
+            memory_clock_max_mhz: 2619,
+            memory_bus_width_bits: 5120,
+            pcie_generation: 5,
+            pcie_generation_max: 5,
+            pcie_width: 16,
+            pcie_width_max: 16,
+            ecc_enabled: true,
+            ecc_uncorrected_volatile: 0,
+            ecc_uncorrected_aggregate: 0,
+            ecc_corrected_volatile: 0,
+            retired_pages_pending: false,
+            remapped_rows_pending: false,
+            remapped_rows_failure: false,
+            remapped_rows_uncorrectable: 0,
+            throttle_reasons: 0,
+            persistence_mode: true,
+            compute_mode: 0,
+            mig_mode: false,
+            not_supported: Vec::new(),
+            lost: false,
+        }
+    }
 }
 
 fn default_memory_clock_mhz() -> i32 {

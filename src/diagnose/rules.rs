@@ -1,0 +1,736 @@
+//! The rule table. Facts and fixes come from FACTS.md (sections 1 to 4):
+//! the NVIDIA Container Toolkit's behaviour, the CUDA and NVML error codes
+//! users meet in containers, Windows containers, and health-check rules.
+use super::Rule;
+use crate::report::{Check, DeviceNode, Reading, Report, Severity, Telemetry, Unavailable};
+
+fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
+    r.environment
+        .variables
+        .iter()
+        .find(|v| v.name == name)
+        .map(|v| v.value.as_str())
+}
+
+fn machine_check<'a>(r: &'a Report, name: &str) -> Option<&'a Check> {
+    r.checks.iter().find(|c| c.name == name)
+}
+
+/// The CUresult cuInit failed with.
+fn init_error(r: &Report) -> Option<i32> {
+    machine_check(r, "cu_init")?.error.as_ref().map(|e| e.code)
+}
+
+/// Devices whose `stage` failed with CUresult `code`.
+fn device_error(r: &Report, stage: &str, code: i32) -> Vec<String> {
+    r.devices
+        .iter()
+        .filter(|d| {
+            d.checks
+                .iter()
+                .any(|c| c.name == stage && c.error.as_ref().is_some_and(|e| e.code == code))
+        })
+        .map(|d| {
+            format!(
+                "GPU {} ({}): {stage} failed with CUresult {code}",
+                d.index,
+                d.uuid.as_deref().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// No libcuda anywhere on the loader path.
+fn cuda_missing(r: &Report) -> bool {
+    machine_check(r, "load_driver")
+        .is_some_and(|c| c.detail.starts_with("no CUDA driver library found"))
+}
+
+fn gpu_nodes(r: &Report) -> Vec<&DeviceNode> {
+    r.environment
+        .device_nodes
+        .iter()
+        .filter(|n| {
+            n.path
+                .strip_prefix("/dev/nvidia")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect()
+}
+
+fn has_node(r: &Report, path: &str) -> bool {
+    r.environment.device_nodes.iter().any(|n| n.path == path)
+}
+
+fn nvidia_nodes(r: &Report) -> bool {
+    r.environment
+        .device_nodes
+        .iter()
+        .any(|n| n.path.starts_with("/dev/nvidia"))
+}
+
+fn non_empty(evidence: Vec<String>) -> Option<Vec<String>> {
+    (!evidence.is_empty()).then_some(evidence)
+}
+
+fn shown(value: Option<&str>) -> String {
+    value.map_or_else(|| "(unset)".to_string(), |v| format!("{v:?}"))
+}
+
+/// Readings of every device with telemetry, labelled.
+fn telemetry(r: &Report) -> impl Iterator<Item = (String, &Telemetry)> {
+    r.devices.iter().filter_map(|d| {
+        d.telemetry.as_ref().map(|t| {
+            (
+                format!("GPU {} ({})", d.index, d.uuid.as_deref().unwrap_or("?")),
+                t,
+            )
+        })
+    })
+}
+
+fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
+    let windows = r.environment.windows.as_ref().is_some_and(|w| w.container);
+    if !cuda_missing(r)
+        || nvidia_nodes(r)
+        || r.environment.wsl
+        || r.nvml.status != "not_found"
+        || windows
+    {
+        return None;
+    }
+    let mut evidence = vec![
+        "no libcuda.so.1 on the loader path".to_string(),
+        "no /dev/nvidia* device nodes".to_string(),
+        "no libnvidia-ml.so.1".to_string(),
+    ];
+    if let Some(v) = var(r, "NVIDIA_VISIBLE_DEVICES") {
+        evidence.push(format!("NVIDIA_VISIBLE_DEVICES={v:?}"));
+    }
+    Some(evidence)
+}
+
+fn nvml_without_cuda(r: &Report) -> Option<Vec<String>> {
+    (cuda_missing(r) && r.nvml.status == "loaded").then(|| {
+        vec![
+            format!(
+                "libnvidia-ml loaded from {}",
+                r.nvml.library_path.as_deref().unwrap_or("?")
+            ),
+            "no libcuda.so.1 on the loader path".into(),
+            format!(
+                "NVIDIA_DRIVER_CAPABILITIES={}",
+                shown(var(r, "NVIDIA_DRIVER_CAPABILITIES"))
+            ),
+        ]
+    })
+}
+
+fn visible_devices_none(r: &Report) -> Option<Vec<String>> {
+    let value = var(r, "NVIDIA_VISIBLE_DEVICES")?;
+    let v = value.trim().to_ascii_lowercase();
+    let no_gpu = cuda_missing(r) || init_error(r) == Some(100) || r.driver.device_count == Some(0);
+    (matches!(v.as_str(), "none" | "void" | "") && no_gpu)
+        .then(|| vec![format!("NVIDIA_VISIBLE_DEVICES={value:?}")])
+}
+
+fn visible_devices_malformed(r: &Report) -> Option<Vec<String>> {
+    let value = var(r, "NVIDIA_VISIBLE_DEVICES")?;
+    let v = value.trim().to_ascii_lowercase();
+    if matches!(v.as_str(), "all" | "none" | "void" | "") {
+        return None;
+    }
+    let bad: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| {
+            !(e.parse::<u32>().is_ok()
+                || e.starts_with("GPU-")
+                || e.starts_with("MIG-")
+                || e.split(':').count() == 2 && e.split(':').all(|p| p.parse::<u32>().is_ok()))
+        })
+        .map(|e| format!("entry {e:?} in NVIDIA_VISIBLE_DEVICES={value:?} is not an index, a UUID or index:index"))
+        .collect();
+    non_empty(bad)
+}
+
+/// How many GPUs the container has, whatever CUDA_VISIBLE_DEVICES says.
+fn gpus_given(r: &Report) -> usize {
+    if r.nvml.status == "loaded" {
+        r.nvml.device_uuids.len() + r.nvml.lost_devices.len()
+    } else {
+        gpu_nodes(r).len()
+    }
+}
+
+fn cuda_visible_hides_all(r: &Report) -> Option<Vec<String>> {
+    let value = var(r, "CUDA_VISIBLE_DEVICES")?;
+    let none_seen = init_error(r) == Some(100) || r.driver.device_count == Some(0);
+    let given = gpus_given(r);
+    (none_seen && given > 0).then(|| {
+        vec![
+            format!("CUDA_VISIBLE_DEVICES={value:?}"),
+            format!("the container has {given} GPU(s), CUDA sees none"),
+        ]
+    })
+}
+
+fn cuda_visible_unknown_entry(r: &Report) -> Option<Vec<String>> {
+    let value = var(r, "CUDA_VISIBLE_DEVICES")?;
+    if r.driver.device_count.unwrap_or(0) == 0 {
+        return None;
+    }
+    let given = gpus_given(r);
+    let uuids = &r.nvml.device_uuids;
+    let first_bad = value.split(',').map(str::trim).find(|e| {
+        if let Ok(i) = e.parse::<usize>() {
+            given > 0 && i >= given
+        } else if e.starts_with("GPU-") || e.starts_with("MIG-") {
+            r.nvml.status == "loaded" && !uuids.iter().any(|u| u.starts_with(e))
+        } else {
+            true
+        }
+    })?;
+    Some(vec![
+        format!("CUDA_VISIBLE_DEVICES={value:?}: entry {first_bad:?} names no GPU of the {given} this container has"),
+        format!("CUDA sees {} GPU(s)", r.driver.device_count.unwrap_or(0)),
+    ])
+}
+
+fn stub_library(r: &Report) -> Option<Vec<String>> {
+    let path = r.driver.library_path.as_deref().unwrap_or("");
+    if init_error(r) != Some(34) && !path.contains("/stubs/") {
+        return None;
+    }
+    let mut evidence = vec![format!("loaded {path}")];
+    if init_error(r) == Some(34) {
+        evidence.push("cuInit returned 34 (CUDA_ERROR_STUB_LIBRARY)".into());
+    }
+    evidence.extend(
+        r.environment
+            .library_path_stubs
+            .iter()
+            .map(|s| format!("LD_LIBRARY_PATH holds {s}")),
+    );
+    Some(evidence)
+}
+
+fn init_code_rule(r: &Report, code: i32, name: &str) -> Option<Vec<String>> {
+    (init_error(r) == Some(code)).then(|| {
+        let mut evidence = vec![format!("cuInit returned {code} ({name})")];
+        evidence.extend(
+            r.environment
+                .library_path_compat
+                .iter()
+                .map(|s| format!("LD_LIBRARY_PATH holds {s}")),
+        );
+        if let Some(p) = &r.driver.library_path {
+            evidence.push(format!("loaded {p}"));
+        }
+        if let Some(k) = &r.environment.kernel_module_version {
+            evidence.push(format!("kernel module {k}"));
+        }
+        evidence
+    })
+}
+
+fn compat_mismatch(r: &Report) -> Option<Vec<String>> {
+    init_code_rule(r, 803, "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH")
+}
+
+fn compat_unsupported(r: &Report) -> Option<Vec<String>> {
+    init_code_rule(r, 804, "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE")
+}
+
+fn uvm_missing(r: &Report) -> Option<Vec<String>> {
+    (init_error(r) == Some(999) && !has_node(r, "/dev/nvidia-uvm")).then(|| {
+        vec![
+            "cuInit returned 999 (CUDA_ERROR_UNKNOWN)".into(),
+            "no /dev/nvidia-uvm device node".into(),
+        ]
+    })
+}
+
+fn nvml_driver_mismatch(r: &Report) -> Option<Vec<String>> {
+    let kernel = r.environment.kernel_module_version.as_deref();
+    if r.nvml.error_code == Some(18) {
+        let mut evidence =
+            vec!["nvmlInit returned 18 (driver/library version mismatch)".to_string()];
+        if let Some(k) = kernel {
+            evidence.push(format!("kernel module {k}"));
+        }
+        if let Some(p) = &r.nvml.library_path {
+            evidence.push(format!("libnvidia-ml loaded from {p}"));
+        }
+        return Some(evidence);
+    }
+    let user = r.nvml.driver_version.as_deref()?;
+    (kernel? != user).then(|| {
+        vec![format!(
+            "NVML (user-space driver) {user}, kernel module {}",
+            kernel.unwrap_or("?")
+        )]
+    })
+}
+
+fn ptx_too_new(r: &Report) -> Option<Vec<String>> {
+    let mut evidence = device_error(r, "module", 222);
+    if evidence.is_empty() {
+        return None;
+    }
+    evidence.push(format!(
+        "the driver supports CUDA {}; gpuprobe's PTX (ISA 4.2) needs CUDA 7.0",
+        r.driver.cuda_version.as_deref().unwrap_or("?")
+    ));
+    Some(evidence)
+}
+
+/// "cuda>=12.2" out of NVIDIA_REQUIRE_CUDA ("cuda>=12.2 brand=tesla,driver>=470 ...").
+fn required_cuda(value: &str) -> Option<(u32, u32)> {
+    let spec = value
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("cuda>="))?;
+    crate::requirements::parse_version(spec)
+}
+
+fn driver_too_old(r: &Report) -> Option<Vec<String>> {
+    let mut evidence = Vec::new();
+    let have = r.driver.cuda_version_raw;
+    if let (Some(value), Some(have)) = (var(r, "NVIDIA_REQUIRE_CUDA"), have) {
+        if let Some((major, minor)) = required_cuda(value) {
+            if have < (major * 1000 + minor * 10) as i32 {
+                evidence.push(format!(
+                    "NVIDIA_REQUIRE_CUDA={value:?}, the driver supports CUDA {}",
+                    r.driver.cuda_version.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    if let Some(c) =
+        machine_check(r, "require_driver").filter(|c| c.status == crate::report::CheckStatus::Fail)
+    {
+        evidence.push(c.detail.clone());
+    }
+    non_empty(evidence)
+}
+
+fn nodes_unopenable(r: &Report) -> Option<Vec<String>> {
+    non_empty(
+        r.environment
+            .device_nodes
+            .iter()
+            .filter(|n| !n.openable)
+            .map(|n| {
+                format!(
+                    "{} is present but cannot be opened: {}",
+                    n.path,
+                    n.error.as_deref().unwrap_or("?")
+                )
+            })
+            .collect(),
+    )
+}
+
+fn gpu_lost(r: &Report) -> Option<Vec<String>> {
+    let mut evidence: Vec<String> = r
+        .nvml
+        .lost_devices
+        .iter()
+        .map(|i| format!("NVML GPU {i}: GPU is lost"))
+        .collect();
+    for (who, t) in telemetry(r) {
+        if t.temperature_celsius == Reading::Unavailable(Unavailable::GpuLost) {
+            evidence.push(format!("{who}: NVML says GPU is lost"));
+        }
+    }
+    non_empty(evidence)
+}
+
+fn memory_errors(r: &Report) -> Option<Vec<String>> {
+    let mut evidence = Vec::new();
+    for (who, t) in telemetry(r) {
+        if let Some(n) = t.ecc_uncorrected_volatile.value().filter(|n| **n > 0) {
+            evidence.push(format!(
+                "{who}: {n} uncorrectable ECC error(s) since the driver loaded"
+            ));
+        }
+        if t.remapped_rows_pending == Reading::Value(true) {
+            evidence.push(format!("{who}: a row remap is pending (needs a GPU reset)"));
+        }
+        if t.remapped_rows_failure == Reading::Value(true) {
+            evidence.push(format!("{who}: a row remap failed"));
+        }
+        if t.retired_pages_pending == Reading::Value(true) {
+            evidence.push(format!("{who}: pages are pending retirement"));
+        }
+    }
+    non_empty(evidence)
+}
+
+fn pcie_degraded(r: &Report) -> Option<Vec<String>> {
+    let mut evidence = Vec::new();
+    for (who, t) in telemetry(r) {
+        let pair = |a: &Reading<u32>, b: &Reading<u32>| a.value().copied().zip(b.value().copied());
+        if let Some((cur, max)) =
+            pair(&t.pcie_generation, &t.pcie_generation_max).filter(|(c, m)| c < m)
+        {
+            evidence.push(format!(
+                "{who}: PCIe gen {cur} of {max} right after the benchmark"
+            ));
+        }
+        if let Some((cur, max)) =
+            pair(&t.pcie_width_lanes, &t.pcie_width_max_lanes).filter(|(c, m)| c < m)
+        {
+            evidence.push(format!("{who}: PCIe x{cur} of x{max}"));
+        }
+    }
+    non_empty(evidence)
+}
+
+/// Throttle reasons that mean the GPU could not run at full speed.
+const BAD_THROTTLE: [&str; 5] = [
+    "sw_power_cap",
+    "hw_slowdown",
+    "sw_thermal_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+];
+
+fn throttled(r: &Report) -> Option<Vec<String>> {
+    let mut evidence = Vec::new();
+    for (who, t) in telemetry(r) {
+        if let Some(reasons) = t.throttle_reasons.value() {
+            let bad: Vec<&str> = reasons
+                .iter()
+                .map(String::as_str)
+                .filter(|x| BAD_THROTTLE.contains(x))
+                .collect();
+            if !bad.is_empty() {
+                let temp = t
+                    .temperature_celsius
+                    .value()
+                    .map_or(String::new(), |c| format!(" at {c} °C"));
+                evidence.push(format!(
+                    "{who}: clocks held down by {}{temp}",
+                    bad.join(", ")
+                ));
+            }
+        }
+    }
+    non_empty(evidence)
+}
+
+fn windows_no_gpu_device(r: &Report) -> Option<Vec<String>> {
+    let w = r.environment.windows.as_ref()?;
+    (w.container && !w.host_driver_store && w.nvcuda_dll.is_none()).then(|| {
+        vec![
+            "no C:\\Windows\\System32\\HostDriverStore (the GPU device class was not given)".into(),
+            "no nvcuda.dll".into(),
+        ]
+    })
+}
+
+fn windows_cuda_unsupported(r: &Report) -> Option<Vec<String>> {
+    let w = r.environment.windows.as_ref()?;
+    (w.container && w.host_driver_store).then(|| {
+        vec![
+            "a Windows container with the GPU device class".into(),
+            format!(
+                "nvcuda.dll: {}",
+                w.nvcuda_dll.as_deref().unwrap_or("not present")
+            ),
+        ]
+    })
+}
+
+fn jit_missing(r: &Report) -> Option<Vec<String>> {
+    let mut evidence = device_error(r, "module", 221);
+    if init_error(r) == Some(221) {
+        evidence.push("cuInit returned 221".into());
+    }
+    non_empty(evidence)
+}
+
+fn nvml_missing(r: &Report) -> Option<Vec<String>> {
+    (r.nvml.status == "not_found" && r.driver.library_path.is_some()).then(|| {
+        vec![
+            "no libnvidia-ml.so.1 on the loader path".into(),
+            format!(
+                "NVIDIA_DRIVER_CAPABILITIES={}",
+                shown(var(r, "NVIDIA_DRIVER_CAPABILITIES"))
+            ),
+        ]
+    })
+}
+
+fn stubs_on_path(r: &Report) -> Option<Vec<String>> {
+    if r.environment.library_path_stubs.is_empty() || stub_library(r).is_some() {
+        return None;
+    }
+    Some(
+        r.environment
+            .library_path_stubs
+            .iter()
+            .map(|s| format!("LD_LIBRARY_PATH holds {s}"))
+            .collect(),
+    )
+}
+
+fn driver_baked_in(r: &Report) -> Option<Vec<String>> {
+    let lib = r.environment.cuda_library_version.as_deref()?;
+    let kernel = r.environment.kernel_module_version.as_deref()?;
+    (lib != kernel && r.environment.library_path_compat.is_empty()).then(|| {
+        vec![
+            format!(
+                "loaded {} (driver {lib})",
+                r.driver.library_path.as_deref().unwrap_or("?")
+            ),
+            format!("the host's kernel module is {kernel}"),
+        ]
+    })
+}
+
+fn wsl(r: &Report) -> Option<Vec<String>> {
+    r.environment
+        .wsl
+        .then(|| vec!["/dev/dxg or /usr/lib/wsl/lib present".into()])
+}
+
+fn kernel_version_unreadable(r: &Report) -> Option<Vec<String>> {
+    r.environment.kernel_module_error.clone().map(|e| vec![e])
+}
+
+pub const RULES: &[Rule] = &[
+    Rule {
+        code: "GP001",
+        severity: Severity::Error,
+        summary: "This container has no GPU runtime: it was started without GPU access",
+        when: "no libcuda, no /dev/nvidia* nodes, no libnvidia-ml (and not WSL2 or a Windows container)",
+        fix: "Start it with GPU access: `docker run --gpus all ...` (NVIDIA Container Toolkit), `--runtime=nvidia`, or CDI `--device nvidia.com/gpu=all`; in Kubernetes request `nvidia.com/gpu` in resources.limits. Do not install a driver in the image.",
+        check: no_gpu_runtime,
+    },
+    Rule {
+        code: "GP002",
+        severity: Severity::Error,
+        summary: "NVML is here but libcuda is not: the container got the `utility` capability without `compute`",
+        when: "libnvidia-ml loads and initialises, libcuda.so.1 is missing",
+        fix: "Add the compute capability: `-e NVIDIA_DRIVER_CAPABILITIES=compute,utility` (or `all`), e.g. `ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility` in the Dockerfile.",
+        check: nvml_without_cuda,
+    },
+    Rule {
+        code: "GP003",
+        severity: Severity::Error,
+        summary: "NVIDIA_VISIBLE_DEVICES gives this container no GPU",
+        when: "NVIDIA_VISIBLE_DEVICES is `none`, `void` or empty and CUDA finds no GPU",
+        fix: "Set NVIDIA_VISIBLE_DEVICES=all (or GPU indices or UUIDs), or start with `--gpus all`: `none` injects the driver without GPUs, `void` or empty injects nothing.",
+        check: visible_devices_none,
+    },
+    Rule {
+        code: "GP004",
+        severity: Severity::Error,
+        summary: "CUDA_VISIBLE_DEVICES hides every GPU this container has",
+        when: "CUDA_VISIBLE_DEVICES is set, CUDA sees no device, but NVML or /dev/nvidiaN show GPUs",
+        fix: "Unset CUDA_VISIBLE_DEVICES or list GPUs that exist (indices 0..N-1 or UUIDs from `gpuprobe list`); CUDA reads the list only up to its first invalid entry.",
+        check: cuda_visible_hides_all,
+    },
+    Rule {
+        code: "GP005",
+        severity: Severity::Warning,
+        summary: "CUDA_VISIBLE_DEVICES names a GPU that does not exist, hiding it and every GPU listed after it",
+        when: "an entry of CUDA_VISIBLE_DEVICES is out of range, an unknown UUID, or not an index or UUID, while CUDA still sees some GPU",
+        fix: "Correct CUDA_VISIBLE_DEVICES: CUDA stops reading the list at the first entry that names no GPU, silently dropping the rest. Inside a container, indices count only the GPUs the container was given.",
+        check: cuda_visible_unknown_entry,
+    },
+    Rule {
+        code: "GP006",
+        severity: Severity::Error,
+        summary: "The CUDA toolkit's stub libcuda was loaded instead of the driver",
+        when: "cuInit returns 34 (CUDA_ERROR_STUB_LIBRARY) or the loaded libcuda lies in a stubs folder",
+        fix: "Remove the toolkit's stubs folder (…/lib64/stubs) from LD_LIBRARY_PATH and /etc/ld.so.conf.d; the stub only serves linking at build time.",
+        check: stub_library,
+    },
+    Rule {
+        code: "GP007",
+        severity: Severity::Error,
+        summary: "A CUDA forward-compatibility libcuda does not match the host's kernel module",
+        when: "cuInit returns 803 (CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)",
+        fix: "Remove /usr/local/cuda/compat from LD_LIBRARY_PATH (and ld.so.conf), or install the cuda-compat package that matches the host driver's branch.",
+        check: compat_mismatch,
+    },
+    Rule {
+        code: "GP008",
+        severity: Severity::Error,
+        summary: "CUDA forward compatibility was attempted on a GPU that does not support it",
+        when: "cuInit returns 804 (CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE)",
+        fix: "Forward compatibility works only on data-center GPUs: remove the compat libraries from the image and upgrade the host driver instead.",
+        check: compat_unsupported,
+    },
+    Rule {
+        code: "GP009",
+        severity: Severity::Error,
+        summary: "The nvidia-uvm kernel module or its device node is missing",
+        when: "cuInit returns 999 (CUDA_ERROR_UNKNOWN) and there is no /dev/nvidia-uvm",
+        fix: "On the host, load nvidia_uvm and create its node: `sudo nvidia-modprobe -u -c=0`; then recreate the container (the toolkit passes /dev/nvidia-uvm only when it exists).",
+        check: uvm_missing,
+    },
+    Rule {
+        code: "GP010",
+        severity: Severity::Error,
+        summary: "The user-space driver does not match the kernel module",
+        when: "nvmlInit returns 18 (NVML_ERROR_LIB_RM_VERSION_MISMATCH), or NVML's driver version differs from /proc/driver/nvidia/version",
+        fix: "If the host driver was upgraded, reboot the host (or reload the nvidia modules). If the image bakes NVIDIA driver libraries in, remove them: the toolkit injects the host's own.",
+        check: nvml_driver_mismatch,
+    },
+    Rule {
+        code: "GP011",
+        severity: Severity::Error,
+        summary: "The driver is too old to compile the embedded PTX",
+        when: "cuModuleLoadData returns 222 (CUDA_ERROR_UNSUPPORTED_PTX_VERSION)",
+        fix: "Upgrade the host driver: a driver JIT-compiles PTX only up to the ISA of its own CUDA version.",
+        check: ptx_too_new,
+    },
+    Rule {
+        code: "GP012",
+        severity: Severity::Error,
+        summary: "The host driver is older than the CUDA version this image requires",
+        when: "NVIDIA_REQUIRE_CUDA (cuda>=X.Y) or --require-driver asks for a newer CUDA than cuDriverGetVersion reports",
+        fix: "Upgrade the host driver (Linux: CUDA 12.x needs 525.60.13 or newer, 13.x needs 580.65.06 or newer), or use an image built for an older CUDA.",
+        check: driver_too_old,
+    },
+    Rule {
+        code: "GP013",
+        severity: Severity::Error,
+        summary: "NVIDIA device nodes are present but cannot be opened",
+        when: "a /dev/nvidia* node exists and opening it for read and write fails",
+        fix: "Recreate the container: with the systemd cgroup driver, `systemctl daemon-reload` on the host revokes a running container's GPU access. Use CDI (`--device nvidia.com/gpu=all`) or pass the nodes with `--device /dev/nvidiaN` to avoid it; under SELinux try `--security-opt label=disable`.",
+        check: nodes_unopenable,
+    },
+    Rule {
+        code: "GP014",
+        severity: Severity::Error,
+        summary: "A GPU has fallen off the bus",
+        when: "NVML answers NVML_ERROR_GPU_IS_LOST (15) for a GPU",
+        fix: "Check the host's kernel log for Xid 79, reset the GPU (`nvidia-smi -r -i N`) or reboot, and keep the node drained until gpuprobe passes again.",
+        check: gpu_lost,
+    },
+    Rule {
+        code: "GP015",
+        severity: Severity::Error,
+        summary: "GPU memory has uncorrectable errors or a pending repair",
+        when: "volatile uncorrectable ECC errors, a pending or failed row remap, or pages pending retirement",
+        fix: "Drain the node. A pending row remap or page retirement takes effect after a GPU reset (`nvidia-smi -r`) or reboot; a failed remap or recurring uncorrectable errors mean the GPU needs replacing.",
+        check: memory_errors,
+    },
+    Rule {
+        code: "GP016",
+        severity: Severity::Warning,
+        summary: "A GPU's PCIe link runs below its maximum",
+        when: "right after the benchmark, the PCIe generation or width is below the GPU's maximum",
+        fix: "Reseat the card and check the riser and slot, the BIOS PCIe settings and the GPU's power cables; a degraded link slows every host transfer.",
+        check: pcie_degraded,
+    },
+    Rule {
+        code: "GP017",
+        severity: Severity::Warning,
+        summary: "A GPU was throttled by temperature or power during the benchmark",
+        when: "NVML's throttle reasons right after the benchmark include a power cap or a thermal or hardware slowdown",
+        fix: "Check cooling and power delivery (`nvidia-smi -q -d PERFORMANCE,TEMPERATURE,POWER`); a power limit set below the default also throttles.",
+        check: throttled,
+    },
+    Rule {
+        code: "GP018",
+        severity: Severity::Error,
+        summary: "This Windows container was started without the GPU device class",
+        when: "a Windows container with no C:\\Windows\\System32\\HostDriverStore and no nvcuda.dll",
+        fix: "Run with process isolation and the GPU device class: `docker run --isolation process --device class/5B45201D-F2F2-4F3B-85BB-30FF1F953599 IMAGE` (Windows Server 2019 or Windows 10 1809 and newer, Docker 19.03+). Docker rejects PCI addresses such as `--device 0000:01:00.0`; do not install a driver in the image.",
+        check: windows_no_gpu_device,
+    },
+    Rule {
+        code: "GP019",
+        severity: Severity::Warning,
+        summary: "CUDA is not officially supported inside Windows containers",
+        when: "a Windows container started with the GPU device class",
+        fix: "In Windows containers use DirectX-based APIs (DirectML, WinML), which Microsoft supports; run CUDA workloads in Linux containers (on Windows: Docker Desktop with WSL2 and `docker run --gpus all`).",
+        check: windows_cuda_unsupported,
+    },
+    Rule {
+        code: "GP020",
+        severity: Severity::Error,
+        summary: "The PTX JIT compiler library is missing",
+        when: "CUDA returns 221 (CUDA_ERROR_JIT_COMPILER_NOT_FOUND)",
+        fix: "Add the compute capability (`NVIDIA_DRIVER_CAPABILITIES=compute,utility`) so the toolkit injects libnvidia-ptxjitcompiler.",
+        check: jit_missing,
+    },
+    Rule {
+        code: "GP021",
+        severity: Severity::Info,
+        summary: "NVML is not in this container: no temperature, power, ECC or throttling data",
+        when: "libcuda loads but libnvidia-ml.so.1 is missing",
+        fix: "Add the utility capability: `NVIDIA_DRIVER_CAPABILITIES=compute,utility`.",
+        check: nvml_missing,
+    },
+    Rule {
+        code: "GP022",
+        severity: Severity::Warning,
+        summary: "The CUDA toolkit's stubs folder is on LD_LIBRARY_PATH",
+        when: "an LD_LIBRARY_PATH entry holds `stubs`, though the real driver was loaded",
+        fix: "Remove the stubs folder from LD_LIBRARY_PATH: a program that loads libcuda.so (rather than libcuda.so.1) gets the stub and fails with CUDA_ERROR_STUB_LIBRARY.",
+        check: stubs_on_path,
+    },
+    Rule {
+        code: "GP023",
+        severity: Severity::Warning,
+        summary: "The image carries its own NVIDIA driver libraries, which differ from the host's kernel module",
+        when: "the loaded libcuda.so.VERSION differs from /proc/driver/nvidia/version (and no compat folder is on the path)",
+        fix: "Remove the NVIDIA driver packages from the image; the container toolkit injects the host's matching libraries.",
+        check: driver_baked_in,
+    },
+    Rule {
+        code: "GP024",
+        severity: Severity::Info,
+        summary: "Running under WSL2 GPU paravirtualization: some NVML readings are not supported",
+        when: "/dev/dxg or /usr/lib/wsl/lib is present",
+        fix: "Nothing to fix: under WSL2 use `docker run --gpus all` and expect `not_supported` telemetry.",
+        check: wsl,
+    },
+    Rule {
+        code: "GP025",
+        severity: Severity::Info,
+        summary: "The kernel module's version could not be read",
+        when: "/proc/driver/nvidia/version exists but is unreadable or holds no version",
+        fix: "Check that the container sees the host's /proc/driver/nvidia (the toolkit mounts it); driver/library mismatches cannot be checked without it.",
+        check: kernel_version_unreadable,
+    },
+    Rule {
+        code: "GP026",
+        severity: Severity::Warning,
+        summary: "NVIDIA_VISIBLE_DEVICES holds entries the container toolkit does not understand",
+        when: "an entry is not `all`, `none`, `void`, an index, a GPU or MIG UUID, or index:index",
+        fix: "Use `all`, comma-separated indices, or UUIDs from `nvidia-smi -L`.",
+        check: visible_devices_malformed,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_ordered() {
+        let codes: Vec<&str> = RULES.iter().map(|r| r.code).collect();
+        let mut sorted = codes.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(codes, sorted);
+    }
+
+    #[test]
+    fn require_cuda_parsing() {
+        assert_eq!(
+            required_cuda("cuda>=12.2 brand=tesla,driver>=470,driver<471"),
+            Some((12, 2))
+        );
+        assert_eq!(required_cuda("brand=tesla"), None);
+        assert_eq!(required_cuda("cuda>=twelve"), None);
+    }
+}

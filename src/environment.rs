@@ -1,0 +1,183 @@
+//! The container as seen from inside: NVIDIA device nodes, the variables that
+//! decide GPU access, the kernel module's version, the library path, and on
+//! Windows what the GPU device class brings in (FACTS.md sections 1 and 3).
+//!
+//! Everything is read relative to a root, "/" in production. Tests point it
+//! elsewhere with GPUPROBE_TEST_ROOT, the one test-only setting (README,
+//! "Tests"), to give gpuprobe a fake /dev and /proc. Nothing here fails:
+//! unreadable or garbage input becomes a finding.
+use std::path::{Path, PathBuf};
+
+use crate::report::{DeviceNode, Environment, Variable, WindowsEnvironment};
+
+/// The variables reported and diagnosed.
+pub const VARIABLES: [&str; 5] = [
+    "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    "NVIDIA_REQUIRE_CUDA",
+    "CUDA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
+];
+
+/// Where to look: "/" unless the test-only GPUPROBE_TEST_ROOT says otherwise.
+#[must_use]
+pub fn root() -> PathBuf {
+    std::env::var_os("GPUPROBE_TEST_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+/// Gathers the environment of this platform.
+#[must_use]
+pub fn gather(root: &Path, cuda_library: Option<&str>) -> Environment {
+    let mut env = Environment {
+        variables: VARIABLES
+            .iter()
+            .filter_map(|name| {
+                std::env::var_os(name).map(|v| Variable {
+                    name: (*name).into(),
+                    value: v.to_string_lossy().into_owned(),
+                })
+            })
+            .collect(),
+        cuda_library_version: cuda_library.and_then(library_version),
+        ..Environment::default()
+    };
+    if let Some(path) = std::env::var_os("LD_LIBRARY_PATH") {
+        for dir in std::env::split_paths(&path) {
+            let text = dir.display().to_string();
+            if text.contains("stubs") {
+                env.library_path_stubs.push(text);
+            } else if text.contains("compat") {
+                env.library_path_compat.push(text);
+            }
+        }
+    }
+    if cfg!(windows) {
+        env.windows = Some(gather_windows(root));
+    } else {
+        gather_linux(root, &mut env);
+    }
+    env
+}
+
+fn gather_linux(root: &Path, env: &mut Environment) {
+    let dev = root.join("dev");
+    let mut names: Vec<String> = std::fs::read_dir(&dev)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("nvidia") || n == "dxg")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for name in names {
+        let path = dev.join(&name);
+        // Opened as the driver opens them; a node the cgroup no longer
+        // allows fails here with EPERM.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path);
+        env.device_nodes.push(DeviceNode {
+            path: format!("/dev/{name}"),
+            openable: opened.is_ok(),
+            error: opened.err().map(|e| e.to_string()),
+        });
+    }
+    env.wsl = dev.join("dxg").exists() || root.join("usr/lib/wsl/lib").is_dir();
+    match std::fs::read(root.join("proc/driver/nvidia/version")) {
+        Ok(bytes) => match kernel_module_version(&String::from_utf8_lossy(&bytes)) {
+            Some(v) => env.kernel_module_version = Some(v),
+            None => {
+                env.kernel_module_error =
+                    Some("/proc/driver/nvidia/version has no recognisable version".into());
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => env.kernel_module_error = Some(format!("/proc/driver/nvidia/version: {e}")),
+    }
+}
+
+/// The GPU device class maps the host's driver store into the container
+/// (FACTS.md section 3); nothing is installed in the image.
+#[must_use]
+pub fn gather_windows(root: &Path) -> WindowsEnvironment {
+    let system32 = root.join("Windows").join("System32");
+    let find = |name: &str| {
+        let path = system32.join(name);
+        path.exists().then(|| path.display().to_string())
+    };
+    let host_driver_store = system32.join("HostDriverStore").is_dir();
+    WindowsEnvironment {
+        // Container images run as ContainerUser/ContainerAdministrator.
+        container: host_driver_store
+            || std::env::var("USERNAME").is_ok_and(|u| u.starts_with("Container"))
+            || root.join("License.txt").exists(),
+        host_driver_store,
+        nvcuda_dll: find("nvcuda.dll"),
+        nvml_dll: find("nvml.dll"),
+    }
+}
+
+/// "550.54.15" from "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Thu Feb ...".
+#[must_use]
+pub fn kernel_module_version(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.starts_with("NVRM version:"))?;
+    line.split_whitespace()
+        .find(|w| is_version(w))
+        .map(String::from)
+}
+
+fn is_version(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// "550.54.15" from ".../libcuda.so.550.54.15" (the driver's own file name).
+#[must_use]
+pub fn library_version(path: &str) -> Option<String> {
+    let name = Path::new(path).file_name()?.to_string_lossy().into_owned();
+    let version = name.strip_prefix("libcuda.so.")?;
+    (is_version(version) && version.contains('.')).then(|| version.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_module_versions() {
+        let text = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Thu Feb 22 01:44:30 UTC 2024\nGCC version: gcc 12";
+        assert_eq!(kernel_module_version(text).as_deref(), Some("550.54.15"));
+        let open =
+            "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  535.104.05  Release Build";
+        assert_eq!(kernel_module_version(open).as_deref(), Some("535.104.05"));
+        assert_eq!(kernel_module_version("\u{0}\u{1}garbage"), None);
+        assert_eq!(kernel_module_version("NVRM version: none here"), None);
+    }
+
+    #[test]
+    fn library_versions() {
+        assert_eq!(
+            library_version("/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15").as_deref(),
+            Some("550.54.15")
+        );
+        assert_eq!(library_version("/usr/lib/libcuda.so.1"), None);
+        assert_eq!(library_version("/weird/libcuda.so.1.x"), None);
+    }
+
+    #[test]
+    fn windows_layout() {
+        let root = tempfile::tempdir().unwrap();
+        let w = gather_windows(root.path());
+        assert!(!w.host_driver_store && w.nvcuda_dll.is_none());
+        std::fs::create_dir_all(root.path().join("Windows/System32/HostDriverStore")).unwrap();
+        std::fs::write(root.path().join("Windows/System32/nvcuda.dll"), b"").unwrap();
+        let w = gather_windows(root.path());
+        assert!(w.container && w.host_driver_store && w.nvcuda_dll.is_some());
+    }
+}

@@ -1,0 +1,245 @@
+//! NVML: the driver's view of each GPU (temperature, power, clocks, PCIe
+//! link, ECC and row remapping, throttling) and of the machine.
+//!
+//! NVML is loaded at run time through nvml-wrapper (libnvidia-ml.so.1 /
+//! nvml.dll). A missing library is a finding, not an error: the container
+//! toolkit injects it only with the `utility` capability. A reading a GPU
+//! does not support is reported as `not_supported`, never as zero. NVML
+//! devices are matched to CUDA devices by UUID, then by PCI bus id; NVML sees
+//! every GPU given to the container, so a CUDA process restricted by
+//! CUDA_VISIBLE_DEVICES seeing fewer is normal.
+use std::ffi::{c_uint, c_void};
+use std::sync::OnceLock;
+
+use nvml_wrapper::enum_wrappers::device::{
+    Clock, ComputeMode, EccCounter, MemoryError, TemperatureSensor,
+};
+use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::{Device, Nvml};
+
+use crate::report::{NvmlInfo, Reading, Telemetry, Unavailable};
+
+/// NVML, initialised once per process (watch mode probes repeatedly).
+pub struct Loaded {
+    pub nvml: Nvml,
+    pub info: NvmlInfo,
+}
+
+/// Loads and initialises NVML, or says why not. Never panics: nvml-wrapper
+/// returns errors for a missing library or symbol.
+pub fn load() -> Result<&'static Loaded, Box<NvmlInfo>> {
+    static NVML: OnceLock<Result<Loaded, Box<NvmlInfo>>> = OnceLock::new();
+    NVML.get_or_init(init).as_ref().map_err(Clone::clone)
+}
+
+fn init() -> Result<Loaded, Box<NvmlInfo>> {
+    match Nvml::init() {
+        Ok(nvml) => {
+            let mut info = NvmlInfo {
+                status: "loaded".into(),
+                library_path: library_path(),
+                driver_version: nvml.sys_driver_version().ok(),
+                nvml_version: nvml.sys_nvml_version().ok(),
+                ..NvmlInfo::default()
+            };
+            let count = nvml.device_count().unwrap_or(0);
+            for index in 0..count {
+                match nvml.device_by_index(index).and_then(|d| d.uuid()) {
+                    Ok(uuid) => info.device_uuids.push(uuid),
+                    Err(NvmlError::GpuLost) => info.lost_devices.push(index),
+                    Err(_) => {}
+                }
+            }
+            Ok(Loaded { nvml, info })
+        }
+        Err(NvmlError::LibloadingError(e)) => Err(Box::new(NvmlInfo {
+            status: "not_found".into(),
+            error: Some(e.to_string()),
+            ..NvmlInfo::default()
+        })),
+        Err(e) => Err(Box::new(NvmlInfo {
+            status: "init_failed".into(),
+            error_code: nvml_code(&e),
+            error: Some(e.to_string()),
+            library_path: library_path(),
+            ..NvmlInfo::default()
+        })),
+    }
+}
+
+/// The file libnvidia-ml was loaded from (already mapped: this only asks).
+fn library_path() -> Option<String> {
+    let name = if cfg!(windows) {
+        "nvml.dll"
+    } else {
+        "libnvidia-ml.so.1"
+    };
+    // SAFETY: the library is already loaded by nvml-wrapper; loading it again
+    // only takes a reference.
+    let lib = unsafe { libloading::Library::new(name) }.ok()?;
+    let symbol = unsafe { lib.get::<unsafe extern "C" fn()>(b"nvmlInit_v2\0") }.ok()?;
+    crate::cuda::driver::loaded_path(*symbol as usize)
+}
+
+/// The NVML return code behind an error, for diagnoses (nvml.h).
+#[must_use]
+pub fn nvml_code(e: &NvmlError) -> Option<i32> {
+    Some(match e {
+        NvmlError::Uninitialized => 1,
+        NvmlError::InvalidArg => 2,
+        NvmlError::NotSupported => 3,
+        NvmlError::NoPermission => 4,
+        NvmlError::NotFound => 6,
+        NvmlError::DriverNotLoaded => 9,
+        NvmlError::LibraryNotFound => 12,
+        NvmlError::GpuLost => 15,
+        NvmlError::OperatingSystem => 17,
+        NvmlError::LibRmVersionMismatch => 18,
+        NvmlError::Unknown => 999,
+        _ => return None,
+    })
+}
+
+fn reading<T>(r: Result<T, NvmlError>) -> Reading<T> {
+    match r {
+        Ok(v) => Reading::Value(v),
+        Err(NvmlError::NotSupported) => Reading::Unavailable(Unavailable::NotSupported),
+        Err(NvmlError::NoPermission) => Reading::Unavailable(Unavailable::NoPermission),
+        Err(NvmlError::GpuLost) => Reading::Unavailable(Unavailable::GpuLost),
+        Err(_) => Reading::Unavailable(Unavailable::Error),
+    }
+}
+
+/// The NVML device behind a CUDA device: by UUID, then by PCI bus id.
+#[must_use]
+pub fn find<'n>(
+    nvml: &'n Nvml,
+    uuid: Option<&str>,
+    pci_bus_id: Option<&str>,
+) -> Option<Device<'n>> {
+    uuid.and_then(|u| nvml.device_by_uuid(u).ok())
+        .or_else(|| pci_bus_id.and_then(|p| nvml.device_by_pci_bus_id(p).ok()))
+}
+
+/// nvmlClocksThrottleReasons bits (nvml.h), by name.
+const THROTTLE_REASONS: [(u64, &str); 9] = [
+    (0x1, "gpu_idle"),
+    (0x2, "applications_clocks_setting"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal_slowdown"),
+    (0x40, "hw_thermal_slowdown"),
+    (0x80, "hw_power_brake_slowdown"),
+    (0x100, "display_clock_setting"),
+];
+
+/// Reads every telemetry field of one device.
+#[must_use]
+pub fn read(device: &Device<'_>) -> Telemetry {
+    let ecc = reading(device.is_ecc_enabled().map(|e| e.currently_enabled));
+    let remapped = remapped_rows(device);
+    Telemetry {
+        temperature_celsius: reading(device.temperature(TemperatureSensor::Gpu)),
+        power_draw_watts: reading(device.power_usage().map(|mw| f64::from(mw) / 1000.0)),
+        power_limit_watts: reading(
+            device
+                .enforced_power_limit()
+                .map(|mw| f64::from(mw) / 1000.0),
+        ),
+        utilization_gpu_percent: reading(device.utilization_rates().map(|u| u.gpu)),
+        utilization_memory_percent: reading(device.utilization_rates().map(|u| u.memory)),
+        sm_clock_mhz: reading(device.clock_info(Clock::SM)),
+        sm_clock_max_mhz: reading(device.max_clock_info(Clock::SM)),
+        memory_clock_mhz: reading(device.clock_info(Clock::Memory)),
+        memory_clock_max_mhz: reading(device.max_clock_info(Clock::Memory)),
+        memory_bus_width_bits: reading(device.memory_bus_width()),
+        pcie_generation: reading(device.current_pcie_link_gen()),
+        pcie_generation_max: reading(device.max_pcie_link_gen()),
+        pcie_width_lanes: reading(device.current_pcie_link_width()),
+        pcie_width_max_lanes: reading(device.max_pcie_link_width()),
+        ecc_uncorrected_volatile: reading(
+            device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile),
+        ),
+        ecc_uncorrected_aggregate: reading(
+            device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate),
+        ),
+        ecc_corrected_volatile: reading(
+            device.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile),
+        ),
+        ecc_enabled: ecc,
+        retired_pages_pending: reading(device.are_pages_pending_retired()),
+        remapped_rows_pending: remapped.clone().map(|r| r.2),
+        remapped_rows_failure: remapped.clone().map(|r| r.3),
+        remapped_rows_uncorrectable: remapped.map(|r| r.1),
+        throttle_reasons: reading(device.current_throttle_reasons().map(|r| {
+            THROTTLE_REASONS
+                .iter()
+                .filter(|(bit, _)| r.bits() & bit != 0)
+                .map(|(_, n)| (*n).to_string())
+                .collect()
+        })),
+        persistence_mode: reading(device.is_in_persistent_mode()),
+        compute_mode: reading(device.compute_mode().map(|m| {
+            match m {
+                ComputeMode::Default => "default",
+                ComputeMode::ExclusiveThread => "exclusive_thread",
+                ComputeMode::Prohibited => "prohibited",
+                ComputeMode::ExclusiveProcess => "exclusive_process",
+            }
+            .to_string()
+        })),
+        mig_enabled: reading(device.mig_mode().map(|m| m.current == 1)),
+    }
+}
+
+impl<T: Clone> Reading<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Reading<U> {
+        match self {
+            Reading::Value(v) => Reading::Value(f(v)),
+            Reading::Unavailable(u) => Reading::Unavailable(u),
+        }
+    }
+}
+
+/// nvmlDeviceGetRemappedRows (Ampere and newer), which nvml-wrapper does not
+/// wrap: (corrected, uncorrected, pending, failure).
+fn remapped_rows(device: &Device<'_>) -> Reading<(u32, u32, bool, bool)> {
+    type RemappedRows = unsafe extern "C" fn(
+        *mut c_void,
+        *mut c_uint,
+        *mut c_uint,
+        *mut c_uint,
+        *mut c_uint,
+    ) -> i32;
+    let name = if cfg!(windows) {
+        "nvml.dll"
+    } else {
+        "libnvidia-ml.so.1"
+    };
+    // SAFETY: NVML is loaded; this takes another reference and looks the
+    // symbol up; its signature is nvml.h's.
+    let Ok(lib) = (unsafe { libloading::Library::new(name) }) else {
+        return Reading::Unavailable(Unavailable::Error);
+    };
+    let Ok(f) = (unsafe { lib.get::<RemappedRows>(b"nvmlDeviceGetRemappedRows\0") }) else {
+        return Reading::Unavailable(Unavailable::NotSupported);
+    };
+    let (mut corrected, mut uncorrected, mut pending, mut failure) = (0, 0, 0, 0);
+    let code = unsafe {
+        f(
+            device.handle().cast(),
+            &raw mut corrected,
+            &raw mut uncorrected,
+            &raw mut pending,
+            &raw mut failure,
+        )
+    };
+    match code {
+        0 => Reading::Value((corrected, uncorrected, pending != 0, failure != 0)),
+        3 => Reading::Unavailable(Unavailable::NotSupported),
+        4 => Reading::Unavailable(Unavailable::NoPermission),
+        15 => Reading::Unavailable(Unavailable::GpuLost),
+        _ => Reading::Unavailable(Unavailable::Error),
+    }
+}

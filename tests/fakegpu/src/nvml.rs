@@ -1,0 +1,531 @@
+//! The fake libnvidia-ml.so.1: the NVML calls gpuprobe makes (through
+//! nvml-wrapper), answering from the same scenario file as the fake libcuda.
+//!
+//! NVML sees every GPU given to the container; CUDA_VISIBLE_DEVICES does not
+//! apply to it (it is a CUDA runtime setting), exactly as with the real one.
+#![allow(clippy::missing_safety_doc, non_snake_case)]
+
+use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
+use std::sync::{Mutex, OnceLock};
+
+use crate::scenario::{DeviceNvml, Scenario};
+
+type NvmlReturn = c_int;
+const SUCCESS: NvmlReturn = 0;
+const UNINITIALIZED: NvmlReturn = 1;
+const INVALID_ARGUMENT: NvmlReturn = 2;
+const NOT_SUPPORTED: NvmlReturn = 3;
+const NOT_FOUND: NvmlReturn = 6;
+const INSUFFICIENT_SIZE: NvmlReturn = 7;
+const GPU_IS_LOST: NvmlReturn = 15;
+const UNKNOWN: NvmlReturn = 999;
+
+struct State {
+    scenario: Scenario,
+    initialized: bool,
+}
+
+static STATE: OnceLock<Result<Mutex<State>, String>> = OnceLock::new();
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Result<R, NvmlReturn> {
+    let cell = STATE.get_or_init(|| {
+        let path = std::env::var("FAKEGPU_SCENARIO")
+            .map_err(|_| "FAKEGPU_SCENARIO is not set".to_string())?;
+        Scenario::load(&path).map(|scenario| {
+            Mutex::new(State {
+                scenario,
+                initialized: false,
+            })
+        })
+    });
+    match cell {
+        Ok(m) => Ok(f(&mut m
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))),
+        Err(e) => {
+            eprintln!("fakegpu: {e}");
+            Err(UNKNOWN)
+        }
+    }
+}
+
+fn handle(index: usize) -> *mut c_void {
+    ((index + 1) << 4) as *mut c_void
+}
+
+/// Runs a getter for one device: initialisation, GPU lost and
+/// not-supported rules first.
+fn device_call(
+    device: *mut c_void,
+    field: &str,
+    f: impl FnOnce(&DeviceNvml) -> NvmlReturn,
+) -> NvmlReturn {
+    with_state(|state| {
+        if !state.initialized {
+            return UNINITIALIZED;
+        }
+        let Some(index) = (device as usize >> 4)
+            .checked_sub(1)
+            .filter(|i| *i < state.scenario.devices.len())
+        else {
+            return INVALID_ARGUMENT;
+        };
+        let nvml = &state.scenario.devices[index].nvml;
+        if nvml.lost {
+            return GPU_IS_LOST;
+        }
+        if nvml.not_supported.iter().any(|f| f == field) {
+            return NOT_SUPPORTED;
+        }
+        f(nvml)
+    })
+    .unwrap_or(UNKNOWN)
+}
+
+unsafe fn put<T>(out: *mut T, value: T) -> NvmlReturn {
+    if out.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    unsafe { out.write(value) };
+    SUCCESS
+}
+
+unsafe fn put_str(out: *mut c_char, len: c_uint, text: &str) -> NvmlReturn {
+    if out.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    if text.len() + 1 > len as usize {
+        return INSUFFICIENT_SIZE;
+    }
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), out, text.len());
+        *out.add(text.len()) = 0;
+    }
+    SUCCESS
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlInit_v2() -> NvmlReturn {
+    with_state(|s| {
+        let r = s.scenario.nvml.init_result;
+        if r == SUCCESS {
+            s.initialized = true;
+        }
+        r
+    })
+    .unwrap_or(UNKNOWN)
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlInitWithFlags(_flags: c_uint) -> NvmlReturn {
+    nvmlInit_v2()
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlShutdown() -> NvmlReturn {
+    with_state(|s| {
+        s.initialized = false;
+        SUCCESS
+    })
+    .unwrap_or(UNKNOWN)
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlErrorString(result: NvmlReturn) -> *const c_char {
+    let text: &CStr = match result {
+        SUCCESS => c"Success",
+        UNINITIALIZED => c"Uninitialized",
+        INVALID_ARGUMENT => c"Invalid Argument",
+        NOT_SUPPORTED => c"Not Supported",
+        4 => c"Insufficient Permissions",
+        NOT_FOUND => c"Not Found",
+        9 => c"Driver Not Loaded",
+        GPU_IS_LOST => c"GPU is lost",
+        18 => c"Driver/library version mismatch",
+        _ => c"Unknown Error",
+    };
+    text.as_ptr()
+}
+
+fn system_string(out: *mut c_char, len: c_uint, f: impl FnOnce(&Scenario) -> String) -> NvmlReturn {
+    with_state(|s| {
+        if !s.initialized {
+            return UNINITIALIZED;
+        }
+        unsafe { put_str(out, len, &f(&s.scenario)) }
+    })
+    .unwrap_or(UNKNOWN)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlSystemGetDriverVersion(out: *mut c_char, len: c_uint) -> NvmlReturn {
+    system_string(out, len, |s| s.nvml.driver_version.clone())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlSystemGetNVMLVersion(out: *mut c_char, len: c_uint) -> NvmlReturn {
+    system_string(out, len, |s| format!("12.{}", s.nvml.driver_version))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetCount_v2(count: *mut c_uint) -> NvmlReturn {
+    with_state(|s| {
+        if s.initialized {
+            unsafe { put(count, s.scenario.devices.len() as c_uint) }
+        } else {
+            UNINITIALIZED
+        }
+    })
+    .unwrap_or(UNKNOWN)
+}
+
+fn find_device(
+    out: *mut *mut c_void,
+    pred: impl Fn(&crate::scenario::Device) -> bool,
+) -> NvmlReturn {
+    with_state(|s| {
+        if !s.initialized {
+            return UNINITIALIZED;
+        }
+        match s.scenario.devices.iter().position(pred) {
+            Some(i) => unsafe { put(out, handle(i)) },
+            None => NOT_FOUND,
+        }
+    })
+    .unwrap_or(UNKNOWN)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetHandleByIndex_v2(
+    index: c_uint,
+    out: *mut *mut c_void,
+) -> NvmlReturn {
+    with_state(|s| {
+        if !s.initialized {
+            return UNINITIALIZED;
+        }
+        if (index as usize) < s.scenario.devices.len() {
+            unsafe { put(out, handle(index as usize)) }
+        } else {
+            INVALID_ARGUMENT
+        }
+    })
+    .unwrap_or(UNKNOWN)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetHandleByUUID(
+    uuid: *const c_char,
+    out: *mut *mut c_void,
+) -> NvmlReturn {
+    if uuid.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    let wanted = unsafe { CStr::from_ptr(uuid) }
+        .to_string_lossy()
+        .into_owned();
+    find_device(out, |d| d.uuid.eq_ignore_ascii_case(&wanted))
+}
+
+/// "0000:18:00.0" and "00000000:18:00.0" name the same device.
+fn normal_bus_id(id: &str) -> String {
+    let id = id.to_ascii_lowercase();
+    match id.split_once(':') {
+        Some((domain, rest)) => format!("{:0>8}:{rest}", domain.trim_start_matches('0')),
+        None => id,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetHandleByPciBusId_v2(
+    bus: *const c_char,
+    out: *mut *mut c_void,
+) -> NvmlReturn {
+    if bus.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    let wanted = normal_bus_id(&unsafe { CStr::from_ptr(bus) }.to_string_lossy());
+    find_device(out, |d| normal_bus_id(&d.pci_bus_id) == wanted)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetUUID(
+    device: *mut c_void,
+    out: *mut c_char,
+    len: c_uint,
+) -> NvmlReturn {
+    let uuid = with_state(|s| {
+        (device as usize >> 4)
+            .checked_sub(1)
+            .and_then(|i| s.scenario.devices.get(i))
+            .map(|d| d.uuid.clone())
+    });
+    device_call(device, "uuid", |_| match &uuid {
+        Ok(Some(u)) => unsafe { put_str(out, len, u) },
+        _ => INVALID_ARGUMENT,
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetTemperature(
+    device: *mut c_void,
+    sensor: c_uint,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "temperature_celsius", |n| {
+        if sensor != 0 {
+            return INVALID_ARGUMENT;
+        }
+        unsafe { put(out, n.temperature_celsius) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetPowerUsage(
+    device: *mut c_void,
+    milliwatts: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "power_draw_watts", |n| unsafe {
+        put(milliwatts, (n.power_draw_watts * 1000.0) as c_uint)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetEnforcedPowerLimit(
+    device: *mut c_void,
+    milliwatts: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "power_limit_watts", |n| unsafe {
+        put(milliwatts, (n.power_limit_watts * 1000.0) as c_uint)
+    })
+}
+
+#[repr(C)]
+pub struct Utilization {
+    gpu: c_uint,
+    memory: c_uint,
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetUtilizationRates(
+    device: *mut c_void,
+    out: *mut Utilization,
+) -> NvmlReturn {
+    device_call(device, "utilization", |n| unsafe {
+        put(
+            out,
+            Utilization {
+                gpu: n.utilization_gpu_percent,
+                memory: n.utilization_memory_percent,
+            },
+        )
+    })
+}
+
+/// nvmlClockType_t: GRAPHICS 0, SM 1, MEM 2, VIDEO 3.
+fn clock(n: &DeviceNvml, kind: c_uint, max: bool) -> Option<c_uint> {
+    match (kind, max) {
+        (0 | 1, false) => Some(n.sm_clock_mhz),
+        (0 | 1, true) => Some(n.sm_clock_max_mhz),
+        (2, false) => Some(n.memory_clock_mhz),
+        (2, true) => Some(n.memory_clock_max_mhz),
+        _ => None,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetClockInfo(
+    device: *mut c_void,
+    kind: c_uint,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "clocks", |n| {
+        clock(n, kind, false).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetMaxClockInfo(
+    device: *mut c_void,
+    kind: c_uint,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "clocks", |n| {
+        clock(n, kind, true).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetMemoryBusWidth(
+    device: *mut c_void,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "memory_bus_width_bits", |n| unsafe {
+        put(out, n.memory_bus_width_bits)
+    })
+}
+
+macro_rules! uint_getter {
+    ($name:ident, $field:literal, $value:ident) => {
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(device: *mut c_void, out: *mut c_uint) -> NvmlReturn {
+            device_call(device, $field, |n| unsafe { put(out, n.$value) })
+        }
+    };
+}
+
+uint_getter!(nvmlDeviceGetCurrPcieLinkGeneration, "pcie", pcie_generation);
+uint_getter!(
+    nvmlDeviceGetMaxPcieLinkGeneration,
+    "pcie",
+    pcie_generation_max
+);
+uint_getter!(nvmlDeviceGetCurrPcieLinkWidth, "pcie", pcie_width);
+uint_getter!(nvmlDeviceGetMaxPcieLinkWidth, "pcie", pcie_width_max);
+uint_getter!(nvmlDeviceGetComputeMode, "compute_mode", compute_mode);
+
+fn enabled(b: bool) -> c_uint {
+    c_uint::from(b)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetEccMode(
+    device: *mut c_void,
+    current: *mut c_uint,
+    pending: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "ecc", |n| unsafe {
+        let r = put(current, enabled(n.ecc_enabled));
+        if r != SUCCESS {
+            r
+        } else {
+            put(pending, enabled(n.ecc_enabled))
+        }
+    })
+}
+
+/// error type: CORRECTED 0, UNCORRECTED 1; counter: VOLATILE 0, AGGREGATE 1.
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetTotalEccErrors(
+    device: *mut c_void,
+    error_type: c_uint,
+    counter: c_uint,
+    out: *mut c_ulonglong,
+) -> NvmlReturn {
+    device_call(device, "ecc", |n| {
+        if !n.ecc_enabled {
+            return NOT_SUPPORTED;
+        }
+        let v = match (error_type, counter) {
+            (1, 0) => n.ecc_uncorrected_volatile,
+            (1, 1) => n.ecc_uncorrected_aggregate,
+            (0, 0) => n.ecc_corrected_volatile,
+            (0, 1) => n.ecc_corrected_volatile,
+            _ => return INVALID_ARGUMENT,
+        };
+        unsafe { put(out, v) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetRetiredPagesPendingStatus(
+    device: *mut c_void,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "retired_pages", |n| unsafe {
+        put(out, enabled(n.retired_pages_pending))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
+    device: *mut c_void,
+    corrected: *mut c_uint,
+    uncorrected: *mut c_uint,
+    pending: *mut c_uint,
+    failure: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "remapped_rows", |n| unsafe {
+        for r in [
+            put(corrected, 0),
+            put(uncorrected, n.remapped_rows_uncorrectable),
+            put(pending, enabled(n.remapped_rows_pending)),
+            put(failure, enabled(n.remapped_rows_failure)),
+        ] {
+            if r != SUCCESS {
+                return r;
+            }
+        }
+        SUCCESS
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetCurrentClocksThrottleReasons(
+    device: *mut c_void,
+    out: *mut c_ulonglong,
+) -> NvmlReturn {
+    device_call(device, "throttle_reasons", |n| unsafe {
+        put(out, n.throttle_reasons)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetPersistenceMode(
+    device: *mut c_void,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "persistence_mode", |n| unsafe {
+        put(out, enabled(n.persistence_mode))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetMigMode(
+    device: *mut c_void,
+    current: *mut c_uint,
+    pending: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "mig_mode", |n| unsafe {
+        let r = put(current, enabled(n.mig_mode));
+        if r != SUCCESS {
+            r
+        } else {
+            put(pending, enabled(n.mig_mode))
+        }
+    })
+}
+
+/// Every symbol this library exports as NVML.
+pub const EXPORTS: &[&str] = &[
+    "nvmlInit_v2",
+    "nvmlInitWithFlags",
+    "nvmlShutdown",
+    "nvmlErrorString",
+    "nvmlSystemGetDriverVersion",
+    "nvmlSystemGetNVMLVersion",
+    "nvmlDeviceGetCount_v2",
+    "nvmlDeviceGetHandleByIndex_v2",
+    "nvmlDeviceGetHandleByUUID",
+    "nvmlDeviceGetHandleByPciBusId_v2",
+    "nvmlDeviceGetUUID",
+    "nvmlDeviceGetTemperature",
+    "nvmlDeviceGetPowerUsage",
+    "nvmlDeviceGetEnforcedPowerLimit",
+    "nvmlDeviceGetUtilizationRates",
+    "nvmlDeviceGetClockInfo",
+    "nvmlDeviceGetMaxClockInfo",
+    "nvmlDeviceGetMemoryBusWidth",
+    "nvmlDeviceGetCurrPcieLinkGeneration",
+    "nvmlDeviceGetMaxPcieLinkGeneration",
+    "nvmlDeviceGetCurrPcieLinkWidth",
+    "nvmlDeviceGetMaxPcieLinkWidth",
+    "nvmlDeviceGetComputeMode",
+    "nvmlDeviceGetEccMode",
+    "nvmlDeviceGetTotalEccErrors",
+    "nvmlDeviceGetRetiredPagesPendingStatus",
+    "nvmlDeviceGetRemappedRows",
+    "nvmlDeviceGetCurrentClocksThrottleReasons",
+    "nvmlDeviceGetPersistenceMode",
+    "nvmlDeviceGetMigMode",
+];
