@@ -40,6 +40,10 @@ pub fn main() -> i32 {
             emit(&export::schema());
             exit_code::HEALTHY
         }
+        Some(Command::Diagnoses) => {
+            emit(&crate::diagnose::markdown());
+            exit_code::HEALTHY
+        }
         Some(Command::Health(h)) => {
             let (line, code) = match (&h.state, h.max_age) {
                 (Some(path), Some(max_age)) => {

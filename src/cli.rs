@@ -27,6 +27,8 @@ pub enum Command {
     List,
     /// Print the JSON Schema of the report.
     Schema,
+    /// Print every diagnosis rule: code, severity, cause, trigger and fix.
+    Diagnoses,
     /// Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny
     /// verified launch per GPU, one line of output, exit 0 or 1 only.
     Health(HealthArgs),

@@ -1,0 +1,226 @@
+//! Every diagnosis rule is triggered by a shipped scenario, asserting the
+//! code, the verdict and the exit code; the healthy scenarios trigger none;
+//! docs/diagnoses.md is the rule table; malformed input gives findings, not
+//! crashes.
+#![cfg(target_os = "linux")]
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{gpuprobe_with, parse_report, root};
+use gpuprobe::diagnose::{self, RULES};
+use gpuprobe::report::{Severity, Verdict};
+
+const SMALL: &[&str] = &["--size", "16", "--iterations", "1"];
+
+/// (scenario, rule it must trigger, verdict, exit code).
+const CASES: &[(&str, &str, Verdict, i32)] = &[
+    ("no-runtime", "GP001", Verdict::NoGpu, 3),
+    ("utility-only", "GP002", Verdict::NoGpu, 3),
+    ("visible-devices-none", "GP003", Verdict::NoGpu, 3),
+    ("cuda-visible-hides-all", "GP004", Verdict::NoGpu, 3),
+    ("cuda-visible-unknown", "GP005", Verdict::Degraded, 0),
+    ("init-stub-34", "GP006", Verdict::NoGpu, 3),
+    ("init-mismatch-803", "GP007", Verdict::NoGpu, 3),
+    ("init-compat-804", "GP008", Verdict::NoGpu, 3),
+    ("init-unknown-999", "GP009", Verdict::NoGpu, 3),
+    ("nvml-mismatch-18", "GP010", Verdict::Failed, 1),
+    ("ptx-too-new-222", "GP011", Verdict::Failed, 1),
+    ("require-cuda-too-new", "GP012", Verdict::Failed, 1),
+    ("cgroup-revoked", "GP013", Verdict::NoGpu, 3),
+    ("gpu-lost", "GP014", Verdict::Failed, 1),
+    ("ecc-uncorrectable", "GP015", Verdict::Failed, 1),
+    ("pcie-degraded", "GP016", Verdict::Degraded, 0),
+    ("thermal-throttle", "GP017", Verdict::Degraded, 0),
+    ("jit-missing-221", "GP020", Verdict::Failed, 1),
+    ("nvml-missing", "GP021", Verdict::Healthy, 0),
+    ("stubs-on-path", "GP022", Verdict::Degraded, 0),
+    ("driver-baked-in", "GP023", Verdict::Degraded, 0),
+    ("wsl", "GP024", Verdict::Healthy, 0),
+    ("garbage-proc", "GP025", Verdict::Healthy, 0),
+    ("visible-devices-malformed", "GP026", Verdict::Degraded, 0),
+];
+
+/// Windows rules: scenarios with a Windows-layout root, read by the Windows
+/// environment code (the binary itself runs them only on Windows).
+const WINDOWS_CASES: &[(&str, &str)] = &[
+    ("windows-no-gpu-class", "GP018"),
+    ("windows-gpu-class", "GP019"),
+];
+
+#[test]
+fn every_rule_fires_in_its_scenario_with_verdict_and_exit_code() {
+    for (scenario, code, verdict, exit) in CASES {
+        let run = gpuprobe_with(scenario, SMALL, &[]);
+        let codes: Vec<&str> = run
+            .report
+            .diagnoses
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        assert_eq!(codes, [*code], "{scenario}: {}", run.report.summary);
+        assert_eq!(run.report.verdict, *verdict, "{scenario}");
+        assert_eq!(run.code(), *exit, "{scenario}");
+        let d = &run.report.diagnoses[0];
+        assert!(
+            !d.evidence.is_empty() && !d.fix.is_empty(),
+            "{scenario}: evidence and fix"
+        );
+    }
+}
+
+#[test]
+fn windows_rules_fire_from_a_windows_layout() {
+    // A no-driver report as the Windows binary would make it, then the
+    // Windows environment gathered from the scenario's root.
+    let (mut cmd, _empty) = common::gpuprobe_without_driver();
+    let out = cmd.arg("--json").output().unwrap();
+    let (_, base) = parse_report(&out.stdout);
+    for (scenario, code) in WINDOWS_CASES {
+        let dir = common::fake_driver(&common::scenario(scenario));
+        let mut report = base.clone();
+        report.environment.device_nodes.clear();
+        report.environment.windows = Some(gpuprobe::environment::gather_windows(
+            &dir.path().join("root"),
+        ));
+        let codes: Vec<String> = diagnose::diagnose(&report)
+            .into_iter()
+            .map(|d| d.code)
+            .collect();
+        assert!(codes.iter().any(|c| c == code), "{scenario}: {codes:?}");
+        assert!(
+            !codes.iter().any(|c| c == "GP001"),
+            "{scenario}: a Windows container is not 'no runtime'"
+        );
+    }
+}
+
+#[test]
+fn every_rule_has_a_scenario() {
+    let covered: BTreeSet<&str> = CASES
+        .iter()
+        .map(|c| c.1)
+        .chain(WINDOWS_CASES.iter().map(|c| c.1))
+        .collect();
+    let rules: BTreeSet<&str> = RULES.iter().map(|r| r.code).collect();
+    assert_eq!(covered, rules, "a rule without a scenario is not done");
+}
+
+#[test]
+fn healthy_scenarios_raise_no_false_alarm() {
+    for scenario in ["healthy", "multi-gpu-one-corrupt", "busy-gpu", "hang"] {
+        let run = gpuprobe_with(
+            scenario,
+            &["--size", "16", "--iterations", "1", "--timeout", "2s"],
+            &[],
+        );
+        assert!(
+            run.report.diagnoses.is_empty(),
+            "{scenario}: {:?}",
+            run.report.diagnoses
+        );
+    }
+}
+
+#[test]
+fn docs_list_exactly_the_rule_table() {
+    let docs = std::fs::read_to_string(root().join("docs/diagnoses.md")).unwrap();
+    assert_eq!(
+        docs,
+        diagnose::markdown(),
+        "docs/diagnoses.md is stale: run `gpuprobe diagnoses > docs/diagnoses.md`"
+    );
+}
+
+#[test]
+fn text_output_gives_cause_and_fix_most_severe_first() {
+    // Two findings: an error (uncorrectable ECC) and a warning (a malformed
+    // NVIDIA_VISIBLE_DEVICES).
+    let (mut cmd, _dir) = common::command_with("ecc-uncorrectable");
+    let out = cmd
+        .env("NVIDIA_VISIBLE_DEVICES", "gpu0,all")
+        .args(SMALL)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let error = text.find("GP015 error").expect("GP015 in text");
+    let warning = text.find("GP026 warning").expect("GP026 in text");
+    assert!(error < warning, "most severe first:\n{text}");
+    assert!(text.contains("fix:  Drain the node"), "{text}");
+}
+
+#[test]
+fn no_driver_text_says_no_gpu_runtime_and_what_to_run() {
+    if std::path::Path::new("/dev/nvidiactl").exists() {
+        return eprintln!("skipped: this machine has an NVIDIA driver");
+    }
+    let (mut cmd, _empty) = common::gpuprobe_without_driver();
+    let out = cmd.env("NO_COLOR", "1").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text.contains("This container has no GPU runtime"), "{text}");
+    assert!(text.contains("docker run --gpus all"), "{text}");
+}
+
+#[test]
+fn malformed_input_gives_findings_not_crashes() {
+    use std::os::unix::ffi::OsStrExt;
+    let odd_path = std::ffi::OsStr::from_bytes(b"::/no/such\xff\xfe/dir::/usr/local/cuda/compat:");
+    for (name, value) in [
+        (
+            "NVIDIA_VISIBLE_DEVICES",
+            std::ffi::OsStr::new("\u{7f},;GPU-,-3,all,"),
+        ),
+        (
+            "CUDA_VISIBLE_DEVICES",
+            std::ffi::OsStr::new(",,x,-1,GPU-zz"),
+        ),
+        (
+            "NVIDIA_REQUIRE_CUDA",
+            std::ffi::OsStr::new("cuda>=abc brand="),
+        ),
+        (
+            "NVIDIA_DRIVER_CAPABILITIES",
+            std::ffi::OsStr::new("\u{0}\u{1}"),
+        ),
+    ]
+    .into_iter()
+    .chain([("LD_LIBRARY_PATH", odd_path)])
+    {
+        if value.as_bytes().contains(&0) {
+            continue; // a NUL cannot be put in the environment at all
+        }
+        let (mut cmd, dir) = common::command_with("garbage-proc");
+        if name == "LD_LIBRARY_PATH" {
+            // Keep the fake driver reachable, with the odd entries around it.
+            let mut v = dir.path().as_os_str().to_owned();
+            v.push(":");
+            v.push(value);
+            cmd.env(name, v);
+        } else {
+            cmd.env(name, value);
+        }
+        let out = cmd.args(["--json"]).args(SMALL).output().unwrap();
+        let code = out.status.code().expect("no crash by signal");
+        assert!(
+            [0, 1, 3].contains(&code),
+            "{name}: exit {code}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (_, report) = parse_report(&out.stdout);
+        assert!(
+            report.diagnoses.iter().any(|d| d.code == "GP025"),
+            "{name}: the garbage /proc file is a finding"
+        );
+        assert!(!report.diagnoses.is_empty());
+        let worst = report.diagnoses[0].severity;
+        assert!(
+            report.diagnoses.iter().all(|d| d.severity <= worst),
+            "sorted by severity"
+        );
+        assert!(matches!(
+            worst,
+            Severity::Info | Severity::Warning | Severity::Error
+        ));
+    }
+}
