@@ -146,7 +146,7 @@ fn text_output_gives_cause_and_fix_most_severe_first() {
     let error = text.find("GP015 error").expect("GP015 in text");
     let warning = text.find("GP026 warning").expect("GP026 in text");
     assert!(error < warning, "most severe first:\n{text}");
-    assert!(text.contains("fix:  Drain the node"), "{text}");
+    assert!(text.contains("-> fix: Drain the node"), "{text}");
 }
 
 #[test]

@@ -401,6 +401,10 @@ fn watch_writes_json_lines_state_and_valid_prometheus() {
     assert!(metrics.contains(
         "gpuprobe_device_up{index=\"2\",uuid=\"GPU-3b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a53\""
     ));
+    assert!(
+        metrics.contains("gpuprobe_device_temperature_celsius{index=\"0\""),
+        "NVML telemetry exported"
+    );
     promtool_accepts(&metrics);
 }
 

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::Exporter;
-use crate::report::{DeviceReport, DeviceStatus, Report, Verdict};
+use crate::report::{DeviceReport, DeviceStatus, Reading, Report, Verdict};
 
 pub struct Prometheus;
 
@@ -179,6 +179,91 @@ impl Exporter for Prometheus {
                 put(&mut wrong, Some(m.verification.mismatches as f64));
             }
         }
+        let mut temperature = Family::new(
+            "gpuprobe_device_temperature_celsius",
+            "GPU temperature after the benchmark.",
+        );
+        let mut power = Family::new(
+            "gpuprobe_device_power_draw_watts",
+            "Power draw after the benchmark.",
+        );
+        let mut power_limit =
+            Family::new("gpuprobe_device_power_limit_watts", "Enforced power limit.");
+        let mut sm_clock = Family::new(
+            "gpuprobe_device_sm_clock_hertz",
+            "SM clock after the benchmark.",
+        );
+        let mut sm_clock_max =
+            Family::new("gpuprobe_device_sm_clock_max_hertz", "Maximum SM clock.");
+        let mut pcie_gen = Family::new(
+            "gpuprobe_device_pcie_generation",
+            "Current PCIe link generation.",
+        );
+        let mut pcie_gen_max = Family::new(
+            "gpuprobe_device_pcie_generation_max",
+            "Maximum PCIe link generation.",
+        );
+        let mut pcie_width = Family::new(
+            "gpuprobe_device_pcie_width_lanes",
+            "Current PCIe link width.",
+        );
+        let mut pcie_width_max = Family::new(
+            "gpuprobe_device_pcie_width_max_lanes",
+            "Maximum PCIe link width.",
+        );
+        let mut ecc = Family::new(
+            "gpuprobe_device_ecc_uncorrected_errors",
+            "Uncorrectable ECC errors (volatile: since driver load; aggregate: lifetime).",
+        );
+        let mut remap = Family::new(
+            "gpuprobe_device_remapped_rows_pending",
+            "1 when a row remap waits for a GPU reset.",
+        );
+        let mut throttle = Family::new(
+            "gpuprobe_device_throttle_reason",
+            "1 for each reason clocks were held down after the benchmark.",
+        );
+        for d in r
+            .devices
+            .iter()
+            .filter(|d| d.status != DeviceStatus::Skipped)
+        {
+            let Some(t) = &d.telemetry else { continue };
+            let labels = device_labels(d);
+            let put = |family: &mut Family, value: Option<f64>| {
+                if let Some(v) = value {
+                    family.add(&labels, v);
+                }
+            };
+            let num = |x: &Reading<u32>| x.value().map(|v| f64::from(*v));
+            put(&mut temperature, num(&t.temperature_celsius));
+            put(&mut power, t.power_draw_watts.value().copied());
+            put(&mut power_limit, t.power_limit_watts.value().copied());
+            put(&mut sm_clock, num(&t.sm_clock_mhz).map(|m| m * 1e6));
+            put(&mut sm_clock_max, num(&t.sm_clock_max_mhz).map(|m| m * 1e6));
+            put(&mut pcie_gen, num(&t.pcie_generation));
+            put(&mut pcie_gen_max, num(&t.pcie_generation_max));
+            put(&mut pcie_width, num(&t.pcie_width_lanes));
+            put(&mut pcie_width_max, num(&t.pcie_width_max_lanes));
+            put(
+                &mut remap,
+                t.remapped_rows_pending
+                    .value()
+                    .map(|b| f64::from(u8::from(*b))),
+            );
+            let inner = labels.trim_end_matches('}');
+            for (counter, reading) in [
+                ("volatile", &t.ecc_uncorrected_volatile),
+                ("aggregate", &t.ecc_uncorrected_aggregate),
+            ] {
+                if let Some(v) = reading.value() {
+                    ecc.add(&format!("{inner},counter=\"{counter}\"}}"), *v as f64);
+                }
+            }
+            for reason in t.throttle_reasons.value().into_iter().flatten() {
+                throttle.add(&format!("{inner},reason=\"{}\"}}", escape(reason)), 1.0);
+            }
+        }
         let mut cpu = Family::new(
             "gpuprobe_cpu_gemm_flop_per_second",
             "Throughput of the CPU reference GEMM.",
@@ -207,8 +292,35 @@ impl Exporter for Prometheus {
 
         let mut out = String::new();
         for family in [
-            &info, &verdict, &exit, &when, &duration, &visible, &up, &total, &free, &used, &flops,
-            &seconds, &speedup, &error, &wrong, &cpu, &diagnosis,
+            &info,
+            &verdict,
+            &exit,
+            &when,
+            &duration,
+            &visible,
+            &up,
+            &total,
+            &free,
+            &used,
+            &flops,
+            &seconds,
+            &speedup,
+            &error,
+            &wrong,
+            &temperature,
+            &power,
+            &power_limit,
+            &sm_clock,
+            &sm_clock_max,
+            &pcie_gen,
+            &pcie_gen_max,
+            &pcie_width,
+            &pcie_width_max,
+            &ecc,
+            &remap,
+            &throttle,
+            &cpu,
+            &diagnosis,
         ] {
             family.write(&mut out);
         }

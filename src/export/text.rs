@@ -5,7 +5,10 @@
 use std::fmt::Write as _;
 
 use super::Exporter;
-use crate::report::{Check, CheckStatus, DeviceReport, DeviceStatus, Report, Verdict};
+use crate::report::{
+    Check, CheckStatus, DeviceReport, DeviceStatus, Reading, Report, Telemetry, Unavailable,
+    Verdict,
+};
 use crate::units::{bytes, flops};
 
 pub struct Text {
@@ -63,11 +66,22 @@ impl Exporter for Text {
         if !r.diagnoses.is_empty() {
             out.push_str("\nDiagnoses (most severe first):\n");
             for d in &r.diagnoses {
-                let _ = writeln!(out, "  {} {}: {}", d.code, severity(d.severity), d.summary);
+                let colour = match d.severity {
+                    crate::report::Severity::Error => RED,
+                    crate::report::Severity::Warning => YELLOW,
+                    crate::report::Severity::Info => GREEN,
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    d.code,
+                    self.paint(colour, severity(d.severity)),
+                    d.summary
+                );
                 for e in &d.evidence {
                     let _ = writeln!(out, "      seen: {e}");
                 }
-                let _ = writeln!(out, "      fix:  {}", d.fix);
+                let _ = writeln!(out, "      -> fix: {}", d.fix);
             }
         }
         let (word, colour) = match r.verdict {
@@ -104,7 +118,85 @@ fn header(out: &mut String, r: &Report) {
     if let Some(p) = &r.driver.library_path {
         let _ = write!(out, " ({p})");
     }
-    out.push_str("\n\n");
+    out.push('\n');
+    let mut versions = Vec::new();
+    if let Some(v) = &r.nvml.driver_version {
+        versions.push(format!("user-space driver {v}"));
+    }
+    if let Some(v) = &r.environment.kernel_module_version {
+        versions.push(format!("kernel module {v}"));
+    }
+    if r.nvml.status == "not_found" {
+        versions.push("no NVML".into());
+    }
+    if !versions.is_empty() {
+        let _ = writeln!(out, "{}", versions.join(", "));
+    }
+    out.push('\n');
+}
+
+/// A reading for people: the value, or why there is none.
+fn show<T>(reading: &Reading<T>, f: impl Fn(&T) -> String) -> String {
+    match reading {
+        Reading::Value(v) => f(v),
+        Reading::Unavailable(Unavailable::NotSupported) => "n/a".into(),
+        Reading::Unavailable(Unavailable::NoPermission) => "no permission".into(),
+        Reading::Unavailable(Unavailable::GpuLost) => "GPU lost".into(),
+        Reading::Unavailable(Unavailable::Error) => "error".into(),
+    }
+}
+
+fn telemetry_lines(t: &Telemetry) -> [String; 3] {
+    let num = |v: &u32| v.to_string();
+    [
+        format!(
+            "{} °C, {} W of {} W, SM {}/{} MHz, memory {}/{} MHz",
+            show(&t.temperature_celsius, num),
+            show(&t.power_draw_watts, |w| format!("{w:.0}")),
+            show(&t.power_limit_watts, |w| format!("{w:.0}")),
+            show(&t.sm_clock_mhz, num),
+            show(&t.sm_clock_max_mhz, num),
+            show(&t.memory_clock_mhz, num),
+            show(&t.memory_clock_max_mhz, num),
+        ),
+        format!(
+            "PCIe gen {} x{} (max gen {} x{}), ECC {}, {} uncorrectable, remap pending {}",
+            show(&t.pcie_generation, num),
+            show(&t.pcie_width_lanes, num),
+            show(&t.pcie_generation_max, num),
+            show(&t.pcie_width_max_lanes, num),
+            show(&t.ecc_enabled, |b| if *b {
+                "on".into()
+            } else {
+                "off".into()
+            }),
+            show(&t.ecc_uncorrected_volatile, ToString::to_string),
+            show(&t.remapped_rows_pending, |b| if *b {
+                "YES".into()
+            } else {
+                "no".into()
+            }),
+        ),
+        format!(
+            "throttling {}, persistence {}, compute mode {}, MIG {}",
+            show(&t.throttle_reasons, |r| if r.is_empty() {
+                "none".into()
+            } else {
+                r.join(", ")
+            }),
+            show(&t.persistence_mode, |b| if *b {
+                "on".into()
+            } else {
+                "off".into()
+            }),
+            show(&t.compute_mode, Clone::clone),
+            show(&t.mig_enabled, |b| if *b {
+                "on".into()
+            } else {
+                "off".into()
+            }),
+        ),
+    ]
 }
 
 fn availability(out: &mut String, r: &Report) {
@@ -178,6 +270,12 @@ impl Text {
                 .memory_free_bytes
                 .map_or(String::new(), |f| format!(" ({} free)", bytes(f)));
             row(out, "memory", format!("{}{free}", bytes(total)));
+        }
+        if let Some(t) = &d.telemetry {
+            let [first, second, third] = telemetry_lines(t);
+            row(out, "telemetry", first);
+            row(out, "", second);
+            row(out, "", third);
         }
         if let Some(m) = &d.matmul {
             let cpu = r.cpu.as_ref().map_or(String::new(), |c| {
