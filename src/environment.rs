@@ -27,7 +27,7 @@ pub fn root() -> PathBuf {
 
 /// Gathers the environment of this platform.
 #[must_use]
-pub fn gather(root: &Path, cuda_library: Option<&str>) -> Environment {
+pub fn gather(root: &Path, cuda_library: Option<&str>, nvml_library: Option<&str>) -> Environment {
     let mut env = Environment {
         variables: VARIABLES
             .iter()
@@ -55,8 +55,49 @@ pub fn gather(root: &Path, cuda_library: Option<&str>) -> Environment {
         env.windows = Some(gather_windows(root));
     } else {
         gather_linux(root, &mut env);
+        let mounts = std::fs::read(root.join("proc/self/mountinfo"))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        env.cuda_library_origin = cuda_library.map(|p| origin(mounts.as_deref(), p).into());
+        env.nvml_library_origin = nvml_library.map(|p| origin(mounts.as_deref(), p).into());
     }
     env
+}
+
+/// Whether a library file was put into the container by the GPU runtime.
+/// The NVIDIA Container Toolkit (and CDI) bind-mount each driver file from
+/// the host, so the file is a mount point in /proc/self/mountinfo; a file
+/// installed in the image is not.
+#[must_use]
+pub fn origin(mountinfo: Option<&str>, library: &str) -> &'static str {
+    let Some(text) = mountinfo else {
+        return "unknown";
+    };
+    // Fields (proc(5)): id parent major:minor root mount-point options
+    // [optional...] - fstype source super-options; spaces in paths are \040.
+    let mounts: Vec<(String, &str)> = text
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let point = before.split(' ').nth(4)?.replace("\\040", " ");
+            Some((point, after.split(' ').next().unwrap_or("")))
+        })
+        .collect();
+    if mounts.iter().any(|(point, _)| point == library) {
+        return "injected";
+    }
+    let container_root = mounts.iter().any(|(point, fs)| {
+        point == "/"
+            && matches!(
+                *fs,
+                "overlay" | "fuse-overlayfs" | "aufs" | "overlayfs" | "zfs" | "btrfs"
+            )
+    });
+    if container_root {
+        "image"
+    } else {
+        "host"
+    }
 }
 
 fn gather_linux(root: &Path, env: &mut Environment) {
@@ -168,6 +209,29 @@ mod tests {
         );
         assert_eq!(library_version("/usr/lib/libcuda.so.1"), None);
         assert_eq!(library_version("/weird/libcuda.so.1.x"), None);
+    }
+
+    #[test]
+    fn library_origins() {
+        let info = "21 1 0:40 / / rw,relatime - overlay overlay rw,lowerdir=/x\n\
+                    32 21 259:2 /usr/lib/libcuda.so.550 /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15 ro - ext4 /dev/sda rw\n";
+        assert_eq!(
+            origin(Some(info), "/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15"),
+            "injected"
+        );
+        assert_eq!(
+            origin(Some(info), "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"),
+            "image"
+        );
+        assert_eq!(
+            origin(
+                Some("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"),
+                "/usr/lib/libcuda.so.1"
+            ),
+            "host"
+        );
+        assert_eq!(origin(None, "/usr/lib/libcuda.so.1"), "unknown");
+        assert_eq!(origin(Some("garbage\n\u{0}"), "/x"), "host");
     }
 
     #[test]

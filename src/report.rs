@@ -477,6 +477,12 @@ pub struct Environment {
     /// The driver version in the loaded libcuda's file name
     /// (libcuda.so.VERSION), when it has one.
     pub cuda_library_version: Option<String>,
+    /// Where the loaded libcuda came from: `injected` (bind-mounted into the
+    /// container by the GPU runtime), `image` (a file of the image itself),
+    /// `host` (not in a container), or `unknown` (no /proc/self/mountinfo).
+    pub cuda_library_origin: Option<String>,
+    /// The same for libnvidia-ml.
+    pub nvml_library_origin: Option<String>,
     /// Windows only: what the GPU device class brings into a container.
     pub windows: Option<WindowsEnvironment>,
 }

@@ -477,17 +477,34 @@ fn stubs_on_path(r: &Report) -> Option<Vec<String>> {
 }
 
 fn driver_baked_in(r: &Report) -> Option<Vec<String>> {
-    let lib = r.environment.cuda_library_version.as_deref()?;
-    let kernel = r.environment.kernel_module_version.as_deref()?;
-    (lib != kernel && r.environment.library_path_compat.is_empty()).then(|| {
-        vec![
-            format!(
-                "loaded {} (driver {lib})",
-                r.driver.library_path.as_deref().unwrap_or("?")
-            ),
-            format!("the host's kernel module is {kernel}"),
-        ]
-    })
+    let env = &r.environment;
+    let mut evidence = Vec::new();
+    if let (Some(lib), Some(kernel)) = (
+        env.cuda_library_version.as_deref(),
+        env.kernel_module_version.as_deref(),
+    ) {
+        if lib != kernel && env.library_path_compat.is_empty() {
+            evidence.push(format!(
+                "loaded libcuda of driver {lib}; the host's kernel module is {kernel}"
+            ));
+        }
+    }
+    for (name, path, origin) in [
+        ("libcuda", &r.driver.library_path, &env.cuda_library_origin),
+        (
+            "libnvidia-ml",
+            &r.nvml.library_path,
+            &env.nvml_library_origin,
+        ),
+    ] {
+        if origin.as_deref() == Some("image") {
+            evidence.push(format!(
+                "{name} at {} is a file of the image, not mounted in by the GPU runtime",
+                path.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    non_empty(evidence)
 }
 
 fn wsl(r: &Report) -> Option<Vec<String>> {
@@ -680,9 +697,9 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "GP023",
         severity: Severity::Warning,
-        summary: "The image carries its own NVIDIA driver libraries, which differ from the host's kernel module",
-        when: "the loaded libcuda.so.VERSION differs from /proc/driver/nvidia/version (and no compat folder is on the path)",
-        fix: "Remove the NVIDIA driver packages from the image; the container toolkit injects the host's matching libraries.",
+        summary: "The image carries its own NVIDIA driver libraries instead of the host's",
+        when: "the loaded libcuda.so.VERSION differs from /proc/driver/nvidia/version (and no compat folder is on the path), or a loaded driver library is a file of the image rather than a mount from the host (/proc/self/mountinfo)",
+        fix: "Remove the NVIDIA driver packages from the image; the container toolkit injects the host's matching libraries (baked-in ones break at the next host driver upgrade).",
         check: driver_baked_in,
     },
     Rule {

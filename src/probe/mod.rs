@@ -277,8 +277,13 @@ fn probe(progress: &Progress, options: &Options) {
     {
         load_nvml(progress);
     }
-    let library = progress.update(|r| r.driver.library_path.clone());
-    let environment = crate::environment::gather(&crate::environment::root(), library.as_deref());
+    let (cuda, nvml) =
+        progress.update(|r| (r.driver.library_path.clone(), r.nvml.library_path.clone()));
+    let environment = crate::environment::gather(
+        &crate::environment::root(),
+        cuda.as_deref(),
+        nvml.as_deref(),
+    );
     progress.update(|r| r.environment = environment);
 }
 

@@ -76,7 +76,28 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
         )?;
     }
     let root = dir.join("root");
-    lay_out_root(&scenario, &root)?;
+    lay_out_root(&scenario, &root, &dir)?;
+    if let Some(injected) = scenario.host.driver_mounts {
+        // A container's mount table: an overlay root, and (as the toolkit
+        // does) each driver library bind-mounted from the host.
+        let mut table = String::from("21 1 0:40 / / rw,relatime master:1 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l\n");
+        if injected {
+            let mut id = 30;
+            for lib in [cuda_dir.join("libcuda.so.1"), dir.join("libnvidia-ml.so.1")] {
+                if let Ok(real) = lib.canonicalize() {
+                    table.push_str(&format!(
+                        "{id} 21 259:2 /usr/lib/x86_64-linux-gnu/{} {} ro,nosuid,nodev,relatime master:1 - ext4 /dev/nvme0n1p2 rw\n",
+                        real.file_name().unwrap_or_default().to_string_lossy(),
+                        real.display()
+                    ));
+                    id += 1;
+                }
+            }
+        }
+        let proc_self = root.join("proc/self");
+        std::fs::create_dir_all(&proc_self).map_err(|e| e.to_string())?;
+        std::fs::write(proc_self.join("mountinfo"), table).map_err(|e| e.to_string())?;
+    }
 
     let mut env = vec![
         (
@@ -109,7 +130,7 @@ fn symlink(target: &str, link: &Path) -> Result<(), String> {
 }
 
 /// The files gpuprobe inspects under GPUPROBE_TEST_ROOT.
-fn lay_out_root(scenario: &Scenario, root: &Path) -> Result<(), String> {
+fn lay_out_root(scenario: &Scenario, root: &Path, dir: &Path) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     let dev = root.join("dev");
     std::fs::create_dir_all(&dev).map_err(io)?;
@@ -146,7 +167,7 @@ fn lay_out_root(scenario: &Scenario, root: &Path) -> Result<(), String> {
     for (path, contents) in &scenario.host.files {
         let path = root.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(path.parent().unwrap_or(root)).map_err(io)?;
-        std::fs::write(&path, contents).map_err(io)?;
+        std::fs::write(&path, contents.replace("{dir}", &dir.display().to_string())).map_err(io)?;
     }
     Ok(())
 }

@@ -91,9 +91,19 @@ pub struct Host {
     /// version's kernel module. null: the file does not exist.
     #[serde(default = "default_proc")]
     pub proc_driver_version: Option<String>,
-    /// Other files to create, path (relative to the root) -> contents.
+    /// Other files to create, path (relative to the root) -> contents;
+    /// "{dir}" stands for the prepared folder.
     #[serde(default)]
     pub files: std::collections::BTreeMap<String, String>,
+    /// Whether /proc/self/mountinfo shows the driver libraries bind-mounted
+    /// into a container (as the toolkit does); false: files of the image.
+    /// null: no mountinfo at all.
+    #[serde(default = "injected")]
+    pub driver_mounts: Option<bool>,
+}
+
+fn injected() -> Option<bool> {
+    Some(true)
 }
 
 fn default_proc() -> Option<String> {
@@ -107,6 +117,7 @@ impl Default for Host {
             dev_unopenable: Vec::new(),
             proc_driver_version: default_proc(),
             files: Default::default(),
+            driver_mounts: injected(),
         }
     }
 }
