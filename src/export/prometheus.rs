@@ -150,35 +150,6 @@ impl Exporter for Prometheus {
             "gpuprobe_device_verification_mismatches",
             "Result elements outside their tolerance.",
         );
-        for d in r
-            .devices
-            .iter()
-            .filter(|d| d.status != DeviceStatus::Skipped)
-        {
-            let labels = device_labels(d);
-            up.add(
-                &labels,
-                f64::from(u8::from(matches!(
-                    d.status,
-                    DeviceStatus::Pass | DeviceStatus::Warn
-                ))),
-            );
-            let put = |family: &mut Family, value: Option<f64>| {
-                if let Some(v) = value {
-                    family.add(&labels, v);
-                }
-            };
-            put(&mut total, d.memory_total_bytes.map(|b| b as f64));
-            put(&mut free, d.memory_free_bytes.map(|b| b as f64));
-            put(&mut used, d.memory_used_bytes.map(|b| b as f64));
-            if let Some(m) = &d.matmul {
-                put(&mut flops, Some(m.gpu_gflops * 1e9));
-                put(&mut seconds, Some(m.gpu_time_ms / 1e3));
-                put(&mut speedup, m.speedup_vs_cpu);
-                put(&mut error, Some(m.verification.max_abs_error));
-                put(&mut wrong, Some(m.verification.mismatches as f64));
-            }
-        }
         let mut temperature = Family::new(
             "gpuprobe_device_temperature_celsius",
             "GPU temperature after the benchmark.",
@@ -228,40 +199,58 @@ impl Exporter for Prometheus {
             .iter()
             .filter(|d| d.status != DeviceStatus::Skipped)
         {
-            let Some(t) = &d.telemetry else { continue };
             let labels = device_labels(d);
+            up.add(
+                &labels,
+                f64::from(u8::from(matches!(
+                    d.status,
+                    DeviceStatus::Pass | DeviceStatus::Warn
+                ))),
+            );
             let put = |family: &mut Family, value: Option<f64>| {
                 if let Some(v) = value {
                     family.add(&labels, v);
                 }
             };
-            let num = |x: &Reading<u32>| x.value().map(|v| f64::from(*v));
-            put(&mut temperature, num(&t.temperature_celsius));
-            put(&mut power, t.power_draw_watts.value().copied());
-            put(&mut power_limit, t.power_limit_watts.value().copied());
-            put(&mut sm_clock, num(&t.sm_clock_mhz).map(|m| m * 1e6));
-            put(&mut sm_clock_max, num(&t.sm_clock_max_mhz).map(|m| m * 1e6));
-            put(&mut pcie_gen, num(&t.pcie_generation));
-            put(&mut pcie_gen_max, num(&t.pcie_generation_max));
-            put(&mut pcie_width, num(&t.pcie_width_lanes));
-            put(&mut pcie_width_max, num(&t.pcie_width_max_lanes));
-            put(
-                &mut remap,
-                t.remapped_rows_pending
-                    .value()
-                    .map(|b| f64::from(u8::from(*b))),
-            );
-            let inner = labels.trim_end_matches('}');
-            for (counter, reading) in [
-                ("volatile", &t.ecc_uncorrected_volatile),
-                ("aggregate", &t.ecc_uncorrected_aggregate),
-            ] {
-                if let Some(v) = reading.value() {
-                    ecc.add(&format!("{inner},counter=\"{counter}\"}}"), *v as f64);
-                }
+            put(&mut total, d.memory_total_bytes.map(|b| b as f64));
+            put(&mut free, d.memory_free_bytes.map(|b| b as f64));
+            put(&mut used, d.memory_used_bytes.map(|b| b as f64));
+            if let Some(m) = &d.matmul {
+                put(&mut flops, Some(m.gpu_gflops * 1e9));
+                put(&mut seconds, Some(m.gpu_time_ms / 1e3));
+                put(&mut speedup, m.speedup_vs_cpu);
+                put(&mut error, Some(m.verification.max_abs_error));
+                put(&mut wrong, Some(m.verification.mismatches as f64));
             }
-            for reason in t.throttle_reasons.value().into_iter().flatten() {
-                throttle.add(&format!("{inner},reason=\"{}\"}}", escape(reason)), 1.0);
+            if let Some(t) = &d.telemetry {
+                let num = |x: &Reading<u32>| x.value().map(|v| f64::from(*v));
+                put(&mut temperature, num(&t.temperature_celsius));
+                put(&mut power, t.power_draw_watts.value().copied());
+                put(&mut power_limit, t.power_limit_watts.value().copied());
+                put(&mut sm_clock, num(&t.sm_clock_mhz).map(|m| m * 1e6));
+                put(&mut sm_clock_max, num(&t.sm_clock_max_mhz).map(|m| m * 1e6));
+                put(&mut pcie_gen, num(&t.pcie_generation));
+                put(&mut pcie_gen_max, num(&t.pcie_generation_max));
+                put(&mut pcie_width, num(&t.pcie_width_lanes));
+                put(&mut pcie_width_max, num(&t.pcie_width_max_lanes));
+                put(
+                    &mut remap,
+                    t.remapped_rows_pending
+                        .value()
+                        .map(|b| f64::from(u8::from(*b))),
+                );
+                let inner = labels.trim_end_matches('}');
+                for (counter, reading) in [
+                    ("volatile", &t.ecc_uncorrected_volatile),
+                    ("aggregate", &t.ecc_uncorrected_aggregate),
+                ] {
+                    if let Some(v) = reading.value() {
+                        ecc.add(&format!("{inner},counter=\"{counter}\"}}"), *v as f64);
+                    }
+                }
+                for reason in t.throttle_reasons.value().into_iter().flatten() {
+                    throttle.add(&format!("{inner},reason=\"{}\"}}", escape(reason)), 1.0);
+                }
             }
         }
         let mut cpu = Family::new(

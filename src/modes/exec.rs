@@ -46,16 +46,10 @@ fn replace_process(command: &[OsString]) -> i32 {
         return CANNOT_RUN;
     };
     // exec only returns on failure.
-    let error = std::process::Command::new(program).args(args).exec();
-    eprintln!(
-        "gpuprobe: cannot run {}: {error}",
-        program.to_string_lossy()
-    );
-    if error.kind() == std::io::ErrorKind::NotFound {
-        NOT_FOUND
-    } else {
-        CANNOT_RUN
-    }
+    cannot_run(
+        program,
+        &std::process::Command::new(program).args(args).exec(),
+    )
 }
 
 /// Windows has no exec: run the workload as a child and pass its exit code on.
@@ -66,16 +60,19 @@ fn replace_process(command: &[OsString]) -> i32 {
     };
     match std::process::Command::new(program).args(args).status() {
         Ok(status) => status.code().unwrap_or(CANNOT_RUN),
-        Err(error) => {
-            eprintln!(
-                "gpuprobe: cannot run {}: {error}",
-                program.to_string_lossy()
-            );
-            if error.kind() == std::io::ErrorKind::NotFound {
-                NOT_FOUND
-            } else {
-                CANNOT_RUN
-            }
-        }
+        Err(error) => cannot_run(program, &error),
+    }
+}
+
+/// Reports a workload that could not be started; 127 or 126 as shells do.
+fn cannot_run(program: &OsString, error: &std::io::Error) -> i32 {
+    eprintln!(
+        "gpuprobe: cannot run {}: {error}",
+        program.to_string_lossy()
+    );
+    if error.kind() == std::io::ErrorKind::NotFound {
+        NOT_FOUND
+    } else {
+        CANNOT_RUN
     }
 }
