@@ -340,6 +340,9 @@ pub struct Diagnosis {
     pub summary: String,
     /// What was observed that triggered the rule.
     pub evidence: Vec<String>,
+    /// CUDA indices of the GPUs it concerns; empty when it concerns the
+    /// machine or container. Their `status` follows the severity.
+    pub devices: Vec<u32>,
     /// What to change: a flag, a command, a variable.
     pub fix: String,
 }

@@ -179,7 +179,7 @@ pub fn read(device: &Device<'_>) -> Telemetry {
                 .map(|(_, n)| (*n).to_string())
                 .collect()
         })),
-        persistence_mode: reading(device.is_in_persistent_mode()),
+        persistence_mode: persistence_mode(device),
         compute_mode: reading(device.compute_mode().map(|m| {
             match m {
                 ComputeMode::Default => "default",
@@ -200,6 +200,17 @@ impl<T: Clone> Reading<T> {
             Reading::Unavailable(u) => Reading::Unavailable(u),
         }
     }
+}
+
+/// Persistence mode exists only in the Linux driver.
+#[cfg(unix)]
+fn persistence_mode(device: &Device<'_>) -> Reading<bool> {
+    reading(device.is_in_persistent_mode())
+}
+
+#[cfg(not(unix))]
+fn persistence_mode(_device: &Device<'_>) -> Reading<bool> {
+    Reading::Unavailable(Unavailable::NotSupported)
 }
 
 /// nvmlDeviceGetRemappedRows (Ampere and newer), which nvml-wrapper does not

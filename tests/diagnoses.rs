@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use common::{gpuprobe_with, parse_report, root};
 use gpuprobe::diagnose::{self, RULES};
-use gpuprobe::report::{Severity, Verdict};
+use gpuprobe::report::{DeviceStatus, Severity, Verdict};
 
 const SMALL: &[&str] = &["--size", "16", "--iterations", "1"];
 
@@ -66,7 +66,43 @@ fn every_rule_fires_in_its_scenario_with_verdict_and_exit_code() {
             !d.evidence.is_empty() && !d.fix.is_empty(),
             "{scenario}: evidence and fix"
         );
+        // A diagnosis about a GPU marks that GPU.
+        for index in &d.devices {
+            let device = run
+                .report
+                .devices
+                .iter()
+                .find(|x| x.index == *index)
+                .expect("named GPU exists");
+            let expected = if d.severity == Severity::Error {
+                DeviceStatus::Fail
+            } else {
+                DeviceStatus::Warn
+            };
+            assert_eq!(device.status, expected, "{scenario}: GPU {index}");
+        }
     }
+}
+
+#[test]
+fn gpu_diagnoses_name_their_gpus() {
+    for (scenario, code) in [
+        ("ecc-uncorrectable", "GP015"),
+        ("thermal-throttle", "GP017"),
+        ("pcie-degraded", "GP016"),
+        ("ptx-too-new-222", "GP011"),
+    ] {
+        let run = gpuprobe_with(scenario, SMALL, &[]);
+        let d = run
+            .report
+            .diagnoses
+            .iter()
+            .find(|d| d.code == code)
+            .expect(code);
+        assert_eq!(d.devices, [0], "{scenario}");
+    }
+    let run = gpuprobe_with("no-runtime", SMALL, &[]);
+    assert!(run.report.diagnoses[0].devices.is_empty(), "machine-wide");
 }
 
 #[test]

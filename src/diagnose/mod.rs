@@ -7,7 +7,7 @@ mod rules;
 
 use std::fmt::Write as _;
 
-use crate::report::{Diagnosis, Report, Severity, Verdict};
+use crate::report::{DeviceStatus, Diagnosis, Report, Severity, Verdict};
 
 pub use rules::RULES;
 
@@ -22,8 +22,38 @@ pub struct Rule {
     pub when: &'static str,
     /// What to change.
     pub fix: &'static str,
-    /// The evidence when the rule fires, `None` when it does not.
-    pub check: fn(&Report) -> Option<Vec<String>>,
+    /// How the rule finds its evidence.
+    pub trigger: Trigger,
+}
+
+/// A rule's test.
+pub enum Trigger {
+    /// Concerns the machine or container: the evidence, or `None`.
+    Machine(fn(&Report) -> Option<Vec<String>>),
+    /// Concerns particular GPUs: evidence lines, each with the CUDA index
+    /// of the GPU it is about (`None` for a GPU CUDA does not see). The
+    /// rule fires when there is any.
+    PerDevice(fn(&Report) -> DeviceEvidence),
+}
+
+/// Evidence lines, each with the CUDA index of the GPU it is about.
+pub type DeviceEvidence = Vec<(Option<u32>, String)>;
+
+impl Trigger {
+    fn run(&self, report: &Report) -> Option<(Vec<String>, Vec<u32>)> {
+        match self {
+            Trigger::Machine(f) => f(report).map(|evidence| (evidence, Vec::new())),
+            Trigger::PerDevice(f) => {
+                let found = f(report);
+                if found.is_empty() {
+                    return None;
+                }
+                let mut devices: Vec<u32> = found.iter().filter_map(|(d, _)| *d).collect();
+                devices.dedup();
+                Some((found.into_iter().map(|(_, e)| e).collect(), devices))
+            }
+        }
+    }
 }
 
 /// Every rule that fires on `report`, most severe first.
@@ -32,13 +62,16 @@ pub fn diagnose(report: &Report) -> Vec<Diagnosis> {
     let mut out: Vec<Diagnosis> = RULES
         .iter()
         .filter_map(|rule| {
-            (rule.check)(report).map(|evidence| Diagnosis {
-                code: rule.code.into(),
-                severity: rule.severity,
-                summary: rule.summary.into(),
-                evidence,
-                fix: rule.fix.into(),
-            })
+            rule.trigger
+                .run(report)
+                .map(|(evidence, devices)| Diagnosis {
+                    code: rule.code.into(),
+                    severity: rule.severity,
+                    summary: rule.summary.into(),
+                    evidence,
+                    devices,
+                    fix: rule.fix.into(),
+                })
         })
         .collect();
     out.sort_by(|a, b| {
@@ -50,9 +83,23 @@ pub fn diagnose(report: &Report) -> Vec<Diagnosis> {
 }
 
 /// Adds the diagnoses to the report; an error makes a working verdict
-/// `failed`, a warning makes `healthy` `degraded`, as their severity says.
+/// `failed`, a warning makes `healthy` `degraded`, as their severity says,
+/// and the same for each GPU a diagnosis names.
 pub fn apply(report: &mut Report) {
     report.diagnoses = diagnose(report);
+    for d in &report.diagnoses {
+        for device in report
+            .devices
+            .iter_mut()
+            .filter(|x| d.devices.contains(&x.index))
+        {
+            device.status = match (d.severity, device.status) {
+                (Severity::Error, DeviceStatus::Pass | DeviceStatus::Warn) => DeviceStatus::Fail,
+                (Severity::Warning, DeviceStatus::Pass) => DeviceStatus::Warn,
+                (_, status) => status,
+            };
+        }
+    }
     let worst = report.diagnoses.first().map(|d| d.severity);
     match (worst, report.verdict) {
         (Some(Severity::Error), Verdict::Healthy | Verdict::Degraded) => {

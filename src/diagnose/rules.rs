@@ -1,7 +1,7 @@
 //! The rule table. Facts and fixes come from FACTS.md (sections 1 to 4):
 //! the NVIDIA Container Toolkit's behaviour, the CUDA and NVML error codes
 //! users meet in containers, Windows containers, and health-check rules.
-use super::Rule;
+use super::{DeviceEvidence, Rule, Trigger};
 use crate::report::{Check, DeviceNode, Reading, Report, Severity, Telemetry, Unavailable};
 
 fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
@@ -22,7 +22,7 @@ fn init_error(r: &Report) -> Option<i32> {
 }
 
 /// Devices whose `stage` failed with CUresult `code`.
-fn device_error(r: &Report, stage: &str, code: i32) -> Vec<String> {
+fn device_error(r: &Report, stage: &str, code: i32) -> DeviceEvidence {
     r.devices
         .iter()
         .filter(|d| {
@@ -31,10 +31,13 @@ fn device_error(r: &Report, stage: &str, code: i32) -> Vec<String> {
                 .any(|c| c.name == stage && c.error.as_ref().is_some_and(|e| e.code == code))
         })
         .map(|d| {
-            format!(
-                "GPU {} ({}): {stage} failed with CUresult {code}",
-                d.index,
-                d.uuid.as_deref().unwrap_or("?")
+            (
+                Some(d.index),
+                format!(
+                    "GPU {} ({}): {stage} failed with CUresult {code}",
+                    d.index,
+                    d.uuid.as_deref().unwrap_or("?")
+                ),
             )
         })
         .collect()
@@ -78,10 +81,11 @@ fn shown(value: Option<&str>) -> String {
 }
 
 /// Readings of every device with telemetry, labelled.
-fn telemetry(r: &Report) -> impl Iterator<Item = (String, &Telemetry)> {
+fn telemetry(r: &Report) -> impl Iterator<Item = (Option<u32>, String, &Telemetry)> {
     r.devices.iter().filter_map(|d| {
         d.telemetry.as_ref().map(|t| {
             (
+                Some(d.index),
                 format!("GPU {} ({})", d.index, d.uuid.as_deref().unwrap_or("?")),
                 t,
             )
@@ -273,16 +277,12 @@ fn nvml_driver_mismatch(r: &Report) -> Option<Vec<String>> {
     })
 }
 
-fn ptx_too_new(r: &Report) -> Option<Vec<String>> {
-    let mut evidence = device_error(r, "module", 222);
-    if evidence.is_empty() {
-        return None;
-    }
-    evidence.push(format!(
-        "the driver supports CUDA {}; gpuprobe's PTX (ISA 4.2) needs CUDA 7.0",
-        r.driver.cuda_version.as_deref().unwrap_or("?")
-    ));
-    Some(evidence)
+fn ptx_too_new(r: &Report) -> DeviceEvidence {
+    let driver = r.driver.cuda_version.as_deref().unwrap_or("?");
+    device_error(r, "module", 222)
+        .into_iter()
+        .map(|(d, e)| (d, format!("{e}; the driver supports CUDA {driver}, gpuprobe's PTX (ISA 4.2) needs CUDA 7.0")))
+        .collect()
 }
 
 /// "cuda>=12.2" out of NVIDIA_REQUIRE_CUDA ("cuda>=12.2 brand=tesla,driver>=470 ...").
@@ -331,60 +331,65 @@ fn nodes_unopenable(r: &Report) -> Option<Vec<String>> {
     )
 }
 
-fn gpu_lost(r: &Report) -> Option<Vec<String>> {
-    let mut evidence: Vec<String> = r
+fn gpu_lost(r: &Report) -> DeviceEvidence {
+    let mut evidence: Vec<(Option<u32>, String)> = r
         .nvml
         .lost_devices
         .iter()
-        .map(|i| format!("NVML GPU {i}: GPU is lost"))
+        .map(|i| (None, format!("NVML GPU {i}: GPU is lost")))
         .collect();
-    for (who, t) in telemetry(r) {
+    for (device, who, t) in telemetry(r) {
         if t.temperature_celsius == Reading::Unavailable(Unavailable::GpuLost) {
-            evidence.push(format!("{who}: NVML says GPU is lost"));
+            evidence.push((device, format!("{who}: NVML says GPU is lost")));
         }
     }
-    non_empty(evidence)
+    evidence
 }
 
-fn memory_errors(r: &Report) -> Option<Vec<String>> {
+fn memory_errors(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
-    for (who, t) in telemetry(r) {
+    for (device, who, t) in telemetry(r) {
         if let Some(n) = t.ecc_uncorrected_volatile.value().filter(|n| **n > 0) {
-            evidence.push(format!(
-                "{who}: {n} uncorrectable ECC error(s) since the driver loaded"
+            evidence.push((
+                device,
+                format!("{who}: {n} uncorrectable ECC error(s) since the driver loaded"),
             ));
         }
-        if t.remapped_rows_pending == Reading::Value(true) {
-            evidence.push(format!("{who}: a row remap is pending (needs a GPU reset)"));
-        }
-        if t.remapped_rows_failure == Reading::Value(true) {
-            evidence.push(format!("{who}: a row remap failed"));
-        }
-        if t.retired_pages_pending == Reading::Value(true) {
-            evidence.push(format!("{who}: pages are pending retirement"));
+        for (reading, what) in [
+            (
+                &t.remapped_rows_pending,
+                "a row remap is pending (needs a GPU reset)",
+            ),
+            (&t.remapped_rows_failure, "a row remap failed"),
+            (&t.retired_pages_pending, "pages are pending retirement"),
+        ] {
+            if *reading == Reading::Value(true) {
+                evidence.push((device, format!("{who}: {what}")));
+            }
         }
     }
-    non_empty(evidence)
+    evidence
 }
 
-fn pcie_degraded(r: &Report) -> Option<Vec<String>> {
+fn pcie_degraded(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
-    for (who, t) in telemetry(r) {
+    for (device, who, t) in telemetry(r) {
         let pair = |a: &Reading<u32>, b: &Reading<u32>| a.value().copied().zip(b.value().copied());
         if let Some((cur, max)) =
             pair(&t.pcie_generation, &t.pcie_generation_max).filter(|(c, m)| c < m)
         {
-            evidence.push(format!(
-                "{who}: PCIe gen {cur} of {max} right after the benchmark"
+            evidence.push((
+                device,
+                format!("{who}: PCIe gen {cur} of {max} right after the benchmark"),
             ));
         }
         if let Some((cur, max)) =
             pair(&t.pcie_width_lanes, &t.pcie_width_max_lanes).filter(|(c, m)| c < m)
         {
-            evidence.push(format!("{who}: PCIe x{cur} of x{max}"));
+            evidence.push((device, format!("{who}: PCIe x{cur} of x{max}")));
         }
     }
-    non_empty(evidence)
+    evidence
 }
 
 /// Throttle reasons that mean the GPU could not run at full speed.
@@ -396,9 +401,9 @@ const BAD_THROTTLE: [&str; 5] = [
     "hw_power_brake_slowdown",
 ];
 
-fn throttled(r: &Report) -> Option<Vec<String>> {
+fn throttled(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
-    for (who, t) in telemetry(r) {
+    for (device, who, t) in telemetry(r) {
         if let Some(reasons) = t.throttle_reasons.value() {
             let bad: Vec<&str> = reasons
                 .iter()
@@ -410,14 +415,14 @@ fn throttled(r: &Report) -> Option<Vec<String>> {
                     .temperature_celsius
                     .value()
                     .map_or(String::new(), |c| format!(" at {c} °C"));
-                evidence.push(format!(
-                    "{who}: clocks held down by {}{temp}",
-                    bad.join(", ")
+                evidence.push((
+                    device,
+                    format!("{who}: clocks held down by {}{temp}", bad.join(", ")),
                 ));
             }
         }
     }
-    non_empty(evidence)
+    evidence
 }
 
 fn windows_no_gpu_device(r: &Report) -> Option<Vec<String>> {
@@ -443,12 +448,8 @@ fn windows_cuda_unsupported(r: &Report) -> Option<Vec<String>> {
     })
 }
 
-fn jit_missing(r: &Report) -> Option<Vec<String>> {
-    let mut evidence = device_error(r, "module", 221);
-    if init_error(r) == Some(221) {
-        evidence.push("cuInit returned 221".into());
-    }
-    non_empty(evidence)
+fn jit_missing(r: &Report) -> DeviceEvidence {
+    device_error(r, "module", 221)
 }
 
 fn nvml_missing(r: &Report) -> Option<Vec<String>> {
@@ -524,7 +525,7 @@ pub const RULES: &[Rule] = &[
         summary: "This container has no GPU runtime: it was started without GPU access",
         when: "no libcuda, no /dev/nvidia* nodes, no libnvidia-ml (and not WSL2 or a Windows container)",
         fix: "Start it with GPU access: `docker run --gpus all ...` (NVIDIA Container Toolkit), `--runtime=nvidia`, or CDI `--device nvidia.com/gpu=all`; in Kubernetes request `nvidia.com/gpu` in resources.limits. Do not install a driver in the image.",
-        check: no_gpu_runtime,
+        trigger: Trigger::Machine(no_gpu_runtime),
     },
     Rule {
         code: "GP002",
@@ -532,7 +533,7 @@ pub const RULES: &[Rule] = &[
         summary: "NVML is here but libcuda is not: the container got the `utility` capability without `compute`",
         when: "libnvidia-ml loads and initialises, libcuda.so.1 is missing",
         fix: "Add the compute capability: `-e NVIDIA_DRIVER_CAPABILITIES=compute,utility` (or `all`), e.g. `ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility` in the Dockerfile.",
-        check: nvml_without_cuda,
+        trigger: Trigger::Machine(nvml_without_cuda),
     },
     Rule {
         code: "GP003",
@@ -540,7 +541,7 @@ pub const RULES: &[Rule] = &[
         summary: "NVIDIA_VISIBLE_DEVICES gives this container no GPU",
         when: "NVIDIA_VISIBLE_DEVICES is `none`, `void` or empty and CUDA finds no GPU",
         fix: "Set NVIDIA_VISIBLE_DEVICES=all (or GPU indices or UUIDs), or start with `--gpus all`: `none` injects the driver without GPUs, `void` or empty injects nothing.",
-        check: visible_devices_none,
+        trigger: Trigger::Machine(visible_devices_none),
     },
     Rule {
         code: "GP004",
@@ -548,7 +549,7 @@ pub const RULES: &[Rule] = &[
         summary: "CUDA_VISIBLE_DEVICES hides every GPU this container has",
         when: "CUDA_VISIBLE_DEVICES is set, CUDA sees no device, but NVML or /dev/nvidiaN show GPUs",
         fix: "Unset CUDA_VISIBLE_DEVICES or list GPUs that exist (indices 0..N-1 or UUIDs from `gpuprobe list`); CUDA reads the list only up to its first invalid entry.",
-        check: cuda_visible_hides_all,
+        trigger: Trigger::Machine(cuda_visible_hides_all),
     },
     Rule {
         code: "GP005",
@@ -556,7 +557,7 @@ pub const RULES: &[Rule] = &[
         summary: "CUDA_VISIBLE_DEVICES names a GPU that does not exist, hiding it and every GPU listed after it",
         when: "an entry of CUDA_VISIBLE_DEVICES is out of range, an unknown UUID, or not an index or UUID, while CUDA still sees some GPU",
         fix: "Correct CUDA_VISIBLE_DEVICES: CUDA stops reading the list at the first entry that names no GPU, silently dropping the rest. Inside a container, indices count only the GPUs the container was given.",
-        check: cuda_visible_unknown_entry,
+        trigger: Trigger::Machine(cuda_visible_unknown_entry),
     },
     Rule {
         code: "GP006",
@@ -564,7 +565,7 @@ pub const RULES: &[Rule] = &[
         summary: "The CUDA toolkit's stub libcuda was loaded instead of the driver",
         when: "cuInit returns 34 (CUDA_ERROR_STUB_LIBRARY) or the loaded libcuda lies in a stubs folder",
         fix: "Remove the toolkit's stubs folder (…/lib64/stubs) from LD_LIBRARY_PATH and /etc/ld.so.conf.d; the stub only serves linking at build time.",
-        check: stub_library,
+        trigger: Trigger::Machine(stub_library),
     },
     Rule {
         code: "GP007",
@@ -572,7 +573,7 @@ pub const RULES: &[Rule] = &[
         summary: "A CUDA forward-compatibility libcuda does not match the host's kernel module",
         when: "cuInit returns 803 (CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)",
         fix: "Remove /usr/local/cuda/compat from LD_LIBRARY_PATH (and ld.so.conf), or install the cuda-compat package that matches the host driver's branch.",
-        check: compat_mismatch,
+        trigger: Trigger::Machine(compat_mismatch),
     },
     Rule {
         code: "GP008",
@@ -580,7 +581,7 @@ pub const RULES: &[Rule] = &[
         summary: "CUDA forward compatibility was attempted on a GPU that does not support it",
         when: "cuInit returns 804 (CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE)",
         fix: "Forward compatibility works only on data-center GPUs: remove the compat libraries from the image and upgrade the host driver instead.",
-        check: compat_unsupported,
+        trigger: Trigger::Machine(compat_unsupported),
     },
     Rule {
         code: "GP009",
@@ -588,7 +589,7 @@ pub const RULES: &[Rule] = &[
         summary: "The nvidia-uvm kernel module or its device node is missing",
         when: "cuInit returns 999 (CUDA_ERROR_UNKNOWN) and there is no /dev/nvidia-uvm",
         fix: "On the host, load nvidia_uvm and create its node: `sudo nvidia-modprobe -u -c=0`; then recreate the container (the toolkit passes /dev/nvidia-uvm only when it exists).",
-        check: uvm_missing,
+        trigger: Trigger::Machine(uvm_missing),
     },
     Rule {
         code: "GP010",
@@ -596,7 +597,7 @@ pub const RULES: &[Rule] = &[
         summary: "The user-space driver does not match the kernel module",
         when: "nvmlInit returns 18 (NVML_ERROR_LIB_RM_VERSION_MISMATCH), or NVML's driver version differs from /proc/driver/nvidia/version",
         fix: "If the host driver was upgraded, reboot the host (or reload the nvidia modules). If the image bakes NVIDIA driver libraries in, remove them: the toolkit injects the host's own.",
-        check: nvml_driver_mismatch,
+        trigger: Trigger::Machine(nvml_driver_mismatch),
     },
     Rule {
         code: "GP011",
@@ -604,7 +605,7 @@ pub const RULES: &[Rule] = &[
         summary: "The driver is too old to compile the embedded PTX",
         when: "cuModuleLoadData returns 222 (CUDA_ERROR_UNSUPPORTED_PTX_VERSION)",
         fix: "Upgrade the host driver: a driver JIT-compiles PTX only up to the ISA of its own CUDA version.",
-        check: ptx_too_new,
+        trigger: Trigger::PerDevice(ptx_too_new),
     },
     Rule {
         code: "GP012",
@@ -612,7 +613,7 @@ pub const RULES: &[Rule] = &[
         summary: "The host driver is older than the CUDA version this image requires",
         when: "NVIDIA_REQUIRE_CUDA (cuda>=X.Y) or --require-driver asks for a newer CUDA than cuDriverGetVersion reports",
         fix: "Upgrade the host driver (Linux: CUDA 12.x needs 525.60.13 or newer, 13.x needs 580.65.06 or newer), or use an image built for an older CUDA.",
-        check: driver_too_old,
+        trigger: Trigger::Machine(driver_too_old),
     },
     Rule {
         code: "GP013",
@@ -620,7 +621,7 @@ pub const RULES: &[Rule] = &[
         summary: "NVIDIA device nodes are present but cannot be opened",
         when: "a /dev/nvidia* node exists and opening it for read and write fails",
         fix: "Recreate the container: with the systemd cgroup driver, `systemctl daemon-reload` on the host revokes a running container's GPU access. Use CDI (`--device nvidia.com/gpu=all`) or pass the nodes with `--device /dev/nvidiaN` to avoid it; under SELinux try `--security-opt label=disable`.",
-        check: nodes_unopenable,
+        trigger: Trigger::Machine(nodes_unopenable),
     },
     Rule {
         code: "GP014",
@@ -628,7 +629,7 @@ pub const RULES: &[Rule] = &[
         summary: "A GPU has fallen off the bus",
         when: "NVML answers NVML_ERROR_GPU_IS_LOST (15) for a GPU",
         fix: "Check the host's kernel log for Xid 79, reset the GPU (`nvidia-smi -r -i N`) or reboot, and keep the node drained until gpuprobe passes again.",
-        check: gpu_lost,
+        trigger: Trigger::PerDevice(gpu_lost),
     },
     Rule {
         code: "GP015",
@@ -636,7 +637,7 @@ pub const RULES: &[Rule] = &[
         summary: "GPU memory has uncorrectable errors or a pending repair",
         when: "volatile uncorrectable ECC errors, a pending or failed row remap, or pages pending retirement",
         fix: "Drain the node. A pending row remap or page retirement takes effect after a GPU reset (`nvidia-smi -r`) or reboot; a failed remap or recurring uncorrectable errors mean the GPU needs replacing.",
-        check: memory_errors,
+        trigger: Trigger::PerDevice(memory_errors),
     },
     Rule {
         code: "GP016",
@@ -644,7 +645,7 @@ pub const RULES: &[Rule] = &[
         summary: "A GPU's PCIe link runs below its maximum",
         when: "right after the benchmark, the PCIe generation or width is below the GPU's maximum",
         fix: "Reseat the card and check the riser and slot, the BIOS PCIe settings and the GPU's power cables; a degraded link slows every host transfer.",
-        check: pcie_degraded,
+        trigger: Trigger::PerDevice(pcie_degraded),
     },
     Rule {
         code: "GP017",
@@ -652,7 +653,7 @@ pub const RULES: &[Rule] = &[
         summary: "A GPU was throttled by temperature or power during the benchmark",
         when: "NVML's throttle reasons right after the benchmark include a power cap or a thermal or hardware slowdown",
         fix: "Check cooling and power delivery (`nvidia-smi -q -d PERFORMANCE,TEMPERATURE,POWER`); a power limit set below the default also throttles.",
-        check: throttled,
+        trigger: Trigger::PerDevice(throttled),
     },
     Rule {
         code: "GP018",
@@ -660,7 +661,7 @@ pub const RULES: &[Rule] = &[
         summary: "This Windows container was started without the GPU device class",
         when: "a Windows container with no C:\\Windows\\System32\\HostDriverStore and no nvcuda.dll",
         fix: "Run with process isolation and the GPU device class: `docker run --isolation process --device class/5B45201D-F2F2-4F3B-85BB-30FF1F953599 IMAGE` (Windows Server 2019 or Windows 10 1809 and newer, Docker 19.03+). Docker rejects PCI addresses such as `--device 0000:01:00.0`; do not install a driver in the image.",
-        check: windows_no_gpu_device,
+        trigger: Trigger::Machine(windows_no_gpu_device),
     },
     Rule {
         code: "GP019",
@@ -668,7 +669,7 @@ pub const RULES: &[Rule] = &[
         summary: "CUDA is not officially supported inside Windows containers",
         when: "a Windows container started with the GPU device class",
         fix: "In Windows containers use DirectX-based APIs (DirectML, WinML), which Microsoft supports; run CUDA workloads in Linux containers (on Windows: Docker Desktop with WSL2 and `docker run --gpus all`).",
-        check: windows_cuda_unsupported,
+        trigger: Trigger::Machine(windows_cuda_unsupported),
     },
     Rule {
         code: "GP020",
@@ -676,7 +677,7 @@ pub const RULES: &[Rule] = &[
         summary: "The PTX JIT compiler library is missing",
         when: "CUDA returns 221 (CUDA_ERROR_JIT_COMPILER_NOT_FOUND)",
         fix: "Add the compute capability (`NVIDIA_DRIVER_CAPABILITIES=compute,utility`) so the toolkit injects libnvidia-ptxjitcompiler.",
-        check: jit_missing,
+        trigger: Trigger::PerDevice(jit_missing),
     },
     Rule {
         code: "GP021",
@@ -684,7 +685,7 @@ pub const RULES: &[Rule] = &[
         summary: "NVML is not in this container: no temperature, power, ECC or throttling data",
         when: "libcuda loads but libnvidia-ml.so.1 is missing",
         fix: "Add the utility capability: `NVIDIA_DRIVER_CAPABILITIES=compute,utility`.",
-        check: nvml_missing,
+        trigger: Trigger::Machine(nvml_missing),
     },
     Rule {
         code: "GP022",
@@ -692,7 +693,7 @@ pub const RULES: &[Rule] = &[
         summary: "The CUDA toolkit's stubs folder is on LD_LIBRARY_PATH",
         when: "an LD_LIBRARY_PATH entry holds `stubs`, though the real driver was loaded",
         fix: "Remove the stubs folder from LD_LIBRARY_PATH: a program that loads libcuda.so (rather than libcuda.so.1) gets the stub and fails with CUDA_ERROR_STUB_LIBRARY.",
-        check: stubs_on_path,
+        trigger: Trigger::Machine(stubs_on_path),
     },
     Rule {
         code: "GP023",
@@ -700,7 +701,7 @@ pub const RULES: &[Rule] = &[
         summary: "The image carries its own NVIDIA driver libraries instead of the host's",
         when: "the loaded libcuda.so.VERSION differs from /proc/driver/nvidia/version (and no compat folder is on the path), or a loaded driver library is a file of the image rather than a mount from the host (/proc/self/mountinfo)",
         fix: "Remove the NVIDIA driver packages from the image; the container toolkit injects the host's matching libraries (baked-in ones break at the next host driver upgrade).",
-        check: driver_baked_in,
+        trigger: Trigger::Machine(driver_baked_in),
     },
     Rule {
         code: "GP024",
@@ -708,7 +709,7 @@ pub const RULES: &[Rule] = &[
         summary: "Running under WSL2 GPU paravirtualization: some NVML readings are not supported",
         when: "/dev/dxg or /usr/lib/wsl/lib is present",
         fix: "Nothing to fix: under WSL2 use `docker run --gpus all` and expect `not_supported` telemetry.",
-        check: wsl,
+        trigger: Trigger::Machine(wsl),
     },
     Rule {
         code: "GP025",
@@ -716,7 +717,7 @@ pub const RULES: &[Rule] = &[
         summary: "The kernel module's version could not be read",
         when: "/proc/driver/nvidia/version exists but is unreadable or holds no version",
         fix: "Check that the container sees the host's /proc/driver/nvidia (the toolkit mounts it); driver/library mismatches cannot be checked without it.",
-        check: kernel_version_unreadable,
+        trigger: Trigger::Machine(kernel_version_unreadable),
     },
     Rule {
         code: "GP026",
@@ -724,7 +725,7 @@ pub const RULES: &[Rule] = &[
         summary: "NVIDIA_VISIBLE_DEVICES holds entries the container toolkit does not understand",
         when: "an entry is not `all`, `none`, `void`, an index, a GPU or MIG UUID, or index:index",
         fix: "Use `all`, comma-separated indices, or UUIDs from `nvidia-smi -L`.",
-        check: visible_devices_malformed,
+        trigger: Trigger::Machine(visible_devices_malformed),
     },
 ];
 
