@@ -138,3 +138,10 @@ fn unwritable_output_is_reported_not_a_crash() {
         .code(2)
         .stderr(predicate::str::contains("cannot write --output"));
 }
+
+#[test]
+fn the_bench_fixture_is_a_current_report() {
+    // benches/report.rs renders this file; it must stay a valid report.
+    let text = std::fs::read(root().join("benches/report-one-gpu.json")).unwrap();
+    parse_report(&text);
+}

@@ -1,0 +1,46 @@
+//! Snapshots of the human and Prometheus renderings of fixed reports
+//! (tests/fixtures, benches/report-one-gpu.json), so any change to what a
+//! person or a scraper sees is reviewed. `cargo insta review` updates them.
+mod common;
+
+use gpuprobe::export::{Exporter, Prometheus, Text};
+use gpuprobe::report::Report;
+
+fn fixture(path: &str) -> Report {
+    let text = std::fs::read(common::root().join(path)).unwrap();
+    common::parse_report(&text).1
+}
+
+#[test]
+fn text_healthy_gpu() {
+    insta::assert_snapshot!(Text { color: false }.render(&fixture("benches/report-one-gpu.json")));
+}
+
+#[test]
+fn text_no_driver() {
+    insta::assert_snapshot!(Text { color: false }.render(&fixture("tests/fixtures/no-driver.json")));
+}
+
+#[test]
+fn text_gpu_with_memory_errors() {
+    insta::assert_snapshot!(
+        Text { color: false }.render(&fixture("tests/fixtures/ecc-uncorrectable.json"))
+    );
+}
+
+#[test]
+fn prometheus_healthy_gpu() {
+    insta::assert_snapshot!(Prometheus.render(&fixture("benches/report-one-gpu.json")));
+}
+
+#[test]
+fn prometheus_gpu_with_memory_errors() {
+    insta::assert_snapshot!(Prometheus.render(&fixture("tests/fixtures/ecc-uncorrectable.json")));
+}
+
+#[test]
+fn colour_only_when_asked() {
+    let report = fixture("tests/fixtures/ecc-uncorrectable.json");
+    assert!(Text { color: true }.render(&report).contains("\x1b[31m"));
+    assert!(!Text { color: false }.render(&report).contains('\x1b'));
+}
