@@ -199,6 +199,34 @@ fn a_hung_launch_ends_at_the_deadline_naming_device_and_stage() {
     assert_eq!(check(&hung.checks, "matmul").status, CheckStatus::Timeout);
     assert!(run.report.summary.contains(hung.uuid.as_deref().unwrap()));
     assert!(run.report.summary.contains("matmul"));
+    assert!(
+        run.report.summary.contains("stuck in cuLaunchKernel"),
+        "{}",
+        run.report.summary
+    );
+    assert!(check(&hung.checks, "matmul")
+        .detail
+        .contains("cuLaunchKernel"));
+}
+
+#[test]
+fn a_hung_cu_init_is_named_at_the_deadline() {
+    let run = gpuprobe_with("hang-init", &["--timeout", "1s"], &[]);
+    assert_eq!(run.code(), 4);
+    let init = check(&run.report.checks, "cu_init");
+    assert_eq!(init.status, CheckStatus::Timeout);
+    assert!(
+        init.detail.contains("no answer from cuInit"),
+        "{}",
+        init.detail
+    );
+    assert!(
+        run.report
+            .summary
+            .contains("stage cu_init, stuck in cuInit"),
+        "{}",
+        run.report.summary
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Driver API errors, named.
 use std::ffi::{c_char, CStr};
+use std::sync::{Mutex, PoisonError};
+use std::thread::ThreadId;
 
 use super::driver::{CuResult, Driver};
 use crate::report;
@@ -63,7 +65,55 @@ const KNOWN: &[(CuResult, &str)] = &[
     (999, "CUDA_ERROR_UNKNOWN"),
 ];
 
+/// Driver calls under way, by thread: what the watchdog names when a call
+/// never returns.
+static IN_FLIGHT: Mutex<Vec<(ThreadId, &'static str)>> = Mutex::new(Vec::new());
+
+/// The driver call `thread` is inside, if any.
+#[must_use]
+pub fn call_in_flight(thread: ThreadId) -> Option<&'static str> {
+    let calls = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+    calls
+        .iter()
+        .rev()
+        .find(|(t, _)| *t == thread)
+        .map(|(_, name)| *name)
+}
+
+/// Marks a call as under way on this thread until dropped.
+struct InFlight(ThreadId);
+
+impl InFlight {
+    fn enter(name: &'static str) -> InFlight {
+        let thread = std::thread::current().id();
+        IN_FLIGHT
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((thread, name));
+        InFlight(thread)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut calls = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = calls.iter().rposition(|(t, _)| *t == self.0) {
+            calls.remove(i);
+        }
+    }
+}
+
 impl Driver {
+    /// Makes the driver call `f` (named `name`), recording it as under way
+    /// for the watchdog, and names its error.
+    pub fn call(&self, name: &'static str, f: impl FnOnce() -> CuResult) -> Result<(), CudaError> {
+        let code = {
+            let _in_flight = InFlight::enter(name);
+            f()
+        };
+        self.check(name, code)
+    }
+
     /// Turns a CUresult into `Ok` or a named error.
     pub fn check(&self, call: &'static str, code: CuResult) -> Result<(), CudaError> {
         if code == 0 {

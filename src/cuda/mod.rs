@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use cudarc::driver::sys::{CUdevice_attribute, CUuuid};
 
 pub use driver::{CuDevice, Driver, LoadError};
-pub use error::CudaError;
+pub use error::{call_in_flight, CudaError};
 
 use driver::{CuDevicePtr, Handle};
 
@@ -22,19 +22,19 @@ impl Driver {
     /// cuDriverGetVersion: 1000 * major + 10 * minor.
     pub fn version(&self) -> Result<i32, CudaError> {
         let mut v = 0;
-        self.check("cuDriverGetVersion", unsafe {
+        self.call("cuDriverGetVersion", || unsafe {
             (self.api.cuDriverGetVersion)(&raw mut v)
         })?;
         Ok(v)
     }
 
     pub fn init(&self) -> Result<(), CudaError> {
-        self.check("cuInit", unsafe { (self.api.cuInit)(0) })
+        self.call("cuInit", || unsafe { (self.api.cuInit)(0) })
     }
 
     pub fn device_count(&self) -> Result<u32, CudaError> {
         let mut n = 0;
-        self.check("cuDeviceGetCount", unsafe {
+        self.call("cuDeviceGetCount", || unsafe {
             (self.api.cuDeviceGetCount)(&raw mut n)
         })?;
         Ok(n.max(0) as u32)
@@ -42,7 +42,7 @@ impl Driver {
 
     pub fn device(&self, ordinal: u32) -> Result<CuDevice, CudaError> {
         let mut d = 0;
-        self.check("cuDeviceGet", unsafe {
+        self.call("cuDeviceGet", || unsafe {
             (self.api.cuDeviceGet)(&raw mut d, ordinal as c_int)
         })?;
         Ok(d)
@@ -50,7 +50,7 @@ impl Driver {
 
     pub fn device_name(&self, dev: CuDevice) -> Result<String, CudaError> {
         let mut buf = [0 as c_char; 256];
-        self.check("cuDeviceGetName", unsafe {
+        self.call("cuDeviceGetName", || unsafe {
             (self.api.cuDeviceGetName)(buf.as_mut_ptr(), buf.len() as c_int, dev)
         })?;
         Ok(c_buffer_to_string(&buf))
@@ -62,8 +62,8 @@ impl Driver {
     pub fn device_uuid(&self, dev: CuDevice) -> Result<String, CudaError> {
         let mut uuid = CUuuid { bytes: [0; 16] };
         match self.api.cuDeviceGetUuid_v2 {
-            Some(v2) => self.check("cuDeviceGetUuid_v2", unsafe { v2(&raw mut uuid, dev) })?,
-            None => self.check("cuDeviceGetUuid", unsafe {
+            Some(v2) => self.call("cuDeviceGetUuid_v2", || unsafe { v2(&raw mut uuid, dev) })?,
+            None => self.call("cuDeviceGetUuid", || unsafe {
                 (self.api.cuDeviceGetUuid)(&raw mut uuid, dev)
             })?,
         }
@@ -72,7 +72,7 @@ impl Driver {
 
     pub fn device_pci_bus_id(&self, dev: CuDevice) -> Result<String, CudaError> {
         let mut buf = [0 as c_char; 64];
-        self.check("cuDeviceGetPCIBusId", unsafe {
+        self.call("cuDeviceGetPCIBusId", || unsafe {
             (self.api.cuDeviceGetPCIBusId)(buf.as_mut_ptr(), buf.len() as c_int, dev)
         })?;
         Ok(c_buffer_to_string(&buf))
@@ -84,7 +84,7 @@ impl Driver {
         attr: CUdevice_attribute,
     ) -> Result<i32, CudaError> {
         let mut v = 0;
-        self.check("cuDeviceGetAttribute", unsafe {
+        self.call("cuDeviceGetAttribute", || unsafe {
             (self.api.cuDeviceGetAttribute)(&raw mut v, attr, dev)
         })?;
         Ok(v)
@@ -92,7 +92,7 @@ impl Driver {
 
     pub fn device_total_memory(&self, dev: CuDevice) -> Result<u64, CudaError> {
         let mut bytes = 0usize;
-        self.check("cuDeviceTotalMem_v2", unsafe {
+        self.call("cuDeviceTotalMem_v2", || unsafe {
             (self.api.cuDeviceTotalMem_v2)(&raw mut bytes, dev)
         })?;
         Ok(bytes as u64)
@@ -134,11 +134,11 @@ pub struct Context<'d> {
 impl<'d> Context<'d> {
     pub fn bind(driver: &'d Driver, device: CuDevice) -> Result<Self, CudaError> {
         let mut ctx: Handle = std::ptr::null_mut();
-        driver.check("cuDevicePrimaryCtxRetain", unsafe {
+        driver.call("cuDevicePrimaryCtxRetain", || unsafe {
             (driver.api.cuDevicePrimaryCtxRetain)(&raw mut ctx, device)
         })?;
         let bound = Context { driver, device };
-        driver.check("cuCtxSetCurrent", unsafe {
+        driver.call("cuCtxSetCurrent", || unsafe {
             (driver.api.cuCtxSetCurrent)(ctx)
         })?;
         Ok(bound)
@@ -147,14 +147,14 @@ impl<'d> Context<'d> {
     /// (free, total) bytes.
     pub fn memory_info(&self) -> Result<(u64, u64), CudaError> {
         let (mut free, mut total) = (0usize, 0usize);
-        self.driver.check("cuMemGetInfo_v2", unsafe {
+        self.driver.call("cuMemGetInfo_v2", || unsafe {
             (self.driver.api.cuMemGetInfo_v2)(&raw mut free, &raw mut total)
         })?;
         Ok((free as u64, total as u64))
     }
 
     pub fn synchronize(&self) -> Result<(), CudaError> {
-        self.driver.check("cuCtxSynchronize", unsafe {
+        self.driver.call("cuCtxSynchronize", || unsafe {
             (self.driver.api.cuCtxSynchronize)()
         })
     }
@@ -180,7 +180,7 @@ impl<'c> Module<'c> {
     /// Loads PTX; the driver JIT-compiles it for this GPU.
     pub fn load(ctx: &'c Context<'c>, ptx: &CStr) -> Result<Self, CudaError> {
         let mut handle: Handle = std::ptr::null_mut();
-        ctx.driver.check("cuModuleLoadData", unsafe {
+        ctx.driver.call("cuModuleLoadData", || unsafe {
             (ctx.driver.api.cuModuleLoadData)(&raw mut handle, ptx.as_ptr().cast::<c_void>())
         })?;
         Ok(Module { ctx, handle })
@@ -188,7 +188,7 @@ impl<'c> Module<'c> {
 
     pub fn function(&self, name: &CStr) -> Result<Handle, CudaError> {
         let mut f: Handle = std::ptr::null_mut();
-        self.ctx.driver.check("cuModuleGetFunction", unsafe {
+        self.ctx.driver.call("cuModuleGetFunction", || unsafe {
             (self.ctx.driver.api.cuModuleGetFunction)(&raw mut f, self.handle, name.as_ptr())
         })?;
         Ok(f)
@@ -211,7 +211,7 @@ pub struct Buffer<'c> {
 impl<'c> Buffer<'c> {
     pub fn alloc(ctx: &'c Context<'c>, len: usize) -> Result<Self, CudaError> {
         let mut ptr = 0;
-        ctx.driver.check("cuMemAlloc_v2", unsafe {
+        ctx.driver.call("cuMemAlloc_v2", || unsafe {
             (ctx.driver.api.cuMemAlloc_v2)(&raw mut ptr, len * size_of::<f32>())
         })?;
         Ok(Buffer { ctx, ptr, len })
@@ -219,7 +219,7 @@ impl<'c> Buffer<'c> {
 
     pub fn upload(&self, data: &[f32]) -> Result<(), CudaError> {
         let n = data.len().min(self.len);
-        self.ctx.driver.check("cuMemcpyHtoD_v2", unsafe {
+        self.ctx.driver.call("cuMemcpyHtoD_v2", || unsafe {
             (self.ctx.driver.api.cuMemcpyHtoD_v2)(
                 self.ptr,
                 data.as_ptr().cast(),
@@ -230,7 +230,7 @@ impl<'c> Buffer<'c> {
 
     pub fn download(&self, out: &mut [f32]) -> Result<(), CudaError> {
         let n = out.len().min(self.len);
-        self.ctx.driver.check("cuMemcpyDtoH_v2", unsafe {
+        self.ctx.driver.call("cuMemcpyDtoH_v2", || unsafe {
             (self.ctx.driver.api.cuMemcpyDtoH_v2)(
                 out.as_mut_ptr().cast(),
                 self.ptr,
@@ -255,20 +255,20 @@ pub struct Event<'c> {
 impl<'c> Event<'c> {
     pub fn new(ctx: &'c Context<'c>) -> Result<Self, CudaError> {
         let mut handle: Handle = std::ptr::null_mut();
-        ctx.driver.check("cuEventCreate", unsafe {
+        ctx.driver.call("cuEventCreate", || unsafe {
             (ctx.driver.api.cuEventCreate)(&raw mut handle, EVENT_DEFAULT)
         })?;
         Ok(Event { ctx, handle })
     }
 
     pub fn record(&self) -> Result<(), CudaError> {
-        self.ctx.driver.check("cuEventRecord", unsafe {
+        self.ctx.driver.call("cuEventRecord", || unsafe {
             (self.ctx.driver.api.cuEventRecord)(self.handle, std::ptr::null_mut())
         })
     }
 
     pub fn synchronize(&self) -> Result<(), CudaError> {
-        self.ctx.driver.check("cuEventSynchronize", unsafe {
+        self.ctx.driver.call("cuEventSynchronize", || unsafe {
             (self.ctx.driver.api.cuEventSynchronize)(self.handle)
         })
     }
@@ -276,7 +276,7 @@ impl<'c> Event<'c> {
     /// Milliseconds from `self` to `end`, both recorded and complete.
     pub fn elapsed_ms(&self, end: &Event<'_>) -> Result<f64, CudaError> {
         let mut ms = 0f32;
-        self.ctx.driver.check("cuEventElapsedTime", unsafe {
+        self.ctx.driver.call("cuEventElapsedTime", || unsafe {
             (self.ctx.driver.api.cuEventElapsedTime)(&raw mut ms, self.handle, end.handle)
         })?;
         Ok(f64::from(ms))
@@ -302,7 +302,7 @@ pub unsafe fn launch(
     block: [u32; 3],
     params: &mut [*mut c_void],
 ) -> Result<(), CudaError> {
-    ctx.driver.check("cuLaunchKernel", unsafe {
+    ctx.driver.call("cuLaunchKernel", || unsafe {
         (ctx.driver.api.cuLaunchKernel)(
             function,
             grid[0],

@@ -232,16 +232,20 @@ fn timed_out(progress: &Progress, started: Instant, timeout: Duration) -> Report
     let (mut report, hung) = progress.snapshot_timed_out();
     let places: Vec<String> = hung
         .iter()
-        .map(|(scope, stage)| match scope {
-            Scope::Machine => format!("stage {stage}"),
-            Scope::Device(i) => {
-                let d = &mut report.devices[*i];
-                d.status = DeviceStatus::Timeout;
-                format!(
-                    "GPU {} ({}) in stage {stage}",
-                    d.index,
-                    d.uuid.as_deref().unwrap_or("uuid unknown")
-                )
+        .map(|h| {
+            let call = h.call.map_or(String::new(), |c| format!(", stuck in {c}"));
+            match h.scope {
+                Scope::Machine => format!("stage {}{call}", h.stage),
+                Scope::Device(i) => {
+                    let d = &mut report.devices[i];
+                    d.status = DeviceStatus::Timeout;
+                    format!(
+                        "GPU {} ({}) in stage {}{call}",
+                        d.index,
+                        d.uuid.as_deref().unwrap_or("uuid unknown"),
+                        h.stage
+                    )
+                }
             }
         })
         .collect();

@@ -71,6 +71,16 @@ struct Running {
     scope: Scope,
     stage: &'static str,
     started: Instant,
+    /// The thread running the stage, to name the driver call it is in.
+    thread: std::thread::ThreadId,
+}
+
+/// A stage that was still running at the deadline.
+pub struct Hung {
+    pub scope: Scope,
+    pub stage: &'static str,
+    /// The driver call it was inside, when it was inside one.
+    pub call: Option<&'static str>,
 }
 
 struct Partial {
@@ -111,10 +121,12 @@ impl Progress {
         body: impl FnOnce() -> Result<Done<T>, Failed>,
     ) -> Option<T> {
         let started = Instant::now();
+        let thread = std::thread::current().id();
         self.lock().running.push(Running {
             scope,
             stage,
             started,
+            thread,
         });
         let outcome = body();
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -161,22 +173,32 @@ impl Progress {
     }
 
     /// The report as it stands, each stage still running recorded as timed
-    /// out: what the watchdog prints when the deadline passes.
-    pub fn snapshot_timed_out(&self) -> (Report, Vec<(Scope, &'static str)>) {
+    /// out with the driver call it is stuck in: what the watchdog prints
+    /// when the deadline passes.
+    pub fn snapshot_timed_out(&self) -> (Report, Vec<Hung>) {
         let partial = self.lock();
         let mut report = partial.report.clone();
         let mut hung = Vec::new();
         for r in &partial.running {
-            let waited = r.started.elapsed();
+            let waited = r.started.elapsed().as_secs_f64();
+            let call = crate::cuda::call_in_flight(r.thread);
+            let detail = match call {
+                Some(call) => format!("no answer from {call} after {waited:.1} s"),
+                None => format!("no answer after {waited:.1} s"),
+            };
             let check = Check {
                 name: r.stage.into(),
                 status: CheckStatus::Timeout,
-                duration_ms: waited.as_secs_f64() * 1e3,
-                detail: format!("no answer after {:.1} s", waited.as_secs_f64()),
+                duration_ms: waited * 1e3,
+                detail,
                 error: None,
             };
             push_check(&mut report, r.scope, check);
-            hung.push((r.scope, r.stage));
+            hung.push(Hung {
+                scope: r.scope,
+                stage: r.stage,
+                call,
+            });
         }
         (report, hung)
     }
