@@ -161,6 +161,38 @@ pub fn gather_windows(root: &Path) -> WindowsEnvironment {
     }
 }
 
+/// Memory this process can still take, bytes: the smaller of the kernel's
+/// MemAvailable and what the container's cgroup limit leaves (v2, then v1).
+/// `None` when neither can be read (not Linux).
+#[must_use]
+pub fn available_memory(root: &Path) -> Option<u64> {
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).ok();
+    let meminfo = read("proc/meminfo").and_then(|t| {
+        let line = t.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+            .map(|kib| kib * 1024)
+    });
+    let number = |text: Option<String>| text.and_then(|t| t.trim().parse::<u64>().ok());
+    let cgroup = match number(read("sys/fs/cgroup/memory.max")) {
+        Some(limit) => {
+            Some(limit.saturating_sub(number(read("sys/fs/cgroup/memory.current")).unwrap_or(0)))
+        }
+        // v1 reports "no limit" as a huge number, which min() then ignores.
+        None => number(read("sys/fs/cgroup/memory/memory.limit_in_bytes")).map(|limit| {
+            limit.saturating_sub(
+                number(read("sys/fs/cgroup/memory/memory.usage_in_bytes")).unwrap_or(0),
+            )
+        }),
+    };
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// "550.54.15" from "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Thu Feb ...".
 #[must_use]
 pub fn kernel_module_version(text: &str) -> Option<String> {
@@ -209,6 +241,31 @@ mod tests {
         );
         assert_eq!(library_version("/usr/lib/libcuda.so.1"), None);
         assert_eq!(library_version("/weird/libcuda.so.1.x"), None);
+    }
+
+    #[test]
+    fn available_memory_takes_the_tighter_of_kernel_and_cgroup() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(available_memory(root.path()), None);
+        std::fs::create_dir_all(root.path().join("proc")).unwrap();
+        std::fs::write(
+            root.path().join("proc/meminfo"),
+            "MemTotal: 100 kB\nMemAvailable:    2048 kB\n",
+        )
+        .unwrap();
+        assert_eq!(available_memory(root.path()), Some(2048 * 1024));
+        std::fs::create_dir_all(root.path().join("sys/fs/cgroup")).unwrap();
+        std::fs::write(root.path().join("sys/fs/cgroup/memory.max"), "1048576\n").unwrap();
+        std::fs::write(root.path().join("sys/fs/cgroup/memory.current"), "24576\n").unwrap();
+        assert_eq!(available_memory(root.path()), Some(1_048_576 - 24576));
+        std::fs::write(root.path().join("sys/fs/cgroup/memory.max"), "max\n").unwrap();
+        assert_eq!(
+            available_memory(root.path()),
+            Some(2048 * 1024),
+            "no cgroup limit"
+        );
+        std::fs::write(root.path().join("proc/meminfo"), "garbage").unwrap();
+        assert_eq!(available_memory(root.path()), None);
     }
 
     #[test]

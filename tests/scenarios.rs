@@ -357,3 +357,30 @@ fn a_driver_too_old_for_the_ptx_fails_at_module_load_with_222() {
     assert_eq!(module.error.as_ref().map(|e| e.code), Some(222));
     assert_eq!(run.report.driver.cuda_version.as_deref(), Some("6.5"));
 }
+
+#[test]
+fn too_little_host_memory_fails_before_allocating() {
+    // 1024^2 floats x 5 buffers = 20 MiB; the cgroup leaves 16 MiB.
+    let run = gpuprobe_with(
+        "host-memory-low",
+        &["--size", "1024", "--iterations", "1"],
+        &[],
+    );
+    assert_eq!(run.code(), 1);
+    let host = check(&run.report.checks, "host_memory");
+    assert_eq!(host.status, CheckStatus::Fail);
+    assert!(
+        host.detail.contains("16.0 MiB available") && host.detail.contains("smaller --size"),
+        "{}",
+        host.detail
+    );
+    assert!(run.report.devices[0].matmul.is_none());
+    assert_eq!(run.report.devices[0].status, DeviceStatus::Skipped);
+    // The same container runs a size that fits.
+    let run = gpuprobe_with(
+        "host-memory-low",
+        &["--size", "64", "--iterations", "1"],
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+}

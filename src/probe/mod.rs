@@ -434,6 +434,36 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
     }
 
     let n = options.size;
+    let probed = handles
+        .iter()
+        .enumerate()
+        .filter(|(slot, h)| h.is_some() && selected.contains(slot))
+        .count();
+    // A, B, the CPU product and its scratch copy, and one result per GPU.
+    let need = (4 + probed as u64) * u64::from(n) * u64::from(n) * 4;
+    if progress
+        .stage(Scope::Machine, "host_memory", || {
+            let available = crate::environment::available_memory(&crate::environment::root());
+            let detail = format!(
+                "the {n}x{n}x{n} matmul needs {} of host memory, {} available",
+                crate::units::bytes(need),
+                available.map_or("unknown".into(), crate::units::bytes)
+            );
+            match available {
+                Some(a) if need > a => Err(Failed::new(format!("{detail}; try a smaller --size"))),
+                _ => Ok(Done::pass((), detail)),
+            }
+        })
+        .is_none()
+    {
+        progress.update(|r| {
+            for d in &mut r.devices {
+                d.status = DeviceStatus::Skipped;
+            }
+        });
+        decide(progress);
+        return;
+    }
     let inputs = Inputs::generate(n, n, n, options.seed);
     let reference = Shared::new();
     std::thread::scope(|scope| {
