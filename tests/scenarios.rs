@@ -180,18 +180,30 @@ fn missing_symbol_names_what_the_old_driver_lacks() {
 
 #[test]
 fn a_hung_launch_ends_at_the_deadline_naming_device_and_stage() {
+    let (mut cmd, _dir) = common::command_with("hang");
+    cmd.args([
+        "--json",
+        "--size",
+        "48",
+        "--iterations",
+        "1",
+        "--timeout",
+        "2s",
+    ]);
     let started = Instant::now();
-    let run = gpuprobe_with(
-        "hang",
-        &["--size", "48", "--iterations", "1", "--timeout", "2s"],
-        &[],
-    );
+    let output = cmd.output().unwrap();
     // The watchdog's promise: the deadline plus one second at most.
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",
         started.elapsed()
     );
+    let (json, report) = common::parse_report(&output.stdout);
+    let run = common::Run {
+        output,
+        json,
+        report,
+    };
     assert_eq!(run.code(), 4);
     assert_eq!(run.report.verdict, Verdict::Timeout);
     let hung = &run.report.devices[1];
