@@ -1,7 +1,7 @@
 //! The CPU reference GEMM: the product the GPU's result is checked against,
 //! and the baseline its speed is compared with.
 //!
-//! A GPU-vs-naive-loop speedup means nothing (FACTS.md section 7), so this is
+//! A GPU-vs-naive-loop speedup means nothing (it flatters the GPU by two orders of magnitude: docs/benchmarks.md), so this is
 //! a tuned kernel (matrixmultiply's packed, vectorised sgemm) on every CPU the
 //! process may use. matrixmultiply's own threading stops at 4 threads, so the
 //! rows of C are split across `threads` scoped threads here instead, each

@@ -1,6 +1,6 @@
 //! The container as seen from inside: NVIDIA device nodes, the variables that
 //! decide GPU access, the kernel module's version, the library path, and on
-//! Windows what the GPU device class brings in (FACTS.md sections 1 and 3).
+//! Windows what the GPU device class brings in (NVIDIA Container Toolkit and Microsoft's GPU-in-Windows-containers documentation).
 //!
 //! Everything is read relative to a root, "/" in production. Tests point it
 //! elsewhere with GPUPROBE_TEST_ROOT, the one test-only setting (README,
@@ -141,7 +141,7 @@ fn gather_linux(root: &Path, env: &mut Environment) {
 }
 
 /// The GPU device class maps the host's driver store into the container
-/// (FACTS.md section 3); nothing is installed in the image.
+/// (Microsoft, "GPU acceleration in Windows containers"); nothing is installed in the image.
 #[must_use]
 pub fn gather_windows(root: &Path) -> WindowsEnvironment {
     let system32 = root.join("Windows").join("System32");

@@ -59,7 +59,7 @@ fn committed_ptx_is_what_the_source_compiles_to() {
 #[test]
 fn ptx_is_old_enough_for_every_supported_driver() {
     let ptx = std::fs::read_to_string(common::root().join("kernels/matmul.ptx")).unwrap();
-    // PTX ISA 4.2 is JIT-compiled by drivers from CUDA 7.0 on (FACTS.md 5).
+    // PTX ISA 4.2 is JIT-compiled by drivers from CUDA 7.0 on (PTX ISA release notes).
     assert!(
         ptx.lines().any(|l| l.trim() == ".version 4.2"),
         "PTX ISA changed"

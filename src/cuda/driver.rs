@@ -8,10 +8,10 @@
 //!   CUDA runtime that the workload uses loads `libcuda.so.1`, the real driver
 //!   injected by the container toolkit. gpuprobe must load what the workload
 //!   loads, and `libcuda.so.1` is also the only name that works under WSL2
-//!   (FACTS.md section 1).
-//! - cudarc panics when the library or a symbol is missing (FACTS.md section
-//!   9). Here every symbol is resolved up front, so an old driver becomes a
-//!   report listing what it lacks.
+//!   (NVIDIA's WSL2 CUDA guide).
+//! - cudarc's dynamic loader (0.19) panics when the library or a symbol is
+//!   missing. Here every symbol is resolved up front, so an old driver
+//!   becomes a report listing what it lacks.
 //!
 //! cudarc still supplies the driver API's types and constants.
 use std::ffi::{c_char, c_int, c_uint, c_void};

@@ -15,7 +15,7 @@ pub use error::{call_in_flight, CudaError};
 use driver::{CuDevicePtr, Handle};
 
 /// `CU_EVENT_DEFAULT`: timing enabled (CU_EVENT_DISABLE_TIMING would make
-/// cuEventElapsedTime fail; FACTS.md section 9).
+/// cuEventElapsedTime fail with CUDA_ERROR_INVALID_HANDLE; CUDA driver API, cuEventCreate).
 const EVENT_DEFAULT: u32 = 0;
 
 impl Driver {

@@ -1,4 +1,4 @@
-//! The rule table. Facts and fixes come from FACTS.md (sections 1 to 4):
+//! The rule table. Facts and fixes come from NVIDIA's and Microsoft's documentation:
 //! the NVIDIA Container Toolkit's behaviour, the CUDA and NVML error codes
 //! users meet in containers, Windows containers, and health-check rules.
 use super::{DeviceEvidence, Rule, Trigger};

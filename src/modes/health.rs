@@ -1,11 +1,11 @@
 //! `gpuprobe health`: Docker HEALTHCHECK and Kubernetes exec probes.
 //!
 //! Docker reads exit 0 as healthy, 1 as unhealthy and reserves 2, and keeps
-//! only the first 4096 bytes of output (Docker HEALTHCHECK reference; FACTS.md
-//! section 4). So: exit 0 or 1 only, even for a usage error, and one short
-//! line. The check is light (a 16x16 launch and readback per GPU, verified,
-//! no CPU benchmark) but real: a wedged GPU fails it, which listing devices
-//! would not catch.
+//! only the first 4096 bytes of output (Docker HEALTHCHECK reference). So:
+//! exit 0 or 1 only, even for a usage error, and one short line. The check
+//! is light (a 16x16 launch and readback per GPU, verified, no CPU
+//! benchmark) but real: a wedged GPU fails it, which listing devices would
+//! not catch.
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
