@@ -527,3 +527,34 @@ fn watch_memory_and_descriptors_stay_flat_and_sigterm_stops_it_cleanly() {
     );
     assert_eq!(status.code(), Some(0), "SIGTERM ends watch with exit 0");
 }
+
+#[test]
+fn sigint_stops_a_sleeping_watch_cleanly() {
+    let (mut cmd, _lib) = command_with("healthy");
+    cmd.args([
+        "watch",
+        "--interval",
+        "1h",
+        "--size",
+        "16",
+        "--iterations",
+        "1",
+    ])
+    .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines
+        .next()
+        .expect("a first report")
+        .unwrap()
+        .contains("\"verdict\""));
+    let stopped = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+}
