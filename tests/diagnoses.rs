@@ -260,3 +260,17 @@ fn malformed_input_gives_findings_not_crashes() {
         ));
     }
 }
+
+#[test]
+fn baked_in_driver_libraries_without_a_runtime_are_still_no_gpu_runtime() {
+    let run = gpuprobe_with("no-runtime-libs-baked", SMALL, &[]);
+    let codes: Vec<&str> = run
+        .report
+        .diagnoses
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert_eq!(codes, ["GP001", "GP023"], "{}", run.report.summary);
+    assert_eq!(run.code(), 3);
+    assert!(run.report.diagnoses[0].evidence[0].contains("cuInit returned 100"));
+}

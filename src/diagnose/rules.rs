@@ -95,19 +95,27 @@ fn telemetry(r: &Report) -> impl Iterator<Item = (Option<u32>, String, &Telemetr
 
 fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
     let windows = r.environment.windows.as_ref().is_some_and(|w| w.container);
-    if !cuda_missing(r)
-        || nvidia_nodes(r)
-        || r.environment.wsl
-        || r.nvml.status != "not_found"
-        || windows
+    // Without device nodes no driver library can reach a GPU, whether the
+    // libraries are missing or were baked into the image.
+    let cuda_failed =
+        cuda_missing(r) || init_error(r).is_some() || r.driver.device_count == Some(0);
+    if !cuda_failed || nvidia_nodes(r) || r.environment.wsl || r.nvml.status == "loaded" || windows
     {
         return None;
     }
-    let mut evidence = vec![
-        "no libcuda.so.1 on the loader path".to_string(),
-        "no /dev/nvidia* device nodes".to_string(),
-        "no libnvidia-ml.so.1".to_string(),
-    ];
+    let mut evidence = vec![match (&r.driver.library_path, init_error(r)) {
+        (None, _) => "no libcuda.so.1 on the loader path".to_string(),
+        (Some(path), Some(code)) => format!("libcuda at {path}, but cuInit returned {code}"),
+        (Some(path), None) => format!("libcuda at {path}, but no GPU"),
+    }];
+    evidence.push("no /dev/nvidia* device nodes".into());
+    evidence.push(match r.nvml.status.as_str() {
+        "not_found" => "no libnvidia-ml.so.1".to_string(),
+        _ => format!(
+            "NVML cannot initialise: {}",
+            r.nvml.error.as_deref().unwrap_or("?")
+        ),
+    });
     if let Some(v) = var(r, "NVIDIA_VISIBLE_DEVICES") {
         evidence.push(format!("NVIDIA_VISIBLE_DEVICES={v:?}"));
     }
@@ -247,12 +255,14 @@ fn compat_unsupported(r: &Report) -> Option<Vec<String>> {
 }
 
 fn uvm_missing(r: &Report) -> Option<Vec<String>> {
-    (init_error(r) == Some(999) && !has_node(r, "/dev/nvidia-uvm")).then(|| {
-        vec![
-            "cuInit returned 999 (CUDA_ERROR_UNKNOWN)".into(),
-            "no /dev/nvidia-uvm device node".into(),
-        ]
-    })
+    // With no NVIDIA nodes at all the container has no GPU runtime (GP001).
+    (init_error(r) == Some(999) && !has_node(r, "/dev/nvidia-uvm") && has_node(r, "/dev/nvidiactl"))
+        .then(|| {
+            vec![
+                "cuInit returned 999 (CUDA_ERROR_UNKNOWN)".into(),
+                "no /dev/nvidia-uvm device node".into(),
+            ]
+        })
 }
 
 fn nvml_driver_mismatch(r: &Report) -> Option<Vec<String>> {
@@ -523,7 +533,7 @@ pub const RULES: &[Rule] = &[
         code: "GP001",
         severity: Severity::Error,
         summary: "This container has no GPU runtime: it was started without GPU access",
-        when: "no libcuda, no /dev/nvidia* nodes, no libnvidia-ml (and not WSL2 or a Windows container)",
+        when: "no /dev/nvidia* device nodes, CUDA missing or failing, NVML missing or failing (and not WSL2 or a Windows container): also when driver libraries were baked into the image",
         fix: "Start it with GPU access: `docker run --gpus all ...` (NVIDIA Container Toolkit), `--runtime=nvidia`, or CDI `--device nvidia.com/gpu=all`; in Kubernetes request `nvidia.com/gpu` in resources.limits. Do not install a driver in the image.",
         trigger: Trigger::Machine(no_gpu_runtime),
     },
@@ -587,7 +597,7 @@ pub const RULES: &[Rule] = &[
         code: "GP009",
         severity: Severity::Error,
         summary: "The nvidia-uvm kernel module or its device node is missing",
-        when: "cuInit returns 999 (CUDA_ERROR_UNKNOWN) and there is no /dev/nvidia-uvm",
+        when: "cuInit returns 999 (CUDA_ERROR_UNKNOWN), /dev/nvidiactl is there and /dev/nvidia-uvm is not",
         fix: "On the host, load nvidia_uvm and create its node: `sudo nvidia-modprobe -u -c=0`; then recreate the container (the toolkit passes /dev/nvidia-uvm only when it exists).",
         trigger: Trigger::Machine(uvm_missing),
     },
