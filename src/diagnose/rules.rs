@@ -94,7 +94,8 @@ fn telemetry(r: &Report) -> impl Iterator<Item = (Option<u32>, String, &Telemetr
 }
 
 fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
-    let windows = r.environment.windows.as_ref().is_some_and(|w| w.container);
+    // Windows has no /dev: GP018 speaks for Windows containers.
+    let windows = r.environment.windows.is_some();
     // Without device nodes no driver library can reach a GPU, whether the
     // libraries are missing or were baked into the image.
     let cuda_failed =
