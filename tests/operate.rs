@@ -186,20 +186,20 @@ fn exec_replaces_itself_with_the_workload_keeping_the_pid() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("starting /bin/sh"));
 }
 
+/// `gpuprobe exec [flags] --size 16 --iterations 1 -- workload...` against a
+/// scenario: (exit code, stdout, stderr).
+fn exec(scenario: &str, flags: &[&str], workload: &[&str]) -> (i32, String, String) {
+    let (mut cmd, _dir) = command_with(scenario);
+    cmd.arg("exec")
+        .args(flags)
+        .args(["--size", "16", "--iterations", "1", "--"])
+        .args(workload);
+    run(cmd)
+}
+
 #[test]
 fn exec_refuses_to_start_on_a_failing_gpu() {
-    let (mut cmd, _dir) = command_with("multi-gpu-one-corrupt");
-    cmd.args([
-        "exec",
-        "--size",
-        "16",
-        "--iterations",
-        "1",
-        "--",
-        "/bin/echo",
-        "workload ran",
-    ]);
-    let (code, stdout, stderr) = run(cmd);
+    let (code, stdout, stderr) = exec("multi-gpu-one-corrupt", &[], &["/bin/echo", "workload ran"]);
     assert_eq!(code, 1);
     assert!(!stdout.contains("workload ran"));
     assert!(
@@ -210,19 +210,11 @@ fn exec_refuses_to_start_on_a_failing_gpu() {
 
 #[test]
 fn exec_warn_only_starts_anyway() {
-    let (mut cmd, _dir) = command_with("multi-gpu-one-corrupt");
-    cmd.args([
-        "exec",
-        "--warn-only",
-        "--size",
-        "16",
-        "--iterations",
-        "1",
-        "--",
-        "/bin/echo",
-        "workload ran",
-    ]);
-    let (code, stdout, stderr) = run(cmd);
+    let (code, stdout, stderr) = exec(
+        "multi-gpu-one-corrupt",
+        &["--warn-only"],
+        &["/bin/echo", "workload ran"],
+    );
     assert_eq!(code, 0);
     assert!(
         stdout.contains("workload ran") && stderr.contains("--warn-only"),
@@ -232,20 +224,7 @@ fn exec_warn_only_starts_anyway() {
 
 #[test]
 fn exec_on_a_hung_gpu_exits_4_without_starting() {
-    let (mut cmd, _dir) = command_with("hang");
-    cmd.args([
-        "exec",
-        "--timeout",
-        "1s",
-        "--size",
-        "16",
-        "--iterations",
-        "1",
-        "--",
-        "/bin/echo",
-        "workload ran",
-    ]);
-    let (code, stdout, stderr) = run(cmd);
+    let (code, stdout, stderr) = exec("hang", &["--timeout", "1s"], &["/bin/echo", "workload ran"]);
     assert_eq!(code, 4);
     assert!(!stdout.contains("workload ran"));
     assert!(stderr.contains("TIMEOUT"), "{stderr}");
@@ -253,17 +232,7 @@ fn exec_on_a_hung_gpu_exits_4_without_starting() {
 
 #[test]
 fn exec_of_a_missing_command_exits_127() {
-    let (mut cmd, _dir) = command_with("healthy");
-    cmd.args([
-        "exec",
-        "--size",
-        "16",
-        "--iterations",
-        "1",
-        "--",
-        "/no/such/workload",
-    ]);
-    let (code, _, stderr) = run(cmd);
+    let (code, _, stderr) = exec("healthy", &[], &["/no/such/workload"]);
     assert_eq!(code, 127);
     assert!(stderr.contains("cannot run /no/such/workload"));
 }
