@@ -97,7 +97,7 @@ fn blame_environment(error: &str) {
     ] {
         if let Some(value) = std::env::var_os(var) {
             if error.contains(flag) {
-                eprintln!(
+                crate::output::stderr_line!(
                     "note: {flag} was set by the environment: {var}={}",
                     value.to_string_lossy()
                 );
@@ -151,7 +151,7 @@ fn run_probe(o: &Options, mode: Mode) -> Report {
 fn write_output(o: &Options, report: &Report) -> i32 {
     if let Some(path) = &o.output {
         if let Err(e) = crate::output::write_atomic(path, export::Json.render(report).as_bytes()) {
-            eprintln!("gpuprobe: cannot write --output {}: {e}", path.display());
+            crate::output::stderr_line!("gpuprobe: cannot write --output {}: {e}", path.display());
             return exit_code::USAGE;
         }
     }
@@ -212,7 +212,7 @@ impl ProgressLine {
                 Scope::Device(i) => format!("GPU {i} {stage}"),
             })
             .collect();
-        eprint!(
+        crate::output::stderr_text!(
             "\r\x1b[Kgpuprobe: {:.1} s, {}",
             elapsed.as_secs_f64(),
             stages.join(", ")
@@ -222,7 +222,7 @@ impl ProgressLine {
 
     fn clear(&mut self) {
         if self.shown {
-            eprint!("\r\x1b[K");
+            crate::output::stderr_text!("\r\x1b[K");
         }
     }
 }

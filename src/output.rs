@@ -1,6 +1,26 @@
-//! Writing files so that a reader never sees a torn one.
+//! Writing files so that a reader never sees a torn one, and writing to
+//! stderr without the risk of a panic.
 use std::io::Write as _;
 use std::path::Path;
+
+/// `eprintln!` that cannot panic: a closed stderr (`2>&-`) is no reason for
+/// a health check or an entrypoint to crash.
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that cannot panic (see `stderr_line!`).
+macro_rules! stderr_text {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+pub(crate) use {stderr_line, stderr_text};
 
 /// Writes `data` to `path` atomically: a temporary file created exclusively
 /// beside the target (so a planted file or symlink there is never followed),

@@ -527,3 +527,33 @@ fn sigint_stops_a_sleeping_watch_cleanly() {
     );
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_closed_stderr_or_stdout_is_no_crash() {
+    use std::os::unix::process::CommandExt;
+    for fd in [1, 2] {
+        let (mut cmd, _dir) = command_with("multi-gpu-one-corrupt");
+        cmd.args([
+            "exec",
+            "--size",
+            "16",
+            "--iterations",
+            "1",
+            "--",
+            "/bin/true",
+        ]);
+        // SAFETY: close(2) is async-signal-safe; the child only execs after it.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::close(fd);
+                Ok(())
+            });
+        }
+        let status = cmd.status().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "fd {fd} closed: the probe's code, not a panic (101)"
+        );
+    }
+}

@@ -24,17 +24,17 @@ pub fn run(report: &Report, command: &[OsString], warn_only: bool) -> i32 {
         .collect::<Vec<_>>()
         .join(" ");
     if is_ok(report.verdict) {
-        eprintln!(
+        crate::output::stderr_line!(
             "gpuprobe: {}: {}; starting {shown}",
             report.verdict.as_str(),
             report.summary
         );
     } else {
-        eprint!("{}", Text { color: false }.render(report));
+        crate::output::stderr_text!("{}", Text { color: false }.render(report));
         if !warn_only {
             return report.exit_code;
         }
-        eprintln!("gpuprobe: --warn-only: starting {shown} anyway");
+        crate::output::stderr_line!("gpuprobe: --warn-only: starting {shown} anyway");
     }
     replace_process(command)
 }
@@ -66,7 +66,7 @@ fn replace_process(command: &[OsString]) -> i32 {
 
 /// Reports a workload that could not be started; 127 or 126 as shells do.
 fn cannot_run(program: &OsString, error: &std::io::Error) -> i32 {
-    eprintln!(
+    crate::output::stderr_line!(
         "gpuprobe: cannot run {}: {error}",
         program.to_string_lossy()
     );

@@ -35,12 +35,15 @@ pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
         }
         if let Some(path) = &args.state {
             if let Err(e) = write_atomic(path, Json.render(&report).as_bytes()) {
-                eprintln!("gpuprobe: cannot write --state {}: {e}", path.display());
+                crate::output::stderr_line!(
+                    "gpuprobe: cannot write --state {}: {e}",
+                    path.display()
+                );
             }
         }
         if let Some(path) = &args.prometheus {
             if let Err(e) = write_atomic(path, Prometheus.render(&report).as_bytes()) {
-                eprintln!(
+                crate::output::stderr_line!(
                     "gpuprobe: cannot write --prometheus {}: {e}",
                     path.display()
                 );
