@@ -542,6 +542,12 @@ fn a_closed_stderr_or_stdout_is_no_crash() {
             "--",
             "/bin/true",
         ]);
+        // Quiet the other stream; the one under test is closed below.
+        if fd == 1 {
+            cmd.stderr(Stdio::null());
+        } else {
+            cmd.stdout(Stdio::null());
+        }
         // SAFETY: close(2) is async-signal-safe; the child only execs after it.
         unsafe {
             cmd.pre_exec(move || {
