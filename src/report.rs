@@ -398,7 +398,7 @@ impl<T> Reading<T> {
 #[serde(deny_unknown_fields)]
 pub struct NvmlInfo {
     /// `loaded`, `not_found` (no libnvidia-ml: no `utility` capability or no
-    /// GPU runtime), `init_failed`, or `not_checked` (health does not load it).
+    /// GPU runtime), `init_failed`, or `not_checked` (the run ended before NVML was tried).
     pub status: String,
     /// The file the loader mapped, when loaded.
     pub library_path: Option<String>,

@@ -563,3 +563,10 @@ fn a_closed_stderr_or_stdout_is_no_crash() {
         );
     }
 }
+
+#[test]
+fn health_fails_a_gpu_with_memory_errors_even_when_its_launch_works() {
+    let (code, out) = health("ecc-uncorrectable", &[]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("unhealthy: GP015"), "{out}");
+}

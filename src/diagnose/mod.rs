@@ -101,6 +101,7 @@ pub fn apply(report: &mut Report) {
         }
     }
     let worst = report.diagnoses.first().map(|d| d.severity);
+    let before = report.verdict;
     match (worst, report.verdict) {
         (Some(Severity::Error), Verdict::Healthy | Verdict::Degraded) => {
             report.verdict = Verdict::Failed;
@@ -113,7 +114,12 @@ pub fn apply(report: &mut Report) {
         .first()
         .filter(|d| d.severity > Severity::Info)
     {
-        report.summary = format!("{}; {}: {}", report.summary, d.code, d.summary);
+        // The diagnosis leads when it is what changed the verdict.
+        report.summary = if report.verdict == before {
+            format!("{}; {}: {}", report.summary, d.code, d.summary)
+        } else {
+            format!("{}: {}; {}", d.code, d.summary, report.summary)
+        };
     }
     report.exit_code = report.verdict.exit_code();
 }

@@ -4,8 +4,9 @@
 //! only the first 4096 bytes of output (Docker HEALTHCHECK reference). So:
 //! exit 0 or 1 only, even for a usage error, and one short line. The check
 //! is light (a 16x16 launch and readback per GPU, verified, no CPU
-//! benchmark) but real: a wedged GPU fails it, which listing devices would
-//! not catch.
+//! benchmark, plus NVML's memory-error and GPU-lost signals and the
+//! container diagnoses) but real: a wedged GPU fails it, which listing
+//! devices would not catch.
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 

@@ -267,20 +267,12 @@ fn set_outcome(progress: &Progress, verdict: Verdict, summary: String) {
 }
 
 /// The probe body, on the worker thread: NVML first (device threads read
-/// telemetry right after their matmul), then the CUDA stages, then the
-/// environment. Health loads NVML only to explain a failure.
+/// telemetry right after their matmul; health uses it too, since memory
+/// errors and a lost GPU make a GPU unusable however its launch went), then
+/// the CUDA stages, then the environment.
 fn probe(progress: &Progress, options: &Options) {
-    let nvml = if options.mode == Mode::Health {
-        None
-    } else {
-        load_nvml(progress)
-    };
+    let nvml = load_nvml(progress);
     probe_cuda(progress, options, nvml);
-    if options.mode == Mode::Health
-        && !progress.update(|r| matches!(r.verdict, Verdict::Healthy | Verdict::Degraded))
-    {
-        load_nvml(progress);
-    }
     let (cuda, nvml) =
         progress.update(|r| (r.driver.library_path.clone(), r.nvml.library_path.clone()));
     let environment = crate::environment::gather(
