@@ -46,7 +46,7 @@ pub fn probe(job: &Job<'_>) {
     }
     // Also after a failure: NVML may say why (GPU lost, memory errors).
     if let Some(nvml) = job.nvml {
-        super::read_telemetry(job.progress, nvml, job.slot);
+        super::machine::read_telemetry(job.progress, nvml, job.slot);
     }
 }
 

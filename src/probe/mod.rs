@@ -1,30 +1,32 @@
-//! The probe: driver -> cuInit -> devices -> per-device stages in parallel
-//! with the CPU reference -> verdict, all under a deadline.
+//! The probe: NVML -> driver -> cuInit -> devices -> per-device stages in
+//! parallel with the CPU reference -> environment -> verdict and diagnoses,
+//! all under a deadline. machine.rs holds the machine-wide stages, device.rs
+//! a GPU's, verdict.rs how checks become a verdict.
 //!
 //! The probe runs on a worker thread and writes into a shared `Progress`;
 //! the calling thread is the watchdog. A driver call that never returns
 //! cannot hang gpuprobe: at the deadline the report as it stands is returned
 //! with the stuck stage of each device marked `timeout`.
 mod device;
+mod machine;
 pub mod progress;
+mod verdict;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use cudarc::driver::sys::CUdevice_attribute as Attr;
-
 use crate::cpu::{self, Repeat};
-use crate::cuda::{self, Driver, LoadError};
-use crate::report::{
-    CheckStatus, CpuReport, DeviceReport, DeviceStatus, DriverInfo, Report, Settings, Verdict,
-    SCHEMA_VERSION,
-};
+use crate::cuda;
+use crate::report::{DeviceStatus, DriverInfo, Report, Settings, Verdict, SCHEMA_VERSION};
 use crate::requirements::Requirements;
 use crate::telemetry;
-use crate::units::flops;
 use crate::verify::{Inputs, Reference};
+use machine::{
+    cpu_reference, cuda_version, identify, load_driver, load_nvml, read_telemetry, select,
+};
 use progress::{Done, Failed, Progress, Scope};
+use verdict::{decide, set_outcome, timed_out};
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,44 +230,6 @@ fn finish(mut report: Report, started: Instant) -> Report {
     report
 }
 
-fn timed_out(progress: &Progress, started: Instant, timeout: Duration) -> Report {
-    let (mut report, hung) = progress.snapshot_timed_out();
-    let places: Vec<String> = hung
-        .iter()
-        .map(|h| {
-            let call = h.call.map_or(String::new(), |c| format!(", stuck in {c}"));
-            match h.scope {
-                Scope::Machine => format!("stage {}{call}", h.stage),
-                Scope::Device(i) => {
-                    let d = &mut report.devices[i];
-                    d.status = DeviceStatus::Timeout;
-                    format!(
-                        "GPU {} ({}) in stage {}{call}",
-                        d.index,
-                        d.uuid.as_deref().unwrap_or("uuid unknown"),
-                        h.stage
-                    )
-                }
-            }
-        })
-        .collect();
-    report.verdict = Verdict::Timeout;
-    report.summary =
-        format!(
-        "no answer within {}: {}; the driver call there never returned (a wedged GPU or driver)",
-        humantime::format_duration(timeout),
-        if places.is_empty() { "between stages".to_string() } else { places.join(", ") }
-    );
-    finish(report, started)
-}
-
-fn set_outcome(progress: &Progress, verdict: Verdict, summary: String) {
-    progress.update(|r| {
-        r.verdict = verdict;
-        r.summary = summary;
-    });
-}
-
 /// The probe body, on the worker thread: NVML first (device threads read
 /// telemetry right after their matmul; health uses it too, since memory
 /// errors and a lost GPU make a GPU unusable however its launch went), then
@@ -281,67 +245,6 @@ fn probe(progress: &Progress, options: &Options) {
         nvml.as_deref(),
     );
     progress.update(|r| r.environment = environment);
-}
-
-/// Loads NVML, recording what was found; a missing NVML is a finding.
-fn load_nvml(progress: &Progress) -> Option<&'static telemetry::Loaded> {
-    progress
-        .stage(Scope::Machine, "nvml", || match telemetry::load() {
-            Ok(loaded) => {
-                let detail = format!(
-                    "NVML {} (driver {}) sees {} GPU(s)",
-                    loaded.info.nvml_version.as_deref().unwrap_or("?"),
-                    loaded.info.driver_version.as_deref().unwrap_or("?"),
-                    loaded.info.device_uuids.len() + loaded.info.lost_devices.len()
-                );
-                progress.update(|r| r.nvml = loaded.info.clone());
-                Ok(Done::pass(Some(loaded), detail))
-            }
-            Err(info) => {
-                let detail = format!(
-                    "no NVML telemetry: {} ({})",
-                    info.status,
-                    info.error.as_deref().unwrap_or("")
-                );
-                progress.update(|r| r.nvml = *info);
-                Ok(Done {
-                    value: None,
-                    detail,
-                    status: CheckStatus::Skip,
-                })
-            }
-        })
-        .flatten()
-}
-
-/// Reads one device's telemetry into the report.
-fn read_telemetry(progress: &Progress, nvml: &telemetry::Loaded, slot: usize) {
-    let (uuid, pci) = progress.update(|r| {
-        (
-            r.devices[slot].uuid.clone(),
-            r.devices[slot].pci_bus_id.clone(),
-        )
-    });
-    progress.stage(Scope::Device(slot), "telemetry", || {
-        let Some(device) = telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref()) else {
-            return Ok(Done::pass(
-                (),
-                "NVML does not list this GPU (matched by UUID, then PCI bus id)",
-            ));
-        };
-        let t = telemetry::read(&device);
-        let detail = format!(
-            "{} °C, {} W",
-            t.temperature_celsius
-                .value()
-                .map_or("?".into(), ToString::to_string),
-            t.power_draw_watts
-                .value()
-                .map_or("?".into(), |w| format!("{w:.0}"))
-        );
-        progress.update(|r| r.devices[slot].telemetry = Some(t));
-        Ok(Done::pass((), detail))
-    });
 }
 
 fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static telemetry::Loaded>) {
@@ -525,328 +428,4 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
             }
         });
     }
-}
-
-/// The driver, loaded once per process: watch mode probes again and again,
-/// and a CUDA driver is not meant to be unloaded and reloaded.
-fn cached_driver() -> Result<Arc<Driver>, LoadError> {
-    static DRIVER: std::sync::OnceLock<Result<Arc<Driver>, LoadError>> = std::sync::OnceLock::new();
-    DRIVER.get_or_init(|| Driver::load().map(Arc::new)).clone()
-}
-
-fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
-    progress.update(|r| {
-        r.driver.library_candidates = cuda::driver::CANDIDATES
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect();
-        r.driver.search_path = cuda::driver::search_path();
-    });
-    let loaded = progress.stage(Scope::Machine, "load_driver", || match cached_driver() {
-        Ok(driver) => {
-            let detail = format!("loaded {}", driver.path);
-            Ok(Done::pass(Ok(driver), detail))
-        }
-        Err(e) => {
-            let detail = e.to_string();
-            // Recorded as a failed stage; the error itself is kept for the summary.
-            Ok(Done {
-                value: Err(e),
-                detail,
-                status: CheckStatus::Fail,
-            })
-        }
-    })?;
-    match loaded {
-        Ok(driver) => {
-            progress.update(|r| r.driver.library_path = Some(driver.path.clone()));
-            Some(driver)
-        }
-        Err(e) => {
-            let summary = match &e {
-                LoadError::NotFound { .. } => {
-                    "no CUDA driver library in this container: it was started without GPU access"
-                        .to_string()
-                }
-                LoadError::Unloadable { .. } => {
-                    format!("the CUDA driver library is present but broken: {e}")
-                }
-                LoadError::MissingSymbols { path, missing } => {
-                    progress.update(|r| {
-                        r.driver.library_path = Some(path.clone());
-                        r.driver.missing_symbols.clone_from(missing);
-                    });
-                    format!(
-                        "the CUDA driver at {path} is too old for gpuprobe: it lacks {}",
-                        missing.join(", ")
-                    )
-                }
-            };
-            set_outcome(progress, Verdict::NoGpu, summary);
-            None
-        }
-    }
-}
-
-/// "12.4" from 12040.
-fn cuda_version(raw: i32) -> String {
-    format!("{}.{}", raw / 1000, raw % 1000 / 10)
-}
-
-/// Adds device `ordinal` to the report with what the driver says of it.
-fn identify(driver: &Driver, progress: &Progress, ordinal: u32) -> Option<cuda::CuDevice> {
-    let slot = progress.update(|r| {
-        r.devices.push(DeviceReport {
-            index: ordinal,
-            name: None,
-            uuid: None,
-            pci_bus_id: None,
-            compute_capability: None,
-            multiprocessors: None,
-            clock_mhz: None,
-            memory_total_bytes: None,
-            memory_free_bytes: None,
-            memory_used_bytes: None,
-            status: DeviceStatus::Pass,
-            checks: Vec::new(),
-            matmul: None,
-            telemetry: None,
-        });
-        r.devices.len() - 1
-    });
-    let found = progress.stage(Scope::Device(slot), "identify", || {
-        let dev = driver.device(ordinal)?;
-        let name = driver.device_name(dev)?;
-        let uuid = driver.device_uuid(dev)?;
-        let pci = driver.device_pci_bus_id(dev)?;
-        let major =
-            driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
-        let minor =
-            driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
-        let sms = driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
-        let clock_khz = driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_CLOCK_RATE)?;
-        let total = driver.device_total_memory(dev)?;
-        let detail = format!("{name}, {uuid}, compute capability {major}.{minor}");
-        progress.update(|r| {
-            let d = &mut r.devices[slot];
-            d.name = Some(name);
-            d.uuid = Some(uuid);
-            d.pci_bus_id = Some(pci);
-            d.compute_capability = Some(format!("{major}.{minor}"));
-            d.multiprocessors = Some(sms.max(0) as u32);
-            d.clock_mhz = Some((clock_khz.max(0) / 1000) as u32);
-            d.memory_total_bytes = Some(total);
-        });
-        Ok(Done::pass(dev, detail))
-    });
-    if found.is_none() {
-        progress.update(|r| r.devices[slot].status = DeviceStatus::Fail);
-    }
-    found
-}
-
-/// Resolves `--devices` against the enumerated devices; slots to probe.
-fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
-    let devices: Vec<(u32, Option<String>)> = progress.update(|r| {
-        r.devices
-            .iter()
-            .map(|d| (d.index, d.uuid.clone()))
-            .collect()
-    });
-    let Selection::List(list) = selection else {
-        return (0..devices.len()).collect();
-    };
-    let mut slots = Vec::new();
-    let mut unknown = Vec::new();
-    for selector in list {
-        let found: Vec<usize> = devices
-            .iter()
-            .enumerate()
-            .filter(|(_, (index, uuid))| match selector {
-                Selector::Index(i) => index == i,
-                Selector::Uuid(prefix) => uuid
-                    .as_deref()
-                    .is_some_and(|u| u.starts_with(prefix.as_str())),
-            })
-            .map(|(slot, _)| slot)
-            .collect();
-        match found.as_slice() {
-            [slot] => {
-                if !slots.contains(slot) {
-                    slots.push(*slot);
-                }
-            }
-            _ => unknown.push(match selector {
-                Selector::Index(i) => i.to_string(),
-                Selector::Uuid(u) => u.clone(),
-            }),
-        }
-    }
-    let visible = devices.len();
-    progress.stage(Scope::Machine, "select_devices", || {
-        if unknown.is_empty() {
-            Ok(Done::pass(
-                (),
-                format!("probing {} of {visible} visible GPU(s)", slots.len()),
-            ))
-        } else {
-            Err(Failed::new(format!(
-                "--devices names {} but this process sees {visible} GPU(s) (indices 0-{})",
-                unknown.join(", "),
-                visible.saturating_sub(1)
-            )))
-        }
-    });
-    slots
-}
-
-fn cpu_reference(
-    progress: &Progress,
-    inputs: &Inputs,
-    repeat: Repeat,
-    reference: &Shared<Reference>,
-) {
-    let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
-    let available = cpu::available_cpus();
-    let measured = progress.stage(Scope::Machine, "cpu_reference", || {
-        let measured = cpu::measure(m, n, k, &inputs.a, &inputs.b, available, repeat);
-        let gflops = cpu::gflops(m, n, k, measured.mean);
-        let detail = format!(
-            "{} on {} thread(s), {:.3} ms per run",
-            flops(gflops),
-            measured.threads,
-            measured.mean.as_secs_f64() * 1e3
-        );
-        Ok(Done::pass(measured, detail))
-    });
-    let Some(measured) = measured else { return };
-    progress.update(|r| {
-        r.cpu = Some(CpuReport {
-            library: cpu::LIBRARY.into(),
-            threads: measured.threads as u32,
-            available_cpus: available as u32,
-            iterations: measured.iterations,
-            time_ms: measured.mean.as_secs_f64() * 1e3,
-            gflops: cpu::gflops(m, n, k, measured.mean),
-        });
-    });
-    // The sample changes every run: it is drawn from the run's seed, itself
-    // fresh unless --seed fixed it.
-    let sample_seed = inputs.seed ^ SAMPLE_SALT;
-    reference.publish(Reference::new(inputs, measured.product, sample_seed));
-}
-
-/// Sets each device's status and the verdict from the checks.
-fn decide(progress: &Progress) {
-    progress.update(|r| {
-        let machine_failed = r.checks.iter().any(|c| c.status == CheckStatus::Fail);
-        for d in &mut r.devices {
-            if d.status == DeviceStatus::Skipped {
-                continue;
-            }
-            d.status = if d.checks.iter().any(|c| c.status == CheckStatus::Fail) {
-                DeviceStatus::Fail
-            } else if d.checks.iter().any(|c| c.status == CheckStatus::Warn) {
-                DeviceStatus::Warn
-            } else {
-                DeviceStatus::Pass
-            };
-        }
-        let probed: Vec<&DeviceReport> = r
-            .devices
-            .iter()
-            .filter(|d| d.status != DeviceStatus::Skipped)
-            .collect();
-        let failed: Vec<&DeviceReport> = probed
-            .iter()
-            .copied()
-            .filter(|d| d.status == DeviceStatus::Fail)
-            .collect();
-        let passed = probed.len() - failed.len();
-        let list_only = r.command == "list";
-        let (verdict, summary) = if !failed.is_empty() {
-            let names: Vec<String> = failed
-                .iter()
-                .map(|d| {
-                    let stage = d
-                        .checks
-                        .iter()
-                        .find(|c| c.status == CheckStatus::Fail)
-                        .map_or("?", |c| c.name.as_str());
-                    format!(
-                        "GPU {} ({}) failed {stage}",
-                        d.index,
-                        d.uuid.as_deref().unwrap_or("uuid unknown")
-                    )
-                })
-                .collect();
-            (
-                Verdict::Failed,
-                format!(
-                    "{}; {passed} of {} GPU(s) passed",
-                    names.join("; "),
-                    probed.len()
-                ),
-            )
-        } else if machine_failed {
-            let c = r
-                .checks
-                .iter()
-                .find(|c| c.status == CheckStatus::Fail)
-                .map_or(String::new(), |c| c.detail.clone());
-            (Verdict::Failed, c)
-        } else if list_only {
-            (
-                Verdict::Healthy,
-                format!(
-                    "{} GPU(s) visible; `gpuprobe` without `list` checks that they compute",
-                    r.devices.len()
-                ),
-            )
-        } else if probed.is_empty() {
-            (Verdict::NoGpu, "no GPU was probed".into())
-        } else {
-            let best = probed
-                .iter()
-                .filter_map(|d| d.matmul.as_ref())
-                .map(|m| m.gpu_gflops)
-                .fold(0.0, f64::max);
-            let warned = probed.iter().any(|d| d.status == DeviceStatus::Warn);
-            let verdict = if warned {
-                Verdict::Degraded
-            } else {
-                Verdict::Healthy
-            };
-            let speed = r.cpu.as_ref().map_or(String::new(), |c| {
-                format!(
-                    ", up to {} ({:.1}x the CPU)",
-                    flops(best),
-                    best / c.gflops.max(f64::MIN_POSITIVE)
-                )
-            });
-            let warnings: Vec<String> = probed
-                .iter()
-                .flat_map(|d| {
-                    d.checks
-                        .iter()
-                        .filter(|c| c.status == CheckStatus::Warn)
-                        .map(move |c| format!("GPU {} {}: {}", d.index, c.name, c.detail))
-                })
-                .collect();
-            let warnings = if warnings.is_empty() {
-                String::new()
-            } else {
-                format!("; warnings: {}", warnings.join("; "))
-            };
-            (
-                verdict,
-                format!(
-                    "{passed} of {} GPU(s) computed correct results{speed}{warnings}",
-                    probed.len()
-                ),
-            )
-        };
-        r.verdict = verdict;
-        r.summary = summary;
-    });
 }
