@@ -126,9 +126,6 @@ fn header(out: &mut String, r: &Report) {
     if let Some(v) = &r.environment.kernel_module_version {
         versions.push(format!("kernel module {v}"));
     }
-    if r.nvml.status == "not_found" {
-        versions.push("no NVML".into());
-    }
     if !versions.is_empty() {
         let _ = writeln!(out, "{}", versions.join(", "));
     }
