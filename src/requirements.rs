@@ -23,11 +23,6 @@ pub struct Requirements {
 }
 
 impl Requirements {
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        *self == Requirements::default()
-    }
-
     /// Adds a check per requirement. `measured_speed` is false in health
     /// mode, which does not time the CPU: a speedup requirement is then
     /// recorded as skipped, not guessed.

@@ -23,6 +23,28 @@ use crate::report::{NvmlInfo, Reading, Telemetry, Unavailable};
 pub struct Loaded {
     pub nvml: Nvml,
     pub info: NvmlInfo,
+    /// nvmlDeviceGetRemappedRows, resolved once (nvml-wrapper does not wrap
+    /// it); `None` on drivers that predate it.
+    remapped_rows: Option<RemappedRows>,
+    // Keeps `remapped_rows` valid.
+    _lib: Option<libloading::Library>,
+}
+
+type RemappedRows =
+    unsafe extern "C" fn(*mut c_void, *mut c_uint, *mut c_uint, *mut c_uint, *mut c_uint) -> i32;
+
+/// The NVML library's own name on this platform.
+const LIBRARY: &str = if cfg!(windows) {
+    "nvml.dll"
+} else {
+    "libnvidia-ml.so.1"
+};
+
+/// Takes another reference to the NVML nvml-wrapper loaded, for what the
+/// wrapper does not offer: the file's path and nvmlDeviceGetRemappedRows.
+fn reopen() -> Option<libloading::Library> {
+    // SAFETY: the library is already loaded; this only takes a reference.
+    unsafe { libloading::Library::new(LIBRARY) }.ok()
 }
 
 /// Loads and initialises NVML, or says why not. Never panics: nvml-wrapper
@@ -35,9 +57,15 @@ pub fn load() -> Result<&'static Loaded, Box<NvmlInfo>> {
 fn init() -> Result<Loaded, Box<NvmlInfo>> {
     match Nvml::init() {
         Ok(nvml) => {
+            let lib = reopen();
+            // SAFETY: the signature is nvml.h's.
+            let remapped_rows = lib
+                .as_ref()
+                .and_then(|l| unsafe { l.get::<RemappedRows>(b"nvmlDeviceGetRemappedRows\0") }.ok())
+                .map(|f| *f);
             let mut info = NvmlInfo {
                 status: "loaded".into(),
-                library_path: library_path(),
+                library_path: lib.as_ref().and_then(library_path),
                 driver_version: nvml.sys_driver_version().ok(),
                 nvml_version: nvml.sys_nvml_version().ok(),
                 ..NvmlInfo::default()
@@ -50,7 +78,12 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                     Err(_) => {}
                 }
             }
-            Ok(Loaded { nvml, info })
+            Ok(Loaded {
+                nvml,
+                info,
+                remapped_rows,
+                _lib: lib,
+            })
         }
         Err(NvmlError::LibloadingError(e)) => Err(Box::new(NvmlInfo {
             status: "not_found".into(),
@@ -61,22 +94,15 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
             status: "init_failed".into(),
             error_code: nvml_code(&e),
             error: Some(e.to_string()),
-            library_path: library_path(),
+            library_path: reopen().as_ref().and_then(library_path),
             ..NvmlInfo::default()
         })),
     }
 }
 
-/// The file libnvidia-ml was loaded from (already mapped: this only asks).
-fn library_path() -> Option<String> {
-    let name = if cfg!(windows) {
-        "nvml.dll"
-    } else {
-        "libnvidia-ml.so.1"
-    };
-    // SAFETY: the library is already loaded by nvml-wrapper; loading it again
-    // only takes a reference.
-    let lib = unsafe { libloading::Library::new(name) }.ok()?;
+/// The file libnvidia-ml was loaded from, as the loader resolved it.
+fn library_path(lib: &libloading::Library) -> Option<String> {
+    // SAFETY: only the symbol's address is used.
     let symbol = unsafe { lib.get::<unsafe extern "C" fn()>(b"nvmlInit_v2\0") }.ok()?;
     crate::cuda::driver::loaded_path(*symbol as usize)
 }
@@ -134,65 +160,6 @@ const THROTTLE_REASONS: [(u64, &str); 9] = [
     (0x100, "display_clock_setting"),
 ];
 
-/// Reads every telemetry field of one device.
-#[must_use]
-pub fn read(device: &Device<'_>) -> Telemetry {
-    let ecc = reading(device.is_ecc_enabled().map(|e| e.currently_enabled));
-    let remapped = remapped_rows(device);
-    Telemetry {
-        temperature_celsius: reading(device.temperature(TemperatureSensor::Gpu)),
-        power_draw_watts: reading(device.power_usage().map(|mw| f64::from(mw) / 1000.0)),
-        power_limit_watts: reading(
-            device
-                .enforced_power_limit()
-                .map(|mw| f64::from(mw) / 1000.0),
-        ),
-        utilization_gpu_percent: reading(device.utilization_rates().map(|u| u.gpu)),
-        utilization_memory_percent: reading(device.utilization_rates().map(|u| u.memory)),
-        sm_clock_mhz: reading(device.clock_info(Clock::SM)),
-        sm_clock_max_mhz: reading(device.max_clock_info(Clock::SM)),
-        memory_clock_mhz: reading(device.clock_info(Clock::Memory)),
-        memory_clock_max_mhz: reading(device.max_clock_info(Clock::Memory)),
-        memory_bus_width_bits: reading(device.memory_bus_width()),
-        pcie_generation: reading(device.current_pcie_link_gen()),
-        pcie_generation_max: reading(device.max_pcie_link_gen()),
-        pcie_width_lanes: reading(device.current_pcie_link_width()),
-        pcie_width_max_lanes: reading(device.max_pcie_link_width()),
-        ecc_uncorrected_volatile: reading(
-            device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile),
-        ),
-        ecc_uncorrected_aggregate: reading(
-            device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate),
-        ),
-        ecc_corrected_volatile: reading(
-            device.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile),
-        ),
-        ecc_enabled: ecc,
-        retired_pages_pending: reading(device.are_pages_pending_retired()),
-        remapped_rows_pending: remapped.clone().map(|r| r.2),
-        remapped_rows_failure: remapped.clone().map(|r| r.3),
-        remapped_rows_uncorrectable: remapped.map(|r| r.1),
-        throttle_reasons: reading(device.current_throttle_reasons().map(|r| {
-            THROTTLE_REASONS
-                .iter()
-                .filter(|(bit, _)| r.bits() & bit != 0)
-                .map(|(_, n)| (*n).to_string())
-                .collect()
-        })),
-        persistence_mode: persistence_mode(device),
-        compute_mode: reading(device.compute_mode().map(|m| {
-            match m {
-                ComputeMode::Default => "default",
-                ComputeMode::ExclusiveThread => "exclusive_thread",
-                ComputeMode::Prohibited => "prohibited",
-                ComputeMode::ExclusiveProcess => "exclusive_process",
-            }
-            .to_string()
-        })),
-        mig_enabled: reading(device.mig_mode().map(|m| m.current == 1)),
-    }
-}
-
 impl<T: Clone> Reading<T> {
     fn map<U>(self, f: impl FnOnce(T) -> U) -> Reading<U> {
         match self {
@@ -213,44 +180,89 @@ fn persistence_mode(_device: &Device<'_>) -> Reading<bool> {
     Reading::Unavailable(Unavailable::NotSupported)
 }
 
-/// nvmlDeviceGetRemappedRows (Ampere and newer), which nvml-wrapper does not
-/// wrap: (corrected, uncorrected, pending, failure).
-fn remapped_rows(device: &Device<'_>) -> Reading<(u32, u32, bool, bool)> {
-    type RemappedRows = unsafe extern "C" fn(
-        *mut c_void,
-        *mut c_uint,
-        *mut c_uint,
-        *mut c_uint,
-        *mut c_uint,
-    ) -> i32;
-    let name = if cfg!(windows) {
-        "nvml.dll"
-    } else {
-        "libnvidia-ml.so.1"
-    };
-    // SAFETY: NVML is loaded; this takes another reference and looks the
-    // symbol up; its signature is nvml.h's.
-    let Ok(lib) = (unsafe { libloading::Library::new(name) }) else {
-        return Reading::Unavailable(Unavailable::Error);
-    };
-    let Ok(f) = (unsafe { lib.get::<RemappedRows>(b"nvmlDeviceGetRemappedRows\0") }) else {
-        return Reading::Unavailable(Unavailable::NotSupported);
-    };
-    let (mut corrected, mut uncorrected, mut pending, mut failure) = (0, 0, 0, 0);
-    let code = unsafe {
-        f(
-            device.handle().cast(),
-            &raw mut corrected,
-            &raw mut uncorrected,
-            &raw mut pending,
-            &raw mut failure,
-        )
-    };
-    match code {
-        0 => Reading::Value((corrected, uncorrected, pending != 0, failure != 0)),
-        3 => Reading::Unavailable(Unavailable::NotSupported),
-        4 => Reading::Unavailable(Unavailable::NoPermission),
-        15 => Reading::Unavailable(Unavailable::GpuLost),
-        _ => Reading::Unavailable(Unavailable::Error),
+impl Loaded {
+    /// Reads every telemetry field of one device.
+    #[must_use]
+    pub fn read(&self, device: &Device<'_>) -> Telemetry {
+        let ecc = reading(device.is_ecc_enabled().map(|e| e.currently_enabled));
+        let remapped = self.remapped_rows(device);
+        Telemetry {
+            temperature_celsius: reading(device.temperature(TemperatureSensor::Gpu)),
+            power_draw_watts: reading(device.power_usage().map(|mw| f64::from(mw) / 1000.0)),
+            power_limit_watts: reading(
+                device
+                    .enforced_power_limit()
+                    .map(|mw| f64::from(mw) / 1000.0),
+            ),
+            utilization_gpu_percent: reading(device.utilization_rates().map(|u| u.gpu)),
+            utilization_memory_percent: reading(device.utilization_rates().map(|u| u.memory)),
+            sm_clock_mhz: reading(device.clock_info(Clock::SM)),
+            sm_clock_max_mhz: reading(device.max_clock_info(Clock::SM)),
+            memory_clock_mhz: reading(device.clock_info(Clock::Memory)),
+            memory_clock_max_mhz: reading(device.max_clock_info(Clock::Memory)),
+            memory_bus_width_bits: reading(device.memory_bus_width()),
+            pcie_generation: reading(device.current_pcie_link_gen()),
+            pcie_generation_max: reading(device.max_pcie_link_gen()),
+            pcie_width_lanes: reading(device.current_pcie_link_width()),
+            pcie_width_max_lanes: reading(device.max_pcie_link_width()),
+            ecc_uncorrected_volatile: reading(
+                device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile),
+            ),
+            ecc_uncorrected_aggregate: reading(
+                device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate),
+            ),
+            ecc_corrected_volatile: reading(
+                device.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile),
+            ),
+            ecc_enabled: ecc,
+            retired_pages_pending: reading(device.are_pages_pending_retired()),
+            remapped_rows_pending: remapped.clone().map(|r| r.2),
+            remapped_rows_failure: remapped.clone().map(|r| r.3),
+            remapped_rows_uncorrectable: remapped.map(|r| r.1),
+            throttle_reasons: reading(device.current_throttle_reasons().map(|r| {
+                THROTTLE_REASONS
+                    .iter()
+                    .filter(|(bit, _)| r.bits() & bit != 0)
+                    .map(|(_, n)| (*n).to_string())
+                    .collect()
+            })),
+            persistence_mode: persistence_mode(device),
+            compute_mode: reading(device.compute_mode().map(|m| {
+                match m {
+                    ComputeMode::Default => "default",
+                    ComputeMode::ExclusiveThread => "exclusive_thread",
+                    ComputeMode::Prohibited => "prohibited",
+                    ComputeMode::ExclusiveProcess => "exclusive_process",
+                }
+                .to_string()
+            })),
+            mig_enabled: reading(device.mig_mode().map(|m| m.current == 1)),
+        }
+    }
+
+    /// nvmlDeviceGetRemappedRows (Ampere and newer):
+    /// (corrected, uncorrected, pending, failure).
+    fn remapped_rows(&self, device: &Device<'_>) -> Reading<(u32, u32, bool, bool)> {
+        let Some(f) = self.remapped_rows else {
+            return Reading::Unavailable(Unavailable::NotSupported);
+        };
+        let (mut corrected, mut uncorrected, mut pending, mut failure) = (0, 0, 0, 0);
+        // SAFETY: a device handle of this NVML and four out-parameters.
+        let code = unsafe {
+            f(
+                device.handle().cast(),
+                &raw mut corrected,
+                &raw mut uncorrected,
+                &raw mut pending,
+                &raw mut failure,
+            )
+        };
+        match code {
+            0 => Reading::Value((corrected, uncorrected, pending != 0, failure != 0)),
+            3 => Reading::Unavailable(Unavailable::NotSupported),
+            4 => Reading::Unavailable(Unavailable::NoPermission),
+            15 => Reading::Unavailable(Unavailable::GpuLost),
+            _ => Reading::Unavailable(Unavailable::Error),
+        }
     }
 }

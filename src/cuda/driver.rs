@@ -49,9 +49,6 @@ macro_rules! driver_api {
             $(pub $oname: Option<unsafe extern "C" fn($($oarg),*) -> CuResult>,)*
         }
 
-        /// Symbols a driver must export for gpuprobe to run.
-        pub const REQUIRED_SYMBOLS: &[&str] = &[$(stringify!($name)),*];
-
         impl Api {
             /// Resolves every symbol, or names the required ones missing.
             #[allow(non_snake_case)]

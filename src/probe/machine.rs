@@ -61,7 +61,7 @@ pub(super) fn read_telemetry(progress: &Progress, nvml: &telemetry::Loaded, slot
                 "NVML does not list this GPU (matched by UUID, then PCI bus id)",
             ));
         };
-        let t = telemetry::read(&device);
+        let t = nvml.read(&device);
         let detail = format!(
             "{} °C, {} W",
             t.temperature_celsius

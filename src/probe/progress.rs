@@ -212,13 +212,6 @@ impl Progress {
             .collect()
     }
 
-    pub fn into_report(self) -> Report {
-        self.inner
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-            .report
-    }
-
     pub fn report(&self) -> Report {
         self.lock().report.clone()
     }
