@@ -7,8 +7,9 @@
 //! "Tests"), to give gpuprobe a fake /dev and /proc. Nothing here fails:
 //! unreadable or garbage input becomes a finding.
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use crate::report::{DeviceNode, Environment, Variable, WindowsEnvironment};
+use crate::report::{DeviceNode, Environment, NodeError, Variable, WindowsEnvironment};
 
 /// The variables reported and diagnosed.
 pub const VARIABLES: [&str; 5] = [
@@ -100,9 +101,9 @@ pub fn origin(mountinfo: Option<&str>, library: &str) -> &'static str {
     }
 }
 
-fn gather_linux(root: &Path, env: &mut Environment) {
-    let dev = root.join("dev");
-    let mut names: Vec<String> = std::fs::read_dir(&dev)
+/// The NVIDIA (and WSL2 /dev/dxg) device nodes under `root`/dev, sorted.
+fn node_names(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("dev"))
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -112,10 +113,47 @@ fn gather_linux(root: &Path, env: &mut Environment) {
         })
         .unwrap_or_default();
     names.sort();
-    for name in names {
+    names
+}
+
+/// The device nodes present before any driver library was loaded, once per
+/// process (the driver stays loaded across `watch` cycles).
+static NODES_BEFORE_DRIVER: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Notes which device nodes exist, before NVML or libcuda is loaded. Run as
+/// root without the nodes, libcuda's cuInit creates /dev/nvidiactl itself
+/// (mknod 195:255, as nvidia-modprobe does: NVIDIA's nvidia-modprobe
+/// sources, `nvidia_mknod`), so a node seen after the driver ran is no sign
+/// that the container runtime gave GPU access. Later calls keep the first
+/// snapshot.
+pub fn note_nodes_before_driver(root: &Path) {
+    NODES_BEFORE_DRIVER.get_or_init(|| node_names(root));
+}
+
+/// The kind of an open(2) failure on a device node.
+#[must_use]
+pub fn node_error(error: &std::io::Error) -> NodeError {
+    #[cfg(unix)]
+    match error.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => return NodeError::PermissionDenied,
+        Some(libc::ENXIO | libc::ENODEV) => return NodeError::NoDriver,
+        _ => {}
+    }
+    if error.kind() == std::io::ErrorKind::PermissionDenied {
+        NodeError::PermissionDenied
+    } else {
+        NodeError::Other
+    }
+}
+
+fn gather_linux(root: &Path, env: &mut Environment) {
+    let dev = root.join("dev");
+    let before = NODES_BEFORE_DRIVER.get();
+    for name in node_names(root) {
         let path = dev.join(&name);
-        // Opened as the driver opens them; a node the cgroup no longer
-        // allows fails here with EPERM.
+        // Opened as the driver opens them: a node the device cgroup does not
+        // allow fails with EPERM, one with no kernel driver behind it with
+        // ENXIO.
         let opened = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -123,7 +161,9 @@ fn gather_linux(root: &Path, env: &mut Environment) {
         env.device_nodes.push(DeviceNode {
             path: format!("/dev/{name}"),
             openable: opened.is_ok(),
+            error_kind: opened.as_ref().err().map(node_error),
             error: opened.err().map(|e| e.to_string()),
+            created_during_run: before.is_some_and(|b| !b.contains(&name)),
         });
     }
     env.wsl = dev.join("dxg").exists() || root.join("usr/lib/wsl/lib").is_dir();

@@ -499,6 +499,28 @@ pub struct DeviceNode {
     pub openable: bool,
     /// The error when it does not.
     pub error: Option<String>,
+    /// What kind of failure `error` is, when the node does not open.
+    #[serde(default)]
+    pub error_kind: Option<NodeError>,
+    /// The node was not there when gpuprobe started: the driver library made
+    /// it during this run (libcuda, run as root, creates missing nodes
+    /// itself), so the container runtime did not give it.
+    #[serde(default)]
+    pub created_during_run: bool,
+}
+
+/// Why a device node does not open, by the OS error (open(2)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeError {
+    /// EPERM or EACCES: the device cgroup, SELinux or file permissions
+    /// refuse it.
+    PermissionDenied,
+    /// ENXIO or ENODEV: the node exists but no kernel driver answers behind
+    /// it (the NVIDIA kernel module is not loaded).
+    NoDriver,
+    /// Any other error.
+    Other,
 }
 
 /// An environment variable.

@@ -39,6 +39,8 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("wsl", "GP024", Verdict::Healthy, 0),
     ("garbage-proc", "GP025", Verdict::Healthy, 0),
     ("visible-devices-malformed", "GP026", Verdict::Degraded, 0),
+    ("nodes-without-driver", "GP027", Verdict::NoGpu, 3),
+    ("no-gpu-as-root", "GP001", Verdict::NoGpu, 3),
 ];
 
 /// Windows rules: scenarios with a Windows-layout root, read by the Windows
@@ -273,4 +275,60 @@ fn baked_in_driver_libraries_without_a_runtime_are_still_no_gpu_runtime() {
     assert_eq!(codes, ["GP001", "GP023"], "{}", run.report.summary);
     assert_eq!(run.code(), 3);
     assert!(run.report.diagnoses[0].evidence[0].contains("cuInit returned 100"));
+}
+
+/// NVIDIA's libcuda, run as root with no device nodes, makes /dev/nvidiactl
+/// itself during cuInit; that node (ENXIO: no kernel driver) is no sign of
+/// revoked access, and the diagnosis says where it came from.
+#[test]
+fn a_node_the_driver_created_is_not_a_revoked_node() {
+    use gpuprobe::report::NodeError;
+    let run = gpuprobe_with("no-gpu-as-root", SMALL, &[]);
+    let node = run
+        .report
+        .environment
+        .device_nodes
+        .iter()
+        .find(|n| n.path == "/dev/nvidiactl")
+        .expect("the fake driver created /dev/nvidiactl during cuInit");
+    assert!(node.created_during_run && !node.openable);
+    assert_eq!(node.error_kind, Some(NodeError::NoDriver));
+    let gp001 = &run.report.diagnoses[0];
+    assert_eq!(gp001.code, "GP001");
+    assert!(
+        gp001
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("/dev/nvidiactl appeared during this run")),
+        "{:?}",
+        gp001.evidence
+    );
+}
+
+/// Only nodes the container was given and that are refused with EPERM or
+/// EACCES point to a revoked cgroup.
+#[test]
+fn revoked_nodes_are_denied_and_driverless_nodes_are_not_revoked() {
+    use gpuprobe::report::NodeError;
+    let revoked = gpuprobe_with("cgroup-revoked", SMALL, &[]);
+    let kinds: Vec<_> = revoked
+        .report
+        .environment
+        .device_nodes
+        .iter()
+        .filter(|n| !n.openable)
+        .map(|n| (n.created_during_run, n.error_kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(false, Some(NodeError::PermissionDenied)); 2],
+        "cgroup-revoked: nvidia0 and nvidiactl denied"
+    );
+    let driverless = gpuprobe_with("nodes-without-driver", SMALL, &[]);
+    assert!(driverless
+        .report
+        .environment
+        .device_nodes
+        .iter()
+        .all(|n| !n.created_during_run && n.error_kind == Some(NodeError::NoDriver)));
 }

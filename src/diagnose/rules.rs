@@ -2,7 +2,9 @@
 //! the NVIDIA Container Toolkit's behaviour, the CUDA and NVML error codes
 //! users meet in containers, Windows containers, and health-check rules.
 use super::{DeviceEvidence, Rule, Trigger};
-use crate::report::{Check, DeviceNode, Reading, Report, Severity, Telemetry, Unavailable};
+use crate::report::{
+    Check, DeviceNode, NodeError, Reading, Report, Severity, Telemetry, Unavailable,
+};
 
 fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
     r.environment
@@ -49,10 +51,17 @@ fn cuda_missing(r: &Report) -> bool {
         .is_some_and(|c| c.detail.starts_with("no CUDA driver library found"))
 }
 
-fn gpu_nodes(r: &Report) -> Vec<&DeviceNode> {
+/// The device nodes the container was given: those present before the
+/// driver library ran (see `DeviceNode::created_during_run`).
+fn given_nodes(r: &Report) -> impl Iterator<Item = &DeviceNode> {
     r.environment
         .device_nodes
         .iter()
+        .filter(|n| !n.created_during_run)
+}
+
+fn gpu_nodes(r: &Report) -> Vec<&DeviceNode> {
+    given_nodes(r)
         .filter(|n| {
             n.path
                 .strip_prefix("/dev/nvidia")
@@ -62,14 +71,11 @@ fn gpu_nodes(r: &Report) -> Vec<&DeviceNode> {
 }
 
 fn has_node(r: &Report, path: &str) -> bool {
-    r.environment.device_nodes.iter().any(|n| n.path == path)
+    given_nodes(r).any(|n| n.path == path)
 }
 
 fn nvidia_nodes(r: &Report) -> bool {
-    r.environment
-        .device_nodes
-        .iter()
-        .any(|n| n.path.starts_with("/dev/nvidia"))
+    given_nodes(r).any(|n| n.path.starts_with("/dev/nvidia"))
 }
 
 fn non_empty(evidence: Vec<String>) -> Option<Vec<String>> {
@@ -109,7 +115,26 @@ fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
         (Some(path), Some(code)) => format!("libcuda at {path}, but cuInit returned {code}"),
         (Some(path), None) => format!("libcuda at {path}, but no GPU"),
     }];
-    evidence.push("no /dev/nvidia* device nodes".into());
+    let created: Vec<&DeviceNode> = r
+        .environment
+        .device_nodes
+        .iter()
+        .filter(|n| n.created_during_run)
+        .collect();
+    evidence.push(if created.is_empty() {
+        "no /dev/nvidia* device nodes".into()
+    } else {
+        "no /dev/nvidia* device nodes before the driver library ran".into()
+    });
+    for node in created {
+        evidence.push(format!(
+            "{} appeared during this run: the driver library created it (as root, libcuda makes missing nodes itself), the container was not given it{}",
+            node.path,
+            node.error
+                .as_deref()
+                .map_or_else(String::new, |e| format!("; opening it fails: {e}"))
+        ));
+    }
     evidence.push(match r.nvml.status.as_str() {
         "not_found" => "no libnvidia-ml.so.1".to_string(),
         _ => format!(
@@ -325,12 +350,11 @@ fn driver_too_old(r: &Report) -> Option<Vec<String>> {
     non_empty(evidence)
 }
 
-fn nodes_unopenable(r: &Report) -> Option<Vec<String>> {
+/// Given nodes that fail to open with `kind`.
+fn nodes_failing(r: &Report, kind: NodeError) -> Option<Vec<String>> {
     non_empty(
-        r.environment
-            .device_nodes
-            .iter()
-            .filter(|n| !n.openable)
+        given_nodes(r)
+            .filter(|n| !n.openable && n.error_kind == Some(kind))
             .map(|n| {
                 format!(
                     "{} is present but cannot be opened: {}",
@@ -340,6 +364,14 @@ fn nodes_unopenable(r: &Report) -> Option<Vec<String>> {
             })
             .collect(),
     )
+}
+
+fn nodes_denied(r: &Report) -> Option<Vec<String>> {
+    nodes_failing(r, NodeError::PermissionDenied)
+}
+
+fn nodes_without_driver(r: &Report) -> Option<Vec<String>> {
+    nodes_failing(r, NodeError::NoDriver)
 }
 
 fn gpu_lost(r: &Report) -> DeviceEvidence {
@@ -629,10 +661,10 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "GP013",
         severity: Severity::Error,
-        summary: "NVIDIA device nodes are present but cannot be opened",
-        when: "a /dev/nvidia* node exists and opening it for read and write fails",
+        summary: "NVIDIA device nodes are present but access to them is denied",
+        when: "a /dev/nvidia* node the container was given (present before the driver library ran) fails to open for read and write with EPERM or EACCES",
         fix: "Recreate the container: with the systemd cgroup driver, `systemctl daemon-reload` on the host revokes a running container's GPU access. Use CDI (`--device nvidia.com/gpu=all`) or pass the nodes with `--device /dev/nvidiaN` to avoid it; under SELinux try `--security-opt label=disable`.",
-        trigger: Trigger::Machine(nodes_unopenable),
+        trigger: Trigger::Machine(nodes_denied),
     },
     Rule {
         code: "GP014",
@@ -737,6 +769,14 @@ pub const RULES: &[Rule] = &[
         when: "an entry is not `all`, `none`, `void`, an index, a GPU or MIG UUID, or index:index",
         fix: "Use `all`, comma-separated indices, or UUIDs from `nvidia-smi -L`.",
         trigger: Trigger::Machine(visible_devices_malformed),
+    },
+    Rule {
+        code: "GP027",
+        severity: Severity::Error,
+        summary: "NVIDIA device nodes are present but no NVIDIA kernel driver answers behind them",
+        when: "a /dev/nvidia* node the container was given fails to open with ENXIO or ENODEV (open(2): no device behind the node)",
+        fix: "On the host, check `nvidia-smi` and `lsmod | grep nvidia`: load the NVIDIA kernel module (`sudo modprobe nvidia`), or reinstall the driver and reboot after an upgrade. Device nodes alone do not make a GPU.",
+        trigger: Trigger::Machine(nodes_without_driver),
     },
 ];
 

@@ -235,6 +235,7 @@ fn finish(mut report: Report, started: Instant) -> Report {
 /// errors and a lost GPU make a GPU unusable however its launch went), then
 /// the CUDA stages, then the environment.
 fn probe(progress: &Progress, options: &Options) {
+    crate::environment::note_nodes_before_driver(&crate::environment::root());
     let nvml = load_nvml(progress);
     probe_cuda(progress, options, nvml);
     let (cuda, nvml) =

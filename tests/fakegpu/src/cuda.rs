@@ -294,12 +294,29 @@ pub extern "C" fn cuInit(flags: c_uint) -> CUresult {
         if flags != 0 {
             return INVALID_VALUE;
         }
+        if state.scenario.host.runs_as_root {
+            create_control_node();
+        }
         if state.visible.is_empty() {
             return NO_DEVICE;
         }
         state.initialized = true;
         SUCCESS
     })
+}
+
+/// What NVIDIA's libcuda does in cuInit when run as root and /dev/nvidiactl
+/// is missing: it creates the node (character device 195:255, mode 0666),
+/// whether or not a kernel driver is there to answer it (seen with the 470,
+/// 535 and 550 drivers on a machine without the kernel module).
+fn create_control_node() {
+    let Some(root) = std::env::var_os("FAKEGPU_ROOT") else {
+        return;
+    };
+    let path = std::path::Path::new(&root).join("dev/nvidiactl");
+    if !path.exists() {
+        let _ = crate::nodes::driverless(&path, 255);
+    }
 }
 
 #[no_mangle]

@@ -8,5 +8,6 @@
 //! `FAKEGPU_SCENARIO` variable, which only this library reads: gpuprobe
 //! cannot tell it from the real driver.
 pub mod cuda;
+pub mod nodes;
 pub mod nvml;
 pub mod scenario;

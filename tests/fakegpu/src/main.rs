@@ -108,6 +108,8 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
                 .to_string(),
         ),
         ("GPUPROBE_TEST_ROOT".to_string(), root.display().to_string()),
+        // Where the fake driver creates device nodes (`host.runs_as_root`).
+        ("FAKEGPU_ROOT".to_string(), root.display().to_string()),
     ];
     let dir_text = dir.display().to_string();
     if !scenario.env.contains_key("LD_LIBRARY_PATH") {
@@ -144,9 +146,9 @@ fn lay_out_root(scenario: &Scenario, root: &Path, dir: &Path) -> Result<(), Stri
     for node in &nodes {
         let path = dev.join(node);
         if scenario.host.dev_unopenable.contains(node) {
-            // Stands for a node the cgroup no longer allows: it is there,
-            // and opening it fails.
-            std::fs::create_dir_all(&path).map_err(io)?;
+            fakegpu::nodes::denied(&path)?;
+        } else if scenario.host.dev_without_driver.contains(node) {
+            fakegpu::nodes::driverless(&path, fakegpu::nodes::minor(node))?;
         } else {
             std::fs::write(&path, b"").map_err(io)?;
         }

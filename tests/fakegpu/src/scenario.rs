@@ -84,9 +84,14 @@ pub struct Host {
     /// nvidiaN for each device.
     #[serde(default)]
     pub dev: Option<Vec<String>>,
-    /// Device nodes that exist but cannot be opened.
+    /// Device nodes that exist but whose opening is denied (EACCES), as
+    /// after a cgroup revocation.
     #[serde(default)]
     pub dev_unopenable: Vec<String>,
+    /// Device nodes with no kernel driver behind them (ENXIO), as on a host
+    /// whose NVIDIA kernel module is not loaded.
+    #[serde(default)]
+    pub dev_without_driver: Vec<String>,
     /// Contents of /proc/driver/nvidia/version; default: the NVML driver
     /// version's kernel module. null: the file does not exist.
     #[serde(default = "default_proc")]
@@ -100,6 +105,11 @@ pub struct Host {
     /// null: no mountinfo at all.
     #[serde(default = "injected")]
     pub driver_mounts: Option<bool>,
+    /// The process runs as root: cuInit creates /dev/nvidiactl when it is
+    /// missing, as NVIDIA's libcuda does (observed with the 470, 535 and 550
+    /// drivers: mknod 195:255 during cuInit, even with no kernel module).
+    #[serde(default)]
+    pub runs_as_root: bool,
 }
 
 fn injected() -> Option<bool> {
@@ -115,9 +125,11 @@ impl Default for Host {
         Host {
             dev: None,
             dev_unopenable: Vec::new(),
+            dev_without_driver: Vec::new(),
             proc_driver_version: default_proc(),
             files: Default::default(),
             driver_mounts: injected(),
+            runs_as_root: false,
         }
     }
 }
