@@ -87,10 +87,13 @@ pub fn origin(mountinfo: Option<&str>, library: &str) -> &'static str {
     if mounts.iter().any(|(point, _)| point == library) {
         return "injected";
     }
+    // A FUSE file system shows as "fuse.SUBTYPE" (proc(5)): rootless Docker
+    // and Podman, and Docker on hosts without kernel overlay support, run on
+    // fuse-overlayfs, which mountinfo lists as "fuse.fuse-overlayfs".
     let container_root = mounts.iter().any(|(point, fs)| {
         point == "/"
             && matches!(
-                *fs,
+                fs.strip_prefix("fuse.").unwrap_or(fs),
                 "overlay" | "fuse-overlayfs" | "aufs" | "overlayfs" | "zfs" | "btrfs"
             )
     });
@@ -327,6 +330,9 @@ mod tests {
             ),
             "host"
         );
+        // Docker on fuse-overlayfs (seen here: rootless and fuse storage).
+        let fuse = "69 45 0:39 / / rw,nodev,noatime master:2 - fuse.fuse-overlayfs fuse-overlayfs rw,user_id=0\n";
+        assert_eq!(origin(Some(fuse), "/opt/nvidia/libcuda.so.1"), "image");
         assert_eq!(origin(None, "/usr/lib/libcuda.so.1"), "unknown");
         assert_eq!(origin(Some("garbage\n\u{0}"), "/x"), "host");
     }

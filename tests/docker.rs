@@ -11,68 +11,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::docker::{copy_into, docker, docker_available, libraries, unique};
+
 const SCENARIOS: [&str; 3] = ["healthy", "multi-gpu-one-corrupt", "hang"];
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("running docker")
-}
-
-fn docker_available() -> bool {
-    let ok = Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("GPUPROBE_REQUIRE_DOCKER").as_deref() != Ok("1"),
-            "no Docker daemon reachable and GPUPROBE_REQUIRE_DOCKER=1"
-        );
-        eprintln!(
-            "skipped: no Docker daemon reachable (set GPUPROBE_REQUIRE_DOCKER=1 to make this fail)"
-        );
-    }
-    ok
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// Copies `file` to the same absolute path under `root` (following links).
-fn copy_into(root: &Path, file: &Path) {
-    let target = root.join(file.strip_prefix("/").unwrap());
-    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::copy(file, &target).unwrap_or_else(|e| panic!("copying {}: {e}", file.display()));
-    // Debug symbols are dead weight in the build context.
-    let _ = Command::new("strip")
-        .arg("--strip-debug")
-        .arg(&target)
-        .output();
-}
-
-/// The shared libraries `binary` loads, as ldd resolves them.
-fn libraries(binary: &Path) -> Vec<PathBuf> {
-    let out = Command::new("ldd").arg(binary).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let path = l.split("=>").last()?.split_whitespace().next()?;
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
-        .collect()
-}
 
 /// A scratch image from `dockerfile`; removed when dropped.
 struct Image {

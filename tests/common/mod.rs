@@ -3,6 +3,8 @@
 //! read back into the typed report (unknown fields fail).
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
@@ -39,6 +41,11 @@ fn fakegpu_bin() -> &'static Path {
             .find_map(|m| m["executable"].as_str().map(PathBuf::from))
             .expect("cargo reported no fakegpu executable")
     })
+}
+
+/// Another binary of the fakegpu package (e.g. `driver-answers`).
+pub fn fakegpu_tool(name: &str) -> PathBuf {
+    fakegpu_bin().with_file_name(name)
 }
 
 /// A folder holding libcuda.so.1 for `scenario`.

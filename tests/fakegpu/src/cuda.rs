@@ -902,78 +902,23 @@ pub extern "C" fn cuEventDestroy_v2(event: *mut c_void) -> CUresult {
     })
 }
 
-/// (code, name, description) as cuGetErrorName / cuGetErrorString give them.
-const ERRORS: &[(CUresult, &CStr, &CStr)] = &[
-    (0, c"CUDA_SUCCESS", c"no error"),
-    (1, c"CUDA_ERROR_INVALID_VALUE", c"invalid argument"),
-    (2, c"CUDA_ERROR_OUT_OF_MEMORY", c"out of memory"),
-    (3, c"CUDA_ERROR_NOT_INITIALIZED", c"initialization error"),
-    (
-        34,
-        c"CUDA_ERROR_STUB_LIBRARY",
-        c"CUDA driver is a stub library",
-    ),
-    (
-        100,
-        c"CUDA_ERROR_NO_DEVICE",
-        c"no CUDA-capable device is detected",
-    ),
-    (101, c"CUDA_ERROR_INVALID_DEVICE", c"invalid device ordinal"),
-    (
-        200,
-        c"CUDA_ERROR_INVALID_IMAGE",
-        c"device kernel image is invalid",
-    ),
-    (
-        201,
-        c"CUDA_ERROR_INVALID_CONTEXT",
-        c"invalid device context",
-    ),
-    (
-        218,
-        c"CUDA_ERROR_INVALID_PTX",
-        c"a PTX JIT compilation failed",
-    ),
-    (
-        222,
-        c"CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
-        c"the provided PTX was compiled with an unsupported toolchain.",
-    ),
-    (
-        400,
-        c"CUDA_ERROR_INVALID_HANDLE",
-        c"invalid resource handle",
-    ),
-    (500, c"CUDA_ERROR_NOT_FOUND", c"named symbol not found"),
-    (
-        700,
-        c"CUDA_ERROR_ILLEGAL_ADDRESS",
-        c"an illegal memory access was encountered",
-    ),
-    (
-        719,
-        c"CUDA_ERROR_LAUNCH_FAILED",
-        c"unspecified launch failure",
-    ),
-    (
-        803,
-        c"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
-        c"system has unsupported display driver / cuda driver combination",
-    ),
-    (
-        804,
-        c"CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
-        c"forward compatibility was attempted on non supported HW",
-    ),
-    (999, c"CUDA_ERROR_UNKNOWN", c"unknown error"),
-];
-
-fn error_text(code: CUresult, out: *mut *const c_char, description: bool) -> CUresult {
+/// cuGetErrorName / cuGetErrorString: the texts of the driver version the
+/// scenario stands for (`crate::errors`); a code that driver does not know is
+/// CUDA_ERROR_INVALID_VALUE with a null string, as the real driver answers.
+fn error_text(
+    state: &State,
+    code: CUresult,
+    out: *mut *const c_char,
+    description: bool,
+) -> CUresult {
     if out.is_null() {
         return INVALID_VALUE;
     }
-    match ERRORS.iter().find(|(c, _, _)| *c == code) {
-        Some((_, name, text)) => {
+    let known = crate::errors::CUDA
+        .iter()
+        .find(|(c, since, _, _)| *c == code && *since <= state.scenario.driver_version);
+    match known {
+        Some((_, _, name, text)) => {
             unsafe {
                 *out = if description {
                     text.as_ptr()
@@ -992,15 +937,15 @@ fn error_text(code: CUresult, out: *mut *const c_char, description: bool) -> CUr
 
 #[no_mangle]
 pub unsafe extern "C" fn cuGetErrorName(code: CUresult, out: *mut *const c_char) -> CUresult {
-    call("cuGetErrorName", None, false, |_| {
-        error_text(code, out, false)
+    call("cuGetErrorName", None, false, |state| {
+        error_text(state, code, out, false)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn cuGetErrorString(code: CUresult, out: *mut *const c_char) -> CUresult {
-    call("cuGetErrorString", None, false, |_| {
-        error_text(code, out, true)
+    call("cuGetErrorString", None, false, |state| {
+        error_text(state, code, out, true)
     })
 }
 

@@ -72,7 +72,7 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
             &dir,
             "libnvidia-ml.so.1",
             "libnvidia-ml.so.1",
-            fakegpu::nvml::EXPORTS,
+            &fakegpu::nvml::exports_for(&scenario.nvml.driver_version),
         )?;
     }
     let root = dir.join("root");

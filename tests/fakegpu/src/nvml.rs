@@ -130,21 +130,25 @@ pub extern "C" fn nvmlShutdown() -> NvmlReturn {
     .unwrap_or(UNKNOWN)
 }
 
+/// The texts of the driver branch the scenario stands for (`crate::errors`);
+/// callable before nvmlInit, as the real one is.
 #[no_mangle]
 pub extern "C" fn nvmlErrorString(result: NvmlReturn) -> *const c_char {
-    let text: &CStr = match result {
-        SUCCESS => c"Success",
-        UNINITIALIZED => c"Uninitialized",
-        INVALID_ARGUMENT => c"Invalid Argument",
-        NOT_SUPPORTED => c"Not Supported",
-        4 => c"Insufficient Permissions",
-        NOT_FOUND => c"Not Found",
-        9 => c"Driver Not Loaded",
-        GPU_IS_LOST => c"GPU is lost",
-        18 => c"Driver/library version mismatch",
-        _ => c"Unknown Error",
-    };
-    text.as_ptr()
+    let branch = with_state(|s| {
+        s.scenario
+            .nvml
+            .driver_version
+            .split('.')
+            .next()
+            .and_then(|major| major.parse::<u32>().ok())
+            .unwrap_or(u32::MAX)
+    })
+    .unwrap_or(u32::MAX);
+    crate::errors::NVML
+        .iter()
+        .find(|(code, since, _)| *code == result && *since <= branch)
+        .map_or(crate::errors::NVML_UNKNOWN, |(_, _, text)| *text)
+        .as_ptr()
 }
 
 fn system_string(out: *mut c_char, len: c_uint, f: impl FnOnce(&Scenario) -> String) -> NvmlReturn {
@@ -497,6 +501,32 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
 }
 
 /// Every symbol this library exports as NVML.
+/// Exports that older NVML libraries lack, with the first driver branch
+/// among the pinned real ones (470, 535, 550) that has them: the fake for an
+/// older `nvml.driver_version` leaves them out, so a call through
+/// nvml-wrapper fails to find the symbol as it would on that driver.
+/// tests/real_driver.rs checks the fake's exports against each real one.
+pub const NEWER_EXPORTS: &[(&str, u32)] = &[("nvmlDeviceGetMemoryBusWidth", 535)];
+
+/// What the fake NVML of driver `version` (e.g. "470.256.02") exports.
+#[must_use]
+pub fn exports_for(version: &str) -> Vec<&'static str> {
+    let branch = version
+        .split('.')
+        .next()
+        .and_then(|b| b.parse::<u32>().ok())
+        .unwrap_or(u32::MAX);
+    EXPORTS
+        .iter()
+        .copied()
+        .filter(|name| {
+            NEWER_EXPORTS
+                .iter()
+                .all(|(newer, since)| newer != name || *since <= branch)
+        })
+        .collect()
+}
+
 pub const EXPORTS: &[&str] = &[
     "nvmlInit_v2",
     "nvmlInitWithFlags",

@@ -4,6 +4,10 @@
 //! NVIDIA's own libraries and once on the fake configured for "no device",
 //! each in a fresh process (cuInit's outcome is per process), and requires
 //! the same answers: the fake is held to what the real driver does.
+//!
+//! `driver-answers --exports NVML_DRIVER_VERSION` prints the symbols the fake
+//! libraries export when they stand for that driver, so the test can require
+//! each of them in the real libraries.
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::process::ExitCode;
@@ -134,8 +138,19 @@ fn nvml(path: &str) -> Result<Value, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, nvml_version] = args.as_slice() {
+        if flag == "--exports" {
+            println!(
+                "{}",
+                json!({"cuda": fakegpu::cuda::EXPORTS, "nvml": fakegpu::nvml::exports_for(nvml_version)})
+            );
+            return ExitCode::SUCCESS;
+        }
+    }
     let [cuda_path, nvml_path] = args.as_slice() else {
-        eprintln!("usage: driver-answers LIBCUDA LIBNVML");
+        eprintln!(
+            "usage: driver-answers LIBCUDA LIBNVML | driver-answers --exports NVML_DRIVER_VERSION"
+        );
         return ExitCode::from(2);
     };
     match (cuda(cuda_path), nvml(nvml_path)) {
