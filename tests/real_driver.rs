@@ -6,9 +6,11 @@
 //! NVML's failures, the device nodes libcuda itself creates) is proven
 //! against the real thing, and the fake driver is held to the same answers.
 //!
-//! Without the libraries the tests print a notice and pass, unless
-//! GPUPROBE_REQUIRE_TOOLS=1 (set by .ci/run); the Docker cases likewise need
-//! a daemon (GPUPROBE_REQUIRE_DOCKER=1). Runs that let libcuda create
+//! The tests are ignored unless asked for (`--run-ignored all`; a plain run
+//! lists them as skipped). Asked for without the libraries (or without root
+//! for the cases that need a private /dev), they print a notice and pass,
+//! unless GPUPROBE_REQUIRE_TOOLS=1 (set by .ci/run); the Docker case likewise
+//! needs a daemon (GPUPROBE_REQUIRE_DOCKER=1). Runs that let libcuda create
 //! /dev/nvidiactl get a private /dev (a tmpfs in a mount namespace of their
 //! own), so the machine's /dev is never touched.
 #![cfg(target_os = "linux")]
@@ -237,6 +239,7 @@ const RUNS: [&[&str]; 4] = [
 ];
 
 #[test]
+#[ignore = "needs NVIDIA's driver libraries (scripts/fetch-nvidia-libs) and root: run with --run-ignored all; .ci/run does, with GPUPROBE_REQUIRE_TOOLS=1"]
 fn real_drivers_on_the_host_as_root_and_as_a_user() {
     let Some(libs) = libs() else { return };
     let binary = assert_cmd::cargo::cargo_bin("gpuprobe");
@@ -361,6 +364,7 @@ impl Drop for Image {
 }
 
 #[test]
+#[ignore = "needs NVIDIA's driver libraries (scripts/fetch-nvidia-libs) and a Docker daemon: run with --run-ignored all; .ci/run does"]
 fn real_drivers_baked_into_an_image_started_without_gpu_access() {
     let Some(libs) = libs() else { return };
     if !docker_available() {
@@ -465,6 +469,7 @@ fn answers(cuda: &Path, nvml: &Path, env: &[(&str, String)]) -> Option<Value> {
 /// nvmlSystemGetDriverVersion before and after it, nvmlErrorString for every
 /// code.
 #[test]
+#[ignore = "needs NVIDIA's driver libraries (scripts/fetch-nvidia-libs) and root: run with --run-ignored all; .ci/run does, with GPUPROBE_REQUIRE_TOOLS=1"]
 fn the_fake_answers_device_free_calls_as_the_real_driver_does() {
     let Some(libs) = libs() else { return };
     for d in &DRIVERS {
@@ -518,6 +523,7 @@ fn the_fake_answers_device_free_calls_as_the_real_driver_does() {
 /// one that driver's own libraries export under the same name, so the fake
 /// offers gpuprobe nothing a real driver would not.
 #[test]
+#[ignore = "needs NVIDIA's driver libraries (scripts/fetch-nvidia-libs): run with --run-ignored all; .ci/run does"]
 fn every_symbol_the_fake_exports_exists_in_the_real_libraries() {
     let Some(libs) = libs() else { return };
     for d in &DRIVERS {

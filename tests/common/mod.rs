@@ -65,13 +65,63 @@ pub fn fake_driver(scenario_path: &Path) -> tempfile::TempDir {
     dir
 }
 
-/// gpuprobe with no driver anywhere on its library path.
+/// gpuprobe with no driver anywhere on its library path, and an empty root
+/// (no /dev/nvidia*, no /proc/driver/nvidia) in place of this machine's.
+///
+/// The dynamic loader still finds a driver installed on this machine (its
+/// cache and system folders cannot be turned off for one process), so on
+/// such a machine the no-driver path cannot be tested: that fails loudly
+/// here instead of passing without testing anything.
 pub fn gpuprobe_without_driver() -> (assert_cmd::Command, tempfile::TempDir) {
+    if let Some(found) = host_driver() {
+        panic!(
+            "this machine has a CUDA driver ({found}), which gpuprobe would load: \
+             the no-driver tests need a machine without one (run the suite in \
+             a container without GPU access)"
+        );
+    }
     let empty = tempfile::tempdir().unwrap();
     let mut cmd = assert_cmd::Command::cargo_bin("gpuprobe").unwrap();
     cmd.env("LD_LIBRARY_PATH", empty.path())
+        .env("GPUPROBE_TEST_ROOT", empty.path())
         .env_remove("FAKEGPU_SCENARIO");
     (cmd, empty)
+}
+
+/// Where this machine's dynamic loader would find libcuda.so.1 without any
+/// LD_LIBRARY_PATH: its cache (`ldconfig -p`) or a system folder.
+fn host_driver() -> Option<String> {
+    static FOUND: OnceLock<Option<String>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let cache = std::process::Command::new("ldconfig")
+                .arg("-p")
+                .output()
+                .ok()
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .find(|l| l.trim_start().starts_with("libcuda.so.1 "))
+                        .map(|l| format!("ld.so.cache: {}", l.trim()))
+                });
+            cache.or_else(|| {
+                [
+                    "/lib/x86_64-linux-gnu",
+                    "/usr/lib/x86_64-linux-gnu",
+                    "/lib/aarch64-linux-gnu",
+                    "/usr/lib/aarch64-linux-gnu",
+                    "/lib64",
+                    "/usr/lib64",
+                    "/lib",
+                    "/usr/lib",
+                ]
+                .iter()
+                .map(|dir| Path::new(dir).join("libcuda.so.1"))
+                .find(|p| p.exists())
+                .map(|p| p.display().to_string())
+            })
+        })
+        .clone()
 }
 
 /// gpuprobe running against a scenario's fake driver.

@@ -77,6 +77,8 @@ struct Module {
 }
 
 struct Function {
+    /// The module it came from: unloading the module invalidates it.
+    module: usize,
     device: usize,
     name: std::ffi::CString,
     params: usize,
@@ -709,6 +711,10 @@ pub extern "C" fn cuModuleUnload(module: *mut c_void) -> CUresult {
         if state.modules.remove(&handle).is_none() {
             return INVALID_HANDLE;
         }
+        // The module's functions go with it (cuModuleUnload: "Unloads a
+        // module ... from the current context"; its CUfunction handles are
+        // invalid afterwards).
+        state.functions.retain(|_, f| f.module != handle);
         SUCCESS
     })
 }
@@ -741,6 +747,7 @@ pub unsafe extern "C" fn cuModuleGetFunction(
             return INVALID_IMAGE;
         }
         let f = Function {
+            module: module as usize,
             device: m.device,
             name: wanted.to_owned(),
             params: *params,

@@ -11,11 +11,15 @@
 //! The libraries are linked from libfakegpu.a (built beside this binary)
 //! with a version script exporting only that library's API minus the
 //! scenario's `missing_symbols`, so dlsym sees what a real (old) driver
-//! would export.
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+//! would export; each distinct library is linked once per build of the fake
+//! (see `link.rs`).
+mod link;
+
+use std::path::Path;
+use std::process::ExitCode;
 
 use fakegpu::scenario::Scenario;
+use link::Library;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,17 +66,26 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
             .cuda_library_version
             .as_ref()
             .map_or("libcuda.so.1".to_string(), |v| format!("libcuda.so.{v}"));
-        link(&cuda_dir, &file, "libcuda.so.1", &exported)?;
+        link::place(
+            &Library {
+                file: &file,
+                soname: "libcuda.so.1",
+                exported: &exported,
+            },
+            &cuda_dir,
+        )?;
         if file != "libcuda.so.1" {
             symlink(&file, &cuda_dir.join("libcuda.so.1"))?;
         }
     }
     if scenario.nvml.present {
-        link(
+        link::place(
+            &Library {
+                file: "libnvidia-ml.so.1",
+                soname: "libnvidia-ml.so.1",
+                exported: &fakegpu::nvml::exports_for(&scenario.nvml.driver_version),
+            },
             &dir,
-            "libnvidia-ml.so.1",
-            "libnvidia-ml.so.1",
-            &fakegpu::nvml::exports_for(&scenario.nvml.driver_version),
         )?;
     }
     let root = dir.join("root");
@@ -172,53 +185,4 @@ fn lay_out_root(scenario: &Scenario, root: &Path, dir: &Path) -> Result<(), Stri
         std::fs::write(&path, contents.replace("{dir}", &dir.display().to_string())).map_err(io)?;
     }
     Ok(())
-}
-
-fn archive() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let lib = exe.with_file_name("libfakegpu.a");
-    if lib.exists() {
-        Ok(lib)
-    } else {
-        Err(format!(
-            "{} not found: build with `cargo build -p fakegpu`",
-            lib.display()
-        ))
-    }
-}
-
-fn link(dir: &Path, file: &str, soname: &str, exported: &[&str]) -> Result<(), String> {
-    let map = dir.join(format!("{file}.map"));
-    let script = format!(
-        "{{\n  global:\n{}  local: *;\n}};\n",
-        exported
-            .iter()
-            .map(|s| format!("    {s};\n"))
-            .collect::<String>()
-    );
-    std::fs::write(&map, script).map_err(|e| e.to_string())?;
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let mut cmd = Command::new(cc);
-    cmd.arg("-shared")
-        .arg("-o")
-        .arg(dir.join(file))
-        .arg(format!("-Wl,-soname,{soname}"))
-        .arg(format!("-Wl,--version-script={}", map.display()));
-    for symbol in exported {
-        cmd.arg(format!("-Wl,--undefined={symbol}"));
-    }
-    cmd.arg(archive()?)
-        .args(["-lstdc++", "-lpthread", "-ldl", "-lm", "-lgcc_s", "-lc"]);
-    let out = cmd
-        .output()
-        .map_err(|e| format!("running the linker: {e}"))?;
-    let _ = std::fs::remove_file(&map);
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "linking {file} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
 }

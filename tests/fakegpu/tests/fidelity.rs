@@ -140,6 +140,37 @@ fn the_fake_answers_as_the_driver_would() {
         let mut ms = 0f32;
         assert_eq!(cuEventElapsedTime(&raw mut ms, e0, e1), INVALID_HANDLE);
 
+        // Unloading a module invalidates its functions.
+        let mut module: *mut c_void = std::ptr::null_mut();
+        assert_eq!(cuModuleLoadData(&raw mut module, ptx().as_ptr().cast()), 0);
+        let mut f: *mut c_void = std::ptr::null_mut();
+        let name = c"gpuprobe_sgemm_tiled";
+        assert_eq!(cuModuleGetFunction(&raw mut f, module, name.as_ptr()), 0);
+        assert_eq!(cuModuleUnload(module), 0);
+        let mut params = [std::ptr::null_mut::<c_void>(); 6];
+        assert_eq!(
+            cuLaunchKernel(
+                f,
+                1,
+                1,
+                1,
+                16,
+                16,
+                1,
+                0,
+                std::ptr::null_mut(),
+                params.as_mut_ptr(),
+                std::ptr::null_mut(),
+            ),
+            INVALID_HANDLE,
+            "a function of an unloaded module"
+        );
+        assert_eq!(
+            cuModuleGetFunction(&raw mut f, module, name.as_ptr()),
+            INVALID_HANDLE
+        );
+        assert_eq!(cuModuleUnload(module), INVALID_HANDLE, "unloaded twice");
+
         // Copies must stay inside their allocation.
         let mut small = 0u64;
         assert_eq!(cuMemAlloc_v2(&raw mut small, 16), 0);
