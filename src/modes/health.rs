@@ -99,12 +99,16 @@ pub fn judge_state(path: &Path, max_age: Duration, now: SystemTime) -> (String, 
         Err(ahead) if ahead.duration() <= CLOCK_SLACK => Ok(Duration::ZERO),
         Err(ahead) => Err(ahead),
     };
-    let Ok(age) = age else {
-        return unhealthy(format!(
-            "the last report in {} ends in the future ({}); the clock changed or the file was not written by `gpuprobe watch`",
-            path.display(),
-            humantime::format_rfc3339_seconds(finished)
-        ));
+    let age = match age {
+        Ok(age) => age,
+        Err(ahead) => {
+            return unhealthy(format!(
+                "the last report in {} ends {} in the future; the clock changed or the file was not written by `gpuprobe watch`",
+                path.display(),
+                // Not as a date: past year 9999 RFC 3339 cannot write one.
+                humantime::format_duration(Duration::from_secs(ahead.duration().as_secs()))
+            ));
+        }
     };
     let age_text = humantime::format_duration(Duration::from_secs(age.as_secs()));
     if age > max_age {
