@@ -1,11 +1,13 @@
 //! From parsed arguments to output and an exit code.
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 
-use std::ffi::OsString;
-
-use crate::cli::{Cli, Command, Format, Options, DEFAULT_MIN_TIME, DEFAULT_TIMEOUT};
+use crate::cli::{
+    Cli, Command, FormatArgs, MatmulArgs, OutputArgs, RequireArgs, TargetArgs, DEFAULT_MIN_TIME,
+    DEFAULT_SIZE, DEFAULT_TIMEOUT,
+};
 use crate::cpu::Repeat;
 use crate::exit_code;
 use crate::export::{self, Exporter};
@@ -19,72 +21,91 @@ pub fn main() -> i32 {
     let args: Vec<OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            if e.use_stderr() {
-                blame_environment(&e.to_string());
-            }
-            return if !e.use_stderr() {
-                exit_code::HEALTHY
-            } else if is_health(&args) {
-                // Docker reserves 2: a broken health check is unhealthy.
-                health::UNHEALTHY
-            } else {
-                exit_code::USAGE
-            };
-        }
+        Err(e) => return usage_error(&e, &args),
     };
-    let o = &cli.options;
     match &cli.command {
-        Some(Command::Schema) => {
-            emit(&export::schema());
-            exit_code::HEALTHY
+        None => {
+            let p = &cli.probe;
+            let options = probe_options(Mode::Probe, &p.target, Some(&p.matmul), Some(&p.require));
+            publish(&run_probe(&options), &p.format, &p.output)
         }
-        Some(Command::Diagnoses) => {
-            emit(&crate::diagnose::markdown());
-            exit_code::HEALTHY
+        Some(Command::List(l)) => {
+            let options = probe_options(Mode::List, &l.target, None, None);
+            publish(&run_probe(&options), &l.format, &l.output)
         }
+        Some(Command::Schema) => deliver(&export::schema())
+            .err()
+            .unwrap_or(exit_code::HEALTHY),
+        Some(Command::Diagnoses) => deliver(&crate::diagnose::markdown())
+            .err()
+            .unwrap_or(exit_code::HEALTHY),
         Some(Command::Health(h)) => {
-            let (line, code) = match (&h.state, h.max_age) {
-                (Some(path), Some(max_age)) => {
-                    health::judge_state(path, max_age, std::time::SystemTime::now())
-                }
-                _ => health::judge(&probe::run(&probe_options(o, Mode::Health), |_, _| {})),
+            let (line, code) = if let (Some(path), Some(max_age)) = (&h.state, h.max_age) {
+                health::judge_state(path, max_age, std::time::SystemTime::now())
+            } else {
+                let options = probe_options(Mode::Health, &h.target, None, Some(&h.require));
+                health::judge(&probe::run(&options, |_, _| {}))
             };
-            emit(&format!("{line}\n"));
+            // The exit code is the health check's answer; a lost line does
+            // not change it (Docker and Kubernetes read the code).
+            let _ = deliver(&format!("{line}\n"));
             code
         }
         Some(Command::Exec(e)) => {
-            let report = run_probe(o, Mode::Probe);
-            let mut code = write_output(o, &report);
-            if code == exit_code::HEALTHY {
-                code = modes::exec::run(&report, &e.command, e.warn_only);
+            let options = probe_options(Mode::Probe, &e.target, Some(&e.matmul), Some(&e.require));
+            let report = run_probe(&options);
+            match write_output(&e.output, &report) {
+                Some(code) => code,
+                None => modes::exec::run(&report, &e.command, e.warn_only),
             }
-            code
         }
-        Some(Command::Watch(w)) => modes::watch::run(&probe_options(o, Mode::Probe), w),
-        Some(Command::List) | None => {
-            let mode = if matches!(cli.command, Some(Command::List)) {
-                Mode::List
-            } else {
-                Mode::Probe
-            };
-            let report = run_probe(o, mode);
-            let code = write_output(o, &report);
-            emit(&render(&report, o.json || o.format == Format::Json));
-            if code == exit_code::HEALTHY {
-                report.exit_code
-            } else {
-                code
-            }
+        Some(Command::Watch(w)) => {
+            let options = probe_options(Mode::Probe, &w.target, Some(&w.matmul), Some(&w.require));
+            modes::watch::run(&options, w)
         }
     }
 }
 
+/// Prints a clap error and returns its exit code: 0 for --help and
+/// --version, USAGE otherwise, and for `health` one line and UNHEALTHY
+/// (Docker reserves 2, and a broken health check is an unhealthy one).
+fn usage_error(e: &clap::Error, args: &[OsString]) -> i32 {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return exit_code::HEALTHY;
+    }
+    let note = blame_environment(&e.to_string());
+    if is_health(args) {
+        let note = note.map_or(String::new(), |n| format!(" ({n})"));
+        let _ = deliver(&format!(
+            "unhealthy: usage error: {}{note}\n",
+            one_line(&e.to_string())
+        ));
+        return health::UNHEALTHY;
+    }
+    let _ = e.print();
+    if let Some(note) = note {
+        crate::output::stderr_line!("{note}");
+    }
+    exit_code::USAGE
+}
+
+/// Clap's message without its usage and help footer, on one line.
+fn one_line(error: &str) -> String {
+    let text: Vec<&str> = error
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let text = text.join(" ");
+    text.strip_prefix("error: ").unwrap_or(&text).to_string()
+}
+
 /// A bad value may come from the environment rather than the command line;
 /// clap names only the flag, so say which variable held it.
-fn blame_environment(error: &str) {
-    for (var, flag) in [
+fn blame_environment(error: &str) -> Option<String> {
+    [
         ("GPUPROBE_REQUIRE_GPUS", "--require-gpus"),
         ("GPUPROBE_REQUIRE_MEMORY", "--require-memory"),
         (
@@ -94,16 +115,17 @@ fn blame_environment(error: &str) {
         ("GPUPROBE_REQUIRE_DRIVER", "--require-driver"),
         ("GPUPROBE_REQUIRE_SPEEDUP", "--require-speedup"),
         ("GPUPROBE_STRICT", "--strict"),
-    ] {
-        if let Some(value) = std::env::var_os(var) {
-            if error.contains(flag) {
-                crate::output::stderr_line!(
-                    "note: {flag} was set by the environment: {var}={}",
-                    value.to_string_lossy()
-                );
-            }
-        }
-    }
+    ]
+    .into_iter()
+    .find_map(|(var, flag)| {
+        let value = std::env::var_os(var)?;
+        error.contains(flag).then(|| {
+            format!(
+                "note: {flag} was set by the environment: {var}={}",
+                value.to_string_lossy()
+            )
+        })
+    })
 }
 
 /// Whether the command line asks for `health` (before any `--`).
@@ -114,64 +136,87 @@ fn is_health(args: &[OsString]) -> bool {
         .any(|a| a == "health")
 }
 
-fn probe_options(o: &Options, mode: Mode) -> probe::Options {
+/// The probe's settings from the option groups a command has; a command
+/// without a group gets that group's defaults (health: its own light ones).
+fn probe_options(
+    mode: Mode,
+    target: &TargetArgs,
+    matmul: Option<&MatmulArgs>,
+    require: Option<&RequireArgs>,
+) -> probe::Options {
     let health = mode == Mode::Health;
+    let (size, repeat, seed) = match matmul {
+        Some(m) => (
+            m.size,
+            match (m.iterations, m.min_time) {
+                (Some(n), _) => Repeat::Times(n),
+                (None, Some(d)) => Repeat::AtLeast(d),
+                (None, None) => Repeat::AtLeast(DEFAULT_MIN_TIME),
+            },
+            m.seed,
+        ),
+        None if health => (health::SIZE, Repeat::Times(1), None),
+        None => (DEFAULT_SIZE, Repeat::AtLeast(DEFAULT_MIN_TIME), None),
+    };
     probe::Options {
         mode,
-        size: if health { health::SIZE } else { o.size },
-        repeat: match (o.iterations, o.min_time) {
-            _ if health => Repeat::Times(1),
-            (Some(n), _) => Repeat::Times(n),
-            (None, Some(d)) => Repeat::AtLeast(d),
-            (None, None) => Repeat::AtLeast(DEFAULT_MIN_TIME),
-        },
-        devices: o.devices.clone(),
-        seed: o.seed.unwrap_or_else(fresh_seed),
-        timeout: o.timeout.unwrap_or(if health {
+        size,
+        repeat,
+        devices: target.devices.clone(),
+        seed: seed.unwrap_or_else(fresh_seed),
+        timeout: target.timeout.unwrap_or(if health {
             health::DEFAULT_TIMEOUT
         } else {
             DEFAULT_TIMEOUT
         }),
-        requirements: o.requirements(),
-        strict: o.strict,
+        requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
+        strict: require.is_some_and(|r| r.strict),
     }
 }
 
 /// The probe with a progress line on a terminal.
-fn run_probe(o: &Options, mode: Mode) -> Report {
+fn run_probe(options: &probe::Options) -> Report {
     let mut line = ProgressLine::new();
-    let report = probe::run(&probe_options(o, mode), |progress, elapsed| {
+    let report = probe::run(options, |progress, elapsed| {
         line.show(progress, elapsed);
     });
     line.clear();
     report
 }
 
-/// Writes --output if asked; returns USAGE when that fails, else HEALTHY.
-fn write_output(o: &Options, report: &Report) -> i32 {
-    if let Some(path) = &o.output {
-        if let Err(e) = crate::output::write_atomic(path, export::Json.render(report).as_bytes()) {
+/// Writes --output (if asked) and the report on stdout; the report's exit
+/// code, or OUTPUT when either write failed.
+fn publish(report: &Report, format: &FormatArgs, output: &OutputArgs) -> i32 {
+    let written = write_output(output, report);
+    let printed = deliver(&format.format().render(report));
+    written.or(printed.err()).unwrap_or(report.exit_code)
+}
+
+/// Writes --output if asked; `Some(OUTPUT)` when that fails.
+fn write_output(output: &OutputArgs, report: &Report) -> Option<i32> {
+    let path = output.output.as_ref()?;
+    match crate::output::write_report(path, export::Json.render(report).as_bytes()) {
+        Ok(()) => None,
+        Err(e) => {
             crate::output::stderr_line!("gpuprobe: cannot write --output {}: {e}", path.display());
-            return exit_code::USAGE;
+            Some(exit_code::OUTPUT)
         }
     }
-    exit_code::HEALTHY
 }
 
-fn render(report: &Report, json: bool) -> String {
-    if json {
-        export::Json.render(report)
-    } else {
-        let color = std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        export::Text { color }.render(report)
-    }
-}
-
-/// Writes to stdout; a closed pipe (`gpuprobe | head`) is not an error.
-fn emit(text: &str) {
+/// Writes to stdout. A closed pipe (`gpuprobe | head`) is not an error, as
+/// in ripgrep; any other failure (`> /dev/full`) loses the report, which is
+/// said on stderr and is `Err(OUTPUT)`.
+fn deliver(text: &str) -> Result<(), i32> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            crate::output::stderr_line!("gpuprobe: cannot write the report to stdout: {e}");
+            Err(exit_code::OUTPUT)
+        }
+    }
 }
 
 /// A different seed every run, unless --seed fixes it.
@@ -181,7 +226,6 @@ fn fresh_seed() -> u64 {
         .map_or(0, |d| d.as_nanos());
     (nanos as u64) ^ (u64::from(std::process::id()) << 32)
 }
-
 /// "probing: GPU 0 matmul, GPU 1 verify" on stderr while a stage takes a
 /// while, only when stderr is a terminal.
 struct ProgressLine {

@@ -1,30 +1,56 @@
-//! The command line.
+//! The command line: each subcommand takes exactly the options it uses.
+//!
+//! Options come in small groups (`#[command(flatten)]`): which GPUs and how
+//! long, the matmul's shape, the requirements, the report's format and file.
+//! A command flattens only the groups it reads, so `schema --size 4096` or
+//! `health --output FILE` is a usage error instead of a flag that silently
+//! does nothing. `gpuprobe [OPTIONS]` with no subcommand is the full probe.
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::probe::{Selection, Selector};
 use crate::requirements::{parse_size, parse_version, Requirements};
+
+/// `--version`: the crate version, the git commit it was built from (short
+/// hash, `-dirty` with uncommitted changes, `unknown` outside git, e.g. from
+/// a crate tarball) and the target triple; build.rs supplies the last two.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GPUPROBE_GIT_COMMIT"),
+    ", ",
+    env!("GPUPROBE_TARGET"),
+    ")"
+);
 
 /// Can this container really use its GPUs, and how well?
 ///
 /// Loads the CUDA driver, lists the GPUs, runs a matmul on each, checks the
 /// result against the CPU and measures both. Exit codes: 0 healthy, 1 a GPU
-/// failed a check, 2 usage error, 3 no usable GPU, 4 deadline exceeded.
+/// failed a check, 2 usage error, 3 no usable GPU, 4 deadline exceeded,
+/// 5 the report could not be written.
 #[derive(Debug, Parser)]
-#[command(name = "gpuprobe", version, max_term_width = 100)]
+#[command(
+    name = "gpuprobe",
+    version = VERSION,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The full probe's options, when no subcommand is given.
     #[command(flatten)]
-    pub options: Options,
+    pub probe: ProbeArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the GPUs this process sees, without running anything on them.
-    List,
+    List(ListArgs),
     /// Print the JSON Schema of the report.
     Schema,
     /// Print every diagnosis rule: code, severity, cause, trigger and fix.
@@ -39,6 +65,31 @@ pub enum Command {
     Watch(WatchArgs),
 }
 
+/// The full probe (no subcommand).
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub matmul: MatmulArgs,
+    #[command(flatten)]
+    pub require: RequireArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct HealthArgs {
     /// Check the report that `watch --state FILE` keeps instead of touching
@@ -47,8 +98,13 @@ pub struct HealthArgs {
     pub state: Option<PathBuf>,
 
     /// How old the state file's report may be, e.g. 2m.
-    #[arg(long, value_parser = parse_positive_duration, requires = "state")]
+    #[arg(long, value_parser = parse_positive_duration, allow_hyphen_values = true, requires = "state")]
     pub max_age: Option<Duration>,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub require: RequireArgs,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +112,15 @@ pub struct ExecArgs {
     /// Start CMD even when the check fails (the report still goes to stderr).
     #[arg(long)]
     pub warn_only: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub matmul: MatmulArgs,
+    #[command(flatten)]
+    pub require: RequireArgs,
 
     /// The workload and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -65,7 +130,7 @@ pub struct ExecArgs {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Time between the starts of two probes, e.g. 30s, 5m.
-    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub interval: Duration,
 
     /// Keep the latest report in FILE (atomically replaced), for `health --state`.
@@ -81,82 +146,130 @@ pub struct WatchArgs {
     pub quiet: bool,
 
     /// Stop after this many probes (default: until SIGTERM or SIGINT).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub count: Option<u64>,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub matmul: MatmulArgs,
+    #[command(flatten)]
+    pub require: RequireArgs,
 }
 
+/// How the report is printed on stdout. Each format is one exporter
+/// (`crate::export`); adding a format is adding a variant and its exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum OutputFormat {
+    /// Human text (colour on a terminal unless NO_COLOR is set).
     Text,
+    /// The versioned JSON report (docs/report.md).
     Json,
+    /// Prometheus text exposition format.
+    Prometheus,
 }
 
+/// The report's format on stdout.
 #[derive(Debug, Args)]
-pub struct Options {
+pub struct FormatArgs {
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
-    pub format: Format,
+    #[arg(long = "format", value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
 
     /// Shorthand for --format json.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[arg(long)]
+    json: bool,
+}
 
+impl FormatArgs {
+    /// The one place the format is decided: `--json` wins over `--format`.
+    #[must_use]
+    pub fn format(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+/// A file that also receives the JSON report.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Also write the JSON report to FILE (a regular file is replaced
+    /// atomically: temp file + rename; a device or FIFO is written in place).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Which GPUs, and how long the run may take.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
     /// GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or
     /// unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`.
-    #[arg(long, default_value = "all", value_parser = parse_devices, global = true)]
+    #[arg(long, default_value = "all", value_parser = parse_devices, allow_hyphen_values = true)]
     pub devices: Selection,
-
-    /// Matrix size N of the N x N x N matmul.
-    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..=32768), global = true)]
-    pub size: u32,
-
-    /// Timed iterations per measurement (default: as many as fill --min-time).
-    #[arg(long, conflicts_with = "min_time", value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
-    pub iterations: Option<u32>,
-
-    /// Minimum measured time per measurement, e.g. 200ms, 1s.
-    #[arg(long, value_parser = parse_positive_duration, global = true)]
-    pub min_time: Option<Duration>,
-
-    /// Also write the JSON report to FILE (atomically: temp file + rename).
-    #[arg(long, value_name = "FILE", global = true)]
-    pub output: Option<PathBuf>,
-
-    /// Seed for the input matrices, to repeat a run exactly (default: fresh).
-    #[arg(long, global = true)]
-    pub seed: Option<u64>,
 
     /// Deadline for the whole run (health: 10s); a stuck driver call is
     /// reported, not waited on.
-    #[arg(long, value_parser = parse_positive_duration, global = true)]
+    #[arg(long, value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
+}
 
+/// The matmul's shape and inputs.
+#[derive(Debug, Args)]
+pub struct MatmulArgs {
+    /// Matrix size N of the N x N x N matmul.
+    #[arg(long, default_value_t = DEFAULT_SIZE, value_parser = clap::value_parser!(u32).range(1..=32768), allow_negative_numbers = true)]
+    pub size: u32,
+
+    /// Timed iterations per measurement (default: as many as fill --min-time).
+    #[arg(long, conflicts_with = "min_time", value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
+    pub iterations: Option<u32>,
+
+    /// Minimum measured time per measurement, e.g. 200ms, 1s.
+    #[arg(long, value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub min_time: Option<Duration>,
+
+    /// Seed for the input matrices, to repeat a run exactly (default: fresh).
+    #[arg(long, allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+}
+
+/// What the GPUs must offer for the run to pass.
+#[derive(Debug, Args)]
+pub struct RequireArgs {
     /// Fail unless at least N GPUs pass.
-    #[arg(long, value_name = "N", env = "GPUPROBE_REQUIRE_GPUS", global = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "GPUPROBE_REQUIRE_GPUS",
+        allow_negative_numbers = true
+    )]
     pub require_gpus: Option<u32>,
 
     /// Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB.
-    #[arg(long, value_name = "SIZE", env = "GPUPROBE_REQUIRE_MEMORY", value_parser = parse_size, global = true)]
+    #[arg(long, value_name = "SIZE", env = "GPUPROBE_REQUIRE_MEMORY", value_parser = parse_size, allow_hyphen_values = true)]
     pub require_memory: Option<u64>,
 
     /// Fail unless every GPU has at least this compute capability, e.g. 8.0.
-    #[arg(long, value_name = "X.Y", env = "GPUPROBE_REQUIRE_COMPUTE_CAPABILITY", value_parser = parse_version_arg, global = true)]
+    #[arg(long, value_name = "X.Y", env = "GPUPROBE_REQUIRE_COMPUTE_CAPABILITY", value_parser = parse_version_arg, allow_hyphen_values = true)]
     pub require_compute_capability: Option<(u32, u32)>,
 
     /// Fail unless the driver supports at least this CUDA version, e.g. 12.2.
-    #[arg(long, value_name = "X.Y", env = "GPUPROBE_REQUIRE_DRIVER", value_parser = parse_version_arg, global = true)]
+    #[arg(long, value_name = "X.Y", env = "GPUPROBE_REQUIRE_DRIVER", value_parser = parse_version_arg, allow_hyphen_values = true)]
     pub require_driver: Option<(u32, u32)>,
 
     /// Fail unless every GPU's matmul is at least X times the CPU's.
-    #[arg(long, value_name = "X", env = "GPUPROBE_REQUIRE_SPEEDUP", value_parser = parse_speedup, global = true)]
+    #[arg(long, value_name = "X", env = "GPUPROBE_REQUIRE_SPEEDUP", value_parser = parse_speedup, allow_hyphen_values = true)]
     pub require_speedup: Option<f64>,
 
-    /// Count a degraded verdict as failed.
-    #[arg(long, env = "GPUPROBE_STRICT", global = true)]
+    /// Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off).
+    #[arg(long, env = "GPUPROBE_STRICT", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub strict: bool,
 }
 
-impl Options {
+impl RequireArgs {
     #[must_use]
     pub fn requirements(&self) -> Requirements {
         Requirements {
@@ -183,14 +296,26 @@ fn parse_speedup(text: &str) -> Result<f64, String> {
 /// Default --timeout of the probe, exec and watch (health has its own).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Default --size.
+pub const DEFAULT_SIZE: u32 = 2048;
+
 /// Default --min-time.
 pub const DEFAULT_MIN_TIME: Duration = Duration::from_millis(200);
 
-fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+/// The longest duration any flag accepts. Deadlines are `Instant + duration`,
+/// which panics on overflow; a year is far beyond any real run and far below
+/// where `Instant` arithmetic overflows on any platform.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A duration flag: positive, at most `MAX_DURATION`.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let d =
         humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 30s, 2m)"))?;
     if d.is_zero() {
         return Err("must be longer than zero".into());
+    }
+    if d > MAX_DURATION {
+        return Err("must be at most 365d".into());
     }
     Ok(d)
 }

@@ -216,7 +216,7 @@ pub fn available_memory(root: &Path) -> Option<u64> {
             .nth(1)?
             .parse::<u64>()
             .ok()
-            .map(|kib| kib * 1024)
+            .map(|kib| kib.saturating_mul(1024))
     });
     let number = |text: Option<String>| text.and_then(|t| t.trim().parse::<u64>().ok());
     let cgroup = match number(read("sys/fs/cgroup/memory.max")) {

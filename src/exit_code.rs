@@ -10,7 +10,8 @@ pub const HEALTHY: i32 = 0;
 /// A GPU is there but a check failed on it: wrong results, a driver error
 /// during the run, allocation failure, an unmet requirement.
 pub const FAILED: i32 = 1;
-/// The command line was wrong (unknown flag, bad value).
+/// The command line was wrong (unknown flag, a flag the subcommand does not
+/// take, bad value).
 pub const USAGE: i32 = 2;
 /// No usable GPU: no driver library, a driver too old for gpuprobe, cuInit
 /// refused, or no device visible to this container.
@@ -18,3 +19,9 @@ pub const NO_GPU: i32 = 3;
 /// The deadline passed before the probe finished; the report names the
 /// stage and the device that did not answer.
 pub const TIMEOUT: i32 = 4;
+/// The run finished but its report was not delivered: stdout or `--output`
+/// could not be written (a full disk, `/dev/full`, a missing directory), or
+/// `watch` could not write `--state` or `--prometheus`. It takes precedence
+/// over the verdict's code: whoever reads the code has no report to read.
+/// A closed pipe on stdout (`gpuprobe | head`) is not a failure.
+pub const OUTPUT: i32 = 5;

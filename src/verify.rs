@@ -186,6 +186,24 @@ fn finite(x: f64) -> f64 {
     }
 }
 
+/// The full comparison's tolerance for element (row, col).
+fn full_tolerance(inputs: &Inputs, full_gamma: f64, row: usize, col: usize) -> f64 {
+    full_gamma * inputs.a_row_abs[row] * inputs.b_col_max[col]
+}
+
+/// Whether the full comparison passed element `index` (false for an element
+/// the GPU's result lacks: that one is counted as missing).
+fn full_passes(inputs: &Inputs, reference: &Reference, gpu: &[f32], index: usize) -> bool {
+    let n = (inputs.n as usize).max(1);
+    match (gpu.get(index), reference.cpu.get(index)) {
+        (Some(g), Some(c)) => within(
+            error(*g, f64::from(*c)),
+            full_tolerance(inputs, 2.0 * gamma(inputs.k), index / n, index % n),
+        ),
+        _ => false,
+    }
+}
+
 /// Compares the GPU's product with the reference.
 #[must_use]
 pub fn check(inputs: &Inputs, reference: &Reference, gpu: &[f32]) -> Verification {
@@ -197,7 +215,7 @@ pub fn check(inputs: &Inputs, reference: &Reference, gpu: &[f32]) -> Verificatio
 
     for (i, (g, c)) in gpu.iter().zip(&reference.cpu).enumerate() {
         let (row, col) = (i / n.max(1), i % n.max(1));
-        let tol = full_gamma * inputs.a_row_abs[row] * inputs.b_col_max[col];
+        let tol = full_tolerance(inputs, full_gamma, row, col);
         let err = error(*g, f64::from(*c));
         if err > max_err || (err.is_infinite() && max_err.is_finite()) {
             max_err = err;
@@ -236,6 +254,10 @@ pub fn check(inputs: &Inputs, reference: &Reference, gpu: &[f32]) -> Verificatio
         mismatches: 0,
     };
     let single_gamma = gamma(inputs.k);
+    // Elements the sample finds wrong that the full comparison passed: each
+    // element is counted once in `mismatches`, however many checks it fails
+    // (and the sample may draw the same element twice).
+    let mut only_in_sample: Vec<usize> = Vec::new();
     for s in &reference.sample {
         let g = gpu
             .get(s.row as usize * n + s.col as usize)
@@ -249,6 +271,10 @@ pub fn check(inputs: &Inputs, reference: &Reference, gpu: &[f32]) -> Verificatio
         }
         if !within(err, tol) {
             sample.mismatches += 1;
+            let index = s.row as usize * n + s.col as usize;
+            if full_passes(inputs, reference, gpu, index) {
+                only_in_sample.push(index);
+            }
             if first_mismatch.is_none() {
                 first_mismatch = Some(Mismatch {
                     row: s.row,
@@ -261,11 +287,13 @@ pub fn check(inputs: &Inputs, reference: &Reference, gpu: &[f32]) -> Verificatio
         }
     }
     sample.max_abs_error = finite(sample.max_abs_error);
+    only_in_sample.sort_unstable();
+    only_in_sample.dedup();
 
     Verification {
         passed: mismatches == 0 && sample.mismatches == 0,
         elements: gpu.len().min(reference.cpu.len()) as u64,
-        mismatches: mismatches + sample.mismatches,
+        mismatches: mismatches + only_in_sample.len() as u64,
         max_abs_error: finite(max_err),
         tolerance: tol_at_max,
         max_error_ratio: finite(worst_ratio),
@@ -339,5 +367,27 @@ mod tests {
         assert!(gamma(1) > 0.0);
         assert!(gamma(4096) > gamma(64));
         assert!((gamma(1) - F32_UNIT_ROUNDOFF).abs() < 1e-12);
+    }
+
+    #[test]
+    fn each_wrong_element_is_counted_once() {
+        let (inputs, reference) = setup(16, 16, 16);
+        // Corrupt three elements the f64 sample checks too, so that both
+        // comparisons see them.
+        let mut targets: Vec<usize> = reference
+            .sample
+            .iter()
+            .map(|s| s.row as usize * 16 + s.col as usize)
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let mut gpu = reference.cpu.clone();
+        for &i in &targets[..3] {
+            gpu[i] += 100.0;
+        }
+        let v = check(&inputs, &reference, &gpu);
+        assert!(!v.passed);
+        assert_eq!(v.mismatches, 3, "{v:?}");
+        assert!(v.f64_sample.mismatches >= 3);
     }
 }

@@ -1,6 +1,7 @@
-//! The command line without a GPU: the no-driver report, usage errors, the
-//! schema command and --output. Runs on any machine without a CUDA driver
-//! (see `common::gpuprobe_without_driver`).
+//! The command line without a GPU: the no-driver report, usage errors (each
+//! subcommand takes only its own options), every documented invocation, the
+//! schema command, --output and --version. Runs on any machine without a
+//! CUDA driver (see `common::gpuprobe_without_driver`).
 mod common;
 
 use common::{gpuprobe_without_driver, parse_report, root};
@@ -67,6 +68,256 @@ fn usage_errors_exit_2() {
     }
 }
 
+/// Options a subcommand does not use, negative numbers, overflowing
+/// durations: each is a usage error whose message names the flag.
+#[test]
+fn misuse_is_a_usage_error_naming_the_flag() {
+    for (args, flag) in [
+        (&["schema", "--require-gpus", "8"][..], "--require-gpus"),
+        (&["schema", "--json"], "--json"),
+        (&["diagnoses", "--size", "64"], "--size"),
+        (&["list", "--size", "4096"], "--size"),
+        (&["list", "--strict"], "--strict"),
+        (&["watch", "--output", "f"], "--output"),
+        (&["watch", "--json"], "--json"),
+        (&["exec", "--format", "json", "--", "true"], "--format"),
+        (&["--json", "list"], "--json"),
+        (&["--size", "64", "watch"], "--size"),
+        (&["--size", "-1"], "--size"),
+        (&["--iterations", "-3"], "--iterations"),
+        (&["--seed", "-1"], "--seed"),
+        (&["--require-gpus", "-1"], "--require-gpus"),
+        (&["--require-memory", "-1GiB"], "--require-memory"),
+        (&["--require-speedup", "-2"], "--require-speedup"),
+        (&["--timeout", "-5s"], "--timeout"),
+        (&["watch", "--count", "-1"], "--count"),
+        (&["watch", "--interval", "-1s"], "--interval"),
+        (&["--timeout", "18446744073709551615s"], "--timeout"),
+        (&["--min-time", "18446744073709551615s"], "--min-time"),
+        (
+            &["watch", "--interval", "18446744073709551615s"],
+            "--interval",
+        ),
+    ] {
+        let (mut cmd, _dir) = gpuprobe_without_driver();
+        let out = cmd.args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?} must name {flag}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// `health` misuse: exit 1 (Docker reserves 2) and one line naming the flag.
+#[test]
+fn health_misuse_is_one_line_and_exit_1() {
+    for (args, flag) in [
+        (&["health", "--output", "f"][..], "--output"),
+        (&["health", "--size", "4096"], "--size"),
+        (&["health", "--json"], "--json"),
+        (&["health", "--seed", "1"], "--seed"),
+        (&["health", "--bogus"], "--bogus"),
+        (
+            &["health", "--timeout", "18446744073709551615s"],
+            "--timeout",
+        ),
+        (&["health", "--max-age", "-1s", "--state", "x"], "--max-age"),
+        (&["health", "--state", "x"], "--max-age"),
+        (&["--size", "0", "health"], "--size"),
+    ] {
+        let (mut cmd, _dir) = gpuprobe_without_driver();
+        let out = cmd.args(args).output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {all}");
+        assert_eq!(all.lines().count(), 1, "{args:?}: one line: {all}");
+        assert!(
+            all.starts_with("unhealthy: usage error") && all.contains(flag),
+            "{args:?}: {all}"
+        );
+    }
+}
+
+/// Boolean variables take the usual spellings, as `--strict` would.
+#[test]
+fn boolean_environment_values_all_work() {
+    for value in ["1", "0", "true", "false", "yes", "no", "on", "off"] {
+        let (mut cmd, _dir) = gpuprobe_without_driver();
+        let out = cmd
+            .env("GPUPROBE_STRICT", value)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert_ne!(
+            out.status.code(),
+            Some(2),
+            "GPUPROBE_STRICT={value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (mut cmd, _dir) = gpuprobe_without_driver();
+    cmd.env("GPUPROBE_STRICT", "maybe")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("GPUPROBE_STRICT=maybe"));
+}
+
+/// Every invocation README.md, the Dockerfiles and the scripts show parses:
+/// without a driver each runs to its no-GPU answer, never a usage error.
+#[test]
+fn documented_invocations_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let state = state.to_str().unwrap();
+    let prom = dir.path().join("gpu.prom");
+    let prom = prom.to_str().unwrap();
+    let report = dir.path().join("report.json");
+    let report = report.to_str().unwrap();
+    for args in [
+        &[][..],
+        &["--json"],
+        &["--size", "1024"],
+        &["--format", "json"],
+        &["--format", "prometheus"],
+        &[
+            "--devices",
+            "0,2",
+            "--iterations",
+            "3",
+            "--seed",
+            "7",
+            "--timeout",
+            "60s",
+        ],
+        &["--min-time", "200ms", "--output", report],
+        &[
+            "--require-gpus",
+            "1",
+            "--require-memory",
+            "16GiB",
+            "--strict",
+        ],
+        &[
+            "--require-compute-capability",
+            "8.0",
+            "--require-driver",
+            "12.2",
+            "--require-speedup",
+            "10",
+        ],
+        &["list"],
+        &[
+            "list",
+            "--json",
+            "--devices",
+            "all",
+            "--timeout",
+            "10s",
+            "--output",
+            report,
+        ],
+        &["schema"],
+        &["diagnoses"],
+        &[
+            "exec",
+            "--size",
+            "16",
+            "--iterations",
+            "1",
+            "--timeout",
+            "3s",
+            "--",
+            "/bin/true",
+        ],
+        &[
+            "exec",
+            "--warn-only",
+            "--output",
+            report,
+            "--strict",
+            "--",
+            "/bin/true",
+        ],
+        &[
+            "watch",
+            "--count",
+            "1",
+            "--interval",
+            "1h",
+            "--quiet",
+            "--size",
+            "16",
+            "--iterations",
+            "1",
+            "--timeout",
+            "3s",
+        ],
+        &[
+            "watch",
+            "--count",
+            "1",
+            "--interval",
+            "5m",
+            "--size",
+            "1024",
+            "--state",
+            state,
+            "--prometheus",
+            prom,
+        ],
+        &[
+            "watch",
+            "--count",
+            "1",
+            "--interval",
+            "1m",
+            "--size",
+            "512",
+            "--quiet",
+            "--state",
+            state,
+        ],
+    ] {
+        let (mut cmd, _dir) = gpuprobe_without_driver();
+        let out = cmd.args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            !stderr.lines().any(|l| l.starts_with("error:")),
+            "{args:?}: {stderr}"
+        );
+    }
+    for args in [
+        &["health"][..],
+        &["health", "--timeout", "3s"],
+        &[
+            "health",
+            "--devices",
+            "0",
+            "--require-gpus",
+            "1",
+            "--strict",
+        ],
+        &["health", "--state", state, "--max-age", "2m"],
+    ] {
+        let (mut cmd, _dir) = gpuprobe_without_driver();
+        let out = cmd.args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("usage error"), "{args:?}: {stdout}");
+    }
+}
+
+#[test]
+fn prometheus_format_prints_metrics() {
+    let (mut cmd, _dir) = gpuprobe_without_driver();
+    cmd.args(["--format", "prometheus"])
+        .assert()
+        .stdout(predicate::str::contains("# TYPE gpuprobe_"));
+}
+
 #[test]
 fn help_and_version_exit_0() {
     let (mut cmd, _dir) = gpuprobe_without_driver();
@@ -78,7 +329,14 @@ fn help_and_version_exit_0() {
     cmd.arg("--version")
         .assert()
         .code(0)
-        .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+        .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")))
+        // The commit (or "unknown") and the target triple.
+        .stdout(
+            predicate::str::is_match(
+                r"\(commit ([0-9a-f]{7,}(-dirty)?|unknown), [a-z0-9_]+-[a-z0-9_-]+\)",
+            )
+            .unwrap(),
+        );
 }
 
 #[test]
@@ -115,7 +373,7 @@ fn unwritable_output_is_reported_not_a_crash() {
     let (mut cmd, _lib) = gpuprobe_without_driver();
     cmd.args(["--output", "/nonexistent-dir/report.json"])
         .assert()
-        .code(2)
+        .code(5)
         .stderr(predicate::str::contains("cannot write --output"));
 }
 

@@ -19,6 +19,10 @@ pub const UNHEALTHY: i32 = 1;
 /// Longest line printed; well inside Docker's 4096-byte log entry.
 const MAX_LINE: usize = 1000;
 
+/// How far in the future a state file's report may end and still count as
+/// just written (see `judge_state`).
+const CLOCK_SLACK: Duration = Duration::from_secs(1);
+
 /// Matrix size of the health launch: one 16x16 block.
 pub const SIZE: u32 = 16;
 
@@ -54,7 +58,7 @@ pub fn judge(report: &Report) -> (String, i32) {
 #[must_use]
 pub fn judge_state(path: &Path, max_age: Duration, now: SystemTime) -> (String, i32) {
     let unhealthy = |why: String| (shorten(format!("unhealthy: {why}")), UNHEALTHY);
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::output::read_regular_file(path, crate::output::MAX_REPORT_BYTES) {
         Ok(b) => b,
         Err(e) => {
             return unhealthy(format!(
@@ -74,8 +78,38 @@ pub fn judge_state(path: &Path, max_age: Duration, now: SystemTime) -> (String, 
             report.started_at
         ));
     };
-    let finished = started + Duration::from_secs_f64(report.duration_ms.max(0.0) / 1e3);
-    let age = now.duration_since(finished).unwrap_or_default();
+    // A hostile or corrupt file may hold any number: one that is not a
+    // duration, or one that overflows the clock, is not a report of a run.
+    let finished = Duration::try_from_secs_f64(report.duration_ms / 1e3)
+        .ok()
+        .and_then(|d| started.checked_add(d));
+    let Some(finished) = finished else {
+        return unhealthy(format!(
+            "{} has a bad duration_ms {}",
+            path.display(),
+            report.duration_ms
+        ));
+    };
+    // A report that ends in the future cannot be vouched for: the clock
+    // went back, or the file was not written by `watch`. Within CLOCK_SLACK
+    // it is just now: started_at is wall time cut to milliseconds and the
+    // duration is measured on the monotonic clock.
+    let age = match now.duration_since(finished) {
+        Ok(age) => Ok(age),
+        Err(ahead) if ahead.duration() <= CLOCK_SLACK => Ok(Duration::ZERO),
+        Err(ahead) => Err(ahead),
+    };
+    let age = match age {
+        Ok(age) => age,
+        Err(ahead) => {
+            return unhealthy(format!(
+                "the last report in {} ends {} in the future; the clock changed or the file was not written by `gpuprobe watch`",
+                path.display(),
+                // Not as a date: past year 9999 RFC 3339 cannot write one.
+                humantime::format_duration(Duration::from_secs(ahead.duration().as_secs()))
+            ));
+        }
+    };
     let age_text = humantime::format_duration(Duration::from_secs(age.as_secs()));
     if age > max_age {
         return unhealthy(format!(
@@ -128,5 +162,43 @@ mod tests {
         let (line, code) = judge_state(&garbage, Duration::from_secs(60), SystemTime::now());
         assert_eq!(code, UNHEALTHY);
         assert!(line.contains("not a gpuprobe report"), "{line}");
+    }
+
+    fn state_file(dir: &Path, started_at: &str, duration_ms: &str) -> std::path::PathBuf {
+        let fixture = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/report-one-gpu.json"),
+        )
+        .unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&fixture).unwrap();
+        json["started_at"] = started_at.into();
+        json["duration_ms"] = serde_json::from_str(duration_ms).unwrap();
+        let path = dir.join("state.json");
+        std::fs::write(&path, json.to_string()).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_huge_duration_is_unhealthy_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        for duration in ["1e300", "-5", "1.7976931348623157e308"] {
+            let path = state_file(dir.path(), "2026-01-01T00:00:00Z", duration);
+            let (line, code) = judge_state(&path, Duration::from_secs(60), SystemTime::now());
+            assert_eq!(code, UNHEALTHY, "{duration}: {line}");
+            assert!(line.contains("bad duration_ms"), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_report_from_the_future_is_unhealthy() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = humantime::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let path = state_file(dir.path(), "2026-01-01T01:00:00Z", "10");
+        let (line, code) = judge_state(&path, Duration::from_secs(60), now);
+        assert_eq!(code, UNHEALTHY, "{line}");
+        assert!(line.contains("in the future"), "{line}");
+        // The same report, judged a little after it finished, is fresh.
+        let later = now + Duration::from_secs(3602);
+        let (line, _) = judge_state(&path, Duration::from_secs(60), later);
+        assert!(line.contains("1s old"), "{line}");
     }
 }

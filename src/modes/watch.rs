@@ -5,12 +5,19 @@
 //! textfile for node_exporter's textfile collector. Files are replaced
 //! atomically, so a reader never sees half a report. SIGTERM and SIGINT end
 //! it between or during probes, with exit code 0.
+//!
+//! A file that cannot be written is not a log line to scroll past: when the
+//! first probe's files cannot be written (a missing directory, a read-only
+//! mount) watch stops at once with exit code 5 (`exit_code::OUTPUT`); a later
+//! failure (a disk that filled up) is reported on stderr, monitoring goes on
+//! in case it recovers, and the exit code at the end is 5.
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::cli::WatchArgs;
+use crate::exit_code;
 use crate::export::{Exporter, Json, Prometheus};
-use crate::output::write_atomic;
+use crate::output::write_report;
 use crate::probe;
 use crate::signals;
 
@@ -22,6 +29,7 @@ const POLL: Duration = Duration::from_millis(50);
 pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
     signals::install();
     let mut cycles = 0u64;
+    let mut lost = false;
     loop {
         let started = Instant::now();
         let Some(report) = probe::run_until(options, |_, _| {}, signals::stop_requested) else {
@@ -33,37 +41,50 @@ pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
             // A reader that went away is no reason to stop monitoring.
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         }
-        if let Some(path) = &args.state {
-            if let Err(e) = write_atomic(path, Json.render(&report).as_bytes()) {
+        let files = [
+            ("--state", &args.state, Json.render(&report)),
+            ("--prometheus", &args.prometheus, Prometheus.render(&report)),
+        ];
+        for (flag, path, text) in files {
+            let Some(path) = path else { continue };
+            if let Err(e) = write_report(path, text.as_bytes()) {
                 crate::output::stderr_line!(
-                    "gpuprobe: cannot write --state {}: {e}",
+                    "gpuprobe: cannot write {flag} {}: {e}",
                     path.display()
                 );
-            }
-        }
-        if let Some(path) = &args.prometheus {
-            if let Err(e) = write_atomic(path, Prometheus.render(&report).as_bytes()) {
-                crate::output::stderr_line!(
-                    "gpuprobe: cannot write --prometheus {}: {e}",
-                    path.display()
-                );
+                lost = true;
             }
         }
         cycles += 1;
+        if lost && cycles == 1 {
+            crate::output::stderr_line!("gpuprobe: watch stops: its files cannot be written");
+            return exit_code::OUTPUT;
+        }
+        let ended = if lost {
+            exit_code::OUTPUT
+        } else {
+            exit_code::HEALTHY
+        };
         if args.count.is_some_and(|n| cycles >= n) {
             // A counted watch is a script's probe: its result is the last one's.
-            return report.exit_code;
+            return if lost { ended } else { report.exit_code };
         }
-        let next = started + args.interval;
+        let Some(next) = started.checked_add(args.interval) else {
+            return ended;
+        };
         while Instant::now() < next {
             if signals::stop_requested() {
-                return 0;
+                return ended;
             }
             std::thread::sleep(POLL.min(next.saturating_duration_since(Instant::now())));
         }
         if signals::stop_requested() {
-            break;
+            return ended;
         }
     }
-    0
+    if lost {
+        exit_code::OUTPUT
+    } else {
+        exit_code::HEALTHY
+    }
 }

@@ -159,17 +159,27 @@ pub fn run_until(
         return Some(finish(report, started));
     }
 
-    let deadline = started + options.timeout;
+    // No deadline when it lies past what Instant can hold (the command line
+    // refuses such timeouts; a library caller may not).
+    let deadline = started.checked_add(options.timeout);
     loop {
         let now = Instant::now();
-        if now >= deadline {
+        if deadline.is_some_and(|d| now >= d) {
             return Some(timed_out(&progress, started, options.timeout));
         }
         if stop() {
             return None;
         }
-        match done_rx.recv_timeout(TICK.min(deadline - now)) {
-            Ok(true) => return Some(finish(progress.report(), started)),
+        match done_rx.recv_timeout(deadline.map_or(TICK, |d| TICK.min(d - now))) {
+            Ok(true) => {
+                let mut report = finish(progress.report(), started);
+                if options.strict {
+                    // After the diagnoses: a warning diagnosis degrades the
+                    // verdict, and --strict must see that.
+                    verdict::strict(&mut report);
+                }
+                return Some(report);
+            }
             Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let mut report = progress.report();
                 report.verdict = Verdict::Failed;
@@ -421,12 +431,4 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
         .requirements
         .check(progress, options.mode != Mode::Health);
     decide(progress);
-    if options.strict {
-        progress.update(|r| {
-            if r.verdict == Verdict::Degraded {
-                r.verdict = Verdict::Failed;
-                r.summary = format!("{} (degraded counts as failed: --strict)", r.summary);
-            }
-        });
-    }
 }

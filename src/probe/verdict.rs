@@ -39,6 +39,16 @@ pub(super) fn timed_out(progress: &Progress, started: Instant, timeout: Duration
     finish(report, started)
 }
 
+/// `--strict`: a degraded verdict counts as failed. Applied to the finished
+/// report, after the diagnoses have had their say on the verdict.
+pub(super) fn strict(report: &mut Report) {
+    if report.verdict == Verdict::Degraded {
+        report.verdict = Verdict::Failed;
+        report.exit_code = report.verdict.exit_code();
+        report.summary = format!("{} (degraded counts as failed: --strict)", report.summary);
+    }
+}
+
 pub(super) fn set_outcome(progress: &Progress, verdict: Verdict, summary: String) {
     progress.update(|r| {
         r.verdict = verdict;
