@@ -69,248 +69,334 @@ fn device_labels(d: &DeviceReport) -> String {
     )
 }
 
-impl Exporter for Prometheus {
-    fn render(&self, r: &Report) -> String {
-        let mut info = Family::new(
-            "gpuprobe_info",
-            "gpuprobe version and the CUDA version the driver supports.",
+/// A device metric: one sample per probed GPU, or several with an extra
+/// label (`counter`, `reason`).
+struct DeviceGauge {
+    name: &'static str,
+    help: &'static str,
+    samples: fn(&DeviceReport) -> Vec<(Option<String>, f64)>,
+}
+
+/// One unlabelled sample, when the value is known.
+fn one(value: Option<f64>) -> Vec<(Option<String>, f64)> {
+    value.map(|v| (None, v)).into_iter().collect()
+}
+
+fn reading(r: &Reading<u32>) -> Option<f64> {
+    r.value().map(|v| f64::from(*v))
+}
+
+fn flag(value: bool) -> f64 {
+    f64::from(u8::from(value))
+}
+
+/// The device metrics, in the order they are written. Adding a device
+/// metric is one entry here.
+const DEVICE_GAUGES: &[DeviceGauge] = &[
+    DeviceGauge {
+        name: "gpuprobe_device_up",
+        help: "1 when the GPU passed every check, 0 when one failed or hung.",
+        samples: |d| {
+            one(Some(flag(matches!(
+                d.status,
+                DeviceStatus::Pass | DeviceStatus::Warn
+            ))))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_memory_total_bytes",
+        help: "Total GPU memory.",
+        samples: |d| one(d.memory_total_bytes.map(|b| b as f64)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_memory_free_bytes",
+        help: "Free GPU memory when probed.",
+        samples: |d| one(d.memory_free_bytes.map(|b| b as f64)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_memory_used_bytes",
+        help: "Used GPU memory when probed.",
+        samples: |d| one(d.memory_used_bytes.map(|b| b as f64)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_matmul_flop_per_second",
+        help: "Measured FP32 matmul throughput.",
+        samples: |d| one(d.matmul.as_ref().map(|m| m.gpu_gflops * 1e9)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_matmul_seconds",
+        help: "Mean time of one matmul launch.",
+        samples: |d| one(d.matmul.as_ref().map(|m| m.gpu_time_ms / 1e3)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_matmul_speedup_ratio",
+        help: "GPU matmul throughput over the CPU reference's.",
+        samples: |d| one(d.matmul.as_ref().and_then(|m| m.speedup_vs_cpu)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_verification_max_abs_error",
+        help: "Largest absolute error of the GPU result.",
+        samples: |d| one(d.matmul.as_ref().map(|m| m.verification.max_abs_error)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_verification_mismatches",
+        help: "Result elements outside their tolerance.",
+        samples: |d| one(d.matmul.as_ref().map(|m| m.verification.mismatches as f64)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_temperature_celsius",
+        help: "GPU temperature after the benchmark.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| reading(&t.temperature_celsius)))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_power_draw_watts",
+        help: "Power draw after the benchmark.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.power_draw_watts.value().copied()))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_power_limit_watts",
+        help: "Enforced power limit.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.power_limit_watts.value().copied()))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_sm_clock_hertz",
+        help: "SM clock after the benchmark.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| reading(&t.sm_clock_mhz))
+                .map(|m| m * 1e6))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_sm_clock_max_hertz",
+        help: "Maximum SM clock.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| reading(&t.sm_clock_max_mhz))
+                .map(|m| m * 1e6))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_pcie_generation",
+        help: "Current PCIe link generation.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| reading(&t.pcie_generation)))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_pcie_generation_max",
+        help: "Maximum PCIe link generation.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| reading(&t.pcie_generation_max)))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_pcie_width_lanes",
+        help: "Current PCIe link width.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| reading(&t.pcie_width_lanes)))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_pcie_width_max_lanes",
+        help: "Maximum PCIe link width.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| reading(&t.pcie_width_max_lanes)))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_ecc_uncorrected_errors",
+        help: "Uncorrectable ECC errors (volatile: since driver load; aggregate: lifetime).",
+        samples: |d| {
+            let Some(t) = &d.telemetry else {
+                return Vec::new();
+            };
+            [
+                ("volatile", &t.ecc_uncorrected_volatile),
+                ("aggregate", &t.ecc_uncorrected_aggregate),
+            ]
+            .into_iter()
+            .filter_map(|(counter, r)| {
+                r.value()
+                    .map(|v| (Some(format!("counter=\"{counter}\"")), *v as f64))
+            })
+            .collect()
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_remapped_rows_pending",
+        help: "1 when a row remap waits for a GPU reset.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.remapped_rows_pending.value().map(|b| flag(*b))))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_throttle_reason",
+        help: "1 for each reason clocks were held down after the benchmark.",
+        samples: |d| {
+            d.telemetry
+                .as_ref()
+                .and_then(|t| t.throttle_reasons.value())
+                .into_iter()
+                .flatten()
+                .map(|reason| (Some(format!("reason=\"{}\"", escape(reason))), 1.0))
+                .collect()
+        },
+    },
+];
+
+/// The machine-wide families: version, verdict, exit code, when and how
+/// long, GPUs visible.
+fn machine_families(r: &Report) -> Vec<Family> {
+    let mut info = Family::new(
+        "gpuprobe_info",
+        "gpuprobe version and the CUDA version the driver supports.",
+    );
+    info.add(
+        &format!(
+            "{{version=\"{}\",cuda_driver_version=\"{}\"}}",
+            escape(&r.gpuprobe_version),
+            escape(r.driver.cuda_version.as_deref().unwrap_or(""))
+        ),
+        1.0,
+    );
+    let mut verdict = Family::new(
+        "gpuprobe_verdict",
+        "1 for the latest probe's verdict, 0 for the others.",
+    );
+    for v in VERDICTS {
+        verdict.add(
+            &format!("{{verdict=\"{}\"}}", v.as_str()),
+            flag(v == r.verdict),
         );
-        info.add(
+    }
+    let mut exit = Family::new(
+        "gpuprobe_exit_code",
+        "Exit code of the latest probe (0 healthy, 1 failed, 3 no GPU, 4 timeout).",
+    );
+    exit.add("", f64::from(r.exit_code));
+    let mut when = Family::new(
+        "gpuprobe_last_probe_timestamp_seconds",
+        "When the latest probe started, Unix time.",
+    );
+    if let Some(since) = humantime::parse_rfc3339(&r.started_at)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+    {
+        when.add("", since.as_secs_f64());
+    }
+    let mut duration = Family::new(
+        "gpuprobe_probe_duration_seconds",
+        "Wall time of the latest probe.",
+    );
+    duration.add("", r.duration_ms / 1e3);
+    let mut visible = Family::new("gpuprobe_devices_visible", "GPUs visible to the probe.");
+    if let Some(n) = r.driver.device_count {
+        visible.add("", f64::from(n));
+    }
+    vec![info, verdict, exit, when, duration, visible]
+}
+
+/// One family per entry of `DEVICE_GAUGES`, over the GPUs that were probed.
+fn device_families(r: &Report) -> Vec<Family> {
+    let probed: Vec<&DeviceReport> = r
+        .devices
+        .iter()
+        .filter(|d| d.status != DeviceStatus::Skipped)
+        .collect();
+    DEVICE_GAUGES
+        .iter()
+        .map(|gauge| {
+            let mut family = Family::new(gauge.name, gauge.help);
+            for d in &probed {
+                let labels = device_labels(d);
+                for (extra, value) in (gauge.samples)(d) {
+                    match extra {
+                        None => family.add(&labels, value),
+                        Some(extra) => family.add(
+                            &format!("{},{extra}}}", labels.trim_end_matches('}')),
+                            value,
+                        ),
+                    }
+                }
+            }
+            family
+        })
+        .collect()
+}
+
+/// The CPU reference and the diagnoses.
+fn summary_families(r: &Report) -> Vec<Family> {
+    let mut cpu = Family::new(
+        "gpuprobe_cpu_gemm_flop_per_second",
+        "Throughput of the CPU reference GEMM.",
+    );
+    if let Some(c) = &r.cpu {
+        cpu.add(&format!("{{threads=\"{}\"}}", c.threads), c.gflops * 1e9);
+    }
+    let mut diagnosis = Family::new(
+        "gpuprobe_diagnosis",
+        "1 for each diagnosis the latest probe made.",
+    );
+    for d in &r.diagnoses {
+        let severity = serde_json::to_value(d.severity)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        diagnosis.add(
             &format!(
-                "{{version=\"{}\",cuda_driver_version=\"{}\"}}",
-                escape(&r.gpuprobe_version),
-                escape(r.driver.cuda_version.as_deref().unwrap_or(""))
+                "{{code=\"{}\",severity=\"{}\"}}",
+                escape(&d.code),
+                escape(&severity)
             ),
             1.0,
         );
-        let mut verdict = Family::new(
-            "gpuprobe_verdict",
-            "1 for the latest probe's verdict, 0 for the others.",
-        );
-        for v in VERDICTS {
-            verdict.add(
-                &format!("{{verdict=\"{}\"}}", v.as_str()),
-                f64::from(u8::from(v == r.verdict)),
-            );
-        }
-        let mut exit = Family::new(
-            "gpuprobe_exit_code",
-            "Exit code of the latest probe (0 healthy, 1 failed, 3 no GPU, 4 timeout).",
-        );
-        exit.add("", f64::from(r.exit_code));
-        let mut when = Family::new(
-            "gpuprobe_last_probe_timestamp_seconds",
-            "When the latest probe started, Unix time.",
-        );
-        if let Ok(t) = humantime::parse_rfc3339(&r.started_at) {
-            if let Ok(since) = t.duration_since(std::time::UNIX_EPOCH) {
-                when.add("", since.as_secs_f64());
-            }
-        }
-        let mut duration = Family::new(
-            "gpuprobe_probe_duration_seconds",
-            "Wall time of the latest probe.",
-        );
-        duration.add("", r.duration_ms / 1e3);
-        let mut visible = Family::new("gpuprobe_devices_visible", "GPUs visible to the probe.");
-        if let Some(n) = r.driver.device_count {
-            visible.add("", f64::from(n));
-        }
+    }
+    vec![cpu, diagnosis]
+}
 
-        let mut up = Family::new(
-            "gpuprobe_device_up",
-            "1 when the GPU passed every check, 0 when one failed or hung.",
-        );
-        let mut total = Family::new("gpuprobe_device_memory_total_bytes", "Total GPU memory.");
-        let mut free = Family::new(
-            "gpuprobe_device_memory_free_bytes",
-            "Free GPU memory when probed.",
-        );
-        let mut used = Family::new(
-            "gpuprobe_device_memory_used_bytes",
-            "Used GPU memory when probed.",
-        );
-        let mut flops = Family::new(
-            "gpuprobe_device_matmul_flop_per_second",
-            "Measured FP32 matmul throughput.",
-        );
-        let mut seconds = Family::new(
-            "gpuprobe_device_matmul_seconds",
-            "Mean time of one matmul launch.",
-        );
-        let mut speedup = Family::new(
-            "gpuprobe_device_matmul_speedup_ratio",
-            "GPU matmul throughput over the CPU reference's.",
-        );
-        let mut error = Family::new(
-            "gpuprobe_device_verification_max_abs_error",
-            "Largest absolute error of the GPU result.",
-        );
-        let mut wrong = Family::new(
-            "gpuprobe_device_verification_mismatches",
-            "Result elements outside their tolerance.",
-        );
-        let mut temperature = Family::new(
-            "gpuprobe_device_temperature_celsius",
-            "GPU temperature after the benchmark.",
-        );
-        let mut power = Family::new(
-            "gpuprobe_device_power_draw_watts",
-            "Power draw after the benchmark.",
-        );
-        let mut power_limit =
-            Family::new("gpuprobe_device_power_limit_watts", "Enforced power limit.");
-        let mut sm_clock = Family::new(
-            "gpuprobe_device_sm_clock_hertz",
-            "SM clock after the benchmark.",
-        );
-        let mut sm_clock_max =
-            Family::new("gpuprobe_device_sm_clock_max_hertz", "Maximum SM clock.");
-        let mut pcie_gen = Family::new(
-            "gpuprobe_device_pcie_generation",
-            "Current PCIe link generation.",
-        );
-        let mut pcie_gen_max = Family::new(
-            "gpuprobe_device_pcie_generation_max",
-            "Maximum PCIe link generation.",
-        );
-        let mut pcie_width = Family::new(
-            "gpuprobe_device_pcie_width_lanes",
-            "Current PCIe link width.",
-        );
-        let mut pcie_width_max = Family::new(
-            "gpuprobe_device_pcie_width_max_lanes",
-            "Maximum PCIe link width.",
-        );
-        let mut ecc = Family::new(
-            "gpuprobe_device_ecc_uncorrected_errors",
-            "Uncorrectable ECC errors (volatile: since driver load; aggregate: lifetime).",
-        );
-        let mut remap = Family::new(
-            "gpuprobe_device_remapped_rows_pending",
-            "1 when a row remap waits for a GPU reset.",
-        );
-        let mut throttle = Family::new(
-            "gpuprobe_device_throttle_reason",
-            "1 for each reason clocks were held down after the benchmark.",
-        );
-        for d in r
-            .devices
-            .iter()
-            .filter(|d| d.status != DeviceStatus::Skipped)
-        {
-            let labels = device_labels(d);
-            up.add(
-                &labels,
-                f64::from(u8::from(matches!(
-                    d.status,
-                    DeviceStatus::Pass | DeviceStatus::Warn
-                ))),
-            );
-            let put = |family: &mut Family, value: Option<f64>| {
-                if let Some(v) = value {
-                    family.add(&labels, v);
-                }
-            };
-            put(&mut total, d.memory_total_bytes.map(|b| b as f64));
-            put(&mut free, d.memory_free_bytes.map(|b| b as f64));
-            put(&mut used, d.memory_used_bytes.map(|b| b as f64));
-            if let Some(m) = &d.matmul {
-                put(&mut flops, Some(m.gpu_gflops * 1e9));
-                put(&mut seconds, Some(m.gpu_time_ms / 1e3));
-                put(&mut speedup, m.speedup_vs_cpu);
-                put(&mut error, Some(m.verification.max_abs_error));
-                put(&mut wrong, Some(m.verification.mismatches as f64));
-            }
-            if let Some(t) = &d.telemetry {
-                let num = |x: &Reading<u32>| x.value().map(|v| f64::from(*v));
-                put(&mut temperature, num(&t.temperature_celsius));
-                put(&mut power, t.power_draw_watts.value().copied());
-                put(&mut power_limit, t.power_limit_watts.value().copied());
-                put(&mut sm_clock, num(&t.sm_clock_mhz).map(|m| m * 1e6));
-                put(&mut sm_clock_max, num(&t.sm_clock_max_mhz).map(|m| m * 1e6));
-                put(&mut pcie_gen, num(&t.pcie_generation));
-                put(&mut pcie_gen_max, num(&t.pcie_generation_max));
-                put(&mut pcie_width, num(&t.pcie_width_lanes));
-                put(&mut pcie_width_max, num(&t.pcie_width_max_lanes));
-                put(
-                    &mut remap,
-                    t.remapped_rows_pending
-                        .value()
-                        .map(|b| f64::from(u8::from(*b))),
-                );
-                let inner = labels.trim_end_matches('}');
-                for (counter, reading) in [
-                    ("volatile", &t.ecc_uncorrected_volatile),
-                    ("aggregate", &t.ecc_uncorrected_aggregate),
-                ] {
-                    if let Some(v) = reading.value() {
-                        ecc.add(&format!("{inner},counter=\"{counter}\"}}"), *v as f64);
-                    }
-                }
-                for reason in t.throttle_reasons.value().into_iter().flatten() {
-                    throttle.add(&format!("{inner},reason=\"{}\"}}", escape(reason)), 1.0);
-                }
-            }
-        }
-        let mut cpu = Family::new(
-            "gpuprobe_cpu_gemm_flop_per_second",
-            "Throughput of the CPU reference GEMM.",
-        );
-        if let Some(c) = &r.cpu {
-            cpu.add(&format!("{{threads=\"{}\"}}", c.threads), c.gflops * 1e9);
-        }
-        let mut diagnosis = Family::new(
-            "gpuprobe_diagnosis",
-            "1 for each diagnosis the latest probe made.",
-        );
-        for d in &r.diagnoses {
-            let severity = serde_json::to_value(d.severity)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
-            diagnosis.add(
-                &format!(
-                    "{{code=\"{}\",severity=\"{}\"}}",
-                    escape(&d.code),
-                    escape(&severity)
-                ),
-                1.0,
-            );
-        }
-
+impl Exporter for Prometheus {
+    fn render(&self, r: &Report) -> String {
         let mut out = String::new();
-        for family in [
-            &info,
-            &verdict,
-            &exit,
-            &when,
-            &duration,
-            &visible,
-            &up,
-            &total,
-            &free,
-            &used,
-            &flops,
-            &seconds,
-            &speedup,
-            &error,
-            &wrong,
-            &temperature,
-            &power,
-            &power_limit,
-            &sm_clock,
-            &sm_clock_max,
-            &pcie_gen,
-            &pcie_gen_max,
-            &pcie_width,
-            &pcie_width_max,
-            &ecc,
-            &remap,
-            &throttle,
-            &cpu,
-            &diagnosis,
-        ] {
+        for family in machine_families(r)
+            .iter()
+            .chain(&device_families(r))
+            .chain(&summary_families(r))
+        {
             family.write(&mut out);
         }
         out
