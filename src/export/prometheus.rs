@@ -69,16 +69,20 @@ fn device_labels(d: &DeviceReport) -> String {
     )
 }
 
+/// A sample of a device metric: an extra label (`counter="volatile"`) or
+/// none, and the value.
+type Sample = (Option<String>, f64);
+
 /// A device metric: one sample per probed GPU, or several with an extra
 /// label (`counter`, `reason`).
 struct DeviceGauge {
     name: &'static str,
     help: &'static str,
-    samples: fn(&DeviceReport) -> Vec<(Option<String>, f64)>,
+    samples: fn(&DeviceReport) -> Vec<Sample>,
 }
 
 /// One unlabelled sample, when the value is known.
-fn one(value: Option<f64>) -> Vec<(Option<String>, f64)> {
+fn one(value: Option<f64>) -> Vec<Sample> {
     value.map(|v| (None, v)).into_iter().collect()
 }
 
