@@ -450,6 +450,72 @@ fn watch_reports_a_hang_and_keeps_watching() {
     assert_eq!(verdicts, [Verdict::Timeout, Verdict::Timeout]);
 }
 
+/// Threads of a running process.
+fn threads(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// A GPU stuck in the driver is not probed again every cycle: the watch
+/// reports the same wedge (stage and driver call) each cycle without new
+/// threads or buffers, so its footprint stays flat over 100 cycles.
+#[test]
+fn watch_on_a_wedged_gpu_stays_flat_and_reports_the_wedge_every_cycle() {
+    let (mut cmd, _lib) = command_with("hang");
+    cmd.args([
+        "watch",
+        "--interval",
+        "10ms",
+        "--timeout",
+        "1s",
+        "--size",
+        "64",
+        "--iterations",
+        "1",
+    ])
+    .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut early = None;
+    for n in 1..=100 {
+        let line = lines.next().expect("watch ended early").unwrap();
+        let (_, report) = parse_report(line.as_bytes());
+        assert_eq!(report.verdict, Verdict::Timeout, "cycle {n}");
+        assert!(
+            report.summary.contains("stuck in cuLaunchKernel"),
+            "cycle {n}: {}",
+            report.summary
+        );
+        if n > 1 {
+            assert!(
+                report
+                    .summary
+                    .contains("still stuck since an earlier probe"),
+                "cycle {n}: {}",
+                report.summary
+            );
+        }
+        if n == 5 {
+            early = Some((threads(pid), footprint(pid)));
+        }
+    }
+    let (threads0, (rss0, fds0)) = early.unwrap();
+    let (threads1, (rss1, fds1)) = (threads(pid), footprint(pid));
+    assert_eq!(threads1, threads0, "threads grew from cycle 5 to 100");
+    assert_eq!(fds1, fds0, "file descriptors grew from cycle 5 to 100");
+    assert!(
+        rss1 < rss0 + 2048,
+        "RSS grew from {rss0} KiB to {rss1} KiB between cycles 5 and 100"
+    );
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
 /// (VmRSS in KiB, open file descriptors) of a running process.
 fn footprint(pid: u32) -> (u64, usize) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -28,11 +28,14 @@ const POLL: Duration = Duration::from_millis(50);
 #[must_use]
 pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
     signals::install();
+    // One session for every cycle: a probe stuck in the driver is not
+    // started again while it hangs (see probe::session).
+    let mut session = probe::Session::new(options.clone());
     let mut cycles = 0u64;
     let mut lost = false;
     loop {
         let started = Instant::now();
-        let Some(report) = probe::run_until(options, |_, _| {}, signals::stop_requested) else {
+        let Some(report) = session.run(|_, _| {}, signals::stop_requested) else {
             break;
         };
         if !args.quiet {

@@ -10,10 +10,12 @@
 mod device;
 mod machine;
 pub mod progress;
+pub mod session;
 mod verdict;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
+pub use session::Session;
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cpu::{self, Repeat};
@@ -26,7 +28,7 @@ use machine::{
     cpu_reference, cuda_version, identify, load_driver, load_nvml, read_telemetry, select,
 };
 use progress::{Done, Failed, Progress, Scope};
-use verdict::{decide, set_outcome, timed_out};
+use verdict::{decide, set_outcome};
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,74 +125,12 @@ impl<T> Shared<T> {
 /// Keeps the sample's seed apart from the inputs' seed.
 const SAMPLE_SALT: u64 = 0x5EED_5A4D_1E5E_ED00;
 
-/// How often the watchdog wakes to check the deadline and report progress.
-const TICK: Duration = Duration::from_millis(100);
-
-/// Runs the probe under `options.timeout`. `on_tick` is called from the
-/// waiting thread while the probe runs (the terminal progress line).
+/// Runs the probe once under `options.timeout`. `on_tick` is called from
+/// the waiting thread while the probe runs (the terminal progress line).
 pub fn run(options: &Options, on_tick: impl FnMut(&Progress, Duration)) -> Report {
-    run_until(options, on_tick, || false).unwrap_or_else(|| empty_report(options))
-}
-
-/// As `run`, but gives up waiting and returns `None` as soon as `stop`
-/// returns true (a signal in watch mode).
-pub fn run_until(
-    options: &Options,
-    mut on_tick: impl FnMut(&Progress, Duration),
-    stop: impl Fn() -> bool,
-) -> Option<Report> {
-    let started = Instant::now();
-    let progress = Arc::new(Progress::new(empty_report(options)));
-    let (done_tx, done_rx) = mpsc::channel();
-    let worker = {
-        let progress = Arc::clone(&progress);
-        let options = options.clone();
-        std::thread::Builder::new()
-            .name("probe".into())
-            .spawn(move || {
-                let ok = catch_unwind(AssertUnwindSafe(|| probe(&progress, &options))).is_ok();
-                let _ = done_tx.send(ok);
-            })
-    };
-    if let Err(e) = worker {
-        let mut report = progress.report();
-        report.verdict = Verdict::Failed;
-        report.summary = format!("could not start the probe thread: {e}");
-        return Some(finish(report, started));
-    }
-
-    // No deadline when it lies past what Instant can hold (the command line
-    // refuses such timeouts; a library caller may not).
-    let deadline = started.checked_add(options.timeout);
-    loop {
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            return Some(timed_out(&progress, started, options.timeout));
-        }
-        if stop() {
-            return None;
-        }
-        match done_rx.recv_timeout(deadline.map_or(TICK, |d| TICK.min(d - now))) {
-            Ok(true) => {
-                let mut report = finish(progress.report(), started);
-                if options.strict {
-                    // After the diagnoses: a warning diagnosis degrades the
-                    // verdict, and --strict must see that.
-                    verdict::strict(&mut report);
-                }
-                return Some(report);
-            }
-            Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let mut report = progress.report();
-                report.verdict = Verdict::Failed;
-                report.summary =
-                    "gpuprobe hit an internal error (a bug: please report it with this output)"
-                        .into();
-                return Some(finish(report, started));
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => on_tick(&progress, started.elapsed()),
-        }
-    }
+    Session::new(options.clone())
+        .run(on_tick, || false)
+        .unwrap_or_else(|| empty_report(options))
 }
 
 fn empty_report(options: &Options) -> Report {

@@ -1,0 +1,158 @@
+//! A probe session: the one owner of the deadline and of the probe still in
+//! flight, for a single run or for every cycle of `watch`.
+//!
+//! A probe runs on a worker thread; the caller's thread is the watchdog.
+//! When the deadline passes, the worker is stuck in a driver call that may
+//! never return, and it cannot be cancelled: a thread blocked inside libcuda
+//! cannot be stopped from outside. Such a call often holds the driver's own
+//! lock, so every later driver call, on any GPU, waits behind it. A session
+//! therefore keeps the stuck worker, and while it has not returned, a new
+//! cycle does not call the driver at all: it reports the same wedge again
+//! (the stage and the driver call, and for how long now), with no new
+//! thread, no new buffers, nothing that could block. When the stuck call
+//! does return, the next cycle probes as usual. Without this, `watch` on a
+//! wedged GPU started a whole new probe every cycle, each of which stuck in
+//! its turn: threads and memory grew without bound in exactly the failure
+//! the agent exists to report.
+//!
+//! The driver and NVML themselves are loaded once per process (see
+//! `machine::cached_driver` and `telemetry::load`): a CUDA driver is not
+//! meant to be unloaded and loaded again.
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use super::progress::Progress;
+use super::{empty_report, finish, probe, verdict, Options};
+use crate::report::{Report, Verdict};
+
+/// How often the watchdog wakes to check the deadline and report progress.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A probe that outlived its deadline and has not returned since.
+struct Stuck {
+    progress: Arc<Progress>,
+    /// Sends once when the worker returns.
+    done: mpsc::Receiver<bool>,
+    /// When the stuck probe started.
+    started: Instant,
+}
+
+impl Stuck {
+    fn returned(&self) -> bool {
+        !matches!(self.done.try_recv(), Err(mpsc::TryRecvError::Empty))
+    }
+}
+
+/// Runs probes with `options`, one at a time, and remembers a stuck one.
+pub struct Session {
+    options: Options,
+    stuck: Option<Stuck>,
+}
+
+impl Session {
+    #[must_use]
+    pub fn new(options: Options) -> Session {
+        Session {
+            options,
+            stuck: None,
+        }
+    }
+
+    /// Whether a probe of this session is still stuck in the driver.
+    #[must_use]
+    pub fn is_wedged(&mut self) -> bool {
+        if self.stuck.as_ref().is_some_and(Stuck::returned) {
+            self.stuck = None;
+        }
+        self.stuck.is_some()
+    }
+
+    /// Probes once under the session's deadline. `on_tick` is called from
+    /// this thread while the probe runs (the terminal progress line). Gives
+    /// up waiting and returns `None` as soon as `stop` returns true (a
+    /// signal in watch mode). While an earlier probe is still stuck, returns
+    /// at once the report of that wedge instead of probing again.
+    pub fn run(
+        &mut self,
+        mut on_tick: impl FnMut(&Progress, Duration),
+        stop: impl Fn() -> bool,
+    ) -> Option<Report> {
+        let started = Instant::now();
+        if self.is_wedged() {
+            return self.stuck.as_ref().map(|s| self.still_wedged(s, started));
+        }
+        let progress = Arc::new(Progress::new(empty_report(&self.options)));
+        let (done_tx, done) = mpsc::channel();
+        let worker = {
+            let progress = Arc::clone(&progress);
+            let options = self.options.clone();
+            std::thread::Builder::new()
+                .name("probe".into())
+                .spawn(move || {
+                    let ok = catch_unwind(AssertUnwindSafe(|| probe(&progress, &options))).is_ok();
+                    let _ = done_tx.send(ok);
+                })
+        };
+        if let Err(e) = worker {
+            let mut report = progress.report();
+            report.verdict = Verdict::Failed;
+            report.summary = format!("could not start the probe thread: {e}");
+            return Some(finish(report, started));
+        }
+
+        // No deadline when it lies past what Instant can hold (the command
+        // line refuses such timeouts; a library caller may not).
+        let deadline = started.checked_add(self.options.timeout);
+        loop {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                let report = verdict::timed_out(&progress, started, self.options.timeout);
+                self.stuck = Some(Stuck {
+                    progress,
+                    done,
+                    started,
+                });
+                return Some(report);
+            }
+            if stop() {
+                return None;
+            }
+            match done.recv_timeout(deadline.map_or(TICK, |d| TICK.min(d - now))) {
+                Ok(true) => {
+                    let mut report = finish(progress.report(), started);
+                    if self.options.strict {
+                        // After the diagnoses: a warning diagnosis degrades
+                        // the verdict, and --strict must see that.
+                        verdict::strict(&mut report);
+                    }
+                    return Some(report);
+                }
+                Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let mut report = progress.report();
+                    report.verdict = Verdict::Failed;
+                    report.summary =
+                        "gpuprobe hit an internal error (a bug: please report it with this output)"
+                            .into();
+                    return Some(finish(report, started));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => on_tick(&progress, started.elapsed()),
+            }
+        }
+    }
+
+    /// The report of a cycle that found an earlier probe still stuck: that
+    /// probe's report as it stands, its stuck stages timed out as of now,
+    /// dated now.
+    fn still_wedged(&self, stuck: &Stuck, now: Instant) -> Report {
+        let fresh = empty_report(&self.options);
+        let mut report = verdict::timed_out(&stuck.progress, now, stuck.started.elapsed());
+        report.started_at = fresh.started_at;
+        report.settings = fresh.settings;
+        report.summary = format!(
+            "{}; still stuck since an earlier probe: no GPU is probed again until that call returns",
+            report.summary
+        );
+        report
+    }
+}
