@@ -56,117 +56,129 @@ pub(super) fn set_outcome(progress: &Progress, verdict: Verdict, summary: String
     });
 }
 
-/// Sets each device's status and the verdict from the checks.
-pub(super) fn decide(progress: &Progress) {
-    progress.update(|r| {
-        let machine_failed = r.checks.iter().any(|c| c.status == CheckStatus::Fail);
-        for d in &mut r.devices {
-            if d.status == DeviceStatus::Skipped {
-                continue;
-            }
-            d.status = if d.checks.iter().any(|c| c.status == CheckStatus::Fail) {
-                DeviceStatus::Fail
-            } else if d.checks.iter().any(|c| c.status == CheckStatus::Warn) {
-                DeviceStatus::Warn
-            } else {
-                DeviceStatus::Pass
-            };
-        }
-        let probed: Vec<&DeviceReport> = r
-            .devices
-            .iter()
-            .filter(|d| d.status != DeviceStatus::Skipped)
-            .collect();
-        let failed: Vec<&DeviceReport> = probed
-            .iter()
-            .copied()
-            .filter(|d| d.status == DeviceStatus::Fail)
-            .collect();
-        let passed = probed.len() - failed.len();
-        let list_only = r.command == "list";
-        let (verdict, summary) = if !failed.is_empty() {
-            let names: Vec<String> = failed
-                .iter()
-                .map(|d| {
-                    let stage = d
-                        .checks
-                        .iter()
-                        .find(|c| c.status == CheckStatus::Fail)
-                        .map_or("?", |c| c.name.as_str());
-                    format!(
-                        "GPU {} ({}) failed {stage}",
-                        d.index,
-                        d.uuid.as_deref().unwrap_or("uuid unknown")
-                    )
-                })
-                .collect();
-            (
-                Verdict::Failed,
-                format!(
-                    "{}; {passed} of {} GPU(s) passed",
-                    names.join("; "),
-                    probed.len()
-                ),
-            )
-        } else if machine_failed {
-            let c = r
+/// A device's status from its own checks: any failure fails it, any
+/// warning warns; a device that was not probed stays skipped.
+fn device_status(d: &DeviceReport) -> DeviceStatus {
+    let any = |status| d.checks.iter().any(|c| c.status == status);
+    if d.status == DeviceStatus::Skipped {
+        DeviceStatus::Skipped
+    } else if any(CheckStatus::Fail) {
+        DeviceStatus::Fail
+    } else if any(CheckStatus::Warn) {
+        DeviceStatus::Warn
+    } else {
+        DeviceStatus::Pass
+    }
+}
+
+fn gpu_name(d: &DeviceReport) -> String {
+    format!(
+        "GPU {} ({})",
+        d.index,
+        d.uuid.as_deref().unwrap_or("uuid unknown")
+    )
+}
+
+/// "GPU 1 (GPU-…) failed verify; 3 of 4 GPU(s) passed".
+fn failed_summary(failed: &[&DeviceReport], probed: usize) -> String {
+    let names: Vec<String> = failed
+        .iter()
+        .map(|d| {
+            let stage = d
                 .checks
                 .iter()
                 .find(|c| c.status == CheckStatus::Fail)
-                .map_or(String::new(), |c| c.detail.clone());
-            (Verdict::Failed, c)
-        } else if list_only {
-            (
-                Verdict::Healthy,
-                format!(
-                    "{} GPU(s) visible; `gpuprobe` without `list` checks that they compute",
-                    r.devices.len()
-                ),
-            )
-        } else if probed.is_empty() {
-            (Verdict::NoGpu, "no GPU was probed".into())
-        } else {
-            let best = probed
+                .map_or("?", |c| c.name.as_str());
+            format!("{} failed {stage}", gpu_name(d))
+        })
+        .collect();
+    format!(
+        "{}; {} of {probed} GPU(s) passed",
+        names.join("; "),
+        probed - failed.len()
+    )
+}
+
+/// Every probed GPU computed correctly: healthy, or degraded when a check
+/// warned, with the best speed against the CPU and the warnings.
+fn passed_outcome(r: &Report, probed: &[&DeviceReport]) -> (Verdict, String) {
+    let best = probed
+        .iter()
+        .filter_map(|d| d.matmul.as_ref())
+        .map(|m| m.gpu_gflops)
+        .fold(0.0, f64::max);
+    let speed = r.cpu.as_ref().map_or(String::new(), |c| {
+        format!(
+            ", up to {} ({:.1}x the CPU)",
+            flops(best),
+            best / c.gflops.max(f64::MIN_POSITIVE)
+        )
+    });
+    let warnings: Vec<String> = probed
+        .iter()
+        .flat_map(|d| {
+            d.checks
                 .iter()
-                .filter_map(|d| d.matmul.as_ref())
-                .map(|m| m.gpu_gflops)
-                .fold(0.0, f64::max);
-            let warned = probed.iter().any(|d| d.status == DeviceStatus::Warn);
-            let verdict = if warned {
-                Verdict::Degraded
-            } else {
-                Verdict::Healthy
-            };
-            let speed = r.cpu.as_ref().map_or(String::new(), |c| {
-                format!(
-                    ", up to {} ({:.1}x the CPU)",
-                    flops(best),
-                    best / c.gflops.max(f64::MIN_POSITIVE)
-                )
-            });
-            let warnings: Vec<String> = probed
-                .iter()
-                .flat_map(|d| {
-                    d.checks
-                        .iter()
-                        .filter(|c| c.status == CheckStatus::Warn)
-                        .map(move |c| format!("GPU {} {}: {}", d.index, c.name, c.detail))
-                })
-                .collect();
-            let warnings = if warnings.is_empty() {
-                String::new()
-            } else {
-                format!("; warnings: {}", warnings.join("; "))
-            };
-            (
-                verdict,
-                format!(
-                    "{passed} of {} GPU(s) computed correct results{speed}{warnings}",
-                    probed.len()
-                ),
-            )
-        };
-        r.verdict = verdict;
-        r.summary = summary;
+                .filter(|c| c.status == CheckStatus::Warn)
+                .map(move |c| format!("GPU {} {}: {}", d.index, c.name, c.detail))
+        })
+        .collect();
+    let (verdict, warnings) = if warnings.is_empty() {
+        (Verdict::Healthy, String::new())
+    } else {
+        (
+            Verdict::Degraded,
+            format!("; warnings: {}", warnings.join("; ")),
+        )
+    };
+    (
+        verdict,
+        format!(
+            "{} of {} GPU(s) computed correct results{speed}{warnings}",
+            probed.len(),
+            probed.len()
+        ),
+    )
+}
+
+/// The verdict and summary of a finished probe, from its checks.
+fn outcome(r: &Report) -> (Verdict, String) {
+    let probed: Vec<&DeviceReport> = r
+        .devices
+        .iter()
+        .filter(|d| d.status != DeviceStatus::Skipped)
+        .collect();
+    let failed: Vec<&DeviceReport> = probed
+        .iter()
+        .copied()
+        .filter(|d| d.status == DeviceStatus::Fail)
+        .collect();
+    let machine_failure = r.checks.iter().find(|c| c.status == CheckStatus::Fail);
+    if !failed.is_empty() {
+        (Verdict::Failed, failed_summary(&failed, probed.len()))
+    } else if let Some(check) = machine_failure {
+        (Verdict::Failed, check.detail.clone())
+    } else if r.command == "list" {
+        (
+            Verdict::Healthy,
+            format!(
+                "{} GPU(s) visible; `gpuprobe` without `list` checks that they compute",
+                r.devices.len()
+            ),
+        )
+    } else if probed.is_empty() {
+        (Verdict::NoGpu, "no GPU was probed".into())
+    } else {
+        passed_outcome(r, &probed)
+    }
+}
+
+/// Sets each device's status and the verdict from the checks.
+pub(super) fn decide(progress: &Progress) {
+    progress.update(|r| {
+        for d in &mut r.devices {
+            d.status = device_status(d);
+        }
+        (r.verdict, r.summary) = outcome(r);
     });
 }
