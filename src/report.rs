@@ -4,6 +4,11 @@
 //! This is a published contract (docs/report.md, docs/report.schema.json).
 //! Within a `schema_version` fields are only ever added, never renamed,
 //! retyped or removed. Values that are unknown are `null`, never zero.
+//!
+//! Readers are forward compatible (docs/report.md, "Compatibility policy"):
+//! no type here denies unknown fields, so a report from a newer gpuprobe of
+//! the same `schema_version` reads back with its new fields ignored, and
+//! `Report::from_json` refuses only another `schema_version`.
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +17,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// The outcome of one gpuprobe run.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Report {
     /// Major version of this format; fields are only added within a version.
     pub schema_version: u32,
@@ -48,6 +52,37 @@ pub struct Report {
     pub environment: Environment,
     /// Misconfigurations found, with their fixes, most severe first.
     pub diagnoses: Vec<Diagnosis>,
+}
+
+/// Why bytes could not be read as a report of this `SCHEMA_VERSION`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not JSON, or not shaped like a report.
+    #[error("is not a gpuprobe report: {0}")]
+    Invalid(#[source] serde_json::Error),
+    /// A report of another major version, which this gpuprobe cannot read.
+    #[error("has schema_version {found}; this gpuprobe reads schema_version {SCHEMA_VERSION}")]
+    Version { found: u64 },
+}
+
+impl Report {
+    /// Reads a report written by any gpuprobe of this `SCHEMA_VERSION`,
+    /// ignoring fields added after this release. The version is checked
+    /// first, so a report of another major version is named as such rather
+    /// than failing on whichever field changed.
+    pub fn from_json(bytes: &[u8]) -> Result<Report, ReadError> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            schema_version: u64,
+        }
+        let found = serde_json::from_slice::<Versioned>(bytes)
+            .map_err(ReadError::Invalid)?
+            .schema_version;
+        if found != u64::from(SCHEMA_VERSION) {
+            return Err(ReadError::Version { found });
+        }
+        serde_json::from_slice(bytes).map_err(ReadError::Invalid)
+    }
 }
 
 /// The overall result of a run.
@@ -93,7 +128,6 @@ impl Verdict {
 
 /// The options a run used, so a report can be reproduced.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Matrix size N of the N x N x N matmul.
     pub size: u32,
@@ -112,7 +146,6 @@ pub struct Settings {
 
 /// One timed stage of the probe.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Check {
     /// Stage name, e.g. `load_driver`, `cu_init`, `context`, `matmul`, `verify`.
     pub name: String,
@@ -144,7 +177,6 @@ pub enum CheckStatus {
 
 /// A CUDA driver API call that returned an error.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DriverError {
     /// The driver API function, e.g. `cuInit`.
     pub call: String,
@@ -158,7 +190,6 @@ pub struct DriverError {
 
 /// The CUDA driver library and what it reported.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DriverInfo {
     /// The file actually loaded (resolved through the loader), when one was.
     pub library_path: Option<String>,
@@ -178,7 +209,6 @@ pub struct DriverInfo {
 
 /// One GPU and what gpuprobe measured on it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DeviceReport {
     /// CUDA ordinal inside this process (after CUDA_VISIBLE_DEVICES).
     pub index: u32,
@@ -229,7 +259,6 @@ pub enum DeviceStatus {
 
 /// The GPU matmul: speed, and whether its result was right.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Matmul {
     /// Kernel entry point that ran.
     pub kernel: String,
@@ -258,7 +287,6 @@ pub struct Matmul {
 /// γ(K) = K·u/(1-K·u) and u = 2⁻²⁴; a random sample is also compared with an
 /// f64 reference within γ(K)·Σ|a||b|.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Verification {
     /// True when no element was outside its tolerance.
     pub passed: bool,
@@ -280,7 +308,6 @@ pub struct Verification {
 
 /// One wrong element.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Mismatch {
     /// Row of C.
     pub row: u32,
@@ -296,7 +323,6 @@ pub struct Mismatch {
 
 /// The f64 comparison on a sample of elements.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SampleCheck {
     /// Elements sampled.
     pub elements: u32,
@@ -312,7 +338,6 @@ pub struct SampleCheck {
 
 /// The CPU reference GEMM, the baseline the GPU's speed is compared with.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CpuReport {
     /// The GEMM implementation.
     pub library: String,
@@ -330,7 +355,6 @@ pub struct CpuReport {
 
 /// A misconfiguration, its evidence and its fix.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Diagnosis {
     /// Stable rule code, e.g. `GP001`; docs/diagnoses.md lists them.
     pub code: String,
@@ -395,7 +419,6 @@ impl<T> Reading<T> {
 
 /// NVML as found: loaded or not, and what it says of the machine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct NvmlInfo {
     /// `loaded`, `not_found` (no libnvidia-ml: no `utility` capability or no
     /// GPU runtime), `init_failed`, or `not_checked` (the run ended before NVML was tried).
@@ -420,7 +443,6 @@ pub struct NvmlInfo {
 
 /// NVML readings for one GPU. Units are in the names.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Telemetry {
     pub temperature_celsius: Reading<u32>,
     pub power_draw_watts: Reading<f64>,
@@ -460,7 +482,6 @@ pub struct Telemetry {
 
 /// The container as seen from inside.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Environment {
     /// NVIDIA device nodes found under /dev, and whether they open.
     pub device_nodes: Vec<DeviceNode>,
@@ -492,7 +513,6 @@ pub struct Environment {
 
 /// One NVIDIA device node.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DeviceNode {
     pub path: String,
     /// Whether it opens for reading and writing, as the driver opens it.
@@ -503,7 +523,6 @@ pub struct DeviceNode {
 
 /// An environment variable.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Variable {
     pub name: String,
     pub value: String,
@@ -511,7 +530,6 @@ pub struct Variable {
 
 /// What a Windows container holds of the host's driver.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct WindowsEnvironment {
     /// Whether this is a container (C:\Windows\System32\HostDriverStore, or
     /// the container user) at all.
