@@ -163,7 +163,7 @@ impl Options {
             gpus: self.require_gpus,
             memory: self.require_memory,
             compute_capability: self.require_compute_capability,
-            driver: self.require_driver,
+            driver: self.require_driver.map(crate::cuda::CudaVersion::from),
             speedup: self.require_speedup,
         }
     }

@@ -3,6 +3,7 @@
 pub mod driver;
 pub mod error;
 pub mod kernels;
+pub mod version;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::fmt::Write as _;
@@ -11,6 +12,7 @@ use cudarc::driver::sys::{CUdevice_attribute, CUuuid};
 
 pub use driver::{CuDevice, Driver, LoadError};
 pub use error::{call_in_flight, CudaError};
+pub use version::CudaVersion;
 
 use driver::{CuDevicePtr, Handle};
 

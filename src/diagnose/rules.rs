@@ -2,6 +2,7 @@
 //! the NVIDIA Container Toolkit's behaviour, the CUDA and NVML error codes
 //! users meet in containers, Windows containers, and health-check rules.
 use super::{DeviceEvidence, Rule, Trigger};
+use crate::cuda::CudaVersion;
 use crate::report::{Check, DeviceNode, Reading, Report, Severity, Telemetry, Unavailable};
 
 fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
@@ -297,19 +298,19 @@ fn ptx_too_new(r: &Report) -> DeviceEvidence {
 }
 
 /// "cuda>=12.2" out of NVIDIA_REQUIRE_CUDA ("cuda>=12.2 brand=tesla,driver>=470 ...").
-fn required_cuda(value: &str) -> Option<(u32, u32)> {
+fn required_cuda(value: &str) -> Option<CudaVersion> {
     let spec = value
         .split_whitespace()
         .find_map(|w| w.strip_prefix("cuda>="))?;
-    crate::requirements::parse_version(spec)
+    spec.parse().ok()
 }
 
 fn driver_too_old(r: &Report) -> Option<Vec<String>> {
     let mut evidence = Vec::new();
-    let have = r.driver.cuda_version_raw;
+    let have = r.driver.cuda_version_raw.and_then(CudaVersion::from_driver);
     if let (Some(value), Some(have)) = (var(r, "NVIDIA_REQUIRE_CUDA"), have) {
-        if let Some((major, minor)) = required_cuda(value) {
-            if have < (major * 1000 + minor * 10) as i32 {
+        if let Some(need) = required_cuda(value) {
+            if have < need {
                 evidence.push(format!(
                     "NVIDIA_REQUIRE_CUDA={value:?}, the driver supports CUDA {}",
                     r.driver.cuda_version.as_deref().unwrap_or("?")
@@ -757,7 +758,7 @@ mod tests {
     fn require_cuda_parsing() {
         assert_eq!(
             required_cuda("cuda>=12.2 brand=tesla,driver>=470,driver<471"),
-            Some((12, 2))
+            Some(CudaVersion::new(12, 2))
         );
         assert_eq!(required_cuda("brand=tesla"), None);
         assert_eq!(required_cuda("cuda>=twelve"), None);

@@ -139,7 +139,7 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
 
 /// "12.4" from 12040.
 pub(super) fn cuda_version(raw: i32) -> String {
-    format!("{}.{}", raw / 1000, raw % 1000 / 10)
+    cuda::CudaVersion::from_driver(raw).map_or_else(|| raw.to_string(), |v| v.to_string())
 }
 
 /// Adds device `ordinal` to the report with what the driver says of it.
