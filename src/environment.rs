@@ -8,7 +8,7 @@
 //! unreadable or garbage input becomes a finding.
 use std::path::{Path, PathBuf};
 
-use crate::report::{DeviceNode, Environment, Variable, WindowsEnvironment};
+use crate::report::{DeviceNode, Environment, LibraryOrigin, Variable, WindowsEnvironment};
 
 /// The variables reported and diagnosed.
 pub const VARIABLES: [&str; 5] = [
@@ -58,8 +58,8 @@ pub fn gather(root: &Path, cuda_library: Option<&str>, nvml_library: Option<&str
         let mounts = std::fs::read(root.join("proc/self/mountinfo"))
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned());
-        env.cuda_library_origin = cuda_library.map(|p| origin(mounts.as_deref(), p).into());
-        env.nvml_library_origin = nvml_library.map(|p| origin(mounts.as_deref(), p).into());
+        env.cuda_library_origin = cuda_library.map(|p| origin(mounts.as_deref(), p));
+        env.nvml_library_origin = nvml_library.map(|p| origin(mounts.as_deref(), p));
     }
     env
 }
@@ -69,9 +69,9 @@ pub fn gather(root: &Path, cuda_library: Option<&str>, nvml_library: Option<&str
 /// the host, so the file is a mount point in /proc/self/mountinfo; a file
 /// installed in the image is not.
 #[must_use]
-pub fn origin(mountinfo: Option<&str>, library: &str) -> &'static str {
+pub fn origin(mountinfo: Option<&str>, library: &str) -> LibraryOrigin {
     let Some(text) = mountinfo else {
-        return "unknown";
+        return LibraryOrigin::Unknown;
     };
     // Fields (proc(5)): id parent major:minor root mount-point options
     // [optional...] - fstype source super-options; spaces in paths are \040.
@@ -84,7 +84,7 @@ pub fn origin(mountinfo: Option<&str>, library: &str) -> &'static str {
         })
         .collect();
     if mounts.iter().any(|(point, _)| point == library) {
-        return "injected";
+        return LibraryOrigin::Injected;
     }
     let container_root = mounts.iter().any(|(point, fs)| {
         point == "/"
@@ -94,9 +94,9 @@ pub fn origin(mountinfo: Option<&str>, library: &str) -> &'static str {
             )
     });
     if container_root {
-        "image"
+        LibraryOrigin::Image
     } else {
-        "host"
+        LibraryOrigin::Host
     }
 }
 
@@ -274,21 +274,24 @@ mod tests {
                     32 21 259:2 /usr/lib/libcuda.so.550 /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15 ro - ext4 /dev/sda rw\n";
         assert_eq!(
             origin(Some(info), "/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15"),
-            "injected"
+            LibraryOrigin::Injected
         );
         assert_eq!(
             origin(Some(info), "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"),
-            "image"
+            LibraryOrigin::Image
         );
         assert_eq!(
             origin(
                 Some("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"),
                 "/usr/lib/libcuda.so.1"
             ),
-            "host"
+            LibraryOrigin::Host
         );
-        assert_eq!(origin(None, "/usr/lib/libcuda.so.1"), "unknown");
-        assert_eq!(origin(Some("garbage\n\u{0}"), "/x"), "host");
+        assert_eq!(
+            origin(None, "/usr/lib/libcuda.so.1"),
+            LibraryOrigin::Unknown
+        );
+        assert_eq!(origin(Some("garbage\n\u{0}"), "/x"), LibraryOrigin::Host);
     }
 
     #[test]

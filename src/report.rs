@@ -10,7 +10,7 @@
 //! the same `schema_version` reads back with its new fields ignored, and
 //! `Report::from_json` refuses only another `schema_version`.
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Major version of the JSON report. Bumped only for an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -22,8 +22,9 @@ pub struct Report {
     pub schema_version: u32,
     /// The gpuprobe release that wrote the report.
     pub gpuprobe_version: String,
-    /// What ran: `probe` (the full check) or `list` (enumeration only).
-    pub command: String,
+    /// What ran: `probe` (the full check), `list` (enumeration only) or
+    /// `health` (the liveness check).
+    pub command: ReportCommand,
     /// When the run started, RFC 3339 in UTC.
     pub started_at: String,
     /// Wall time of the whole run in milliseconds.
@@ -124,6 +125,18 @@ impl Verdict {
             Verdict::Timeout => "timeout",
         }
     }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportCommand {
+    /// The full probe: enumerate, then the matmul and checks on each device.
+    Probe,
+    /// Enumeration only: no context, no kernel.
+    List,
+    /// The liveness check: a tiny verified launch per device.
+    Health,
 }
 
 /// The options a run used, so a report can be reproduced.
@@ -386,11 +399,53 @@ pub enum Severity {
 }
 
 /// A reading NVML may not give: the value, or why there is none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+///
+/// On the wire a reading is its value as is (`71`, `true`, `[...]`,
+/// `"default"`), or one of the `Unavailable` words. That is unambiguous
+/// only because no value is ever a string spelling such a word: `Reading`
+/// reads back only for value types that promise so (`NeverAReason`), which
+/// excludes `String`, and a reason word always reads back as the reason
+/// (docs/report.md, "Values").
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Reading<T> {
     Value(T),
     Unavailable(Unavailable),
+}
+
+/// A value type whose JSON form is never a string equal to an `Unavailable`
+/// word, so that `Reading<Self>` reads back as it was written. Numbers,
+/// booleans and arrays are never strings; an enum of words qualifies when
+/// none of its words is a reason (see the tests).
+pub trait NeverAReason {}
+
+impl NeverAReason for u32 {}
+impl NeverAReason for u64 {}
+impl NeverAReason for f64 {}
+impl NeverAReason for bool {}
+impl NeverAReason for Vec<String> {}
+impl NeverAReason for ComputeMode {}
+
+impl<'de, T> Deserialize<'de> for Reading<T>
+where
+    T: Deserialize<'de> + NeverAReason,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The reason first: a reason word is always the reason.
+        #[derive(Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "a reading: its value, or \"not_supported\", \"no_permission\", \"gpu_lost\" or \"error\""
+        )]
+        enum Wire<T> {
+            Unavailable(Unavailable),
+            Value(T),
+        }
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Unavailable(u) => Reading::Unavailable(u),
+            Wire::Value(v) => Reading::Value(v),
+        })
+    }
 }
 
 /// Why a reading has no value.
@@ -417,12 +472,102 @@ impl<T> Reading<T> {
     }
 }
 
+/// A GPU's compute mode (nvmlComputeMode_t, NVML API reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeMode {
+    /// Any number of contexts, from any process.
+    Default,
+    /// One context, used by one thread at a time (removed in CUDA 8; older
+    /// drivers may still report it).
+    ExclusiveThread,
+    /// No context can be created.
+    Prohibited,
+    /// One context, from one process, used by any of its threads.
+    ExclusiveProcess,
+}
+
+impl ComputeMode {
+    /// Every mode, in nvml.h's order.
+    pub const ALL: [ComputeMode; 4] = [
+        ComputeMode::Default,
+        ComputeMode::ExclusiveThread,
+        ComputeMode::Prohibited,
+        ComputeMode::ExclusiveProcess,
+    ];
+
+    /// The word used in JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComputeMode::Default => "default",
+            ComputeMode::ExclusiveThread => "exclusive_thread",
+            ComputeMode::Prohibited => "prohibited",
+            ComputeMode::ExclusiveProcess => "exclusive_process",
+        }
+    }
+}
+
+impl std::fmt::Display for ComputeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How far gpuprobe got with NVML.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NvmlStatus {
+    /// nvmlInit succeeded.
+    Loaded,
+    /// No libnvidia-ml: no `utility` capability, or no GPU runtime.
+    NotFound,
+    /// The library loaded but nvmlInit failed (`error_code` says how).
+    InitFailed,
+    /// The run ended before NVML was tried.
+    #[default]
+    NotChecked,
+}
+
+impl NvmlStatus {
+    /// The word used in JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NvmlStatus::Loaded => "loaded",
+            NvmlStatus::NotFound => "not_found",
+            NvmlStatus::InitFailed => "init_failed",
+            NvmlStatus::NotChecked => "not_checked",
+        }
+    }
+}
+
+impl std::fmt::Display for NvmlStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a driver library file came from, as /proc/self/mountinfo tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LibraryOrigin {
+    /// Bind-mounted into the container by the GPU runtime.
+    Injected,
+    /// A file of the image itself.
+    Image,
+    /// Not in a container.
+    Host,
+    /// No /proc/self/mountinfo to tell.
+    Unknown,
+}
+
 /// NVML as found: loaded or not, and what it says of the machine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct NvmlInfo {
     /// `loaded`, `not_found` (no libnvidia-ml: no `utility` capability or no
     /// GPU runtime), `init_failed`, or `not_checked` (the run ended before NVML was tried).
-    pub status: String,
+    pub status: NvmlStatus,
     /// The file the loader mapped, when loaded.
     pub library_path: Option<String>,
     /// The NVML return code of a failed nvmlInit, e.g. 18 (driver/library
@@ -475,8 +620,9 @@ pub struct Telemetry {
     /// `sw_power_cap`, `hw_thermal_slowdown`; empty when none.
     pub throttle_reasons: Reading<Vec<String>>,
     pub persistence_mode: Reading<bool>,
-    /// `default`, `exclusive_process`, `prohibited`.
-    pub compute_mode: Reading<String>,
+    /// `default`, `exclusive_process`, `prohibited` (or, from old drivers,
+    /// `exclusive_thread`).
+    pub compute_mode: Reading<ComputeMode>,
     pub mig_enabled: Reading<bool>,
 }
 
@@ -504,9 +650,9 @@ pub struct Environment {
     /// Where the loaded libcuda came from: `injected` (bind-mounted into the
     /// container by the GPU runtime), `image` (a file of the image itself),
     /// `host` (not in a container), or `unknown` (no /proc/self/mountinfo).
-    pub cuda_library_origin: Option<String>,
+    pub cuda_library_origin: Option<LibraryOrigin>,
     /// The same for libnvidia-ml.
-    pub nvml_library_origin: Option<String>,
+    pub nvml_library_origin: Option<LibraryOrigin>,
     /// Windows only: what the GPU device class brings into a container.
     pub windows: Option<WindowsEnvironment>,
 }
@@ -541,4 +687,85 @@ pub struct WindowsEnvironment {
     pub nvcuda_dll: Option<String>,
     /// Where nvml.dll was found, if anywhere.
     pub nvml_dll: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REASONS: [Unavailable; 4] = [
+        Unavailable::NotSupported,
+        Unavailable::NoPermission,
+        Unavailable::GpuLost,
+        Unavailable::Error,
+    ];
+
+    fn word<T: Serialize>(value: T) -> String {
+        serde_json::to_value(value)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn round_trip<T>(reading: &Reading<T>) -> Reading<T>
+    where
+        T: Serialize + for<'de> Deserialize<'de> + NeverAReason,
+    {
+        serde_json::from_str(&serde_json::to_string(reading).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn no_compute_mode_is_spelled_like_a_reason() {
+        let reasons: Vec<String> = REASONS.iter().map(word).collect();
+        for mode in ComputeMode::ALL {
+            assert!(!reasons.contains(&word(mode)), "{mode}");
+            assert_eq!(word(mode), mode.as_str());
+        }
+    }
+
+    #[test]
+    fn readings_read_back_as_written() {
+        for reason in REASONS {
+            assert_eq!(
+                round_trip::<u32>(&Reading::Unavailable(reason)),
+                Reading::Unavailable(reason)
+            );
+            assert_eq!(
+                round_trip::<ComputeMode>(&Reading::Unavailable(reason)),
+                Reading::Unavailable(reason)
+            );
+            assert_eq!(
+                round_trip::<Vec<String>>(&Reading::Unavailable(reason)),
+                Reading::Unavailable(reason)
+            );
+        }
+        for mode in ComputeMode::ALL {
+            assert_eq!(round_trip(&Reading::Value(mode)), Reading::Value(mode));
+        }
+        let reasons = vec!["not_supported".to_string()];
+        assert_eq!(
+            round_trip(&Reading::Value(reasons.clone())),
+            Reading::Value(reasons)
+        );
+        assert_eq!(round_trip(&Reading::Value(250.5f64)), Reading::Value(250.5));
+        assert_eq!(round_trip(&Reading::Value(false)), Reading::Value(false));
+        // Anything else is refused, not guessed.
+        assert!(serde_json::from_str::<Reading<ComputeMode>>("\"exclusive\"").is_err());
+        assert!(serde_json::from_str::<Reading<u32>>("\"12\"").is_err());
+    }
+
+    #[test]
+    fn words_in_text_match_the_json() {
+        for status in [
+            NvmlStatus::Loaded,
+            NvmlStatus::NotFound,
+            NvmlStatus::InitFailed,
+            NvmlStatus::NotChecked,
+        ] {
+            assert_eq!(word(status), status.to_string());
+        }
+        assert_eq!(word(ReportCommand::List), "list");
+        assert_eq!(word(LibraryOrigin::Injected), "injected");
+    }
 }

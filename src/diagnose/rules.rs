@@ -2,8 +2,15 @@
 //! the NVIDIA Container Toolkit's behaviour, the CUDA and NVML error codes
 //! users meet in containers, Windows containers, and health-check rules.
 use super::{DeviceEvidence, Rule, Trigger};
+use crate::cuda::error::{
+    CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE, CUDA_ERROR_JIT_COMPILER_NOT_FOUND,
+    CUDA_ERROR_NO_DEVICE, CUDA_ERROR_SYSTEM_DRIVER_MISMATCH, CUDA_ERROR_UNKNOWN,
+    CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
+};
 use crate::cuda::CudaVersion;
-use crate::report::{Check, DeviceNode, Reading, Report, Severity, Telemetry, Unavailable};
+use crate::report::{
+    Check, DeviceNode, LibraryOrigin, NvmlStatus, Reading, Report, Severity, Telemetry, Unavailable,
+};
 
 fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
     r.environment
@@ -101,7 +108,11 @@ fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
     // libraries are missing or were baked into the image.
     let cuda_failed =
         cuda_missing(r) || init_error(r).is_some() || r.driver.device_count == Some(0);
-    if !cuda_failed || nvidia_nodes(r) || r.environment.wsl || r.nvml.status == "loaded" || windows
+    if !cuda_failed
+        || nvidia_nodes(r)
+        || r.environment.wsl
+        || r.nvml.status == NvmlStatus::Loaded
+        || windows
     {
         return None;
     }
@@ -111,8 +122,8 @@ fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
         (Some(path), None) => format!("libcuda at {path}, but no GPU"),
     }];
     evidence.push("no /dev/nvidia* device nodes".into());
-    evidence.push(match r.nvml.status.as_str() {
-        "not_found" => "no libnvidia-ml.so.1".to_string(),
+    evidence.push(match r.nvml.status {
+        NvmlStatus::NotFound => "no libnvidia-ml.so.1".to_string(),
         _ => format!(
             "NVML cannot initialise: {}",
             r.nvml.error.as_deref().unwrap_or("?")
@@ -125,7 +136,7 @@ fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
 }
 
 fn nvml_without_cuda(r: &Report) -> Option<Vec<String>> {
-    (cuda_missing(r) && r.nvml.status == "loaded").then(|| {
+    (cuda_missing(r) && r.nvml.status == NvmlStatus::Loaded).then(|| {
         vec![
             format!(
                 "libnvidia-ml loaded from {}",
@@ -143,7 +154,9 @@ fn nvml_without_cuda(r: &Report) -> Option<Vec<String>> {
 fn visible_devices_none(r: &Report) -> Option<Vec<String>> {
     let value = var(r, "NVIDIA_VISIBLE_DEVICES")?;
     let v = value.trim().to_ascii_lowercase();
-    let no_gpu = cuda_missing(r) || init_error(r) == Some(100) || r.driver.device_count == Some(0);
+    let no_gpu = cuda_missing(r)
+        || init_error(r) == Some(CUDA_ERROR_NO_DEVICE)
+        || r.driver.device_count == Some(0);
     (matches!(v.as_str(), "none" | "void" | "") && no_gpu)
         .then(|| vec![format!("NVIDIA_VISIBLE_DEVICES={value:?}")])
 }
@@ -170,7 +183,7 @@ fn visible_devices_malformed(r: &Report) -> Option<Vec<String>> {
 
 /// How many GPUs the container has, whatever CUDA_VISIBLE_DEVICES says.
 fn gpus_given(r: &Report) -> usize {
-    if r.nvml.status == "loaded" {
+    if r.nvml.status == NvmlStatus::Loaded {
         r.nvml.device_uuids.len() + r.nvml.lost_devices.len()
     } else {
         gpu_nodes(r).len()
@@ -179,7 +192,7 @@ fn gpus_given(r: &Report) -> usize {
 
 fn cuda_visible_hides_all(r: &Report) -> Option<Vec<String>> {
     let value = var(r, "CUDA_VISIBLE_DEVICES")?;
-    let none_seen = init_error(r) == Some(100) || r.driver.device_count == Some(0);
+    let none_seen = init_error(r) == Some(CUDA_ERROR_NO_DEVICE) || r.driver.device_count == Some(0);
     let given = gpus_given(r);
     (none_seen && given > 0).then(|| {
         vec![
@@ -200,7 +213,7 @@ fn cuda_visible_unknown_entry(r: &Report) -> Option<Vec<String>> {
         if let Ok(i) = e.parse::<usize>() {
             given > 0 && i >= given
         } else if e.starts_with("GPU-") || e.starts_with("MIG-") {
-            r.nvml.status == "loaded" && !uuids.iter().any(|u| u.starts_with(e))
+            r.nvml.status == NvmlStatus::Loaded && !uuids.iter().any(|u| u.starts_with(e))
         } else {
             true
         }
@@ -249,22 +262,32 @@ fn init_code_rule(r: &Report, code: i32, name: &str) -> Option<Vec<String>> {
 }
 
 fn compat_mismatch(r: &Report) -> Option<Vec<String>> {
-    init_code_rule(r, 803, "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH")
+    init_code_rule(
+        r,
+        CUDA_ERROR_SYSTEM_DRIVER_MISMATCH,
+        "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
+    )
 }
 
 fn compat_unsupported(r: &Report) -> Option<Vec<String>> {
-    init_code_rule(r, 804, "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE")
+    init_code_rule(
+        r,
+        CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE,
+        "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
+    )
 }
 
 fn uvm_missing(r: &Report) -> Option<Vec<String>> {
     // With no NVIDIA nodes at all the container has no GPU runtime (GP001).
-    (init_error(r) == Some(999) && !has_node(r, "/dev/nvidia-uvm") && has_node(r, "/dev/nvidiactl"))
-        .then(|| {
-            vec![
-                "cuInit returned 999 (CUDA_ERROR_UNKNOWN)".into(),
-                "no /dev/nvidia-uvm device node".into(),
-            ]
-        })
+    (init_error(r) == Some(CUDA_ERROR_UNKNOWN)
+        && !has_node(r, "/dev/nvidia-uvm")
+        && has_node(r, "/dev/nvidiactl"))
+    .then(|| {
+        vec![
+            "cuInit returned 999 (CUDA_ERROR_UNKNOWN)".into(),
+            "no /dev/nvidia-uvm device node".into(),
+        ]
+    })
 }
 
 fn nvml_driver_mismatch(r: &Report) -> Option<Vec<String>> {
@@ -291,7 +314,7 @@ fn nvml_driver_mismatch(r: &Report) -> Option<Vec<String>> {
 
 fn ptx_too_new(r: &Report) -> DeviceEvidence {
     let driver = r.driver.cuda_version.as_deref().unwrap_or("?");
-    device_error(r, "module", 222)
+    device_error(r, "module", CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
         .into_iter()
         .map(|(d, e)| (d, format!("{e}; the driver supports CUDA {driver}, gpuprobe's PTX (ISA 4.2) needs CUDA 7.0")))
         .collect()
@@ -461,11 +484,11 @@ fn windows_cuda_unsupported(r: &Report) -> Option<Vec<String>> {
 }
 
 fn jit_missing(r: &Report) -> DeviceEvidence {
-    device_error(r, "module", 221)
+    device_error(r, "module", CUDA_ERROR_JIT_COMPILER_NOT_FOUND)
 }
 
 fn nvml_missing(r: &Report) -> Option<Vec<String>> {
-    (r.nvml.status == "not_found" && r.driver.library_path.is_some()).then(|| {
+    (r.nvml.status == NvmlStatus::NotFound && r.driver.library_path.is_some()).then(|| {
         vec![
             "no libnvidia-ml.so.1 on the loader path".into(),
             format!(
@@ -510,7 +533,7 @@ fn driver_baked_in(r: &Report) -> Option<Vec<String>> {
             &env.nvml_library_origin,
         ),
     ] {
-        if origin.as_deref() == Some("image") {
+        if *origin == Some(LibraryOrigin::Image) {
             evidence.push(format!(
                 "{name} at {} is a file of the image, not mounted in by the GPU runtime",
                 path.as_deref().unwrap_or("?")

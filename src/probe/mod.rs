@@ -192,11 +192,10 @@ fn empty_report(options: &Options) -> Report {
         schema_version: SCHEMA_VERSION,
         gpuprobe_version: env!("CARGO_PKG_VERSION").into(),
         command: match options.mode {
-            Mode::Probe => "probe",
-            Mode::List => "list",
-            Mode::Health => "health",
-        }
-        .into(),
+            Mode::Probe => crate::report::ReportCommand::Probe,
+            Mode::List => crate::report::ReportCommand::List,
+            Mode::Health => crate::report::ReportCommand::Health,
+        },
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         duration_ms: 0.0,
         verdict: Verdict::Failed,
@@ -215,7 +214,7 @@ fn empty_report(options: &Options) -> Report {
         devices: Vec::new(),
         cpu: None,
         nvml: crate::report::NvmlInfo {
-            status: "not_checked".into(),
+            status: crate::report::NvmlStatus::NotChecked,
             ..Default::default()
         },
         environment: crate::report::Environment::default(),

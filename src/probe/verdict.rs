@@ -73,7 +73,7 @@ pub(super) fn decide(progress: &Progress) {
             .filter(|d| d.status == DeviceStatus::Fail)
             .collect();
         let passed = probed.len() - failed.len();
-        let list_only = r.command == "list";
+        let list_only = r.command == crate::report::ReportCommand::List;
         let (verdict, summary) = if !failed.is_empty() {
             let names: Vec<String> = failed
                 .iter()
