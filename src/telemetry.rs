@@ -44,7 +44,8 @@ const LIBRARY: &str = if cfg!(windows) {
 /// Takes another reference to the NVML nvml-wrapper loaded, for what the
 /// wrapper does not offer: the file's path and nvmlDeviceGetRemappedRows.
 fn reopen() -> Option<libloading::Library> {
-    // SAFETY: the library is already loaded; this only takes a reference.
+    // SAFETY: nvml-wrapper has already loaded this library, so its
+    // initialisers have run; dlopen only takes another reference to it.
     unsafe { libloading::Library::new(LIBRARY) }.ok()
 }
 
@@ -59,7 +60,10 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
     match Nvml::init() {
         Ok(nvml) => {
             let lib = reopen();
-            // SAFETY: the signature is nvml.h's.
+            // SAFETY: `RemappedRows` is nvml.h's prototype of
+            // nvmlDeviceGetRemappedRows (the device handle as an opaque
+            // pointer), and the copied pointer is only called while `Loaded`
+            // keeps `lib` loaded.
             let remapped_rows = lib
                 .as_ref()
                 .and_then(|l| unsafe { l.get::<RemappedRows>(b"nvmlDeviceGetRemappedRows\0") }.ok())
@@ -103,7 +107,8 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
 
 /// The file libnvidia-ml was loaded from, as the loader resolved it.
 fn library_path(lib: &libloading::Library) -> Option<String> {
-    // SAFETY: only the symbol's address is used.
+    // SAFETY: only the symbol's address is used, never called, so its type
+    // does not matter.
     let symbol = unsafe { lib.get::<unsafe extern "C" fn()>(b"nvmlInit_v2\0") }.ok()?;
     crate::cuda::driver::loaded_path(*symbol as usize)
 }
@@ -244,7 +249,9 @@ impl Loaded {
             return Reading::Unavailable(Unavailable::NotSupported);
         };
         let (mut corrected, mut uncorrected, mut pending, mut failure) = (0, 0, 0, 0);
-        // SAFETY: a device handle of this NVML and four out-parameters.
+        // SAFETY: `f` is valid while `self` keeps the library loaded;
+        // `device` is a handle of this NVML, initialised while `self` lives;
+        // the four out-parameters are live locals of nvml.h's types.
         let code = unsafe {
             f(
                 device.handle().cast(),

@@ -181,11 +181,17 @@ impl Driver {
         code: CuResult,
     ) -> Option<String> {
         let mut text: *const c_char = std::ptr::null();
-        // SAFETY: the driver returns a pointer to a static string, or an error.
+        // SAFETY: `getter` is cuGetErrorName or cuGetErrorString, resolved
+        // with cuda.h's prototype from the library `self` keeps loaded; the
+        // out-parameter is a live local. Any code may be asked: an unknown
+        // one is an error the driver returns.
         if unsafe { getter(code, &raw mut text) } != 0 || text.is_null() {
             return None;
         }
         Some(
+            // SAFETY: on success the driver points `text` at a static
+            // NUL-terminated string (CUDA driver API, cuGetErrorName /
+            // cuGetErrorString); it is non-null (checked) and copied at once.
             unsafe { CStr::from_ptr(text) }
                 .to_string_lossy()
                 .into_owned(),

@@ -104,14 +104,13 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         }
     });
 
-    let (module, function) = stage_or_stop!(job, "module", || {
-        let module = Module::load(&ctx, kernels::MATMUL_PTX)?;
-        let function = module.function(kernels::SGEMM_TILED)?;
+    let kernel = stage_or_stop!(job, "module", || {
+        let kernel = Module::load(&ctx, kernels::MATMUL_PTX)?.kernel(kernels::SGEMM_TILED)?;
         let detail = format!(
             "embedded PTX JIT-compiled; {} found",
             kernels::SGEMM_TILED.to_string_lossy()
         );
-        Ok(Done::pass((module, function), detail))
+        Ok(Done::pass(kernel, detail))
     });
 
     let (len_a, len_b, len_c) = (
@@ -164,9 +163,9 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         // Warm-up: the first launch pays one-off costs; it also sizes the
         // timed batch for --min-time.
         start.record()?;
-        // SAFETY: `function` is gpuprobe_sgemm_tiled from `module`, whose
+        // SAFETY: `kernel` is gpuprobe_sgemm_tiled, loaded in `ctx`, whose
         // parameters are (int, int, int, float*, float*, float*): `params`.
-        unsafe { cuda::launch(&ctx, function, grid, block, &mut params)? };
+        unsafe { cuda::launch(&ctx, &kernel, grid, block, &mut params)? };
         stop.record()?;
         stop.synchronize()?;
         let warm_ms = start.elapsed_ms(&stop)?;
@@ -177,7 +176,7 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         start.record()?;
         for _ in 0..iterations {
             // SAFETY: as for the warm-up launch.
-            unsafe { cuda::launch(&ctx, function, grid, block, &mut params)? };
+            unsafe { cuda::launch(&ctx, &kernel, grid, block, &mut params)? };
         }
         stop.record()?;
         stop.synchronize()?;
@@ -225,7 +224,7 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         }
     });
 
-    drop((a, b, c, module));
+    drop((a, b, c, kernel));
     Some(matmul_of(job, iterations, time_ms, verification))
 }
 
