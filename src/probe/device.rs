@@ -4,11 +4,9 @@
 //! verify. A failed stage fails this device only; the stages after it are
 //! recorded as skipped, and everything taken so far is released by the
 //! owners in `cuda`.
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::progress::{Done, Failed, Progress, Scope};
-use super::Shared;
 use crate::cpu::Repeat;
 use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Event, Module};
 use crate::report::Matmul;
@@ -32,7 +30,7 @@ pub struct Job<'a> {
     pub slot: usize,
     pub device: CuDevice,
     pub inputs: &'a Inputs,
-    pub reference: &'a Shared<Reference>,
+    pub reference: &'a std::sync::OnceLock<Reference>,
     pub repeat: Repeat,
     /// NVML, for the telemetry read right after the matmul.
     pub nvml: Option<&'static crate::telemetry::Loaded>,
@@ -198,8 +196,8 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
     });
 
     let verification = stage_or_stop!(job, "verify", || {
-        let reference: Arc<Reference> = job.reference.wait();
-        let v = verify::check(job.inputs, &reference, &result);
+        let reference: &Reference = job.reference.wait();
+        let v = verify::check(job.inputs, reference, &result);
         if v.passed {
             let detail = format!(
                 "all {} elements within tolerance (max error {:.2e}, tolerance there {:.2e}); {} f64 samples within tolerance",

@@ -13,7 +13,7 @@ pub mod progress;
 mod verdict;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cpu::{self, Repeat};
@@ -85,39 +85,6 @@ pub struct Options {
     pub requirements: Requirements,
     /// A degraded verdict counts as failed.
     pub strict: bool,
-}
-
-/// A value one thread publishes and others wait for.
-pub struct Shared<T> {
-    value: Mutex<Option<Arc<T>>>,
-    ready: Condvar,
-}
-
-impl<T> Shared<T> {
-    fn new() -> Self {
-        Shared {
-            value: Mutex::new(None),
-            ready: Condvar::new(),
-        }
-    }
-
-    fn publish(&self, value: T) {
-        *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(value));
-        self.ready.notify_all();
-    }
-
-    fn wait(&self) -> Arc<T> {
-        let mut guard = self.value.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(v) = guard.as_ref() {
-                return Arc::clone(v);
-            }
-            guard = self
-                .ready
-                .wait(guard)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
 }
 
 /// Keeps the sample's seed apart from the inputs' seed.
@@ -359,7 +326,8 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
         return;
     }
     let inputs = Inputs::generate(n, n, n, options.seed);
-    let reference = Shared::new();
+    // Published once by the CPU side, waited for by each device's verify.
+    let reference = OnceLock::new();
     std::thread::scope(|scope| {
         for (slot, handle) in handles.iter().enumerate() {
             let Some(device) = *handle else { continue };
@@ -398,7 +366,8 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
                 &inputs.b,
                 &mut product,
             );
-            reference.publish(Reference::new(&inputs, product, options.seed ^ SAMPLE_SALT));
+            // The only publication in this run, so `set` cannot find it taken.
+            let _ = reference.set(Reference::new(&inputs, product, options.seed ^ SAMPLE_SALT));
         } else {
             cpu_reference(progress, &inputs, options.repeat, &reference);
         }
