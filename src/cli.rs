@@ -276,7 +276,7 @@ impl RequireArgs {
             gpus: self.require_gpus,
             memory: self.require_memory,
             compute_capability: self.require_compute_capability,
-            driver: self.require_driver,
+            driver: self.require_driver.map(crate::cuda::CudaVersion::from),
             speedup: self.require_speedup,
         }
     }

@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::report::{DeviceNode, Environment, NodeError, Variable, WindowsEnvironment};
+use crate::report::{
+    DeviceNode, Environment, LibraryOrigin, NodeError, Variable, WindowsEnvironment,
+};
 
 /// The variables reported and diagnosed.
 pub const VARIABLES: [&str; 5] = [
@@ -59,8 +61,8 @@ pub fn gather(root: &Path, cuda_library: Option<&str>, nvml_library: Option<&str
         let mounts = std::fs::read(root.join("proc/self/mountinfo"))
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned());
-        env.cuda_library_origin = cuda_library.map(|p| origin(mounts.as_deref(), p).into());
-        env.nvml_library_origin = nvml_library.map(|p| origin(mounts.as_deref(), p).into());
+        env.cuda_library_origin = cuda_library.map(|p| origin(mounts.as_deref(), p));
+        env.nvml_library_origin = nvml_library.map(|p| origin(mounts.as_deref(), p));
     }
     env
 }
@@ -70,9 +72,9 @@ pub fn gather(root: &Path, cuda_library: Option<&str>, nvml_library: Option<&str
 /// the host, so the file is a mount point in /proc/self/mountinfo; a file
 /// installed in the image is not.
 #[must_use]
-pub fn origin(mountinfo: Option<&str>, library: &str) -> &'static str {
+pub fn origin(mountinfo: Option<&str>, library: &str) -> LibraryOrigin {
     let Some(text) = mountinfo else {
-        return "unknown";
+        return LibraryOrigin::Unknown;
     };
     // Fields (proc(5)): id parent major:minor root mount-point options
     // [optional...] - fstype source super-options; spaces in paths are \040.
@@ -85,7 +87,7 @@ pub fn origin(mountinfo: Option<&str>, library: &str) -> &'static str {
         })
         .collect();
     if mounts.iter().any(|(point, _)| point == library) {
-        return "injected";
+        return LibraryOrigin::Injected;
     }
     // A FUSE file system shows as "fuse.SUBTYPE" (proc(5)): rootless Docker
     // and Podman, and Docker on hosts without kernel overlay support, run on
@@ -98,9 +100,9 @@ pub fn origin(mountinfo: Option<&str>, library: &str) -> &'static str {
             )
     });
     if container_root {
-        "image"
+        LibraryOrigin::Image
     } else {
-        "host"
+        LibraryOrigin::Host
     }
 }
 
@@ -317,24 +319,30 @@ mod tests {
                     32 21 259:2 /usr/lib/libcuda.so.550 /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15 ro - ext4 /dev/sda rw\n";
         assert_eq!(
             origin(Some(info), "/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15"),
-            "injected"
+            LibraryOrigin::Injected
         );
         assert_eq!(
             origin(Some(info), "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"),
-            "image"
+            LibraryOrigin::Image
         );
         assert_eq!(
             origin(
                 Some("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"),
                 "/usr/lib/libcuda.so.1"
             ),
-            "host"
+            LibraryOrigin::Host
         );
         // Docker on fuse-overlayfs (seen here: rootless and fuse storage).
         let fuse = "69 45 0:39 / / rw,nodev,noatime master:2 - fuse.fuse-overlayfs fuse-overlayfs rw,user_id=0\n";
-        assert_eq!(origin(Some(fuse), "/opt/nvidia/libcuda.so.1"), "image");
-        assert_eq!(origin(None, "/usr/lib/libcuda.so.1"), "unknown");
-        assert_eq!(origin(Some("garbage\n\u{0}"), "/x"), "host");
+        assert_eq!(
+            origin(Some(fuse), "/opt/nvidia/libcuda.so.1"),
+            LibraryOrigin::Image
+        );
+        assert_eq!(
+            origin(None, "/usr/lib/libcuda.so.1"),
+            LibraryOrigin::Unknown
+        );
+        assert_eq!(origin(Some("garbage\n\u{0}"), "/x"), LibraryOrigin::Host);
     }
 
     #[test]

@@ -4,22 +4,27 @@
 //! This is a published contract (docs/report.md, docs/report.schema.json).
 //! Within a `schema_version` fields are only ever added, never renamed,
 //! retyped or removed. Values that are unknown are `null`, never zero.
+//!
+//! Readers are forward compatible (docs/report.md, "Compatibility policy"):
+//! no type here denies unknown fields, so a report from a newer gpuprobe of
+//! the same `schema_version` reads back with its new fields ignored, and
+//! `Report::from_json` refuses only another `schema_version`.
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Major version of the JSON report. Bumped only for an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The outcome of one gpuprobe run.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Report {
     /// Major version of this format; fields are only added within a version.
     pub schema_version: u32,
     /// The gpuprobe release that wrote the report.
     pub gpuprobe_version: String,
-    /// What ran: `probe` (the full check) or `list` (enumeration only).
-    pub command: String,
+    /// What ran: `probe` (the full check), `list` (enumeration only) or
+    /// `health` (the liveness check).
+    pub command: ReportCommand,
     /// When the run started, RFC 3339 in UTC.
     pub started_at: String,
     /// Wall time of the whole run in milliseconds.
@@ -48,6 +53,37 @@ pub struct Report {
     pub environment: Environment,
     /// Misconfigurations found, with their fixes, most severe first.
     pub diagnoses: Vec<Diagnosis>,
+}
+
+/// Why bytes could not be read as a report of this `SCHEMA_VERSION`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not JSON, or not shaped like a report.
+    #[error("is not a gpuprobe report: {0}")]
+    Invalid(#[source] serde_json::Error),
+    /// A report of another major version, which this gpuprobe cannot read.
+    #[error("has schema_version {found}; this gpuprobe reads schema_version {SCHEMA_VERSION}")]
+    Version { found: u64 },
+}
+
+impl Report {
+    /// Reads a report written by any gpuprobe of this `SCHEMA_VERSION`,
+    /// ignoring fields added after this release. The version is checked
+    /// first, so a report of another major version is named as such rather
+    /// than failing on whichever field changed.
+    pub fn from_json(bytes: &[u8]) -> Result<Report, ReadError> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            schema_version: u64,
+        }
+        let found = serde_json::from_slice::<Versioned>(bytes)
+            .map_err(ReadError::Invalid)?
+            .schema_version;
+        if found != u64::from(SCHEMA_VERSION) {
+            return Err(ReadError::Version { found });
+        }
+        serde_json::from_slice(bytes).map_err(ReadError::Invalid)
+    }
 }
 
 /// The overall result of a run.
@@ -91,9 +127,20 @@ impl Verdict {
     }
 }
 
+/// What a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportCommand {
+    /// The full probe: enumerate, then the matmul and checks on each device.
+    Probe,
+    /// Enumeration only: no context, no kernel.
+    List,
+    /// The liveness check: a tiny verified launch per device.
+    Health,
+}
+
 /// The options a run used, so a report can be reproduced.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Matrix size N of the N x N x N matmul.
     pub size: u32,
@@ -112,7 +159,6 @@ pub struct Settings {
 
 /// One timed stage of the probe.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Check {
     /// Stage name, e.g. `load_driver`, `cu_init`, `context`, `matmul`, `verify`.
     pub name: String,
@@ -144,7 +190,6 @@ pub enum CheckStatus {
 
 /// A CUDA driver API call that returned an error.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DriverError {
     /// The driver API function, e.g. `cuInit`.
     pub call: String,
@@ -158,7 +203,6 @@ pub struct DriverError {
 
 /// The CUDA driver library and what it reported.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DriverInfo {
     /// The file actually loaded (resolved through the loader), when one was.
     pub library_path: Option<String>,
@@ -178,7 +222,6 @@ pub struct DriverInfo {
 
 /// One GPU and what gpuprobe measured on it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DeviceReport {
     /// CUDA ordinal inside this process (after CUDA_VISIBLE_DEVICES).
     pub index: u32,
@@ -229,7 +272,6 @@ pub enum DeviceStatus {
 
 /// The GPU matmul: speed, and whether its result was right.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Matmul {
     /// Kernel entry point that ran.
     pub kernel: String,
@@ -258,7 +300,6 @@ pub struct Matmul {
 /// γ(K) = K·u/(1-K·u) and u = 2⁻²⁴; a random sample is also compared with an
 /// f64 reference within γ(K)·Σ|a||b|.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Verification {
     /// True when no element was outside its tolerance.
     pub passed: bool,
@@ -280,7 +321,6 @@ pub struct Verification {
 
 /// One wrong element.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Mismatch {
     /// Row of C.
     pub row: u32,
@@ -296,7 +336,6 @@ pub struct Mismatch {
 
 /// The f64 comparison on a sample of elements.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SampleCheck {
     /// Elements sampled.
     pub elements: u32,
@@ -312,7 +351,6 @@ pub struct SampleCheck {
 
 /// The CPU reference GEMM, the baseline the GPU's speed is compared with.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CpuReport {
     /// The GEMM implementation.
     pub library: String,
@@ -330,7 +368,6 @@ pub struct CpuReport {
 
 /// A misconfiguration, its evidence and its fix.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Diagnosis {
     /// Stable rule code, e.g. `GP001`; docs/diagnoses.md lists them.
     pub code: String,
@@ -362,11 +399,53 @@ pub enum Severity {
 }
 
 /// A reading NVML may not give: the value, or why there is none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+///
+/// On the wire a reading is its value as is (`71`, `true`, `[...]`,
+/// `"default"`), or one of the `Unavailable` words. That is unambiguous
+/// only because no value is ever a string spelling such a word: `Reading`
+/// reads back only for value types that promise so (`NeverAReason`), which
+/// excludes `String`, and a reason word always reads back as the reason
+/// (docs/report.md, "Values").
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Reading<T> {
     Value(T),
     Unavailable(Unavailable),
+}
+
+/// A value type whose JSON form is never a string equal to an `Unavailable`
+/// word, so that `Reading<Self>` reads back as it was written. Numbers,
+/// booleans and arrays are never strings; an enum of words qualifies when
+/// none of its words is a reason (see the tests).
+pub trait NeverAReason {}
+
+impl NeverAReason for u32 {}
+impl NeverAReason for u64 {}
+impl NeverAReason for f64 {}
+impl NeverAReason for bool {}
+impl NeverAReason for Vec<String> {}
+impl NeverAReason for ComputeMode {}
+
+impl<'de, T> Deserialize<'de> for Reading<T>
+where
+    T: Deserialize<'de> + NeverAReason,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The reason first: a reason word is always the reason.
+        #[derive(Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "a reading: its value, or \"not_supported\", \"no_permission\", \"gpu_lost\" or \"error\""
+        )]
+        enum Wire<T> {
+            Unavailable(Unavailable),
+            Value(T),
+        }
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Unavailable(u) => Reading::Unavailable(u),
+            Wire::Value(v) => Reading::Value(v),
+        })
+    }
 }
 
 /// Why a reading has no value.
@@ -393,13 +472,102 @@ impl<T> Reading<T> {
     }
 }
 
+/// A GPU's compute mode (nvmlComputeMode_t, NVML API reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeMode {
+    /// Any number of contexts, from any process.
+    Default,
+    /// One context, used by one thread at a time (removed in CUDA 8; older
+    /// drivers may still report it).
+    ExclusiveThread,
+    /// No context can be created.
+    Prohibited,
+    /// One context, from one process, used by any of its threads.
+    ExclusiveProcess,
+}
+
+impl ComputeMode {
+    /// Every mode, in nvml.h's order.
+    pub const ALL: [ComputeMode; 4] = [
+        ComputeMode::Default,
+        ComputeMode::ExclusiveThread,
+        ComputeMode::Prohibited,
+        ComputeMode::ExclusiveProcess,
+    ];
+
+    /// The word used in JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComputeMode::Default => "default",
+            ComputeMode::ExclusiveThread => "exclusive_thread",
+            ComputeMode::Prohibited => "prohibited",
+            ComputeMode::ExclusiveProcess => "exclusive_process",
+        }
+    }
+}
+
+impl std::fmt::Display for ComputeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How far gpuprobe got with NVML.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NvmlStatus {
+    /// nvmlInit succeeded.
+    Loaded,
+    /// No libnvidia-ml: no `utility` capability, or no GPU runtime.
+    NotFound,
+    /// The library loaded but nvmlInit failed (`error_code` says how).
+    InitFailed,
+    /// The run ended before NVML was tried.
+    #[default]
+    NotChecked,
+}
+
+impl NvmlStatus {
+    /// The word used in JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NvmlStatus::Loaded => "loaded",
+            NvmlStatus::NotFound => "not_found",
+            NvmlStatus::InitFailed => "init_failed",
+            NvmlStatus::NotChecked => "not_checked",
+        }
+    }
+}
+
+impl std::fmt::Display for NvmlStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a driver library file came from, as /proc/self/mountinfo tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LibraryOrigin {
+    /// Bind-mounted into the container by the GPU runtime.
+    Injected,
+    /// A file of the image itself.
+    Image,
+    /// Not in a container.
+    Host,
+    /// No /proc/self/mountinfo to tell.
+    Unknown,
+}
+
 /// NVML as found: loaded or not, and what it says of the machine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct NvmlInfo {
     /// `loaded`, `not_found` (no libnvidia-ml: no `utility` capability or no
     /// GPU runtime), `init_failed`, or `not_checked` (the run ended before NVML was tried).
-    pub status: String,
+    pub status: NvmlStatus,
     /// The file the loader mapped, when loaded.
     pub library_path: Option<String>,
     /// The NVML return code of a failed nvmlInit, e.g. 18 (driver/library
@@ -420,7 +588,6 @@ pub struct NvmlInfo {
 
 /// NVML readings for one GPU. Units are in the names.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Telemetry {
     pub temperature_celsius: Reading<u32>,
     pub power_draw_watts: Reading<f64>,
@@ -453,14 +620,14 @@ pub struct Telemetry {
     /// `sw_power_cap`, `hw_thermal_slowdown`; empty when none.
     pub throttle_reasons: Reading<Vec<String>>,
     pub persistence_mode: Reading<bool>,
-    /// `default`, `exclusive_process`, `prohibited`.
-    pub compute_mode: Reading<String>,
+    /// `default`, `exclusive_process`, `prohibited` (or, from old drivers,
+    /// `exclusive_thread`).
+    pub compute_mode: Reading<ComputeMode>,
     pub mig_enabled: Reading<bool>,
 }
 
 /// The container as seen from inside.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Environment {
     /// NVIDIA device nodes found under /dev, and whether they open.
     pub device_nodes: Vec<DeviceNode>,
@@ -483,16 +650,15 @@ pub struct Environment {
     /// Where the loaded libcuda came from: `injected` (bind-mounted into the
     /// container by the GPU runtime), `image` (a file of the image itself),
     /// `host` (not in a container), or `unknown` (no /proc/self/mountinfo).
-    pub cuda_library_origin: Option<String>,
+    pub cuda_library_origin: Option<LibraryOrigin>,
     /// The same for libnvidia-ml.
-    pub nvml_library_origin: Option<String>,
+    pub nvml_library_origin: Option<LibraryOrigin>,
     /// Windows only: what the GPU device class brings into a container.
     pub windows: Option<WindowsEnvironment>,
 }
 
 /// One NVIDIA device node.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DeviceNode {
     pub path: String,
     /// Whether it opens for reading and writing, as the driver opens it.
@@ -525,7 +691,6 @@ pub enum NodeError {
 
 /// An environment variable.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Variable {
     pub name: String,
     pub value: String,
@@ -533,7 +698,6 @@ pub struct Variable {
 
 /// What a Windows container holds of the host's driver.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct WindowsEnvironment {
     /// Whether this is a container (C:\Windows\System32\HostDriverStore, or
     /// the container user) at all.
@@ -545,4 +709,85 @@ pub struct WindowsEnvironment {
     pub nvcuda_dll: Option<String>,
     /// Where nvml.dll was found, if anywhere.
     pub nvml_dll: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REASONS: [Unavailable; 4] = [
+        Unavailable::NotSupported,
+        Unavailable::NoPermission,
+        Unavailable::GpuLost,
+        Unavailable::Error,
+    ];
+
+    fn word<T: Serialize>(value: T) -> String {
+        serde_json::to_value(value)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn round_trip<T>(reading: &Reading<T>) -> Reading<T>
+    where
+        T: Serialize + for<'de> Deserialize<'de> + NeverAReason,
+    {
+        serde_json::from_str(&serde_json::to_string(reading).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn no_compute_mode_is_spelled_like_a_reason() {
+        let reasons: Vec<String> = REASONS.iter().map(word).collect();
+        for mode in ComputeMode::ALL {
+            assert!(!reasons.contains(&word(mode)), "{mode}");
+            assert_eq!(word(mode), mode.as_str());
+        }
+    }
+
+    #[test]
+    fn readings_read_back_as_written() {
+        for reason in REASONS {
+            assert_eq!(
+                round_trip::<u32>(&Reading::Unavailable(reason)),
+                Reading::Unavailable(reason)
+            );
+            assert_eq!(
+                round_trip::<ComputeMode>(&Reading::Unavailable(reason)),
+                Reading::Unavailable(reason)
+            );
+            assert_eq!(
+                round_trip::<Vec<String>>(&Reading::Unavailable(reason)),
+                Reading::Unavailable(reason)
+            );
+        }
+        for mode in ComputeMode::ALL {
+            assert_eq!(round_trip(&Reading::Value(mode)), Reading::Value(mode));
+        }
+        let reasons = vec!["not_supported".to_string()];
+        assert_eq!(
+            round_trip(&Reading::Value(reasons.clone())),
+            Reading::Value(reasons)
+        );
+        assert_eq!(round_trip(&Reading::Value(250.5f64)), Reading::Value(250.5));
+        assert_eq!(round_trip(&Reading::Value(false)), Reading::Value(false));
+        // Anything else is refused, not guessed.
+        assert!(serde_json::from_str::<Reading<ComputeMode>>("\"exclusive\"").is_err());
+        assert!(serde_json::from_str::<Reading<u32>>("\"12\"").is_err());
+    }
+
+    #[test]
+    fn words_in_text_match_the_json() {
+        for status in [
+            NvmlStatus::Loaded,
+            NvmlStatus::NotFound,
+            NvmlStatus::InitFailed,
+            NvmlStatus::NotChecked,
+        ] {
+            assert_eq!(word(status), status.to_string());
+        }
+        assert_eq!(word(ReportCommand::List), "list");
+        assert_eq!(word(LibraryOrigin::Injected), "injected");
+    }
 }

@@ -4,6 +4,7 @@
 //! Each requirement becomes a check of its own, failed when unmet, with the
 //! measured value beside the required one, so a failed start says exactly
 //! which promise the machine did not keep.
+use crate::cuda::CudaVersion;
 use crate::probe::progress::{Done, Failed, Progress, Scope};
 use crate::report::DeviceStatus;
 use crate::units::bytes;
@@ -16,8 +17,8 @@ pub struct Requirements {
     pub memory: Option<u64>,
     /// Compute capability (major, minor) per GPU.
     pub compute_capability: Option<(u32, u32)>,
-    /// CUDA version the driver supports (major, minor).
-    pub driver: Option<(u32, u32)>,
+    /// CUDA version the driver supports.
+    pub driver: Option<CudaVersion>,
     /// GPU GFLOP/s over CPU GFLOP/s, per GPU.
     pub speedup: Option<f64>,
 }
@@ -27,14 +28,13 @@ impl Requirements {
     /// mode, which does not time the CPU: a speedup requirement is then
     /// recorded as skipped, not guessed.
     pub fn check(&self, progress: &Progress, measured_speed: bool) {
-        if let Some((major, minor)) = self.driver {
+        if let Some(need) = self.driver {
             progress.stage(Scope::Machine, "require_driver", || {
-                let have = progress.update(|r| r.driver.cuda_version_raw);
-                let need = (major * 1000 + minor * 10) as i32;
-                let shown = have.map_or("unknown".to_string(), |v| {
-                    format!("{}.{}", v / 1000, v % 1000 / 10)
-                });
-                let detail = format!("driver supports CUDA {shown}, required {major}.{minor}");
+                let have = progress
+                    .update(|r| r.driver.cuda_version_raw)
+                    .and_then(CudaVersion::from_driver);
+                let shown = have.map_or("unknown".to_string(), |v| v.to_string());
+                let detail = format!("driver supports CUDA {shown}, required {need}");
                 if have.is_some_and(|v| v >= need) {
                     Ok(Done::pass((), detail))
                 } else {
@@ -134,12 +134,12 @@ impl Requirements {
     }
 }
 
-/// "8.0" or "12" to (major, minor).
+/// "8.0" or "12" to (major, minor), for compute capabilities and CUDA
+/// versions alike; the grammar is `CudaVersion`'s.
 #[must_use]
 pub fn parse_version(text: &str) -> Option<(u32, u32)> {
-    let text = text.trim();
-    let (major, minor) = text.split_once('.').unwrap_or((text, "0"));
-    Some((major.parse().ok()?, minor.parse().ok()?))
+    let v: CudaVersion = text.parse().ok()?;
+    Some((v.major, v.minor))
 }
 
 /// "16GiB", "500MB", "1.5 GiB", "2G" (binary, as Docker reads it), "1024".

@@ -11,13 +11,14 @@
 use std::ffi::{c_uint, c_void};
 use std::sync::OnceLock;
 
+use nvml_wrapper::bitmasks::device::ThrottleReasons;
 use nvml_wrapper::enum_wrappers::device::{
-    Clock, ComputeMode, EccCounter, MemoryError, TemperatureSensor,
+    Clock, ComputeMode as NvmlComputeMode, EccCounter, MemoryError, TemperatureSensor,
 };
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 
-use crate::report::{NvmlInfo, Reading, Telemetry, Unavailable};
+use crate::report::{ComputeMode, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable};
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
 pub struct Loaded {
@@ -43,7 +44,8 @@ const LIBRARY: &str = if cfg!(windows) {
 /// Takes another reference to the NVML nvml-wrapper loaded, for what the
 /// wrapper does not offer: the file's path and nvmlDeviceGetRemappedRows.
 fn reopen() -> Option<libloading::Library> {
-    // SAFETY: the library is already loaded; this only takes a reference.
+    // SAFETY: nvml-wrapper has already loaded this library, so its
+    // initialisers have run; dlopen only takes another reference to it.
     unsafe { libloading::Library::new(LIBRARY) }.ok()
 }
 
@@ -58,13 +60,16 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
     match Nvml::init() {
         Ok(nvml) => {
             let lib = reopen();
-            // SAFETY: the signature is nvml.h's.
+            // SAFETY: `RemappedRows` is nvml.h's prototype of
+            // nvmlDeviceGetRemappedRows (the device handle as an opaque
+            // pointer), and the copied pointer is only called while `Loaded`
+            // keeps `lib` loaded.
             let remapped_rows = lib
                 .as_ref()
                 .and_then(|l| unsafe { l.get::<RemappedRows>(b"nvmlDeviceGetRemappedRows\0") }.ok())
                 .map(|f| *f);
             let mut info = NvmlInfo {
-                status: "loaded".into(),
+                status: NvmlStatus::Loaded,
                 library_path: lib.as_ref().and_then(library_path),
                 driver_version: nvml.sys_driver_version().ok(),
                 nvml_version: nvml.sys_nvml_version().ok(),
@@ -86,14 +91,14 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
             })
         }
         Err(NvmlError::LibloadingError(e)) => Err(Box::new(NvmlInfo {
-            status: "not_found".into(),
+            status: NvmlStatus::NotFound,
             error: Some(e.to_string()),
             ..NvmlInfo::default()
         })),
         Err(e) => Err(Box::new(NvmlInfo {
-            status: "init_failed".into(),
-            error_code: nvml_code(&e),
+            status: NvmlStatus::InitFailed,
             error: Some(e.to_string()),
+            error_code: nvml_code(e),
             library_path: reopen().as_ref().and_then(library_path),
             ..NvmlInfo::default()
         })),
@@ -102,28 +107,29 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
 
 /// The file libnvidia-ml was loaded from, as the loader resolved it.
 fn library_path(lib: &libloading::Library) -> Option<String> {
-    // SAFETY: only the symbol's address is used.
+    // SAFETY: only the symbol's address is used, never called, so its type
+    // does not matter.
     let symbol = unsafe { lib.get::<unsafe extern "C" fn()>(b"nvmlInit_v2\0") }.ok()?;
     crate::cuda::driver::loaded_path(*symbol as usize)
 }
 
-/// The NVML return code behind an error, for diagnoses (nvml.h).
+/// The NVML return code behind an error, for diagnoses: nvml-wrapper's own
+/// mapping back to nvmlReturn_t (nvml.h). `None` for the wrapper's errors
+/// that no NVML call returned (a missing library or symbol, bad UTF-8).
 #[must_use]
-pub fn nvml_code(e: &NvmlError) -> Option<i32> {
-    Some(match e {
-        NvmlError::Uninitialized => 1,
-        NvmlError::InvalidArg => 2,
-        NvmlError::NotSupported => 3,
-        NvmlError::NoPermission => 4,
-        NvmlError::NotFound => 6,
-        NvmlError::DriverNotLoaded => 9,
-        NvmlError::LibraryNotFound => 12,
-        NvmlError::GpuLost => 15,
-        NvmlError::OperatingSystem => 17,
-        NvmlError::LibRmVersionMismatch => 18,
-        NvmlError::Unknown => 999,
-        _ => return None,
-    })
+pub fn nvml_code(e: NvmlError) -> Option<i32> {
+    match e {
+        NvmlError::Utf8Error(_)
+        | NvmlError::NulError(_)
+        | NvmlError::LibloadingError(_)
+        | NvmlError::FailedToLoadSymbol(_)
+        | NvmlError::StringTooLong { .. }
+        | NvmlError::IncorrectBits(_)
+        | NvmlError::SetReleaseFailed
+        | NvmlError::GetPciInfoFailed
+        | NvmlError::PciInfoToCFailed => None,
+        nvml => i32::try_from(u32::from(nvml)).ok(),
+    }
 }
 
 fn reading<T>(r: Result<T, NvmlError>) -> Reading<T> {
@@ -147,18 +153,28 @@ pub fn find<'n>(
         .or_else(|| pci_bus_id.and_then(|p| nvml.device_by_pci_bus_id(p).ok()))
 }
 
-/// nvmlClocksThrottleReasons bits (nvml.h), by name.
-const THROTTLE_REASONS: [(u64, &str); 9] = [
-    (0x1, "gpu_idle"),
-    (0x2, "applications_clocks_setting"),
-    (0x4, "sw_power_cap"),
-    (0x8, "hw_slowdown"),
-    (0x10, "sync_boost"),
-    (0x20, "sw_thermal_slowdown"),
-    (0x40, "hw_thermal_slowdown"),
-    (0x80, "hw_power_brake_slowdown"),
-    (0x100, "display_clock_setting"),
-];
+/// The names of the set nvmlClocksThrottleReasons bits, as nvml-wrapper's
+/// `ThrottleReasons` flags name them, in lower case (`sw_power_cap`). Bits
+/// the wrapper does not know are dropped by it (`from_bits_truncate`); a
+/// deprecated alias is never named twice, because `iter_names` yields each
+/// bit once, under its first name.
+fn throttle_reason_names(reasons: ThrottleReasons) -> Vec<String> {
+    reasons
+        .iter_names()
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .collect()
+}
+
+impl From<NvmlComputeMode> for ComputeMode {
+    fn from(mode: NvmlComputeMode) -> Self {
+        match mode {
+            NvmlComputeMode::Default => ComputeMode::Default,
+            NvmlComputeMode::ExclusiveThread => ComputeMode::ExclusiveThread,
+            NvmlComputeMode::Prohibited => ComputeMode::Prohibited,
+            NvmlComputeMode::ExclusiveProcess => ComputeMode::ExclusiveProcess,
+        }
+    }
+}
 
 impl<T: Clone> Reading<T> {
     fn map<U>(self, f: impl FnOnce(T) -> U) -> Reading<U> {
@@ -219,23 +235,9 @@ impl Loaded {
             remapped_rows_pending: remapped.clone().map(|r| r.2),
             remapped_rows_failure: remapped.clone().map(|r| r.3),
             remapped_rows_uncorrectable: remapped.map(|r| r.1),
-            throttle_reasons: reading(device.current_throttle_reasons().map(|r| {
-                THROTTLE_REASONS
-                    .iter()
-                    .filter(|(bit, _)| r.bits() & bit != 0)
-                    .map(|(_, n)| (*n).to_string())
-                    .collect()
-            })),
+            throttle_reasons: reading(device.current_throttle_reasons().map(throttle_reason_names)),
             persistence_mode: persistence_mode(device),
-            compute_mode: reading(device.compute_mode().map(|m| {
-                match m {
-                    ComputeMode::Default => "default",
-                    ComputeMode::ExclusiveThread => "exclusive_thread",
-                    ComputeMode::Prohibited => "prohibited",
-                    ComputeMode::ExclusiveProcess => "exclusive_process",
-                }
-                .to_string()
-            })),
+            compute_mode: reading(device.compute_mode().map(ComputeMode::from)),
             mig_enabled: reading(device.mig_mode().map(|m| m.current == 1)),
         }
     }
@@ -247,7 +249,9 @@ impl Loaded {
             return Reading::Unavailable(Unavailable::NotSupported);
         };
         let (mut corrected, mut uncorrected, mut pending, mut failure) = (0, 0, 0, 0);
-        // SAFETY: a device handle of this NVML and four out-parameters.
+        // SAFETY: `f` is valid while `self` keeps the library loaded;
+        // `device` is a handle of this NVML, initialised while `self` lives;
+        // the four out-parameters are live locals of nvml.h's types.
         let code = unsafe {
             f(
                 device.handle().cast(),
@@ -264,5 +268,45 @@ impl Loaded {
             15 => Reading::Unavailable(Unavailable::GpuLost),
             _ => Reading::Unavailable(Unavailable::Error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_reasons_keep_their_report_names() {
+        // The names docs/report.md promises, from nvml.h's
+        // nvmlClocksThrottleReason* constants.
+        let names = throttle_reason_names(ThrottleReasons::from_bits_truncate(0x1ff));
+        assert_eq!(
+            names,
+            [
+                "gpu_idle",
+                "applications_clocks_setting",
+                "sw_power_cap",
+                "hw_slowdown",
+                "sync_boost",
+                "sw_thermal_slowdown",
+                "hw_thermal_slowdown",
+                "hw_power_brake_slowdown",
+                "display_clock_setting",
+            ]
+        );
+        assert!(throttle_reason_names(ThrottleReasons::NONE).is_empty());
+        assert_eq!(
+            throttle_reason_names(ThrottleReasons::from_bits_truncate(0x44)),
+            ["sw_power_cap", "hw_thermal_slowdown"]
+        );
+    }
+
+    #[test]
+    fn nvml_codes_are_nvml_h_numbers() {
+        assert_eq!(nvml_code(NvmlError::LibRmVersionMismatch), Some(18));
+        assert_eq!(nvml_code(NvmlError::NoPermission), Some(4));
+        assert_eq!(nvml_code(NvmlError::Unknown), Some(999));
+        assert_eq!(nvml_code(NvmlError::UnexpectedVariant(1234)), Some(1234));
+        assert_eq!(nvml_code(NvmlError::SetReleaseFailed), None);
     }
 }

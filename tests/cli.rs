@@ -33,7 +33,7 @@ fn no_driver_json_is_valid_and_names_where_it_looked() {
         .find(|c| c.name == "load_driver")
         .expect("load_driver check");
     assert_eq!(load.status, CheckStatus::Fail);
-    assert_eq!(report.nvml.status, "not_found");
+    assert_eq!(report.nvml.status, gpuprobe::report::NvmlStatus::NotFound);
     assert_eq!(
         report.diagnoses[0].code, "GP001",
         "no GPU runtime is diagnosed"

@@ -248,7 +248,7 @@ fn exec_without_a_command_is_a_usage_error() {
 
 #[test]
 fn each_unmet_requirement_fails_with_measured_and_required_values() {
-    let cases: [(&[&str], &str, &str); 5] = [
+    let cases: [(&[&str], &str, &str); 6] = [
         (
             &["--require-gpus", "2"],
             "require_gpus",
@@ -268,6 +268,12 @@ fn each_unmet_requirement_fails_with_measured_and_required_values() {
             &["--require-driver", "12.8"],
             "require_driver",
             "driver supports CUDA 12.4, required 12.8",
+        ),
+        (
+            // Past what cuDriverGetVersion's 1000*major encoding can hold.
+            &["--require-driver", "5000000.0"],
+            "require_driver",
+            "driver supports CUDA 12.4, required 5000000.0",
         ),
         (
             &["--require-speedup", "1000000"],
@@ -648,4 +654,20 @@ fn health_fails_a_gpu_with_memory_errors_even_when_its_launch_works() {
     let (code, out) = health("ecc-uncorrectable", &[]);
     assert_eq!(code, 1);
     assert!(out.starts_with("unhealthy: GP015"), "{out}");
+}
+
+#[test]
+fn an_absurd_nvidia_require_cuda_is_a_finding_not_a_crash() {
+    let run = gpuprobe_with(
+        "healthy",
+        &["--size", "16", "--iterations", "1"],
+        &[("NVIDIA_REQUIRE_CUDA", "cuda>=9999999.0")],
+    );
+    assert_eq!(run.code(), 1);
+    let gp012 = run.report.diagnoses.iter().find(|d| d.code == "GP012");
+    assert!(
+        gp012.is_some_and(|d| d.evidence[0].contains("cuda>=9999999.0")),
+        "{:?}",
+        run.report.diagnoses
+    );
 }

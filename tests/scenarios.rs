@@ -80,7 +80,7 @@ fn healthy_gpu_passes_with_measured_speeds_and_error_within_tolerance() {
     assert_eq!(t.temperature_celsius, Reading::Value(34));
     assert_eq!(t.power_draw_watts, Reading::Value(72.5));
     assert_eq!(t.pcie_width_max_lanes, Reading::Value(16));
-    assert_eq!(r.nvml.status, "loaded");
+    assert_eq!(r.nvml.status, gpuprobe::report::NvmlStatus::Loaded);
     assert_eq!(r.nvml.driver_version.as_deref(), Some("550.54.15"));
     assert_eq!(
         r.environment.kernel_module_version.as_deref(),
@@ -322,7 +322,7 @@ fn list_enumerates_without_running_kernels() {
     let out = cmd.args(["list", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let (_, report) = common::parse_report(&out.stdout);
-    assert_eq!(report.command, "list");
+    assert_eq!(report.command, gpuprobe::report::ReportCommand::List);
     assert_eq!(report.devices.len(), 4);
     assert!(report
         .devices

@@ -22,12 +22,51 @@ use libloading::Library;
 
 /// The raw CUresult; codes outside cudarc's enum must survive, so no enum.
 pub type CuResult = c_int;
-/// A CUdevice handle.
+/// A CUdevice: an ordinal the driver hands out, not a pointer.
 pub type CuDevice = c_int;
-/// A device pointer.
-pub type CuDevicePtr = u64;
-/// An opaque driver handle (context, module, function, event, stream).
-pub type Handle = *mut c_void;
+
+macro_rules! handles {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        ///
+        /// `repr(transparent)` over the opaque pointer cuda.h declares, so it
+        /// crosses the FFI boundary exactly as that pointer does; a distinct
+        /// type per kind, so that one kind of handle cannot be passed where
+        /// the driver expects another.
+        #[repr(transparent)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name(*mut c_void);
+
+        impl $name {
+            /// The null handle: an out-parameter before the driver fills it,
+            /// or "none" where cuda.h allows it.
+            pub const NULL: $name = $name(std::ptr::null_mut());
+        }
+    )*};
+}
+
+handles! {
+    /// A CUcontext.
+    CuContext;
+    /// A CUmodule: loaded code, not launchable itself.
+    CuModule;
+    /// A CUfunction: a kernel entry point of a loaded module.
+    CuFunction;
+    /// A CUevent.
+    CuEvent;
+    /// A CUstream; `NULL` is the legacy default stream.
+    CuStream;
+}
+
+/// A CUdeviceptr: an address in the GPU's memory, meaningless on the host.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CuDevicePtr(u64);
+
+impl CuDevicePtr {
+    /// An out-parameter before cuMemAlloc fills it.
+    pub const NULL: CuDevicePtr = CuDevicePtr(0);
+}
 
 /// Library names in the order they are tried.
 #[cfg(windows)]
@@ -55,7 +94,11 @@ macro_rules! driver_api {
             fn resolve(lib: &Library) -> Result<Api, Vec<String>> {
                 let mut missing = Vec::new();
                 $(
-                    // SAFETY: the signature is the driver API's (cuda.h).
+                    // SAFETY: the pointer type is the prototype cuda.h
+                    // declares for this symbol (handle newtypes are
+                    // repr(transparent) over cuda.h's pointers), and the
+                    // copied pointer is only called while `Driver` keeps
+                    // `lib` loaded (its `_lib` field, dropped after `api`).
                     let $name = unsafe {
                         lib.get::<unsafe extern "C" fn($($arg),*) -> CuResult>(
                             concat!(stringify!($name), "\0").as_bytes(),
@@ -66,7 +109,7 @@ macro_rules! driver_api {
                     .ok();
                 )*
                 $(
-                    // SAFETY: as above.
+                    // SAFETY: as for the required symbols above.
                     let $oname = unsafe {
                         lib.get::<unsafe extern "C" fn($($oarg),*) -> CuResult>(
                             concat!(stringify!($oname), "\0").as_bytes(),
@@ -95,24 +138,24 @@ driver_api! {
         cuDeviceGetPCIBusId(*mut c_char, c_int, CuDevice);
         cuDeviceGetAttribute(*mut c_int, CUdevice_attribute, CuDevice);
         cuDeviceTotalMem_v2(*mut usize, CuDevice);
-        cuDevicePrimaryCtxRetain(*mut Handle, CuDevice);
+        cuDevicePrimaryCtxRetain(*mut CuContext, CuDevice);
         cuDevicePrimaryCtxRelease_v2(CuDevice);
-        cuCtxSetCurrent(Handle);
+        cuCtxSetCurrent(CuContext);
         cuCtxSynchronize();
         cuMemGetInfo_v2(*mut usize, *mut usize);
         cuMemAlloc_v2(*mut CuDevicePtr, usize);
         cuMemFree_v2(CuDevicePtr);
         cuMemcpyHtoD_v2(CuDevicePtr, *const c_void, usize);
         cuMemcpyDtoH_v2(*mut c_void, CuDevicePtr, usize);
-        cuModuleLoadData(*mut Handle, *const c_void);
-        cuModuleUnload(Handle);
-        cuModuleGetFunction(*mut Handle, Handle, *const c_char);
-        cuLaunchKernel(Handle, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, Handle, *mut *mut c_void, *mut *mut c_void);
-        cuEventCreate(*mut Handle, c_uint);
-        cuEventRecord(Handle, Handle);
-        cuEventSynchronize(Handle);
-        cuEventElapsedTime(*mut f32, Handle, Handle);
-        cuEventDestroy_v2(Handle);
+        cuModuleLoadData(*mut CuModule, *const c_void);
+        cuModuleUnload(CuModule);
+        cuModuleGetFunction(*mut CuFunction, CuModule, *const c_char);
+        cuLaunchKernel(CuFunction, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, CuStream, *mut *mut c_void, *mut *mut c_void);
+        cuEventCreate(*mut CuEvent, c_uint);
+        cuEventRecord(CuEvent, CuStream);
+        cuEventSynchronize(CuEvent);
+        cuEventElapsedTime(*mut f32, CuEvent, CuEvent);
+        cuEventDestroy_v2(CuEvent);
     }
     optional {
         // CUDA 11.4+: the MIG instance's UUID rather than the parent GPU's.
@@ -201,11 +244,17 @@ fn is_not_found(message: &str) -> bool {
 #[must_use]
 pub fn loaded_path(address: usize) -> Option<String> {
     let symbol = address as *const c_void;
+    // SAFETY: Dl_info is a C struct of pointers; all-zero (null) is a valid
+    // value of each field.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // SAFETY: dladdr only reads the loader's tables.
+    // SAFETY: dladdr only reads the loader's tables and writes `info`, a
+    // live local of the type it expects (dladdr(3)).
     if unsafe { libc::dladdr(symbol, &raw mut info) } == 0 || info.dli_fname.is_null() {
         return None;
     }
+    // SAFETY: dli_fname is non-null (checked) and points to the loader's
+    // NUL-terminated name of a library that stays loaded (the caller holds
+    // it); it is copied out at once.
     let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
         .to_string_lossy()
         .into_owned();

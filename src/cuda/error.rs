@@ -3,6 +3,8 @@ use std::ffi::{c_char, CStr};
 use std::sync::{Mutex, PoisonError};
 use std::thread::ThreadId;
 
+use cudarc::driver::sys::cudaError_enum;
+
 use super::driver::{CuResult, Driver};
 use crate::report;
 
@@ -38,32 +40,70 @@ impl CudaError {
     }
 }
 
-/// CUresult names of the codes users meet in containers (cuda.h), for drivers
-/// that cannot name them (the stub library, very old drivers).
-const KNOWN: &[(CuResult, &str)] = &[
-    (1, "CUDA_ERROR_INVALID_VALUE"),
-    (2, "CUDA_ERROR_OUT_OF_MEMORY"),
-    (3, "CUDA_ERROR_NOT_INITIALIZED"),
-    (4, "CUDA_ERROR_DEINITIALIZED"),
-    (34, "CUDA_ERROR_STUB_LIBRARY"),
-    (36, "CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER"),
-    (100, "CUDA_ERROR_NO_DEVICE"),
-    (101, "CUDA_ERROR_INVALID_DEVICE"),
-    (200, "CUDA_ERROR_INVALID_IMAGE"),
-    (201, "CUDA_ERROR_INVALID_CONTEXT"),
-    (209, "CUDA_ERROR_NO_BINARY_FOR_GPU"),
-    (218, "CUDA_ERROR_INVALID_PTX"),
-    (221, "CUDA_ERROR_JIT_COMPILER_NOT_FOUND"),
-    (222, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION"),
-    (304, "CUDA_ERROR_OPERATING_SYSTEM"),
-    (400, "CUDA_ERROR_INVALID_HANDLE"),
-    (500, "CUDA_ERROR_NOT_FOUND"),
-    (700, "CUDA_ERROR_ILLEGAL_ADDRESS"),
-    (719, "CUDA_ERROR_LAUNCH_FAILED"),
-    (803, "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH"),
-    (804, "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE"),
-    (999, "CUDA_ERROR_UNKNOWN"),
+/// A CUresult value from cudarc's `cudaError_enum` (cuda.h's `CUresult`).
+const fn code(e: cudaError_enum) -> CuResult {
+    e as CuResult
+}
+
+/// CUresult codes gpuprobe tells apart, named as cuda.h names them; the
+/// numbers come from cudarc's bindings of cuda.h. docs/diagnoses.md says
+/// what each one means in a container.
+pub const CUDA_SUCCESS: CuResult = code(cudaError_enum::CUDA_SUCCESS);
+pub const CUDA_ERROR_NO_DEVICE: CuResult = code(cudaError_enum::CUDA_ERROR_NO_DEVICE);
+pub const CUDA_ERROR_JIT_COMPILER_NOT_FOUND: CuResult =
+    code(cudaError_enum::CUDA_ERROR_JIT_COMPILER_NOT_FOUND);
+pub const CUDA_ERROR_UNSUPPORTED_PTX_VERSION: CuResult =
+    code(cudaError_enum::CUDA_ERROR_UNSUPPORTED_PTX_VERSION);
+pub const CUDA_ERROR_SYSTEM_DRIVER_MISMATCH: CuResult =
+    code(cudaError_enum::CUDA_ERROR_SYSTEM_DRIVER_MISMATCH);
+pub const CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE: CuResult =
+    code(cudaError_enum::CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE);
+pub const CUDA_ERROR_UNKNOWN: CuResult = code(cudaError_enum::CUDA_ERROR_UNKNOWN);
+
+/// The codes users meet in containers, named for drivers that cannot name
+/// them (the stub library, very old drivers): the name is cudarc's variant
+/// name, which is cuda.h's.
+const KNOWN: &[cudaError_enum] = &[
+    cudaError_enum::CUDA_ERROR_INVALID_VALUE,
+    cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY,
+    cudaError_enum::CUDA_ERROR_NOT_INITIALIZED,
+    cudaError_enum::CUDA_ERROR_DEINITIALIZED,
+    cudaError_enum::CUDA_ERROR_STUB_LIBRARY,
+    cudaError_enum::CUDA_ERROR_NO_DEVICE,
+    cudaError_enum::CUDA_ERROR_INVALID_DEVICE,
+    cudaError_enum::CUDA_ERROR_INVALID_IMAGE,
+    cudaError_enum::CUDA_ERROR_INVALID_CONTEXT,
+    cudaError_enum::CUDA_ERROR_NO_BINARY_FOR_GPU,
+    cudaError_enum::CUDA_ERROR_INVALID_PTX,
+    cudaError_enum::CUDA_ERROR_JIT_COMPILER_NOT_FOUND,
+    cudaError_enum::CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
+    cudaError_enum::CUDA_ERROR_OPERATING_SYSTEM,
+    cudaError_enum::CUDA_ERROR_INVALID_HANDLE,
+    cudaError_enum::CUDA_ERROR_NOT_FOUND,
+    cudaError_enum::CUDA_ERROR_ILLEGAL_ADDRESS,
+    cudaError_enum::CUDA_ERROR_LAUNCH_FAILED,
+    cudaError_enum::CUDA_ERROR_SYSTEM_DRIVER_MISMATCH,
+    cudaError_enum::CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE,
+    cudaError_enum::CUDA_ERROR_UNKNOWN,
 ];
+
+/// Codes newer than the CUDA 11.4 headers cudarc's `cuda-11040` bindings
+/// follow, from cuda.h of later releases.
+const NEWER: &[(CuResult, &str)] = &[(36, "CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER")];
+
+/// cuda.h's name of `code`, when it is one of `KNOWN` or `NEWER`.
+fn known_name(code: CuResult) -> Option<String> {
+    KNOWN
+        .iter()
+        .find(|e| **e as CuResult == code)
+        .map(|e| format!("{e:?}"))
+        .or_else(|| {
+            NEWER
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, n)| (*n).to_string())
+        })
+}
 
 /// Driver calls under way, by thread: what the watchdog names when a call
 /// never returns.
@@ -116,19 +156,14 @@ impl Driver {
 
     /// Turns a CUresult into `Ok` or a named error.
     pub fn check(&self, call: &'static str, code: CuResult) -> Result<(), CudaError> {
-        if code == 0 {
+        if code == CUDA_SUCCESS {
             return Ok(());
         }
         let name = self
             .api
             .cuGetErrorName
             .and_then(|g| Self::error_text(g, code))
-            .or_else(|| {
-                KNOWN
-                    .iter()
-                    .find(|(c, _)| *c == code)
-                    .map(|(_, n)| (*n).to_string())
-            });
+            .or_else(|| known_name(code));
         let description = self
             .api
             .cuGetErrorString
@@ -146,14 +181,47 @@ impl Driver {
         code: CuResult,
     ) -> Option<String> {
         let mut text: *const c_char = std::ptr::null();
-        // SAFETY: the driver returns a pointer to a static string, or an error.
+        // SAFETY: `getter` is cuGetErrorName or cuGetErrorString, resolved
+        // with cuda.h's prototype from the library `self` keeps loaded; the
+        // out-parameter is a live local. Any code may be asked: an unknown
+        // one is an error the driver returns.
         if unsafe { getter(code, &raw mut text) } != 0 || text.is_null() {
             return None;
         }
         Some(
+            // SAFETY: on success the driver points `text` at a static
+            // NUL-terminated string (CUDA driver API, cuGetErrorName /
+            // cuGetErrorString); it is non-null (checked) and copied at once.
             unsafe { CStr::from_ptr(text) }
                 .to_string_lossy()
                 .into_owned(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_cuda_h_numbers() {
+        // cuda.h (CUDA driver API, "Error Handling"): the numbers users see.
+        assert_eq!(
+            [
+                CUDA_ERROR_NO_DEVICE,
+                CUDA_ERROR_JIT_COMPILER_NOT_FOUND,
+                CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
+                CUDA_ERROR_SYSTEM_DRIVER_MISMATCH,
+                CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE,
+                CUDA_ERROR_UNKNOWN,
+            ],
+            [100, 221, 222, 803, 804, 999]
+        );
+        assert_eq!(known_name(34).as_deref(), Some("CUDA_ERROR_STUB_LIBRARY"));
+        assert_eq!(
+            known_name(36).as_deref(),
+            Some("CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER")
+        );
+        assert_eq!(known_name(12345), None);
     }
 }

@@ -1,18 +1,34 @@
 //! The CUDA driver seam: the library, its errors, and small owners for the
 //! handles gpuprobe creates, so every early return releases what it took.
+//!
+//! Every driver call is an `unsafe` FFI call. What makes each one sound is
+//! the same few facts, stated once here and referred to at each call:
+//! - (fn) the entry point was resolved with cuda.h's prototype and stays
+//!   valid while the `Driver` it came from lives (src/cuda/driver.rs), which
+//!   every owner here borrows;
+//! - (out) out-parameters point to live locals of the type cuda.h names;
+//! - (handle) a handle passed in was created by the driver and is owned by
+//!   the value passing it, so it is live and of the kind the call expects
+//!   (the handle newtypes make passing another kind a type error).
+//!
+//! A driver that breaks its own contract is outside what Rust can check;
+//! the driver's errors, though, are all returned, never assumed away.
 pub mod driver;
 pub mod error;
 pub mod kernels;
+pub mod version;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::fmt::Write as _;
+use std::marker::PhantomData;
 
 use cudarc::driver::sys::{CUdevice_attribute, CUuuid};
 
 pub use driver::{CuDevice, Driver, LoadError};
 pub use error::{call_in_flight, CudaError};
+pub use version::CudaVersion;
 
-use driver::{CuDevicePtr, Handle};
+use driver::{CuContext, CuDevicePtr, CuEvent, CuFunction, CuModule, CuStream};
 
 /// `CU_EVENT_DEFAULT`: timing enabled (CU_EVENT_DISABLE_TIMING would make
 /// cuEventElapsedTime fail with CUDA_ERROR_INVALID_HANDLE; CUDA driver API, cuEventCreate).
@@ -22,6 +38,7 @@ impl Driver {
     /// cuDriverGetVersion: 1000 * major + 10 * minor.
     pub fn version(&self) -> Result<i32, CudaError> {
         let mut v = 0;
+        // SAFETY: (fn), (out).
         self.call("cuDriverGetVersion", || unsafe {
             (self.api.cuDriverGetVersion)(&raw mut v)
         })?;
@@ -29,11 +46,13 @@ impl Driver {
     }
 
     pub fn init(&self) -> Result<(), CudaError> {
+        // SAFETY: (fn); flags must be 0 (CUDA driver API, cuInit).
         self.call("cuInit", || unsafe { (self.api.cuInit)(0) })
     }
 
     pub fn device_count(&self) -> Result<u32, CudaError> {
         let mut n = 0;
+        // SAFETY: (fn), (out).
         self.call("cuDeviceGetCount", || unsafe {
             (self.api.cuDeviceGetCount)(&raw mut n)
         })?;
@@ -42,6 +61,7 @@ impl Driver {
 
     pub fn device(&self, ordinal: u32) -> Result<CuDevice, CudaError> {
         let mut d = 0;
+        // SAFETY: (fn), (out); a bad ordinal is an error the driver returns.
         self.call("cuDeviceGet", || unsafe {
             (self.api.cuDeviceGet)(&raw mut d, ordinal as c_int)
         })?;
@@ -50,6 +70,7 @@ impl Driver {
 
     pub fn device_name(&self, dev: CuDevice) -> Result<String, CudaError> {
         let mut buf = [0 as c_char; 256];
+        // SAFETY: (fn); the driver writes at most `len` bytes into `buf`.
         self.call("cuDeviceGetName", || unsafe {
             (self.api.cuDeviceGetName)(buf.as_mut_ptr(), buf.len() as c_int, dev)
         })?;
@@ -62,7 +83,9 @@ impl Driver {
     pub fn device_uuid(&self, dev: CuDevice) -> Result<String, CudaError> {
         let mut uuid = CUuuid { bytes: [0; 16] };
         match self.api.cuDeviceGetUuid_v2 {
+            // SAFETY: (fn), (out).
             Some(v2) => self.call("cuDeviceGetUuid_v2", || unsafe { v2(&raw mut uuid, dev) })?,
+            // SAFETY: (fn), (out).
             None => self.call("cuDeviceGetUuid", || unsafe {
                 (self.api.cuDeviceGetUuid)(&raw mut uuid, dev)
             })?,
@@ -72,6 +95,7 @@ impl Driver {
 
     pub fn device_pci_bus_id(&self, dev: CuDevice) -> Result<String, CudaError> {
         let mut buf = [0 as c_char; 64];
+        // SAFETY: (fn); the driver writes at most `len` bytes into `buf`.
         self.call("cuDeviceGetPCIBusId", || unsafe {
             (self.api.cuDeviceGetPCIBusId)(buf.as_mut_ptr(), buf.len() as c_int, dev)
         })?;
@@ -84,6 +108,8 @@ impl Driver {
         attr: CUdevice_attribute,
     ) -> Result<i32, CudaError> {
         let mut v = 0;
+        // SAFETY: (fn), (out); an attribute this driver does not know is an
+        // error it returns.
         self.call("cuDeviceGetAttribute", || unsafe {
             (self.api.cuDeviceGetAttribute)(&raw mut v, attr, dev)
         })?;
@@ -92,6 +118,7 @@ impl Driver {
 
     pub fn device_total_memory(&self, dev: CuDevice) -> Result<u64, CudaError> {
         let mut bytes = 0usize;
+        // SAFETY: (fn), (out).
         self.call("cuDeviceTotalMem_v2", || unsafe {
             (self.api.cuDeviceTotalMem_v2)(&raw mut bytes, dev)
         })?;
@@ -125,19 +152,40 @@ pub fn format_uuid(bytes: &[u8; 16]) -> String {
     )
 }
 
-/// The device's primary context, current on this thread while it lives.
+/// The device's primary context, current on the thread that bound it while
+/// it lives.
+///
+/// Not `Send` and not `Sync`, on purpose. The CUDA driver API binds a
+/// context to the calling CPU thread (cuCtxSetCurrent: "Binds the specified
+/// CUDA context to the calling CPU thread"), and every call below, and every
+/// owner that borrows this, relies on the context being current on the
+/// thread making the call; `Drop` unbinds it from the current thread. A
+/// context may be made current on other threads too (cuCtxSetCurrent,
+/// cuCtxPushCurrent; CUDA Programming Guide, "Context"), but this type does
+/// not do that: moving it to another thread would leave it current where it
+/// no longer lives and make its calls run against whatever that thread has
+/// current. gpuprobe gives each device a thread of its own, so nothing needs
+/// more.
 pub struct Context<'d> {
     pub driver: &'d Driver,
     device: CuDevice,
+    _bound_to_this_thread: PhantomData<*const ()>,
 }
 
 impl<'d> Context<'d> {
     pub fn bind(driver: &'d Driver, device: CuDevice) -> Result<Self, CudaError> {
-        let mut ctx: Handle = std::ptr::null_mut();
+        let mut ctx = CuContext::NULL;
+        // SAFETY: (fn), (out); `device` came from cuDeviceGet.
         driver.call("cuDevicePrimaryCtxRetain", || unsafe {
             (driver.api.cuDevicePrimaryCtxRetain)(&raw mut ctx, device)
         })?;
-        let bound = Context { driver, device };
+        // From here on, dropping `bound` releases the retained context.
+        let bound = Context {
+            driver,
+            device,
+            _bound_to_this_thread: PhantomData,
+        };
+        // SAFETY: (fn); `ctx` was just retained and is held by `bound`.
         driver.call("cuCtxSetCurrent", || unsafe {
             (driver.api.cuCtxSetCurrent)(ctx)
         })?;
@@ -147,6 +195,7 @@ impl<'d> Context<'d> {
     /// (free, total) bytes.
     pub fn memory_info(&self) -> Result<(u64, u64), CudaError> {
         let (mut free, mut total) = (0usize, 0usize);
+        // SAFETY: (fn), (out); this context is current on this thread.
         self.driver.call("cuMemGetInfo_v2", || unsafe {
             (self.driver.api.cuMemGetInfo_v2)(&raw mut free, &raw mut total)
         })?;
@@ -154,6 +203,7 @@ impl<'d> Context<'d> {
     }
 
     pub fn synchronize(&self) -> Result<(), CudaError> {
+        // SAFETY: (fn); no arguments.
         self.driver.call("cuCtxSynchronize", || unsafe {
             (self.driver.api.cuCtxSynchronize)()
         })
@@ -163,8 +213,12 @@ impl<'d> Context<'d> {
 impl Drop for Context<'_> {
     fn drop(&mut self) {
         // Errors here have nothing left to spoil; the report has the real ones.
+        // SAFETY: (fn); unbinding the current context takes no handle, and
+        // the primary context of `device` was retained once by `bind`, so
+        // this is the matching release. Owners borrowing `self` (modules,
+        // buffers, events) have been dropped before it.
         unsafe {
-            (self.driver.api.cuCtxSetCurrent)(std::ptr::null_mut());
+            (self.driver.api.cuCtxSetCurrent)(CuContext::NULL);
             (self.driver.api.cuDevicePrimaryCtxRelease_v2)(self.device);
         }
     }
@@ -173,32 +227,62 @@ impl Drop for Context<'_> {
 /// A loaded module.
 pub struct Module<'c> {
     ctx: &'c Context<'c>,
-    handle: Handle,
+    handle: CuModule,
 }
 
 impl<'c> Module<'c> {
     /// Loads PTX; the driver JIT-compiles it for this GPU.
     pub fn load(ctx: &'c Context<'c>, ptx: &CStr) -> Result<Self, CudaError> {
-        let mut handle: Handle = std::ptr::null_mut();
+        let mut handle = CuModule::NULL;
+        // SAFETY: (fn), (out); `ptx` is NUL-terminated PTX text, as
+        // cuModuleLoadData requires of a text image, and outlives the call.
         ctx.driver.call("cuModuleLoadData", || unsafe {
             (ctx.driver.api.cuModuleLoadData)(&raw mut handle, ptx.as_ptr().cast::<c_void>())
         })?;
         Ok(Module { ctx, handle })
     }
 
-    pub fn function(&self, name: &CStr) -> Result<Handle, CudaError> {
-        let mut f: Handle = std::ptr::null_mut();
+    /// The kernel `name` of this module. A function handle is only valid
+    /// while its module is loaded, so the kernel takes the module with it.
+    pub fn kernel(self, name: &CStr) -> Result<Kernel<'c>, CudaError> {
+        let mut function = CuFunction::NULL;
+        // SAFETY: (fn), (out), (handle); `name` is NUL-terminated.
         self.ctx.driver.call("cuModuleGetFunction", || unsafe {
-            (self.ctx.driver.api.cuModuleGetFunction)(&raw mut f, self.handle, name.as_ptr())
+            (self.ctx.driver.api.cuModuleGetFunction)(&raw mut function, self.handle, name.as_ptr())
         })?;
-        Ok(f)
+        Ok(Kernel {
+            function,
+            _module: self,
+        })
     }
 }
 
 impl Drop for Module<'_> {
     fn drop(&mut self) {
+        // SAFETY: (fn), (handle); loaded by `load`, unloaded once, and every
+        // `Function` borrowing it is gone.
         unsafe { (self.ctx.driver.api.cuModuleUnload)(self.handle) };
     }
+}
+
+/// A kernel entry point and the loaded module it lives in, which stays
+/// loaded as long as the kernel exists.
+pub struct Kernel<'c> {
+    function: CuFunction,
+    _module: Module<'c>,
+}
+
+/// A host slice that does not fit a device allocation.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CopyError {
+    #[error("{call}: {host} floats on the host do not fit the {device}-float device buffer")]
+    TooLarge {
+        call: &'static str,
+        host: usize,
+        device: usize,
+    },
+    #[error(transparent)]
+    Cuda(#[from] CudaError),
 }
 
 /// A device allocation of f32s.
@@ -210,38 +294,64 @@ pub struct Buffer<'c> {
 
 impl<'c> Buffer<'c> {
     pub fn alloc(ctx: &'c Context<'c>, len: usize) -> Result<Self, CudaError> {
-        let mut ptr = 0;
+        let mut ptr = CuDevicePtr::NULL;
+        // SAFETY: (fn), (out). The byte count cannot overflow: `len` floats
+        // exist on the host side of every caller.
         ctx.driver.call("cuMemAlloc_v2", || unsafe {
             (ctx.driver.api.cuMemAlloc_v2)(&raw mut ptr, len * size_of::<f32>())
         })?;
         Ok(Buffer { ctx, ptr, len })
     }
 
-    pub fn upload(&self, data: &[f32]) -> Result<(), CudaError> {
-        let n = data.len().min(self.len);
+    /// Copies `data` to the start of the buffer; refuses a slice longer than
+    /// the buffer rather than copying part of it.
+    pub fn upload(&self, data: &[f32]) -> Result<(), CopyError> {
+        self.fits("cuMemcpyHtoD_v2", data.len())?;
+        // SAFETY: (fn), (handle); `data` is live for the call and the copy
+        // reads `data.len()` floats from it and writes as many into the
+        // buffer, which holds at least that many (checked above).
         self.ctx.driver.call("cuMemcpyHtoD_v2", || unsafe {
             (self.ctx.driver.api.cuMemcpyHtoD_v2)(
                 self.ptr,
                 data.as_ptr().cast(),
-                n * size_of::<f32>(),
+                std::mem::size_of_val(data),
             )
-        })
+        })?;
+        Ok(())
     }
 
-    pub fn download(&self, out: &mut [f32]) -> Result<(), CudaError> {
-        let n = out.len().min(self.len);
+    /// Fills `out` from the start of the buffer; refuses a slice longer than
+    /// the buffer rather than leaving part of it as it was.
+    pub fn download(&self, out: &mut [f32]) -> Result<(), CopyError> {
+        self.fits("cuMemcpyDtoH_v2", out.len())?;
+        // SAFETY: (fn), (handle); `out` is live and exclusively borrowed for
+        // the call, and the copy writes `out.len()` floats into it, read from
+        // the buffer, which holds at least that many (checked above).
         self.ctx.driver.call("cuMemcpyDtoH_v2", || unsafe {
             (self.ctx.driver.api.cuMemcpyDtoH_v2)(
                 out.as_mut_ptr().cast(),
                 self.ptr,
-                n * size_of::<f32>(),
+                std::mem::size_of_val(out),
             )
-        })
+        })?;
+        Ok(())
+    }
+
+    fn fits(&self, call: &'static str, host: usize) -> Result<(), CopyError> {
+        if host > self.len {
+            return Err(CopyError::TooLarge {
+                call,
+                host,
+                device: self.len,
+            });
+        }
+        Ok(())
     }
 }
 
 impl Drop for Buffer<'_> {
     fn drop(&mut self) {
+        // SAFETY: (fn), (handle); allocated by `alloc`, freed once.
         unsafe { (self.ctx.driver.api.cuMemFree_v2)(self.ptr) };
     }
 }
@@ -249,12 +359,13 @@ impl Drop for Buffer<'_> {
 /// A timing event on the default stream.
 pub struct Event<'c> {
     ctx: &'c Context<'c>,
-    handle: Handle,
+    handle: CuEvent,
 }
 
 impl<'c> Event<'c> {
     pub fn new(ctx: &'c Context<'c>) -> Result<Self, CudaError> {
-        let mut handle: Handle = std::ptr::null_mut();
+        let mut handle = CuEvent::NULL;
+        // SAFETY: (fn), (out); EVENT_DEFAULT is a valid flag set.
         ctx.driver.call("cuEventCreate", || unsafe {
             (ctx.driver.api.cuEventCreate)(&raw mut handle, EVENT_DEFAULT)
         })?;
@@ -262,12 +373,14 @@ impl<'c> Event<'c> {
     }
 
     pub fn record(&self) -> Result<(), CudaError> {
+        // SAFETY: (fn), (handle); the null stream is the default stream.
         self.ctx.driver.call("cuEventRecord", || unsafe {
-            (self.ctx.driver.api.cuEventRecord)(self.handle, std::ptr::null_mut())
+            (self.ctx.driver.api.cuEventRecord)(self.handle, CuStream::NULL)
         })
     }
 
     pub fn synchronize(&self) -> Result<(), CudaError> {
+        // SAFETY: (fn), (handle).
         self.ctx.driver.call("cuEventSynchronize", || unsafe {
             (self.ctx.driver.api.cuEventSynchronize)(self.handle)
         })
@@ -276,6 +389,7 @@ impl<'c> Event<'c> {
     /// Milliseconds from `self` to `end`, both recorded and complete.
     pub fn elapsed_ms(&self, end: &Event<'_>) -> Result<f64, CudaError> {
         let mut ms = 0f32;
+        // SAFETY: (fn), (out), (handle) for both events.
         self.ctx.driver.call("cuEventElapsedTime", || unsafe {
             (self.ctx.driver.api.cuEventElapsedTime)(&raw mut ms, self.handle, end.handle)
         })?;
@@ -285,26 +399,30 @@ impl<'c> Event<'c> {
 
 impl Drop for Event<'_> {
     fn drop(&mut self) {
+        // SAFETY: (fn), (handle); created by `new`, destroyed once.
         unsafe { (self.ctx.driver.api.cuEventDestroy_v2)(self.handle) };
     }
 }
 
-/// Launches `function` on the default stream.
+/// Launches `kernel` on the default stream.
 ///
 /// # Safety
-/// `function` must come from a loaded module of `ctx`, and `params` must
-/// hold one pointer per kernel parameter, in order, each to a live value of
-/// that parameter's type, as cuLaunchKernel requires.
+/// `kernel` must have been loaded in `ctx`, and `params` must hold one
+/// pointer per kernel parameter, in order, each to a live value of that
+/// parameter's type, as cuLaunchKernel requires.
 pub unsafe fn launch(
     ctx: &Context<'_>,
-    function: Handle,
+    kernel: &Kernel<'_>,
     grid: [u32; 3],
     block: [u32; 3],
     params: &mut [*mut c_void],
 ) -> Result<(), CudaError> {
+    // SAFETY: (fn); the function is live (its module is loaded while the
+    // kernel exists) and the caller promises `params` matches its
+    // parameters; no dynamic shared memory, the default stream, no `extra`.
     ctx.driver.call("cuLaunchKernel", || unsafe {
         (ctx.driver.api.cuLaunchKernel)(
-            function,
+            kernel.function,
             grid[0],
             grid[1],
             grid[2],
@@ -312,7 +430,7 @@ pub unsafe fn launch(
             block[1],
             block[2],
             0,
-            std::ptr::null_mut(),
+            CuStream::NULL,
             params.as_mut_ptr(),
             std::ptr::null_mut(),
         )

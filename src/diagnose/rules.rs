@@ -2,8 +2,15 @@
 //! the NVIDIA Container Toolkit's behaviour, the CUDA and NVML error codes
 //! users meet in containers, Windows containers, and health-check rules.
 use super::{DeviceEvidence, Rule, Trigger};
+use crate::cuda::error::{
+    CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE, CUDA_ERROR_JIT_COMPILER_NOT_FOUND,
+    CUDA_ERROR_NO_DEVICE, CUDA_ERROR_SYSTEM_DRIVER_MISMATCH, CUDA_ERROR_UNKNOWN,
+    CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
+};
+use crate::cuda::CudaVersion;
 use crate::report::{
-    Check, DeviceNode, NodeError, Reading, Report, Severity, Telemetry, Unavailable,
+    Check, DeviceNode, LibraryOrigin, NodeError, NvmlStatus, Reading, Report, Severity, Telemetry,
+    Unavailable,
 };
 
 fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
@@ -106,7 +113,11 @@ fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
     // libraries are missing or were baked into the image.
     let cuda_failed =
         cuda_missing(r) || init_error(r).is_some() || r.driver.device_count == Some(0);
-    if !cuda_failed || nvidia_nodes(r) || r.environment.wsl || r.nvml.status == "loaded" || windows
+    if !cuda_failed
+        || nvidia_nodes(r)
+        || r.environment.wsl
+        || r.nvml.status == NvmlStatus::Loaded
+        || windows
     {
         return None;
     }
@@ -135,8 +146,8 @@ fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
                 .map_or_else(String::new, |e| format!("; opening it fails: {e}"))
         ));
     }
-    evidence.push(match r.nvml.status.as_str() {
-        "not_found" => "no libnvidia-ml.so.1".to_string(),
+    evidence.push(match r.nvml.status {
+        NvmlStatus::NotFound => "no libnvidia-ml.so.1".to_string(),
         _ => format!(
             "NVML cannot initialise: {}",
             r.nvml.error.as_deref().unwrap_or("?")
@@ -149,7 +160,7 @@ fn no_gpu_runtime(r: &Report) -> Option<Vec<String>> {
 }
 
 fn nvml_without_cuda(r: &Report) -> Option<Vec<String>> {
-    (cuda_missing(r) && r.nvml.status == "loaded").then(|| {
+    (cuda_missing(r) && r.nvml.status == NvmlStatus::Loaded).then(|| {
         vec![
             format!(
                 "libnvidia-ml loaded from {}",
@@ -167,7 +178,9 @@ fn nvml_without_cuda(r: &Report) -> Option<Vec<String>> {
 fn visible_devices_none(r: &Report) -> Option<Vec<String>> {
     let value = var(r, "NVIDIA_VISIBLE_DEVICES")?;
     let v = value.trim().to_ascii_lowercase();
-    let no_gpu = cuda_missing(r) || init_error(r) == Some(100) || r.driver.device_count == Some(0);
+    let no_gpu = cuda_missing(r)
+        || init_error(r) == Some(CUDA_ERROR_NO_DEVICE)
+        || r.driver.device_count == Some(0);
     (matches!(v.as_str(), "none" | "void" | "") && no_gpu)
         .then(|| vec![format!("NVIDIA_VISIBLE_DEVICES={value:?}")])
 }
@@ -194,7 +207,7 @@ fn visible_devices_malformed(r: &Report) -> Option<Vec<String>> {
 
 /// How many GPUs the container has, whatever CUDA_VISIBLE_DEVICES says.
 fn gpus_given(r: &Report) -> usize {
-    if r.nvml.status == "loaded" {
+    if r.nvml.status == NvmlStatus::Loaded {
         r.nvml.device_uuids.len() + r.nvml.lost_devices.len()
     } else {
         gpu_nodes(r).len()
@@ -203,7 +216,7 @@ fn gpus_given(r: &Report) -> usize {
 
 fn cuda_visible_hides_all(r: &Report) -> Option<Vec<String>> {
     let value = var(r, "CUDA_VISIBLE_DEVICES")?;
-    let none_seen = init_error(r) == Some(100) || r.driver.device_count == Some(0);
+    let none_seen = init_error(r) == Some(CUDA_ERROR_NO_DEVICE) || r.driver.device_count == Some(0);
     let given = gpus_given(r);
     (none_seen && given > 0).then(|| {
         vec![
@@ -224,7 +237,7 @@ fn cuda_visible_unknown_entry(r: &Report) -> Option<Vec<String>> {
         if let Ok(i) = e.parse::<usize>() {
             given > 0 && i >= given
         } else if e.starts_with("GPU-") || e.starts_with("MIG-") {
-            r.nvml.status == "loaded" && !uuids.iter().any(|u| u.starts_with(e))
+            r.nvml.status == NvmlStatus::Loaded && !uuids.iter().any(|u| u.starts_with(e))
         } else {
             true
         }
@@ -273,22 +286,32 @@ fn init_code_rule(r: &Report, code: i32, name: &str) -> Option<Vec<String>> {
 }
 
 fn compat_mismatch(r: &Report) -> Option<Vec<String>> {
-    init_code_rule(r, 803, "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH")
+    init_code_rule(
+        r,
+        CUDA_ERROR_SYSTEM_DRIVER_MISMATCH,
+        "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
+    )
 }
 
 fn compat_unsupported(r: &Report) -> Option<Vec<String>> {
-    init_code_rule(r, 804, "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE")
+    init_code_rule(
+        r,
+        CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE,
+        "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
+    )
 }
 
 fn uvm_missing(r: &Report) -> Option<Vec<String>> {
     // With no NVIDIA nodes at all the container has no GPU runtime (GP001).
-    (init_error(r) == Some(999) && !has_node(r, "/dev/nvidia-uvm") && has_node(r, "/dev/nvidiactl"))
-        .then(|| {
-            vec![
-                "cuInit returned 999 (CUDA_ERROR_UNKNOWN)".into(),
-                "no /dev/nvidia-uvm device node".into(),
-            ]
-        })
+    (init_error(r) == Some(CUDA_ERROR_UNKNOWN)
+        && !has_node(r, "/dev/nvidia-uvm")
+        && has_node(r, "/dev/nvidiactl"))
+    .then(|| {
+        vec![
+            "cuInit returned 999 (CUDA_ERROR_UNKNOWN)".into(),
+            "no /dev/nvidia-uvm device node".into(),
+        ]
+    })
 }
 
 fn nvml_driver_mismatch(r: &Report) -> Option<Vec<String>> {
@@ -315,26 +338,26 @@ fn nvml_driver_mismatch(r: &Report) -> Option<Vec<String>> {
 
 fn ptx_too_new(r: &Report) -> DeviceEvidence {
     let driver = r.driver.cuda_version.as_deref().unwrap_or("?");
-    device_error(r, "module", 222)
+    device_error(r, "module", CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
         .into_iter()
         .map(|(d, e)| (d, format!("{e}; the driver supports CUDA {driver}, gpuprobe's PTX (ISA 4.2) needs CUDA 7.0")))
         .collect()
 }
 
 /// "cuda>=12.2" out of NVIDIA_REQUIRE_CUDA ("cuda>=12.2 brand=tesla,driver>=470 ...").
-fn required_cuda(value: &str) -> Option<(u32, u32)> {
+fn required_cuda(value: &str) -> Option<CudaVersion> {
     let spec = value
         .split_whitespace()
         .find_map(|w| w.strip_prefix("cuda>="))?;
-    crate::requirements::parse_version(spec)
+    spec.parse().ok()
 }
 
 fn driver_too_old(r: &Report) -> Option<Vec<String>> {
     let mut evidence = Vec::new();
-    let have = r.driver.cuda_version_raw;
+    let have = r.driver.cuda_version_raw.and_then(CudaVersion::from_driver);
     if let (Some(value), Some(have)) = (var(r, "NVIDIA_REQUIRE_CUDA"), have) {
-        if let Some((major, minor)) = required_cuda(value) {
-            if have < (major * 1000 + minor * 10) as i32 {
+        if let Some(need) = required_cuda(value) {
+            if have < need {
                 evidence.push(format!(
                     "NVIDIA_REQUIRE_CUDA={value:?}, the driver supports CUDA {}",
                     r.driver.cuda_version.as_deref().unwrap_or("?")
@@ -492,11 +515,11 @@ fn windows_cuda_unsupported(r: &Report) -> Option<Vec<String>> {
 }
 
 fn jit_missing(r: &Report) -> DeviceEvidence {
-    device_error(r, "module", 221)
+    device_error(r, "module", CUDA_ERROR_JIT_COMPILER_NOT_FOUND)
 }
 
 fn nvml_missing(r: &Report) -> Option<Vec<String>> {
-    (r.nvml.status == "not_found" && r.driver.library_path.is_some()).then(|| {
+    (r.nvml.status == NvmlStatus::NotFound && r.driver.library_path.is_some()).then(|| {
         vec![
             "no libnvidia-ml.so.1 on the loader path".into(),
             format!(
@@ -541,7 +564,7 @@ fn driver_baked_in(r: &Report) -> Option<Vec<String>> {
             &env.nvml_library_origin,
         ),
     ] {
-        if origin.as_deref() == Some("image") {
+        if *origin == Some(LibraryOrigin::Image) {
             evidence.push(format!(
                 "{name} at {} is a file of the image, not mounted in by the GPU runtime",
                 path.as_deref().unwrap_or("?")
@@ -797,7 +820,7 @@ mod tests {
     fn require_cuda_parsing() {
         assert_eq!(
             required_cuda("cuda>=12.2 brand=tesla,driver>=470,driver<471"),
-            Some((12, 2))
+            Some(CudaVersion::new(12, 2))
         );
         assert_eq!(required_cuda("brand=tesla"), None);
         assert_eq!(required_cuda("cuda>=twelve"), None);

@@ -186,7 +186,7 @@ fn telemetry_lines(t: &Telemetry) -> [String; 3] {
             } else {
                 "off".into()
             }),
-            show(&t.compute_mode, Clone::clone),
+            show(&t.compute_mode, ToString::to_string),
             show(&t.mig_enabled, |b| if *b {
                 "on".into()
             } else {
@@ -205,7 +205,7 @@ fn availability(out: &mut String, r: &Report) {
     let visible = r.devices.len();
     let available = match r.verdict {
         Verdict::NoGpu => "no".to_string(),
-        _ if r.command == "list" => {
+        _ if r.command == crate::report::ReportCommand::List => {
             format!("{visible} device(s) visible (not exercised: `list` only enumerates)")
         }
         _ => format!(

@@ -67,9 +67,9 @@ pub fn judge_state(path: &Path, max_age: Duration, now: SystemTime) -> (String, 
             ))
         }
     };
-    let report: Report = match serde_json::from_slice(&bytes) {
+    let report = match Report::from_json(&bytes) {
         Ok(r) => r,
-        Err(e) => return unhealthy(format!("{} is not a gpuprobe report: {e}", path.display())),
+        Err(e) => return unhealthy(format!("{} {e}", path.display())),
     };
     let Ok(started) = humantime::parse_rfc3339(&report.started_at) else {
         return unhealthy(format!(

@@ -4,11 +4,9 @@
 //! verify. A failed stage fails this device only; the stages after it are
 //! recorded as skipped, and everything taken so far is released by the
 //! owners in `cuda`.
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::progress::{Done, Failed, Progress, Scope};
-use super::Shared;
 use crate::cpu::Repeat;
 use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Event, Module};
 use crate::report::Matmul;
@@ -32,7 +30,7 @@ pub struct Job<'a> {
     pub slot: usize,
     pub device: CuDevice,
     pub inputs: &'a Inputs,
-    pub reference: &'a Shared<Reference>,
+    pub reference: &'a std::sync::OnceLock<Reference>,
     pub repeat: Repeat,
     /// NVML, for the telemetry read right after the matmul.
     pub nvml: Option<&'static crate::telemetry::Loaded>,
@@ -104,14 +102,13 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         }
     });
 
-    let (module, function) = stage_or_stop!(job, "module", || {
-        let module = Module::load(&ctx, kernels::MATMUL_PTX)?;
-        let function = module.function(kernels::SGEMM_TILED)?;
+    let kernel = stage_or_stop!(job, "module", || {
+        let kernel = Module::load(&ctx, kernels::MATMUL_PTX)?.kernel(kernels::SGEMM_TILED)?;
         let detail = format!(
             "embedded PTX JIT-compiled; {} found",
             kernels::SGEMM_TILED.to_string_lossy()
         );
-        Ok(Done::pass((module, function), detail))
+        Ok(Done::pass(kernel, detail))
     });
 
     let (len_a, len_b, len_c) = (
@@ -164,9 +161,9 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         // Warm-up: the first launch pays one-off costs; it also sizes the
         // timed batch for --min-time.
         start.record()?;
-        // SAFETY: `function` is gpuprobe_sgemm_tiled from `module`, whose
+        // SAFETY: `kernel` is gpuprobe_sgemm_tiled, loaded in `ctx`, whose
         // parameters are (int, int, int, float*, float*, float*): `params`.
-        unsafe { cuda::launch(&ctx, function, grid, block, &mut params)? };
+        unsafe { cuda::launch(&ctx, &kernel, grid, block, &mut params)? };
         stop.record()?;
         stop.synchronize()?;
         let warm_ms = start.elapsed_ms(&stop)?;
@@ -177,7 +174,7 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         start.record()?;
         for _ in 0..iterations {
             // SAFETY: as for the warm-up launch.
-            unsafe { cuda::launch(&ctx, function, grid, block, &mut params)? };
+            unsafe { cuda::launch(&ctx, &kernel, grid, block, &mut params)? };
         }
         stop.record()?;
         stop.synchronize()?;
@@ -199,8 +196,8 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
     });
 
     let verification = stage_or_stop!(job, "verify", || {
-        let reference: Arc<Reference> = job.reference.wait();
-        let v = verify::check(job.inputs, &reference, &result);
+        let reference: &Reference = job.reference.wait();
+        let v = verify::check(job.inputs, reference, &result);
         if v.passed {
             let detail = format!(
                 "all {} elements within tolerance (max error {:.2e}, tolerance there {:.2e}); {} f64 samples within tolerance",
@@ -225,7 +222,7 @@ fn run_stages(job: &Job<'_>) -> Option<Matmul> {
         }
     });
 
-    drop((a, b, c, module));
+    drop((a, b, c, kernel));
     Some(matmul_of(job, iterations, time_ms, verification))
 }
 

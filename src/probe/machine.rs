@@ -7,7 +7,7 @@ use cudarc::driver::sys::CUdevice_attribute as Attr;
 
 use super::progress::{Done, Failed, Progress, Scope};
 use super::verdict::set_outcome;
-use super::{Selection, Selector, Shared, SAMPLE_SALT};
+use super::{Selection, Selector, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda::{self, Driver, LoadError};
 use crate::report::{CheckStatus, CpuReport, DeviceReport, DeviceStatus, Verdict};
@@ -139,7 +139,7 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
 
 /// "12.4" from 12040.
 pub(super) fn cuda_version(raw: i32) -> String {
-    format!("{}.{}", raw / 1000, raw % 1000 / 10)
+    cuda::CudaVersion::from_driver(raw).map_or_else(|| raw.to_string(), |v| v.to_string())
 }
 
 /// Adds device `ordinal` to the report with what the driver says of it.
@@ -257,7 +257,7 @@ pub(super) fn cpu_reference(
     progress: &Progress,
     inputs: &Inputs,
     repeat: Repeat,
-    reference: &Shared<Reference>,
+    reference: &std::sync::OnceLock<Reference>,
 ) {
     let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
     let available = cpu::available_cpus();
@@ -286,5 +286,6 @@ pub(super) fn cpu_reference(
     // The sample changes every run: it is drawn from the run's seed, itself
     // fresh unless --seed fixed it.
     let sample_seed = inputs.seed ^ SAMPLE_SALT;
-    reference.publish(Reference::new(inputs, measured.product, sample_seed));
+    // The only publication in this run, so `set` cannot find it taken.
+    let _ = reference.set(Reference::new(inputs, measured.product, sample_seed));
 }

@@ -15,7 +15,7 @@ mod verdict;
 
 pub use session::Session;
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cpu::{self, Repeat};
@@ -89,39 +89,6 @@ pub struct Options {
     pub strict: bool,
 }
 
-/// A value one thread publishes and others wait for.
-pub struct Shared<T> {
-    value: Mutex<Option<Arc<T>>>,
-    ready: Condvar,
-}
-
-impl<T> Shared<T> {
-    fn new() -> Self {
-        Shared {
-            value: Mutex::new(None),
-            ready: Condvar::new(),
-        }
-    }
-
-    fn publish(&self, value: T) {
-        *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(value));
-        self.ready.notify_all();
-    }
-
-    fn wait(&self) -> Arc<T> {
-        let mut guard = self.value.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(v) = guard.as_ref() {
-                return Arc::clone(v);
-            }
-            guard = self
-                .ready
-                .wait(guard)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-}
-
 /// Keeps the sample's seed apart from the inputs' seed.
 const SAMPLE_SALT: u64 = 0x5EED_5A4D_1E5E_ED00;
 
@@ -142,11 +109,10 @@ fn empty_report(options: &Options) -> Report {
         schema_version: SCHEMA_VERSION,
         gpuprobe_version: env!("CARGO_PKG_VERSION").into(),
         command: match options.mode {
-            Mode::Probe => "probe",
-            Mode::List => "list",
-            Mode::Health => "health",
-        }
-        .into(),
+            Mode::Probe => crate::report::ReportCommand::Probe,
+            Mode::List => crate::report::ReportCommand::List,
+            Mode::Health => crate::report::ReportCommand::Health,
+        },
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         duration_ms: 0.0,
         verdict: Verdict::Failed,
@@ -165,7 +131,7 @@ fn empty_report(options: &Options) -> Report {
         devices: Vec::new(),
         cpu: None,
         nvml: crate::report::NvmlInfo {
-            status: "not_checked".into(),
+            status: crate::report::NvmlStatus::NotChecked,
             ..Default::default()
         },
         environment: crate::report::Environment::default(),
@@ -311,7 +277,8 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
         return;
     }
     let inputs = Inputs::generate(n, n, n, options.seed);
-    let reference = Shared::new();
+    // Published once by the CPU side, waited for by each device's verify.
+    let reference = OnceLock::new();
     std::thread::scope(|scope| {
         for (slot, handle) in handles.iter().enumerate() {
             let Some(device) = *handle else { continue };
@@ -350,7 +317,8 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
                 &inputs.b,
                 &mut product,
             );
-            reference.publish(Reference::new(&inputs, product, options.seed ^ SAMPLE_SALT));
+            // The only publication in this run, so `set` cannot find it taken.
+            let _ = reference.set(Reference::new(&inputs, product, options.seed ^ SAMPLE_SALT));
         } else {
             cpu_reference(progress, &inputs, options.repeat, &reference);
         }

@@ -58,6 +58,17 @@ impl From<CudaError> for Failed {
     }
 }
 
+impl From<crate::cuda::CopyError> for Failed {
+    fn from(e: crate::cuda::CopyError) -> Self {
+        match e {
+            crate::cuda::CopyError::Cuda(e) => e.into(),
+            too_large @ crate::cuda::CopyError::TooLarge { .. } => {
+                Failed::new(too_large.to_string())
+            }
+        }
+    }
+}
+
 impl Failed {
     pub fn new(detail: impl Into<String>) -> Self {
         Failed {

@@ -158,7 +158,7 @@ fn outcome(r: &Report) -> (Verdict, String) {
         (Verdict::Failed, failed_summary(&failed, probed.len()))
     } else if let Some(check) = machine_failure {
         (Verdict::Failed, check.detail.clone())
-    } else if r.command == "list" {
+    } else if r.command == crate::report::ReportCommand::List {
         (
             Verdict::Healthy,
             format!(

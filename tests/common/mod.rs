@@ -1,6 +1,9 @@
 //! Shared test harness: the real gpuprobe binary, run against the fake
 //! driver, with every JSON report checked against the published schema and
-//! read back into the typed report (unknown fields fail).
+//! read back into the typed report. The report types accept unknown fields
+//! (docs/report.md, "Compatibility policy"), so drift is caught by writing
+//! the typed report out again and comparing it with what gpuprobe printed: a
+//! field the types do not know, or read differently, fails there.
 #![allow(dead_code)]
 
 pub mod docker;
@@ -189,7 +192,8 @@ pub fn gpuprobe_with(scenario_name: &str, args: &[&str], env: &[(&str, &str)]) -
     }
 }
 
-/// Validates against docs/report.schema.json and reads back strictly.
+/// Validates against docs/report.schema.json and reads back strictly: the
+/// typed report, written out again, must be the JSON it was read from.
 pub fn parse_report(stdout: &[u8]) -> (Value, Report) {
     let json: Value = serde_json::from_slice(stdout).unwrap_or_else(|e| {
         panic!(
@@ -205,7 +209,39 @@ pub fn parse_report(stdout: &[u8]) -> (Value, Report) {
         report.verdict.exit_code(),
         "exit_code matches the verdict"
     );
+    if let Some(drift) = round_trip_drift(&json, &report) {
+        panic!("the typed report does not read back what gpuprobe wrote: {drift}");
+    }
     (json, report)
+}
+
+/// Where `report`, serialised again, differs from `json` (a field the types
+/// dropped or read differently), or `None` when it is the same document.
+pub fn round_trip_drift(json: &Value, report: &Report) -> Option<String> {
+    let again = serde_json::to_value(report).expect("a report serialises");
+    first_difference("", json, &again)
+}
+
+fn first_difference(path: &str, written: &Value, read: &Value) -> Option<String> {
+    match (written, read) {
+        (Value::Object(a), Value::Object(b)) => {
+            if let Some(k) = a.keys().find(|k| !b.contains_key(*k)) {
+                return Some(format!("{path}/{k} is not in the typed report"));
+            }
+            if let Some(k) = b.keys().find(|k| !a.contains_key(*k)) {
+                return Some(format!("{path}/{k} was not written but reads back"));
+            }
+            a.iter()
+                .find_map(|(k, v)| first_difference(&format!("{path}/{k}"), v, &b[k]))
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(&format!("{path}/{i}"), x, y)),
+        _ if written == read => None,
+        _ => Some(format!("{path}: written {written}, reads back as {read}")),
+    }
 }
 
 pub fn assert_valid(json: &Value) {

@@ -1,0 +1,75 @@
+//! gpuprobe's driver owners (src/cuda) called directly, in-process, against
+//! the fake driver: a device buffer refuses a host slice larger than itself
+//! in either direction instead of copying part of it.
+//!
+//! The loader reads LD_LIBRARY_PATH when a process starts, so the outer test
+//! runs this test binary again with the scenario's environment, asking it
+//! for the one `#[ignore]`d inner test (ignored so that a plain run, which
+//! has no fake driver on its path, does not run it by itself).
+#![cfg(target_os = "linux")]
+mod common;
+
+use gpuprobe::cuda::{Buffer, Context, CopyError, Driver};
+
+#[test]
+fn buffer_copies_refuse_host_slices_larger_than_the_allocation() {
+    let (_cmd, dir) = common::command_with("healthy");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "inner_buffer_copies", "--ignored", "--nocapture"])
+        .envs(common::scenario_env(dir.path()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs the fake driver on its library path; run by buffer_copies_refuse_host_slices_larger_than_the_allocation"]
+#[allow(clippy::float_cmp, reason = "a copy is bit-exact")]
+fn inner_buffer_copies() {
+    if std::env::var_os("FAKEGPU_SCENARIO").is_none() {
+        // `--run-ignored all` runs it on its own too; its assertions run in
+        // the outer test, which gives it the fake driver.
+        eprintln!(
+            "inner test: runs inside buffer_copies_refuse_host_slices_larger_than_the_allocation"
+        );
+        return;
+    }
+    let driver = Driver::load().expect("the fake driver loads");
+    driver.init().unwrap();
+    let device = driver.device(0).unwrap();
+    let ctx = Context::bind(&driver, device).unwrap();
+    let buffer = Buffer::alloc(&ctx, 4).unwrap();
+
+    let too_large = buffer.upload(&[1.0; 5]).unwrap_err();
+    assert!(
+        matches!(
+            too_large,
+            CopyError::TooLarge {
+                host: 5,
+                device: 4,
+                ..
+            }
+        ),
+        "{too_large}"
+    );
+    buffer.upload(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+    let mut out = [0.0f32; 5];
+    assert!(matches!(
+        buffer.download(&mut out).unwrap_err(),
+        CopyError::TooLarge { host: 5, .. }
+    ));
+    assert_eq!(out, [0.0; 5], "a refused download writes nothing");
+    let mut out = [0.0f32; 4];
+    buffer.download(&mut out).unwrap();
+    assert_eq!(out, [1.0, 2.0, 3.0, 4.0]);
+    // A shorter slice is a partial copy, which is what was asked for.
+    buffer.upload(&[9.0]).unwrap();
+    let mut first = [0.0f32; 1];
+    buffer.download(&mut first).unwrap();
+    assert_eq!(first, [9.0]);
+}
