@@ -212,6 +212,11 @@ pub struct DriverInfo {
     pub search_path: Vec<String>,
     /// Driver API symbols gpuprobe needs that the library lacks (an older driver).
     pub missing_symbols: Vec<String>,
+    /// Entry points gpuprobe uses when present that this driver lacks; the
+    /// probe works without them (e.g. cuDeviceGetUuid_v2 before CUDA 11.4:
+    /// a MIG instance then shows its parent GPU's UUID).
+    #[serde(default)]
+    pub missing_optional_symbols: Vec<String>,
     /// CUDA version the driver supports, "major.minor" (cuDriverGetVersion).
     pub cuda_version: Option<String>,
     /// The raw cuDriverGetVersion value (1000 * major + 10 * minor).

@@ -158,6 +158,11 @@ fn check_no_gpu_report(
         "{where_}"
     );
     assert_eq!(report.driver.cuda_version_raw, Some(d.cuda_raw), "{where_}");
+    assert!(
+        report.driver.missing_optional_symbols.is_empty(),
+        "{where_}: the optional symbols too (cuDeviceGetUuid_v2 is CUDA 11.4): {:?}",
+        report.driver.missing_optional_symbols
+    );
     // nvmlInit_v2 answers NVML_ERROR_DRIVER_NOT_LOADED without a kernel
     // module, and NVML_ERROR_UNKNOWN where the node it made is refused (a
     // container's device cgroup: `nvml_unknown`).
@@ -554,4 +559,70 @@ fn every_symbol_the_fake_exports_exists_in_the_real_libraries() {
             );
         }
     }
+}
+
+/// gpuprobe's own names for CUresult codes (used when a driver cannot name
+/// them) are NVIDIA's: each equals what a real cuGetErrorName answers. Only
+/// CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER (36, from a cuda.h newer than 12.4)
+/// is unknown to every pinned driver; any other such code fails the test.
+/// gpuprobe's NVML codes (nvml-wrapper's NvmlError, read back through
+/// `telemetry::nvml_code`) round-trip for every code nvml.h defines, and
+/// each is one the real nvmlErrorString names.
+#[test]
+#[ignore = "needs NVIDIA's driver libraries (scripts/fetch-nvidia-libs) and root: run with --run-ignored all; .ci/run does, with GPUPROBE_REQUIRE_TOOLS=1"]
+fn gpuprobe_names_error_codes_as_the_real_driver_does() {
+    let Some(libs) = libs() else { return };
+    let mut cuda_names = std::collections::BTreeMap::new();
+    let mut nvml_known = BTreeSet::new();
+    for d in &DRIVERS {
+        let dir = libs.join(d.version);
+        let Some(answers) = answers(
+            &dir.join("libcuda.so.1"),
+            &dir.join("libnvidia-ml.so.1"),
+            &[],
+        ) else {
+            return;
+        };
+        for (code, e) in answers["cuda"]["errors"].as_object().unwrap() {
+            cuda_names.insert(code.parse::<i32>().unwrap(), e["name"].clone());
+        }
+        for code in answers["nvml"]["nvmlErrorString"]
+            .as_object()
+            .unwrap()
+            .keys()
+        {
+            nvml_known.insert(code.parse::<i32>().unwrap());
+        }
+    }
+    let mut unverified = Vec::new();
+    for (code, name) in gpuprobe::cuda::error::known_codes() {
+        match cuda_names.get(&code) {
+            Some(real) => assert_eq!(real, &Value::String(name.clone()), "CUresult {code}"),
+            None => unverified.push(code),
+        }
+    }
+    assert_eq!(unverified, [36], "codes no pinned driver names");
+    let mut unverified = Vec::new();
+    for code in (1..=40).chain([999]) {
+        // Codes nvml-wrapper has no variant for are not named by gpuprobe.
+        let error = match nvml_wrapper::error::nvml_try(code as u32) {
+            Ok(()) | Err(nvml_wrapper::error::NvmlError::UnexpectedVariant(_)) => continue,
+            Err(error) => error,
+        };
+        if let Some(named) = gpuprobe::telemetry::nvml_code(error) {
+            assert_eq!(
+                named, code,
+                "gpuprobe reads NVML code {code} back as {named}"
+            );
+            // 999 (NVML_ERROR_UNKNOWN) is what nvmlErrorString calls every
+            // code it does not know, so it is not in the named list.
+            if !nvml_known.contains(&code) && code != 999 {
+                unverified.push(code);
+            }
+        }
+    }
+    assert!(
+        unverified.is_empty(),
+        "NVML codes gpuprobe names that no pinned driver names: {unverified:?}"
+    );
 }

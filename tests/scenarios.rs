@@ -178,6 +178,21 @@ fn missing_symbol_names_what_the_old_driver_lacks() {
     assert!(run.report.summary.contains("cuDevicePrimaryCtxRelease_v2"));
 }
 
+/// An optional entry point the driver lacks is named in the report, and the
+/// probe still computes.
+#[test]
+fn a_missing_optional_symbol_is_named_and_the_probe_still_passes() {
+    let run = gpuprobe_with("no-uuid-v2", SMALL, &[]);
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    assert!(run.report.driver.missing_symbols.is_empty());
+    assert_eq!(
+        run.report.driver.missing_optional_symbols,
+        ["cuDeviceGetUuid_v2"]
+    );
+    let healthy = gpuprobe_with("healthy", SMALL, &[]);
+    assert!(healthy.report.driver.missing_optional_symbols.is_empty());
+}
+
 #[test]
 fn a_hung_launch_ends_at_the_deadline_naming_device_and_stage() {
     let (mut cmd, _dir) = common::command_with("hang");

@@ -89,6 +89,19 @@ macro_rules! driver_api {
         }
 
         impl Api {
+            /// The optional entry points this driver lacks (an older driver
+            /// has no cuDeviceGetUuid_v2, the stub names no errors).
+            #[must_use]
+            pub fn missing_optional(&self) -> Vec<&'static str> {
+                let mut missing = Vec::new();
+                $(
+                    if self.$oname.is_none() {
+                        missing.push(stringify!($oname));
+                    }
+                )*
+                missing
+            }
+
             /// Resolves every symbol, or names the required ones missing.
             #[allow(non_snake_case)]
             fn resolve(lib: &Library) -> Result<Api, Vec<String>> {

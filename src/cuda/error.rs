@@ -91,6 +91,17 @@ const KNOWN: &[cudaError_enum] = &[
 /// follow, from cuda.h of later releases.
 const NEWER: &[(CuResult, &str)] = &[(36, "CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER")];
 
+/// Every code gpuprobe names itself, with its name: what the real-driver
+/// test compares with NVIDIA's own cuGetErrorName.
+#[must_use]
+pub fn known_codes() -> Vec<(CuResult, String)> {
+    KNOWN
+        .iter()
+        .map(|e| (*e as CuResult, format!("{e:?}")))
+        .chain(NEWER.iter().map(|(c, n)| (*c, (*n).to_string())))
+        .collect()
+}
+
 /// cuda.h's name of `code`, when it is one of `KNOWN` or `NEWER`.
 fn known_name(code: CuResult) -> Option<String> {
     KNOWN

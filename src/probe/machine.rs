@@ -108,7 +108,15 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
     })?;
     match loaded {
         Ok(driver) => {
-            progress.update(|r| r.driver.library_path = Some(driver.path.clone()));
+            progress.update(|r| {
+                r.driver.library_path = Some(driver.path.clone());
+                r.driver.missing_optional_symbols = driver
+                    .api
+                    .missing_optional()
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+            });
             Some(driver)
         }
         Err(e) => {
