@@ -16,6 +16,7 @@ pub mod probe;
 pub mod report;
 pub mod requirements;
 pub mod signals;
+pub mod stage;
 pub mod telemetry;
 pub mod units;
 pub mod verify;

@@ -202,6 +202,19 @@ pub struct DriverError {
 }
 
 /// The CUDA driver library and what it reported.
+/// Why the CUDA driver library could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverLoadFailure {
+    /// No libcuda on the loader's path (nvcuda.dll on Windows).
+    NotFound,
+    /// Found, but the loader refused it (wrong architecture, a missing
+    /// dependency, a broken file).
+    Unloadable,
+    /// Loaded, but it lacks entry points gpuprobe needs (too old a driver).
+    MissingSymbols,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct DriverInfo {
     /// The file actually loaded (resolved through the loader), when one was.
@@ -217,6 +230,9 @@ pub struct DriverInfo {
     /// a MIG instance then shows its parent GPU's UUID).
     #[serde(default)]
     pub missing_optional_symbols: Vec<String>,
+    /// Why libcuda could not be used, when it could not; null when it loaded.
+    #[serde(default)]
+    pub load_failure: Option<DriverLoadFailure>,
     /// CUDA version the driver supports, "major.minor" (cuDriverGetVersion).
     pub cuda_version: Option<String>,
     /// The raw cuDriverGetVersion value (1000 * major + 10 * minor).

@@ -3,10 +3,11 @@
 //!
 //! Each requirement becomes a check of its own, failed when unmet, with the
 //! measured value beside the required one, so a failed start says exactly
-//! which promise the machine did not keep.
+//! which promise the machine did not keep. Like the diagnoses, the
+//! requirements judge a report; they know nothing of how it was probed.
 use crate::cuda::CudaVersion;
-use crate::probe::progress::{Done, Failed, Progress, Scope};
-use crate::report::DeviceStatus;
+use crate::report::{Check, CheckStatus, DeviceReport, DeviceStatus, Report};
+use crate::stage::Stage;
 use crate::units::bytes;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,114 +24,140 @@ pub struct Requirements {
     pub speedup: Option<f64>,
 }
 
-impl Requirements {
-    /// Adds a check per requirement. `measured_speed` is false in health
-    /// mode, which does not time the CPU: a speedup requirement is then
-    /// recorded as skipped, not guessed.
-    pub fn check(&self, progress: &Progress, measured_speed: bool) {
-        if let Some(need) = self.driver {
-            progress.stage(Scope::Machine, "require_driver", || {
-                let have = progress
-                    .update(|r| r.driver.cuda_version_raw)
-                    .and_then(CudaVersion::from_driver);
-                let shown = have.map_or("unknown".to_string(), |v| v.to_string());
-                let detail = format!("driver supports CUDA {shown}, required {need}");
-                if have.is_some_and(|v| v >= need) {
-                    Ok(Done::pass((), detail))
-                } else {
-                    Err(Failed::new(detail))
-                }
-            });
+/// The checks the requirements add to a report: machine-wide ones and, by
+/// index into `devices`, each GPU's.
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub machine: Vec<Check>,
+    pub devices: Vec<(usize, Check)>,
+}
+
+impl Judged {
+    /// Adds the checks to the report they judged.
+    pub fn apply(self, report: &mut Report) {
+        for (slot, check) in self.devices {
+            if let Some(d) = report.devices.get_mut(slot) {
+                d.checks.push(check);
+            }
         }
-        let slots = progress.update(|r| {
-            r.devices
+        report.checks.extend(self.machine);
+    }
+}
+
+fn check(stage: Stage, met: bool, detail: String) -> Check {
+    Check {
+        name: stage.as_str().into(),
+        status: if met {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
+        duration_ms: 0.0,
+        detail,
+        error: None,
+    }
+}
+
+impl Requirements {
+    /// A check per requirement, judged on the probe's report as it ends
+    /// (before the verdict). `measured_speed` is false in health mode, which
+    /// does not time the CPU: a speedup requirement is then recorded as
+    /// skipped, not guessed.
+    #[must_use]
+    pub fn judge(&self, report: &Report, measured_speed: bool) -> Judged {
+        let mut judged = Judged::default();
+        if let Some(need) = self.driver {
+            let have = report
+                .driver
+                .cuda_version_raw
+                .and_then(CudaVersion::from_driver);
+            let shown = have.map_or("unknown".to_string(), |v| v.to_string());
+            judged.machine.push(check(
+                Stage::RequireDriver,
+                have.is_some_and(|v| v >= need),
+                format!("driver supports CUDA {shown}, required {need}"),
+            ));
+        }
+        for (slot, device) in report.devices.iter().enumerate() {
+            if device.status != DeviceStatus::Skipped {
+                for c in self.judge_device(device, measured_speed) {
+                    judged.devices.push((slot, c));
+                }
+            }
+        }
+        if let Some(n) = self.gpus {
+            // Usable: probed, and no check failed, the per-GPU requirements
+            // just judged included.
+            let passing = report
+                .devices
                 .iter()
                 .enumerate()
                 .filter(|(_, d)| d.status != DeviceStatus::Skipped)
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>()
-        });
-        for slot in slots {
-            self.check_device(progress, slot, measured_speed);
-        }
-        if let Some(n) = self.gpus {
-            progress.stage(Scope::Machine, "require_gpus", || {
-                let passing = progress.update(|r| {
-                    r.devices
+                .filter(|(slot, d)| {
+                    let judged_here = judged
+                        .devices
                         .iter()
-                        .filter(|d| d.status != DeviceStatus::Skipped)
-                        .filter(|d| {
-                            d.checks
-                                .iter()
-                                .all(|c| c.status != crate::report::CheckStatus::Fail)
-                        })
-                        .count()
-                });
-                let detail = format!("{passing} GPU(s) usable, required {n}");
-                if passing >= n as usize {
-                    Ok(Done::pass((), detail))
-                } else {
-                    Err(Failed::new(detail))
-                }
-            });
+                        .filter(|(s, _)| s == slot)
+                        .map(|(_, c)| c);
+                    d.checks
+                        .iter()
+                        .chain(judged_here)
+                        .all(|c| c.status != CheckStatus::Fail)
+                })
+                .count();
+            judged.machine.push(check(
+                Stage::RequireGpus,
+                passing >= n as usize,
+                format!("{passing} GPU(s) usable, required {n}"),
+            ));
         }
+        judged
     }
 
-    fn check_device(&self, progress: &Progress, slot: usize, measured_speed: bool) {
-        let scope = Scope::Device(slot);
-        let device = progress.update(|r| r.devices[slot].clone());
+    fn judge_device(&self, device: &DeviceReport, measured_speed: bool) -> Vec<Check> {
+        let mut checks = Vec::new();
         if let Some(need) = self.memory {
-            progress.stage(scope, "require_memory", || match device.memory_free_bytes {
-                Some(free) if free >= need => Ok(Done::pass(
-                    (),
-                    format!("{} free, required {}", bytes(free), bytes(need)),
-                )),
-                Some(free) => Err(Failed::new(format!(
-                    "{} free, required {}",
-                    bytes(free),
-                    bytes(need)
-                ))),
-                None => Err(Failed::new(format!(
-                    "free memory unknown, required {}",
-                    bytes(need)
-                ))),
-            });
+            let (met, have) = match device.memory_free_bytes {
+                Some(free) => (free >= need, format!("{} free", bytes(free))),
+                None => (false, "free memory unknown".to_string()),
+            };
+            checks.push(check(
+                Stage::RequireMemory,
+                met,
+                format!("{have}, required {}", bytes(need)),
+            ));
         }
         if let Some((major, minor)) = self.compute_capability {
-            progress.stage(scope, "require_compute_capability", || {
-                let have = device.compute_capability.as_deref().and_then(parse_version);
-                let detail = format!(
+            let have = device.compute_capability.as_deref().and_then(parse_version);
+            checks.push(check(
+                Stage::RequireComputeCapability,
+                have.is_some_and(|h| h >= (major, minor)),
+                format!(
                     "compute capability {}, required {major}.{minor}",
                     device.compute_capability.as_deref().unwrap_or("unknown")
-                );
-                if have.is_some_and(|h| h >= (major, minor)) {
-                    Ok(Done::pass((), detail))
-                } else {
-                    Err(Failed::new(detail))
-                }
-            });
+                ),
+            ));
         }
         if let Some(need) = self.speedup {
-            if !measured_speed {
-                progress.skip(
-                    scope,
-                    "require_speedup",
-                    "health does not time the CPU; checked by the full probe",
-                );
-                return;
+            if measured_speed {
+                let have = device.matmul.as_ref().and_then(|m| m.speedup_vs_cpu);
+                checks.push(check(
+                    Stage::RequireSpeedup,
+                    have.is_some_and(|s| s >= need),
+                    match have {
+                        Some(s) => format!("{s:.1}x the CPU, required {need}x"),
+                        None => format!("speedup not measured, required {need}x"),
+                    },
+                ));
+            } else {
+                checks.push(Check {
+                    status: CheckStatus::Skip,
+                    detail: "health does not time the CPU; checked by the full probe".into(),
+                    ..check(Stage::RequireSpeedup, true, String::new())
+                });
             }
-            progress.stage(scope, "require_speedup", || {
-                match device.matmul.as_ref().and_then(|m| m.speedup_vs_cpu) {
-                    Some(s) if s >= need => {
-                        Ok(Done::pass((), format!("{s:.1}x the CPU, required {need}x")))
-                    }
-                    Some(s) => Err(Failed::new(format!("{s:.1}x the CPU, required {need}x"))),
-                    None => Err(Failed::new(format!(
-                        "speedup not measured, required {need}x"
-                    ))),
-                }
-            });
         }
+        checks
     }
 }
 

@@ -50,6 +50,7 @@ const fn code(e: cudaError_enum) -> CuResult {
 /// what each one means in a container.
 pub const CUDA_SUCCESS: CuResult = code(cudaError_enum::CUDA_SUCCESS);
 pub const CUDA_ERROR_NO_DEVICE: CuResult = code(cudaError_enum::CUDA_ERROR_NO_DEVICE);
+pub const CUDA_ERROR_STUB_LIBRARY: CuResult = code(cudaError_enum::CUDA_ERROR_STUB_LIBRARY);
 pub const CUDA_ERROR_JIT_COMPILER_NOT_FOUND: CuResult =
     code(cudaError_enum::CUDA_ERROR_JIT_COMPILER_NOT_FOUND);
 pub const CUDA_ERROR_UNSUPPORTED_PTX_VERSION: CuResult =

@@ -4,14 +4,19 @@
 use super::{DeviceEvidence, Rule, Trigger};
 use crate::cuda::error::{
     CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE, CUDA_ERROR_JIT_COMPILER_NOT_FOUND,
-    CUDA_ERROR_NO_DEVICE, CUDA_ERROR_SYSTEM_DRIVER_MISMATCH, CUDA_ERROR_UNKNOWN,
-    CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
+    CUDA_ERROR_NO_DEVICE, CUDA_ERROR_STUB_LIBRARY, CUDA_ERROR_SYSTEM_DRIVER_MISMATCH,
+    CUDA_ERROR_UNKNOWN, CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
 };
 use crate::cuda::CudaVersion;
 use crate::report::{
-    Check, DeviceNode, LibraryOrigin, NodeError, NvmlStatus, Reading, Report, Severity, Telemetry,
-    Unavailable,
+    Check, DeviceNode, DriverLoadFailure, LibraryOrigin, NodeError, NvmlStatus, Reading, Report,
+    Severity, Telemetry, Unavailable,
 };
+use crate::stage::Stage;
+
+/// nvml.h's NVML_ERROR_LIB_RM_VERSION_MISMATCH: user-space NVML and the
+/// kernel module differ (nvml-wrapper exposes no constant for it).
+const NVML_ERROR_LIB_RM_VERSION_MISMATCH: i32 = 18;
 
 fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
     r.environment
@@ -21,23 +26,26 @@ fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
         .map(|v| v.value.as_str())
 }
 
-fn machine_check<'a>(r: &'a Report, name: &str) -> Option<&'a Check> {
-    r.checks.iter().find(|c| c.name == name)
+fn machine_check(r: &Report, stage: Stage) -> Option<&Check> {
+    r.checks.iter().find(|c| stage.is(&c.name))
 }
 
 /// The CUresult cuInit failed with.
 fn init_error(r: &Report) -> Option<i32> {
-    machine_check(r, "cu_init")?.error.as_ref().map(|e| e.code)
+    machine_check(r, Stage::CuInit)?
+        .error
+        .as_ref()
+        .map(|e| e.code)
 }
 
 /// Devices whose `stage` failed with CUresult `code`.
-fn device_error(r: &Report, stage: &str, code: i32) -> DeviceEvidence {
+fn device_error(r: &Report, stage: Stage, code: i32) -> DeviceEvidence {
     r.devices
         .iter()
         .filter(|d| {
             d.checks
                 .iter()
-                .any(|c| c.name == stage && c.error.as_ref().is_some_and(|e| e.code == code))
+                .any(|c| stage.is(&c.name) && c.error.as_ref().is_some_and(|e| e.code == code))
         })
         .map(|d| {
             (
@@ -54,8 +62,7 @@ fn device_error(r: &Report, stage: &str, code: i32) -> DeviceEvidence {
 
 /// No libcuda anywhere on the loader path.
 fn cuda_missing(r: &Report) -> bool {
-    machine_check(r, "load_driver")
-        .is_some_and(|c| c.detail.starts_with("no CUDA driver library found"))
+    r.driver.load_failure == Some(DriverLoadFailure::NotFound)
 }
 
 /// The device nodes the container was given: those present before the
@@ -250,11 +257,11 @@ fn cuda_visible_unknown_entry(r: &Report) -> Option<Vec<String>> {
 
 fn stub_library(r: &Report) -> Option<Vec<String>> {
     let path = r.driver.library_path.as_deref().unwrap_or("");
-    if init_error(r) != Some(34) && !path.contains("/stubs/") {
+    if init_error(r) != Some(CUDA_ERROR_STUB_LIBRARY) && !path.contains("/stubs/") {
         return None;
     }
     let mut evidence = vec![format!("loaded {path}")];
-    if init_error(r) == Some(34) {
+    if init_error(r) == Some(CUDA_ERROR_STUB_LIBRARY) {
         evidence.push("cuInit returned 34 (CUDA_ERROR_STUB_LIBRARY)".into());
     }
     evidence.extend(
@@ -316,7 +323,8 @@ fn uvm_missing(r: &Report) -> Option<Vec<String>> {
 
 fn nvml_driver_mismatch(r: &Report) -> Option<Vec<String>> {
     let kernel = r.environment.kernel_module_version.as_deref();
-    if r.nvml.error_code == Some(18) {
+    // NVML_ERROR_LIB_RM_VERSION_MISMATCH (nvml.h).
+    if r.nvml.error_code == Some(NVML_ERROR_LIB_RM_VERSION_MISMATCH) {
         let mut evidence =
             vec!["nvmlInit returned 18 (driver/library version mismatch)".to_string()];
         if let Some(k) = kernel {
@@ -338,7 +346,7 @@ fn nvml_driver_mismatch(r: &Report) -> Option<Vec<String>> {
 
 fn ptx_too_new(r: &Report) -> DeviceEvidence {
     let driver = r.driver.cuda_version.as_deref().unwrap_or("?");
-    device_error(r, "module", CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
+    device_error(r, Stage::Module, CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
         .into_iter()
         .map(|(d, e)| (d, format!("{e}; the driver supports CUDA {driver}, gpuprobe's PTX (ISA 4.2) needs CUDA 7.0")))
         .collect()
@@ -365,8 +373,8 @@ fn driver_too_old(r: &Report) -> Option<Vec<String>> {
             }
         }
     }
-    if let Some(c) =
-        machine_check(r, "require_driver").filter(|c| c.status == crate::report::CheckStatus::Fail)
+    if let Some(c) = machine_check(r, Stage::RequireDriver)
+        .filter(|c| c.status == crate::report::CheckStatus::Fail)
     {
         evidence.push(c.detail.clone());
     }
@@ -515,7 +523,7 @@ fn windows_cuda_unsupported(r: &Report) -> Option<Vec<String>> {
 }
 
 fn jit_missing(r: &Report) -> DeviceEvidence {
-    device_error(r, "module", CUDA_ERROR_JIT_COMPILER_NOT_FOUND)
+    device_error(r, Stage::Module, CUDA_ERROR_JIT_COMPILER_NOT_FOUND)
 }
 
 fn nvml_missing(r: &Report) -> Option<Vec<String>> {

@@ -1,21 +1,20 @@
-//! The stages run on one GPU, in its own thread.
+//! The stages run on one GPU, in its own thread: an ordered list of small
+//! functions over the GPU's state (`Gpu`), each a check in the report.
 //!
 //! context -> memory -> module -> allocate -> upload -> matmul -> download ->
 //! verify. A failed stage fails this device only; the stages after it are
-//! recorded as skipped, and everything taken so far is released by the
-//! owners in `cuda`.
+//! recorded as skipped (derived from the list's order), and everything taken
+//! so far is released by the owners in `cuda`. A new stage (a bandwidth
+//! test) is one function and one entry in `PIPELINE`, plus its report type.
 use std::time::Duration;
 
 use super::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::Repeat;
-use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Event, Module};
-use crate::report::Matmul;
+use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Event, Kernel, Module};
+use crate::report::{Matmul, Verification};
+use crate::stage::Stage;
 use crate::units::bytes;
 use crate::verify::{self, Inputs, Reference};
-
-const STAGES: [&str; 8] = [
-    "context", "memory", "module", "allocate", "upload", "matmul", "download", "verify",
-];
 
 /// Below this fraction of free memory the GPU is reported busy (a warning).
 const BUSY_FREE_FRACTION: f64 = 0.10;
@@ -36,202 +35,256 @@ pub struct Job<'a> {
     pub nvml: Option<&'static crate::telemetry::Loaded>,
 }
 
+/// What one GPU's stages have produced so far, in the context they share.
+struct Gpu<'a> {
+    job: &'a Job<'a>,
+    ctx: &'a Context<'a>,
+    free: u64,
+    kernel: Option<Kernel<'a>>,
+    /// A, B and C.
+    buffers: Option<[Buffer<'a>; 3]>,
+    /// Timed launches and the mean time of one, ms.
+    timing: Option<(u32, f64)>,
+    result: Vec<f32>,
+    verification: Option<Verification>,
+}
+
+/// A stage after the context: it reads and fills the GPU's state.
+type StageFn = for<'a> fn(&mut Gpu<'a>) -> Result<Done<()>, Failed>;
+
+/// The stages after `Stage::Context`, in the order they run.
+const PIPELINE: &[(Stage, StageFn)] = &[
+    (Stage::Memory, memory),
+    (Stage::Module, module),
+    (Stage::Allocate, allocate),
+    (Stage::Upload, upload),
+    (Stage::Matmul, matmul),
+    (Stage::Download, download),
+    (Stage::Verify, verify),
+];
+
 /// Runs every stage on one device and records the matmul result.
 pub fn probe(job: &Job<'_>) {
-    if let Some(matmul) = run_stages(job) {
-        job.progress
-            .update(|r| r.devices[job.slot].matmul = Some(matmul));
-    }
+    run_stages(job);
     // Also after a failure: NVML may say why (GPU lost, memory errors).
     if let Some(nvml) = job.nvml {
         super::machine::read_telemetry(job.progress, nvml, job.slot);
     }
 }
 
-fn skip_after(job: &Job<'_>, failed: &str) {
-    let scope = Scope::Device(job.slot);
-    let at = STAGES
-        .iter()
-        .position(|s| *s == failed)
-        .map_or(STAGES.len(), |i| i + 1);
-    for stage in &STAGES[at..] {
-        job.progress
-            .skip(scope, stage, format!("not run: {failed} failed"));
+/// The stages after `failed` (at `at` in `PIPELINE`), recorded as skipped.
+fn skip_after(job: &Job<'_>, failed: Stage, at: usize) {
+    for (stage, _) in &PIPELINE[at..] {
+        job.progress.skip(
+            Scope::Device(job.slot),
+            *stage,
+            format!("not run: {failed} failed"),
+        );
     }
 }
 
-macro_rules! stage_or_stop {
-    ($job:expr, $name:literal, $body:expr) => {
-        match $job.progress.stage(Scope::Device($job.slot), $name, $body) {
-            Some(v) => v,
-            None => {
-                skip_after($job, $name);
-                return None;
-            }
-        }
-    };
-}
-
-fn run_stages(job: &Job<'_>) -> Option<Matmul> {
-    let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
-
-    let ctx = stage_or_stop!(job, "context", || {
+fn run_stages(job: &Job<'_>) {
+    let scope = Scope::Device(job.slot);
+    // The context owns everything the later stages make, so it is made
+    // first, outside their state.
+    let Some(ctx) = job.progress.stage(scope, Stage::Context, || {
         Ok(Done::pass(
             Context::bind(job.driver, job.device)?,
             "primary context created and current",
         ))
-    });
-
-    let free = stage_or_stop!(job, "memory", || {
-        let (free, total) = ctx.memory_info()?;
-        job.progress.update(|r| {
-            let d = &mut r.devices[job.slot];
-            d.memory_free_bytes = Some(free);
-            d.memory_used_bytes = Some(total.saturating_sub(free));
-        });
-        let detail = format!("{} free of {}", bytes(free), bytes(total));
-        // Another process holds nearly all of this GPU: the workload will
-        // likely run out of memory even though the GPU itself is fine.
-        if (free as f64) < BUSY_FREE_FRACTION * total as f64 {
-            Ok(Done::warn(
-                free,
-                format!("{detail}: another process holds most of this GPU's memory"),
-            ))
-        } else {
-            Ok(Done::pass(free, detail))
+    }) else {
+        skip_after(job, Stage::Context, 0);
+        return;
+    };
+    let mut gpu = Gpu {
+        job,
+        ctx: &ctx,
+        free: 0,
+        kernel: None,
+        buffers: None,
+        timing: None,
+        result: Vec::new(),
+        verification: None,
+    };
+    for (at, (stage, run)) in PIPELINE.iter().enumerate() {
+        if job
+            .progress
+            .stage(scope, *stage, || run(&mut gpu))
+            .is_none()
+        {
+            skip_after(job, *stage, at + 1);
+            break;
         }
-    });
-
-    let kernel = stage_or_stop!(job, "module", || {
-        let kernel = Module::load(&ctx, kernels::MATMUL_PTX)?.kernel(kernels::SGEMM_TILED)?;
-        let detail = format!(
-            "embedded PTX JIT-compiled; {} found",
-            kernels::SGEMM_TILED.to_string_lossy()
-        );
-        Ok(Done::pass(kernel, detail))
-    });
-
-    let (len_a, len_b, len_c) = (
-        m as usize * k as usize,
-        k as usize * n as usize,
-        m as usize * n as usize,
-    );
-    let (a, b, c) = stage_or_stop!(job, "allocate", || {
-        let need = ((len_a + len_b + len_c) * size_of::<f32>()) as u64;
-        if need > free {
-            return Err(Failed::new(format!(
-                "the {m}x{n}x{k} matmul needs {} and only {} is free; try a smaller --size",
-                bytes(need),
-                bytes(free)
-            )));
-        }
-        let buffers = (
-            Buffer::alloc(&ctx, len_a)?,
-            Buffer::alloc(&ctx, len_b)?,
-            Buffer::alloc(&ctx, len_c)?,
-        );
-        Ok(Done::pass(
-            buffers,
-            format!("{} for A, B and C", bytes(need)),
-        ))
-    });
-
-    stage_or_stop!(job, "upload", || {
-        a.upload(&job.inputs.a)?;
-        b.upload(&job.inputs.b)?;
-        Ok(Done::pass(
-            (),
-            format!("A and B copied to the GPU (seed {})", job.inputs.seed),
-        ))
-    });
-
-    let (iterations, time_ms) = stage_or_stop!(job, "matmul", || {
-        let (grid, block) = kernels::sgemm_tiled_launch(m, n);
-        let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
-        let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
-        let mut params: [*mut std::ffi::c_void; 6] = [
-            (&raw mut mm).cast(),
-            (&raw mut nn).cast(),
-            (&raw mut kk).cast(),
-            (&raw mut pa).cast(),
-            (&raw mut pb).cast(),
-            (&raw mut pc).cast(),
-        ];
-        let (start, stop) = (Event::new(&ctx)?, Event::new(&ctx)?);
-        // Warm-up: the first launch pays one-off costs; it also sizes the
-        // timed batch for --min-time.
-        start.record()?;
-        // SAFETY: `kernel` is gpuprobe_sgemm_tiled, loaded in `ctx`, whose
-        // parameters are (int, int, int, float*, float*, float*): `params`.
-        unsafe { cuda::launch(&ctx, &kernel, grid, block, &mut params)? };
-        stop.record()?;
-        stop.synchronize()?;
-        let warm_ms = start.elapsed_ms(&stop)?;
-        let iterations = match job.repeat {
-            Repeat::Times(t) => t.max(1),
-            Repeat::AtLeast(d) => iterations_for(d, warm_ms),
-        };
-        start.record()?;
-        for _ in 0..iterations {
-            // SAFETY: as for the warm-up launch.
-            unsafe { cuda::launch(&ctx, &kernel, grid, block, &mut params)? };
-        }
-        stop.record()?;
-        stop.synchronize()?;
-        ctx.synchronize()?;
-        let time_ms = start.elapsed_ms(&stop)? / f64::from(iterations);
-        Ok(Done::pass(
-            (iterations, time_ms),
-            format!(
-                "{iterations} launches of {}, {time_ms:.3} ms each",
-                kernels::SGEMM_TILED.to_string_lossy()
-            ),
-        ))
-    });
-
-    let result = stage_or_stop!(job, "download", || {
-        let mut out = vec![0f32; len_c];
-        c.download(&mut out)?;
-        Ok(Done::pass(out, "C copied back"))
-    });
-
-    let verification = stage_or_stop!(job, "verify", || {
-        let reference: &Reference = job.reference.wait();
-        let v = verify::check(job.inputs, reference, &result);
-        if v.passed {
-            let detail = format!(
-                "all {} elements within tolerance (max error {:.2e}, tolerance there {:.2e}); {} f64 samples within tolerance",
-                v.elements, v.max_abs_error, v.tolerance, v.f64_sample.elements
-            );
-            Ok(Done::pass(v, detail))
-        } else {
-            let first = v.first_mismatch.as_ref().map_or(String::new(), |f| {
-                format!(
-                    "; first at row {} col {}: got {}, expected {} ± {:.2e}",
-                    f.row, f.col, f.gpu, f.expected, f.tolerance
-                )
-            });
-            let detail = format!(
-                "{} of {} elements wrong (max error {:.3e}){first}",
-                v.mismatches, v.elements, v.max_abs_error
-            );
-            job.progress.update(|r| {
-                r.devices[job.slot].matmul = Some(matmul_of(job, iterations, time_ms, v));
-            });
-            Err(Failed::new(detail))
-        }
-    });
-
-    drop((a, b, c, kernel));
-    Some(matmul_of(job, iterations, time_ms, verification))
+    }
+    // A verification that failed still reports the measured speed and the
+    // wrong elements.
+    if let (Some((iterations, time_ms)), Some(v)) = (gpu.timing, gpu.verification.take()) {
+        let matmul = matmul_of(job, iterations, time_ms, v);
+        job.progress
+            .update(|r| r.devices[job.slot].matmul = Some(matmul));
+    }
 }
 
-fn matmul_of(
-    job: &Job<'_>,
-    iterations: u32,
-    time_ms: f64,
-    verification: crate::report::Verification,
-) -> Matmul {
+/// A stage that ran before this one did not leave what it should have.
+fn missing(what: &str) -> Failed {
+    Failed::new(format!("internal: no {what} from an earlier stage"))
+}
+
+fn memory(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    let (free, total) = gpu.ctx.memory_info()?;
+    gpu.free = free;
+    gpu.job.progress.update(|r| {
+        let d = &mut r.devices[gpu.job.slot];
+        d.memory_free_bytes = Some(free);
+        d.memory_used_bytes = Some(total.saturating_sub(free));
+    });
+    let detail = format!("{} free of {}", bytes(free), bytes(total));
+    // Another process holds nearly all of this GPU: the workload will
+    // likely run out of memory even though the GPU itself is fine.
+    if (free as f64) < BUSY_FREE_FRACTION * total as f64 {
+        Ok(Done::warn(
+            (),
+            format!("{detail}: another process holds most of this GPU's memory"),
+        ))
+    } else {
+        Ok(Done::pass((), detail))
+    }
+}
+
+fn module(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    gpu.kernel = Some(Module::load(gpu.ctx, kernels::MATMUL_PTX)?.kernel(kernels::SGEMM_TILED)?);
+    Ok(Done::pass(
+        (),
+        format!(
+            "embedded PTX JIT-compiled; {} found",
+            kernels::SGEMM_TILED.to_string_lossy()
+        ),
+    ))
+}
+
+/// Elements of A, B and C.
+fn lengths(inputs: &Inputs) -> [usize; 3] {
+    let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
+    [m * k, k * n, m * n]
+}
+
+fn allocate(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    let inputs = gpu.job.inputs;
+    let lens = lengths(inputs);
+    let need = (lens.iter().sum::<usize>() * size_of::<f32>()) as u64;
+    if need > gpu.free {
+        return Err(Failed::new(format!(
+            "the {}x{}x{} matmul needs {} and only {} is free; try a smaller --size",
+            inputs.m,
+            inputs.n,
+            inputs.k,
+            bytes(need),
+            bytes(gpu.free)
+        )));
+    }
+    gpu.buffers = Some([
+        Buffer::alloc(gpu.ctx, lens[0])?,
+        Buffer::alloc(gpu.ctx, lens[1])?,
+        Buffer::alloc(gpu.ctx, lens[2])?,
+    ]);
+    Ok(Done::pass((), format!("{} for A, B and C", bytes(need))))
+}
+
+fn upload(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    let [a, b, _] = gpu.buffers.as_ref().ok_or_else(|| missing("buffers"))?;
+    a.upload(&gpu.job.inputs.a)?;
+    b.upload(&gpu.job.inputs.b)?;
+    Ok(Done::pass(
+        (),
+        format!("A and B copied to the GPU (seed {})", gpu.job.inputs.seed),
+    ))
+}
+
+fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    let (ctx, job) = (gpu.ctx, gpu.job);
+    let kernel = gpu.kernel.as_ref().ok_or_else(|| missing("kernel"))?;
+    let [a, b, c] = gpu.buffers.as_ref().ok_or_else(|| missing("buffers"))?;
+    let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
+    let (grid, block) = kernels::sgemm_tiled_launch(m, n);
+    let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
+    let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
+    let mut params: [*mut std::ffi::c_void; 6] = [
+        (&raw mut mm).cast(),
+        (&raw mut nn).cast(),
+        (&raw mut kk).cast(),
+        (&raw mut pa).cast(),
+        (&raw mut pb).cast(),
+        (&raw mut pc).cast(),
+    ];
+    let (start, stop) = (Event::new(ctx)?, Event::new(ctx)?);
+    // Warm-up: the first launch pays one-off costs; it also sizes the timed
+    // batch for --min-time.
+    start.record()?;
+    // SAFETY: `kernel` is gpuprobe_sgemm_tiled, loaded in `ctx`, whose
+    // parameters are (int, int, int, float*, float*, float*): `params`.
+    unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
+    stop.record()?;
+    stop.synchronize()?;
+    let warm_ms = start.elapsed_ms(&stop)?;
+    let iterations = match job.repeat {
+        Repeat::Times(t) => t.max(1),
+        Repeat::AtLeast(d) => iterations_for(d, warm_ms),
+    };
+    start.record()?;
+    for _ in 0..iterations {
+        // SAFETY: as for the warm-up launch.
+        unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
+    }
+    stop.record()?;
+    stop.synchronize()?;
+    ctx.synchronize()?;
+    let time_ms = start.elapsed_ms(&stop)? / f64::from(iterations);
+    gpu.timing = Some((iterations, time_ms));
+    Ok(Done::pass(
+        (),
+        format!(
+            "{iterations} launches of {}, {time_ms:.3} ms each",
+            kernels::SGEMM_TILED.to_string_lossy()
+        ),
+    ))
+}
+
+fn download(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    let [_, _, c] = gpu.buffers.as_ref().ok_or_else(|| missing("buffers"))?;
+    let mut out = vec![0f32; lengths(gpu.job.inputs)[2]];
+    c.download(&mut out)?;
+    gpu.result = out;
+    Ok(Done::pass((), "C copied back"))
+}
+
+fn verify(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    let reference: &Reference = gpu.job.reference.wait();
+    let v = verify::check(gpu.job.inputs, reference, &gpu.result);
+    let outcome = if v.passed {
+        Ok(Done::pass(
+            (),
+            format!(
+                "all {} elements within tolerance (max error {:.2e}, tolerance there {:.2e}); {} f64 samples within tolerance",
+                v.elements, v.max_abs_error, v.tolerance, v.f64_sample.elements
+            ),
+        ))
+    } else {
+        let first = v.first_mismatch.as_ref().map_or(String::new(), |f| {
+            format!(
+                "; first at row {} col {}: got {}, expected {} ± {:.2e}",
+                f.row, f.col, f.gpu, f.expected, f.tolerance
+            )
+        });
+        Err(Failed::new(format!(
+            "{} of {} elements wrong (max error {:.3e}){first}",
+            v.mismatches, v.elements, v.max_abs_error
+        )))
+    };
+    gpu.verification = Some(v);
+    outcome
+}
+
+fn matmul_of(job: &Job<'_>, iterations: u32, time_ms: f64, verification: Verification) -> Matmul {
     let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
     let gflops = crate::cpu::gflops(
         m as usize,

@@ -10,7 +10,10 @@ use super::verdict::set_outcome;
 use super::{Selection, Selector, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda::{self, Driver, LoadError};
-use crate::report::{CheckStatus, CpuReport, DeviceReport, DeviceStatus, Verdict};
+use crate::report::{
+    CheckStatus, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure, Verdict,
+};
+use crate::stage::Stage;
 use crate::telemetry;
 use crate::units::flops;
 use crate::verify::{Inputs, Reference};
@@ -18,7 +21,7 @@ use crate::verify::{Inputs, Reference};
 /// Loads NVML, recording what was found; a missing NVML is a finding.
 pub(super) fn load_nvml(progress: &Progress) -> Option<&'static telemetry::Loaded> {
     progress
-        .stage(Scope::Machine, "nvml", || match telemetry::load() {
+        .stage(Scope::Machine, Stage::Nvml, || match telemetry::load() {
             Ok(loaded) => {
                 let detail = format!(
                     "NVML {} (driver {}) sees {} GPU(s)",
@@ -54,7 +57,7 @@ pub(super) fn read_telemetry(progress: &Progress, nvml: &telemetry::Loaded, slot
             r.devices[slot].pci_bus_id.clone(),
         )
     });
-    progress.stage(Scope::Device(slot), "telemetry", || {
+    progress.stage(Scope::Device(slot), Stage::Telemetry, || {
         let Some(device) = telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref()) else {
             return Ok(Done::pass(
                 (),
@@ -91,19 +94,21 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
             .collect();
         r.driver.search_path = cuda::driver::search_path();
     });
-    let loaded = progress.stage(Scope::Machine, "load_driver", || match cached_driver() {
-        Ok(driver) => {
-            let detail = format!("loaded {}", driver.path);
-            Ok(Done::pass(Ok(driver), detail))
-        }
-        Err(e) => {
-            let detail = e.to_string();
-            // Recorded as a failed stage; the error itself is kept for the summary.
-            Ok(Done {
-                value: Err(e),
-                detail,
-                status: CheckStatus::Fail,
-            })
+    let loaded = progress.stage(Scope::Machine, Stage::LoadDriver, || {
+        match cached_driver() {
+            Ok(driver) => {
+                let detail = format!("loaded {}", driver.path);
+                Ok(Done::pass(Ok(driver), detail))
+            }
+            Err(e) => {
+                let detail = e.to_string();
+                // Recorded as a failed stage; the error itself is kept for the summary.
+                Ok(Done {
+                    value: Err(e),
+                    detail,
+                    status: CheckStatus::Fail,
+                })
+            }
         }
     })?;
     match loaded {
@@ -120,6 +125,12 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
             Some(driver)
         }
         Err(e) => {
+            let failure = match &e {
+                LoadError::NotFound { .. } => DriverLoadFailure::NotFound,
+                LoadError::Unloadable { .. } => DriverLoadFailure::Unloadable,
+                LoadError::MissingSymbols { .. } => DriverLoadFailure::MissingSymbols,
+            };
+            progress.update(|r| r.driver.load_failure = Some(failure));
             let summary = match &e {
                 LoadError::NotFound { .. } => {
                     "no CUDA driver library in this container: it was started without GPU access"
@@ -143,6 +154,62 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
             None
         }
     }
+}
+
+/// cuDriverGetVersion, cuInit and cuDeviceGetCount: the number of GPUs this
+/// process sees, or `None` with the no-GPU outcome set.
+pub(super) fn initialise(progress: &Progress, driver: &Driver) -> Option<u32> {
+    if let Some(v) = progress.stage(Scope::Machine, Stage::DriverVersion, || {
+        let v = driver.version()?;
+        Ok(Done::pass(
+            v,
+            format!("driver supports CUDA {}", cuda_version(v)),
+        ))
+    }) {
+        progress.update(|r| {
+            r.driver.cuda_version = Some(cuda_version(v));
+            r.driver.cuda_version_raw = Some(v);
+        });
+    }
+    let initialised = progress.stage(Scope::Machine, Stage::CuInit, || {
+        driver.init()?;
+        Ok(Done::pass((), "driver initialised"))
+    });
+    if initialised.is_none() {
+        let error = progress.update(|r| {
+            r.checks
+                .last()
+                .map(|c| c.detail.clone())
+                .unwrap_or_default()
+        });
+        set_outcome(
+            progress,
+            Verdict::NoGpu,
+            format!("the CUDA driver refused to initialise: {error}"),
+        );
+        return None;
+    }
+    let Some(count) = progress.stage(Scope::Machine, Stage::Enumerate, || {
+        let n = driver.device_count()?;
+        Ok(Done::pass(n, format!("{n} GPU(s) visible to this process")))
+    }) else {
+        set_outcome(
+            progress,
+            Verdict::NoGpu,
+            "the driver could not count its devices".into(),
+        );
+        return None;
+    };
+    progress.update(|r| r.driver.device_count = Some(count));
+    if count == 0 {
+        set_outcome(
+            progress,
+            Verdict::NoGpu,
+            "the driver sees no GPU in this container".into(),
+        );
+        return None;
+    }
+    Some(count)
 }
 
 /// "12.4" from 12040.
@@ -175,7 +242,7 @@ pub(super) fn identify(
         });
         r.devices.len() - 1
     });
-    let found = progress.stage(Scope::Device(slot), "identify", || {
+    let found = progress.stage(Scope::Device(slot), Stage::Identify, || {
         let dev = driver.device(ordinal)?;
         let name = driver.device_name(dev)?;
         let uuid = driver.device_uuid(dev)?;
@@ -244,7 +311,7 @@ pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
         }
     }
     let visible = devices.len();
-    progress.stage(Scope::Machine, "select_devices", || {
+    progress.stage(Scope::Machine, Stage::SelectDevices, || {
         if unknown.is_empty() {
             Ok(Done::pass(
                 (),
@@ -269,7 +336,7 @@ pub(super) fn cpu_reference(
 ) {
     let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
     let available = cpu::available_cpus();
-    let measured = progress.stage(Scope::Machine, "cpu_reference", || {
+    let measured = progress.stage(Scope::Machine, Stage::CpuReference, || {
         let measured = cpu::measure(m, n, k, &inputs.a, &inputs.b, available, repeat);
         let gflops = cpu::gflops(m, n, k, measured.mean);
         let detail = format!(

@@ -22,13 +22,14 @@ use crate::cpu::{self, Repeat};
 use crate::cuda;
 use crate::report::{DeviceStatus, DriverInfo, Report, Settings, Verdict, SCHEMA_VERSION};
 use crate::requirements::Requirements;
+use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
 use machine::{
-    cpu_reference, cuda_version, identify, load_driver, load_nvml, read_telemetry, select,
+    cpu_reference, identify, initialise, load_driver, load_nvml, read_telemetry, select,
 };
 use progress::{Done, Failed, Progress, Scope};
-use verdict::{decide, set_outcome};
+use verdict::decide;
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,97 +165,67 @@ fn probe(progress: &Progress, options: &Options) {
     progress.update(|r| r.environment = environment);
 }
 
+/// The CUDA stages: the driver up to the devices, then either the listing
+/// or the devices' pipelines beside the CPU reference, then the
+/// requirements and the verdict.
 fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static telemetry::Loaded>) {
     let Some(driver) = load_driver(progress) else {
         return;
     };
-
-    if let Some(v) = progress.stage(Scope::Machine, "driver_version", || {
-        let v = driver.version()?;
-        Ok(Done::pass(
-            v,
-            format!("driver supports CUDA {}", cuda_version(v)),
-        ))
-    }) {
-        progress.update(|r| {
-            r.driver.cuda_version = Some(cuda_version(v));
-            r.driver.cuda_version_raw = Some(v);
-        });
-    }
-
-    if progress
-        .stage(Scope::Machine, "cu_init", || {
-            driver.init()?;
-            Ok(Done::pass((), "driver initialised"))
-        })
-        .is_none()
-    {
-        let error = progress.update(|r| {
-            r.checks
-                .last()
-                .map(|c| c.detail.clone())
-                .unwrap_or_default()
-        });
-        set_outcome(
-            progress,
-            Verdict::NoGpu,
-            format!("the CUDA driver refused to initialise: {error}"),
-        );
-        return;
-    }
-
-    let Some(count) = progress.stage(Scope::Machine, "enumerate", || {
-        let n = driver.device_count()?;
-        Ok(Done::pass(n, format!("{n} GPU(s) visible to this process")))
-    }) else {
-        set_outcome(
-            progress,
-            Verdict::NoGpu,
-            "the driver could not count its devices".into(),
-        );
+    let Some(count) = initialise(progress, &driver) else {
         return;
     };
-    progress.update(|r| r.driver.device_count = Some(count));
-    if count == 0 {
-        set_outcome(
-            progress,
-            Verdict::NoGpu,
-            "the driver sees no GPU in this container".into(),
-        );
-        return;
-    }
-
     let handles: Vec<Option<cuda::CuDevice>> =
         (0..count).map(|i| identify(&driver, progress, i)).collect();
     let selected = select(progress, &options.devices);
-
     if options.mode == Mode::List {
-        if let Some(nvml) = nvml {
-            for slot in 0..handles.len() {
-                read_telemetry(progress, nvml, slot);
-            }
-        }
-        progress.update(|r| {
-            for d in &mut r.devices {
-                if d.status != DeviceStatus::Fail {
+        list_only(progress, nvml, handles.len());
+    } else {
+        let probed: Vec<(usize, cuda::CuDevice)> = handles
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, h)| h.filter(|_| selected.contains(&slot)).map(|h| (slot, h)))
+            .collect();
+        if host_memory(progress, options.size, probed.len()) {
+            run_devices(progress, options, &driver, &probed, nvml);
+            compare_with_cpu(progress, &selected);
+            let judged = options
+                .requirements
+                .judge(&progress.report(), options.mode != Mode::Health);
+            progress.update(|r| judged.apply(r));
+        } else {
+            progress.update(|r| {
+                for d in &mut r.devices {
                     d.status = DeviceStatus::Skipped;
                 }
-            }
-        });
-        decide(progress);
-        return;
+            });
+        }
     }
+    decide(progress);
+}
 
-    let n = options.size;
-    let probed = handles
-        .iter()
-        .enumerate()
-        .filter(|(slot, h)| h.is_some() && selected.contains(slot))
-        .count();
-    // A, B, the CPU product and its scratch copy, and one result per GPU.
-    let need = (4 + probed as u64) * u64::from(n) * u64::from(n) * 4;
-    if progress
-        .stage(Scope::Machine, "host_memory", || {
+/// `list`: NVML's readings of every device, and no stage that runs on one.
+fn list_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, devices: usize) {
+    if let Some(nvml) = nvml {
+        for slot in 0..devices {
+            read_telemetry(progress, nvml, slot);
+        }
+    }
+    progress.update(|r| {
+        for d in &mut r.devices {
+            if d.status != DeviceStatus::Fail {
+                d.status = DeviceStatus::Skipped;
+            }
+        }
+    });
+}
+
+/// Whether the matmul's host buffers fit in what this process may take:
+/// A, B, the CPU product and its scratch copy, and one result per GPU.
+fn host_memory(progress: &Progress, n: u32, gpus: usize) -> bool {
+    let need = (4 + gpus as u64) * u64::from(n) * u64::from(n) * 4;
+    progress
+        .stage(Scope::Machine, Stage::HostMemory, || {
             let available = crate::environment::available_memory(&crate::environment::root());
             let detail = format!(
                 "the {n}x{n}x{n} matmul needs {} of host memory, {} available",
@@ -266,27 +237,25 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
                 _ => Ok(Done::pass((), detail)),
             }
         })
-        .is_none()
-    {
-        progress.update(|r| {
-            for d in &mut r.devices {
-                d.status = DeviceStatus::Skipped;
-            }
-        });
-        decide(progress);
-        return;
-    }
+        .is_some()
+}
+
+/// Each selected GPU's pipeline on a thread of its own, beside the CPU
+/// reference they are checked against.
+fn run_devices(
+    progress: &Progress,
+    options: &Options,
+    driver: &cuda::Driver,
+    probed: &[(usize, cuda::CuDevice)],
+    nvml: Option<&'static telemetry::Loaded>,
+) {
+    let n = options.size;
     let inputs = Inputs::generate(n, n, n, options.seed);
-    // Published once by the CPU side, waited for by each device's verify.
     let reference = OnceLock::new();
     std::thread::scope(|scope| {
-        for (slot, handle) in handles.iter().enumerate() {
-            let Some(device) = *handle else { continue };
-            if !selected.contains(&slot) {
-                continue;
-            }
+        for &(slot, device) in probed {
             let job = device::Job {
-                driver: &driver,
+                driver,
                 progress,
                 slot,
                 device,
@@ -301,7 +270,7 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
             if let Err(e) = spawned {
                 progress.skip(
                     Scope::Device(slot),
-                    "context",
+                    Stage::Context,
                     format!("could not start a thread: {e}"),
                 );
             }
@@ -323,7 +292,10 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
             cpu_reference(progress, &inputs, options.repeat, &reference);
         }
     });
+}
 
+/// Each GPU's speed over the CPU's; GPUs not selected are skipped.
+fn compare_with_cpu(progress: &Progress, selected: &[usize]) {
     progress.update(|r| {
         let cpu_gflops = r.cpu.as_ref().map(|c| c.gflops).filter(|g| *g > 0.0);
         for d in &mut r.devices {
@@ -335,8 +307,4 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
             }
         }
     });
-    options
-        .requirements
-        .check(progress, options.mode != Mode::Health);
-    decide(progress);
 }

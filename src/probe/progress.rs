@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::cuda::CudaError;
 use crate::report::{Check, CheckStatus, Report};
+use crate::stage::Stage;
 
 /// Where a stage belongs: the whole machine, or one entry of `devices`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +81,7 @@ impl Failed {
 
 struct Running {
     scope: Scope,
-    stage: &'static str,
+    stage: Stage,
     started: Instant,
     /// The thread running the stage, to name the driver call it is in.
     thread: std::thread::ThreadId,
@@ -89,7 +90,7 @@ struct Running {
 /// A stage that was still running at the deadline.
 pub struct Hung {
     pub scope: Scope,
-    pub stage: &'static str,
+    pub stage: Stage,
     /// The driver call it was inside, when it was inside one.
     pub call: Option<&'static str>,
 }
@@ -128,7 +129,7 @@ impl Progress {
     pub fn stage<T>(
         &self,
         scope: Scope,
-        stage: &'static str,
+        stage: Stage,
         body: impl FnOnce() -> Result<Done<T>, Failed>,
     ) -> Option<T> {
         let started = Instant::now();
@@ -145,7 +146,7 @@ impl Progress {
             Ok(done) => (
                 Some(done.value),
                 Check {
-                    name: stage.into(),
+                    name: stage.as_str().into(),
                     status: done.status,
                     duration_ms,
                     detail: done.detail,
@@ -155,7 +156,7 @@ impl Progress {
             Err(failed) => (
                 None,
                 Check {
-                    name: stage.into(),
+                    name: stage.as_str().into(),
                     status: CheckStatus::Fail,
                     duration_ms,
                     detail: failed.detail,
@@ -172,9 +173,9 @@ impl Progress {
     }
 
     /// Records a check for a stage that did not run.
-    pub fn skip(&self, scope: Scope, stage: &'static str, why: impl Into<String>) {
+    pub fn skip(&self, scope: Scope, stage: Stage, why: impl Into<String>) {
         let check = Check {
-            name: stage.into(),
+            name: stage.as_str().into(),
             status: CheckStatus::Skip,
             duration_ms: 0.0,
             detail: why.into(),
@@ -198,7 +199,7 @@ impl Progress {
                 None => format!("no answer after {waited:.1} s"),
             };
             let check = Check {
-                name: r.stage.into(),
+                name: r.stage.as_str().into(),
                 status: CheckStatus::Timeout,
                 duration_ms: waited * 1e3,
                 detail,
@@ -215,7 +216,7 @@ impl Progress {
     }
 
     /// Stages running now, for the progress line on a terminal.
-    pub fn running(&self) -> Vec<(Scope, &'static str)> {
+    pub fn running(&self) -> Vec<(Scope, Stage)> {
         self.lock()
             .running
             .iter()

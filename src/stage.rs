@@ -1,0 +1,107 @@
+//! The names of the probe's stages: the vocabulary the probe runs by, the
+//! requirements and the diagnoses read by, and the report carries as each
+//! check's `name`.
+//!
+//! In the report a check's name stays a string: a newer gpuprobe may add a
+//! stage, and an older reader must still read its report (docs/report.md,
+//! "Compatibility policy"). Inside gpuprobe every stage is a `Stage`, and
+//! no module compares check names as text.
+use std::fmt;
+
+/// One stage of the probe. `as_str` is the check name in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    // Machine-wide, in the order they run.
+    /// Load libnvidia-ml and nvmlInit.
+    Nvml,
+    /// Find and load libcuda, resolve its entry points.
+    LoadDriver,
+    /// cuDriverGetVersion.
+    DriverVersion,
+    /// cuInit.
+    CuInit,
+    /// cuDeviceGetCount.
+    Enumerate,
+    /// --devices against what was enumerated.
+    SelectDevices,
+    /// The matmul's host buffers against the memory this process may take.
+    HostMemory,
+    /// The CPU GEMM that the GPUs' results are checked and timed against.
+    CpuReference,
+    /// --require-driver.
+    RequireDriver,
+    /// --require-gpus.
+    RequireGpus,
+
+    // Per GPU, in the order they run.
+    /// Name, UUID, PCI bus id, memory, compute capability.
+    Identify,
+    /// The primary context, made current on the GPU's thread.
+    Context,
+    /// Free and total memory in the context.
+    Memory,
+    /// The embedded PTX loaded (JIT-compiled) and the kernel found.
+    Module,
+    /// Device buffers for A, B and C.
+    Allocate,
+    /// A and B copied to the GPU.
+    Upload,
+    /// The timed kernel launches.
+    Matmul,
+    /// C copied back.
+    Download,
+    /// C checked against the CPU reference.
+    Verify,
+    /// NVML readings of the GPU after its matmul.
+    Telemetry,
+    /// --require-memory.
+    RequireMemory,
+    /// --require-compute-capability.
+    RequireComputeCapability,
+    /// --require-speedup.
+    RequireSpeedup,
+}
+
+impl Stage {
+    /// The check name in the report.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stage::Nvml => "nvml",
+            Stage::LoadDriver => "load_driver",
+            Stage::DriverVersion => "driver_version",
+            Stage::CuInit => "cu_init",
+            Stage::Enumerate => "enumerate",
+            Stage::SelectDevices => "select_devices",
+            Stage::HostMemory => "host_memory",
+            Stage::CpuReference => "cpu_reference",
+            Stage::RequireDriver => "require_driver",
+            Stage::RequireGpus => "require_gpus",
+            Stage::Identify => "identify",
+            Stage::Context => "context",
+            Stage::Memory => "memory",
+            Stage::Module => "module",
+            Stage::Allocate => "allocate",
+            Stage::Upload => "upload",
+            Stage::Matmul => "matmul",
+            Stage::Download => "download",
+            Stage::Verify => "verify",
+            Stage::Telemetry => "telemetry",
+            Stage::RequireMemory => "require_memory",
+            Stage::RequireComputeCapability => "require_compute_capability",
+            Stage::RequireSpeedup => "require_speedup",
+        }
+    }
+
+    /// Whether the report's check `name` is this stage.
+    #[must_use]
+    pub fn is(self, name: &str) -> bool {
+        self.as_str() == name
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
