@@ -2,7 +2,8 @@
 //!
 //! Probes every `--interval` and publishes each report three ways: a JSON
 //! line on stdout, the state file `health --state` reads, and a Prometheus
-//! textfile for node_exporter's textfile collector. Files are replaced
+//! textfile for node_exporter's textfile collector; with `--listen`, also
+//! over HTTP (src/serve.rs). Files are replaced
 //! atomically, so a reader never sees half a report. SIGTERM and SIGINT end
 //! it between or during probes, with exit code 0.
 use std::io::Write as _;
@@ -21,6 +22,14 @@ const POLL: Duration = Duration::from_millis(50);
 #[must_use]
 pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
     signals::install();
+    let listen = args.listen.map(|addr| {
+        let fresh_for = crate::serve::fresh_for(args.interval, options.timeout);
+        crate::serve::start_for_watch(addr, fresh_for)
+    });
+    let server = match listen.transpose() {
+        Ok(server) => server,
+        Err(code) => return code,
+    };
     let mut cycles = 0u64;
     loop {
         let started = Instant::now();
@@ -48,6 +57,9 @@ pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
                     path.display()
                 );
             }
+        }
+        if let Some(server) = &server {
+            server.publish(&report);
         }
         cycles += 1;
         if args.count.is_some_and(|n| cycles >= n) {
