@@ -24,5 +24,5 @@ mod grafana;
 mod http;
 mod kubernetes;
 mod prometheus;
-
+mod slurm;
 mod support;
