@@ -141,6 +141,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE")]
     pub prometheus: Option<PathBuf>,
 
+    /// Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g.
+    /// 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+
     /// Do not write JSON lines to stdout.
     #[arg(long)]
     pub quiet: bool,

@@ -15,6 +15,7 @@ pub mod output;
 pub mod probe;
 pub mod report;
 pub mod requirements;
+pub mod serve;
 pub mod signals;
 pub mod stage;
 pub mod telemetry;

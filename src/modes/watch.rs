@@ -2,7 +2,8 @@
 //!
 //! Probes every `--interval` and publishes each report three ways: a JSON
 //! line on stdout, the state file `health --state` reads, and a Prometheus
-//! textfile for node_exporter's textfile collector. Files are replaced
+//! textfile for node_exporter's textfile collector; with `--listen`, also
+//! over HTTP (src/serve.rs). Files are replaced
 //! atomically, so a reader never sees half a report. SIGTERM and SIGINT end
 //! it between or during probes, with exit code 0.
 //!
@@ -31,6 +32,14 @@ pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
     // One session for every cycle: a probe stuck in the driver is not
     // started again while it hangs (see probe::session).
     let mut session = probe::Session::new(options.clone());
+    let listen = args.listen.map(|addr| {
+        let fresh_for = crate::serve::fresh_for(args.interval, options.timeout);
+        crate::serve::start_for_watch(addr, fresh_for)
+    });
+    let server = match listen.transpose() {
+        Ok(server) => server,
+        Err(code) => return code,
+    };
     let mut cycles = 0u64;
     let mut lost = false;
     loop {
@@ -57,6 +66,9 @@ pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
                 );
                 lost = true;
             }
+        }
+        if let Some(server) = &server {
+            server.publish(&report);
         }
         cycles += 1;
         if lost && cycles == 1 {
