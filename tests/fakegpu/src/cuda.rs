@@ -204,6 +204,9 @@ fn call(
     needs_init: bool,
     body: impl FnOnce(&mut State) -> CUresult,
 ) -> CUresult {
+    // Every call that reaches the driver takes its global lock first (see
+    // driver_lock.rs); the error-text lookups are tables in the library.
+    let held = (!name.starts_with("cuGetError")).then(crate::driver_lock::acquire);
     let mut guard = lock();
     let state = match guard.as_mut() {
         Ok(state) => state,
@@ -221,7 +224,10 @@ fn call(
         Gate::Go => {}
         Gate::Fail(code) => return code,
         Gate::Hang => {
+            // The hung call keeps the driver lock: every other call, and the
+            // library's destructor at exit, waits on it from now on.
             drop(guard);
+            let _held = held;
             loop {
                 std::thread::park();
             }

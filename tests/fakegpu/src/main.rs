@@ -3,8 +3,8 @@
 //! - libnvidia-ml.so.1 (unless `nvml.present` is false),
 //! - root/: the device nodes and /proc files gpuprobe inspects,
 //! - env: KEY=VALUE lines to run the program under test with
-//!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, the scenario's
-//!   own variables).
+//!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, FAKEGPU_LOCK,
+//!   the scenario's own variables).
 //!
 //! `fakegpu check SCENARIO`: validates a scenario file.
 //!
@@ -123,6 +123,11 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
         ("GPUPROBE_TEST_ROOT".to_string(), root.display().to_string()),
         // Where the fake driver creates device nodes (`host.runs_as_root`).
         ("FAKEGPU_ROOT".to_string(), root.display().to_string()),
+        // The driver's global lock (driver_lock.rs).
+        (
+            "FAKEGPU_LOCK".to_string(),
+            dir.join("driver.lock").display().to_string(),
+        ),
     ];
     let dir_text = dir.display().to_string();
     if !scenario.env.contains_key("LD_LIBRARY_PATH") {
