@@ -345,8 +345,9 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
         .enumerate()
         .filter(|(slot, h)| h.is_some() && selected.contains(slot))
         .count();
-    // A, B, the CPU product and its scratch copy, and one result per GPU.
-    let need = (4 + probed as u64) * u64::from(n) * u64::from(n) * 4;
+    // A and B of both verification passes, the CPU product and its scratch
+    // copy, and two results per GPU.
+    let need = (6 + 2 * probed as u64) * u64::from(n) * u64::from(n) * 4;
     if progress
         .stage(Scope::Machine, "host_memory", || {
             let available = crate::environment::available_memory(&crate::environment::root());
