@@ -338,3 +338,34 @@ fn revoked_nodes_are_denied_and_driverless_nodes_are_not_revoked() {
         .iter()
         .all(|n| !n.created_during_run && n.error_kind == Some(NodeError::NoDriver)));
 }
+
+/// The summary is built from the leading diagnosis and never says a thing
+/// twice or contradicts it: with NVML present and libcuda absent it is
+/// GP002's cause, not "started without GPU access".
+#[test]
+fn the_summary_leads_with_the_diagnosis_and_repeats_nothing() {
+    for (scenario, code) in [
+        ("utility-only", "GP002"),
+        ("no-runtime", "GP001"),
+        ("visible-devices-none", "GP003"),
+        ("init-compat-804", "GP008"),
+    ] {
+        let run = gpuprobe_with(scenario, SMALL, &[]);
+        let summary = &run.report.summary;
+        assert!(
+            summary.starts_with(&format!("{code}: ")),
+            "{scenario}: {summary}"
+        );
+        if code == "GP002" {
+            assert!(!summary.contains("without GPU access"), "{summary}");
+        }
+        let clauses: Vec<&str> = summary.split([';', ':']).map(str::trim).collect();
+        for c in &clauses {
+            assert_eq!(
+                clauses.iter().filter(|x| *x == c).count(),
+                1,
+                "{scenario}: {c:?} twice in {summary}"
+            );
+        }
+    }
+}

@@ -443,3 +443,22 @@ fn one_corrupted_element_is_caught_and_named() {
         assert!(verify.detail.len() < 300, "{}", verify.detail);
     }
 }
+
+/// The CPU baseline is measured for the default minimum time even when the
+/// GPU is told `--iterations 1`: a single cold CPU run is slower than the
+/// CPU is, and would inflate `speedup_vs_cpu`.
+#[test]
+fn the_cpu_baseline_gets_the_default_minimum_time_whatever_the_gpu_gets() {
+    let run = gpuprobe_with("healthy", &["--size", "48", "--iterations", "1"], &[]);
+    assert_eq!(run.code(), 0);
+    let cpu = run.report.cpu.as_ref().expect("cpu measured");
+    let min_ms = gpuprobe::cpu::MIN_TIME.as_secs_f64() * 1e3;
+    assert!(
+        f64::from(cpu.iterations) * cpu.time_ms >= min_ms * 0.999,
+        "{} runs of {} ms",
+        cpu.iterations,
+        cpu.time_ms
+    );
+    assert!(cpu.iterations > 1);
+    assert_eq!(run.report.devices[0].matmul.as_ref().unwrap().iterations, 1);
+}
