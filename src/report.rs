@@ -527,6 +527,13 @@ pub struct Environment {
     pub cuda_library_origin: Option<String>,
     /// The same for libnvidia-ml.
     pub nvml_library_origin: Option<String>,
+    /// The loaded libcuda is a CUDA forward-compatibility library (NVIDIA's
+    /// cuda-compat package): it lies in a `compat` folder (such as
+    /// /usr/local/cuda/compat) or an LD_LIBRARY_PATH compat entry, and its
+    /// driver version is newer than the kernel module's (or one of the two
+    /// is unknown). Such a library is in the image on purpose.
+    #[serde(default)]
+    pub cuda_forward_compat: bool,
     /// Windows only: what the GPU device class brings into a container.
     pub windows: Option<WindowsEnvironment>,
 }

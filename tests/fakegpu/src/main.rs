@@ -96,7 +96,11 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
         let mut table = String::from("21 1 0:40 / / rw,relatime master:1 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l\n");
         if injected {
             let mut id = 30;
-            for lib in [cuda_dir.join("libcuda.so.1"), dir.join("libnvidia-ml.so.1")] {
+            let mut mounted = vec![dir.join("libnvidia-ml.so.1")];
+            if !scenario.cuda_library_in_image {
+                mounted.insert(0, cuda_dir.join("libcuda.so.1"));
+            }
+            for lib in mounted {
                 if let Ok(real) = lib.canonicalize() {
                     table.push_str(&format!(
                         "{id} 21 259:2 /usr/lib/x86_64-linux-gnu/{} {} ro,nosuid,nodev,relatime master:1 - ext4 /dev/nvme0n1p2 rw\n",

@@ -33,6 +33,12 @@ pub struct Scenario {
     /// (libcuda.so.1 -> libcuda.so.VERSION), as the driver installs it.
     #[serde(default)]
     pub cuda_library_version: Option<String>,
+    /// libcuda is a file of the image even where the container toolkit
+    /// mounts the other driver libraries in (`host.driver_mounts`), as
+    /// NVIDIA's cuda-compat package installs its forward-compatibility
+    /// libcuda.
+    #[serde(default)]
+    pub cuda_library_in_image: bool,
     /// The fake NVML (libnvidia-ml.so.1).
     #[serde(default)]
     pub nvml: Nvml,
