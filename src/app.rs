@@ -66,6 +66,55 @@ pub fn main() -> i32 {
     }
 }
 
+/// Ends the process with `code` once the output is out, without running
+/// anything else: no atexit handlers and no library destructors.
+///
+/// A driver call that never returned (the probe's deadline passed) can hold
+/// the driver's internal lock, and the exit-time destructors of libcuda and
+/// libnvidia-ml, which `std::process::exit` runs through exit(3), take that
+/// lock: the process would hang after printing its verdict. So every exit
+/// leaves the way `_exit(2)` does, after flushing stdout and stderr (the
+/// `--output`, `--state` and `--prometheus` files are already synced to
+/// disk when written). The kernel releases the driver's resources of a
+/// process that ends either way. On Windows `ExitProcess` is not enough: it
+/// runs every DLL's detach routine (DllMain, DLL_PROCESS_DETACH) under the
+/// loader lock; `TerminateProcess` on the own process runs none
+/// (Microsoft's documentation of ExitProcess and TerminateProcess).
+pub fn leave(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    terminate(code)
+}
+
+#[cfg(unix)]
+fn terminate(code: i32) -> ! {
+    // SAFETY: _exit takes no pointers and never returns; skipping exit(3)'s
+    // handlers is the point (see `leave`), and the output is flushed.
+    unsafe { libc::_exit(code) }
+}
+
+#[cfg(windows)]
+fn terminate(code: i32) -> ! {
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn GetCurrentProcess() -> *mut std::ffi::c_void;
+        fn TerminateProcess(process: *mut std::ffi::c_void, exit_code: u32) -> i32;
+    }
+    // SAFETY: GetCurrentProcess returns a pseudo-handle that needs no
+    // closing and is always valid for the calling process; TerminateProcess
+    // on it ends this process at once with `code` as its exit status.
+    unsafe {
+        TerminateProcess(GetCurrentProcess(), code as u32);
+    }
+    // Not reached: TerminateProcess on the own process does not return.
+    std::process::abort()
+}
+
+#[cfg(not(any(unix, windows)))]
+fn terminate(code: i32) -> ! {
+    std::process::exit(code)
+}
+
 /// Prints a clap error and returns its exit code: 0 for --help and
 /// --version, USAGE otherwise, and for `health` one line and UNHEALTHY
 /// (Docker reserves 2, and a broken health check is an unhealthy one).

@@ -89,7 +89,25 @@ pub enum Repeat {
     AtLeast(Duration),
 }
 
-/// Computes the product once (also the warm-up), then times repetitions.
+/// The least time the CPU baseline is measured for: the default
+/// `--min-time` (cli::DEFAULT_MIN_TIME), whatever the GPU's measurement was
+/// told. A few short repetitions (`--iterations 3`) time the CPU before its
+/// threads, caches and clocks are up to speed (11 GFLOP/s where the default
+/// measured 58 on the same machine), which would inflate `speedup_vs_cpu`.
+pub const MIN_TIME: Duration = crate::cli::DEFAULT_MIN_TIME;
+
+/// How the CPU baseline is repeated when the GPU is measured with `gpu`:
+/// at least `MIN_TIME`, and at least as long or as often as the GPU.
+#[must_use]
+pub fn baseline_repeat(gpu: Repeat) -> Repeat {
+    match gpu {
+        Repeat::Times(_) => Repeat::AtLeast(MIN_TIME),
+        Repeat::AtLeast(d) => Repeat::AtLeast(d.max(MIN_TIME)),
+    }
+}
+
+/// Computes the product once (also the warm-up), then times repetitions
+/// as `baseline_repeat(repeat)` says.
 #[must_use]
 pub fn measure(
     m: usize,
@@ -100,6 +118,7 @@ pub fn measure(
     threads: usize,
     repeat: Repeat,
 ) -> Measured {
+    let repeat = baseline_repeat(repeat);
     let mut product = vec![0f32; m * n];
     sgemm(m, n, k, a, b, &mut product, threads);
     let mut scratch = vec![0f32; m * n];
@@ -138,6 +157,22 @@ pub fn gflops(m: usize, n: usize, k: usize, time: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_baseline_is_measured_as_long_as_the_default_at_least() {
+        for gpu in [
+            Repeat::Times(1),
+            Repeat::Times(3),
+            Repeat::AtLeast(Duration::from_millis(1)),
+        ] {
+            assert!(
+                matches!(baseline_repeat(gpu), Repeat::AtLeast(d) if d == MIN_TIME),
+                "{gpu:?}"
+            );
+        }
+        let long = Duration::from_secs(2);
+        assert!(matches!(baseline_repeat(Repeat::AtLeast(long)), Repeat::AtLeast(d) if d == long));
+    }
 
     #[test]
     fn threaded_matches_naive_at_odd_shapes() {

@@ -62,6 +62,14 @@ pub fn gather(root: &Path, cuda_library: Option<&str>, nvml_library: Option<&str
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned());
         env.cuda_library_origin = cuda_library.map(|p| origin(mounts.as_deref(), p));
+        env.cuda_forward_compat = cuda_library.is_some_and(|p| {
+            forward_compat(
+                p,
+                &env.library_path_compat,
+                env.cuda_library_version.as_deref(),
+                env.kernel_module_version.as_deref(),
+            )
+        });
         env.nvml_library_origin = nvml_library.map(|p| origin(mounts.as_deref(), p));
     }
     env
@@ -238,6 +246,40 @@ pub fn available_memory(root: &Path) -> Option<u64> {
     }
 }
 
+/// Whether the libcuda at `path` is a CUDA forward-compatibility library.
+///
+/// NVIDIA's cuda-compat package installs a libcuda newer than the host's
+/// kernel module into the image, under /usr/local/cuda-X.Y/compat, and the
+/// image puts that folder first on LD_LIBRARY_PATH (CUDA Compatibility
+/// guide, "Forward Compatibility"); on data-center GPUs that is supported.
+/// So: the library lies in a folder named `compat` or in an LD_LIBRARY_PATH
+/// entry that names one, and is not older than or equal to the kernel
+/// module (a compat library of the host's own version or older is no
+/// upgrade, just a copy of a driver in the image).
+#[must_use]
+pub fn forward_compat(
+    path: &str,
+    path_compat: &[String],
+    library_version: Option<&str>,
+    kernel_version: Option<&str>,
+) -> bool {
+    let dir = Path::new(path).parent();
+    let in_compat_folder = dir.is_some_and(|d| {
+        d.components().any(|c| c.as_os_str() == "compat")
+            || path_compat.iter().any(|entry| Path::new(entry) == d)
+    });
+    let newer = match (library_version, kernel_version) {
+        (Some(lib), Some(kernel)) => version_key(lib) > version_key(kernel),
+        _ => true,
+    };
+    in_compat_folder && newer
+}
+
+/// "570.86.10" as [570, 86, 10], for comparing driver versions.
+fn version_key(version: &str) -> Vec<u64> {
+    version.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
 /// "550.54.15" from "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Thu Feb ...".
 #[must_use]
 pub fn kernel_module_version(text: &str) -> Option<String> {
@@ -276,6 +318,54 @@ mod tests {
         assert_eq!(kernel_module_version(open).as_deref(), Some("535.104.05"));
         assert_eq!(kernel_module_version("\u{0}\u{1}garbage"), None);
         assert_eq!(kernel_module_version("NVRM version: none here"), None);
+    }
+
+    #[test]
+    fn forward_compat_libraries_are_told_from_baked_in_drivers() {
+        let compat = "/usr/local/cuda-12.8/compat/libcuda.so.570.86.10";
+        assert!(forward_compat(
+            compat,
+            &[],
+            Some("570.86.10"),
+            Some("535.104.05")
+        ));
+        // Unknown versions: the folder decides.
+        assert!(forward_compat(compat, &[], None, Some("535.104.05")));
+        // A compat folder on the path under another name.
+        let lib = "/opt/cuda-fc/lib/libcuda.so.570.86.10";
+        assert!(forward_compat(
+            lib,
+            &["/opt/cuda-fc/lib".into()],
+            Some("570.86.10"),
+            Some("550.54.15")
+        ));
+        // Not newer than the kernel module: no upgrade.
+        assert!(!forward_compat(
+            compat,
+            &[],
+            Some("535.104.05"),
+            Some("535.104.05")
+        ));
+        assert!(!forward_compat(
+            compat,
+            &[],
+            Some("525.60.13"),
+            Some("550.54.15")
+        ));
+        // A driver library of the image elsewhere.
+        assert!(!forward_compat(
+            "/usr/lib/x86_64-linux-gnu/libcuda.so.570.86.10",
+            &[],
+            Some("570.86.10"),
+            Some("535.104.05")
+        ));
+        // Numeric, not text, order.
+        assert!(forward_compat(
+            compat,
+            &[],
+            Some("1000.1.1"),
+            Some("999.9.9")
+        ));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The gpuprobe binary: everything is in the library; this maps it to an
-//! exit code (see `exit_code`).
+//! exit code (see `exit_code`) and leaves without running the driver's
+//! exit-time code (see `app::leave`).
 fn main() {
-    std::process::exit(gpuprobe::app::main());
+    gpuprobe::app::leave(gpuprobe::app::main());
 }

@@ -314,12 +314,15 @@ pub struct Matmul {
     pub verification: Verification,
 }
 
-/// How the GPU's product was checked.
+/// How the GPU's product was checked (src/verify.rs).
 ///
-/// Every element is compared with the CPU GEMM, within a tolerance that bounds
-/// the rounding error of any f32 summation order, 2·γ(K)·Σ|a||b| with
-/// γ(K) = K·u/(1-K·u) and u = 2⁻²⁴; a random sample is also compared with an
-/// f64 reference within γ(K)·Σ|a||b|.
+/// The exact pass: inputs are small integers times a power of two, sized
+/// from K so that every partial sum is exact in f32; every element must equal
+/// the CPU GEMM's bit for bit (`exact`). The rounding pass: non-integer
+/// inputs, a random sample compared with an f64 reference within
+/// γ̃(K)·Σ|a||b|, γ̃(K) ≈ 8·√K·u and u = 2⁻²⁴ (`f64_sample`). Only for
+/// K ≥ 2²⁴ (beyond the command line) does the first pass use the rigorous
+/// bound 2·γ(K)·Σ|a|·max|b| with γ(K) = K·u/(1-K·u) instead.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Verification {
     /// True when no element was outside its tolerance.
@@ -336,8 +339,20 @@ pub struct Verification {
     pub max_error_ratio: f64,
     /// The first element found outside its tolerance.
     pub first_mismatch: Option<Mismatch>,
-    /// The comparison with the f64 reference on a random sample.
+    /// The rounding pass: its sample compared with the f64 reference.
     pub f64_sample: SampleCheck,
+    /// The first pass was bit for bit: its inputs kept every partial sum
+    /// exact, so any element that differs at all is wrong (`tolerance` 0).
+    #[serde(default)]
+    pub exact: bool,
+    /// The exact pass's inputs were integers in [-integer_max, integer_max]
+    /// times a power of two; null when K was too large for exact sums.
+    #[serde(default)]
+    pub integer_max: Option<u32>,
+    /// The wrong elements, in the order found: the exact pass's, then the
+    /// rounding pass's; at most 16 are listed (`mismatches` counts all).
+    #[serde(default)]
+    pub faults: Vec<Mismatch>,
 }
 
 /// One wrong element.
@@ -351,8 +366,33 @@ pub struct Mismatch {
     pub gpu: f64,
     /// What it should be within `tolerance`.
     pub expected: f64,
-    /// The allowed difference at this element.
+    /// The allowed difference at this element (0 in the exact pass).
     pub tolerance: f64,
+    /// Index of the element in C, row-major (row · n + col).
+    #[serde(default)]
+    pub index: Option<u64>,
+    /// The f32 bit patterns of `gpu` and `expected` XORed: the bits that
+    /// differ (1 = the lowest mantissa bit). Null in the rounding pass,
+    /// whose reference is f64.
+    #[serde(default)]
+    pub differing_bits: Option<u32>,
+    /// Which comparison found it.
+    #[serde(default)]
+    pub kind: Option<MismatchKind>,
+}
+
+/// The comparison that found a wrong element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MismatchKind {
+    /// The exact pass: not bit for bit the exact product.
+    Exact,
+    /// The first pass when exact sums were impossible (K ≥ 2²⁴): outside
+    /// the rigorous rounding bound.
+    Tolerance,
+    /// The rounding pass: outside the probabilistic bound of the f64
+    /// reference.
+    F64Sample,
 }
 
 /// The f64 comparison on a sample of elements.
@@ -364,7 +404,8 @@ pub struct SampleCheck {
     pub seed: u64,
     /// Largest |gpu - f64 reference| in the sample.
     pub max_abs_error: f64,
-    /// The tolerance at that element, γ(K)·Σ|a||b|.
+    /// The tolerance at that element, γ̃(K)·Σ|a||b| (src/verify.rs,
+    /// `ROUNDING_LAMBDA`).
     pub tolerance: f64,
     /// Sampled elements outside their tolerance.
     pub mismatches: u64,
@@ -674,6 +715,13 @@ pub struct Environment {
     pub cuda_library_origin: Option<LibraryOrigin>,
     /// The same for libnvidia-ml.
     pub nvml_library_origin: Option<LibraryOrigin>,
+    /// The loaded libcuda is a CUDA forward-compatibility library (NVIDIA's
+    /// cuda-compat package): it lies in a `compat` folder (such as
+    /// /usr/local/cuda/compat) or an LD_LIBRARY_PATH compat entry, and its
+    /// driver version is newer than the kernel module's (or one of the two
+    /// is unknown). Such a library is in the image on purpose.
+    #[serde(default)]
+    pub cuda_forward_compat: bool,
     /// Windows only: what the GPU device class brings into a container.
     pub windows: Option<WindowsEnvironment>,
 }

@@ -29,6 +29,30 @@ pub fn flops(gflops: f64) -> String {
     }
 }
 
+/// A value in text: plain where it is short ("2.5", "-0.001953125"),
+/// scientific where it is large or tiny ("1.7976931e308"), so no value
+/// prints as hundreds of digits.
+#[must_use]
+pub fn number(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // A value that is an f32 prints as one: its shortest form ("2.7326586").
+    let plain = if f64::from(x as f32).to_bits() == x.to_bits() {
+        (x as f32).to_string()
+    } else {
+        x.to_string()
+    };
+    if x == 0.0 || (1e-4..1e7).contains(&x.abs()) && plain.len() <= 16 {
+        plain
+    } else {
+        format!("{x:.7e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +64,12 @@ mod tests {
         assert_eq!(flops(812.4), "812 GFLOP/s");
         assert_eq!(flops(48_321.0), "48.3 TFLOP/s");
         assert_eq!(flops(1.234), "1.23 GFLOP/s");
+        assert_eq!(number(2.5), "2.5");
+        assert_eq!(number(-0.001_953_125), "-0.001953125");
+        assert_eq!(number(f64::MAX), "1.7976931e308");
+        assert_eq!(number(1e-20), "1.0000000e-20");
+        assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(f64::from(2.732_658_6_f32)), "2.7326586");
     }
 }

@@ -36,6 +36,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("nvml-missing", "GP021", Verdict::Healthy, 0),
     ("stubs-on-path", "GP022", Verdict::Degraded, 0),
     ("driver-baked-in", "GP023", Verdict::Degraded, 0),
+    ("compat-working", "GP028", Verdict::Healthy, 0),
     ("wsl", "GP024", Verdict::Healthy, 0),
     ("garbage-proc", "GP025", Verdict::Healthy, 0),
     ("visible-devices-malformed", "GP026", Verdict::Degraded, 0),
@@ -337,4 +338,69 @@ fn revoked_nodes_are_denied_and_driverless_nodes_are_not_revoked() {
         .device_nodes
         .iter()
         .all(|n| !n.created_during_run && n.error_kind == Some(NodeError::NoDriver)));
+}
+
+/// The summary is built from the leading diagnosis and never says a thing
+/// twice or contradicts it: with NVML present and libcuda absent it is
+/// GP002's cause, not "started without GPU access".
+#[test]
+fn the_summary_leads_with_the_diagnosis_and_repeats_nothing() {
+    for (scenario, code) in [
+        ("utility-only", "GP002"),
+        ("no-runtime", "GP001"),
+        ("visible-devices-none", "GP003"),
+        ("init-compat-804", "GP008"),
+    ] {
+        let run = gpuprobe_with(scenario, SMALL, &[]);
+        let summary = &run.report.summary;
+        assert!(
+            summary.starts_with(&format!("{code}: ")),
+            "{scenario}: {summary}"
+        );
+        if code == "GP002" {
+            assert!(!summary.contains("without GPU access"), "{summary}");
+        }
+        let clauses: Vec<&str> = summary.split([';', ':']).map(str::trim).collect();
+        for c in &clauses {
+            assert_eq!(
+                clauses.iter().filter(|x| *x == c).count(),
+                1,
+                "{scenario}: {c:?} twice in {summary}"
+            );
+        }
+    }
+}
+
+/// A cuda-compat libcuda is in the image on purpose: working, it is named
+/// (GP028) and healthy; failing, GP007 or GP008 say why; never GP023's
+/// "remove the NVIDIA driver packages", which would break a working setup.
+#[test]
+fn forward_compat_is_not_a_baked_in_driver() {
+    for (scenario, code, exit) in [
+        ("compat-working", "GP028", 0),
+        ("init-mismatch-803", "GP007", 3),
+        ("init-compat-804", "GP008", 3),
+    ] {
+        let run = gpuprobe_with(scenario, SMALL, &[]);
+        let codes: Vec<&str> = run
+            .report
+            .diagnoses
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        assert_eq!(run.code(), exit, "{scenario}: {codes:?}");
+        assert!(codes.contains(&code), "{scenario}: {codes:?}");
+        assert!(!codes.contains(&"GP023"), "{scenario}: {codes:?}");
+        let env = &run.report.environment;
+        assert_eq!(
+            env.cuda_library_origin,
+            Some(gpuprobe::report::LibraryOrigin::Image),
+            "{scenario}"
+        );
+        assert_eq!(env.cuda_library_version.as_deref(), Some("570.86.10"));
+        assert!(env.cuda_forward_compat, "{scenario}");
+    }
+    // The same libcuda outside a compat folder is a baked-in driver.
+    let run = gpuprobe_with("driver-baked-in", SMALL, &[]);
+    assert!(!run.report.environment.cuda_forward_compat);
 }

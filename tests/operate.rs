@@ -206,6 +206,11 @@ fn exec_refuses_to_start_on_a_failing_gpu() {
         stderr.contains("verdict: FAILED") && stderr.contains("GPU-3b3a8f1e"),
         "{stderr}"
     );
+    // A refusal says what was not done.
+    assert!(
+        stderr.contains("did not start /bin/echo workload ran"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -228,6 +233,7 @@ fn exec_on_a_hung_gpu_exits_4_without_starting() {
     assert_eq!(code, 4);
     assert!(!stdout.contains("workload ran"));
     assert!(stderr.contains("TIMEOUT"), "{stderr}");
+    assert!(stderr.contains("did not start /bin/echo"), "{stderr}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::gpuprobe_with;
-use gpuprobe::report::{CheckStatus, DeviceStatus, Reading, Verdict};
+use gpuprobe::report::{CheckStatus, DeviceStatus, MismatchKind, Reading, Verdict};
 
 const SMALL: &[&str] = &["--size", "48", "--iterations", "2"];
 
@@ -56,8 +56,12 @@ fn healthy_gpu_passes_with_measured_speeds_and_error_within_tolerance() {
     let v = &m.verification;
     assert!(v.passed);
     assert_eq!(v.elements, 64 * 64);
-    assert!(v.max_abs_error <= v.tolerance && v.tolerance > 0.0);
+    // The exact pass: bit for bit, nothing tolerated.
+    assert!(v.exact && v.integer_max.is_some());
+    assert_eq!((v.max_abs_error, v.tolerance, v.mismatches), (0.0, 0.0, 0));
+    // The rounding pass: inside its bound, which is not zero.
     assert_eq!(v.f64_sample.elements, 256);
+    assert!(v.f64_sample.max_abs_error <= v.f64_sample.tolerance && v.f64_sample.tolerance > 0.0);
     let stages: Vec<&str> = d.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         stages,
@@ -410,4 +414,66 @@ fn too_little_host_memory_fails_before_allocating() {
         &[],
     );
     assert_eq!(run.code(), 0, "{}", run.report.summary);
+}
+
+/// The fake's corruption faults (one element of each read-back result),
+/// each caught by the exact pass and named: element, both values, bits.
+/// A flipped low mantissa bit passed the earlier rounding tolerance.
+#[test]
+fn one_corrupted_element_is_caught_and_named() {
+    for (scenario, named) in [
+        ("corrupt-low-bit", "mantissa bit 0 (0x00000001)"),
+        ("corrupt-zero", "got 0,"),
+        ("corrupt-nan", "got NaN,"),
+    ] {
+        let run = gpuprobe_with(scenario, &["--size", "64", "--iterations", "1"], &[]);
+        assert_eq!(run.code(), 1, "{scenario}");
+        assert_eq!(run.report.verdict, Verdict::Failed, "{scenario}");
+        let d = &run.report.devices[0];
+        let verify = check(&d.checks, "verify");
+        assert_eq!(verify.status, CheckStatus::Fail, "{scenario}");
+        let v = &d.matmul.as_ref().expect("matmul ran").verification;
+        let first = v.first_mismatch.as_ref().expect("named");
+        assert_eq!(first.kind, Some(MismatchKind::Exact), "{scenario}");
+        let index = first.index.expect("index");
+        assert_eq!(index, u64::from(first.row) * 64 + u64::from(first.col));
+        let expected = first.expected as f32;
+        let got = f32::from_bits(expected.to_bits() ^ first.differing_bits.expect("bits"));
+        match scenario {
+            "corrupt-low-bit" => assert_eq!(first.differing_bits, Some(1)),
+            "corrupt-zero" => assert_eq!(got.to_bits(), 0),
+            _ => assert!(got.is_nan()),
+        }
+        assert!(
+            verify.detail.contains(&format!("(element {index})")),
+            "{}",
+            verify.detail
+        );
+        assert!(
+            verify.detail.contains(named),
+            "{scenario}: {}",
+            verify.detail
+        );
+        // Readable: no value printed as hundreds of digits.
+        assert!(verify.detail.len() < 300, "{}", verify.detail);
+    }
+}
+
+/// The CPU baseline is measured for the default minimum time even when the
+/// GPU is told `--iterations 1`: a single cold CPU run is slower than the
+/// CPU is, and would inflate `speedup_vs_cpu`.
+#[test]
+fn the_cpu_baseline_gets_the_default_minimum_time_whatever_the_gpu_gets() {
+    let run = gpuprobe_with("healthy", &["--size", "48", "--iterations", "1"], &[]);
+    assert_eq!(run.code(), 0);
+    let cpu = run.report.cpu.as_ref().expect("cpu measured");
+    let min_ms = gpuprobe::cpu::MIN_TIME.as_secs_f64() * 1e3;
+    assert!(
+        f64::from(cpu.iterations) * cpu.time_ms >= min_ms * 0.999,
+        "{} runs of {} ms",
+        cpu.iterations,
+        cpu.time_ms
+    );
+    assert!(cpu.iterations > 1);
+    assert_eq!(run.report.devices[0].matmul.as_ref().unwrap().iterations, 1);
 }

@@ -114,11 +114,17 @@ pub fn apply(report: &mut Report) {
         .first()
         .filter(|d| d.severity > Severity::Info)
     {
-        // The diagnosis leads when it is what changed the verdict.
-        report.summary = if report.verdict == before {
-            format!("{}; {}: {}", report.summary, d.code, d.summary)
+        let diagnosis = format!("{}: {}", d.code, d.summary);
+        // The diagnosis leads when it explains the verdict (an error) or is
+        // what changed it; what the probe found follows, unless the
+        // diagnosis already says it.
+        let leads = d.severity == Severity::Error || report.verdict != before;
+        report.summary = if report.summary.is_empty() || d.summary.contains(&report.summary) {
+            diagnosis
+        } else if leads {
+            format!("{diagnosis}; {}", report.summary)
         } else {
-            format!("{}: {}; {}", d.code, d.summary, report.summary)
+            format!("{}; {diagnosis}", report.summary)
         };
     }
     report.exit_code = report.verdict.exit_code();

@@ -558,7 +558,9 @@ fn driver_baked_in(r: &Report) -> Option<Vec<String>> {
         env.cuda_library_version.as_deref(),
         env.kernel_module_version.as_deref(),
     ) {
-        if lib != kernel && env.library_path_compat.is_empty() {
+        // A forward-compatibility libcuda is newer than the kernel module
+        // on purpose (GP028); when it fails, GP007 and GP008 say why.
+        if lib != kernel && !env.cuda_forward_compat {
             evidence.push(format!(
                 "loaded libcuda of driver {lib}; the host's kernel module is {kernel}"
             ));
@@ -572,7 +574,9 @@ fn driver_baked_in(r: &Report) -> Option<Vec<String>> {
             &env.nvml_library_origin,
         ),
     ] {
-        if *origin == Some(LibraryOrigin::Image) {
+        // cuda-compat installs its libcuda into the image by design.
+        let compat = name == "libcuda" && env.cuda_forward_compat;
+        if *origin == Some(LibraryOrigin::Image) && !compat {
             evidence.push(format!(
                 "{name} at {} is a file of the image, not mounted in by the GPU runtime",
                 path.as_deref().unwrap_or("?")
@@ -580,6 +584,34 @@ fn driver_baked_in(r: &Report) -> Option<Vec<String>> {
         }
     }
     non_empty(evidence)
+}
+
+fn forward_compat_in_use(r: &Report) -> Option<Vec<String>> {
+    let env = &r.environment;
+    let initialised = machine_check(r, Stage::CuInit)
+        .is_some_and(|c| c.status == crate::report::CheckStatus::Pass);
+    if !env.cuda_forward_compat || !initialised {
+        return None;
+    }
+    let mut evidence = vec![format!(
+        "loaded {}",
+        r.driver.library_path.as_deref().unwrap_or("?")
+    )];
+    if let (Some(lib), Some(kernel)) = (
+        env.cuda_library_version.as_deref(),
+        env.kernel_module_version.as_deref(),
+    ) {
+        evidence.push(format!("libcuda of driver {lib} on kernel module {kernel}"));
+    }
+    evidence.extend(
+        env.library_path_compat
+            .iter()
+            .map(|s| format!("LD_LIBRARY_PATH holds {s}")),
+    );
+    if let Some(v) = &r.driver.cuda_version {
+        evidence.push(format!("cuInit succeeded: CUDA {v}"));
+    }
+    Some(evidence)
 }
 
 fn wsl(r: &Report) -> Option<Vec<String>> {
@@ -773,7 +805,7 @@ pub const RULES: &[Rule] = &[
         code: "GP023",
         severity: Severity::Warning,
         summary: "The image carries its own NVIDIA driver libraries instead of the host's",
-        when: "the loaded libcuda.so.VERSION differs from /proc/driver/nvidia/version (and no compat folder is on the path), or a loaded driver library is a file of the image rather than a mount from the host (/proc/self/mountinfo)",
+        when: "the loaded libcuda.so.VERSION differs from /proc/driver/nvidia/version, or a loaded driver library is a file of the image rather than a mount from the host (/proc/self/mountinfo); a CUDA forward-compatibility libcuda (in a compat folder, newer than the kernel module: GP028) is neither",
         fix: "Remove the NVIDIA driver packages from the image; the container toolkit injects the host's matching libraries (baked-in ones break at the next host driver upgrade).",
         trigger: Trigger::Machine(driver_baked_in),
     },
@@ -808,6 +840,14 @@ pub const RULES: &[Rule] = &[
         when: "a /dev/nvidia* node the container was given fails to open with ENXIO or ENODEV (open(2): no device behind the node)",
         fix: "On the host, check `nvidia-smi` and `lsmod | grep nvidia`: load the NVIDIA kernel module (`sudo modprobe nvidia`), or reinstall the driver and reboot after an upgrade. Device nodes alone do not make a GPU.",
         trigger: Trigger::Machine(nodes_without_driver),
+    },
+    Rule {
+        code: "GP028",
+        severity: Severity::Info,
+        summary: "CUDA forward compatibility is in use: the image's newer libcuda runs on the host's older kernel module",
+        when: "the loaded libcuda lies in a compat folder (/usr/local/cuda/compat or an LD_LIBRARY_PATH compat entry), its driver version is newer than /proc/driver/nvidia/version's, and cuInit succeeded",
+        fix: "Nothing to fix: NVIDIA supports forward compatibility on data-center GPUs (CUDA Compatibility guide). Keep the cuda-compat package matched to the image's CUDA version; upgrading the host driver past it makes it unnecessary.",
+        trigger: Trigger::Machine(forward_compat_in_use),
     },
 ];
 

@@ -292,12 +292,30 @@ impl Text {
             } else {
                 self.paint(RED, "WRONG")
             };
+            let first = if v.exact {
+                format!(
+                    "{} of {} elements differ from the exact product",
+                    v.mismatches.saturating_sub(v.f64_sample.mismatches),
+                    v.elements
+                )
+            } else {
+                format!(
+                    "{} of {} elements outside tolerance; max error {:.2e} (tolerance {:.2e})",
+                    v.mismatches.saturating_sub(v.f64_sample.mismatches),
+                    v.elements,
+                    v.max_abs_error,
+                    v.tolerance
+                )
+            };
             row(
                 out,
                 "result",
                 format!(
-                    "{verdict}: {} of {} elements outside tolerance; max error {:.2e} (tolerance {:.2e})",
-                    v.mismatches, v.elements, v.max_abs_error, v.tolerance
+                    "{verdict}: {first}; rounding pass {} of {} outside {:.2e} (max error {:.2e})",
+                    v.f64_sample.mismatches,
+                    v.f64_sample.elements,
+                    v.f64_sample.tolerance,
+                    v.f64_sample.max_abs_error
                 ),
             );
         }

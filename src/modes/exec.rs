@@ -32,6 +32,13 @@ pub fn run(report: &Report, command: &[OsString], warn_only: bool) -> i32 {
     } else {
         crate::output::stderr_text!("{}", Text { color: false }.render(report));
         if !warn_only {
+            // Say what was not done: whoever reads the container's log
+            // should not wonder whether the workload ran and failed.
+            crate::output::stderr_line!(
+                "gpuprobe: did not start {shown}: the GPU check ended {} (exit {}); `gpuprobe exec --warn-only` starts it anyway",
+                report.verdict.as_str(),
+                report.exit_code
+            );
             return report.exit_code;
         }
         crate::output::stderr_line!("gpuprobe: --warn-only: starting {shown} anyway");

@@ -132,9 +132,11 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
             };
             progress.update(|r| r.driver.load_failure = Some(failure));
             let summary = match &e {
+                // What was found, not why: the diagnoses tell a container
+                // started without GPU access (GP001) from one given NVML
+                // but not CUDA (GP002), and the summary leads with them.
                 LoadError::NotFound { .. } => {
-                    "no CUDA driver library in this container: it was started without GPU access"
-                        .to_string()
+                    "no CUDA driver library (libcuda) in this container".to_string()
                 }
                 LoadError::Unloadable { .. } => {
                     format!("the CUDA driver library is present but broken: {e}")

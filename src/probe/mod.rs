@@ -221,9 +221,10 @@ fn list_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, devi
 }
 
 /// Whether the matmul's host buffers fit in what this process may take:
-/// A, B, the CPU product and its scratch copy, and one result per GPU.
+/// A and B of both verification passes, the CPU product and its scratch
+/// copy, and two results per GPU.
 fn host_memory(progress: &Progress, n: u32, gpus: usize) -> bool {
-    let need = (4 + gpus as u64) * u64::from(n) * u64::from(n) * 4;
+    let need = (6 + 2 * gpus as u64) * u64::from(n) * u64::from(n) * 4;
     progress
         .stage(Scope::Machine, Stage::HostMemory, || {
             let available = crate::environment::available_memory(&crate::environment::root());

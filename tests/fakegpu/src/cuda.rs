@@ -102,6 +102,8 @@ struct State {
     next_handle: usize,
     /// A sticky error per visible device, as after an illegal address.
     sticky: Vec<Option<CUresult>>,
+    /// A `corrupt` fault that fired on the call now running.
+    corruption: Option<crate::scenario::Corruption>,
 }
 
 impl State {
@@ -160,6 +162,7 @@ fn load_state() -> Result<State, String> {
         functions: HashMap::new(),
         events: HashMap::new(),
         next_handle: 0x1000,
+        corruption: None,
     })
 }
 
@@ -194,6 +197,7 @@ enum Gate {
     Go,
     Fail(CUresult),
     Hang,
+    Corrupt(crate::scenario::Corruption),
 }
 
 /// Runs one API call: the initialisation rule, the scenario's faults, then
@@ -204,6 +208,9 @@ fn call(
     needs_init: bool,
     body: impl FnOnce(&mut State) -> CUresult,
 ) -> CUresult {
+    // Every call that reaches the driver takes its global lock first (see
+    // driver_lock.rs); the error-text lookups are tables in the library.
+    let held = (!name.starts_with("cuGetError")).then(crate::driver_lock::acquire);
     let mut guard = lock();
     let state = match guard.as_mut() {
         Ok(state) => state,
@@ -218,10 +225,14 @@ fn call(
         return UNKNOWN;
     }
     match gate(state, name, device) {
-        Gate::Go => {}
+        Gate::Go => state.corruption = None,
+        Gate::Corrupt(kind) => state.corruption = Some(kind),
         Gate::Fail(code) => return code,
         Gate::Hang => {
+            // The hung call keeps the driver lock: every other call, and the
+            // library's destructor at exit, waits on it from now on.
             drop(guard);
+            let _held = held;
             loop {
                 std::thread::park();
             }
@@ -248,6 +259,9 @@ fn gate(state: &mut State, name: &str, device: Option<usize>) -> Gate {
         }
         if let Some(code) = fault.result {
             return Gate::Fail(code);
+        }
+        if let Some(kind) = fault.corrupt {
+            return Gate::Corrupt(kind);
         }
     }
     Gate::Go
@@ -610,6 +624,23 @@ pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, bytes: usiz
             unsafe {
                 let word = dst.cast::<u32>().add(at);
                 word.write_unaligned(word.read_unaligned() ^ (1 << 30));
+            }
+        }
+        if let Some(kind) = state.corruption.take() {
+            // One element, a third of the way in (or the first after it that
+            // the corruption changes: a stuck-at-zero cell under a zero
+            // shows nothing).
+            for at in (0..words).map(|i| (i + words / 3) % words) {
+                // SAFETY: `at` < words, inside the `bytes` just written.
+                unsafe {
+                    let word = dst.cast::<u32>().add(at);
+                    let before = word.read_unaligned();
+                    let after = kind.apply(before);
+                    if after != before {
+                        word.write_unaligned(after);
+                        break;
+                    }
+                }
             }
         }
         SUCCESS

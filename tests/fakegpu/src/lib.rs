@@ -8,6 +8,7 @@
 //! `FAKEGPU_SCENARIO` variable, which only this library reads: gpuprobe
 //! cannot tell it from the real driver.
 pub mod cuda;
+pub mod driver_lock;
 pub mod errors;
 pub mod nodes;
 pub mod nvml;

@@ -3,8 +3,8 @@
 //! - libnvidia-ml.so.1 (unless `nvml.present` is false),
 //! - root/: the device nodes and /proc files gpuprobe inspects,
 //! - env: KEY=VALUE lines to run the program under test with
-//!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, the scenario's
-//!   own variables).
+//!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, FAKEGPU_LOCK,
+//!   the scenario's own variables).
 //!
 //! `fakegpu check SCENARIO`: validates a scenario file.
 //!
@@ -96,7 +96,11 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
         let mut table = String::from("21 1 0:40 / / rw,relatime master:1 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l\n");
         if injected {
             let mut id = 30;
-            for lib in [cuda_dir.join("libcuda.so.1"), dir.join("libnvidia-ml.so.1")] {
+            let mut mounted = vec![dir.join("libnvidia-ml.so.1")];
+            if !scenario.cuda_library_in_image {
+                mounted.insert(0, cuda_dir.join("libcuda.so.1"));
+            }
+            for lib in mounted {
                 if let Ok(real) = lib.canonicalize() {
                     table.push_str(&format!(
                         "{id} 21 259:2 /usr/lib/x86_64-linux-gnu/{} {} ro,nosuid,nodev,relatime master:1 - ext4 /dev/nvme0n1p2 rw\n",
@@ -123,6 +127,11 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
         ("GPUPROBE_TEST_ROOT".to_string(), root.display().to_string()),
         // Where the fake driver creates device nodes (`host.runs_as_root`).
         ("FAKEGPU_ROOT".to_string(), root.display().to_string()),
+        // The driver's global lock (driver_lock.rs).
+        (
+            "FAKEGPU_LOCK".to_string(),
+            dir.join("driver.lock").display().to_string(),
+        ),
     ];
     let dir_text = dir.display().to_string();
     if !scenario.env.contains_key("LD_LIBRARY_PATH") {

@@ -28,6 +28,14 @@ struct State {
 static STATE: OnceLock<Result<Mutex<State>, String>> = OnceLock::new();
 
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Result<R, NvmlReturn> {
+    // NVML shares the kernel module's lock with libcuda (driver_lock.rs).
+    let _held = crate::driver_lock::acquire();
+    read_state(f)
+}
+
+/// `with_state` without the driver lock, for lookups that never reach the
+/// driver (nvmlErrorString is a table in the library).
+fn read_state<R>(f: impl FnOnce(&mut State) -> R) -> Result<R, NvmlReturn> {
     let cell = STATE.get_or_init(|| {
         let path = std::env::var("FAKEGPU_SCENARIO")
             .map_err(|_| "FAKEGPU_SCENARIO is not set".to_string())?;
@@ -134,7 +142,7 @@ pub extern "C" fn nvmlShutdown() -> NvmlReturn {
 /// callable before nvmlInit, as the real one is.
 #[no_mangle]
 pub extern "C" fn nvmlErrorString(result: NvmlReturn) -> *const c_char {
-    let branch = with_state(|s| {
+    let branch = read_state(|s| {
         s.scenario
             .nvml
             .driver_version

@@ -33,6 +33,12 @@ pub struct Scenario {
     /// (libcuda.so.1 -> libcuda.so.VERSION), as the driver installs it.
     #[serde(default)]
     pub cuda_library_version: Option<String>,
+    /// libcuda is a file of the image even where the container toolkit
+    /// mounts the other driver libraries in (`host.driver_mounts`), as
+    /// NVIDIA's cuda-compat package installs its forward-compatibility
+    /// libcuda.
+    #[serde(default)]
+    pub cuda_library_in_image: bool,
     /// The fake NVML (libnvidia-ml.so.1).
     #[serde(default)]
     pub nvml: Nvml,
@@ -261,9 +267,45 @@ pub struct Fault {
     /// The call never returns.
     #[serde(default)]
     pub hang: bool,
+    /// The call succeeds but one element of what it copies back comes back
+    /// wrong, as from a bad memory cell or a faulty ALU; only for
+    /// cuMemcpyDtoH_v2.
+    #[serde(default)]
+    pub corrupt: Option<Corruption>,
     /// Calls that succeed before the fault starts.
     #[serde(default)]
     pub after: u32,
+}
+
+/// How one element of a device-to-host copy goes wrong: the faults a GPU
+/// shows when nothing on the path corrects them (ECC off, or an error in
+/// logic rather than memory): a flipped bit, a cell stuck at zero, a NaN
+/// from a faulty unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Corruption {
+    /// The lowest mantissa bit flipped: a last-place error.
+    LowMantissaBit,
+    /// The top exponent bit flipped: far outside any tolerance.
+    ExponentBit,
+    /// The element reads as zero (a stuck cell); a zero is only visible
+    /// where the value was not zero, so the first such element is hit.
+    Zero,
+    /// The element reads as a quiet NaN.
+    Nan,
+}
+
+impl Corruption {
+    /// The 32-bit word after the corruption.
+    #[must_use]
+    pub fn apply(self, word: u32) -> u32 {
+        match self {
+            Corruption::LowMantissaBit => word ^ 1,
+            Corruption::ExponentBit => word ^ (1 << 30),
+            Corruption::Zero => 0,
+            Corruption::Nan => 0x7FC0_0000,
+        }
+    }
 }
 
 impl Scenario {
@@ -279,8 +321,20 @@ impl Scenario {
             parse_uuid(&d.uuid).ok_or_else(|| format!("bad uuid {:?}", d.uuid))?;
         }
         for f in &self.faults {
-            if f.result.is_none() && !f.hang {
-                return Err(format!("fault on {} has neither result nor hang", f.call));
+            let kinds = usize::from(f.result.is_some())
+                + usize::from(f.hang)
+                + usize::from(f.corrupt.is_some());
+            if kinds != 1 {
+                return Err(format!(
+                    "fault on {} needs exactly one of result, hang and corrupt",
+                    f.call
+                ));
+            }
+            if f.corrupt.is_some() && f.call != "cuMemcpyDtoH_v2" {
+                return Err(format!(
+                    "corrupt applies to cuMemcpyDtoH_v2, not {}",
+                    f.call
+                ));
             }
             if let Some(dev) = f.device {
                 if dev >= self.devices.len() {
