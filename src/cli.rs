@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
+pub use crate::export::OutputFormat;
 use crate::probe::{Selection, Selector};
 use crate::requirements::{parse_size, parse_version, Requirements};
 
@@ -160,18 +161,6 @@ pub struct WatchArgs {
     pub matmul: MatmulArgs,
     #[command(flatten)]
     pub require: RequireArgs,
-}
-
-/// How the report is printed on stdout. Each format is one exporter
-/// (`crate::export`); adding a format is adding a variant and its exporter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Human text (colour on a terminal unless NO_COLOR is set).
-    Text,
-    /// The versioned JSON report (docs/report.md).
-    Json,
-    /// Prometheus text exposition format.
-    Prometheus,
 }
 
 /// The report's format on stdout.
