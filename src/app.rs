@@ -43,7 +43,8 @@ pub fn main() -> i32 {
             let (line, code) = if let (Some(path), Some(max_age)) = (&h.state, h.max_age) {
                 health::judge_state(path, max_age, std::time::SystemTime::now())
             } else {
-                let options = probe_options(Mode::Health, &h.target, None, Some(&h.require));
+                let mut options = probe_options(Mode::Health, &h.target, None, Some(&h.require));
+                options.no_context = h.no_context;
                 health::judge(&probe::run(&options, |_, _| {}))
             };
             // The exit code is the health check's answer; a lost line does
@@ -220,6 +221,7 @@ fn probe_options(
         }),
         requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
         strict: require.is_some_and(|r| r.strict),
+        no_context: false,
     }
 }
 

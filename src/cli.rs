@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-pub use crate::export::OutputFormat;
 use crate::probe::{Selection, Selector};
 use crate::requirements::{parse_size, parse_version, Requirements};
 
@@ -102,6 +101,14 @@ pub struct HealthArgs {
     #[arg(long, value_parser = parse_positive_duration, allow_hyphen_values = true, requires = "state")]
     pub max_age: Option<Duration>,
 
+    /// Create no CUDA context: judge each GPU by its device nodes, NVML's
+    /// health signals (a lost GPU, ECC and row-remap errors) and the
+    /// diagnoses only, for a GPU whose workload cannot spare a context's
+    /// device memory (hundreds of MiB). Without it, health makes a context
+    /// and runs a tiny verified launch per GPU.
+    #[arg(long, conflicts_with = "state")]
+    pub no_context: bool,
+
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
@@ -161,6 +168,18 @@ pub struct WatchArgs {
     pub matmul: MatmulArgs,
     #[command(flatten)]
     pub require: RequireArgs,
+}
+
+/// How the report is printed on stdout. Each format is one exporter
+/// (`crate::export`); adding a format is adding a variant and its exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human text (colour on a terminal unless NO_COLOR is set).
+    Text,
+    /// The versioned JSON report (docs/report.md).
+    Json,
+    /// Prometheus text exposition format.
+    Prometheus,
 }
 
 /// The report's format on stdout.

@@ -155,6 +155,10 @@ pub struct Settings {
     pub seed: u64,
     /// Deadline for the whole run in milliseconds.
     pub timeout_ms: f64,
+    /// `health --no-context`: no CUDA context was created; the GPUs were
+    /// judged by their device nodes, NVML and the diagnoses only.
+    #[serde(default)]
+    pub no_context: bool,
 }
 
 /// One timed stage of the probe.
@@ -261,10 +265,19 @@ pub struct DeviceReport {
     pub clock_mhz: Option<u32>,
     /// Total memory in bytes.
     pub memory_total_bytes: Option<u64>,
-    /// Free memory in bytes when the probe started on this device.
+    /// Free memory in bytes when the probe started on this device (in its
+    /// context, cuMemGetInfo).
     pub memory_free_bytes: Option<u64>,
-    /// Memory in use (by anyone) when the probe started, in bytes.
+    /// Memory in use (by anyone) when the probe started, in bytes: NVML's
+    /// reading before gpuprobe's context existed when NVML is available,
+    /// else total less `memory_free_bytes` (which includes the context).
     pub memory_used_bytes: Option<u64>,
+    /// Device memory gpuprobe's own CUDA context and module took: NVML's
+    /// free memory before the context existed less cuMemGetInfo's once the
+    /// context and the module were made. Null without NVML or when the
+    /// context was not made; another process allocating meanwhile skews it.
+    #[serde(default)]
+    pub context_memory_bytes: Option<u64>,
     /// Whether this device passed; `skipped` when it was not asked for.
     pub status: DeviceStatus,
     /// The device's stages in the order they ran.
@@ -273,6 +286,23 @@ pub struct DeviceReport {
     pub matmul: Option<Matmul>,
     /// NVML readings taken right after the matmul, when NVML is available.
     pub telemetry: Option<Telemetry>,
+}
+
+impl DeviceReport {
+    /// The GPU admitted no context of this process (its context check was
+    /// skipped with CUDA_ERROR_DEVICE_UNAVAILABLE: compute mode
+    /// EXCLUSIVE_PROCESS held by another process, or PROHIBITED): busy,
+    /// so its compute was not checked.
+    #[must_use]
+    pub fn admits_no_context(&self) -> bool {
+        self.checks.iter().any(|c| {
+            crate::stage::Stage::Context.is(&c.name)
+                && c.status == CheckStatus::Skip
+                && c.error
+                    .as_ref()
+                    .is_some_and(|e| e.code == crate::cuda::error::CUDA_ERROR_DEVICE_UNAVAILABLE)
+        })
+    }
 }
 
 /// Whether a device passed.
@@ -661,10 +691,21 @@ pub struct Telemetry {
     pub memory_clock_mhz: Reading<u32>,
     pub memory_clock_max_mhz: Reading<u32>,
     pub memory_bus_width_bits: Reading<u32>,
+    /// The PCIe link's current generation, read when `pcie_link_state` says.
     pub pcie_generation: Reading<u32>,
+    /// The highest generation the GPU and its slot support.
     pub pcie_generation_max: Reading<u32>,
+    /// The PCIe link's current width, read when `pcie_link_state` says.
     pub pcie_width_lanes: Reading<u32>,
+    /// The widest link the GPU and its slot support.
     pub pcie_width_max_lanes: Reading<u32>,
+    /// When `pcie_generation` and `pcie_width_lanes` were read: `under_load`
+    /// (while the matmul's launches were still running on the GPU) or
+    /// `idle` (no work of gpuprobe's on the GPU: `list`, or the launches
+    /// finished before the reading). An idle link trains down to save power,
+    /// so only an `under_load` generation says anything about the link.
+    #[serde(default)]
+    pub pcie_link_state: Option<LinkState>,
     pub ecc_enabled: Reading<bool>,
     /// Uncorrectable ECC errors since the driver loaded.
     pub ecc_uncorrected_volatile: Reading<u64>,
@@ -686,6 +727,18 @@ pub struct Telemetry {
     /// `exclusive_thread`).
     pub compute_mode: Reading<ComputeMode>,
     pub mig_enabled: Reading<bool>,
+}
+
+/// When a PCIe link reading was taken (nvidia-smi(1), "Link
+/// Width/Generation": the current values "may be reduced when the GPU is not
+/// in use").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// While gpuprobe's launches were running: the link at work.
+    UnderLoad,
+    /// With no work of gpuprobe's on the GPU: the link may have trained down.
+    Idle,
 }
 
 /// The container as seen from inside.

@@ -18,7 +18,9 @@ use nvml_wrapper::enum_wrappers::device::{
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 
-use crate::report::{ComputeMode, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable};
+use crate::report::{
+    ComputeMode, LinkState, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
+};
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
 pub struct Loaded {
@@ -153,6 +155,30 @@ pub fn find<'n>(
         .or_else(|| pci_bus_id.and_then(|p| nvml.device_by_pci_bus_id(p).ok()))
 }
 
+/// A PCIe link's current generation and width.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub generation: Reading<u32>,
+    pub width: Reading<u32>,
+}
+
+/// The PCIe link as it is now (nvmlDeviceGetCurrPcieLinkGeneration/Width:
+/// the current state, which drops when the GPU idles).
+#[must_use]
+pub fn pcie_link(device: &Device<'_>) -> Link {
+    Link {
+        generation: reading(device.current_pcie_link_gen()),
+        width: reading(device.current_pcie_link_width()),
+    }
+}
+
+/// NVML's (free, used) device memory in bytes (nvmlDeviceGetMemoryInfo_v2),
+/// which needs no CUDA context; `None` when NVML cannot say.
+#[must_use]
+pub fn memory(device: &Device<'_>) -> Option<(u64, u64)> {
+    device.memory_info().ok().map(|m| (m.free, m.used))
+}
+
 /// The names of the set nvmlClocksThrottleReasons bits, as nvml-wrapper's
 /// `ThrottleReasons` flags name them, in lower case (`sw_power_cap`). Bits
 /// the wrapper does not know are dropped by it (`from_bits_truncate`); a
@@ -221,6 +247,9 @@ impl Loaded {
             pcie_generation_max: reading(device.max_pcie_link_gen()),
             pcie_width_lanes: reading(device.current_pcie_link_width()),
             pcie_width_max_lanes: reading(device.max_pcie_link_width()),
+            // Read after gpuprobe's work, or with none (`list`); the probe
+            // puts its reading under load in its place (probe/device.rs).
+            pcie_link_state: Some(LinkState::Idle),
             ecc_uncorrected_volatile: reading(
                 device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile),
             ),

@@ -37,6 +37,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("stubs-on-path", "GP022", Verdict::Degraded, 0),
     ("driver-baked-in", "GP023", Verdict::Degraded, 0),
     ("compat-working", "GP028", Verdict::Healthy, 0),
+    ("busy-exclusive", "GP029", Verdict::Healthy, 0),
     ("wsl", "GP024", Verdict::Healthy, 0),
     ("garbage-proc", "GP025", Verdict::Healthy, 0),
     ("visible-devices-malformed", "GP026", Verdict::Degraded, 0),
@@ -77,10 +78,11 @@ fn every_rule_fires_in_its_scenario_with_verdict_and_exit_code() {
                 .iter()
                 .find(|x| x.index == *index)
                 .expect("named GPU exists");
-            let expected = if d.severity == Severity::Error {
-                DeviceStatus::Fail
-            } else {
-                DeviceStatus::Warn
+            let expected = match d.severity {
+                Severity::Error => DeviceStatus::Fail,
+                Severity::Warning => DeviceStatus::Warn,
+                // Worth knowing: the GPU's status is its own.
+                Severity::Info => DeviceStatus::Pass,
             };
             assert_eq!(device.status, expected, "{scenario}: GPU {index}");
         }

@@ -167,6 +167,7 @@ driver_api! {
         cuEventCreate(*mut CuEvent, c_uint);
         cuEventRecord(CuEvent, CuStream);
         cuEventSynchronize(CuEvent);
+        cuEventQuery(CuEvent);
         cuEventElapsedTime(*mut f32, CuEvent, CuEvent);
         cuEventDestroy_v2(CuEvent);
     }

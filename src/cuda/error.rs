@@ -60,6 +60,13 @@ pub const CUDA_ERROR_SYSTEM_DRIVER_MISMATCH: CuResult =
 pub const CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE: CuResult =
     code(cudaError_enum::CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE);
 pub const CUDA_ERROR_UNKNOWN: CuResult = code(cudaError_enum::CUDA_ERROR_UNKNOWN);
+/// The device admits no context of this process: its compute mode is
+/// EXCLUSIVE_PROCESS and another process holds it, or PROHIBITED (cuda.h).
+/// cudarc's CUDA 11.4 bindings predate its name (cuda.h names it from
+/// CUDA 12.2; tests/real_driver.rs checks the name with NVIDIA's libcuda).
+pub const CUDA_ERROR_DEVICE_UNAVAILABLE: CuResult = 46;
+/// Work before an event or on a stream has not finished (cuEventQuery).
+pub const CUDA_ERROR_NOT_READY: CuResult = code(cudaError_enum::CUDA_ERROR_NOT_READY);
 
 /// The codes users meet in containers, named for drivers that cannot name
 /// them (the stub library, very old drivers): the name is cudarc's variant

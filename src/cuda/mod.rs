@@ -386,6 +386,20 @@ impl<'c> Event<'c> {
         })
     }
 
+    /// Whether the work recorded before this event has finished, without
+    /// waiting (cuEventQuery: CUDA_ERROR_NOT_READY while it runs).
+    pub fn query(&self) -> Result<bool, CudaError> {
+        // SAFETY: (fn), (handle).
+        let done = self.ctx.driver.call("cuEventQuery", || unsafe {
+            (self.ctx.driver.api.cuEventQuery)(self.handle)
+        });
+        match done {
+            Ok(()) => Ok(true),
+            Err(e) if e.code == error::CUDA_ERROR_NOT_READY => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Milliseconds from `self` to `end`, both recorded and complete.
     pub fn elapsed_ms(&self, end: &Event<'_>) -> Result<f64, CudaError> {
         let mut ms = 0f32;

@@ -9,8 +9,8 @@ use crate::cuda::error::{
 };
 use crate::cuda::CudaVersion;
 use crate::report::{
-    Check, DeviceNode, DriverLoadFailure, LibraryOrigin, NodeError, NvmlStatus, Reading, Report,
-    Severity, Telemetry, Unavailable,
+    Check, DeviceNode, DriverLoadFailure, LibraryOrigin, LinkState, NodeError, NvmlStatus, Reading,
+    Report, Severity, Telemetry, Unavailable,
 };
 use crate::stage::Stage;
 
@@ -445,16 +445,22 @@ fn memory_errors(r: &Report) -> DeviceEvidence {
     evidence
 }
 
+/// An idle link trains down to save power (nvidia-smi(1), "Link
+/// Width/Generation": the current values "may be reduced when the GPU is not
+/// in use"), so the generation is judged only from a reading taken while
+/// gpuprobe's launches ran; the width, which normally stays, from any
+/// reading. Both against the maximum of the GPU and its slot.
 fn pcie_degraded(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
     for (device, who, t) in telemetry(r) {
         let pair = |a: &Reading<u32>, b: &Reading<u32>| a.value().copied().zip(b.value().copied());
+        let under_load = t.pcie_link_state == Some(LinkState::UnderLoad);
         if let Some((cur, max)) =
-            pair(&t.pcie_generation, &t.pcie_generation_max).filter(|(c, m)| c < m)
+            pair(&t.pcie_generation, &t.pcie_generation_max).filter(|(c, m)| under_load && c < m)
         {
             evidence.push((
                 device,
-                format!("{who}: PCIe gen {cur} of {max} right after the benchmark"),
+                format!("{who}: PCIe gen {cur} of {max} while the matmul ran"),
             ));
         }
         if let Some((cur, max)) =
@@ -474,6 +480,28 @@ const BAD_THROTTLE: [&str; 5] = [
     "hw_thermal_slowdown",
     "hw_power_brake_slowdown",
 ];
+
+fn busy_gpu(r: &Report) -> DeviceEvidence {
+    r.devices
+        .iter()
+        .filter(|d| d.admits_no_context())
+        .map(|d| {
+            let mode = d
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.compute_mode.value().copied())
+                .map_or("unknown (no NVML)".to_string(), |m| m.to_string());
+            (
+                Some(d.index),
+                format!(
+                    "GPU {} ({}): context creation returned CUDA_ERROR_DEVICE_UNAVAILABLE; compute mode {mode}",
+                    d.index,
+                    d.uuid.as_deref().unwrap_or("?")
+                ),
+            )
+        })
+        .collect()
+}
 
 fn throttled(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
@@ -749,7 +777,7 @@ pub const RULES: &[Rule] = &[
         code: "GP016",
         severity: Severity::Warning,
         summary: "A GPU's PCIe link runs below its maximum",
-        when: "right after the benchmark, the PCIe generation or width is below the GPU's maximum",
+        when: "the PCIe width is below the maximum of the GPU and its slot, or the generation is below it in a reading taken while the matmul ran (an idle link trains down to save power, so `list` and idle readings never judge the generation)",
         fix: "Reseat the card and check the riser and slot, the BIOS PCIe settings and the GPU's power cables; a degraded link slows every host transfer.",
         trigger: Trigger::PerDevice(pcie_degraded),
     },
@@ -848,6 +876,14 @@ pub const RULES: &[Rule] = &[
         when: "the loaded libcuda lies in a compat folder (/usr/local/cuda/compat or an LD_LIBRARY_PATH compat entry), its driver version is newer than /proc/driver/nvidia/version's, and cuInit succeeded",
         fix: "Nothing to fix: NVIDIA supports forward compatibility on data-center GPUs (CUDA Compatibility guide). Keep the cuda-compat package matched to the image's CUDA version; upgrading the host driver past it makes it unnecessary.",
         trigger: Trigger::Machine(forward_compat_in_use),
+    },
+    Rule {
+        code: "GP029",
+        severity: Severity::Info,
+        summary: "A GPU is busy: it admits no CUDA context of this process, so its compute was not checked",
+        when: "context creation returns CUDA_ERROR_DEVICE_UNAVAILABLE (46): the compute mode is EXCLUSIVE_PROCESS and another process (the workload) holds the GPU, or PROHIBITED (cuda.h); NVML's health signals still judge the GPU",
+        fix: "Nothing to fix for a GPU in use. To check compute, run gpuprobe before the workload starts (`gpuprobe exec -- CMD`) or while it is stopped; use `gpuprobe health --no-context` beside the workload, which makes no context. `nvidia-smi -q -d COMPUTE` shows the mode; `nvidia-smi -c DEFAULT` allows shared use.",
+        trigger: Trigger::PerDevice(busy_gpu),
     },
 ];
 

@@ -5,7 +5,6 @@ mod json;
 mod prometheus;
 mod text;
 
-pub use format::OutputFormat;
 pub use json::Json;
 pub use prometheus::Prometheus;
 pub use text::Text;

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use super::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::Repeat;
+use crate::cuda::error::CUDA_ERROR_DEVICE_UNAVAILABLE;
 use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Event, Kernel, Module};
 use crate::report::{Matmul, Verification};
 use crate::stage::Stage;
+use crate::telemetry;
 use crate::units::bytes;
 use crate::verify::{self, Inputs, Reference};
 
@@ -39,6 +41,12 @@ pub struct Job<'a> {
 struct Gpu<'a> {
     job: &'a Job<'a>,
     ctx: &'a Context<'a>,
+    /// The GPU as NVML sees it, when NVML is loaded and lists it.
+    nvml: Option<nvml_wrapper::Device<'static>>,
+    /// NVML's (free, used) bytes before the context existed.
+    before_context: Option<(u64, u64)>,
+    /// The PCIe link read while the timed launches ran.
+    link_under_load: Option<telemetry::Link>,
     free: u64,
     kernel: Option<Kernel<'a>>,
     /// A, B and C of the exact pass (timed), then of the rounding pass
@@ -67,40 +75,81 @@ const PIPELINE: &[(Stage, StageFn)] = &[
 
 /// Runs every stage on one device and records the matmul result.
 pub fn probe(job: &Job<'_>) {
-    run_stages(job);
+    let link = run_stages(job);
     // Also after a failure: NVML may say why (GPU lost, memory errors).
     if let Some(nvml) = job.nvml {
-        super::machine::read_telemetry(job.progress, nvml, job.slot);
+        super::machine::read_telemetry(job.progress, nvml, job.slot, link);
     }
 }
 
-/// The stages after `failed` (at `at` in `PIPELINE`), recorded as skipped.
-fn skip_after(job: &Job<'_>, failed: Stage, at: usize) {
+/// The stages from `at` in `PIPELINE` on, recorded as skipped.
+fn skip_after(job: &Job<'_>, at: usize, why: &str) {
     for (stage, _) in &PIPELINE[at..] {
-        job.progress.skip(
-            Scope::Device(job.slot),
-            *stage,
-            format!("not run: {failed} failed"),
-        );
+        job.progress
+            .skip(Scope::Device(job.slot), *stage, format!("not run: {why}"));
     }
 }
 
-fn run_stages(job: &Job<'_>) {
+/// This GPU as NVML sees it, matched by UUID, then PCI bus id.
+fn nvml_device(job: &Job<'_>) -> Option<nvml_wrapper::Device<'static>> {
+    let nvml = job.nvml?;
+    let (uuid, pci) = job.progress.update(|r| {
+        let d = &r.devices[job.slot];
+        (d.uuid.clone(), d.pci_bus_id.clone())
+    });
+    telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref())
+}
+
+/// The primary context, or `None` with the context check recorded: failed,
+/// or skipped when the GPU admits no context of this process (compute mode
+/// EXCLUSIVE_PROCESS held by another process, or PROHIBITED: cuda.h,
+/// CUDA_ERROR_DEVICE_UNAVAILABLE). A busy GPU is not a broken one: its
+/// health is then NVML's to tell (GP029).
+fn context<'d>(job: &Job<'d>) -> Option<Context<'d>> {
     let scope = Scope::Device(job.slot);
+    let made = job.progress.stage(scope, Stage::Context, || {
+        match Context::bind(job.driver, job.device) {
+            Ok(ctx) => Ok(Done::pass(Some(ctx), "primary context created and current")),
+            Err(e) if e.code == CUDA_ERROR_DEVICE_UNAVAILABLE => Ok(Done::skip(
+                None,
+                format!(
+                    "compute not checked: the GPU admits no context of this process \
+                     (exclusive-process compute mode held by another process, or \
+                     prohibited): {e}"
+                ),
+                Some(e),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    });
+    match made {
+        Some(Some(ctx)) => Some(ctx),
+        Some(None) => {
+            skip_after(job, 0, "the GPU admits no context of this process");
+            None
+        }
+        None => {
+            skip_after(job, 0, &format!("{} failed", Stage::Context));
+            None
+        }
+    }
+}
+
+/// The stages; returns the PCIe link as read under load, if it was.
+fn run_stages(job: &Job<'_>) -> Option<telemetry::Link> {
+    let scope = Scope::Device(job.slot);
+    let nvml = nvml_device(job);
+    // Before the context exists, so that its cost shows (`module`).
+    let before_context = nvml.as_ref().and_then(telemetry::memory);
     // The context owns everything the later stages make, so it is made
     // first, outside their state.
-    let Some(ctx) = job.progress.stage(scope, Stage::Context, || {
-        Ok(Done::pass(
-            Context::bind(job.driver, job.device)?,
-            "primary context created and current",
-        ))
-    }) else {
-        skip_after(job, Stage::Context, 0);
-        return;
-    };
+    let ctx = context(job)?;
     let mut gpu = Gpu {
         job,
         ctx: &ctx,
+        nvml,
+        before_context,
+        link_under_load: None,
         free: 0,
         kernel: None,
         buffers: None,
@@ -115,7 +164,7 @@ fn run_stages(job: &Job<'_>) {
             .stage(scope, *stage, || run(&mut gpu))
             .is_none()
         {
-            skip_after(job, *stage, at + 1);
+            skip_after(job, at + 1, &format!("{stage} failed"));
             break;
         }
     }
@@ -126,6 +175,7 @@ fn run_stages(job: &Job<'_>) {
         job.progress
             .update(|r| r.devices[job.slot].matmul = Some(matmul));
     }
+    gpu.link_under_load
 }
 
 /// A stage that ran before this one did not leave what it should have.
@@ -136,10 +186,15 @@ fn missing(what: &str) -> Failed {
 fn memory(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let (free, total) = gpu.ctx.memory_info()?;
     gpu.free = free;
+    // In use by anyone but this process: NVML's reading from before the
+    // context, which this process's context would otherwise count.
+    let used = gpu
+        .before_context
+        .map_or(total.saturating_sub(free), |(_, used)| used);
     gpu.job.progress.update(|r| {
         let d = &mut r.devices[gpu.job.slot];
         d.memory_free_bytes = Some(free);
-        d.memory_used_bytes = Some(total.saturating_sub(free));
+        d.memory_used_bytes = Some(used);
     });
     let detail = format!("{} free of {}", bytes(free), bytes(total));
     // Another process holds nearly all of this GPU: the workload will
@@ -156,13 +211,25 @@ fn memory(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 
 fn module(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     gpu.kernel = Some(Module::load(gpu.ctx, kernels::MATMUL_PTX)?.kernel(kernels::SGEMM_TILED)?);
-    Ok(Done::pass(
-        (),
-        format!(
-            "embedded PTX JIT-compiled; {} found",
-            kernels::SGEMM_TILED.to_string_lossy()
-        ),
-    ))
+    let found = format!(
+        "embedded PTX JIT-compiled; {} found",
+        kernels::SGEMM_TILED.to_string_lossy()
+    );
+    // What the context and the module cost: free memory before them (NVML,
+    // no context needed) less free memory now. With lazy loading (CUDA
+    // 12.2+ default) the kernel is loaded by cuModuleGetFunction, above.
+    if let Some((free_before, _)) = gpu.before_context {
+        let (free_now, _) = gpu.ctx.memory_info()?;
+        let cost = free_before.saturating_sub(free_now);
+        gpu.job
+            .progress
+            .update(|r| r.devices[gpu.job.slot].context_memory_bytes = Some(cost));
+        return Ok(Done::pass(
+            (),
+            format!("{found}; the context and module take {}", bytes(cost)),
+        ));
+    }
+    Ok(Done::pass((), found))
 }
 
 /// Elements of A, B and C.
@@ -248,6 +315,14 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
     }
     stop.record()?;
+    // The PCIe link at work: launches return before their kernels finish,
+    // so the GPU is still running them now. The reading counts as under
+    // load only if they were still running after it (`stop` not reached);
+    // a batch that ended first leaves the idle reading (telemetry).
+    let link = gpu.nvml.as_ref().map(telemetry::pcie_link);
+    if !stop.query()? {
+        gpu.link_under_load = link;
+    }
     stop.synchronize()?;
     let time_ms = start.elapsed_ms(&stop)? / f64::from(iterations);
     // The rounding pass's product, once, untimed.

@@ -11,7 +11,7 @@ use super::{Selection, Selector, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda::{self, Driver, LoadError};
 use crate::report::{
-    CheckStatus, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure, Verdict,
+    CheckStatus, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure, LinkState, Verdict,
 };
 use crate::stage::Stage;
 use crate::telemetry;
@@ -39,18 +39,21 @@ pub(super) fn load_nvml(progress: &Progress) -> Option<&'static telemetry::Loade
                     info.error.as_deref().unwrap_or("")
                 );
                 progress.update(|r| r.nvml = *info);
-                Ok(Done {
-                    value: None,
-                    detail,
-                    status: CheckStatus::Skip,
-                })
+                Ok(Done::skip(None, detail, None))
             }
         })
         .flatten()
 }
 
-/// Reads one device's telemetry into the report.
-pub(super) fn read_telemetry(progress: &Progress, nvml: &telemetry::Loaded, slot: usize) {
+/// Reads one device's telemetry into the report; `under_load` is the PCIe
+/// link as read while the device's matmul ran, which replaces the idle
+/// reading taken now.
+pub(super) fn read_telemetry(
+    progress: &Progress,
+    nvml: &telemetry::Loaded,
+    slot: usize,
+    under_load: Option<telemetry::Link>,
+) {
     let (uuid, pci) = progress.update(|r| {
         (
             r.devices[slot].uuid.clone(),
@@ -64,7 +67,12 @@ pub(super) fn read_telemetry(progress: &Progress, nvml: &telemetry::Loaded, slot
                 "NVML does not list this GPU (matched by UUID, then PCI bus id)",
             ));
         };
-        let t = nvml.read(&device);
+        let mut t = nvml.read(&device);
+        if let Some(link) = under_load {
+            t.pcie_generation = link.generation;
+            t.pcie_width_lanes = link.width;
+            t.pcie_link_state = Some(LinkState::UnderLoad);
+        }
         let detail = format!(
             "{} °C, {} W",
             t.temperature_celsius
@@ -107,6 +115,7 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
                     value: Err(e),
                     detail,
                     status: CheckStatus::Fail,
+                    error: None,
                 })
             }
         }
@@ -237,6 +246,7 @@ pub(super) fn identify(
             memory_total_bytes: None,
             memory_free_bytes: None,
             memory_used_bytes: None,
+            context_memory_bytes: None,
             status: DeviceStatus::Pass,
             checks: Vec::new(),
             matmul: None,

@@ -88,6 +88,8 @@ pub struct Options {
     pub requirements: Requirements,
     /// A degraded verdict counts as failed.
     pub strict: bool,
+    /// `health --no-context`: enumerate and read NVML, make no context.
+    pub no_context: bool,
 }
 
 /// Keeps the sample's seed apart from the inputs' seed.
@@ -126,6 +128,7 @@ fn empty_report(options: &Options) -> Report {
             devices: options.devices.to_string(),
             seed: options.seed,
             timeout_ms: options.timeout.as_secs_f64() * 1e3,
+            no_context: options.no_context,
         },
         checks: Vec::new(),
         driver: DriverInfo::default(),
@@ -180,6 +183,8 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
     let selected = select(progress, &options.devices);
     if options.mode == Mode::List {
         list_only(progress, nvml, handles.len());
+    } else if options.no_context {
+        nvml_only(progress, nvml, &selected);
     } else {
         let probed: Vec<(usize, cuda::CuDevice)> = handles
             .iter()
@@ -208,12 +213,30 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
 fn list_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, devices: usize) {
     if let Some(nvml) = nvml {
         for slot in 0..devices {
-            read_telemetry(progress, nvml, slot);
+            read_telemetry(progress, nvml, slot, None);
         }
     }
     progress.update(|r| {
         for d in &mut r.devices {
             if d.status != DeviceStatus::Fail {
+                d.status = DeviceStatus::Skipped;
+            }
+        }
+    });
+}
+
+/// `health --no-context`: NVML's readings of the selected devices, and no
+/// stage that needs a context; the diagnoses judge them (a lost GPU, memory
+/// errors), the others are skipped.
+fn nvml_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, selected: &[usize]) {
+    if let Some(nvml) = nvml {
+        for &slot in selected {
+            read_telemetry(progress, nvml, slot, None);
+        }
+    }
+    progress.update(|r| {
+        for (slot, d) in r.devices.iter_mut().enumerate() {
+            if !selected.contains(&slot) {
                 d.status = DeviceStatus::Skipped;
             }
         }

@@ -24,6 +24,9 @@ pub struct Done<T> {
     pub value: T,
     pub detail: String,
     pub status: CheckStatus,
+    /// The driver error behind a stage that did not fail for it (a busy
+    /// GPU's context: skipped, not failed).
+    pub error: Option<CudaError>,
 }
 
 impl<T> Done<T> {
@@ -32,6 +35,7 @@ impl<T> Done<T> {
             value,
             detail: detail.into(),
             status: CheckStatus::Pass,
+            error: None,
         }
     }
 
@@ -40,6 +44,17 @@ impl<T> Done<T> {
             value,
             detail: detail.into(),
             status: CheckStatus::Warn,
+            error: None,
+        }
+    }
+
+    /// Not run, for a reason that is no failure; `error` is what said so.
+    pub fn skip(value: T, detail: impl Into<String>, error: Option<CudaError>) -> Self {
+        Done {
+            value,
+            detail: detail.into(),
+            status: CheckStatus::Skip,
+            error,
         }
     }
 }
@@ -150,7 +165,7 @@ impl Progress {
                     status: done.status,
                     duration_ms,
                     detail: done.detail,
-                    error: None,
+                    error: done.error.map(|e| e.to_report()),
                 },
             ),
             Err(failed) => (

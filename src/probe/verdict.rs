@@ -99,9 +99,39 @@ fn failed_summary(failed: &[&DeviceReport], probed: usize) -> String {
     )
 }
 
+/// `health --no-context`: what judged the GPUs, since nothing computed.
+fn no_context_summary(r: &Report, gpus: usize) -> String {
+    let judged = if r.nvml.status == crate::report::NvmlStatus::Loaded {
+        "NVML's health signals and the diagnoses judged them"
+    } else {
+        "without NVML only enumeration and the diagnoses judged them"
+    };
+    format!("{gpus} GPU(s) visible; no CUDA context was made (--no-context), {judged}")
+}
+
+/// "GPU 0 (GPU-…), GPU 2 (GPU-…) admit no context of this process …".
+fn busy_summary(busy: &[&DeviceReport]) -> String {
+    let names: Vec<String> = busy.iter().map(|d| gpu_name(d)).collect();
+    format!(
+        "{} admit(s) no context of this process (busy: compute mode), so compute was not checked; NVML's health signals judged them",
+        names.join(", ")
+    )
+}
+
 /// Every probed GPU computed correctly: healthy, or degraded when a check
-/// warned, with the best speed against the CPU and the warnings.
+/// warned, with the best speed against the CPU and the warnings. GPUs that
+/// admitted no context (busy) are named; NVML and the diagnoses judge them.
 fn passed_outcome(r: &Report, probed: &[&DeviceReport]) -> (Verdict, String) {
+    let (busy, probed): (Vec<&DeviceReport>, Vec<&DeviceReport>) =
+        probed.iter().partition(|d| d.admits_no_context());
+    if probed.is_empty() {
+        return (Verdict::Healthy, busy_summary(&busy));
+    }
+    let busy = if busy.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", busy_summary(&busy))
+    };
     let best = probed
         .iter()
         .filter_map(|d| d.matmul.as_ref())
@@ -134,7 +164,7 @@ fn passed_outcome(r: &Report, probed: &[&DeviceReport]) -> (Verdict, String) {
     (
         verdict,
         format!(
-            "{} of {} GPU(s) computed correct results{speed}{warnings}",
+            "{} of {} GPU(s) computed correct results{speed}{busy}{warnings}",
             probed.len(),
             probed.len()
         ),
@@ -166,6 +196,8 @@ fn outcome(r: &Report) -> (Verdict, String) {
                 r.devices.len()
             ),
         )
+    } else if r.settings.no_context {
+        (Verdict::Healthy, no_context_summary(r, probed.len()))
     } else if probed.is_empty() {
         (Verdict::NoGpu, "no GPU was probed".into())
     } else {

@@ -23,6 +23,10 @@ const SUCCESS: CUresult = 0;
 const INVALID_VALUE: CUresult = 1;
 const OUT_OF_MEMORY: CUresult = 2;
 const NOT_INITIALIZED: CUresult = 3;
+/// cuda.h: "requested CUDA device is unavailable at the current time.
+/// Devices are often unavailable due to use of CU_COMPUTEMODE_EXCLUSIVE_PROCESS
+/// or CU_COMPUTEMODE_PROHIBITED".
+const DEVICE_UNAVAILABLE: CUresult = 46;
 const NO_DEVICE: CUresult = 100;
 const INVALID_DEVICE: CUresult = 101;
 const INVALID_IMAGE: CUresult = 200;
@@ -30,6 +34,7 @@ const INVALID_CONTEXT: CUresult = 201;
 const INVALID_PTX: CUresult = 218;
 const UNSUPPORTED_PTX_VERSION: CUresult = 222;
 const INVALID_HANDLE: CUresult = 400;
+const NOT_READY: CUresult = 600;
 const NOT_FOUND: CUresult = 500;
 const ILLEGAL_ADDRESS: CUresult = 700;
 const LAUNCH_FAILED: CUresult = 719;
@@ -87,6 +92,9 @@ struct Function {
 struct Event {
     timing: bool,
     recorded: Option<Instant>,
+    /// The device's launch count when recorded: the event completes when
+    /// the host has waited for that much work.
+    after: u64,
 }
 
 struct State {
@@ -104,6 +112,15 @@ struct State {
     sticky: Vec<Option<CUresult>>,
     /// A `corrupt` fault that fired on the call now running.
     corruption: Option<crate::scenario::Corruption>,
+    /// Per visible device: launches queued, and how many of them the host
+    /// has waited for. Kernels run to completion inside cuLaunchKernel, but
+    /// the fake's GPU counts as busy (its PCIe link up, its events not
+    /// complete) until the host synchronises with the work, as a host
+    /// cannot see a real GPU finish before then.
+    launched: Vec<u64>,
+    waited: Vec<u64>,
+    /// Per visible device: retains of its primary context.
+    contexts: Vec<u32>,
 }
 
 impl State {
@@ -116,12 +133,43 @@ impl State {
         self.next_handle
     }
 
+    /// Device memory this process takes on `ordinal`: its allocations and,
+    /// while its context exists, the context's own cost.
     fn used_bytes(&self, ordinal: usize) -> u64 {
-        self.allocs
-            .values()
-            .filter(|a| a.device == ordinal)
-            .map(|a| a.size as u64)
-            .sum()
+        let context = if self.contexts[ordinal] > 0 {
+            self.device(ordinal).context_bytes
+        } else {
+            0
+        };
+        context
+            + self
+                .allocs
+                .values()
+                .filter(|a| a.device == ordinal)
+                .map(|a| a.size as u64)
+                .sum::<u64>()
+    }
+
+    /// Tells the kernel module (and so NVML) what this device holds now.
+    fn publish(&self, ordinal: usize) {
+        crate::rm::write(
+            self.visible[ordinal],
+            crate::rm::Rm {
+                busy: self.launched[ordinal] > self.waited[ordinal],
+                used_bytes: self.used_bytes(ordinal),
+            },
+        );
+    }
+
+    /// The host has waited for the device's work up to launch `upto`.
+    fn waited_for(&mut self, ordinal: usize, upto: u64) {
+        self.waited[ordinal] = self.waited[ordinal].max(upto);
+        self.publish(ordinal);
+    }
+
+    /// The host has waited for all the device's work.
+    fn settle(&mut self, ordinal: usize) {
+        self.waited_for(ordinal, self.launched[ordinal]);
     }
 
     /// The allocation holding `[ptr, ptr + len)`, if one does.
@@ -154,6 +202,9 @@ fn load_state() -> Result<State, String> {
     Ok(State {
         fault_calls: vec![0; scenario.faults.len()],
         sticky: vec![None; visible.len()],
+        launched: vec![0; visible.len()],
+        waited: vec![0; visible.len()],
+        contexts: vec![0; visible.len()],
         visible,
         scenario,
         initialized: false,
@@ -493,7 +544,23 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_
         true,
         |state| match ordinal(state, dev) {
             None => INVALID_DEVICE,
-            Some(d) => unsafe { write(ctx, context_handle(d)) },
+            // Another process holds the GPU in EXCLUSIVE_PROCESS mode, or
+            // the mode is PROHIBITED.
+            Some(d) if state.device(d).refuses_context() => DEVICE_UNAVAILABLE,
+            Some(d) => {
+                if state.contexts[d] == 0 {
+                    let device = state.device(d);
+                    let free = device
+                        .memory_bytes
+                        .saturating_sub(device.memory_used_bytes + state.used_bytes(d));
+                    if device.context_bytes > free {
+                        return OUT_OF_MEMORY;
+                    }
+                }
+                state.contexts[d] += 1;
+                state.publish(d);
+                unsafe { write(ctx, context_handle(d)) }
+            }
         },
     )
 }
@@ -505,8 +572,16 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: c_int) -> CUresult {
         usize::try_from(dev).ok(),
         true,
         |state| {
-            if ordinal(state, dev).is_none() {
+            let Some(d) = ordinal(state, dev) else {
                 return INVALID_DEVICE;
+            };
+            if state.contexts[d] > 0 {
+                state.contexts[d] -= 1;
+                // Destroying a context waits for its work.
+                if state.contexts[d] == 0 {
+                    state.settle(d);
+                }
+                state.publish(d);
             }
             SUCCESS
         },
@@ -533,15 +608,17 @@ pub unsafe extern "C" fn cuCtxSetCurrent(ctx: *mut c_void) -> CUresult {
 
 #[no_mangle]
 pub extern "C" fn cuCtxSynchronize() -> CUresult {
-    in_context("cuCtxSynchronize", |_, _| SUCCESS)
+    in_context("cuCtxSynchronize", |state, d| {
+        state.settle(d);
+        SUCCESS
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> CUresult {
     in_context("cuMemGetInfo_v2", |state, d| {
-        let device = state.device(d);
-        let total_bytes = device.memory_bytes;
-        let used = device.memory_used_bytes + state.used_bytes(d);
+        let total_bytes = state.device(d).memory_bytes;
+        let used = state.device(d).memory_used_bytes + state.used_bytes(d);
         unsafe {
             let r = write(total, total_bytes as usize);
             if r != SUCCESS {
@@ -577,24 +654,31 @@ pub unsafe extern "C" fn cuMemAlloc_v2(ptr: *mut u64, bytes: usize) -> CUresult 
         };
         let p = alloc.ptr();
         state.allocs.insert(p, alloc);
+        state.publish(d);
         unsafe { write(ptr, p) }
     })
 }
 
 #[no_mangle]
 pub extern "C" fn cuMemFree_v2(ptr: u64) -> CUresult {
-    in_context("cuMemFree_v2", |state, _| match state.allocs.remove(&ptr) {
-        Some(_) => SUCCESS,
+    in_context("cuMemFree_v2", |state, d| match state.allocs.remove(&ptr) {
+        Some(_) => {
+            state.publish(d);
+            SUCCESS
+        }
         None => INVALID_VALUE,
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, bytes: usize) -> CUresult {
-    in_context("cuMemcpyHtoD_v2", |state, _| {
+    in_context("cuMemcpyHtoD_v2", |state, d| {
         if src.is_null() {
             return INVALID_VALUE;
         }
+        // A copy from pageable memory waits for the work before it (CUDA
+        // driver API, "API synchronization behavior").
+        state.settle(d);
         match state.find(dst, bytes) {
             None => INVALID_VALUE,
             Some(_) => {
@@ -614,6 +698,9 @@ pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, bytes: usiz
         if state.find(src, bytes).is_none() {
             return INVALID_VALUE;
         }
+        // A copy to pageable memory returns when it has completed, after the
+        // work before it (CUDA driver API, "API synchronization behavior").
+        state.settle(d);
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.cast::<u8>(), bytes) };
         let corrupt = state.device(d).corrupt_results as usize;
         let words = bytes / 4;
@@ -831,6 +918,9 @@ pub unsafe extern "C" fn cuLaunchKernel(
             return INVALID_VALUE;
         }
         launch = Some((function.name.clone(), grid, block));
+        // Queued: the GPU is busy until the host waits for it.
+        state.launched[d] += 1;
+        state.publish(d);
         SUCCESS
     });
     let Some((name, grid, block)) = launch else {
@@ -873,6 +963,7 @@ pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, flags: c_uint) -
             Event {
                 timing: flags & 2 == 0,
                 recorded: None,
+                after: 0,
             },
         );
         unsafe { write(event, handle as *mut c_void) }
@@ -881,16 +972,18 @@ pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, flags: c_uint) -
 
 #[no_mangle]
 pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> CUresult {
-    in_context("cuEventRecord", |state, _| {
+    in_context("cuEventRecord", |state, d| {
         if !stream.is_null() {
             return INVALID_HANDLE;
         }
+        let after = state.launched[d];
         match state.events.get_mut(&(event as usize)) {
             None => INVALID_HANDLE,
             Some(e) => {
                 // Launches run to completion inside cuLaunchKernel, so the
                 // stream has reached this point now.
                 e.recorded = Some(Instant::now());
+                e.after = after;
                 SUCCESS
             }
         }
@@ -899,11 +992,27 @@ pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> CUre
 
 #[no_mangle]
 pub extern "C" fn cuEventSynchronize(event: *mut c_void) -> CUresult {
-    in_context("cuEventSynchronize", |state, _| {
-        if state.events.contains_key(&(event as usize)) {
-            SUCCESS
-        } else {
-            INVALID_HANDLE
+    in_context("cuEventSynchronize", |state, d| {
+        match state.events.get(&(event as usize)).map(|e| e.after) {
+            Some(after) => {
+                state.waited_for(d, after);
+                SUCCESS
+            }
+            None => INVALID_HANDLE,
+        }
+    })
+}
+
+/// CUDA_SUCCESS once the work before the event is done, CUDA_ERROR_NOT_READY
+/// before (cuEventQuery); the fake's GPU finishes work when the host waits
+/// for it (`State::launched`), so a query alone never sees it finish.
+#[no_mangle]
+pub extern "C" fn cuEventQuery(event: *mut c_void) -> CUresult {
+    in_context("cuEventQuery", |state, d| {
+        match state.events.get(&(event as usize)).map(|e| e.after) {
+            Some(after) if after <= state.waited[d] => SUCCESS,
+            Some(_) => NOT_READY,
+            None => INVALID_HANDLE,
         }
     })
 }
@@ -914,13 +1023,18 @@ pub unsafe extern "C" fn cuEventElapsedTime(
     start: *mut c_void,
     end: *mut c_void,
 ) -> CUresult {
-    in_context("cuEventElapsedTime", |state, _| {
+    in_context("cuEventElapsedTime", |state, d| {
         let (Some(s), Some(e)) = (
             state.events.get(&(start as usize)),
             state.events.get(&(end as usize)),
         ) else {
             return INVALID_HANDLE;
         };
+        // "If either event has not been completed ... CUDA_ERROR_NOT_READY"
+        // (cuEventElapsedTime).
+        if s.after.max(e.after) > state.waited[d] {
+            return NOT_READY;
+        }
         match (s.timing && e.timing, s.recorded, e.recorded) {
             (true, Some(t0), Some(t1)) => unsafe {
                 write(ms, t1.saturating_duration_since(t0).as_secs_f32() * 1000.0)
@@ -1016,6 +1130,7 @@ pub const EXPORTS: &[&str] = &[
     "cuEventCreate",
     "cuEventRecord",
     "cuEventSynchronize",
+    "cuEventQuery",
     "cuEventElapsedTime",
     "cuEventDestroy_v2",
     "cuGetErrorName",

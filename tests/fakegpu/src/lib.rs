@@ -12,4 +12,5 @@ pub mod driver_lock;
 pub mod errors;
 pub mod nodes;
 pub mod nvml;
+pub mod rm;
 pub mod scenario;

@@ -3,7 +3,7 @@
 //! - libnvidia-ml.so.1 (unless `nvml.present` is false),
 //! - root/: the device nodes and /proc files gpuprobe inspects,
 //! - env: KEY=VALUE lines to run the program under test with
-//!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, FAKEGPU_LOCK,
+//!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, FAKEGPU_LOCK, FAKEGPU_RM,
 //!   the scenario's own variables).
 //!
 //! `fakegpu check SCENARIO`: validates a scenario file.
@@ -88,6 +88,11 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
             &dir,
         )?;
     }
+    let rm = dir.join("rm");
+    // A fresh view: nothing queued, nothing taken (a folder prepared again
+    // must not keep the last run's).
+    let _ = std::fs::remove_dir_all(&rm);
+    std::fs::create_dir_all(&rm).map_err(|e| e.to_string())?;
     let root = dir.join("root");
     lay_out_root(&scenario, &root, &dir)?;
     if let Some(injected) = scenario.host.driver_mounts {
@@ -132,6 +137,8 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
             "FAKEGPU_LOCK".to_string(),
             dir.join("driver.lock").display().to_string(),
         ),
+        // The kernel module's view of each GPU (rm.rs).
+        ("FAKEGPU_RM".to_string(), rm.display().to_string()),
     ];
     let dir_text = dir.display().to_string();
     if !scenario.env.contains_key("LD_LIBRARY_PATH") {

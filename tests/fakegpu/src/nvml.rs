@@ -8,7 +8,7 @@
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
 use std::sync::{Mutex, OnceLock};
 
-use crate::scenario::{DeviceNvml, Scenario};
+use crate::scenario::{Device, DeviceNvml, Link, Scenario};
 
 type NvmlReturn = c_int;
 const SUCCESS: NvmlReturn = 0;
@@ -18,6 +18,7 @@ const NOT_SUPPORTED: NvmlReturn = 3;
 const NOT_FOUND: NvmlReturn = 6;
 const INSUFFICIENT_SIZE: NvmlReturn = 7;
 const GPU_IS_LOST: NvmlReturn = 15;
+const VERSION_MISMATCH: NvmlReturn = 25;
 const UNKNOWN: NvmlReturn = 999;
 
 struct State {
@@ -68,6 +69,16 @@ fn device_call(
     field: &str,
     f: impl FnOnce(&DeviceNvml) -> NvmlReturn,
 ) -> NvmlReturn {
+    gpu_call(device, field, |_, d| f(&d.nvml))
+}
+
+/// `device_call` for getters that need the whole device and its scenario
+/// index (what the kernel module knows of it: `crate::rm`).
+fn gpu_call(
+    device: *mut c_void,
+    field: &str,
+    f: impl FnOnce(usize, &Device) -> NvmlReturn,
+) -> NvmlReturn {
     with_state(|state| {
         if !state.initialized {
             return UNINITIALIZED;
@@ -78,14 +89,14 @@ fn device_call(
         else {
             return INVALID_ARGUMENT;
         };
-        let nvml = &state.scenario.devices[index].nvml;
-        if nvml.lost {
+        let gpu = &state.scenario.devices[index];
+        if gpu.nvml.lost {
             return GPU_IS_LOST;
         }
-        if nvml.not_supported.iter().any(|f| f == field) {
+        if gpu.nvml.not_supported.iter().any(|f| f == field) {
             return NOT_SUPPORTED;
         }
-        f(nvml)
+        f(index, gpu)
     })
     .unwrap_or(UNKNOWN)
 }
@@ -386,14 +397,99 @@ macro_rules! uint_getter {
     };
 }
 
-uint_getter!(nvmlDeviceGetCurrPcieLinkGeneration, "pcie", pcie_generation);
-uint_getter!(
-    nvmlDeviceGetMaxPcieLinkGeneration,
-    "pcie",
-    pcie_generation_max
-);
-uint_getter!(nvmlDeviceGetCurrPcieLinkWidth, "pcie", pcie_width);
-uint_getter!(nvmlDeviceGetMaxPcieLinkWidth, "pcie", pcie_width_max);
+/// The link as it is now: trained up while work is queued on the GPU,
+/// the scenario's idle state otherwise (nvidia-smi(1): the current
+/// generation and width "may be reduced when the GPU is not in use").
+fn current_link(index: usize, gpu: &Device) -> Link {
+    if crate::rm::read(index).busy {
+        gpu.nvml.pcie.load
+    } else {
+        gpu.nvml.pcie.idle
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetCurrPcieLinkGeneration(
+    device: *mut c_void,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    gpu_call(device, "pcie", |index, gpu| unsafe {
+        put(out, current_link(index, gpu).generation)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetCurrPcieLinkWidth(
+    device: *mut c_void,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    gpu_call(device, "pcie", |index, gpu| unsafe {
+        put(out, current_link(index, gpu).width)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetMaxPcieLinkGeneration(
+    device: *mut c_void,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "pcie", |n| unsafe {
+        put(out, n.pcie.max.generation)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetMaxPcieLinkWidth(
+    device: *mut c_void,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, "pcie", |n| unsafe { put(out, n.pcie.max.width) })
+}
+
+/// nvmlMemory_v2_t (nvml.h).
+#[repr(C)]
+pub struct MemoryV2 {
+    version: c_uint,
+    total: c_ulonglong,
+    reserved: c_ulonglong,
+    free: c_ulonglong,
+    used: c_ulonglong,
+}
+
+/// Memory as the kernel module sees it: what other processes hold
+/// (`memory_used_bytes`) and what this process's contexts and allocations
+/// take (`crate::rm`); no context is needed to ask.
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
+    device: *mut c_void,
+    out: *mut MemoryV2,
+) -> NvmlReturn {
+    gpu_call(device, "memory", |index, gpu| {
+        if out.is_null() {
+            return INVALID_ARGUMENT;
+        }
+        // nvml.h: the version word is the struct's size | 2 << 24.
+        let version = (size_of::<MemoryV2>() | (2 << 24)) as c_uint;
+        if unsafe { (*out).version } != version {
+            return VERSION_MISMATCH;
+        }
+        let used =
+            (gpu.memory_used_bytes + crate::rm::read(index).used_bytes).min(gpu.memory_bytes);
+        unsafe {
+            put(
+                out,
+                MemoryV2 {
+                    version,
+                    total: gpu.memory_bytes,
+                    reserved: 0,
+                    free: gpu.memory_bytes - used,
+                    used,
+                },
+            )
+        }
+    })
+}
+
 uint_getter!(nvmlDeviceGetComputeMode, "compute_mode", compute_mode);
 
 fn enabled(b: bool) -> c_uint {
@@ -514,7 +610,10 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
 /// older `nvml.driver_version` leaves them out, so a call through
 /// nvml-wrapper fails to find the symbol as it would on that driver.
 /// tests/real_driver.rs checks the fake's exports against each real one.
-pub const NEWER_EXPORTS: &[(&str, u32)] = &[("nvmlDeviceGetMemoryBusWidth", 535)];
+pub const NEWER_EXPORTS: &[(&str, u32)] = &[
+    ("nvmlDeviceGetMemoryBusWidth", 535),
+    ("nvmlDeviceGetMemoryInfo_v2", 535),
+];
 
 /// What the fake NVML of driver `version` (e.g. "470.256.02") exports.
 #[must_use]
@@ -554,6 +653,7 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetClockInfo",
     "nvmlDeviceGetMaxClockInfo",
     "nvmlDeviceGetMemoryBusWidth",
+    "nvmlDeviceGetMemoryInfo_v2",
     "nvmlDeviceGetCurrPcieLinkGeneration",
     "nvmlDeviceGetMaxPcieLinkGeneration",
     "nvmlDeviceGetCurrPcieLinkWidth",

@@ -168,9 +168,82 @@ pub struct Device {
     /// flipped in the exponent), as on a GPU with bad memory.
     #[serde(default)]
     pub corrupt_results: u32,
+    /// Device memory one context takes while it exists, deducted from free
+    /// memory as the kernel module sees it (cuMemGetInfo, NVML). NVIDIA's
+    /// CUDA Programming Guide ("Lazy Loading") says eager module loading
+    /// costs GPU memory that lazy loading saves; with eager loading a
+    /// context measured 636 MiB, lazily 274 MiB (pytorch/pytorch#86509, on
+    /// an A100); the default stands for an eager context on a Hopper-class
+    /// GPU. Unconfirmed on an H100 (docs/gpu-validation.md).
+    #[serde(default = "default_context_bytes")]
+    pub context_bytes: u64,
+    /// Another process (a training job) holds a context on this GPU. In
+    /// compute mode EXCLUSIVE_PROCESS no other process then gets one: the
+    /// driver answers CUDA_ERROR_DEVICE_UNAVAILABLE (46); in PROHIBITED no
+    /// process ever does (cuda.h, CUcomputemode and CUDA_ERROR_DEVICE_UNAVAILABLE).
+    #[serde(default)]
+    pub held_by_other_process: bool,
     /// What NVML reports for this device.
     #[serde(default)]
     pub nvml: DeviceNvml,
+}
+
+fn default_context_bytes() -> u64 {
+    512 << 20
+}
+
+/// nvmlComputeMode_t (nvml.h): the modes that refuse another process's context.
+pub const COMPUTE_MODE_PROHIBITED: u32 = 2;
+pub const COMPUTE_MODE_EXCLUSIVE_PROCESS: u32 = 3;
+
+impl Device {
+    /// Whether a context of this process is refused, by the compute mode and
+    /// the other process's context (cuda.h, CUcomputemode).
+    #[must_use]
+    pub fn refuses_context(&self) -> bool {
+        match self.nvml.compute_mode {
+            COMPUTE_MODE_PROHIBITED => true,
+            COMPUTE_MODE_EXCLUSIVE_PROCESS => self.held_by_other_process,
+            _ => false,
+        }
+    }
+}
+
+/// One state of a PCIe link.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub generation: u32,
+    pub width: u32,
+}
+
+/// A GPU's PCIe link: NVML's current generation and width are the `idle`
+/// state while no work is queued on the GPU and the `load` state while
+/// some is (nvidia-smi(1), "Link Width/Generation": the current values
+/// "may be reduced when the GPU is not in use"); `max` is what the device
+/// and its slot support (nvmlDeviceGetMaxPcieLinkGeneration/Width).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pcie {
+    pub idle: Link,
+    pub load: Link,
+    pub max: Link,
+}
+
+impl Default for Pcie {
+    /// A Gen5 x16 link that stays up at idle (a link with power management
+    /// off); a scenario states an idle link that trains down.
+    fn default() -> Self {
+        let full = Link {
+            generation: 5,
+            width: 16,
+        };
+        Pcie {
+            idle: full,
+            load: full,
+            max: full,
+        }
+    }
 }
 
 /// NVML readings of one device; `not_supported` names fields whose getter
@@ -189,10 +262,7 @@ pub struct DeviceNvml {
     pub memory_clock_mhz: u32,
     pub memory_clock_max_mhz: u32,
     pub memory_bus_width_bits: u32,
-    pub pcie_generation: u32,
-    pub pcie_generation_max: u32,
-    pub pcie_width: u32,
-    pub pcie_width_max: u32,
+    pub pcie: Pcie,
     pub ecc_enabled: bool,
     pub ecc_uncorrected_volatile: u64,
     pub ecc_uncorrected_aggregate: u64,
@@ -204,6 +274,7 @@ pub struct DeviceNvml {
     /// nvmlClocksThrottleReasons bits.
     pub throttle_reasons: u64,
     pub persistence_mode: bool,
+    /// nvmlComputeMode_t: 0 default, 2 prohibited, 3 exclusive process.
     pub compute_mode: u32,
     pub mig_mode: bool,
     pub not_supported: Vec<String>,
@@ -223,10 +294,7 @@ impl Default for DeviceNvml {
             memory_clock_mhz: 2619,
             memory_clock_max_mhz: 2619,
             memory_bus_width_bits: 5120,
-            pcie_generation: 5,
-            pcie_generation_max: 5,
-            pcie_width: 16,
-            pcie_width_max: 16,
+            pcie: Pcie::default(),
             ecc_enabled: true,
             ecc_uncorrected_volatile: 0,
             ecc_uncorrected_aggregate: 0,

@@ -1,0 +1,151 @@
+//! Field truth against the fake driver: the PCIe link judged from a
+//! reading under load (an idle link trains down), a busy GPU (compute mode
+//! EXCLUSIVE_PROCESS or PROHIBITED) reported as skipped and judged by NVML,
+//! what a context costs in device memory, and `health --no-context`.
+#![cfg(target_os = "linux")]
+mod common;
+
+use common::{command_with, gpuprobe_with, parse_report};
+use gpuprobe::report::{CheckStatus, LinkState, Reading, Verdict};
+
+const SMALL: &[&str] = &["--size", "16", "--iterations", "1"];
+
+fn codes(report: &gpuprobe::report::Report) -> Vec<&str> {
+    report.diagnoses.iter().map(|d| d.code.as_str()).collect()
+}
+
+/// `list --json` against a scenario.
+fn list(scenario: &str) -> gpuprobe::report::Report {
+    let (mut cmd, _dir) = command_with(scenario);
+    let out = cmd.args(["list", "--json"]).output().unwrap();
+    parse_report(&out.stdout).1
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn an_idle_link_at_gen1_is_not_degraded() {
+    // The probe reads the link while its launches run: Gen5 x16.
+    let run = gpuprobe_with("pcie-idle-gen1", SMALL, &[]);
+    let t = run.report.devices[0].telemetry.as_ref().expect("telemetry");
+    assert_eq!(t.pcie_link_state, Some(LinkState::UnderLoad));
+    assert_eq!(t.pcie_generation, Reading::Value(5));
+    assert_eq!(t.pcie_width_lanes, Reading::Value(16));
+    assert!(codes(&run.report).is_empty(), "{:?}", run.report.diagnoses);
+    assert_eq!(run.report.verdict, Verdict::Healthy);
+    // `list` runs nothing: it sees the idle Gen1 link and never judges it.
+    let list = list("pcie-idle-gen1");
+    let t = list.devices[0].telemetry.as_ref().expect("telemetry");
+    assert_eq!(t.pcie_link_state, Some(LinkState::Idle));
+    assert_eq!(t.pcie_generation, Reading::Value(1));
+    assert!(codes(&list).is_empty(), "{:?}", list.diagnoses);
+    // Nor does --strict turn the idle link into a failure.
+    let strict = gpuprobe_with("pcie-idle-gen1", &["--strict", "--size", "16"], &[]);
+    assert_eq!(strict.code(), 0, "{}", strict.report.summary);
+}
+
+#[test]
+fn a_narrow_link_under_load_is_degraded_in_probe_and_list() {
+    let run = gpuprobe_with("pcie-degraded", SMALL, &[]);
+    let d = run
+        .report
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP016")
+        .expect("GP016");
+    // The width, not the generation: under load the link is at Gen5.
+    assert_eq!(d.evidence.len(), 1, "{:?}", d.evidence);
+    assert!(d.evidence[0].contains("x8 of x16"), "{:?}", d.evidence);
+    let list = list("pcie-degraded");
+    let d = list
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP016")
+        .expect("GP016 in list");
+    // Idle at Gen1 of 5, but only the width is judged.
+    assert_eq!(d.evidence.len(), 1, "{:?}", d.evidence);
+    assert!(d.evidence[0].contains("x8 of x16"), "{:?}", d.evidence);
+}
+
+#[test]
+fn a_busy_exclusive_gpu_is_skipped_not_failed() {
+    let run = gpuprobe_with("busy-exclusive", SMALL, &[]);
+    let r = &run.report;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.summary);
+    assert_eq!(run.code(), 0);
+    assert_eq!(codes(r), ["GP029"]);
+    let d = &r.devices[0];
+    let context = &d.checks[1];
+    assert_eq!(context.name, "context");
+    assert_eq!(context.status, CheckStatus::Skip);
+    assert_eq!(context.error.as_ref().map(|e| e.code), Some(46));
+    assert!(d
+        .checks
+        .iter()
+        .filter(|c| c.name != "identify" && c.name != "telemetry")
+        .all(|c| c.status == CheckStatus::Skip));
+    assert!(d.matmul.is_none() && d.telemetry.is_some());
+    assert!(r.summary.contains("no context"), "{}", r.summary);
+    // health: busy is healthy, exit 0, never a restart loop.
+    let (mut cmd, _dir) = command_with("busy-exclusive");
+    let out = cmd.arg("health").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).starts_with("healthy:"), "{}", text(&out));
+}
+
+#[test]
+fn nvml_still_fails_a_busy_gpu_with_memory_errors() {
+    let run = gpuprobe_with("busy-prohibited-ecc", SMALL, &[]);
+    assert_eq!(codes(&run.report), ["GP015", "GP029"]);
+    assert_eq!(run.report.verdict, Verdict::Failed);
+    let (mut cmd, _dir) = command_with("busy-prohibited-ecc");
+    let out = cmd.arg("health").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
+fn the_context_memory_cost_is_measured() {
+    let run = gpuprobe_with("healthy", SMALL, &[]);
+    let d = &run.report.devices[0];
+    // The scenario's default context cost (512 MiB); the module costs the
+    // fake nothing.
+    assert_eq!(d.context_memory_bytes, Some(512 << 20));
+    // In use by others, as before the context existed.
+    assert_eq!(d.memory_used_bytes, Some(566_231_040));
+    assert_eq!(
+        d.memory_free_bytes,
+        Some(85_520_809_984 - 566_231_040 - (512 << 20))
+    );
+    // Without NVML there is no reading from before the context.
+    let run = gpuprobe_with("nvml-missing", SMALL, &[]);
+    assert_eq!(run.report.devices[0].context_memory_bytes, None);
+}
+
+#[test]
+fn health_without_a_context_makes_none_and_still_reads_nvml() {
+    // Making a context would hang here until the deadline.
+    let (mut cmd, _dir) = command_with("context-hangs");
+    let out = cmd.args(["health", "--no-context"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("no CUDA context"), "{}", text(&out));
+    for scenario in ["gpu-lost", "ecc-uncorrectable"] {
+        let (mut cmd, _dir) = command_with(scenario);
+        let out = cmd.args(["health", "--no-context"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{scenario}: {}", text(&out));
+    }
+    // With --state nothing is probed at all: the two are a usage error,
+    // which health reports as unhealthy (it promises 0 or 1 only).
+    let (mut cmd, _dir) = command_with("healthy");
+    let out = cmd
+        .args(["health", "--no-context", "--state", "x", "--max-age", "1m"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("usage error"), "{}", text(&out));
+}
