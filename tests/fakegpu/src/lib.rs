@@ -9,6 +9,7 @@
 //! cannot tell it from the real driver.
 pub mod cuda;
 pub mod errors;
+#[cfg(unix)]
 pub mod nodes;
 pub mod nvml;
 pub mod scenario;
