@@ -352,3 +352,49 @@ fn exe_with_the_fake_driver_dlls_passes_a_good_gpu_and_fails_a_corrupt_one() {
         }
     }
 }
+
+/// Dockerfile.windows cannot be built here (no Windows engine), so its
+/// recipe is read back: exec-form JSON that parses to the path the .exe is
+/// copied to (backslashes doubled), the escape directive, the COPY source
+/// scripts/build-windows makes, and the documented `docker run` line.
+#[test]
+fn dockerfile_windows_is_an_exec_form_recipe_for_the_built_exe() {
+    let text = std::fs::read_to_string(common::root().join("Dockerfile.windows")).unwrap();
+    assert_eq!(text.lines().next(), Some("# escape=`"));
+    assert!(text.contains(
+        "docker run --isolation process --device class/5B45201D-F2F2-4F3B-85BB-30FF1F953599"
+    ));
+    // Instructions, with backtick continuations joined.
+    let joined = text.replace("`\n", " ");
+    let instructions: Vec<&str> = joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let exe = r"C:\gpuprobe\gpuprobe.exe";
+    let copy = instructions
+        .iter()
+        .find_map(|l| l.strip_prefix("COPY "))
+        .expect("a COPY");
+    let parts: Vec<&str> = copy.split_whitespace().collect();
+    assert_eq!(parts, [r"dist\gpuprobe-windows-x86_64.exe", exe]);
+    let script = std::fs::read_to_string(common::root().join("scripts/build-windows")).unwrap();
+    assert!(script.contains("dist/gpuprobe-windows-x86_64.exe"));
+
+    let exec_form = |keyword: &str| -> Vec<String> {
+        let line = instructions
+            .iter()
+            .find(|l| l.starts_with(keyword))
+            .unwrap_or_else(|| panic!("no {keyword}"));
+        let json = &line[line
+            .find('[')
+            .unwrap_or_else(|| panic!("{keyword} is not exec form"))..];
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{keyword}: {e}: {json}"))
+    };
+    assert_eq!(exec_form("HEALTHCHECK"), [exe, "health"]);
+    assert!(instructions
+        .iter()
+        .any(|l| l.starts_with("HEALTHCHECK") && l.contains(" CMD [")));
+    assert_eq!(exec_form("ENTRYPOINT"), [exe, "exec", "--"]);
+    assert_eq!(exec_form("CMD")[0], exe);
+}
