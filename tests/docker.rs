@@ -219,3 +219,185 @@ fn exec_entrypoint_starts_the_workload_only_on_a_good_gpu() {
         }
     }
 }
+
+/// An image imported with `docker import` from a root file system tarball
+/// made of this machine's files (no registry is reachable): /bin/sh, cp and
+/// mkdir, and the libraries they, gpuprobe and the fake driver load. CI's
+/// stand-in for the Dockerfile's BASE (NVIDIA's CUDA base for users) and
+/// BUILDER (a Rust image; with PREBUILT it only copies a binary).
+fn imported_base(also_for: &[&Path]) -> Image {
+    let context = tempfile::tempdir().unwrap();
+    let root = context.path().join("root");
+    let mut files: Vec<PathBuf> = ["/bin/sh", "/bin/cp", "/bin/mkdir"]
+        .map(PathBuf::from)
+        .to_vec();
+    for binary in files
+        .clone()
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(also_for.iter().copied())
+    {
+        files.extend(libraries(binary));
+    }
+    files.sort();
+    files.dedup();
+    for f in &files {
+        copy_into(&root, f);
+    }
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    let tarball = context.path().join("rootfs.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tag = unique("gpuprobe-base");
+    let out = docker(&["import", tarball.to_str().unwrap(), &tag]);
+    assert!(
+        out.status.success(),
+        "docker import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Image {
+        tag,
+        _context: context,
+    }
+}
+
+/// The classic builder keeps a multi-stage build's earlier stages as
+/// untagged images; on drop, removes those built on the base `.0` (an image
+/// id), found by their parent chain, so other builds' images stay.
+struct BuildStage(String);
+
+impl Drop for BuildStage {
+    fn drop(&mut self) {
+        let out = docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let mut parent = id.to_string();
+            while !parent.is_empty() && parent != self.0 {
+                parent = inspect(&parent, "{{.Parent}}");
+            }
+            if parent == self.0 {
+                let _ = docker(&["rmi", id]);
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a Docker daemon: run with --run-ignored all; .ci/run does, with GPUPROBE_REQUIRE_DOCKER=1"]
+fn dockerfile_image_gates_on_the_gpu_and_reports_health() {
+    if !docker_available() {
+        return;
+    }
+    let scenario = common::scenario("healthy");
+    let fake = common::fake_driver(&scenario);
+    let binary = assert_cmd::cargo::cargo_bin("gpuprobe");
+    let base = imported_base(&[&binary, &fake.path().join("libcuda.so.1")]);
+
+    // The repository's Dockerfile, with this build's binary as PREBUILT.
+    let context = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        common::root().join("Dockerfile"),
+        context.path().join("Dockerfile"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(context.path().join("dist")).unwrap();
+    std::fs::copy(&binary, context.path().join("dist/gpuprobe")).unwrap();
+    let tag = unique("gpuprobe-dockerfile");
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", &tag])
+        .args(["--build-arg", &format!("BASE={}", base.tag)])
+        .args(["--build-arg", &format!("BUILDER={}", base.tag)])
+        .args(["--build-arg", "PREBUILT=dist/gpuprobe"])
+        .arg(context.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build of Dockerfile failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = Image {
+        tag,
+        _context: context,
+    };
+    let _build_stage = BuildStage(inspect(&base.tag, "{{.Id}}"));
+    assert_eq!(
+        inspect(&image.tag, "{{json .Config.Healthcheck.Test}}"),
+        r#"["CMD","gpuprobe","health"]"#
+    );
+    assert_eq!(
+        inspect(&image.tag, "{{json .Config.Entrypoint}}"),
+        r#"["gpuprobe","exec","--"]"#
+    );
+
+    // No GPU runtime: the gate refuses with 3 and CMD never starts.
+    let out = docker(&["run", "--rm", "--network", "none", &image.tag]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("verdict: NO GPU"), "{stderr}");
+    assert!(out.stdout.is_empty(), "CMD must not start");
+
+    // The image's HEALTHCHECK: unhealthy without a GPU, healthy with the
+    // fake driver mounted where the toolkit would inject libcuda.so.1.
+    let scenarios = common::root().join("tests/scenarios");
+    for (mounted, expected) in [(false, "unhealthy"), (true, "healthy")] {
+        let name = unique("gpuprobe-dockerfile-health");
+        let mut args: Vec<String> = [
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+            "--name",
+            &name,
+            "--entrypoint",
+            "gpuprobe",
+        ]
+        .map(String::from)
+        .to_vec();
+        if mounted {
+            args.extend([
+                "-v".into(),
+                format!("{}:/fake:ro", fake.path().display()),
+                "-v".into(),
+                format!("{}:/scenarios:ro", scenarios.display()),
+                "-e".into(),
+                "LD_LIBRARY_PATH=/fake".into(),
+                "-e".into(),
+                "FAKEGPU_SCENARIO=/scenarios/healthy.json".into(),
+            ]);
+        }
+        args.push(image.tag.clone());
+        args.extend(["watch", "--interval", "1h", "--quiet", "--size", "16"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = docker(&args);
+        assert!(
+            out.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let container = Container(name);
+        let status = settled_health(&container.0);
+        let log = inspect(
+            &container.0,
+            "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}",
+        );
+        assert_eq!(
+            status, expected,
+            "mounted fake: {mounted}; health log: {log}"
+        );
+    }
+}

@@ -210,7 +210,7 @@ impl Driver {
                 Ok(lib) => return Self::from_library(lib, name),
                 Err(e) => {
                     let message = e.to_string();
-                    if !is_not_found(&message) {
+                    if !is_not_found(&e) {
                         return Err(LoadError::Unloadable {
                             name: (*name).to_string(),
                             message,
@@ -244,13 +244,29 @@ impl Driver {
     }
 }
 
-/// Whether a loader message means "no such file" rather than "found, broken".
-fn is_not_found(message: &str) -> bool {
-    // glibc: "cannot open shared object file: No such file or directory";
-    // Windows: "The specified module could not be found." (error 126).
-    message.contains("No such file")
-        || message.contains("could not be found")
-        || message.contains("(os error 126)")
+/// Whether a loader error means "no such file" rather than "found, broken".
+///
+/// Windows: libloading 0.8 displays every failed LoadLibraryExW as the fixed
+/// text "LoadLibraryExW failed"; the OS error code is only in the error's
+/// `source()`, an `io::Error`. ERROR_MOD_NOT_FOUND (126) is what
+/// LoadLibraryExW sets for a module the search order does not find
+/// (Microsoft, "System Error Codes (0-499)"); anything else (193
+/// ERROR_BAD_EXE_FORMAT, a dependency's failed initialiser, ...) means the
+/// file is there but cannot be used.
+/// glibc's dlopen reports no error code at all, only dlerror() text; its
+/// not-found text is "cannot open shared object file: No such file or
+/// directory" (the strerror of ENOENT).
+fn is_not_found(error: &libloading::Error) -> bool {
+    /// ERROR_MOD_NOT_FOUND, winerror.h.
+    const ERROR_MOD_NOT_FOUND: i32 = 126;
+    let os_error = std::error::Error::source(error)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::raw_os_error);
+    match (error, os_error) {
+        (libloading::Error::LoadLibraryExW { .. }, code) => code == Some(ERROR_MOD_NOT_FOUND),
+        (libloading::Error::DlOpen { .. }, _) => error.to_string().contains("No such file"),
+        _ => false,
+    }
 }
 
 /// The file a loaded symbol lives in, resolved by the loader itself.
@@ -309,4 +325,38 @@ pub fn search_path() -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name no loader finds must read as "not found" on this platform.
+    #[test]
+    fn a_missing_library_is_not_found() {
+        let name = if cfg!(windows) {
+            "gpuprobe-no-such-driver.dll"
+        } else {
+            "libgpuprobe-no-such-driver.so.1"
+        };
+        // SAFETY: the library does not exist, so no initialiser runs.
+        let error = unsafe { Library::new(name) }.expect_err("loaded a missing library");
+        assert!(is_not_found(&error), "{error:?}");
+    }
+
+    /// A file that is there but is no library is "found, broken".
+    #[test]
+    fn a_file_that_is_no_library_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(if cfg!(windows) {
+            "nvcuda.dll"
+        } else {
+            "libcuda.so.1"
+        });
+        std::fs::write(&path, b"not a library").unwrap();
+        // SAFETY: the file is not a loadable image, so loading fails before
+        // any code in it could run.
+        let error = unsafe { Library::new(&path) }.expect_err("loaded a text file");
+        assert!(!is_not_found(&error), "{error:?}");
+    }
 }

@@ -376,6 +376,7 @@ pub extern "C" fn cuInit(flags: c_uint) -> CUresult {
 /// is missing: it creates the node (character device 195:255, mode 0666),
 /// whether or not a kernel driver is there to answer it (seen with the 470,
 /// 535 and 550 drivers on a machine without the kernel module).
+#[cfg(unix)]
 fn create_control_node() {
     let Some(root) = std::env::var_os("FAKEGPU_ROOT") else {
         return;
@@ -385,6 +386,10 @@ fn create_control_node() {
         let _ = crate::nodes::driverless(&path, 255);
     }
 }
+
+/// Windows has no device nodes.
+#[cfg(not(unix))]
+fn create_control_node() {}
 
 #[no_mangle]
 pub unsafe extern "C" fn cuDriverGetVersion(version: *mut c_int) -> CUresult {

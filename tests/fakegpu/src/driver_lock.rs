@@ -21,7 +21,17 @@ use std::fs::File;
 pub struct Held(#[allow(dead_code)] File);
 
 /// Takes the driver lock, waiting as long as another call holds it; `None`
+/// when the scenario was prepared without one (nothing to wait on). The
+/// Windows build of the fake (nvcuda.dll under wine) models no lock: its
+/// scenarios hang no call.
+#[cfg(not(unix))]
+pub fn acquire() -> Option<Held> {
+    None
+}
+
+/// Takes the driver lock, waiting as long as another call holds it; `None`
 /// when the scenario was prepared without one (nothing to wait on).
+#[cfg(unix)]
 pub fn acquire() -> Option<Held> {
     // Keeps the destructor in every library that takes the lock (an archive
     // member is linked only when something in it is needed).
@@ -49,12 +59,14 @@ pub fn acquire() -> Option<Held> {
 /// The libraries' exit-time destructor: like the real driver's, it tears the
 /// driver state down under the driver lock, so it waits for a hung call
 /// that holds it. It runs from exit(3) and dlclose(3), never from _exit(2).
+#[cfg(unix)]
 extern "C" fn unload() {
     drop(acquire());
 }
 
 /// Registered in .fini_array, as a C++ static destructor or
 /// `__attribute__((destructor))` of a shared library is.
+#[cfg(unix)]
 #[used]
 #[link_section = ".fini_array"]
 static UNLOAD: extern "C" fn() = unload;

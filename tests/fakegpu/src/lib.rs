@@ -10,6 +10,7 @@
 pub mod cuda;
 pub mod driver_lock;
 pub mod errors;
+#[cfg(unix)]
 pub mod nodes;
 pub mod nvml;
 pub mod rm;

@@ -8,12 +8,16 @@
 //!
 //! `fakegpu check SCENARIO`: validates a scenario file.
 //!
+//! `fakegpu prepare-windows SCENARIO DIR ARCHIVE`: nvcuda.dll and nvml.dll
+//! for the scenario, linked from a cross-built archive (see `windows.rs`).
+//!
 //! The libraries are linked from libfakegpu.a (built beside this binary)
 //! with a version script exporting only that library's API minus the
 //! scenario's `missing_symbols`, so dlsym sees what a real (old) driver
 //! would export; each distinct library is linked once per build of the fake
 //! (see `link.rs`).
 mod link;
+mod windows;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -31,7 +35,10 @@ fn main() -> ExitCode {
     {
         ["check", scenario] => Scenario::load(scenario).map(|_| ()),
         ["prepare", scenario, dir] => prepare(scenario, Path::new(dir)),
-        _ => Err("usage: fakegpu check SCENARIO | fakegpu prepare SCENARIO DIR".into()),
+        ["prepare-windows", scenario, dir, archive] => {
+            windows::prepare(scenario, Path::new(dir), Path::new(archive))
+        }
+        _ => Err("usage: fakegpu check SCENARIO | fakegpu prepare SCENARIO DIR | fakegpu prepare-windows SCENARIO DIR ARCHIVE".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
