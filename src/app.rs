@@ -39,6 +39,18 @@ pub fn main() -> i32 {
         Some(Command::Diagnoses) => deliver(&crate::diagnose::markdown())
             .err()
             .unwrap_or(exit_code::HEALTHY),
+        Some(Command::Completions { shell }) => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                *shell,
+                &mut <crate::cli::Cli as clap::CommandFactory>::command(),
+                "gpuprobe",
+                &mut script,
+            );
+            deliver(&String::from_utf8_lossy(&script))
+                .err()
+                .unwrap_or(exit_code::HEALTHY)
+        }
         Some(Command::Health(h)) => {
             let (line, code) = if let (Some(path), Some(max_age)) = (&h.state, h.max_age) {
                 health::judge_state(path, max_age, std::time::SystemTime::now())

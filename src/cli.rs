@@ -63,6 +63,12 @@ pub enum Command {
     /// Probe every --interval, writing JSON lines, a state file and
     /// Prometheus metrics.
     Watch(WatchArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The full probe (no subcommand).

@@ -383,3 +383,27 @@ fn the_bench_fixture_is_a_current_report() {
     let text = std::fs::read(root().join("benches/report-one-gpu.json")).unwrap();
     parse_report(&text);
 }
+
+/// `gpuprobe completions SHELL` prints a completion script naming every
+/// subcommand; an unknown shell is a usage error.
+#[test]
+fn completions_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = assert_cmd::Command::cargo_bin("gpuprobe")
+            .unwrap()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for sub in ["list", "health", "exec", "watch", "schema", "diagnoses"] {
+            assert!(script.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+    let bad = assert_cmd::Command::cargo_bin("gpuprobe")
+        .unwrap()
+        .args(["completions", "nosh"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

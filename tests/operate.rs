@@ -678,3 +678,33 @@ fn an_absurd_nvidia_require_cuda_is_a_finding_not_a_crash() {
         run.report.diagnoses
     );
 }
+
+/// scripts/with-fakegpu, the way CONTRIBUTING.md and the README run gpuprobe
+/// against a scenario: it adds a small --size only where the command takes
+/// one, after the subcommand, so every command still parses.
+#[test]
+fn with_fakegpu_runs_every_documented_command() {
+    let script = common::root().join("scripts/with-fakegpu");
+    let scenario = common::scenario("healthy");
+    let binary = assert_cmd::cargo::cargo_bin("gpuprobe");
+    for args in [
+        &[][..],
+        &["health"],
+        &["list", "--json"],
+        &["exec", "--", "true"],
+        &["watch", "--count", "1", "--quiet"],
+    ] {
+        let out = Command::new(&script)
+            .arg(&scenario)
+            .arg(&binary)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
