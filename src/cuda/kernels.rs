@@ -19,6 +19,58 @@ pub const SGEMM_TILED: &CStr = c"gpuprobe_sgemm_tiled";
 /// Tile edge of `gpuprobe_sgemm_tiled` (GPUPROBE_TILE in matmul.cu).
 const TILE: u32 = 16;
 
+/// `gpuprobe_sgemm_fast` in kernels/matmul.cu: the probe's matmul.
+pub const SGEMM_FAST: &CStr = c"gpuprobe_sgemm_fast";
+
+/// Block tile edge of `gpuprobe_sgemm_fast` (GP_BM = GP_BN in matmul.cu).
+const FAST_TILE: u32 = 128;
+
+/// Threads per block of `gpuprobe_sgemm_fast` (GP_THREADS in matmul.cu).
+const FAST_THREADS: u32 = 256;
+
+/// One of the FP32 matmul kernels in kernels/matmul.cu, each with its
+/// launch contract. Every one computes C = A·B for any m, n, k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sgemm {
+    /// 16 x 16 shared-memory tiles, one thread per element of C.
+    Tiled,
+    /// 128 x 128 block tiles, 8 x 8 elements per thread (docs/kernels.md).
+    Fast,
+}
+
+impl Sgemm {
+    /// The kernel the probe's matmul runs for an m x n x k product.
+    ///
+    /// The fast kernel is correct for every shape (edge tiles load zeros
+    /// and store nothing outside C), so it serves all of them; the tiled
+    /// kernel stays as the simple reference the fake's fidelity tests use.
+    #[must_use]
+    pub fn for_shape(_m: u32, _n: u32, _k: u32) -> Sgemm {
+        Sgemm::Fast
+    }
+
+    /// Entry point name in kernels/matmul.ptx.
+    #[must_use]
+    pub fn entry(self) -> &'static CStr {
+        match self {
+            Sgemm::Tiled => SGEMM_TILED,
+            Sgemm::Fast => SGEMM_FAST,
+        }
+    }
+
+    /// Grid and block for an m x n result; x runs along columns.
+    #[must_use]
+    pub fn launch(self, m: u32, n: u32) -> ([u32; 3], [u32; 3]) {
+        match self {
+            Sgemm::Tiled => sgemm_tiled_launch(m, n),
+            Sgemm::Fast => (
+                [n.div_ceil(FAST_TILE), m.div_ceil(FAST_TILE), 1],
+                [FAST_THREADS, 1, 1],
+            ),
+        }
+    }
+}
+
 /// Grid and block for `gpuprobe_sgemm_tiled` on an m x n result: one thread
 /// per element of C, in 16 x 16 blocks; x runs along columns.
 #[must_use]

@@ -155,12 +155,14 @@ fn memory(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 }
 
 fn module(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
-    gpu.kernel = Some(Module::load(gpu.ctx, kernels::MATMUL_PTX)?.kernel(kernels::SGEMM_TILED)?);
+    let inputs = gpu.job.inputs;
+    let sgemm = kernels::Sgemm::for_shape(inputs.m, inputs.n, inputs.k);
+    gpu.kernel = Some(Module::load(gpu.ctx, kernels::MATMUL_PTX)?.kernel(sgemm.entry())?);
     Ok(Done::pass(
         (),
         format!(
             "embedded PTX JIT-compiled; {} found",
-            kernels::SGEMM_TILED.to_string_lossy()
+            sgemm.entry().to_string_lossy()
         ),
     ))
 }
@@ -217,7 +219,8 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let kernel = gpu.kernel.as_ref().ok_or_else(|| missing("kernel"))?;
     let [a, b, c, ra, rb, rc] = gpu.buffers.as_ref().ok_or_else(|| missing("buffers"))?;
     let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
-    let (grid, block) = kernels::sgemm_tiled_launch(m, n);
+    let sgemm = kernels::Sgemm::for_shape(m, n, k);
+    let (grid, block) = sgemm.launch(m, n);
     let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
     let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
     let mut params: [*mut std::ffi::c_void; 6] = [
@@ -232,7 +235,7 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     // Warm-up: the first launch pays one-off costs; it also sizes the timed
     // batch for --min-time.
     start.record()?;
-    // SAFETY: `kernel` is gpuprobe_sgemm_tiled, loaded in `ctx`, whose
+    // SAFETY: `kernel` is `sgemm`'s entry point, loaded in `ctx`, whose
     // parameters are (int, int, int, float*, float*, float*): `params`.
     unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
     stop.record()?;
@@ -268,7 +271,7 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         (),
         format!(
             "{iterations} launches of {}, {time_ms:.3} ms each",
-            kernels::SGEMM_TILED.to_string_lossy()
+            sgemm.entry().to_string_lossy()
         ),
     ))
 }
@@ -304,7 +307,10 @@ fn matmul_of(job: &Job<'_>, iterations: u32, time_ms: f64, verification: Verific
         Duration::from_secs_f64(time_ms / 1e3),
     );
     Matmul {
-        kernel: kernels::SGEMM_TILED.to_string_lossy().into_owned(),
+        kernel: kernels::Sgemm::for_shape(m, n, k)
+            .entry()
+            .to_string_lossy()
+            .into_owned(),
         m,
         n,
         k,
