@@ -63,6 +63,7 @@ const PIPELINE: &[(Stage, StageFn)] = &[
     (Stage::Matmul, matmul),
     (Stage::Download, download),
     (Stage::Verify, verify),
+    (Stage::TensorCores, tensor_cores),
 ];
 
 /// Runs every stage on one device and records the matmul result.
@@ -296,6 +297,11 @@ fn verify(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     };
     gpu.verification = Some(v);
     outcome
+}
+
+/// The tensor-core matmuls (src/probe/tensor.rs).
+fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    super::tensor::stage(gpu.job, gpu.ctx, iterations_for)
 }
 
 fn matmul_of(job: &Job<'_>, iterations: u32, time_ms: f64, verification: Verification) -> Matmul {
