@@ -13,3 +13,19 @@
 #define __device__ __attribute__((device))
 #define __shared__ __attribute__((shared))
 #endif
+
+// Four floats as one 128-bit value: a load or store of one is a single
+// ld/st .v4.f32 on the GPU when the address is 16-byte aligned (PTX ISA,
+// "Vectors": vector loads must be naturally aligned). GCC and clang both
+// accept `vector_size`, so the host emulation uses the same type.
+typedef float gp_float4 __attribute__((vector_size(16)));
+
+// __launch_bounds__(threads, blocks per SM) (CUDA C++ Programming Guide,
+// "Launch Bounds"): caps registers so that many blocks fit an SM. The host
+// emulation has no registers to cap.
+#ifndef GPUPROBE_HOST_EMULATION
+#define GP_LAUNCH_BOUNDS(threads, blocks)                                      \
+  __attribute__((launch_bounds(threads, blocks)))
+#else
+#define GP_LAUNCH_BOUNDS(threads, blocks)
+#endif

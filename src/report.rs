@@ -286,6 +286,59 @@ pub struct DeviceReport {
     pub matmul: Option<Matmul>,
     /// NVML readings taken right after the matmul, when NVML is available.
     pub telemetry: Option<Telemetry>,
+    /// The tensor-core matmuls (`tensor_cores` check), one per input
+    /// precision; empty when they did not run (below compute capability
+    /// 8.0, or an earlier stage failed: the check says why).
+    #[serde(default)]
+    pub tensor_cores: Vec<TensorMatmul>,
+}
+
+/// Input precision of a tensor-core matmul (f32 accumulation in both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TensorPrecision {
+    /// TF32 inputs, mma.sync m16n8k8.
+    Tf32,
+    /// BF16 inputs, mma.sync m16n8k16.
+    Bf16,
+}
+
+impl std::fmt::Display for TensorPrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TensorPrecision::Tf32 => "TF32",
+            TensorPrecision::Bf16 => "BF16",
+        })
+    }
+}
+
+/// A tensor-core matmul: speed, and whether its result was right.
+///
+/// Its inputs are the exact pass's kind (src/verify.rs) with every value
+/// representable in BF16, hence in TF32: every product and partial sum is
+/// exact, so C must equal the CPU's f32 product bit for bit. There is no
+/// rounding pass (`verification.f64_sample.elements` is 0): a tensor core's
+/// accumulation need not round as f32 arithmetic does.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TensorMatmul {
+    /// Input precision.
+    pub precision: TensorPrecision,
+    /// Kernel entry point that ran.
+    pub kernel: String,
+    /// Rows of A and C.
+    pub m: u32,
+    /// Columns of B and C.
+    pub n: u32,
+    /// Columns of A, rows of B.
+    pub k: u32,
+    /// Timed launches (after one warm-up launch).
+    pub iterations: u32,
+    /// Mean GPU time per launch in milliseconds (CUDA events).
+    pub gpu_time_ms: f64,
+    /// Throughput, 2·m·n·k / time, in TFLOP/s.
+    pub gpu_tflops: f64,
+    /// The exact check against the CPU product.
+    pub verification: Verification,
 }
 
 impl DeviceReport {

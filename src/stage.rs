@@ -52,6 +52,9 @@ pub enum Stage {
     Download,
     /// C checked against the CPU reference.
     Verify,
+    /// The tensor-core (mma.sync) matmuls, TF32 and BF16, checked exactly;
+    /// skipped below compute capability 8.0.
+    TensorCores,
     /// NVML readings of the GPU after its matmul.
     Telemetry,
     /// --require-memory.
@@ -86,6 +89,7 @@ impl Stage {
             Stage::Matmul => "matmul",
             Stage::Download => "download",
             Stage::Verify => "verify",
+            Stage::TensorCores => "tensor_cores",
             Stage::Telemetry => "telemetry",
             Stage::RequireMemory => "require_memory",
             Stage::RequireComputeCapability => "require_compute_capability",

@@ -258,6 +258,20 @@ impl Reference {
     }
 }
 
+impl Reference {
+    /// The CPU product alone, with no rounding pass: `check` then compares
+    /// every element of the exact pass and samples nothing (the tensor-core
+    /// check, whose accumulation need not round as f32 does).
+    #[must_use]
+    pub fn exact_only(cpu: Vec<f32>) -> Reference {
+        Reference {
+            cpu,
+            sample_seed: 0,
+            sample: Vec::new(),
+        }
+    }
+}
+
 /// Absolute error, infinite when the GPU's value is NaN or infinite.
 fn error(gpu: f32, expected: f64) -> f64 {
     if gpu.is_finite() {

@@ -1,6 +1,7 @@
-//! The kernels' build products: the committed PTX is what the source
-//! compiles to, and NVIDIA's own assembler accepts it for every GPU
-//! generation gpuprobe targets.
+//! The kernels: the committed PTX is what the source compiles to, NVIDIA's
+//! own assembler accepts it for every GPU generation gpuprobe targets, and
+//! every kernel's product at odd shapes equals the CPU's bit for bit on the
+//! fake driver's emulation (the exact verification of src/verify.rs).
 //!
 //! Both need tools that are not part of a Rust toolchain (clang-19, and
 //! ptxas from the PyPI package nvidia-cuda-nvcc-cu12), so they are ignored
@@ -10,6 +11,10 @@
 //! failure.
 use std::path::PathBuf;
 use std::process::Command;
+
+use gpuprobe::cuda::kernels::{self, Mma, Sgemm};
+use gpuprobe::cuda::{self as cuda, Buffer, Context, Driver, Module};
+use gpuprobe::verify::{self, Inputs, Reference};
 
 mod common;
 
@@ -69,6 +74,19 @@ fn ptx_is_old_enough_for_every_supported_driver() {
     );
     assert!(ptx.lines().any(|l| l.trim() == ".target sm_52"));
     assert!(ptx.contains(".entry gpuprobe_sgemm_tiled("));
+    assert!(ptx.contains(".entry gpuprobe_sgemm_fast("));
+    // mma.sync .tf32/.bf16 need sm_80 and PTX ISA 7.0, which CUDA 11.0
+    // drivers JIT (PTX ISA release notes).
+    let mma = std::fs::read_to_string(common::root().join("kernels/mma.ptx")).unwrap();
+    assert!(
+        mma.lines().any(|l| l.trim() == ".version 7.0"),
+        "mma PTX ISA changed"
+    );
+    assert!(mma.lines().any(|l| l.trim() == ".target sm_80"));
+    for entry in kernels::Mma::ALL.map(kernels::Mma::entry) {
+        let name = entry.to_str().unwrap();
+        assert!(mma.contains(&format!(".entry {name}(")), "{name}");
+    }
 }
 
 #[test]
@@ -78,18 +96,265 @@ fn ptxas_assembles_the_ptx_for_sm_52_70_80_90() {
         return missing("ptxas (pip install nvidia-cuda-nvcc-cu12)");
     };
     let dir = tempfile::tempdir().unwrap();
-    for arch in ["sm_52", "sm_70", "sm_80", "sm_90"] {
-        let out = Command::new(&ptxas)
-            .arg(format!("-arch={arch}"))
-            .arg(common::root().join("kernels/matmul.ptx"))
-            .arg("-o")
-            .arg(dir.path().join(format!("{arch}.cubin")))
+    let builds = [
+        ("matmul.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
+        // Tensor-core PTX: sm_80 and newer only.
+        ("mma.ptx", &["sm_80", "sm_90"][..]),
+    ];
+    for (ptx, arches) in builds {
+        for arch in arches {
+            let out = Command::new(&ptxas)
+                .arg(format!("-arch={arch}"))
+                .arg(common::root().join("kernels").join(ptx))
+                .arg("-o")
+                .arg(dir.path().join(format!("{arch}.cubin")))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ptxas -arch={arch} {ptx} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// Shapes (m, n, k) the FP32 kernels must get exactly right: one element;
+/// sizes that are no multiple of any tile (17, 127, 257); non-square; K not
+/// a multiple of the 8-deep K slice; rows of A or B whose length is no
+/// multiple of 4 (element-wise loads) and ones that are (128-bit loads),
+/// with edge tiles in both cases.
+const ODD_SHAPES: &[(u32, u32, u32)] = &[
+    (1, 1, 1),
+    (17, 17, 17),
+    (127, 127, 127),
+    (257, 257, 257),
+    (1, 257, 3),
+    (130, 5, 33),
+    (33, 130, 47),
+    (132, 136, 20),
+    (64, 128, 96),
+];
+
+/// What the fake driver computed for one kernel, launch and shape, checked
+/// as the probe checks it (both passes of src/verify.rs).
+fn run_sgemm(
+    ctx: &Context<'_>,
+    sgemm: Sgemm,
+    (m, n, k): (u32, u32, u32),
+    grid: [u32; 3],
+    block: [u32; 3],
+) -> gpuprobe::report::Verification {
+    let kernel = Module::load(ctx, kernels::MATMUL_PTX)
+        .unwrap()
+        .kernel(sgemm.entry())
+        .unwrap();
+    let inputs = Inputs::generate(m, n, k, 7);
+    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
+    let mut cpu = vec![0f32; mu * nu];
+    gpuprobe::cpu::sgemm(mu, nu, ku, &inputs.a, &inputs.b, &mut cpu, 1);
+    let reference = Reference::new(&inputs, cpu, 11);
+    let mut products = Vec::new();
+    for (a_host, b_host) in [
+        (&inputs.a, &inputs.b),
+        (&inputs.rounding_a, &inputs.rounding_b),
+    ] {
+        let a = Buffer::alloc(ctx, a_host.len()).unwrap();
+        let b = Buffer::alloc(ctx, b_host.len()).unwrap();
+        let c = Buffer::alloc(ctx, mu * nu).unwrap();
+        a.upload(a_host).unwrap();
+        b.upload(b_host).unwrap();
+        // NaN, so that an element the kernel never writes cannot pass.
+        c.upload(&vec![f32::NAN; mu * nu]).unwrap();
+        let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
+        let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
+        let mut params: [*mut std::ffi::c_void; 6] = [
+            (&raw mut mm).cast(),
+            (&raw mut nn).cast(),
+            (&raw mut kk).cast(),
+            (&raw mut pa).cast(),
+            (&raw mut pb).cast(),
+            (&raw mut pc).cast(),
+        ];
+        // SAFETY: both FP32 kernels take (int, int, int, float*, float*,
+        // float*), which `params` points to; the buffers hold m*k, k*n and
+        // m*n floats.
+        unsafe { cuda::launch(ctx, &kernel, grid, block, &mut params) }.unwrap();
+        ctx.synchronize().unwrap();
+        let mut out = vec![0f32; mu * nu];
+        c.download(&mut out).unwrap();
+        products.push(out);
+    }
+    verify::check(&inputs, &reference, &products[0], &products[1])
+}
+
+/// A tensor-core kernel's product of BF16-exact inputs at one shape,
+/// checked bit for bit against the CPU (no rounding pass, as in the probe).
+fn run_mma(
+    ctx: &Context<'_>,
+    mma: Mma,
+    (m, n, k): (u32, u32, u32),
+) -> gpuprobe::report::Verification {
+    let kernel = Module::load(ctx, kernels::MMA_PTX)
+        .unwrap()
+        .kernel(mma.entry())
+        .unwrap();
+    let mut inputs = Inputs::generate(m, n, k, 5);
+    for x in inputs.a.iter_mut().chain(inputs.b.iter_mut()) {
+        *x = kernels::to_bf16_exact(*x);
+    }
+    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
+    let mut cpu = vec![0f32; mu * nu];
+    gpuprobe::cpu::sgemm(mu, nu, ku, &inputs.a, &inputs.b, &mut cpu, 1);
+    let reference = Reference::exact_only(cpu);
+    let a = Buffer::alloc(ctx, mu * ku).unwrap();
+    let b = Buffer::alloc(ctx, ku * nu).unwrap();
+    let c = Buffer::alloc(ctx, mu * nu).unwrap();
+    a.upload(&inputs.a).unwrap();
+    b.upload(&inputs.b).unwrap();
+    c.upload(&vec![f32::NAN; mu * nu]).unwrap();
+    let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
+    let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
+    let mut params: [*mut std::ffi::c_void; 6] = [
+        (&raw mut mm).cast(),
+        (&raw mut nn).cast(),
+        (&raw mut kk).cast(),
+        (&raw mut pa).cast(),
+        (&raw mut pb).cast(),
+        (&raw mut pc).cast(),
+    ];
+    let (grid, block) = Mma::launch(m, n);
+    // SAFETY: the mma kernels take (int, int, int, float*, float*, float*),
+    // which `params` points to; the buffers hold m*k, k*n and m*n floats.
+    unsafe { cuda::launch(ctx, &kernel, grid, block, &mut params) }.unwrap();
+    ctx.synchronize().unwrap();
+    let mut out = vec![0f32; mu * nu];
+    c.download(&mut out).unwrap();
+    verify::check(&inputs, &reference, &out, &[])
+}
+
+#[test]
+fn kernels_are_exact_at_odd_shapes_on_the_emulator() {
+    let (_cmd, dir) = common::command_with("healthy");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "inner_kernels", "--ignored", "--nocapture"])
+        .envs(common::scenario_env(dir.path()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs the fake driver on its library path; run by kernels_are_exact_at_odd_shapes_on_the_emulator"]
+fn inner_kernels() {
+    if std::env::var_os("FAKEGPU_SCENARIO").is_none() {
+        eprintln!("inner test: runs inside kernels_are_exact_at_odd_shapes_on_the_emulator");
+        return;
+    }
+    let driver = Driver::load().expect("the fake driver loads");
+    driver.init().unwrap();
+    let ctx = Context::bind(&driver, driver.device(0).unwrap()).unwrap();
+    for &shape in ODD_SHAPES {
+        let (m, n, k) = shape;
+        // The tiled kernel is the old one: the small shapes are enough for
+        // it, and keep the emulation short.
+        let kinds: &[Sgemm] = if m.max(n).max(k) > 200 {
+            &[Sgemm::Fast]
+        } else {
+            &[Sgemm::Fast, Sgemm::Tiled]
+        };
+        for &sgemm in kinds {
+            let (grid, block) = sgemm.launch(m, n);
+            let v = run_sgemm(&ctx, sgemm, shape, grid, block);
+            assert!(
+                v.passed && v.exact && v.mismatches == 0,
+                "{sgemm:?} at {m}x{n}x{k}: {}",
+                verify::failed_detail(&v)
+            );
+        }
+    }
+    for &shape in ODD_SHAPES {
+        for mma in Mma::ALL {
+            let v = run_mma(&ctx, mma, shape);
+            let (m, n, k) = shape;
+            assert!(
+                v.passed && v.exact && v.mismatches == 0,
+                "{mma:?} at {m}x{n}x{k}: {}",
+                verify::failed_detail(&v)
+            );
+        }
+    }
+    // The check can fail: the fast kernel launched one block column short
+    // leaves the last columns of C unwritten.
+    let (m, n, k) = (17, 257, 9);
+    let (mut grid, block) = Sgemm::Fast.launch(m, n);
+    grid[0] -= 1;
+    let v = run_sgemm(&ctx, Sgemm::Fast, (m, n, k), grid, block);
+    assert!(
+        !v.passed && v.mismatches >= u64::from(m),
+        "short grid passed"
+    );
+    assert_eq!(
+        Sgemm::for_shape(2048, 2048, 2048),
+        Sgemm::Fast,
+        "the probe's matmul runs the fast kernel"
+    );
+}
+
+/// The probe's tensor-core stage on a GPU with tensor cores (the healthy
+/// scenario's H100, 9.0) and on one without mma.sync for TF32/BF16 (the
+/// same scenario as a 7.0 GPU): it runs and reports both precisions on one,
+/// and is skipped with the reason on the other.
+#[test]
+fn tensor_core_check_runs_on_sm_80_and_newer_and_skips_below() {
+    let scenario: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::scenario("healthy")).unwrap())
+            .unwrap();
+    let mut volta = scenario.clone();
+    for gpu in volta["devices"].as_array_mut().unwrap() {
+        gpu["compute_capability"] = serde_json::json!([7, 0]);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, value, runs) in [("hopper", &scenario, true), ("volta", &volta, false)] {
+        let path = tmp.path().join(format!("{name}.json"));
+        std::fs::write(&path, value.to_string()).unwrap();
+        let dir = common::fake_driver(&path);
+        let out = Command::new(assert_cmd::cargo::cargo_bin("gpuprobe"))
+            .args(["--json", "--size", "48"])
+            .envs(common::scenario_env(dir.path()))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "ptxas -arch={arch} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let device = &report["devices"][0];
+        let check = device["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "tensor_cores")
+            .unwrap_or_else(|| panic!("{name}: no tensor_cores check"));
+        let tensor = device["tensor_cores"].as_array().unwrap();
+        if runs {
+            assert_eq!(check["status"], "pass", "{name}: {check}");
+            let precisions: Vec<_> = tensor.iter().map(|t| t["precision"].clone()).collect();
+            assert_eq!(precisions, ["tf32", "bf16"]);
+            for t in tensor {
+                assert_eq!(t["verification"]["passed"], true);
+                assert_eq!(t["verification"]["elements"], 48 * 48);
+                assert!(t["gpu_tflops"].as_f64().unwrap() > 0.0);
+            }
+        } else {
+            assert_eq!(check["status"], "skip", "{name}: {check}");
+            assert!(check["detail"]
+                .as_str()
+                .unwrap()
+                .contains("compute capability 8.0"));
+            assert!(tensor.is_empty());
+            assert_eq!(out.status.code(), Some(0), "a skip is not a failure");
+        }
     }
 }

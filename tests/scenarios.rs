@@ -75,6 +75,7 @@ fn healthy_gpu_passes_with_measured_speeds_and_error_within_tolerance() {
             "matmul",
             "download",
             "verify",
+            "tensor_cores",
             "telemetry"
         ]
     );

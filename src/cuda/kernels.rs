@@ -19,9 +19,115 @@ pub const SGEMM_TILED: &CStr = c"gpuprobe_sgemm_tiled";
 /// Tile edge of `gpuprobe_sgemm_tiled` (GPUPROBE_TILE in matmul.cu).
 const TILE: u32 = 16;
 
+/// `gpuprobe_sgemm_fast` in kernels/matmul.cu: the probe's matmul.
+pub const SGEMM_FAST: &CStr = c"gpuprobe_sgemm_fast";
+
+/// Block tile edge of `gpuprobe_sgemm_fast` (GP_BM = GP_BN in matmul.cu).
+const FAST_TILE: u32 = 128;
+
+/// Threads per block of `gpuprobe_sgemm_fast` (GP_THREADS in matmul.cu).
+const FAST_THREADS: u32 = 256;
+
+/// One of the FP32 matmul kernels in kernels/matmul.cu, each with its
+/// launch contract. Every one computes C = A·B for any m, n, k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sgemm {
+    /// 16 x 16 shared-memory tiles, one thread per element of C.
+    Tiled,
+    /// 128 x 128 block tiles, 8 x 8 elements per thread (docs/kernels.md).
+    Fast,
+}
+
+impl Sgemm {
+    /// The kernel the probe's matmul runs for an m x n x k product.
+    ///
+    /// The fast kernel is correct for every shape (edge tiles load zeros
+    /// and store nothing outside C), so it serves all of them; the tiled
+    /// kernel stays as the simple reference the fake's fidelity tests use.
+    #[must_use]
+    pub fn for_shape(_m: u32, _n: u32, _k: u32) -> Sgemm {
+        Sgemm::Fast
+    }
+
+    /// Entry point name in kernels/matmul.ptx.
+    #[must_use]
+    pub fn entry(self) -> &'static CStr {
+        match self {
+            Sgemm::Tiled => SGEMM_TILED,
+            Sgemm::Fast => SGEMM_FAST,
+        }
+    }
+
+    /// Grid and block for an m x n result; x runs along columns.
+    #[must_use]
+    pub fn launch(self, m: u32, n: u32) -> ([u32; 3], [u32; 3]) {
+        match self {
+            Sgemm::Tiled => sgemm_tiled_launch(m, n),
+            Sgemm::Fast => (
+                [n.div_ceil(FAST_TILE), m.div_ceil(FAST_TILE), 1],
+                [FAST_THREADS, 1, 1],
+            ),
+        }
+    }
+}
+
 /// Grid and block for `gpuprobe_sgemm_tiled` on an m x n result: one thread
 /// per element of C, in 16 x 16 blocks; x runs along columns.
 #[must_use]
 pub fn sgemm_tiled_launch(m: u32, n: u32) -> ([u32; 3], [u32; 3]) {
     ([n.div_ceil(TILE), m.div_ceil(TILE), 1], [TILE, TILE, 1])
+}
+
+/// kernels/mma.ptx (sm_80, PTX ISA 7.0: drivers from CUDA 11.0 on),
+/// NUL-terminated for cuModuleLoadData. A GPU below compute capability 8.0
+/// cannot load it; the tensor-core check skips those.
+pub const MMA_PTX: &CStr = match CStr::from_bytes_with_nul(
+    concat!(include_str!("../../kernels/mma.ptx"), "\0").as_bytes(),
+) {
+    Ok(ptx) => ptx,
+    Err(_) => panic!("kernels/mma.ptx contains a NUL byte"),
+};
+
+/// Lowest compute capability major with mma.sync .tf32/.bf16 (PTX ISA,
+/// "Warp-level matrix multiply-accumulate instructions": sm_80).
+pub const MMA_MIN_MAJOR: i32 = 8;
+
+/// The tensor-core kernels in kernels/mma.cu. Both take (m, n, k, A, B, C)
+/// with f32 A and B whose values are representable in the kernel's input
+/// precision, and compute C = A·B for any m, n, k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mma {
+    /// TF32 inputs, mma.sync m16n8k8.
+    Tf32,
+    /// BF16 inputs, mma.sync m16n8k16.
+    Bf16,
+}
+
+impl Mma {
+    pub const ALL: [Mma; 2] = [Mma::Tf32, Mma::Bf16];
+
+    /// Entry point name in kernels/mma.ptx.
+    #[must_use]
+    pub fn entry(self) -> &'static CStr {
+        match self {
+            Mma::Tf32 => c"gpuprobe_mma_tf32",
+            Mma::Bf16 => c"gpuprobe_mma_bf16",
+        }
+    }
+
+    /// Grid and block for an m x n result: blocks of four warps, each
+    /// block a 32 x 64 tile of C; x runs along columns.
+    #[must_use]
+    pub fn launch(m: u32, n: u32) -> ([u32; 3], [u32; 3]) {
+        ([n.div_ceil(64), m.div_ceil(32), 1], [128, 1, 1])
+    }
+}
+
+/// `x` with its f32 significand cut to BF16's 8 bits (the top 16 bits of
+/// the f32, rounding toward zero): representable in BF16, hence in TF32
+/// (11 bits). An integer times a power of two stays one, no larger in
+/// magnitude, so the exact pass's argument (src/verify.rs) still holds.
+#[must_use]
+pub fn to_bf16_exact(x: f32) -> f32 {
+    f32::from_bits(x.to_bits() & 0xffff_0000)
 }

@@ -71,6 +71,7 @@ const PIPELINE: &[(Stage, StageFn)] = &[
     (Stage::Matmul, matmul),
     (Stage::Download, download),
     (Stage::Verify, verify),
+    (Stage::TensorCores, tensor_cores),
 ];
 
 /// Runs every stage on one device and records the matmul result.
@@ -210,10 +211,12 @@ fn memory(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 }
 
 fn module(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
-    gpu.kernel = Some(Module::load(gpu.ctx, kernels::MATMUL_PTX)?.kernel(kernels::SGEMM_TILED)?);
+    let inputs = gpu.job.inputs;
+    let sgemm = kernels::Sgemm::for_shape(inputs.m, inputs.n, inputs.k);
+    gpu.kernel = Some(Module::load(gpu.ctx, kernels::MATMUL_PTX)?.kernel(sgemm.entry())?);
     let found = format!(
         "embedded PTX JIT-compiled; {} found",
-        kernels::SGEMM_TILED.to_string_lossy()
+        sgemm.entry().to_string_lossy()
     );
     // What the context and the module cost: free memory before them (NVML,
     // no context needed) less free memory now. With lazy loading (CUDA
@@ -284,7 +287,8 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let kernel = gpu.kernel.as_ref().ok_or_else(|| missing("kernel"))?;
     let [a, b, c, ra, rb, rc] = gpu.buffers.as_ref().ok_or_else(|| missing("buffers"))?;
     let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
-    let (grid, block) = kernels::sgemm_tiled_launch(m, n);
+    let sgemm = kernels::Sgemm::for_shape(m, n, k);
+    let (grid, block) = sgemm.launch(m, n);
     let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
     let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
     let mut params: [*mut std::ffi::c_void; 6] = [
@@ -299,7 +303,7 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     // Warm-up: the first launch pays one-off costs; it also sizes the timed
     // batch for --min-time.
     start.record()?;
-    // SAFETY: `kernel` is gpuprobe_sgemm_tiled, loaded in `ctx`, whose
+    // SAFETY: `kernel` is `sgemm`'s entry point, loaded in `ctx`, whose
     // parameters are (int, int, int, float*, float*, float*): `params`.
     unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
     stop.record()?;
@@ -343,7 +347,7 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         (),
         format!(
             "{iterations} launches of {}, {time_ms:.3} ms each",
-            kernels::SGEMM_TILED.to_string_lossy()
+            sgemm.entry().to_string_lossy()
         ),
     ))
 }
@@ -370,6 +374,11 @@ fn verify(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     outcome
 }
 
+/// The tensor-core matmuls (src/probe/tensor.rs).
+fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    super::tensor::stage(gpu.job, gpu.ctx, iterations_for)
+}
+
 fn matmul_of(job: &Job<'_>, iterations: u32, time_ms: f64, verification: Verification) -> Matmul {
     let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
     let gflops = crate::cpu::gflops(
@@ -379,7 +388,10 @@ fn matmul_of(job: &Job<'_>, iterations: u32, time_ms: f64, verification: Verific
         Duration::from_secs_f64(time_ms / 1e3),
     );
     Matmul {
-        kernel: kernels::SGEMM_TILED.to_string_lossy().into_owned(),
+        kernel: kernels::Sgemm::for_shape(m, n, k)
+            .entry()
+            .to_string_lossy()
+            .into_owned(),
         m,
         n,
         k,

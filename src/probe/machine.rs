@@ -251,6 +251,7 @@ pub(super) fn identify(
             checks: Vec::new(),
             matmul: None,
             telemetry: None,
+            tensor_cores: Vec::new(),
         });
         r.devices.len() - 1
     });

@@ -11,6 +11,7 @@ mod device;
 mod machine;
 pub mod progress;
 pub mod session;
+mod tensor;
 mod verdict;
 
 pub use session::Session;

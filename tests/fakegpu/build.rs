@@ -57,14 +57,18 @@ fn main() {
         .compile("fakegpu_emu");
 }
 
-/// Entry points: `extern "C" __global__ void NAME(`.
+/// Entry points: `extern "C" __global__ void NAME(`, or
+/// `extern "C" __global__ void GP_LAUNCH_BOUNDS(...) NAME(`.
 fn kernel_names(source: &str) -> Vec<String> {
     let marker = "__global__ void ";
     source
         .match_indices(marker)
         .filter(|(at, _)| source[..*at].trim_end().ends_with("extern \"C\""))
         .filter_map(|(at, _)| {
-            let rest = &source[at + marker.len()..];
+            let mut rest = &source[at + marker.len()..];
+            if let Some(bounds) = rest.strip_prefix("GP_LAUNCH_BOUNDS(") {
+                rest = &bounds[bounds.find(')')? + 1..];
+            }
             rest.find('(').map(|end| rest[..end].trim().to_string())
         })
         .collect()

@@ -25,3 +25,16 @@ void __syncthreads();
 #define __global__
 #define __device__
 #define __shared__ static
+
+// mma.sync, warp-collective: every lane passes its fragments of A, B and C
+// and receives its fragment of D = A·B + C, in the layouts of the PTX ISA
+// ("Matrix Fragments for mma.m16n8k8" for .tf32, "Matrix Fragments for
+// mma.m16n8k16 with floating point type" for .bf16; see emu.cpp). The
+// emulation exchanges fragments through memory between two barriers of the
+// whole block, so every warp of the block must issue the same sequence of
+// mma calls (as gpuprobe's kernels do: their loops are uniform) and the
+// block must be whole warps; otherwise the launch fails.
+void gp_emu_mma_m16n8k8_tf32(float d[4], const unsigned a[4],
+                             const unsigned b[2], const float c[4]);
+void gp_emu_mma_m16n8k16_bf16(float d[4], const unsigned a[4],
+                              const unsigned b[2], const float c[4]);

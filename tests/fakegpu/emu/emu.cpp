@@ -65,6 +65,154 @@ void __syncthreads() {
   yield_to_scheduler();
 }
 
+// --- mma.sync ---------------------------------------------------------------
+//
+// Fragment layouts, from the PTX ISA (sections "Matrix Fragments for
+// mma.m16n8k8" and "Matrix Fragments for mma.m16n8k16 with floating point
+// type"), with groupID = lane >> 2 and threadID_in_group = lane % 4:
+// - .tf32 A (16 x 8), a0..a3: row = groupID for a0, a2 and groupID + 8 for
+//   a1, a3; col = threadID_in_group for a0, a1 and + 4 for a2, a3.
+// - .tf32 B (8 x 8), b0, b1: row = threadID_in_group for b0, + 4 for b1;
+//   col = groupID.
+// - .bf16 A (16 x 16), a0..a7, two per .b32 register (the lower-numbered
+//   element in the lower half): row = groupID for a0, a1, a4, a5 and
+//   groupID + 8 otherwise; col = threadID_in_group * 2 + (i & 1) for i < 4,
+//   + 8 for i >= 4.
+// - .bf16 B (16 x 8), b0..b3, two per register: row = threadID_in_group * 2
+//   + (i & 1) for i < 2, + 8 for i >= 2; col = groupID.
+// - C and D (16 x 8, .f32), c0..c3: row = groupID for c0, c1 and + 8 for
+//   c2, c3; col = threadID_in_group * 2 + (i & 1).
+// For .tf32 the tensor core reads the sign, exponent and top 10 mantissa
+// bits of each operand; the emulation clears the low 13 bits the same way
+// (gpuprobe's inputs have them zero, so its products do not depend on it).
+
+extern "C" {
+
+// Row and column of element `element` of lane `lane`'s fragment of
+// `matrix` ('a', 'b' or 'c') for `shape` 0 (m16n8k8 .tf32) or 1 (m16n8k16
+// .bf16). Returns 0, or -1 for an element that does not exist.
+int fakegpu_mma_fragment(int shape, char matrix, int lane, int element,
+                         int *row, int *col) {
+  const int g = lane >> 2, t = lane % 4, i = element;
+  if (lane < 0 || lane >= 32 || i < 0) return -1;
+  if (matrix == 'c') {
+    if (i >= 4) return -1;
+    *row = g + (i >= 2 ? 8 : 0);
+    *col = t * 2 + (i & 1);
+    return 0;
+  }
+  if (shape == 0 && matrix == 'a') {
+    if (i >= 4) return -1;
+    *row = (i == 0 || i == 2) ? g : g + 8;
+    *col = (i < 2) ? t : t + 4;
+    return 0;
+  }
+  if (shape == 0 && matrix == 'b') {
+    if (i >= 2) return -1;
+    *row = i == 0 ? t : t + 4;
+    *col = g;
+    return 0;
+  }
+  if (shape == 1 && matrix == 'a') {
+    if (i >= 8) return -1;
+    *row = (i < 2 || (i >= 4 && i < 6)) ? g : g + 8;
+    *col = t * 2 + (i & 1) + (i >= 4 ? 8 : 0);
+    return 0;
+  }
+  if (shape == 1 && matrix == 'b') {
+    if (i >= 4) return -1;
+    *row = t * 2 + (i & 1) + (i >= 2 ? 8 : 0);
+    *col = g;
+    return 0;
+  }
+  return -1;
+}
+
+} // extern "C"
+
+namespace {
+
+constexpr unsigned MAX_WARPS = 1024 / 32;
+
+// Each lane's fragments, per warp, between the two barriers of one mma.
+struct mma_exchange {
+  unsigned a[32][4];
+  unsigned b[32][2];
+  float c[32][4];
+};
+mma_exchange exchange[MAX_WARPS];
+
+// Set when a block is not whole warps; the launch then fails.
+bool mma_partial_warp;
+
+float tf32_value(unsigned bits) {
+  bits &= 0xffffe000u;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+float bf16_value(unsigned half) {
+  const unsigned bits = half << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// One mma.sync of shape 0 (m16n8k8 .tf32) or 1 (m16n8k16 .bf16).
+void mma(int shape, float d[4], const unsigned a[4], const unsigned b[2],
+         const float c[4]) {
+  const unsigned threads = blockDim.x * blockDim.y * blockDim.z;
+  if (threads % 32 != 0) mma_partial_warp = true;
+  const unsigned warp = running / 32, lane = running % 32;
+  mma_exchange &x = exchange[warp];
+  std::memcpy(x.a[lane], a, sizeof x.a[lane]);
+  std::memcpy(x.b[lane], b, sizeof x.b[lane]);
+  std::memcpy(x.c[lane], c, sizeof x.c[lane]);
+  __syncthreads(); // every lane's fragments are in `exchange`
+
+  const int kdim = shape == 0 ? 8 : 16;
+  float A[16][16] = {}, B[16][8] = {}, C[16][8] = {};
+  int row, col;
+  for (int l = 0; l < 32; ++l) {
+    for (int i = 0; i < (shape == 0 ? 4 : 8); ++i) {
+      fakegpu_mma_fragment(shape, 'a', l, i, &row, &col);
+      A[row][col] = shape == 0 ? tf32_value(x.a[l][i])
+                               : bf16_value((x.a[l][i / 2] >> (16 * (i & 1))) & 0xffffu);
+    }
+    for (int i = 0; i < (shape == 0 ? 2 : 4); ++i) {
+      fakegpu_mma_fragment(shape, 'b', l, i, &row, &col);
+      B[row][col] = shape == 0 ? tf32_value(x.b[l][i])
+                               : bf16_value((x.b[l][i / 2] >> (16 * (i & 1))) & 0xffffu);
+    }
+    for (int i = 0; i < 4; ++i) {
+      fakegpu_mma_fragment(shape, 'c', l, i, &row, &col);
+      C[row][col] = x.c[l][i];
+    }
+  }
+  float out[4];
+  for (int i = 0; i < 4; ++i) {
+    fakegpu_mma_fragment(shape, 'c', static_cast<int>(lane), i, &row, &col);
+    float sum = C[row][col];
+    for (int p = 0; p < kdim; ++p) sum += A[row][p] * B[p][col];
+    out[i] = sum;
+  }
+  __syncthreads(); // every lane has read `exchange` before it is reused
+  std::memcpy(d, out, sizeof out);
+}
+
+} // namespace
+
+void gp_emu_mma_m16n8k8_tf32(float d[4], const unsigned a[4],
+                             const unsigned b[2], const float c[4]) {
+  mma(0, d, a, b, c);
+}
+
+void gp_emu_mma_m16n8k16_bf16(float d[4], const unsigned a[4],
+                              const unsigned b[2], const float c[4]) {
+  mma(1, d, a, b, c);
+}
+
 // The kernels themselves: the same source the PTX is compiled from.
 #include KERNELS_SOURCE
 
@@ -187,6 +335,7 @@ int fakegpu_run_kernel(const char *name, const unsigned grid[3],
   }
   if (info == nullptr) return -1;
 
+  mma_partial_warp = false;
   gridDim = {grid[0], grid[1], grid[2]};
   blockDim = {block[0], block[1], block[2]};
   const unsigned threads = block[0] * block[1] * block[2];
@@ -235,6 +384,8 @@ int fakegpu_run_kernel(const char *name, const unsigned grid[3],
           }
         }
       }
+  // mma.sync needs whole warps: on a GPU, undefined behaviour.
+  if (mma_partial_warp) return -2;
   return 0;
 }
 
