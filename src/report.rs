@@ -248,9 +248,15 @@ pub struct DeviceReport {
     pub index: u32,
     /// Marketing name, e.g. "NVIDIA H100 80GB HBM3".
     pub name: Option<String>,
-    /// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"; stable across processes and
+    /// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", or "MIG-…" for a MIG
+    /// instance (cuDeviceGetUuid_v2); stable across processes and
     /// containers, unlike `index`.
     pub uuid: Option<String>,
+    /// When this device is a MIG instance (its `uuid` is then `MIG-…`), the
+    /// UUID of the GPU it is part of, `GPU-…`; null for a whole GPU, and
+    /// for a MIG instance under a driver without cuDeviceGetUuid_v2.
+    #[serde(default)]
+    pub mig_parent_uuid: Option<String>,
     /// PCI address, "domain:bus:device.function".
     pub pci_bus_id: Option<String>,
     /// Compute capability, "major.minor".

@@ -322,6 +322,79 @@ fn devices_flag_selects_by_uuid_and_skips_the_rest() {
     assert!(run.report.devices[0].matmul.is_none());
 }
 
+/// A MIG instance is printed as `MIG-…` with its GPU beside it, selected by
+/// `--devices` in both MIG forms, and CUDA_VISIBLE_DEVICES naming it in
+/// either form raises no "names no GPU" diagnosis.
+#[test]
+fn a_mig_instance_is_named_selected_and_not_flagged() {
+    const INSTANCE: &str = "MIG-2f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f2";
+    const GPU: &str = "GPU-7e1a2b3c-4d5e-4f60-8a71-92b3c4d5e6f7";
+    let legacy = format!("MIG-{GPU}/2/0");
+    for visible in [INSTANCE, legacy.as_str()] {
+        for devices in ["all", "MIG-2f2e", legacy.as_str()] {
+            let mut args = SMALL.to_vec();
+            args.extend(["--devices", devices]);
+            let run = gpuprobe_with("mig", &args, &[("CUDA_VISIBLE_DEVICES", visible)]);
+            let r = &run.report;
+            assert_eq!(run.code(), 0, "{visible} {devices}: {}", r.summary);
+            assert_eq!(r.verdict, Verdict::Healthy, "{visible} {devices}");
+            assert!(r.diagnoses.is_empty(), "{visible}: {:?}", r.diagnoses);
+            assert_eq!(r.devices.len(), 1, "CUDA enumerates the one instance");
+            let d = &r.devices[0];
+            assert_eq!(d.uuid.as_deref(), Some(INSTANCE));
+            assert_eq!(d.mig_parent_uuid.as_deref(), Some(GPU));
+            assert_eq!(d.multiprocessors, Some(14));
+            assert_eq!(d.status, DeviceStatus::Pass);
+            assert!(d.matmul.as_ref().is_some_and(|m| m.verification.passed));
+        }
+    }
+    // A whole GPU is no MIG instance.
+    let run = gpuprobe_with("mig", SMALL, &[("CUDA_VISIBLE_DEVICES", "GPU-5b3a")]);
+    let d = &run.report.devices[0];
+    assert_eq!(
+        d.uuid.as_deref(),
+        Some("GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b")
+    );
+    assert_eq!(d.mig_parent_uuid, None);
+}
+
+/// MIG entries that name nothing here are still caught: an instance UUID
+/// where no GPU is in MIG mode, the older form on a GPU that does not exist.
+#[test]
+fn mig_entries_naming_no_gpu_are_flagged() {
+    for visible in [
+        "0,MIG-9f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9",
+        "0,MIG-GPU-00000000-0000-4000-8000-000000000000/1/0",
+    ] {
+        let run = gpuprobe_with("healthy", SMALL, &[("CUDA_VISIBLE_DEVICES", visible)]);
+        let codes: Vec<&str> = run
+            .report
+            .diagnoses
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        assert_eq!(codes, ["GP005"], "{visible}");
+    }
+    // With --devices, the older form naming another GPU selects nothing.
+    let run = gpuprobe_with(
+        "mig",
+        &[
+            "--size",
+            "48",
+            "--iterations",
+            "1",
+            "--devices",
+            "MIG-GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b/1/0",
+        ],
+        &[],
+    );
+    assert_eq!(run.code(), 1);
+    assert_eq!(
+        check(&run.report.checks, "select_devices").status,
+        CheckStatus::Fail
+    );
+}
+
 #[test]
 fn devices_flag_naming_an_absent_gpu_fails() {
     let run = gpuprobe_with(

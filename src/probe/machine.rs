@@ -230,6 +230,7 @@ pub(super) fn identify(
             index: ordinal,
             name: None,
             uuid: None,
+            mig_parent_uuid: None,
             pci_bus_id: None,
             compute_capability: None,
             multiprocessors: None,
@@ -247,7 +248,7 @@ pub(super) fn identify(
     let found = progress.stage(Scope::Device(slot), Stage::Identify, || {
         let dev = driver.device(ordinal)?;
         let name = driver.device_name(dev)?;
-        let uuid = driver.device_uuid(dev)?;
+        let identity = driver.device_uuid(dev)?;
         let pci = driver.device_pci_bus_id(dev)?;
         let major =
             driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
@@ -256,11 +257,18 @@ pub(super) fn identify(
         let sms = driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
         let clock_khz = driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_CLOCK_RATE)?;
         let total = driver.device_total_memory(dev)?;
-        let detail = format!("{name}, {uuid}, compute capability {major}.{minor}");
+        let uuid = identity.uuid;
+        let detail = match &identity.mig_parent {
+            Some(gpu) => format!(
+                "{name}, {uuid} (a MIG instance of {gpu}), compute capability {major}.{minor}"
+            ),
+            None => format!("{name}, {uuid}, compute capability {major}.{minor}"),
+        };
         progress.update(|r| {
             let d = &mut r.devices[slot];
             d.name = Some(name);
             d.uuid = Some(uuid);
+            d.mig_parent_uuid = identity.mig_parent;
             d.pci_bus_id = Some(pci);
             d.compute_capability = Some(format!("{major}.{minor}"));
             d.multiprocessors = Some(sms.max(0) as u32);
@@ -277,10 +285,10 @@ pub(super) fn identify(
 
 /// Resolves `--devices` against the enumerated devices; slots to probe.
 pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
-    let devices: Vec<(u32, Option<String>)> = progress.update(|r| {
+    let devices: Vec<(u32, Option<String>, Option<String>)> = progress.update(|r| {
         r.devices
             .iter()
-            .map(|d| (d.index, d.uuid.clone()))
+            .map(|d| (d.index, d.uuid.clone(), d.mig_parent_uuid.clone()))
             .collect()
     });
     let Selection::List(list) = selection else {
@@ -292,11 +300,17 @@ pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
         let found: Vec<usize> = devices
             .iter()
             .enumerate()
-            .filter(|(_, (index, uuid))| match selector {
+            .filter(|(_, (index, uuid, parent))| match selector {
                 Selector::Index(i) => index == i,
                 Selector::Uuid(prefix) => uuid
                     .as_deref()
                     .is_some_and(|u| u.starts_with(prefix.as_str())),
+                // CUDA does not say which GPU and compute instance a MIG
+                // device is, only its parent GPU: the entry matches when its
+                // GPU has exactly one instance here (CUDA enumerates one MIG
+                // device per process: NVIDIA MIG User Guide, "CUDA Device
+                // Enumeration").
+                Selector::MigInstance { gpu, .. } => parent.as_deref() == Some(gpu.as_str()),
             })
             .map(|(slot, _)| slot)
             .collect();
@@ -306,10 +320,7 @@ pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
                     slots.push(*slot);
                 }
             }
-            _ => unknown.push(match selector {
-                Selector::Index(i) => i.to_string(),
-                Selector::Uuid(u) => u.clone(),
-            }),
+            _ => unknown.push(selector.to_string()),
         }
     }
     let visible = devices.len();

@@ -55,8 +55,31 @@ pub enum Selection {
 pub enum Selector {
     /// CUDA ordinal in this process.
     Index(u32),
-    /// A UUID or a unique prefix of one ("GPU-5b3a").
+    /// A UUID or a unique prefix of one ("GPU-5b3a", "MIG-8c2f").
     Uuid(String),
+    /// A MIG instance in the form of drivers before 470,
+    /// `MIG-GPU-<gpu uuid>/<gpu instance>/<compute instance>` (NVIDIA MIG
+    /// User Guide, "CUDA Device Enumeration").
+    MigInstance {
+        /// The parent GPU's UUID, `GPU-…`.
+        gpu: String,
+        gpu_instance: u32,
+        compute_instance: u32,
+    },
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::Index(i) => write!(f, "{i}"),
+            Selector::Uuid(u) => f.write_str(u),
+            Selector::MigInstance {
+                gpu,
+                gpu_instance,
+                compute_instance,
+            } => write!(f, "MIG-{gpu}/{gpu_instance}/{compute_instance}"),
+        }
+    }
 }
 
 impl std::fmt::Display for Selection {
@@ -64,13 +87,7 @@ impl std::fmt::Display for Selection {
         match self {
             Selection::All => f.write_str("all"),
             Selection::List(list) => {
-                let parts: Vec<String> = list
-                    .iter()
-                    .map(|s| match s {
-                        Selector::Index(i) => i.to_string(),
-                        Selector::Uuid(u) => u.clone(),
-                    })
-                    .collect();
+                let parts: Vec<String> = list.iter().map(ToString::to_string).collect();
                 f.write_str(&parts.join(","))
             }
         }
