@@ -238,6 +238,91 @@ fn a_hung_launch_ends_at_the_deadline_naming_device_and_stage() {
     assert!(check(&hung.checks, "matmul")
         .detail
         .contains("cuLaunchKernel"));
+    // The CPU product was made beside the GPUs; the baseline is timed only
+    // once every GPU thread has returned, so never beside a GPU's stages.
+    assert_eq!(
+        check(&run.report.checks, "cpu_reference").status,
+        CheckStatus::Pass
+    );
+    assert!(run.report.cpu.is_none(), "{:?}", run.report.cpu);
+    assert!(!run.report.checks.iter().any(|c| c.name == "cpu_baseline"));
+}
+
+/// A size whose timed products cannot all finish before the deadline is
+/// shrunk to what fits; one that cannot finish even once is refused before
+/// its timed launches start, saying what to change.
+#[test]
+fn the_timed_products_fit_the_deadline_or_are_refused() {
+    let run = gpuprobe_with(
+        "slow-gpu",
+        &["--size", "64", "--iterations", "1000", "--timeout", "20s"],
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    let m = run.report.devices[0].matmul.as_ref().expect("matmul ran");
+    assert_eq!(m.iterations_requested, Some(1000));
+    // 0.5 s a product, under half of 20 s.
+    assert!((1..20).contains(&m.iterations), "{}", m.iterations);
+    assert!(m.verification.passed);
+    let run = gpuprobe_with(
+        "slow-gpu",
+        &["--size", "128", "--iterations", "1", "--timeout", "2s"],
+        &[],
+    );
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
+    let d = &run.report.devices[0];
+    let matmul = check(&d.checks, "matmul");
+    assert_eq!(matmul.status, CheckStatus::Fail);
+    assert!(
+        matmul.detail.contains("not run") && matmul.detail.contains("--timeout"),
+        "{}",
+        matmul.detail
+    );
+    assert_eq!(check(&d.checks, "verify").status, CheckStatus::Skip);
+    assert_ne!(run.report.verdict, Verdict::Timeout);
+}
+
+/// On a GPU with a kernel run-time limit (a Windows display GPU), a product
+/// that would run past it in one launch is split into row blocks, each far
+/// under the limit, and passes.
+#[test]
+fn a_kernel_watchdog_gpu_gets_split_launches_and_passes() {
+    let run = gpuprobe_with("wddm-display", &["--size", "64", "--iterations", "2"], &[]);
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    let m = run.report.devices[0].matmul.as_ref().expect("matmul ran");
+    // One tile of 16 rows (0.75 s) per launch: 4 launches for 64 rows.
+    assert_eq!(m.launches_per_product, Some(4));
+    assert!(m.verification.passed && m.verification.exact);
+    let healthy = gpuprobe_with("healthy", SMALL, &[]);
+    let m = healthy.report.devices[0]
+        .matmul
+        .as_ref()
+        .expect("matmul ran");
+    assert_eq!(m.launches_per_product, Some(1));
+    assert!(m.first_launch_ms.is_some_and(|ms| ms >= 0.0));
+}
+
+/// The CPU baseline runs on the CPUs the cgroup grants, and says so.
+#[test]
+fn the_cpu_baseline_uses_the_cores_the_cgroup_grants() {
+    let run = gpuprobe_with("cpu-quota", SMALL, &[]);
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    let cpu = run.report.cpu.as_ref().expect("baseline timed");
+    assert_eq!((cpu.threads, cpu.available_cpus), (1, 1));
+    assert_eq!(
+        cpu.threads_limited_by,
+        Some(gpuprobe::report::CpuLimit::CgroupCpuMax)
+    );
+    assert_eq!(
+        check(&run.report.checks, "cpu_baseline").status,
+        CheckStatus::Pass
+    );
+    let healthy = gpuprobe_with("healthy", SMALL, &[]);
+    let cpu = healthy.report.cpu.as_ref().expect("baseline timed");
+    assert_eq!(
+        cpu.threads_limited_by,
+        Some(gpuprobe::report::CpuLimit::Affinity)
+    );
 }
 
 #[test]

@@ -371,6 +371,12 @@ impl<'c> Buffer<'c> {
         Ok(())
     }
 
+    /// The address of element `at`, or `None` past the end.
+    #[must_use]
+    pub fn ptr_at(&self, at: usize) -> Option<CuDevicePtr> {
+        (at < self.len).then(|| self.ptr.offset((at * size_of::<f32>()) as u64))
+    }
+
     fn fits(&self, call: &'static str, host: usize) -> Result<(), CopyError> {
         if host > self.len {
             return Err(CopyError::TooLarge {

@@ -2,6 +2,7 @@
 //! NVML and the CUDA driver, identifying and selecting devices, reading
 //! telemetry, and the CPU reference.
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 
@@ -11,7 +12,7 @@ use super::{Selection, Selector, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda::{self, Driver, LoadError};
 use crate::report::{
-    CheckStatus, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure, Verdict,
+    CheckStatus, CpuLimit, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure, Verdict,
 };
 use crate::stage::Stage;
 use crate::telemetry;
@@ -341,21 +342,69 @@ pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
     slots
 }
 
+/// The CPU product the GPUs' results are checked against, published in
+/// `reference`; computed beside the GPUs' stages and not timed.
 pub(super) fn cpu_reference(
     progress: &Progress,
     inputs: &Inputs,
-    repeat: Repeat,
+    threads: usize,
     reference: &std::sync::OnceLock<Reference>,
+) -> Option<Duration> {
+    let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
+    let (product, took) = progress.stage(Scope::Machine, Stage::CpuReference, || {
+        let started = Instant::now();
+        let product = cpu::product(m, n, k, &inputs.a, &inputs.b, threads);
+        let took = started.elapsed();
+        let detail = format!(
+            "the product on {threads} thread(s) in {:.3} ms",
+            took.as_secs_f64() * 1e3
+        );
+        Ok(Done::pass((product, took), detail))
+    })?;
+    // The sample changes every run: it is drawn from the run's seed, itself
+    // fresh unless --seed fixed it.
+    let sample_seed = inputs.seed ^ SAMPLE_SALT;
+    // The only publication in this run, so `set` cannot find it taken.
+    let _ = reference.set(Reference::new(inputs, product, sample_seed));
+    Some(took)
+}
+
+/// The CPU baseline, timed while no GPU stage runs: a warm-up run and at
+/// least one timed run, if both fit in half of what is left before
+/// `deadline` (`estimate` is one run's time, from the product).
+pub(super) fn cpu_baseline(
+    progress: &Progress,
+    inputs: &Inputs,
+    repeat: Repeat,
+    cpus: cpu::Cpus,
+    estimate: Duration,
+    deadline: Option<Instant>,
 ) {
     let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
-    let available = cpu::available_cpus();
-    let measured = progress.stage(Scope::Machine, Stage::CpuReference, || {
-        let measured = cpu::measure(m, n, k, &inputs.a, &inputs.b, available, repeat);
+    let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()) / 2);
+    if let Some(budget) = budget.filter(|b| *b < 2 * estimate) {
+        progress.skip(
+            Scope::Machine,
+            Stage::CpuBaseline,
+            format!(
+                "not timed: a warm-up and one run take about {:.0} ms, and half of what is left \
+                 before the deadline is {:.0} ms; no speedup_vs_cpu",
+                2.0 * estimate.as_secs_f64() * 1e3,
+                budget.as_secs_f64() * 1e3
+            ),
+        );
+        return;
+    }
+    let until = budget.map(|b| (Instant::now() + b, estimate));
+    let measured = progress.stage(Scope::Machine, Stage::CpuBaseline, || {
+        let measured = cpu::measure(m, n, k, &inputs.a, &inputs.b, cpus.count, repeat, until);
         let gflops = cpu::gflops(m, n, k, measured.mean);
         let detail = format!(
-            "{} on {} thread(s), {:.3} ms per run",
+            "{} on {} thread(s) ({} CPU(s) granted, set by {}), {:.3} ms per run, timed with no GPU stage running",
             flops(gflops),
             measured.threads,
+            cpus.count,
+            limit_name(cpus.limited_by),
             measured.mean.as_secs_f64() * 1e3
         );
         Ok(Done::pass(measured, detail))
@@ -365,15 +414,20 @@ pub(super) fn cpu_reference(
         r.cpu = Some(CpuReport {
             library: cpu::LIBRARY.into(),
             threads: measured.threads as u32,
-            available_cpus: available as u32,
+            available_cpus: cpus.count as u32,
+            threads_limited_by: Some(cpus.limited_by),
             iterations: measured.iterations,
             time_ms: measured.mean.as_secs_f64() * 1e3,
             gflops: cpu::gflops(m, n, k, measured.mean),
         });
     });
-    // The sample changes every run: it is drawn from the run's seed, itself
-    // fresh unless --seed fixed it.
-    let sample_seed = inputs.seed ^ SAMPLE_SALT;
-    // The only publication in this run, so `set` cannot find it taken.
-    let _ = reference.set(Reference::new(inputs, measured.product, sample_seed));
+}
+
+fn limit_name(limit: CpuLimit) -> &'static str {
+    match limit {
+        CpuLimit::Affinity => "the affinity mask",
+        CpuLimit::CgroupCpuMax => "the cgroup's cpu.max",
+        CpuLimit::CgroupCfsQuota => "the cgroup's cpu.cfs_quota_us",
+        CpuLimit::Platform => "the platform",
+    }
 }

@@ -26,7 +26,8 @@ use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
 use machine::{
-    cpu_reference, identify, initialise, load_driver, load_nvml, read_telemetry, select,
+    cpu_baseline, cpu_reference, identify, initialise, load_driver, load_nvml, read_telemetry,
+    select,
 };
 use progress::{Done, Failed, Progress, Scope};
 use verdict::decide;
@@ -168,10 +169,10 @@ fn finish(mut report: Report, started: Instant) -> Report {
 /// telemetry right after their matmul; health uses it too, since memory
 /// errors and a lost GPU make a GPU unusable however its launch went), then
 /// the CUDA stages, then the environment.
-fn probe(progress: &Progress, options: &Options) {
+fn probe(progress: &Progress, options: &Options, deadline: Option<Instant>) {
     crate::environment::note_nodes_before_driver(&crate::environment::root());
     let nvml = load_nvml(progress);
-    probe_cuda(progress, options, nvml);
+    probe_cuda(progress, options, nvml, deadline);
     let (cuda, nvml) =
         progress.update(|r| (r.driver.library_path.clone(), r.nvml.library_path.clone()));
     let environment = crate::environment::gather(
@@ -185,7 +186,12 @@ fn probe(progress: &Progress, options: &Options) {
 /// The CUDA stages: the driver up to the devices, then either the listing
 /// or the devices' pipelines beside the CPU reference, then the
 /// requirements and the verdict.
-fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static telemetry::Loaded>) {
+fn probe_cuda(
+    progress: &Progress,
+    options: &Options,
+    nvml: Option<&'static telemetry::Loaded>,
+    deadline: Option<Instant>,
+) {
     let Some(driver) = load_driver(progress) else {
         return;
     };
@@ -204,7 +210,7 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
             .filter_map(|(slot, h)| h.filter(|_| selected.contains(&slot)).map(|h| (slot, h)))
             .collect();
         if host_memory(progress, options.size, probed.len()) {
-            run_devices(progress, options, &driver, &probed, nvml);
+            run_devices(progress, options, &driver, &probed, nvml, deadline);
             compare_with_cpu(progress, &selected);
             let judged = options
                 .requirements
@@ -259,18 +265,22 @@ fn host_memory(progress: &Progress, n: u32, gpus: usize) -> bool {
 }
 
 /// Each selected GPU's pipeline on a thread of its own, beside the CPU
-/// reference they are checked against.
+/// product they are checked against; then, with every GPU thread done, the
+/// CPU baseline timed on its own (GPU threads waiting on their events
+/// would take cores from it: src/cpu.rs).
 fn run_devices(
     progress: &Progress,
     options: &Options,
     driver: &cuda::Driver,
     probed: &[(usize, cuda::CuDevice)],
     nvml: Option<&'static telemetry::Loaded>,
+    deadline: Option<Instant>,
 ) {
     let n = options.size;
     let inputs = Inputs::generate(n, n, n, options.seed);
     let reference = OnceLock::new();
-    std::thread::scope(|scope| {
+    let cpus = cpu::available(&crate::environment::root());
+    let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
             let job = device::Job {
                 driver,
@@ -281,6 +291,7 @@ fn run_devices(
                 reference: &reference,
                 repeat: options.repeat,
                 nvml,
+                deadline,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))
@@ -306,10 +317,14 @@ fn run_devices(
             );
             // The only publication in this run, so `set` cannot find it taken.
             let _ = reference.set(Reference::new(&inputs, product, options.seed ^ SAMPLE_SALT));
+            None
         } else {
-            cpu_reference(progress, &inputs, options.repeat, &reference);
+            cpu_reference(progress, &inputs, cpus.count, &reference)
         }
     });
+    if let Some(estimate) = product_time {
+        cpu_baseline(progress, &inputs, options.repeat, cpus, estimate, deadline);
+    }
 }
 
 /// Each GPU's speed over the CPU's; GPUs not selected are skipped.

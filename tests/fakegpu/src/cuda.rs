@@ -32,6 +32,7 @@ const UNSUPPORTED_PTX_VERSION: CUresult = 222;
 const INVALID_HANDLE: CUresult = 400;
 const NOT_FOUND: CUresult = 500;
 const ILLEGAL_ADDRESS: CUresult = 700;
+const LAUNCH_TIMEOUT: CUresult = 702;
 const LAUNCH_FAILED: CUresult = 719;
 const UNKNOWN: CUresult = 999;
 
@@ -106,6 +107,11 @@ struct State {
     next_handle: usize,
     /// A sticky error per visible device, as after an illegal address.
     sticky: Vec<Option<CUresult>>,
+    /// Per visible device, the modelled launch time (`launch_ns_per_thread`)
+    /// so far. Such a device's event clock is `epoch` plus this: the time
+    /// the emulator itself takes is the test machine's, not the GPU's.
+    modelled: Vec<std::time::Duration>,
+    epoch: Instant,
     /// A `corrupt` fault that fired on the call now running.
     corruption: Option<crate::scenario::Corruption>,
 }
@@ -160,6 +166,8 @@ fn load_state() -> Result<State, String> {
     Ok(State {
         fault_calls: vec![0; scenario.faults.len()],
         sticky: vec![None; visible.len()],
+        modelled: vec![std::time::Duration::ZERO; visible.len()],
+        epoch: Instant::now(),
         visible,
         devices,
         scenario,
@@ -554,18 +562,19 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
                 .collect();
             // Attribute numbers: CUdevice_attribute in cuda.h.
             let v = match attrib {
-                1 => 1024,                               // MAX_THREADS_PER_BLOCK
-                8 => 48 * 1024,                          // MAX_SHARED_MEMORY_PER_BLOCK
-                10 => 32,                                // WARP_SIZE
-                13 => device.clock_mhz * 1000,           // CLOCK_RATE (kHz)
-                16 => device.multiprocessors,            // MULTIPROCESSOR_COUNT
-                33 => bus.get(1).copied().unwrap_or(0),  // PCI_BUS_ID
-                34 => bus.get(2).copied().unwrap_or(0),  // PCI_DEVICE_ID
-                36 => device.memory_clock_mhz * 1000,    // MEMORY_CLOCK_RATE (kHz)
-                37 => device.memory_bus_width_bits,      // GLOBAL_MEMORY_BUS_WIDTH
-                50 => bus.first().copied().unwrap_or(0), // PCI_DOMAIN_ID
-                75 => device.compute_capability[0],      // COMPUTE_CAPABILITY_MAJOR
-                76 => device.compute_capability[1],      // COMPUTE_CAPABILITY_MINOR
+                1 => 1024,                                   // MAX_THREADS_PER_BLOCK
+                8 => 48 * 1024,                              // MAX_SHARED_MEMORY_PER_BLOCK
+                10 => 32,                                    // WARP_SIZE
+                13 => device.clock_mhz * 1000,               // CLOCK_RATE (kHz)
+                16 => device.multiprocessors,                // MULTIPROCESSOR_COUNT
+                33 => bus.get(1).copied().unwrap_or(0),      // PCI_BUS_ID
+                34 => bus.get(2).copied().unwrap_or(0),      // PCI_DEVICE_ID
+                36 => device.memory_clock_mhz * 1000,        // MEMORY_CLOCK_RATE (kHz)
+                37 => device.memory_bus_width_bits,          // GLOBAL_MEMORY_BUS_WIDTH
+                50 => bus.first().copied().unwrap_or(0),     // PCI_DOMAIN_ID
+                75 => device.compute_capability[0],          // COMPUTE_CAPABILITY_MAJOR
+                76 => device.compute_capability[1],          // COMPUTE_CAPABILITY_MINOR
+                17 => i32::from(device.kernel_exec_timeout), // KERNEL_EXEC_TIMEOUT
                 _ => return INVALID_VALUE,
             };
             unsafe { write(value, v) }
@@ -922,7 +931,18 @@ pub unsafe extern "C" fn cuLaunchKernel(
         if function.params > 0 && params.is_null() {
             return INVALID_VALUE;
         }
-        launch = Some((function.name.clone(), grid, block));
+        let name = function.name.clone();
+        let device = state.device(d);
+        if let Some(ns) = device.launch_ns_per_thread {
+            let threads: u64 = grid.iter().chain(&block).map(|x| u64::from(*x)).product();
+            let took = std::time::Duration::from_secs_f64(threads as f64 * ns / 1e9);
+            if device.kernel_exec_timeout && took.as_secs_f64() * 1e3 > device.watchdog_ms {
+                state.sticky[d] = Some(LAUNCH_TIMEOUT);
+                return LAUNCH_TIMEOUT;
+            }
+            state.modelled[d] += took;
+        }
+        launch = Some((name, grid, block));
         SUCCESS
     });
     let Some((name, grid, block)) = launch else {
@@ -973,16 +993,21 @@ pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, flags: c_uint) -
 
 #[no_mangle]
 pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> CUresult {
-    in_context("cuEventRecord", |state, _| {
+    in_context("cuEventRecord", |state, d| {
         if !stream.is_null() {
             return INVALID_HANDLE;
         }
+        let now = if state.device(d).launch_ns_per_thread.is_some() {
+            state.epoch + state.modelled[d]
+        } else {
+            Instant::now()
+        };
         match state.events.get_mut(&(event as usize)) {
             None => INVALID_HANDLE,
             Some(e) => {
                 // Launches run to completion inside cuLaunchKernel, so the
                 // stream has reached this point now.
-                e.recorded = Some(Instant::now());
+                e.recorded = Some(now);
                 SUCCESS
             }
         }

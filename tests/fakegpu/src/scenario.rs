@@ -171,6 +171,26 @@ pub struct Device {
     /// What NVML reports for this device.
     #[serde(default)]
     pub nvml: DeviceNvml,
+    /// CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT: the OS limits how long a
+    /// kernel may run, as on a Windows display GPU under WDDM (TDR,
+    /// "Timeout Detection and Recovery", default TdrDelay 2 s). A launch
+    /// whose modelled time (`launch_ns_per_thread`) passes `watchdog_ms`
+    /// fails with CUDA_ERROR_LAUNCH_TIMEOUT (702) and leaves the context
+    /// unusable ("This leaves the process in an inconsistent state and any
+    /// further CUDA work will return the same error", cuda.h).
+    #[serde(default)]
+    pub kernel_exec_timeout: bool,
+    /// The watchdog's limit, ms.
+    #[serde(default = "default_watchdog_ms")]
+    pub watchdog_ms: f64,
+    /// How long the GPU takes per thread of a launch, ns: a launch of T
+    /// threads takes T times this, on the events' clock and against the
+    /// watchdog. A model of a slow GPU that does not depend on how fast the
+    /// emulator runs on the test machine; with gpuprobe's matmul one thread
+    /// makes one element of C, so the time scales with the rows launched.
+    /// Absent: launches take what the emulation takes.
+    #[serde(default)]
+    pub launch_ns_per_thread: Option<f64>,
     /// MIG instances on this GPU (MIG mode on: `nvml.mig_mode` must be
     /// true). CUDA then enumerates instances, never the GPU itself: with MIG
     /// mode on, CUDA work runs only on MIG devices (NVIDIA MIG User Guide,
@@ -275,6 +295,10 @@ impl Default for DeviceNvml {
             lost: false,
         }
     }
+}
+
+fn default_watchdog_ms() -> f64 {
+    2000.0
 }
 
 fn default_memory_clock_mhz() -> i32 {
