@@ -282,6 +282,27 @@ fn the_timed_products_fit_the_deadline_or_are_refused() {
     assert_ne!(run.report.verdict, Verdict::Timeout);
 }
 
+/// A size whose CPU reference alone would outlast the deadline is refused
+/// before any input is made or any GPU touched, not timed out.
+#[test]
+fn a_cpu_reference_that_cannot_finish_is_refused_up_front() {
+    let run = gpuprobe_with(
+        "healthy",
+        &["--size", "16384", "--iterations", "1", "--timeout", "1s"],
+        &[],
+    );
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
+    assert_eq!(run.report.verdict, Verdict::Failed);
+    let cpu = check(&run.report.checks, "cpu_reference");
+    assert_eq!(cpu.status, CheckStatus::Fail);
+    assert!(cpu.detail.contains("--size"), "{}", cpu.detail);
+    assert_eq!(run.report.devices[0].status, DeviceStatus::Skipped);
+    assert!(run.report.devices[0]
+        .checks
+        .iter()
+        .all(|c| c.name != "context"));
+}
+
 /// On a GPU with a kernel run-time limit (a Windows display GPU), a product
 /// that would run past it in one launch is split into row blocks, each far
 /// under the limit, and passes.

@@ -342,6 +342,56 @@ pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
     slots
 }
 
+/// Edge of the GEMM timed to project the CPU reference's time.
+const CALIBRATION: u32 = 256;
+
+/// Whether the CPU reference product of an n x n x n GEMM can be made in
+/// three quarters of what is left before `deadline`, projected from a
+/// 256³ product on the same threads (larger products run at least as fast
+/// per flop, so the projection errs long). When it cannot, the
+/// `cpu_reference` check fails saying so, before any input is made or any
+/// GPU is touched.
+pub(super) fn cpu_reference_fits(
+    progress: &Progress,
+    n: u32,
+    threads: usize,
+    deadline: Option<Instant>,
+) -> bool {
+    let Some(deadline) = deadline else {
+        return true;
+    };
+    if n <= CALIBRATION {
+        return true;
+    }
+    let edge = CALIBRATION as usize;
+    let ones = vec![1f32; edge * edge];
+    let started = Instant::now();
+    let _ = cpu::product(edge, edge, edge, &ones, &ones, threads);
+    let projected = started
+        .elapsed()
+        .mul_f64((f64::from(n) / f64::from(CALIBRATION)).powi(3));
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .mul_f64(0.75);
+    if projected <= left {
+        return true;
+    }
+    progress.stage(
+        Scope::Machine,
+        Stage::CpuReference,
+        || -> Result<Done<()>, Failed> {
+            Err(Failed::new(format!(
+                "not run: the CPU reference of the {n}x{n}x{n} matmul would take about {:.1} s on \
+             {threads} thread(s), and three quarters of what is left before the deadline is \
+             {:.1} s; use a smaller --size or a longer --timeout",
+                projected.as_secs_f64(),
+                left.as_secs_f64()
+            )))
+        },
+    );
+    false
+}
+
 /// The CPU product the GPUs' results are checked against, published in
 /// `reference`; computed beside the GPUs' stages and not timed.
 pub(super) fn cpu_reference(

@@ -26,8 +26,8 @@ use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
 use machine::{
-    cpu_baseline, cpu_reference, identify, initialise, load_driver, load_nvml, read_telemetry,
-    select,
+    cpu_baseline, cpu_reference, cpu_reference_fits, identify, initialise, load_driver, load_nvml,
+    read_telemetry, select,
 };
 use progress::{Done, Failed, Progress, Scope};
 use verdict::decide;
@@ -209,8 +209,12 @@ fn probe_cuda(
             .enumerate()
             .filter_map(|(slot, h)| h.filter(|_| selected.contains(&slot)).map(|h| (slot, h)))
             .collect();
-        if host_memory(progress, options.size, probed.len()) {
-            run_devices(progress, options, &driver, &probed, nvml, deadline);
+        let cpus = cpu::available(&crate::environment::root());
+        if host_memory(progress, options.size, probed.len())
+            && (options.mode == Mode::Health
+                || cpu_reference_fits(progress, options.size, cpus.count, deadline))
+        {
+            run_devices(progress, options, &driver, &probed, nvml, cpus, deadline);
             compare_with_cpu(progress, &selected);
             let judged = options
                 .requirements
@@ -274,12 +278,12 @@ fn run_devices(
     driver: &cuda::Driver,
     probed: &[(usize, cuda::CuDevice)],
     nvml: Option<&'static telemetry::Loaded>,
+    cpus: cpu::Cpus,
     deadline: Option<Instant>,
 ) {
     let n = options.size;
     let inputs = Inputs::generate(n, n, n, options.seed);
     let reference = OnceLock::new();
-    let cpus = cpu::available(&crate::environment::root());
     let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
             let job = device::Job {
