@@ -352,20 +352,62 @@ pub fn parse_devices(text: &str) -> Result<Selection, String> {
         }
         if let Ok(i) = part.parse::<u32>() {
             list.push(Selector::Index(i));
+        } else if let Some(legacy) = part.strip_prefix("MIG-GPU-") {
+            list.push(mig_instance(legacy).ok_or_else(|| {
+                format!("{part:?} is not a MIG instance (MIG-GPU-<uuid>/<gpu instance>/<compute instance>)")
+            })?);
         } else if part.starts_with("GPU-") || part.starts_with("MIG-") {
             list.push(Selector::Uuid(part.to_string()));
         } else {
             return Err(format!(
-                "{part:?} is neither a device index nor a UUID (GPU-...)"
+                "{part:?} is neither a device index nor a UUID (GPU-... or MIG-...)"
             ));
         }
     }
     Ok(Selection::List(list))
 }
 
+/// `<uuid>/<gi>/<ci>` after "MIG-GPU-": the MIG instance form of drivers
+/// before 470.
+fn mig_instance(text: &str) -> Option<Selector> {
+    let mut parts = text.split('/');
+    let (uuid, gi, ci) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || uuid.is_empty() {
+        return None;
+    }
+    Some(Selector::MigInstance {
+        gpu: format!("GPU-{uuid}"),
+        gpu_instance: gi.parse().ok()?,
+        compute_instance: ci.parse().ok()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mig_entries_of_both_forms() {
+        assert_eq!(
+            parse_devices("MIG-8c2f0d1a-1b2c-4d3e-9f00-112233445566"),
+            Ok(Selection::List(vec![Selector::Uuid(
+                "MIG-8c2f0d1a-1b2c-4d3e-9f00-112233445566".into()
+            )]))
+        );
+        let legacy = "MIG-GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b/1/0";
+        let parsed = parse_devices(legacy);
+        assert_eq!(
+            parsed,
+            Ok(Selection::List(vec![Selector::MigInstance {
+                gpu: "GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b".into(),
+                gpu_instance: 1,
+                compute_instance: 0
+            }]))
+        );
+        assert_eq!(parsed.unwrap().to_string(), legacy);
+        assert!(parse_devices("MIG-GPU-5b3a/1").is_err());
+        assert!(parse_devices("MIG-GPU-5b3a/x/0").is_err());
+    }
 
     #[test]
     fn device_lists() {

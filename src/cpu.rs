@@ -1,13 +1,23 @@
 //! The CPU reference GEMM: the product the GPU's result is checked against,
 //! and the baseline its speed is compared with.
 //!
+//! The baseline is timed on its own, after every GPU's stages have
+//! returned (src/probe/mod.rs): timed beside them, it lost a core to each
+//! GPU thread waiting on its events. It runs on as many threads as the
+//! process is granted CPUs: the affinity mask (sched_getaffinity) and the
+//! cgroup's CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us` over
+//! `cpu.cfs_period_us`), whichever is lower; the report says which.
+//!
 //! A GPU-vs-naive-loop speedup means nothing (it flatters the GPU by two orders of magnitude: docs/benchmarks.md), so this is
 //! a tuned kernel (matrixmultiply's packed, vectorised sgemm) on every CPU the
 //! process may use. matrixmultiply's own threading stops at 4 threads, so the
 //! rows of C are split across `threads` scoped threads here instead, each
 //! running the single-threaded kernel on its block (B is shared read-only).
 use std::num::NonZeroUsize;
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+use crate::report::CpuLimit;
 
 /// Name and version of the GEMM, for reports.
 pub const LIBRARY: &str = "matrixmultiply 0.3 sgemm, rows split across threads";
@@ -15,7 +25,100 @@ pub const LIBRARY: &str = "matrixmultiply 0.3 sgemm, rows split across threads";
 /// CPUs this process may run on: affinity mask and cgroup quota applied.
 #[must_use]
 pub fn available_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+    available(&crate::environment::root()).count
+}
+
+/// The CPUs this process is granted, and what sets that number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpus {
+    pub count: usize,
+    pub limited_by: CpuLimit,
+}
+
+/// The CPUs granted under `root`: the affinity mask and the cgroup quota
+/// read there (`root` is / outside tests), the lower of the two; what the
+/// standard library says where neither can be read.
+#[must_use]
+pub fn available(root: &Path) -> Cpus {
+    let quota = cgroup_quota(root);
+    match (affinity(), quota) {
+        (Some(a), Some((q, source))) if q < a => Cpus {
+            count: q,
+            limited_by: source,
+        },
+        (Some(a), _) => Cpus {
+            count: a,
+            limited_by: CpuLimit::Affinity,
+        },
+        (None, Some((q, source))) => Cpus {
+            count: q,
+            limited_by: source,
+        },
+        (None, None) => Cpus {
+            count: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            limited_by: CpuLimit::Platform,
+        },
+    }
+}
+
+/// CPUs in this thread's affinity mask (sched_getaffinity(2)); `None` off
+/// Linux or past the 1024 CPUs a `cpu_set_t` holds.
+#[cfg(target_os = "linux")]
+fn affinity() -> Option<usize> {
+    // SAFETY: cpu_set_t is plain bits, valid all-zero; sched_getaffinity
+    // writes at most `size_of::<cpu_set_t>()` bytes into `set`, which lives
+    // across the call, and pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut set) != 0 {
+            return None;
+        }
+        usize::try_from(libc::CPU_COUNT(&set))
+            .ok()
+            .filter(|n| *n > 0)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn affinity() -> Option<usize> {
+    None
+}
+
+/// Whole CPUs of the cgroup's quota: v2 `cpu.max` ("QUOTA PERIOD" or "max
+/// PERIOD"), else v1 `cpu.cfs_quota_us` (-1: none) over
+/// `cpu.cfs_period_us` (Linux, Documentation/admin-guide/cgroup-v2.rst
+/// "cpu.max" and scheduler/sched-bwc.rst). Rounded down, at least 1: a
+/// thread more than the quota is throttled within each period, which
+/// would be timed too.
+fn cgroup_quota(root: &Path) -> Option<(usize, CpuLimit)> {
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).ok();
+    let cpus = |quota: u64, period: u64| {
+        (period > 0).then(|| usize::try_from(quota / period).unwrap_or(usize::MAX).max(1))
+    };
+    if let Some(text) = read("sys/fs/cgroup/cpu.max") {
+        let mut parts = text.split_whitespace();
+        let (quota, period) = (parts.next()?, parts.next()?);
+        if quota == "max" {
+            return None;
+        }
+        return cpus(quota.parse().ok()?, period.parse().ok()?)
+            .map(|n| (n, CpuLimit::CgroupCpuMax));
+    }
+    for dir in ["sys/fs/cgroup/cpu", "sys/fs/cgroup/cpu,cpuacct"] {
+        let Some(quota) = read(&format!("{dir}/cpu.cfs_quota_us")) else {
+            continue;
+        };
+        let quota: i64 = quota.trim().parse().ok()?;
+        let period: u64 = read(&format!("{dir}/cpu.cfs_period_us"))?
+            .trim()
+            .parse()
+            .ok()?;
+        return u64::try_from(quota)
+            .ok()
+            .and_then(|q| cpus(q, period))
+            .map(|n| (n, CpuLimit::CgroupCfsQuota));
+    }
+    None
 }
 
 /// C (m x n) = A (m x k) · B (k x n), row-major, on `threads` threads.
@@ -72,9 +175,8 @@ pub fn naive_sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [
     }
 }
 
-/// The CPU product and how fast it was made.
+/// How fast the CPU made the product.
 pub struct Measured {
-    pub product: Vec<f32>,
     pub threads: usize,
     pub iterations: u32,
     pub mean: Duration,
@@ -106,9 +208,20 @@ pub fn baseline_repeat(gpu: Repeat) -> Repeat {
     }
 }
 
-/// Computes the product once (also the warm-up), then times repetitions
-/// as `baseline_repeat(repeat)` says.
+/// The product, once, on `threads` threads: the reference the GPUs are
+/// checked against, computed beside them and not timed.
 #[must_use]
+pub fn product(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], threads: usize) -> Vec<f32> {
+    let mut product = vec![0f32; m * n];
+    sgemm(m, n, k, a, b, &mut product, threads);
+    product
+}
+
+/// Times repetitions as `baseline_repeat(repeat)` says, after one untimed
+/// warm-up run, and never starting a run that would end after `until`
+/// (a run being about `estimate` long) once one has been timed.
+#[must_use]
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     m: usize,
     n: usize,
@@ -117,11 +230,11 @@ pub fn measure(
     b: &[f32],
     threads: usize,
     repeat: Repeat,
+    until: Option<(Instant, Duration)>,
 ) -> Measured {
     let repeat = baseline_repeat(repeat);
-    let mut product = vec![0f32; m * n];
-    sgemm(m, n, k, a, b, &mut product, threads);
     let mut scratch = vec![0f32; m * n];
+    sgemm(m, n, k, a, b, &mut scratch, threads);
     let start = Instant::now();
     let mut iterations = 0u32;
     loop {
@@ -131,12 +244,12 @@ pub fn measure(
             Repeat::Times(t) => iterations >= t.max(1),
             Repeat::AtLeast(d) => start.elapsed() >= d,
         };
-        if done {
+        let out_of_time = until.is_some_and(|(end, estimate)| Instant::now() + estimate > end);
+        if done || out_of_time {
             break;
         }
     }
     Measured {
-        product,
         threads,
         iterations,
         mean: start.elapsed() / iterations,
@@ -172,6 +285,72 @@ mod tests {
         }
         let long = Duration::from_secs(2);
         assert!(matches!(baseline_repeat(Repeat::AtLeast(long)), Repeat::AtLeast(d) if d == long));
+    }
+
+    fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn cgroup_quotas_in_whole_cpus() {
+        for (files, want) in [
+            (
+                &[("sys/fs/cgroup/cpu.max", "200000 100000\n")][..],
+                Some((2, CpuLimit::CgroupCpuMax)),
+            ),
+            (
+                &[("sys/fs/cgroup/cpu.max", "50000 100000\n")],
+                Some((1, CpuLimit::CgroupCpuMax)),
+            ),
+            (
+                &[("sys/fs/cgroup/cpu.max", "150000 100000\n")],
+                Some((1, CpuLimit::CgroupCpuMax)),
+            ),
+            (&[("sys/fs/cgroup/cpu.max", "max 100000\n")], None),
+            (
+                &[
+                    ("sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "300000\n"),
+                    ("sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n"),
+                ],
+                Some((3, CpuLimit::CgroupCfsQuota)),
+            ),
+            (
+                &[
+                    ("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n"),
+                    ("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n"),
+                ],
+                None,
+            ),
+            (&[("sys/fs/cgroup/cpu.max", "garbage")], None),
+            (&[], None),
+        ] {
+            let root = root_with(files);
+            assert_eq!(cgroup_quota(root.path()), want, "{files:?}");
+        }
+    }
+
+    #[test]
+    fn the_lower_of_affinity_and_quota_wins_and_is_named() {
+        let root = root_with(&[("sys/fs/cgroup/cpu.max", "100000 100000\n")]);
+        assert_eq!(
+            available(root.path()),
+            Cpus {
+                count: 1,
+                limited_by: CpuLimit::CgroupCpuMax
+            }
+        );
+        let unlimited = root_with(&[]);
+        let cpus = available(unlimited.path());
+        assert!(cpus.count >= 1);
+        if cfg!(target_os = "linux") {
+            assert_eq!(cpus.limited_by, CpuLimit::Affinity);
+        }
     }
 
     #[test]

@@ -252,9 +252,15 @@ pub struct DeviceReport {
     pub index: u32,
     /// Marketing name, e.g. "NVIDIA H100 80GB HBM3".
     pub name: Option<String>,
-    /// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"; stable across processes and
+    /// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", or "MIG-…" for a MIG
+    /// instance (cuDeviceGetUuid_v2); stable across processes and
     /// containers, unlike `index`.
     pub uuid: Option<String>,
+    /// When this device is a MIG instance (its `uuid` is then `MIG-…`), the
+    /// UUID of the GPU it is part of, `GPU-…`; null for a whole GPU, and
+    /// for a MIG instance under a driver without cuDeviceGetUuid_v2.
+    #[serde(default)]
+    pub mig_parent_uuid: Option<String>,
     /// PCI address, "domain:bus:device.function".
     pub pci_bus_id: Option<String>,
     /// Compute capability, "major.minor".
@@ -385,9 +391,27 @@ pub struct Matmul {
     pub n: u32,
     /// Columns of A, rows of B.
     pub k: u32,
-    /// Timed launches (after one warm-up launch).
+    /// Timed products (after two untimed launches: the first, which pays
+    /// one-off costs such as lazy module loading, and one that sizes the
+    /// rest). Fewer than `iterations_requested` when no more fit before the
+    /// deadline.
     pub iterations: u32,
-    /// Mean GPU time per launch in milliseconds (CUDA events).
+    /// Products asked for: `--iterations`, or as many as `--min-time`
+    /// needs at the measured pace. Null in reports of older versions.
+    #[serde(default)]
+    pub iterations_requested: Option<u32>,
+    /// The first launch, outside every timed iteration, in milliseconds:
+    /// with lazy module loading (the default from CUDA 12.2) it includes
+    /// loading the kernel into the GPU. Null in reports of older versions.
+    #[serde(default)]
+    pub first_launch_ms: Option<f64>,
+    /// Launches per product: 1, or more where the GPU has a kernel run-time
+    /// limit (CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT, a Windows display
+    /// GPU) and the product is split by rows of C so that each launch stays
+    /// far under it. Null in reports of older versions.
+    #[serde(default)]
+    pub launches_per_product: Option<u32>,
+    /// Mean GPU time per product in milliseconds (CUDA events).
     pub gpu_time_ms: f64,
     /// GPU throughput, 2·m·n·k / time, in GFLOP/s.
     pub gpu_gflops: f64,
@@ -503,12 +527,32 @@ pub struct CpuReport {
     pub threads: u32,
     /// CPUs this process may use (affinity and cgroup quota applied).
     pub available_cpus: u32,
+    /// What set `available_cpus`; null in reports of older versions.
+    #[serde(default)]
+    pub threads_limited_by: Option<CpuLimit>,
     /// Timed runs (after one run that also produced the reference).
     pub iterations: u32,
     /// Mean time per run in milliseconds.
     pub time_ms: f64,
     /// Throughput in GFLOP/s.
     pub gflops: f64,
+}
+
+/// What bounds the CPUs the baseline runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuLimit {
+    /// The process's affinity mask (sched_getaffinity; `taskset`,
+    /// `docker run --cpuset-cpus`).
+    Affinity,
+    /// The cgroup v2 CPU quota, `cpu.max` (`docker run --cpus`, a
+    /// Kubernetes CPU limit).
+    CgroupCpuMax,
+    /// The cgroup v1 CPU quota, `cpu.cfs_quota_us` / `cpu.cfs_period_us`.
+    CgroupCfsQuota,
+    /// Neither could be read (not Linux): the standard library's
+    /// `available_parallelism`.
+    Platform,
 }
 
 /// A misconfiguration, its evidence and its fix.

@@ -26,8 +26,11 @@ pub enum Stage {
     SelectDevices,
     /// The matmul's host buffers against the memory this process may take.
     HostMemory,
-    /// The CPU GEMM that the GPUs' results are checked and timed against.
+    /// The CPU GEMM product that the GPUs' results are checked against.
     CpuReference,
+    /// The CPU GEMM timed on its own, after the GPUs' stages: the baseline
+    /// of `speedup_vs_cpu`.
+    CpuBaseline,
     /// --require-driver.
     RequireDriver,
     /// --require-gpus.
@@ -78,6 +81,7 @@ impl Stage {
             Stage::SelectDevices => "select_devices",
             Stage::HostMemory => "host_memory",
             Stage::CpuReference => "cpu_reference",
+            Stage::CpuBaseline => "cpu_baseline",
             Stage::RequireDriver => "require_driver",
             Stage::RequireGpus => "require_gpus",
             Stage::Identify => "identify",

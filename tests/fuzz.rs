@@ -206,7 +206,7 @@ proptest! {
     /// cuDeviceGetUuid's 16 bytes, whatever they are.
     #[test]
     fn any_uuid_bytes_format(bytes in any::<[u8; 16]>()) {
-        let uuid = gpuprobe::cuda::format_uuid(&bytes);
+        let uuid = gpuprobe::cuda::format_uuid("GPU", &bytes);
         prop_assert!(uuid.starts_with("GPU-") && uuid.len() == 40, "{}", uuid);
         prop_assert!(parse_devices(&uuid).is_ok());
     }

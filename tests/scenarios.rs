@@ -239,6 +239,112 @@ fn a_hung_launch_ends_at_the_deadline_naming_device_and_stage() {
     assert!(check(&hung.checks, "matmul")
         .detail
         .contains("cuLaunchKernel"));
+    // The CPU product was made beside the GPUs; the baseline is timed only
+    // once every GPU thread has returned, so never beside a GPU's stages.
+    assert_eq!(
+        check(&run.report.checks, "cpu_reference").status,
+        CheckStatus::Pass
+    );
+    assert!(run.report.cpu.is_none(), "{:?}", run.report.cpu);
+    assert!(!run.report.checks.iter().any(|c| c.name == "cpu_baseline"));
+}
+
+/// A size whose timed products cannot all finish before the deadline is
+/// shrunk to what fits; one that cannot finish even once is refused before
+/// its timed launches start, saying what to change.
+#[test]
+fn the_timed_products_fit_the_deadline_or_are_refused() {
+    let run = gpuprobe_with(
+        "slow-gpu",
+        &["--size", "64", "--iterations", "1000", "--timeout", "20s"],
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    let m = run.report.devices[0].matmul.as_ref().expect("matmul ran");
+    assert_eq!(m.iterations_requested, Some(1000));
+    // 0.5 s a product, under half of 20 s.
+    assert!((1..20).contains(&m.iterations), "{}", m.iterations);
+    assert!(m.verification.passed);
+    let run = gpuprobe_with(
+        "slow-gpu",
+        &["--size", "256", "--iterations", "1", "--timeout", "2s"],
+        &[],
+    );
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
+    let d = &run.report.devices[0];
+    let matmul = check(&d.checks, "matmul");
+    assert_eq!(matmul.status, CheckStatus::Fail);
+    assert!(
+        matmul.detail.contains("not run") && matmul.detail.contains("--timeout"),
+        "{}",
+        matmul.detail
+    );
+    assert_eq!(check(&d.checks, "verify").status, CheckStatus::Skip);
+    assert_ne!(run.report.verdict, Verdict::Timeout);
+}
+
+/// A size whose CPU reference alone would outlast the deadline is refused
+/// before any input is made or any GPU touched, not timed out.
+#[test]
+fn a_cpu_reference_that_cannot_finish_is_refused_up_front() {
+    let run = gpuprobe_with(
+        "healthy",
+        &["--size", "16384", "--iterations", "1", "--timeout", "1s"],
+        &[],
+    );
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
+    assert_eq!(run.report.verdict, Verdict::Failed);
+    let cpu = check(&run.report.checks, "cpu_reference");
+    assert_eq!(cpu.status, CheckStatus::Fail);
+    assert!(cpu.detail.contains("--size"), "{}", cpu.detail);
+    assert_eq!(run.report.devices[0].status, DeviceStatus::Skipped);
+    assert!(run.report.devices[0]
+        .checks
+        .iter()
+        .all(|c| c.name != "context"));
+}
+
+/// On a GPU with a kernel run-time limit (a Windows display GPU), a product
+/// that would run past it in one launch is split into row blocks, each far
+/// under the limit, and passes.
+#[test]
+fn a_kernel_watchdog_gpu_gets_split_launches_and_passes() {
+    let run = gpuprobe_with("wddm-display", &["--size", "64", "--iterations", "2"], &[]);
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    let m = run.report.devices[0].matmul.as_ref().expect("matmul ran");
+    // One tile of 16 rows (0.75 s) per launch: 4 launches for 64 rows.
+    assert_eq!(m.launches_per_product, Some(4));
+    assert!(m.verification.passed && m.verification.exact);
+    let healthy = gpuprobe_with("healthy", SMALL, &[]);
+    let m = healthy.report.devices[0]
+        .matmul
+        .as_ref()
+        .expect("matmul ran");
+    assert_eq!(m.launches_per_product, Some(1));
+    assert!(m.first_launch_ms.is_some_and(|ms| ms >= 0.0));
+}
+
+/// The CPU baseline runs on the CPUs the cgroup grants, and says so.
+#[test]
+fn the_cpu_baseline_uses_the_cores_the_cgroup_grants() {
+    let run = gpuprobe_with("cpu-quota", SMALL, &[]);
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    let cpu = run.report.cpu.as_ref().expect("baseline timed");
+    assert_eq!((cpu.threads, cpu.available_cpus), (1, 1));
+    assert_eq!(
+        cpu.threads_limited_by,
+        Some(gpuprobe::report::CpuLimit::CgroupCpuMax)
+    );
+    assert_eq!(
+        check(&run.report.checks, "cpu_baseline").status,
+        CheckStatus::Pass
+    );
+    let healthy = gpuprobe_with("healthy", SMALL, &[]);
+    let cpu = healthy.report.cpu.as_ref().expect("baseline timed");
+    assert_eq!(
+        cpu.threads_limited_by,
+        Some(gpuprobe::report::CpuLimit::Affinity)
+    );
 }
 
 #[test]
@@ -321,6 +427,79 @@ fn devices_flag_selects_by_uuid_and_skips_the_rest() {
         ]
     );
     assert!(run.report.devices[0].matmul.is_none());
+}
+
+/// A MIG instance is printed as `MIG-…` with its GPU beside it, selected by
+/// `--devices` in both MIG forms, and CUDA_VISIBLE_DEVICES naming it in
+/// either form raises no "names no GPU" diagnosis.
+#[test]
+fn a_mig_instance_is_named_selected_and_not_flagged() {
+    const INSTANCE: &str = "MIG-2f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f2";
+    const GPU: &str = "GPU-7e1a2b3c-4d5e-4f60-8a71-92b3c4d5e6f7";
+    let legacy = format!("MIG-{GPU}/2/0");
+    for visible in [INSTANCE, legacy.as_str()] {
+        for devices in ["all", "MIG-2f2e", legacy.as_str()] {
+            let mut args = SMALL.to_vec();
+            args.extend(["--devices", devices]);
+            let run = gpuprobe_with("mig", &args, &[("CUDA_VISIBLE_DEVICES", visible)]);
+            let r = &run.report;
+            assert_eq!(run.code(), 0, "{visible} {devices}: {}", r.summary);
+            assert_eq!(r.verdict, Verdict::Healthy, "{visible} {devices}");
+            assert!(r.diagnoses.is_empty(), "{visible}: {:?}", r.diagnoses);
+            assert_eq!(r.devices.len(), 1, "CUDA enumerates the one instance");
+            let d = &r.devices[0];
+            assert_eq!(d.uuid.as_deref(), Some(INSTANCE));
+            assert_eq!(d.mig_parent_uuid.as_deref(), Some(GPU));
+            assert_eq!(d.multiprocessors, Some(14));
+            assert_eq!(d.status, DeviceStatus::Pass);
+            assert!(d.matmul.as_ref().is_some_and(|m| m.verification.passed));
+        }
+    }
+    // A whole GPU is no MIG instance.
+    let run = gpuprobe_with("mig", SMALL, &[("CUDA_VISIBLE_DEVICES", "GPU-5b3a")]);
+    let d = &run.report.devices[0];
+    assert_eq!(
+        d.uuid.as_deref(),
+        Some("GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b")
+    );
+    assert_eq!(d.mig_parent_uuid, None);
+}
+
+/// MIG entries that name nothing here are still caught: an instance UUID
+/// where no GPU is in MIG mode, the older form on a GPU that does not exist.
+#[test]
+fn mig_entries_naming_no_gpu_are_flagged() {
+    for visible in [
+        "0,MIG-9f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9",
+        "0,MIG-GPU-00000000-0000-4000-8000-000000000000/1/0",
+    ] {
+        let run = gpuprobe_with("healthy", SMALL, &[("CUDA_VISIBLE_DEVICES", visible)]);
+        let codes: Vec<&str> = run
+            .report
+            .diagnoses
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        assert_eq!(codes, ["GP005"], "{visible}");
+    }
+    // With --devices, the older form naming another GPU selects nothing.
+    let run = gpuprobe_with(
+        "mig",
+        &[
+            "--size",
+            "48",
+            "--iterations",
+            "1",
+            "--devices",
+            "MIG-GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b/1/0",
+        ],
+        &[],
+    );
+    assert_eq!(run.code(), 1);
+    assert_eq!(
+        check(&run.report.checks, "select_devices").status,
+        CheckStatus::Fail
+    );
 }
 
 #[test]

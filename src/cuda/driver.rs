@@ -66,6 +66,12 @@ pub struct CuDevicePtr(u64);
 impl CuDevicePtr {
     /// An out-parameter before cuMemAlloc fills it.
     pub const NULL: CuDevicePtr = CuDevicePtr(0);
+
+    /// The address `bytes` further on; only `Buffer::ptr_at` makes one,
+    /// inside its allocation.
+    pub(crate) fn offset(self, bytes: u64) -> CuDevicePtr {
+        CuDevicePtr(self.0 + bytes)
+    }
 }
 
 /// Library names in the order they are tried.

@@ -77,20 +77,45 @@ impl Driver {
         Ok(c_buffer_to_string(&buf))
     }
 
-    /// The UUID as nvidia-smi and NVIDIA_VISIBLE_DEVICES spell it. Uses
-    /// cuDeviceGetUuid_v2 where the driver has it, so a MIG instance reports
-    /// its own UUID.
-    pub fn device_uuid(&self, dev: CuDevice) -> Result<String, CudaError> {
-        let mut uuid = CUuuid { bytes: [0; 16] };
-        match self.api.cuDeviceGetUuid_v2 {
-            // SAFETY: (fn), (out).
-            Some(v2) => self.call("cuDeviceGetUuid_v2", || unsafe { v2(&raw mut uuid, dev) })?,
-            // SAFETY: (fn), (out).
-            None => self.call("cuDeviceGetUuid", || unsafe {
-                (self.api.cuDeviceGetUuid)(&raw mut uuid, dev)
-            })?,
-        }
-        Ok(format_uuid(&uuid.bytes.map(|b| b as u8)))
+    /// The device's UUID as nvidia-smi and NVIDIA_VISIBLE_DEVICES spell it,
+    /// and whether it is a MIG instance.
+    ///
+    /// cuDeviceGetUuid_v2 (CUDA 11.4) gives a MIG instance's own UUID ("If
+    /// the device is in MIG mode, returns its MIG UUID which uniquely
+    /// identifies the subscribed MIG compute instance", CUDA driver API),
+    /// which nvidia-smi writes `MIG-…` from driver 470 on; the older
+    /// cuDeviceGetUuid gives the parent GPU's, the gap _v2 was added to
+    /// close. So a device whose two UUIDs differ is a MIG instance, and the
+    /// first is its parent GPU. Without _v2 (a driver before 11.4) a MIG
+    /// instance cannot be told from its GPU and shows the GPU's UUID.
+    pub fn device_uuid(&self, dev: CuDevice) -> Result<DeviceUuid, CudaError> {
+        let mut gpu = CUuuid { bytes: [0; 16] };
+        // SAFETY: (fn), (out).
+        self.call("cuDeviceGetUuid", || unsafe {
+            (self.api.cuDeviceGetUuid)(&raw mut gpu, dev)
+        })?;
+        let gpu = gpu.bytes.map(|b| b as u8);
+        let Some(v2) = self.api.cuDeviceGetUuid_v2 else {
+            return Ok(DeviceUuid {
+                uuid: format_uuid("GPU", &gpu),
+                mig_parent: None,
+            });
+        };
+        let mut own = CUuuid { bytes: [0; 16] };
+        // SAFETY: (fn), (out).
+        self.call("cuDeviceGetUuid_v2", || unsafe { v2(&raw mut own, dev) })?;
+        let own = own.bytes.map(|b| b as u8);
+        Ok(if own == gpu {
+            DeviceUuid {
+                uuid: format_uuid("GPU", &gpu),
+                mig_parent: None,
+            }
+        } else {
+            DeviceUuid {
+                uuid: format_uuid("MIG", &own),
+                mig_parent: Some(format_uuid("GPU", &gpu)),
+            }
+        })
     }
 
     pub fn device_pci_bus_id(&self, dev: CuDevice) -> Result<String, CudaError> {
@@ -135,15 +160,24 @@ fn c_buffer_to_string(buf: &[c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
+/// A device's identity: its UUID, and its GPU's when it is a MIG instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceUuid {
+    /// `GPU-…`, or `MIG-…` for a MIG instance.
+    pub uuid: String,
+    /// The parent GPU's `GPU-…` UUID when this is a MIG instance.
+    pub mig_parent: Option<String>,
+}
+
+/// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (or "MIG-…" with that prefix).
 #[must_use]
-pub fn format_uuid(bytes: &[u8; 16]) -> String {
+pub fn format_uuid(prefix: &str, bytes: &[u8; 16]) -> String {
     let hex = bytes.iter().fold(String::with_capacity(32), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
     });
     format!(
-        "GPU-{}-{}-{}-{}-{}",
+        "{prefix}-{}-{}-{}-{}-{}",
         &hex[0..8],
         &hex[8..12],
         &hex[12..16],
@@ -335,6 +369,12 @@ impl<'c> Buffer<'c> {
             )
         })?;
         Ok(())
+    }
+
+    /// The address of element `at`, or `None` past the end.
+    #[must_use]
+    pub fn ptr_at(&self, at: usize) -> Option<CuDevicePtr> {
+        (at < self.len).then(|| self.ptr.offset((at * size_of::<f32>()) as u64))
     }
 
     fn fits(&self, call: &'static str, host: usize) -> Result<(), CopyError> {

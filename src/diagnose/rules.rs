@@ -243,7 +243,9 @@ fn cuda_visible_unknown_entry(r: &Report) -> Option<Vec<String>> {
     let first_bad = value.split(',').map(str::trim).find(|e| {
         if let Ok(i) = e.parse::<usize>() {
             given > 0 && i >= given
-        } else if e.starts_with("GPU-") || e.starts_with("MIG-") {
+        } else if e.starts_with("MIG-") {
+            mig_entry_names_nothing(r, e)
+        } else if e.starts_with("GPU-") {
             r.nvml.status == NvmlStatus::Loaded && !uuids.iter().any(|u| u.starts_with(e))
         } else {
             true
@@ -253,6 +255,35 @@ fn cuda_visible_unknown_entry(r: &Report) -> Option<Vec<String>> {
         format!("CUDA_VISIBLE_DEVICES={value:?}: entry {first_bad:?} names no GPU of the {given} this container has"),
         format!("CUDA sees {} GPU(s)", r.driver.device_count.unwrap_or(0)),
     ])
+}
+
+/// Whether a `MIG-…` entry of CUDA_VISIBLE_DEVICES surely names no MIG
+/// device of this container. Both forms are valid (NVIDIA MIG User Guide,
+/// "CUDA Device Enumeration"): `MIG-<uuid>` (drivers >= 470) and
+/// `MIG-GPU-<gpu uuid>/<gi>/<ci>` (older). NVML lists whole GPUs only, and
+/// CUDA enumerates one MIG device per process, so a `MIG-<uuid>` CUDA did
+/// not enumerate may still be another instance: it is judged only where no
+/// GPU here is in MIG mode at all. The older form is judged by its GPU.
+fn mig_entry_names_nothing(r: &Report, entry: &str) -> bool {
+    if let Some(legacy) = entry.strip_prefix("MIG-GPU-") {
+        let gpu = format!("GPU-{}", legacy.split('/').next().unwrap_or(""));
+        let known = r.nvml.device_uuids.contains(&gpu)
+            || r.devices
+                .iter()
+                .any(|d| d.mig_parent_uuid.as_deref() == Some(gpu.as_str()));
+        return r.nvml.status == NvmlStatus::Loaded && !known;
+    }
+    let enumerated = r
+        .devices
+        .iter()
+        .any(|d| d.uuid.as_deref().is_some_and(|u| u.starts_with(entry)));
+    let mig_in_use = r.devices.iter().any(|d| {
+        d.mig_parent_uuid.is_some()
+            || d.telemetry
+                .as_ref()
+                .is_some_and(|t| t.mig_enabled == Reading::Value(true))
+    });
+    r.nvml.status == NvmlStatus::Loaded && !enumerated && !mig_in_use
 }
 
 fn stub_library(r: &Report) -> Option<Vec<String>> {
@@ -689,7 +720,7 @@ pub const RULES: &[Rule] = &[
         code: "GP005",
         severity: Severity::Warning,
         summary: "CUDA_VISIBLE_DEVICES names a GPU that does not exist, hiding it and every GPU listed after it",
-        when: "an entry of CUDA_VISIBLE_DEVICES is out of range, an unknown UUID, or not an index or UUID, while CUDA still sees some GPU",
+        when: "an entry of CUDA_VISIBLE_DEVICES is out of range, an unknown UUID, or not an index or UUID, while CUDA still sees some GPU; a MIG entry (`MIG-<uuid>`, or `MIG-GPU-<uuid>/<gi>/<ci>` of drivers before 470) counts as unknown only when no GPU here is in MIG mode, or its GPU does not exist",
         fix: "Correct CUDA_VISIBLE_DEVICES: CUDA stops reading the list at the first entry that names no GPU, silently dropping the rest. Inside a container, indices count only the GPUs the container was given.",
         trigger: Trigger::Machine(cuda_visible_unknown_entry),
     },

@@ -54,9 +54,15 @@ impl Exporter for Text {
             self.device(&mut out, d, r);
         }
         if let Some(cpu) = &r.cpu {
+            let quota = match cpu.threads_limited_by {
+                Some(
+                    crate::report::CpuLimit::CgroupCpuMax | crate::report::CpuLimit::CgroupCfsQuota,
+                ) => " under the cgroup's CPU quota",
+                _ => "",
+            };
             let _ = writeln!(
                 out,
-                "\nCPU reference: {} on {} thread(s) ({} CPUs available), {}",
+                "\nCPU reference: {} on {} thread(s) ({} CPUs available{quota}), {}",
                 flops(cpu.gflops),
                 cpu.threads,
                 cpu.available_cpus,
@@ -248,7 +254,10 @@ impl Text {
             let _ = writeln!(out, "  {label:<16}{value}");
         };
         if let Some(u) = &d.uuid {
-            row(out, "uuid", u.clone());
+            match &d.mig_parent_uuid {
+                Some(gpu) => row(out, "uuid", format!("{u} (a MIG instance of {gpu})")),
+                None => row(out, "uuid", u.clone()),
+            }
         }
         if let Some(p) = &d.pci_bus_id {
             row(out, "pci bus id", p.clone());

@@ -6,7 +6,10 @@
 //! recorded as skipped (derived from the list's order), and everything taken
 //! so far is released by the owners in `cuda`. A new stage (a bandwidth
 //! test) is one function and one entry in `PIPELINE`, plus its report type.
-use std::time::Duration;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use cudarc::driver::sys::CUdevice_attribute as Attr;
 
 use super::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::Repeat;
@@ -35,6 +38,9 @@ pub struct Job<'a> {
     pub repeat: Repeat,
     /// NVML, for the telemetry read right after the matmul.
     pub nvml: Option<&'static crate::telemetry::Loaded>,
+    /// When the session's deadline passes (`--timeout`); the matmul sizes
+    /// its timed launches to what is left.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// What one GPU's stages have produced so far, in the context they share.
@@ -52,11 +58,26 @@ struct Gpu<'a> {
     /// A, B and C of the exact pass (timed), then of the rounding pass
     /// (src/verify.rs).
     buffers: Option<[Buffer<'a>; 6]>,
-    /// Timed launches and the mean time of one, ms.
-    timing: Option<(u32, f64)>,
+    /// What the timed launches measured.
+    timing: Option<Timing>,
     result: Vec<f32>,
     rounding: Vec<f32>,
     verification: Option<Verification>,
+}
+
+/// The matmul's measurement.
+#[derive(Clone, Copy)]
+struct Timing {
+    /// Timed products.
+    iterations: u32,
+    /// Products asked for (`--iterations`, or enough for `--min-time`).
+    requested: u32,
+    /// Mean time of one product, ms.
+    time_ms: f64,
+    /// The first launch, outside the timing, ms.
+    first_launch_ms: f64,
+    /// Launches per product (more than 1 under a kernel watchdog).
+    launches_per_product: u32,
 }
 
 /// A stage after the context: it reads and fills the GPU's state.
@@ -171,8 +192,8 @@ fn run_stages(job: &Job<'_>) -> Option<telemetry::Link> {
     }
     // A verification that failed still reports the measured speed and the
     // wrong elements.
-    if let (Some((iterations, time_ms)), Some(v)) = (gpu.timing, gpu.verification.take()) {
-        let matmul = matmul_of(job, iterations, time_ms, v);
+    if let (Some(timing), Some(v)) = (gpu.timing, gpu.verification.take()) {
+        let matmul = matmul_of(job, timing, v);
         job.progress
             .update(|r| r.devices[job.slot].matmul = Some(matmul));
     }
@@ -286,37 +307,69 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let (ctx, job) = (gpu.ctx, gpu.job);
     let kernel = gpu.kernel.as_ref().ok_or_else(|| missing("kernel"))?;
     let [a, b, c, ra, rb, rc] = gpu.buffers.as_ref().ok_or_else(|| missing("buffers"))?;
-    let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
-    let sgemm = kernels::Sgemm::for_shape(m, n, k);
-    let (grid, block) = sgemm.launch(m, n);
-    let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
-    let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
-    let mut params: [*mut std::ffi::c_void; 6] = [
-        (&raw mut mm).cast(),
-        (&raw mut nn).cast(),
-        (&raw mut kk).cast(),
-        (&raw mut pa).cast(),
-        (&raw mut pb).cast(),
-        (&raw mut pc).cast(),
-    ];
-    let (start, stop) = (Event::new(ctx)?, Event::new(ctx)?);
-    // Warm-up: the first launch pays one-off costs; it also sizes the timed
-    // batch for --min-time.
-    start.record()?;
-    // SAFETY: `kernel` is `sgemm`'s entry point, loaded in `ctx`, whose
-    // parameters are (int, int, int, float*, float*, float*): `params`.
-    unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
-    stop.record()?;
-    stop.synchronize()?;
-    let warm_ms = start.elapsed_ms(&stop)?;
-    let iterations = match job.repeat {
-        Repeat::Times(t) => t.max(1),
-        Repeat::AtLeast(d) => iterations_for(d, warm_ms),
+    let shape = (job.inputs.m, job.inputs.n, job.inputs.k);
+    // The kernel the module stage loaded for this shape.
+    let sgemm = kernels::Sgemm::for_shape(shape.0, shape.1, shape.2);
+    let exact = Product {
+        a,
+        b,
+        c,
+        shape,
+        sgemm,
     };
+    // A run-time limit on kernels (a display GPU under Windows WDDM, whose
+    // OS resets a kernel running past ~2 s: TDR, CUDA_ERROR_LAUNCH_TIMEOUT
+    // 702) is the documented CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT = 1
+    // (CUDA driver API, CUdevice_attribute).
+    let watchdog = job
+        .driver
+        .device_attribute(job.device, Attr::CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT)?
+        == 1;
+    let (start, stop) = (Event::new(ctx)?, Event::new(ctx)?);
+    let timed = |rows: u32| -> Result<f64, Failed> {
+        start.record()?;
+        exact.launch(ctx, kernel, rows)?;
+        stop.record()?;
+        stop.synchronize()?;
+        Ok(start.elapsed_ms(&stop)?)
+    };
+    // The first launch pays what is paid once: with lazy loading (the
+    // default from CUDA 12.2, CUDA_MODULE_LOADING=LAZY) the module is
+    // loaded into the GPU here, not in cuModuleLoadData. The second sizes
+    // everything after it. Under a kernel watchdog both are one block of
+    // `TILE_ROWS` rows, so that not even they risk the reset.
+    let probe_rows = if watchdog {
+        TILE_ROWS.min(shape.0)
+    } else {
+        shape.0
+    };
+    let first_ms = timed(probe_rows)?;
+    let probe_ms = timed(probe_rows)?;
+    let per_row_ms = probe_ms / f64::from(probe_rows.max(1));
+    let rows = if watchdog {
+        rows_per_launch(shape.0, per_row_ms)
+    } else {
+        shape.0
+    };
+    let product_ms = per_row_ms * f64::from(shape.0);
+    let requested = match job.repeat {
+        Repeat::Times(t) => t.max(1),
+        Repeat::AtLeast(d) => iterations_for(d, product_ms),
+    };
+    let budget_ms = job
+        .deadline
+        .map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64() * 1e3 / 2.0);
+    let iterations = fit_to_deadline(requested, product_ms, budget_ms).map_err(|budget| {
+        Failed::new(format!(
+            "not run: one {}x{}x{} product takes about {product_ms:.0} ms on this GPU (from its \
+             first launches), and half of what is left before the deadline is {budget:.0} ms; \
+             use a smaller --size or a longer --timeout",
+            shape.0, shape.1, shape.2
+        ))
+    })?;
     start.record()?;
     for _ in 0..iterations {
-        // SAFETY: as for the warm-up launch.
-        unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
+        exact.launch(ctx, kernel, rows)?;
     }
     stop.record()?;
     // The PCIe link at work: launches return before their kernels finish,
@@ -330,26 +383,126 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     stop.synchronize()?;
     let time_ms = start.elapsed_ms(&stop)? / f64::from(iterations);
     // The rounding pass's product, once, untimed.
-    let (mut pa, mut pb, mut pc) = (ra.ptr, rb.ptr, rc.ptr);
-    let mut params: [*mut std::ffi::c_void; 6] = [
-        (&raw mut mm).cast(),
-        (&raw mut nn).cast(),
-        (&raw mut kk).cast(),
-        (&raw mut pa).cast(),
-        (&raw mut pb).cast(),
-        (&raw mut pc).cast(),
-    ];
-    // SAFETY: as for the warm-up launch, on the rounding pass's buffers.
-    unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
+    Product {
+        a: ra,
+        b: rb,
+        c: rc,
+        shape,
+        sgemm,
+    }
+    .launch(ctx, kernel, rows)?;
     ctx.synchronize()?;
-    gpu.timing = Some((iterations, time_ms));
-    Ok(Done::pass(
-        (),
-        format!(
-            "{iterations} launches of {}, {time_ms:.3} ms each",
-            sgemm.entry().to_string_lossy()
-        ),
-    ))
+    let launches = shape.0.div_ceil(rows.max(1));
+    gpu.timing = Some(Timing {
+        iterations,
+        requested,
+        time_ms,
+        first_launch_ms: first_ms,
+        launches_per_product: launches,
+    });
+    let mut detail = format!(
+        "{iterations} products by {}, {time_ms:.3} ms each; first launch {first_ms:.3} ms, untimed",
+        sgemm.entry().to_string_lossy()
+    );
+    if watchdog {
+        let _ = write!(
+            detail,
+            "; this GPU has a kernel run-time limit, so each product is {launches} launch(es) of \
+             at most {rows} rows"
+        );
+    }
+    if iterations < requested {
+        let _ = write!(
+            detail,
+            "; {requested} asked for, {iterations} fit in half of what was left before the deadline"
+        );
+    }
+    Ok(Done::pass((), detail))
+}
+
+/// Rows of C in the watchdog's first launches: one tile of the kernel.
+const TILE_ROWS: u32 = 16;
+
+/// The longest a launch is planned to run under a kernel watchdog: a
+/// tenth of Windows' default TDR delay of 2 s (Microsoft, "Timeout
+/// Detection and Recovery (TDR)", TdrDelay), so a GPU slower than its first
+/// launches showed still stays far from the reset.
+const WATCHDOG_LAUNCH_MS: f64 = 200.0;
+
+/// Rows of C per launch so that one takes about `WATCHDOG_LAUNCH_MS`:
+/// whole tiles, at least one, at most `m`.
+fn rows_per_launch(m: u32, per_row_ms: f64) -> u32 {
+    if per_row_ms <= 0.0 {
+        return m.max(1);
+    }
+    let rows = (WATCHDOG_LAUNCH_MS / per_row_ms).floor().min(f64::from(m)) as u32;
+    (rows / TILE_ROWS * TILE_ROWS).max(TILE_ROWS).min(m.max(1))
+}
+
+/// The timed products that fit in `budget_ms` (half of what is left before
+/// the deadline: the rest is for the rounding pass, the copy back, the
+/// check and the CPU baseline), at most `requested`; `Err(budget)` when
+/// not even one does.
+fn fit_to_deadline(requested: u32, product_ms: f64, budget_ms: Option<f64>) -> Result<u32, f64> {
+    let Some(budget) = budget_ms else {
+        return Ok(requested);
+    };
+    if product_ms > budget {
+        return Err(budget);
+    }
+    if product_ms <= 0.0 {
+        return Ok(requested);
+    }
+    Ok(requested.min((budget / product_ms).floor() as u32).max(1))
+}
+
+/// One product's buffers, shape and kernel.
+struct Product<'b, 'c> {
+    a: &'b Buffer<'c>,
+    b: &'b Buffer<'c>,
+    c: &'b Buffer<'c>,
+    shape: (u32, u32, u32),
+    sgemm: kernels::Sgemm,
+}
+
+impl Product<'_, '_> {
+    /// Launches the product, `rows` rows of C (and A) per launch.
+    fn launch(&self, ctx: &Context<'_>, kernel: &Kernel<'_>, rows: u32) -> Result<(), Failed> {
+        let (m, n, k) = self.shape;
+        let rows = rows.clamp(1, m.max(1));
+        let mut row = 0;
+        while row < m {
+            let here = rows.min(m - row);
+            let (grid, block) = self.sgemm.launch(here, n);
+            let (mut mm, mut nn, mut kk) = (here as i32, n as i32, k as i32);
+            let at = |buffer: &Buffer<'_>, offset: usize| {
+                buffer
+                    .ptr_at(offset)
+                    .ok_or_else(|| missing("row block inside its buffer"))
+            };
+            let (mut pa, mut pb, mut pc) = (
+                at(self.a, row as usize * k as usize)?,
+                self.b.ptr,
+                at(self.c, row as usize * n as usize)?,
+            );
+            let mut params: [*mut std::ffi::c_void; 6] = [
+                (&raw mut mm).cast(),
+                (&raw mut nn).cast(),
+                (&raw mut kk).cast(),
+                (&raw mut pa).cast(),
+                (&raw mut pb).cast(),
+                (&raw mut pc).cast(),
+            ];
+            // SAFETY: `kernel` is `self.sgemm`'s entry point, loaded in
+            // `ctx`, whose parameters are (int, int, int, float*, float*,
+            // float*): `params`. The block's `here` rows of A and C start
+            // inside their buffers (checked by `ptr_at`) and end at most at
+            // m rows.
+            unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
+            row += here;
+        }
+        Ok(())
+    }
 }
 
 fn download(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
@@ -376,11 +529,23 @@ fn verify(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 
 /// The tensor-core matmuls (src/probe/tensor.rs).
 fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
-    super::tensor::stage(gpu.job, gpu.ctx, iterations_for)
+    // As many timed products as the FP32 matmul made: it has already fitted
+    // its count to --iterations or --min-time and to the deadline.
+    let repeat = gpu
+        .timing
+        .map_or(gpu.job.repeat, |t| Repeat::Times(t.iterations));
+    super::tensor::stage(gpu.job, gpu.ctx, repeat, iterations_for)
 }
 
-fn matmul_of(job: &Job<'_>, iterations: u32, time_ms: f64, verification: Verification) -> Matmul {
+fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmul {
     let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
+    let Timing {
+        iterations,
+        requested,
+        time_ms,
+        first_launch_ms,
+        launches_per_product,
+    } = timing;
     let gflops = crate::cpu::gflops(
         m as usize,
         n as usize,
@@ -396,6 +561,9 @@ fn matmul_of(job: &Job<'_>, iterations: u32, time_ms: f64, verification: Verific
         n,
         k,
         iterations,
+        iterations_requested: Some(requested),
+        first_launch_ms: Some(first_launch_ms),
+        launches_per_product: Some(launches_per_product),
         gpu_time_ms: time_ms,
         gpu_gflops: gflops,
         speedup_vs_cpu: None,
@@ -415,6 +583,26 @@ fn iterations_for(min_time: Duration, warm_ms: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deadline_shrinks_or_refuses_the_timed_products() {
+        assert_eq!(fit_to_deadline(10, 100.0, None), Ok(10));
+        assert_eq!(fit_to_deadline(10, 100.0, Some(5000.0)), Ok(10));
+        assert_eq!(fit_to_deadline(1000, 100.0, Some(5000.0)), Ok(50));
+        assert_eq!(fit_to_deadline(1000, 100.0, Some(100.0)), Ok(1));
+        assert_eq!(fit_to_deadline(3, 6000.0, Some(5000.0)), Err(5000.0));
+    }
+
+    #[test]
+    fn watchdog_launches_stay_near_a_tenth_of_tdr_in_whole_tiles() {
+        // 1 ms a row: 200 rows fit, 192 in whole tiles of 16.
+        assert_eq!(rows_per_launch(4096, 1.0), 192);
+        // Fast: the whole product in one launch.
+        assert_eq!(rows_per_launch(256, 0.001), 256);
+        // Slow: one tile, never less.
+        assert_eq!(rows_per_launch(4096, 500.0), TILE_ROWS);
+        assert_eq!(rows_per_launch(8, 500.0), 8);
+    }
 
     #[test]
     fn iterations_fill_min_time_within_bounds() {

@@ -2,6 +2,7 @@
 //! NVML and the CUDA driver, identifying and selecting devices, reading
 //! telemetry, and the CPU reference.
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 
@@ -11,7 +12,8 @@ use super::{Selection, Selector, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda::{self, Driver, LoadError};
 use crate::report::{
-    CheckStatus, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure, LinkState, Verdict,
+    CheckStatus, CpuLimit, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure, LinkState,
+    Verdict,
 };
 use crate::stage::Stage;
 use crate::telemetry;
@@ -239,6 +241,7 @@ pub(super) fn identify(
             index: ordinal,
             name: None,
             uuid: None,
+            mig_parent_uuid: None,
             pci_bus_id: None,
             compute_capability: None,
             multiprocessors: None,
@@ -258,7 +261,7 @@ pub(super) fn identify(
     let found = progress.stage(Scope::Device(slot), Stage::Identify, || {
         let dev = driver.device(ordinal)?;
         let name = driver.device_name(dev)?;
-        let uuid = driver.device_uuid(dev)?;
+        let identity = driver.device_uuid(dev)?;
         let pci = driver.device_pci_bus_id(dev)?;
         let major =
             driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
@@ -267,11 +270,18 @@ pub(super) fn identify(
         let sms = driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
         let clock_khz = driver.device_attribute(dev, Attr::CU_DEVICE_ATTRIBUTE_CLOCK_RATE)?;
         let total = driver.device_total_memory(dev)?;
-        let detail = format!("{name}, {uuid}, compute capability {major}.{minor}");
+        let uuid = identity.uuid;
+        let detail = match &identity.mig_parent {
+            Some(gpu) => format!(
+                "{name}, {uuid} (a MIG instance of {gpu}), compute capability {major}.{minor}"
+            ),
+            None => format!("{name}, {uuid}, compute capability {major}.{minor}"),
+        };
         progress.update(|r| {
             let d = &mut r.devices[slot];
             d.name = Some(name);
             d.uuid = Some(uuid);
+            d.mig_parent_uuid = identity.mig_parent;
             d.pci_bus_id = Some(pci);
             d.compute_capability = Some(format!("{major}.{minor}"));
             d.multiprocessors = Some(sms.max(0) as u32);
@@ -288,10 +298,10 @@ pub(super) fn identify(
 
 /// Resolves `--devices` against the enumerated devices; slots to probe.
 pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
-    let devices: Vec<(u32, Option<String>)> = progress.update(|r| {
+    let devices: Vec<(u32, Option<String>, Option<String>)> = progress.update(|r| {
         r.devices
             .iter()
-            .map(|d| (d.index, d.uuid.clone()))
+            .map(|d| (d.index, d.uuid.clone(), d.mig_parent_uuid.clone()))
             .collect()
     });
     let Selection::List(list) = selection else {
@@ -303,11 +313,17 @@ pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
         let found: Vec<usize> = devices
             .iter()
             .enumerate()
-            .filter(|(_, (index, uuid))| match selector {
+            .filter(|(_, (index, uuid, parent))| match selector {
                 Selector::Index(i) => index == i,
                 Selector::Uuid(prefix) => uuid
                     .as_deref()
                     .is_some_and(|u| u.starts_with(prefix.as_str())),
+                // CUDA does not say which GPU and compute instance a MIG
+                // device is, only its parent GPU: the entry matches when its
+                // GPU has exactly one instance here (CUDA enumerates one MIG
+                // device per process: NVIDIA MIG User Guide, "CUDA Device
+                // Enumeration").
+                Selector::MigInstance { gpu, .. } => parent.as_deref() == Some(gpu.as_str()),
             })
             .map(|(slot, _)| slot)
             .collect();
@@ -317,10 +333,7 @@ pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
                     slots.push(*slot);
                 }
             }
-            _ => unknown.push(match selector {
-                Selector::Index(i) => i.to_string(),
-                Selector::Uuid(u) => u.clone(),
-            }),
+            _ => unknown.push(selector.to_string()),
         }
     }
     let visible = devices.len();
@@ -341,21 +354,119 @@ pub(super) fn select(progress: &Progress, selection: &Selection) -> Vec<usize> {
     slots
 }
 
+/// Edge of the GEMM timed to project the CPU reference's time.
+const CALIBRATION: u32 = 256;
+
+/// Whether the CPU reference product of an n x n x n GEMM can be made in
+/// three quarters of what is left before `deadline`, projected from a
+/// 256³ product on the same threads (larger products run at least as fast
+/// per flop, so the projection errs long). When it cannot, the
+/// `cpu_reference` check fails saying so, before any input is made or any
+/// GPU is touched.
+pub(super) fn cpu_reference_fits(
+    progress: &Progress,
+    n: u32,
+    threads: usize,
+    deadline: Option<Instant>,
+) -> bool {
+    let Some(deadline) = deadline else {
+        return true;
+    };
+    if n <= CALIBRATION {
+        return true;
+    }
+    let edge = CALIBRATION as usize;
+    let ones = vec![1f32; edge * edge];
+    let started = Instant::now();
+    let _ = cpu::product(edge, edge, edge, &ones, &ones, threads);
+    let projected = started
+        .elapsed()
+        .mul_f64((f64::from(n) / f64::from(CALIBRATION)).powi(3));
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .mul_f64(0.75);
+    if projected <= left {
+        return true;
+    }
+    progress.stage(
+        Scope::Machine,
+        Stage::CpuReference,
+        || -> Result<Done<()>, Failed> {
+            Err(Failed::new(format!(
+                "not run: the CPU reference of the {n}x{n}x{n} matmul would take about {:.1} s on \
+             {threads} thread(s), and three quarters of what is left before the deadline is \
+             {:.1} s; use a smaller --size or a longer --timeout",
+                projected.as_secs_f64(),
+                left.as_secs_f64()
+            )))
+        },
+    );
+    false
+}
+
+/// The CPU product the GPUs' results are checked against, published in
+/// `reference`; computed beside the GPUs' stages and not timed.
 pub(super) fn cpu_reference(
     progress: &Progress,
     inputs: &Inputs,
-    repeat: Repeat,
+    threads: usize,
     reference: &std::sync::OnceLock<Reference>,
+) -> Option<Duration> {
+    let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
+    let (product, took) = progress.stage(Scope::Machine, Stage::CpuReference, || {
+        let started = Instant::now();
+        let product = cpu::product(m, n, k, &inputs.a, &inputs.b, threads);
+        let took = started.elapsed();
+        let detail = format!(
+            "the product on {threads} thread(s) in {:.3} ms",
+            took.as_secs_f64() * 1e3
+        );
+        Ok(Done::pass((product, took), detail))
+    })?;
+    // The sample changes every run: it is drawn from the run's seed, itself
+    // fresh unless --seed fixed it.
+    let sample_seed = inputs.seed ^ SAMPLE_SALT;
+    // The only publication in this run, so `set` cannot find it taken.
+    let _ = reference.set(Reference::new(inputs, product, sample_seed));
+    Some(took)
+}
+
+/// The CPU baseline, timed while no GPU stage runs: a warm-up run and at
+/// least one timed run, if both fit in half of what is left before
+/// `deadline` (`estimate` is one run's time, from the product).
+pub(super) fn cpu_baseline(
+    progress: &Progress,
+    inputs: &Inputs,
+    repeat: Repeat,
+    cpus: cpu::Cpus,
+    estimate: Duration,
+    deadline: Option<Instant>,
 ) {
     let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
-    let available = cpu::available_cpus();
-    let measured = progress.stage(Scope::Machine, Stage::CpuReference, || {
-        let measured = cpu::measure(m, n, k, &inputs.a, &inputs.b, available, repeat);
+    let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()) / 2);
+    if let Some(budget) = budget.filter(|b| *b < 2 * estimate) {
+        progress.skip(
+            Scope::Machine,
+            Stage::CpuBaseline,
+            format!(
+                "not timed: a warm-up and one run take about {:.0} ms, and half of what is left \
+                 before the deadline is {:.0} ms; no speedup_vs_cpu",
+                2.0 * estimate.as_secs_f64() * 1e3,
+                budget.as_secs_f64() * 1e3
+            ),
+        );
+        return;
+    }
+    let until = budget.map(|b| (Instant::now() + b, estimate));
+    let measured = progress.stage(Scope::Machine, Stage::CpuBaseline, || {
+        let measured = cpu::measure(m, n, k, &inputs.a, &inputs.b, cpus.count, repeat, until);
         let gflops = cpu::gflops(m, n, k, measured.mean);
         let detail = format!(
-            "{} on {} thread(s), {:.3} ms per run",
+            "{} on {} thread(s) ({} CPU(s) granted, set by {}), {:.3} ms per run, timed with no GPU stage running",
             flops(gflops),
             measured.threads,
+            cpus.count,
+            limit_name(cpus.limited_by),
             measured.mean.as_secs_f64() * 1e3
         );
         Ok(Done::pass(measured, detail))
@@ -365,15 +476,20 @@ pub(super) fn cpu_reference(
         r.cpu = Some(CpuReport {
             library: cpu::LIBRARY.into(),
             threads: measured.threads as u32,
-            available_cpus: available as u32,
+            available_cpus: cpus.count as u32,
+            threads_limited_by: Some(cpus.limited_by),
             iterations: measured.iterations,
             time_ms: measured.mean.as_secs_f64() * 1e3,
             gflops: cpu::gflops(m, n, k, measured.mean),
         });
     });
-    // The sample changes every run: it is drawn from the run's seed, itself
-    // fresh unless --seed fixed it.
-    let sample_seed = inputs.seed ^ SAMPLE_SALT;
-    // The only publication in this run, so `set` cannot find it taken.
-    let _ = reference.set(Reference::new(inputs, measured.product, sample_seed));
+}
+
+fn limit_name(limit: CpuLimit) -> &'static str {
+    match limit {
+        CpuLimit::Affinity => "the affinity mask",
+        CpuLimit::CgroupCpuMax => "the cgroup's cpu.max",
+        CpuLimit::CgroupCfsQuota => "the cgroup's cpu.cfs_quota_us",
+        CpuLimit::Platform => "the platform",
+    }
 }

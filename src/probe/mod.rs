@@ -27,7 +27,8 @@ use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
 use machine::{
-    cpu_reference, identify, initialise, load_driver, load_nvml, read_telemetry, select,
+    cpu_baseline, cpu_reference, cpu_reference_fits, identify, initialise, load_driver, load_nvml,
+    read_telemetry, select,
 };
 use progress::{Done, Failed, Progress, Scope};
 use verdict::decide;
@@ -56,8 +57,31 @@ pub enum Selection {
 pub enum Selector {
     /// CUDA ordinal in this process.
     Index(u32),
-    /// A UUID or a unique prefix of one ("GPU-5b3a").
+    /// A UUID or a unique prefix of one ("GPU-5b3a", "MIG-8c2f").
     Uuid(String),
+    /// A MIG instance in the form of drivers before 470,
+    /// `MIG-GPU-<gpu uuid>/<gpu instance>/<compute instance>` (NVIDIA MIG
+    /// User Guide, "CUDA Device Enumeration").
+    MigInstance {
+        /// The parent GPU's UUID, `GPU-…`.
+        gpu: String,
+        gpu_instance: u32,
+        compute_instance: u32,
+    },
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::Index(i) => write!(f, "{i}"),
+            Selector::Uuid(u) => f.write_str(u),
+            Selector::MigInstance {
+                gpu,
+                gpu_instance,
+                compute_instance,
+            } => write!(f, "MIG-{gpu}/{gpu_instance}/{compute_instance}"),
+        }
+    }
 }
 
 impl std::fmt::Display for Selection {
@@ -65,13 +89,7 @@ impl std::fmt::Display for Selection {
         match self {
             Selection::All => f.write_str("all"),
             Selection::List(list) => {
-                let parts: Vec<String> = list
-                    .iter()
-                    .map(|s| match s {
-                        Selector::Index(i) => i.to_string(),
-                        Selector::Uuid(u) => u.clone(),
-                    })
-                    .collect();
+                let parts: Vec<String> = list.iter().map(ToString::to_string).collect();
                 f.write_str(&parts.join(","))
             }
         }
@@ -155,10 +173,10 @@ fn finish(mut report: Report, started: Instant) -> Report {
 /// telemetry right after their matmul; health uses it too, since memory
 /// errors and a lost GPU make a GPU unusable however its launch went), then
 /// the CUDA stages, then the environment.
-fn probe(progress: &Progress, options: &Options) {
+fn probe(progress: &Progress, options: &Options, deadline: Option<Instant>) {
     crate::environment::note_nodes_before_driver(&crate::environment::root());
     let nvml = load_nvml(progress);
-    probe_cuda(progress, options, nvml);
+    probe_cuda(progress, options, nvml, deadline);
     let (cuda, nvml) =
         progress.update(|r| (r.driver.library_path.clone(), r.nvml.library_path.clone()));
     let environment = crate::environment::gather(
@@ -172,7 +190,12 @@ fn probe(progress: &Progress, options: &Options) {
 /// The CUDA stages: the driver up to the devices, then either the listing
 /// or the devices' pipelines beside the CPU reference, then the
 /// requirements and the verdict.
-fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static telemetry::Loaded>) {
+fn probe_cuda(
+    progress: &Progress,
+    options: &Options,
+    nvml: Option<&'static telemetry::Loaded>,
+    deadline: Option<Instant>,
+) {
     let Some(driver) = load_driver(progress) else {
         return;
     };
@@ -192,8 +215,12 @@ fn probe_cuda(progress: &Progress, options: &Options, nvml: Option<&'static tele
             .enumerate()
             .filter_map(|(slot, h)| h.filter(|_| selected.contains(&slot)).map(|h| (slot, h)))
             .collect();
-        if host_memory(progress, options.size, probed.len()) {
-            run_devices(progress, options, &driver, &probed, nvml);
+        let cpus = cpu::available(&crate::environment::root());
+        if host_memory(progress, options.size, probed.len())
+            && (options.mode == Mode::Health
+                || cpu_reference_fits(progress, options.size, cpus.count, deadline))
+        {
+            run_devices(progress, options, &driver, &probed, nvml, cpus, deadline);
             compare_with_cpu(progress, &selected);
             let judged = options
                 .requirements
@@ -266,18 +293,22 @@ fn host_memory(progress: &Progress, n: u32, gpus: usize) -> bool {
 }
 
 /// Each selected GPU's pipeline on a thread of its own, beside the CPU
-/// reference they are checked against.
+/// product they are checked against; then, with every GPU thread done, the
+/// CPU baseline timed on its own (GPU threads waiting on their events
+/// would take cores from it: src/cpu.rs).
 fn run_devices(
     progress: &Progress,
     options: &Options,
     driver: &cuda::Driver,
     probed: &[(usize, cuda::CuDevice)],
     nvml: Option<&'static telemetry::Loaded>,
+    cpus: cpu::Cpus,
+    deadline: Option<Instant>,
 ) {
     let n = options.size;
     let inputs = Inputs::generate(n, n, n, options.seed);
     let reference = OnceLock::new();
-    std::thread::scope(|scope| {
+    let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
             let job = device::Job {
                 driver,
@@ -288,6 +319,7 @@ fn run_devices(
                 reference: &reference,
                 repeat: options.repeat,
                 nvml,
+                deadline,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))
@@ -313,10 +345,14 @@ fn run_devices(
             );
             // The only publication in this run, so `set` cannot find it taken.
             let _ = reference.set(Reference::new(&inputs, product, options.seed ^ SAMPLE_SALT));
+            None
         } else {
-            cpu_reference(progress, &inputs, options.repeat, &reference);
+            cpu_reference(progress, &inputs, cpus.count, &reference)
         }
     });
+    if let Some(estimate) = product_time {
+        cpu_baseline(progress, &inputs, options.repeat, cpus, estimate, deadline);
+    }
 }
 
 /// Each GPU's speed over the CPU's; GPUs not selected are skipped.

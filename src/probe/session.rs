@@ -83,6 +83,10 @@ impl Session {
             return self.stuck.as_ref().map(|s| self.still_wedged(s, started));
         }
         let progress = Arc::new(Progress::new(empty_report(&self.options)));
+        // No deadline when it lies past what Instant can hold (the command
+        // line refuses such timeouts; a library caller may not). The probe
+        // gets it too, to size its work to what is left of it.
+        let deadline = started.checked_add(self.options.timeout);
         let (done_tx, done) = mpsc::channel();
         let worker = {
             let progress = Arc::clone(&progress);
@@ -90,7 +94,9 @@ impl Session {
             std::thread::Builder::new()
                 .name("probe".into())
                 .spawn(move || {
-                    let ok = catch_unwind(AssertUnwindSafe(|| probe(&progress, &options))).is_ok();
+                    let ok =
+                        catch_unwind(AssertUnwindSafe(|| probe(&progress, &options, deadline)))
+                            .is_ok();
                     let _ = done_tx.send(ok);
                 })
         };
@@ -101,9 +107,6 @@ impl Session {
             return Some(finish(report, started));
         }
 
-        // No deadline when it lies past what Instant can hold (the command
-        // line refuses such timeouts; a library caller may not).
-        let deadline = started.checked_add(self.options.timeout);
         loop {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {

@@ -29,6 +29,7 @@ pub const MAX_EDGE: u32 = 1024;
 pub fn stage(
     job: &Job<'_>,
     ctx: &Context<'_>,
+    repeat: Repeat,
     iterations_for: impl Fn(Duration, f64) -> u32,
 ) -> Result<Done<()>, Failed> {
     let major = job.driver.device_attribute(
@@ -50,7 +51,7 @@ pub fn stage(
         ctx,
         (inputs.m, inputs.n, inputs.k),
         inputs.seed,
-        job.repeat,
+        repeat,
         iterations_for,
     )?;
     let failed: Vec<String> = results

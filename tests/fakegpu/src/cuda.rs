@@ -37,6 +37,7 @@ const INVALID_HANDLE: CUresult = 400;
 const NOT_READY: CUresult = 600;
 const NOT_FOUND: CUresult = 500;
 const ILLEGAL_ADDRESS: CUresult = 700;
+const LAUNCH_TIMEOUT: CUresult = 702;
 const LAUNCH_FAILED: CUresult = 719;
 const UNKNOWN: CUresult = 999;
 
@@ -99,8 +100,12 @@ struct Event {
 
 struct State {
     scenario: Scenario,
-    /// CUDA ordinal -> scenario device index, after CUDA_VISIBLE_DEVICES.
+    /// CUDA ordinal -> scenario device index, after CUDA_VISIBLE_DEVICES
+    /// (a MIG instance's is its parent GPU's, for faults).
     visible: Vec<usize>,
+    /// CUDA ordinal -> what the device answers: a scenario GPU, or a MIG
+    /// instance of one made into a device of its own.
+    devices: Vec<Device>,
     initialized: bool,
     fault_calls: Vec<u32>,
     allocs: BTreeMap<u64, Alloc>,
@@ -110,6 +115,11 @@ struct State {
     next_handle: usize,
     /// A sticky error per visible device, as after an illegal address.
     sticky: Vec<Option<CUresult>>,
+    /// Per visible device, the modelled launch time (`launch_ns_per_thread`)
+    /// so far. Such a device's event clock is `epoch` plus this: the time
+    /// the emulator itself takes is the test machine's, not the GPU's.
+    modelled: Vec<std::time::Duration>,
+    epoch: Instant,
     /// A `corrupt` fault that fired on the call now running.
     corruption: Option<crate::scenario::Corruption>,
     /// Per visible device: launches queued, and how many of them the host
@@ -125,7 +135,7 @@ struct State {
 
 impl State {
     fn device(&self, ordinal: usize) -> &Device {
-        &self.scenario.devices[self.visible[ordinal]]
+        &self.devices[ordinal]
     }
 
     fn handle(&mut self) -> usize {
@@ -198,14 +208,19 @@ fn load_state() -> Result<State, String> {
     let path =
         std::env::var("FAKEGPU_SCENARIO").map_err(|_| "FAKEGPU_SCENARIO is not set".to_string())?;
     let scenario = Scenario::load(&path)?;
-    let visible = visible_devices(&scenario, std::env::var("CUDA_VISIBLE_DEVICES").ok());
+    let targets = visible_devices(&scenario, std::env::var("CUDA_VISIBLE_DEVICES").ok());
+    let devices = targets.iter().map(|t| t.device(&scenario)).collect();
+    let visible: Vec<usize> = targets.iter().map(|t| t.gpu).collect();
     Ok(State {
         fault_calls: vec![0; scenario.faults.len()],
         sticky: vec![None; visible.len()],
         launched: vec![0; visible.len()],
         waited: vec![0; visible.len()],
         contexts: vec![0; visible.len()],
+        modelled: vec![std::time::Duration::ZERO; visible.len()],
+        epoch: Instant::now(),
         visible,
+        devices,
         scenario,
         initialized: false,
         allocs: BTreeMap::new(),
@@ -217,27 +232,103 @@ fn load_state() -> Result<State, String> {
     })
 }
 
-/// CUDA_VISIBLE_DEVICES as the CUDA driver reads it: a comma list of indices
-/// or UUID prefixes; the list ends at the first entry that names no device.
-pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<usize> {
-    let all: Vec<usize> = (0..scenario.devices.len()).collect();
-    let Some(var) = var else { return all };
+/// A device CUDA can enumerate: a GPU, or one MIG instance of a GPU in MIG
+/// mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// Index into the scenario's devices.
+    pub gpu: usize,
+    /// Index into that GPU's `mig_instances`.
+    pub mig: Option<usize>,
+}
+
+impl Target {
+    /// What this target answers as a CUDA device.
+    fn device(self, scenario: &Scenario) -> Device {
+        let gpu = &scenario.devices[self.gpu];
+        let Some(m) = self.mig else {
+            return gpu.clone();
+        };
+        let instance = &gpu.mig_instances[m];
+        Device {
+            name: instance.name.clone(),
+            uuid: instance.uuid.clone(),
+            multiprocessors: instance.multiprocessors,
+            memory_bytes: instance.memory_bytes,
+            memory_used_bytes: 0,
+            mig_instances: Vec::new(),
+            mig_parent_uuid: Some(gpu.uuid.clone()),
+            ..gpu.clone()
+        }
+    }
+}
+
+/// Every device CUDA could enumerate, in order: each GPU, or its MIG
+/// instances when it has MIG mode on.
+fn targets(scenario: &Scenario) -> Vec<Target> {
     let mut out = Vec::new();
+    for (gpu, d) in scenario.devices.iter().enumerate() {
+        if d.mig_instances.is_empty() {
+            out.push(Target { gpu, mig: None });
+        } else {
+            out.extend((0..d.mig_instances.len()).map(|m| Target { gpu, mig: Some(m) }));
+        }
+    }
+    out
+}
+
+/// CUDA_VISIBLE_DEVICES as the CUDA driver reads it: a comma list of
+/// indices, UUID prefixes (`GPU-…`, `MIG-…`) or MIG instances in the older
+/// `MIG-GPU-<gpu uuid>/<gi>/<ci>` form (NVIDIA MIG User Guide, "CUDA Device
+/// Enumeration": both forms are accepted, the latter from the R450 and R460
+/// drivers); the list ends at the first entry that names no device. A
+/// process enumerates one MIG device at most (same section: with CUDA 11 and
+/// 12, a CUDA process can enumerate only a single MIG device), so later MIG
+/// devices are dropped.
+pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<Target> {
+    let all = targets(scenario);
+    let mut out: Vec<Target> = Vec::new();
+    let one_mig =
+        |out: &[Target], t: &Target| t.mig.is_none() || out.iter().all(|o| o.mig.is_none());
+    let Some(var) = var else {
+        for t in &all {
+            if one_mig(&out, t) {
+                out.push(*t);
+            }
+        }
+        return out;
+    };
     for entry in var.split(',').map(str::trim) {
         let found = if let Ok(i) = entry.parse::<usize>() {
-            (i < scenario.devices.len()).then_some(i)
-        } else if entry.starts_with("GPU-") {
+            all.get(i).copied()
+        } else if let Some(legacy) = entry.strip_prefix("MIG-GPU-") {
+            let mut parts = legacy.split('/');
+            let (parent, gi, ci) = (parts.next(), parts.next(), parts.next());
+            all.iter().copied().find(|t| {
+                let d = &scenario.devices[t.gpu];
+                t.mig.is_some_and(|m| {
+                    let inst = &d.mig_instances[m];
+                    parent.is_some_and(|p| d.uuid.strip_prefix("GPU-") == Some(p))
+                        && gi == Some(inst.gpu_instance_id.to_string().as_str())
+                        && ci == Some(inst.compute_instance_id.to_string().as_str())
+                })
+            })
+        } else if entry.starts_with("GPU-") || entry.starts_with("MIG-") {
             let matches: Vec<_> = all
                 .iter()
                 .copied()
-                .filter(|&i| scenario.devices[i].uuid.starts_with(entry))
+                .filter(|t| t.device(scenario).uuid.starts_with(entry))
                 .collect();
             (matches.len() == 1).then(|| matches[0])
         } else {
             None
         };
         match found {
-            Some(i) if !out.contains(&i) => out.push(i),
+            Some(t) if !out.contains(&t) => {
+                if one_mig(&out, &t) {
+                    out.push(t);
+                }
+            }
             _ => break,
         }
     }
@@ -445,7 +536,11 @@ pub struct CUuuid {
     bytes: [u8; 16],
 }
 
-fn get_uuid(name: &str, uuid: *mut CUuuid, dev: c_int) -> CUresult {
+/// `v2`: cuDeviceGetUuid_v2, which gives a MIG instance's own UUID; the
+/// older cuDeviceGetUuid gives its parent GPU's (CUDA 11.4 added _v2 for
+/// this: "If the device is in MIG mode, returns its MIG UUID", CUDA driver
+/// API, cuDeviceGetUuid_v2).
+fn get_uuid(name: &str, uuid: *mut CUuuid, dev: c_int, v2: bool) -> CUresult {
     call(
         name,
         usize::try_from(dev).ok(),
@@ -453,7 +548,12 @@ fn get_uuid(name: &str, uuid: *mut CUuuid, dev: c_int) -> CUresult {
         |state| match ordinal(state, dev) {
             None => INVALID_DEVICE,
             Some(d) => {
-                let bytes = parse_uuid(&state.device(d).uuid).unwrap_or_default();
+                let device = state.device(d);
+                let text = match &device.mig_parent_uuid {
+                    Some(parent) if !v2 => parent,
+                    _ => &device.uuid,
+                };
+                let bytes = parse_uuid(text).unwrap_or_default();
                 unsafe { write(uuid, CUuuid { bytes }) }
             }
         },
@@ -462,12 +562,12 @@ fn get_uuid(name: &str, uuid: *mut CUuuid, dev: c_int) -> CUresult {
 
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetUuid(uuid: *mut CUuuid, dev: c_int) -> CUresult {
-    get_uuid("cuDeviceGetUuid", uuid, dev)
+    get_uuid("cuDeviceGetUuid", uuid, dev, false)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetUuid_v2(uuid: *mut CUuuid, dev: c_int) -> CUresult {
-    get_uuid("cuDeviceGetUuid_v2", uuid, dev)
+    get_uuid("cuDeviceGetUuid_v2", uuid, dev, true)
 }
 
 #[no_mangle]
@@ -518,18 +618,19 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
                 .collect();
             // Attribute numbers: CUdevice_attribute in cuda.h.
             let v = match attrib {
-                1 => 1024,                               // MAX_THREADS_PER_BLOCK
-                8 => 48 * 1024,                          // MAX_SHARED_MEMORY_PER_BLOCK
-                10 => 32,                                // WARP_SIZE
-                13 => device.clock_mhz * 1000,           // CLOCK_RATE (kHz)
-                16 => device.multiprocessors,            // MULTIPROCESSOR_COUNT
-                33 => bus.get(1).copied().unwrap_or(0),  // PCI_BUS_ID
-                34 => bus.get(2).copied().unwrap_or(0),  // PCI_DEVICE_ID
-                36 => device.memory_clock_mhz * 1000,    // MEMORY_CLOCK_RATE (kHz)
-                37 => device.memory_bus_width_bits,      // GLOBAL_MEMORY_BUS_WIDTH
-                50 => bus.first().copied().unwrap_or(0), // PCI_DOMAIN_ID
-                75 => device.compute_capability[0],      // COMPUTE_CAPABILITY_MAJOR
-                76 => device.compute_capability[1],      // COMPUTE_CAPABILITY_MINOR
+                1 => 1024,                                   // MAX_THREADS_PER_BLOCK
+                8 => 48 * 1024,                              // MAX_SHARED_MEMORY_PER_BLOCK
+                10 => 32,                                    // WARP_SIZE
+                13 => device.clock_mhz * 1000,               // CLOCK_RATE (kHz)
+                16 => device.multiprocessors,                // MULTIPROCESSOR_COUNT
+                33 => bus.get(1).copied().unwrap_or(0),      // PCI_BUS_ID
+                34 => bus.get(2).copied().unwrap_or(0),      // PCI_DEVICE_ID
+                36 => device.memory_clock_mhz * 1000,        // MEMORY_CLOCK_RATE (kHz)
+                37 => device.memory_bus_width_bits,          // GLOBAL_MEMORY_BUS_WIDTH
+                50 => bus.first().copied().unwrap_or(0),     // PCI_DOMAIN_ID
+                75 => device.compute_capability[0],          // COMPUTE_CAPABILITY_MAJOR
+                76 => device.compute_capability[1],          // COMPUTE_CAPABILITY_MINOR
+                17 => i32::from(device.kernel_exec_timeout), // KERNEL_EXEC_TIMEOUT
                 _ => return INVALID_VALUE,
             };
             unsafe { write(value, v) }
@@ -922,7 +1023,18 @@ pub unsafe extern "C" fn cuLaunchKernel(
         if function.params > 0 && params.is_null() {
             return INVALID_VALUE;
         }
-        launch = Some((function.name.clone(), grid, block));
+        let name = function.name.clone();
+        let device = state.device(d);
+        if let Some(ns) = device.launch_ns_per_thread {
+            let threads: u64 = grid.iter().chain(&block).map(|x| u64::from(*x)).product();
+            let took = std::time::Duration::from_secs_f64(threads as f64 * ns / 1e9);
+            if device.kernel_exec_timeout && took.as_secs_f64() * 1e3 > device.watchdog_ms {
+                state.sticky[d] = Some(LAUNCH_TIMEOUT);
+                return LAUNCH_TIMEOUT;
+            }
+            state.modelled[d] += took;
+        }
+        launch = Some((name, grid, block));
         // Queued: the GPU is busy until the host waits for it.
         state.launched[d] += 1;
         state.publish(d);
@@ -982,12 +1094,17 @@ pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> CUre
             return INVALID_HANDLE;
         }
         let after = state.launched[d];
+        let now = if state.device(d).launch_ns_per_thread.is_some() {
+            state.epoch + state.modelled[d]
+        } else {
+            Instant::now()
+        };
         match state.events.get_mut(&(event as usize)) {
             None => INVALID_HANDLE,
             Some(e) => {
                 // Launches run to completion inside cuLaunchKernel, so the
                 // stream has reached this point now.
-                e.recorded = Some(Instant::now());
+                e.recorded = Some(now);
                 e.after = after;
                 SUCCESS
             }

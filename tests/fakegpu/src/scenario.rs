@@ -186,6 +186,58 @@ pub struct Device {
     /// What NVML reports for this device.
     #[serde(default)]
     pub nvml: DeviceNvml,
+    /// CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT: the OS limits how long a
+    /// kernel may run, as on a Windows display GPU under WDDM (TDR,
+    /// "Timeout Detection and Recovery", default TdrDelay 2 s). A launch
+    /// whose modelled time (`launch_ns_per_thread`) passes `watchdog_ms`
+    /// fails with CUDA_ERROR_LAUNCH_TIMEOUT (702) and leaves the context
+    /// unusable ("This leaves the process in an inconsistent state and any
+    /// further CUDA work will return the same error", cuda.h).
+    #[serde(default)]
+    pub kernel_exec_timeout: bool,
+    /// The watchdog's limit, ms.
+    #[serde(default = "default_watchdog_ms")]
+    pub watchdog_ms: f64,
+    /// How long the GPU takes per thread of a launch, ns: a launch of T
+    /// threads takes T times this, on the events' clock and against the
+    /// watchdog. A model of a slow GPU that does not depend on how fast the
+    /// emulator runs on the test machine; with gpuprobe's matmul one thread
+    /// makes one element of C, so the time scales with the rows launched.
+    /// Absent: launches take what the emulation takes.
+    #[serde(default)]
+    pub launch_ns_per_thread: Option<f64>,
+    /// MIG instances on this GPU (MIG mode on: `nvml.mig_mode` must be
+    /// true). CUDA then enumerates instances, never the GPU itself: with MIG
+    /// mode on, CUDA work runs only on MIG devices (NVIDIA MIG User Guide,
+    /// "CUDA Device Enumeration").
+    #[serde(default)]
+    pub mig_instances: Vec<MigInstance>,
+    /// `cuDeviceGetUuid` (the pre-11.4 entry point) of a MIG instance
+    /// answers with the parent GPU's UUID; `cuDeviceGetUuid_v2`, added in
+    /// CUDA 11.4 for this, with the instance's own. Set by the fake when it
+    /// turns a `MigInstance` into a CUDA device; never in a scenario file.
+    #[serde(skip)]
+    pub mig_parent_uuid: Option<String>,
+}
+
+/// One MIG device: a GPU instance with one compute instance, as
+/// `nvidia-smi mig -cgi 1g.10gb -C` creates it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigInstance {
+    /// "MIG-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as `nvidia-smi -L` prints
+    /// it (drivers >= 470).
+    pub uuid: String,
+    /// The GPU instance id (`nvidia-smi mig -lgi`).
+    pub gpu_instance_id: u32,
+    /// The compute instance id inside it (`nvidia-smi mig -lci`).
+    pub compute_instance_id: u32,
+    /// What cuDeviceGetName answers, e.g. "NVIDIA A100-SXM4-80GB MIG 1g.10gb".
+    pub name: String,
+    /// The instance's share of the GPU's SMs.
+    pub multiprocessors: i32,
+    /// The instance's share of the GPU's memory.
+    pub memory_bytes: u64,
 }
 
 fn default_context_bytes() -> u64 {
@@ -313,6 +365,10 @@ impl Default for DeviceNvml {
     }
 }
 
+fn default_watchdog_ms() -> f64 {
+    2000.0
+}
+
 fn default_memory_clock_mhz() -> i32 {
     2619
 }
@@ -387,6 +443,14 @@ impl Scenario {
     fn validate(&self) -> Result<(), String> {
         for d in &self.devices {
             parse_uuid(&d.uuid).ok_or_else(|| format!("bad uuid {:?}", d.uuid))?;
+            if !d.mig_instances.is_empty() && !d.nvml.mig_mode {
+                return Err(format!("{} has MIG instances but MIG mode off", d.uuid));
+            }
+            for m in &d.mig_instances {
+                if !m.uuid.starts_with("MIG-") || parse_uuid(&m.uuid).is_none() {
+                    return Err(format!("bad MIG uuid {:?}", m.uuid));
+                }
+            }
         }
         for f in &self.faults {
             let kinds = usize::from(f.result.is_some())
@@ -414,10 +478,12 @@ impl Scenario {
     }
 }
 
-/// "GPU-" followed by 32 hex digits in 8-4-4-4-12 groups, to 16 bytes.
+/// "GPU-" (or "MIG-" for a MIG instance) followed by 32 hex digits in
+/// 8-4-4-4-12 groups, to 16 bytes.
 pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     let hex: String = text
-        .strip_prefix("GPU-")?
+        .strip_prefix("GPU-")
+        .or_else(|| text.strip_prefix("MIG-"))?
         .chars()
         .filter(|c| *c != '-')
         .collect();
