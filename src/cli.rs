@@ -99,7 +99,8 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct HealthArgs {
     /// Check the report that `watch --state FILE` keeps instead of touching
-    /// the GPU: healthy when it is fresh and its verdict is healthy.
+    /// the GPU: healthy when it is fresh and its verdict is healthy or
+    /// degraded.
     #[arg(long, value_name = "FILE", requires = "max_age")]
     pub state: Option<PathBuf>,
 
@@ -318,8 +319,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default --size.
 pub const DEFAULT_SIZE: u32 = 2048;
 
-/// Default --min-time.
-pub const DEFAULT_MIN_TIME: Duration = Duration::from_millis(200);
+/// Default --min-time: the CPU baseline's own least measuring time.
+pub const DEFAULT_MIN_TIME: Duration = crate::cpu::MIN_TIME;
 
 /// The longest duration any flag accepts. Deadlines are `Instant + duration`,
 /// which panics on overflow; a year is far beyond any real run and far below

@@ -191,12 +191,12 @@ pub enum Repeat {
     AtLeast(Duration),
 }
 
-/// The least time the CPU baseline is measured for: the default
+/// The least time the CPU baseline is measured for, and the default
 /// `--min-time` (cli::DEFAULT_MIN_TIME), whatever the GPU's measurement was
 /// told. A few short repetitions (`--iterations 3`) time the CPU before its
 /// threads, caches and clocks are up to speed (11 GFLOP/s where the default
 /// measured 58 on the same machine), which would inflate `speedup_vs_cpu`.
-pub const MIN_TIME: Duration = crate::cli::DEFAULT_MIN_TIME;
+pub const MIN_TIME: Duration = Duration::from_millis(200);
 
 /// How the CPU baseline is repeated when the GPU is measured with `gpu`:
 /// at least `MIN_TIME`, and at least as long or as often as the GPU.

@@ -11,7 +11,8 @@ pub const HEALTHY: i32 = 0;
 /// during the run, allocation failure, an unmet requirement.
 pub const FAILED: i32 = 1;
 /// The command line was wrong (unknown flag, a flag the subcommand does not
-/// take, bad value).
+/// take, bad value), including a `watch --listen` address that cannot be
+/// bound (taken, or not an address of this machine).
 pub const USAGE: i32 = 2;
 /// No usable GPU: no driver library, a driver too old for gpuprobe, cuInit
 /// refused, or no device visible to this container.

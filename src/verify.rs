@@ -120,7 +120,7 @@ pub struct Inputs {
     pub n: u32,
     pub k: u32,
     pub seed: u64,
-    /// The exact pass: integers in [-M, M] times 2^-`scale_bits`.
+    /// The exact pass: integers in [-M, M] times a power of two.
     pub a: Vec<f32>,
     pub b: Vec<f32>,
     /// M of the exact pass; `None` when K is too large for exact sums.

@@ -525,6 +525,7 @@ fn watch_on_a_wedged_gpu_stays_flat_and_reports_the_wedge_every_cycle() {
         rss1 < rss0 + 2048,
         "RSS grew from {rss0} KiB to {rss1} KiB between cycles 5 and 100"
     );
+    // SAFETY: kill(2) on our own child's pid touches no memory of ours.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
@@ -579,6 +580,7 @@ fn watch_memory_and_descriptors_stay_flat_and_sigterm_stops_it_cleanly() {
     );
 
     let stopped = Instant::now();
+    // SAFETY: kill(2) on our own child's pid touches no memory of ours.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(

@@ -25,7 +25,7 @@ use crate::signals;
 /// How often a sleeping watch looks for a stop request.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Runs until stopped; returns the exit code (see README, "watch").
+/// Runs until stopped; returns the exit code (see README, "Monitoring agent: `gpuprobe watch`").
 #[must_use]
 pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
     signals::install();

@@ -7,6 +7,12 @@
 //! created without timing cannot be timed, and a kernel that writes outside
 //! its buffers leaves the context with a sticky CUDA_ERROR_ILLEGAL_ADDRESS.
 //! Kernels run the project's own source on the CPU (emu/).
+//!
+//! Every `unsafe` block here dereferences a pointer the caller passed: an
+//! out-parameter to write, or an input buffer, name or parameter array to
+//! read. cuda.h requires the caller to pass valid pointers of the documented
+//! size, as the real library does; the fake rejects null where the real one
+//! does and, like it, trusts the caller for the rest.
 #![allow(clippy::missing_safety_doc, non_snake_case)]
 
 use std::cell::Cell;
@@ -429,6 +435,7 @@ unsafe fn write<T>(out: *mut T, value: T) -> CUresult {
     if out.is_null() {
         return INVALID_VALUE;
     }
+    // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
     unsafe { out.write(value) };
     SUCCESS
 }
@@ -439,6 +446,7 @@ unsafe fn write_c_string(out: *mut c_char, len: c_int, text: &str) -> CUresult {
     }
     let bytes = text.as_bytes();
     let n = bytes.len().min(len as usize - 1);
+    // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
     unsafe {
         std::ptr::copy_nonoverlapping(bytes.as_ptr().cast::<c_char>(), out, n);
         *out.add(n) = 0;
@@ -484,6 +492,7 @@ fn create_control_node() {}
 
 #[no_mangle]
 pub unsafe extern "C" fn cuDriverGetVersion(version: *mut c_int) -> CUresult {
+    // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
     call("cuDriverGetVersion", None, false, |state| unsafe {
         write(version, state.scenario.driver_version)
     })
@@ -491,6 +500,7 @@ pub unsafe extern "C" fn cuDriverGetVersion(version: *mut c_int) -> CUresult {
 
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetCount(count: *mut c_int) -> CUresult {
+    // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
     call("cuDeviceGetCount", None, true, |state| unsafe {
         write(count, state.visible.len() as c_int)
     })
@@ -506,6 +516,7 @@ pub unsafe extern "C" fn cuDeviceGet(device: *mut c_int, ordinal: c_int) -> CUre
             if ordinal < 0 || ordinal as usize >= state.visible.len() {
                 return INVALID_DEVICE;
             }
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
             unsafe { write(device, ordinal) }
         },
     )
@@ -526,6 +537,7 @@ pub unsafe extern "C" fn cuDeviceGetName(name: *mut c_char, len: c_int, dev: c_i
         true,
         |state| match ordinal(state, dev) {
             None => INVALID_DEVICE,
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
             Some(d) => unsafe { write_c_string(name, len, &state.device(d).name) },
         },
     )
@@ -554,6 +566,7 @@ fn get_uuid(name: &str, uuid: *mut CUuuid, dev: c_int, v2: bool) -> CUresult {
                     _ => &device.uuid,
                 };
                 let bytes = parse_uuid(text).unwrap_or_default();
+                // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
                 unsafe { write(uuid, CUuuid { bytes }) }
             }
         },
@@ -578,6 +591,7 @@ pub unsafe extern "C" fn cuDeviceGetPCIBusId(id: *mut c_char, len: c_int, dev: c
         true,
         |state| match ordinal(state, dev) {
             None => INVALID_DEVICE,
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
             Some(d) => unsafe { write_c_string(id, len, &state.device(d).pci_bus_id) },
         },
     )
@@ -591,6 +605,7 @@ pub unsafe extern "C" fn cuDeviceTotalMem_v2(bytes: *mut usize, dev: c_int) -> C
         true,
         |state| match ordinal(state, dev) {
             None => INVALID_DEVICE,
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
             Some(d) => unsafe { write(bytes, state.device(d).memory_bytes as usize) },
         },
     )
@@ -633,6 +648,7 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
                 17 => i32::from(device.kernel_exec_timeout), // KERNEL_EXEC_TIMEOUT
                 _ => return INVALID_VALUE,
             };
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
             unsafe { write(value, v) }
         },
     )
@@ -665,6 +681,7 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_
                 }
                 state.contexts[d] += 1;
                 state.publish(d);
+                // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
                 unsafe { write(ctx, context_handle(d)) }
             }
         },
@@ -725,6 +742,7 @@ pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) ->
     in_context("cuMemGetInfo_v2", |state, d| {
         let total_bytes = state.device(d).memory_bytes;
         let used = state.device(d).memory_used_bytes + state.used_bytes(d);
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe {
             let r = write(total, total_bytes as usize);
             if r != SUCCESS {
@@ -761,6 +779,7 @@ pub unsafe extern "C" fn cuMemAlloc_v2(ptr: *mut u64, bytes: usize) -> CUresult 
         let p = alloc.ptr();
         state.allocs.insert(p, alloc);
         state.publish(d);
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { write(ptr, p) }
     })
 }
@@ -788,6 +807,7 @@ pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, bytes: us
         match state.find(dst, bytes) {
             None => INVALID_VALUE,
             Some(_) => {
+                // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
                 unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst as *mut u8, bytes) };
                 SUCCESS
             }
@@ -807,6 +827,7 @@ pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, bytes: usiz
         // A copy to pageable memory returns when it has completed, after the
         // work before it (CUDA driver API, "API synchronization behavior").
         state.settle(d);
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.cast::<u8>(), bytes) };
         let corrupt = state.device(d).corrupt_results as usize;
         let words = bytes / 4;
@@ -814,6 +835,7 @@ pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, bytes: usiz
             // Spread the bad words over the buffer; flip the exponent's top
             // bit, as a failing memory cell would, far outside any tolerance.
             let at = (i * words / corrupt + words / 3) % words;
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
             unsafe {
                 let word = dst.cast::<u32>().add(at);
                 word.write_unaligned(word.read_unaligned() ^ (1 << 30));
@@ -905,6 +927,7 @@ pub unsafe extern "C" fn cuModuleLoadData(
         if module.is_null() || image.is_null() {
             return INVALID_VALUE;
         }
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         let text = unsafe { CStr::from_ptr(image.cast::<c_char>()) }.to_string_lossy();
         let Some(ptx) = parse_ptx(&text) else {
             return INVALID_IMAGE;
@@ -924,6 +947,7 @@ pub unsafe extern "C" fn cuModuleLoadData(
                 entries: ptx.entries,
             },
         );
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { write(module, handle as *mut c_void) }
     })
 }
@@ -953,6 +977,7 @@ pub unsafe extern "C" fn cuModuleGetFunction(
         if function.is_null() || name.is_null() {
             return INVALID_VALUE;
         }
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         let wanted = unsafe { CStr::from_ptr(name) };
         let Some(m) = state.modules.get(&(module as usize)) else {
             return INVALID_HANDLE;
@@ -965,6 +990,7 @@ pub unsafe extern "C" fn cuModuleGetFunction(
             return NOT_FOUND;
         };
         // The emulated source must be the one the PTX came from.
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         let arity = unsafe { fakegpu_kernel_arity(wanted.as_ptr()) };
         if arity < 0 || arity as usize != *params {
             eprintln!("fakegpu: PTX entry {wanted:?} does not match kernels/*.cu (stale PTX?)");
@@ -978,6 +1004,7 @@ pub unsafe extern "C" fn cuModuleGetFunction(
         };
         let handle = state.handle();
         state.functions.insert(handle, f);
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { write(function, handle as *mut c_void) }
     })
 }
@@ -1046,6 +1073,7 @@ pub unsafe extern "C" fn cuLaunchKernel(
     let _serial = LAUNCH
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
     match unsafe { fakegpu_run_kernel(name.as_ptr(), grid.as_ptr(), block.as_ptr(), params) } {
         0 => {}
         // Threads of a block reached different barriers: on a GPU, undefined
@@ -1083,6 +1111,7 @@ pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, flags: c_uint) -
                 after: 0,
             },
         );
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { write(event, handle as *mut c_void) }
     })
 }
@@ -1158,6 +1187,7 @@ pub unsafe extern "C" fn cuEventElapsedTime(
             return NOT_READY;
         }
         match (s.timing && e.timing, s.recorded, e.recorded) {
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
             (true, Some(t0), Some(t1)) => unsafe {
                 write(ms, t1.saturating_duration_since(t0).as_secs_f32() * 1000.0)
             },
@@ -1193,6 +1223,7 @@ fn error_text(
         .find(|(c, since, _, _)| *c == code && *since <= state.scenario.driver_version);
     match known {
         Some((_, _, name, text)) => {
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
             unsafe {
                 *out = if description {
                     text.as_ptr()
@@ -1203,6 +1234,7 @@ fn error_text(
             SUCCESS
         }
         None => {
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
             unsafe { *out = std::ptr::null() };
             INVALID_VALUE
         }

@@ -3,6 +3,12 @@
 //!
 //! NVML sees every GPU given to the container; CUDA_VISIBLE_DEVICES does not
 //! apply to it (it is a CUDA runtime setting), exactly as with the real one.
+//!
+//! Every `unsafe` block here dereferences a pointer the caller passed: an
+//! out-parameter to write, or an input buffer, name or parameter array to
+//! read. nvml.h requires the caller to pass valid pointers of the documented
+//! size, as the real library does; the fake rejects null where the real one
+//! does and, like it, trusts the caller for the rest.
 #![allow(clippy::missing_safety_doc, non_snake_case)]
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
@@ -105,6 +111,7 @@ unsafe fn put<T>(out: *mut T, value: T) -> NvmlReturn {
     if out.is_null() {
         return INVALID_ARGUMENT;
     }
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     unsafe { out.write(value) };
     SUCCESS
 }
@@ -116,6 +123,7 @@ unsafe fn put_str(out: *mut c_char, len: c_uint, text: &str) -> NvmlReturn {
     if text.len() + 1 > len as usize {
         return INSUFFICIENT_SIZE;
     }
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     unsafe {
         std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), out, text.len());
         *out.add(text.len()) = 0;
@@ -175,6 +183,7 @@ fn system_string(out: *mut c_char, len: c_uint, f: impl FnOnce(&Scenario) -> Str
         if !s.initialized {
             return UNINITIALIZED;
         }
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         unsafe { put_str(out, len, &f(&s.scenario)) }
     })
     .unwrap_or(UNKNOWN)
@@ -194,6 +203,7 @@ pub unsafe extern "C" fn nvmlSystemGetNVMLVersion(out: *mut c_char, len: c_uint)
 pub unsafe extern "C" fn nvmlDeviceGetCount_v2(count: *mut c_uint) -> NvmlReturn {
     with_state(|s| {
         if s.initialized {
+            // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
             unsafe { put(count, s.scenario.devices.len() as c_uint) }
         } else {
             UNINITIALIZED
@@ -211,6 +221,7 @@ fn find_device(
             return UNINITIALIZED;
         }
         match s.scenario.devices.iter().position(pred) {
+            // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
             Some(i) => unsafe { put(out, handle(i)) },
             None => NOT_FOUND,
         }
@@ -228,6 +239,7 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByIndex_v2(
             return UNINITIALIZED;
         }
         if (index as usize) < s.scenario.devices.len() {
+            // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
             unsafe { put(out, handle(index as usize)) }
         } else {
             INVALID_ARGUMENT
@@ -244,6 +256,7 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByUUID(
     if uuid.is_null() {
         return INVALID_ARGUMENT;
     }
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     let wanted = unsafe { CStr::from_ptr(uuid) }
         .to_string_lossy()
         .into_owned();
@@ -267,6 +280,7 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByPciBusId_v2(
     if bus.is_null() {
         return INVALID_ARGUMENT;
     }
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     let wanted = normal_bus_id(&unsafe { CStr::from_ptr(bus) }.to_string_lossy());
     find_device(out, |d| normal_bus_id(&d.pci_bus_id) == wanted)
 }
@@ -284,6 +298,7 @@ pub unsafe extern "C" fn nvmlDeviceGetUUID(
             .map(|d| d.uuid.clone())
     });
     device_call(device, "uuid", |_| match &uuid {
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         Ok(Some(u)) => unsafe { put_str(out, len, u) },
         _ => INVALID_ARGUMENT,
     })
@@ -299,6 +314,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTemperature(
         if sensor != 0 {
             return INVALID_ARGUMENT;
         }
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         unsafe { put(out, n.temperature_celsius) }
     })
 }
@@ -308,6 +324,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerUsage(
     device: *mut c_void,
     milliwatts: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "power_draw_watts", |n| unsafe {
         put(milliwatts, (n.power_draw_watts * 1000.0) as c_uint)
     })
@@ -318,6 +335,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEnforcedPowerLimit(
     device: *mut c_void,
     milliwatts: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "power_limit_watts", |n| unsafe {
         put(milliwatts, (n.power_limit_watts * 1000.0) as c_uint)
     })
@@ -334,6 +352,7 @@ pub unsafe extern "C" fn nvmlDeviceGetUtilizationRates(
     device: *mut c_void,
     out: *mut Utilization,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "utilization", |n| unsafe {
         put(
             out,
@@ -363,6 +382,7 @@ pub unsafe extern "C" fn nvmlDeviceGetClockInfo(
     out: *mut c_uint,
 ) -> NvmlReturn {
     device_call(device, "clocks", |n| {
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         clock(n, kind, false).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
     })
 }
@@ -374,6 +394,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxClockInfo(
     out: *mut c_uint,
 ) -> NvmlReturn {
     device_call(device, "clocks", |n| {
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         clock(n, kind, true).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
     })
 }
@@ -383,6 +404,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryBusWidth(
     device: *mut c_void,
     out: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "memory_bus_width_bits", |n| unsafe {
         put(out, n.memory_bus_width_bits)
     })
@@ -392,6 +414,7 @@ macro_rules! uint_getter {
     ($name:ident, $field:literal, $value:ident) => {
         #[no_mangle]
         pub unsafe extern "C" fn $name(device: *mut c_void, out: *mut c_uint) -> NvmlReturn {
+            // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
             device_call(device, $field, |n| unsafe { put(out, n.$value) })
         }
     };
@@ -413,6 +436,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrPcieLinkGeneration(
     device: *mut c_void,
     out: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     gpu_call(device, "pcie", |index, gpu| unsafe {
         put(out, current_link(index, gpu).generation)
     })
@@ -423,6 +447,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrPcieLinkWidth(
     device: *mut c_void,
     out: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     gpu_call(device, "pcie", |index, gpu| unsafe {
         put(out, current_link(index, gpu).width)
     })
@@ -433,6 +458,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxPcieLinkGeneration(
     device: *mut c_void,
     out: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "pcie", |n| unsafe {
         put(out, n.pcie.max.generation)
     })
@@ -443,6 +469,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxPcieLinkWidth(
     device: *mut c_void,
     out: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "pcie", |n| unsafe { put(out, n.pcie.max.width) })
 }
 
@@ -470,11 +497,13 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
         }
         // nvml.h: the version word is the struct's size | 2 << 24.
         let version = (size_of::<MemoryV2>() | (2 << 24)) as c_uint;
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         if unsafe { (*out).version } != version {
             return VERSION_MISMATCH;
         }
         let used =
             (gpu.memory_used_bytes + crate::rm::read(index).used_bytes).min(gpu.memory_bytes);
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         unsafe {
             put(
                 out,
@@ -502,6 +531,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEccMode(
     current: *mut c_uint,
     pending: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "ecc", |n| unsafe {
         let r = put(current, enabled(n.ecc_enabled));
         if r != SUCCESS {
@@ -531,6 +561,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEccErrors(
             (0, 1) => n.ecc_corrected_volatile,
             _ => return INVALID_ARGUMENT,
         };
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         unsafe { put(out, v) }
     })
 }
@@ -540,6 +571,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRetiredPagesPendingStatus(
     device: *mut c_void,
     out: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "retired_pages", |n| unsafe {
         put(out, enabled(n.retired_pages_pending))
     })
@@ -553,6 +585,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
     pending: *mut c_uint,
     failure: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "remapped_rows", |n| unsafe {
         for r in [
             put(corrected, 0),
@@ -573,6 +606,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrentClocksThrottleReasons(
     device: *mut c_void,
     out: *mut c_ulonglong,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "throttle_reasons", |n| unsafe {
         put(out, n.throttle_reasons)
     })
@@ -583,6 +617,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPersistenceMode(
     device: *mut c_void,
     out: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "persistence_mode", |n| unsafe {
         put(out, enabled(n.persistence_mode))
     })
@@ -594,6 +629,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     current: *mut c_uint,
     pending: *mut c_uint,
 ) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "mig_mode", |n| unsafe {
         let r = put(current, enabled(n.mig_mode));
         if r != SUCCESS {
