@@ -22,10 +22,50 @@ pub const VARIABLES: [&str; 5] = [
     "LD_LIBRARY_PATH",
 ];
 
-/// Where to look: "/" unless the test-only GPUPROBE_TEST_ROOT says otherwise.
+/// Where to look: "/" on Linux, the system drive (%SystemDrive%, `C:` in a
+/// Windows container) on Windows, unless the test-only GPUPROBE_TEST_ROOT
+/// says otherwise.
 #[must_use]
 pub fn root() -> PathBuf {
-    std::env::var_os("GPUPROBE_TEST_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from)
+    if let Some(root) = std::env::var_os("GPUPROBE_TEST_ROOT") {
+        return PathBuf::from(root);
+    }
+    if cfg!(windows) {
+        let drive = std::env::var("SystemDrive")
+            .ok()
+            .filter(|d| d.len() == 2 && d.ends_with(':'))
+            .unwrap_or_else(|| "C:".into());
+        PathBuf::from(format!("{drive}\\"))
+    } else {
+        PathBuf::from("/")
+    }
+}
+
+/// nvml.dll as a Windows container gets it: in System32 where the runtime
+/// copied it, else in the host driver store's FileRepository folder of the
+/// NVIDIA display driver package (`nv*.inf_amd64_*`), which the GPU device
+/// class maps into the container (Microsoft, "GPU acceleration in Windows
+/// containers"). The first such folder by name when there are several.
+#[must_use]
+pub fn windows_nvml_dll(root: &Path) -> Option<PathBuf> {
+    let system32 = root.join("Windows").join("System32");
+    let direct = system32.join("nvml.dll");
+    if direct.is_file() {
+        return Some(direct);
+    }
+    let repository = system32.join("HostDriverStore").join("FileRepository");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(repository)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().to_ascii_lowercase();
+            name.starts_with("nv") && name.contains(".inf_amd64_")
+        })
+        .map(|entry| entry.path().join("nvml.dll"))
+        .filter(|path| path.is_file())
+        .collect();
+    found.sort();
+    found.into_iter().next()
 }
 
 /// Gathers the environment of this platform.
@@ -210,7 +250,7 @@ pub fn gather_windows(root: &Path) -> WindowsEnvironment {
             || root.join("License.txt").exists(),
         host_driver_store,
         nvcuda_dll: find("nvcuda.dll"),
-        nvml_dll: find("nvml.dll"),
+        nvml_dll: windows_nvml_dll(root).map(|p| p.display().to_string()),
     }
 }
 
@@ -444,5 +484,28 @@ mod tests {
         std::fs::write(root.path().join("Windows/System32/nvcuda.dll"), b"").unwrap();
         let w = gather_windows(root.path());
         assert!(w.container && w.host_driver_store && w.nvcuda_dll.is_some());
+        // nvml.dll only in the driver package's FileRepository folder, as a
+        // Windows container with the GPU device class has it.
+        assert_eq!(w.nvml_dll, None);
+        let package = root
+            .path()
+            .join("Windows/System32/HostDriverStore/FileRepository/nvlti.inf_amd64_5b3a8f1e2c4d");
+        std::fs::create_dir_all(&package).unwrap();
+        std::fs::create_dir_all(
+            root.path()
+                .join("Windows/System32/HostDriverStore/FileRepository/other.inf_amd64_1"),
+        )
+        .unwrap();
+        std::fs::write(package.join("nvml.dll"), b"").unwrap();
+        assert_eq!(
+            gather_windows(root.path()).nvml_dll.map(PathBuf::from),
+            Some(package.join("nvml.dll"))
+        );
+        // One in System32 comes first.
+        std::fs::write(root.path().join("Windows/System32/nvml.dll"), b"").unwrap();
+        assert_eq!(
+            windows_nvml_dll(root.path()),
+            Some(root.path().join("Windows/System32/nvml.dll"))
+        );
     }
 }

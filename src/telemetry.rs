@@ -36,19 +36,24 @@ pub struct Loaded {
 type RemappedRows =
     unsafe extern "C" fn(*mut c_void, *mut c_uint, *mut c_uint, *mut c_uint, *mut c_uint) -> i32;
 
-/// The NVML library's own name on this platform.
-const LIBRARY: &str = if cfg!(windows) {
-    "nvml.dll"
-} else {
-    "libnvidia-ml.so.1"
-};
+/// The NVML library to load: its SONAME on Linux; on Windows nvml.dll where
+/// a container has it (System32, or the driver package's folder in the
+/// host driver store: `environment::windows_nvml_dll`), else by name.
+fn library() -> std::ffi::OsString {
+    if cfg!(windows) {
+        crate::environment::windows_nvml_dll(&crate::environment::root())
+            .map_or_else(|| "nvml.dll".into(), std::path::PathBuf::into_os_string)
+    } else {
+        "libnvidia-ml.so.1".into()
+    }
+}
 
 /// Takes another reference to the NVML nvml-wrapper loaded, for what the
 /// wrapper does not offer: the file's path and nvmlDeviceGetRemappedRows.
 fn reopen() -> Option<libloading::Library> {
     // SAFETY: nvml-wrapper has already loaded this library, so its
     // initialisers have run; dlopen only takes another reference to it.
-    unsafe { libloading::Library::new(LIBRARY) }.ok()
+    unsafe { libloading::Library::new(library()) }.ok()
 }
 
 /// Loads and initialises NVML, or says why not. Never panics: nvml-wrapper
@@ -59,7 +64,8 @@ pub fn load() -> Result<&'static Loaded, Box<NvmlInfo>> {
 }
 
 fn init() -> Result<Loaded, Box<NvmlInfo>> {
-    match Nvml::init() {
+    let library = library();
+    match Nvml::builder().lib_path(&library).init() {
         Ok(nvml) => {
             let lib = reopen();
             // SAFETY: `RemappedRows` is nvml.h's prototype of
@@ -92,11 +98,15 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 _lib: lib,
             })
         }
-        Err(NvmlError::LibloadingError(e)) => Err(Box::new(NvmlInfo {
-            status: NvmlStatus::NotFound,
-            error: Some(e.to_string()),
-            ..NvmlInfo::default()
-        })),
+        // Absent, by the OS's own answer (cuda::driver::is_not_found); a
+        // library that is there but cannot be loaded is a failed init.
+        Err(NvmlError::LibloadingError(e)) if crate::cuda::driver::is_not_found(&e) => {
+            Err(Box::new(NvmlInfo {
+                status: NvmlStatus::NotFound,
+                error: Some(e.to_string()),
+                ..NvmlInfo::default()
+            }))
+        }
         Err(e) => Err(Box::new(NvmlInfo {
             status: NvmlStatus::InitFailed,
             error: Some(e.to_string()),

@@ -262,7 +262,7 @@ impl Driver {
 /// glibc's dlopen reports no error code at all, only dlerror() text; its
 /// not-found text is "cannot open shared object file: No such file or
 /// directory" (the strerror of ENOENT).
-fn is_not_found(error: &libloading::Error) -> bool {
+pub fn is_not_found(error: &libloading::Error) -> bool {
     /// ERROR_MOD_NOT_FOUND, winerror.h.
     const ERROR_MOD_NOT_FOUND: i32 = 126;
     let os_error = std::error::Error::source(error)
