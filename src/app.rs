@@ -40,16 +40,7 @@ pub fn main() -> i32 {
             .err()
             .unwrap_or(exit_code::HEALTHY),
         Some(Command::Completions { shell }) => {
-            let mut script = Vec::new();
-            clap_complete::generate(
-                *shell,
-                &mut <crate::cli::Cli as clap::CommandFactory>::command(),
-                "gpuprobe",
-                &mut script,
-            );
-            deliver(&String::from_utf8_lossy(&script))
-                .err()
-                .unwrap_or(exit_code::HEALTHY)
+            deliver(shell.script()).err().unwrap_or(exit_code::HEALTHY)
         }
         Some(Command::Health(h)) => {
             let (line, code) = if let (Some(path), Some(max_age)) = (&h.state, h.max_age) {

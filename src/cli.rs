@@ -67,8 +67,35 @@ pub enum Command {
     /// powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`.
     Completions {
         #[arg(value_enum)]
-        shell: clap_complete::Shell,
+        shell: CompletionShell,
     },
+}
+
+/// The shells `gpuprobe completions` has a script for. The scripts are
+/// generated from these clap definitions by tools/docs (clap_complete) and
+/// committed in completions/ (a test keeps them current), so the shipped
+/// binary carries the scripts, not the generator (about 250 KiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+impl CompletionShell {
+    /// The committed script for this shell.
+    #[must_use]
+    pub fn script(self) -> &'static str {
+        match self {
+            CompletionShell::Bash => include_str!("../completions/gpuprobe.bash"),
+            CompletionShell::Zsh => include_str!("../completions/_gpuprobe"),
+            CompletionShell::Fish => include_str!("../completions/gpuprobe.fish"),
+            CompletionShell::Elvish => include_str!("../completions/gpuprobe.elv"),
+            CompletionShell::Powershell => include_str!("../completions/_gpuprobe.ps1"),
+        }
+    }
 }
 
 /// The full probe (no subcommand).

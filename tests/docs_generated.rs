@@ -96,3 +96,36 @@ fn an_unknown_shell_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+/// The completion scripts `gpuprobe completions SHELL` prints are the
+/// committed files in completions/, and those are what the generator makes
+/// from the current clap definitions (regenerate with
+/// `cargo run -q -p gpuprobe-docs -- completions SHELL > completions/FILE`).
+#[test]
+fn committed_completions_are_current_and_are_what_gpuprobe_prints() {
+    let docs = gpuprobe_docs();
+    for (shell, file) in [
+        ("bash", "gpuprobe.bash"),
+        ("zsh", "_gpuprobe"),
+        ("fish", "gpuprobe.fish"),
+        ("elvish", "gpuprobe.elv"),
+        ("powershell", "_gpuprobe.ps1"),
+    ] {
+        let committed = std::fs::read(common::root().join("completions").join(file)).unwrap();
+        let generated = Command::new(&docs)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(generated.status.success(), "{shell}");
+        assert!(
+            generated.stdout == committed,
+            "completions/{file} is stale: regenerate it with `cargo run -q -p gpuprobe-docs -- completions {shell} > completions/{file}`"
+        );
+        let printed = Command::new(assert_cmd::cargo::cargo_bin("gpuprobe"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(printed.status.code(), Some(0), "{shell}");
+        assert!(printed.stdout == committed, "gpuprobe completions {shell}");
+    }
+}

@@ -1,0 +1,175 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'gpuprobe'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'gpuprobe' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
+            [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Matrix size N of the N x N x N matmul')
+            [CompletionResult]::new('--iterations', '--iterations', [CompletionResultType]::ParameterName, 'Timed iterations per measurement (default: as many as fill --min-time)')
+            [CompletionResult]::new('--min-time', '--min-time', [CompletionResultType]::ParameterName, 'Minimum measured time per measurement, e.g. 200ms, 1s')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed for the input matrices, to repeat a run exactly (default: fresh)')
+            [CompletionResult]::new('--require-gpus', '--require-gpus', [CompletionResultType]::ParameterName, 'Fail unless at least N GPUs pass')
+            [CompletionResult]::new('--require-memory', '--require-memory', [CompletionResultType]::ParameterName, 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB')
+            [CompletionResult]::new('--require-compute-capability', '--require-compute-capability', [CompletionResultType]::ParameterName, 'Fail unless every GPU has at least this compute capability, e.g. 8.0')
+            [CompletionResult]::new('--require-driver', '--require-driver', [CompletionResultType]::ParameterName, 'Fail unless the driver supports at least this CUDA version, e.g. 12.2')
+            [CompletionResult]::new('--require-speedup', '--require-speedup', [CompletionResultType]::ParameterName, 'Fail unless every GPU''s matmul is at least X times the CPU''s')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --format json')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the GPUs this process sees, without running anything on them')
+            [CompletionResult]::new('schema', 'schema', [CompletionResultType]::ParameterValue, 'Print the JSON Schema of the report')
+            [CompletionResult]::new('diagnoses', 'diagnoses', [CompletionResultType]::ParameterValue, 'Print every diagnosis rule: code, severity, cause, trigger and fix')
+            [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gpuprobe;list' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
+            [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --format json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'gpuprobe;schema' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gpuprobe;diagnoses' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gpuprobe;health' {
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Check the report that `watch --state FILE` keeps instead of touching the GPU: healthy when it is fresh and its verdict is healthy or degraded')
+            [CompletionResult]::new('--max-age', '--max-age', [CompletionResultType]::ParameterName, 'How old the state file''s report may be, e.g. 2m')
+            [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--require-gpus', '--require-gpus', [CompletionResultType]::ParameterName, 'Fail unless at least N GPUs pass')
+            [CompletionResult]::new('--require-memory', '--require-memory', [CompletionResultType]::ParameterName, 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB')
+            [CompletionResult]::new('--require-compute-capability', '--require-compute-capability', [CompletionResultType]::ParameterName, 'Fail unless every GPU has at least this compute capability, e.g. 8.0')
+            [CompletionResult]::new('--require-driver', '--require-driver', [CompletionResultType]::ParameterName, 'Fail unless the driver supports at least this CUDA version, e.g. 12.2')
+            [CompletionResult]::new('--require-speedup', '--require-speedup', [CompletionResultType]::ParameterName, 'Fail unless every GPU''s matmul is at least X times the CPU''s')
+            [CompletionResult]::new('--no-context', '--no-context', [CompletionResultType]::ParameterName, 'Create no CUDA context: judge each GPU by its device nodes, NVML''s health signals (a lost GPU, ECC and row-remap errors) and the diagnoses only, for a GPU whose workload cannot spare a context''s device memory (hundreds of MiB). Without it, health makes a context and runs a tiny verified launch per GPU')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gpuprobe;exec' {
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
+            [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Matrix size N of the N x N x N matmul')
+            [CompletionResult]::new('--iterations', '--iterations', [CompletionResultType]::ParameterName, 'Timed iterations per measurement (default: as many as fill --min-time)')
+            [CompletionResult]::new('--min-time', '--min-time', [CompletionResultType]::ParameterName, 'Minimum measured time per measurement, e.g. 200ms, 1s')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed for the input matrices, to repeat a run exactly (default: fresh)')
+            [CompletionResult]::new('--require-gpus', '--require-gpus', [CompletionResultType]::ParameterName, 'Fail unless at least N GPUs pass')
+            [CompletionResult]::new('--require-memory', '--require-memory', [CompletionResultType]::ParameterName, 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB')
+            [CompletionResult]::new('--require-compute-capability', '--require-compute-capability', [CompletionResultType]::ParameterName, 'Fail unless every GPU has at least this compute capability, e.g. 8.0')
+            [CompletionResult]::new('--require-driver', '--require-driver', [CompletionResultType]::ParameterName, 'Fail unless the driver supports at least this CUDA version, e.g. 12.2')
+            [CompletionResult]::new('--require-speedup', '--require-speedup', [CompletionResultType]::ParameterName, 'Fail unless every GPU''s matmul is at least X times the CPU''s')
+            [CompletionResult]::new('--warn-only', '--warn-only', [CompletionResultType]::ParameterName, 'Start CMD even when the check fails (the report still goes to stderr)')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gpuprobe;watch' {
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Time between the starts of two probes, e.g. 30s, 5m')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Keep the latest report in FILE (atomically replaced), for `health --state`')
+            [CompletionResult]::new('--prometheus', '--prometheus', [CompletionResultType]::ParameterName, 'Keep Prometheus metrics in FILE (node_exporter textfile format)')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener)')
+            [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Stop after this many probes (default: until SIGTERM or SIGINT)')
+            [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Matrix size N of the N x N x N matmul')
+            [CompletionResult]::new('--iterations', '--iterations', [CompletionResultType]::ParameterName, 'Timed iterations per measurement (default: as many as fill --min-time)')
+            [CompletionResult]::new('--min-time', '--min-time', [CompletionResultType]::ParameterName, 'Minimum measured time per measurement, e.g. 200ms, 1s')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed for the input matrices, to repeat a run exactly (default: fresh)')
+            [CompletionResult]::new('--require-gpus', '--require-gpus', [CompletionResultType]::ParameterName, 'Fail unless at least N GPUs pass')
+            [CompletionResult]::new('--require-memory', '--require-memory', [CompletionResultType]::ParameterName, 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB')
+            [CompletionResult]::new('--require-compute-capability', '--require-compute-capability', [CompletionResultType]::ParameterName, 'Fail unless every GPU has at least this compute capability, e.g. 8.0')
+            [CompletionResult]::new('--require-driver', '--require-driver', [CompletionResultType]::ParameterName, 'Fail unless the driver supports at least this CUDA version, e.g. 12.2')
+            [CompletionResult]::new('--require-speedup', '--require-speedup', [CompletionResultType]::ParameterName, 'Fail unless every GPU''s matmul is at least X times the CPU''s')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Do not write JSON lines to stdout')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gpuprobe;completions' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gpuprobe;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the GPUs this process sees, without running anything on them')
+            [CompletionResult]::new('schema', 'schema', [CompletionResultType]::ParameterValue, 'Print the JSON Schema of the report')
+            [CompletionResult]::new('diagnoses', 'diagnoses', [CompletionResultType]::ParameterValue, 'Print every diagnosis rule: code, severity, cause, trigger and fix')
+            [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gpuprobe;help;list' {
+            break
+        }
+        'gpuprobe;help;schema' {
+            break
+        }
+        'gpuprobe;help;diagnoses' {
+            break
+        }
+        'gpuprobe;help;health' {
+            break
+        }
+        'gpuprobe;help;exec' {
+            break
+        }
+        'gpuprobe;help;watch' {
+            break
+        }
+        'gpuprobe;help;completions' {
+            break
+        }
+        'gpuprobe;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,153 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[gpuprobe] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'gpuprobe'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'gpuprobe'= {
+            cand --format 'Output format'
+            cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
+            cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
+            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --size 'Matrix size N of the N x N x N matmul'
+            cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
+            cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
+            cand --seed 'Seed for the input matrices, to repeat a run exactly (default: fresh)'
+            cand --require-gpus 'Fail unless at least N GPUs pass'
+            cand --require-memory 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB'
+            cand --require-compute-capability 'Fail unless every GPU has at least this compute capability, e.g. 8.0'
+            cand --require-driver 'Fail unless the driver supports at least this CUDA version, e.g. 12.2'
+            cand --require-speedup 'Fail unless every GPU''s matmul is at least X times the CPU''s'
+            cand --json 'Shorthand for --format json'
+            cand --strict 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List the GPUs this process sees, without running anything on them'
+            cand schema 'Print the JSON Schema of the report'
+            cand diagnoses 'Print every diagnosis rule: code, severity, cause, trigger and fix'
+            cand health 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
+            cand exec 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
+            cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+            cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gpuprobe;list'= {
+            cand --format 'Output format'
+            cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
+            cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
+            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --json 'Shorthand for --format json'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gpuprobe;schema'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gpuprobe;diagnoses'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gpuprobe;health'= {
+            cand --state 'Check the report that `watch --state FILE` keeps instead of touching the GPU: healthy when it is fresh and its verdict is healthy or degraded'
+            cand --max-age 'How old the state file''s report may be, e.g. 2m'
+            cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
+            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --require-gpus 'Fail unless at least N GPUs pass'
+            cand --require-memory 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB'
+            cand --require-compute-capability 'Fail unless every GPU has at least this compute capability, e.g. 8.0'
+            cand --require-driver 'Fail unless the driver supports at least this CUDA version, e.g. 12.2'
+            cand --require-speedup 'Fail unless every GPU''s matmul is at least X times the CPU''s'
+            cand --no-context 'Create no CUDA context: judge each GPU by its device nodes, NVML''s health signals (a lost GPU, ECC and row-remap errors) and the diagnoses only, for a GPU whose workload cannot spare a context''s device memory (hundreds of MiB). Without it, health makes a context and runs a tiny verified launch per GPU'
+            cand --strict 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gpuprobe;exec'= {
+            cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
+            cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
+            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --size 'Matrix size N of the N x N x N matmul'
+            cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
+            cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
+            cand --seed 'Seed for the input matrices, to repeat a run exactly (default: fresh)'
+            cand --require-gpus 'Fail unless at least N GPUs pass'
+            cand --require-memory 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB'
+            cand --require-compute-capability 'Fail unless every GPU has at least this compute capability, e.g. 8.0'
+            cand --require-driver 'Fail unless the driver supports at least this CUDA version, e.g. 12.2'
+            cand --require-speedup 'Fail unless every GPU''s matmul is at least X times the CPU''s'
+            cand --warn-only 'Start CMD even when the check fails (the report still goes to stderr)'
+            cand --strict 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gpuprobe;watch'= {
+            cand --interval 'Time between the starts of two probes, e.g. 30s, 5m'
+            cand --state 'Keep the latest report in FILE (atomically replaced), for `health --state`'
+            cand --prometheus 'Keep Prometheus metrics in FILE (node_exporter textfile format)'
+            cand --listen 'Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener)'
+            cand --count 'Stop after this many probes (default: until SIGTERM or SIGINT)'
+            cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
+            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --size 'Matrix size N of the N x N x N matmul'
+            cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
+            cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
+            cand --seed 'Seed for the input matrices, to repeat a run exactly (default: fresh)'
+            cand --require-gpus 'Fail unless at least N GPUs pass'
+            cand --require-memory 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB'
+            cand --require-compute-capability 'Fail unless every GPU has at least this compute capability, e.g. 8.0'
+            cand --require-driver 'Fail unless the driver supports at least this CUDA version, e.g. 12.2'
+            cand --require-speedup 'Fail unless every GPU''s matmul is at least X times the CPU''s'
+            cand --quiet 'Do not write JSON lines to stdout'
+            cand --strict 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gpuprobe;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gpuprobe;help'= {
+            cand list 'List the GPUs this process sees, without running anything on them'
+            cand schema 'Print the JSON Schema of the report'
+            cand diagnoses 'Print every diagnosis rule: code, severity, cause, trigger and fix'
+            cand health 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
+            cand exec 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
+            cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+            cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gpuprobe;help;list'= {
+        }
+        &'gpuprobe;help;schema'= {
+        }
+        &'gpuprobe;help;diagnoses'= {
+        }
+        &'gpuprobe;help;health'= {
+        }
+        &'gpuprobe;help;exec'= {
+        }
+        &'gpuprobe;help;watch'= {
+        }
+        &'gpuprobe;help;completions'= {
+        }
+        &'gpuprobe;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

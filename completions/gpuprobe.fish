@@ -1,0 +1,118 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_gpuprobe_global_optspecs
+    string join \n format= json output= devices= timeout= size= iterations= min-time= seed= require-gpus= require-memory= require-compute-capability= require-driver= require-speedup= strict h/help V/version
+end
+
+function __fish_gpuprobe_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_gpuprobe_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_gpuprobe_using_subcommand
+    set -l cmd (__fish_gpuprobe_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l format -d 'Output format' -r -f -a "text\t'Human text (colour on a terminal unless NO_COLOR is set)'
+json\t'The versioned JSON report (docs/report.md)'
+prometheus\t'Prometheus text exposition format'"
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l output -d 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)' -r -F
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l timeout -d 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l size -d 'Matrix size N of the N x N x N matmul' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l json -d 'Shorthand for --format json'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -s V -l version -d 'Print version'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "list" -d 'List the GPUs this process sees, without running anything on them'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "schema" -d 'Print the JSON Schema of the report'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "diagnoses" -d 'Print every diagnosis rule: code, severity, cause, trigger and fix'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "health" -d 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "exec" -d 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "watch" -d 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l format -d 'Output format' -r -f -a "text\t'Human text (colour on a terminal unless NO_COLOR is set)'
+json\t'The versioned JSON report (docs/report.md)'
+prometheus\t'Prometheus text exposition format'"
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l output -d 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)' -r -F
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l timeout -d 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l json -d 'Shorthand for --format json'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand schema" -s h -l help -d 'Print help'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand diagnoses" -s h -l help -d 'Print help'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l state -d 'Check the report that `watch --state FILE` keeps instead of touching the GPU: healthy when it is fresh and its verdict is healthy or degraded' -r -F
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l max-age -d 'How old the state file\'s report may be, e.g. 2m' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l timeout -d 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l no-context -d 'Create no CUDA context: judge each GPU by its device nodes, NVML\'s health signals (a lost GPU, ECC and row-remap errors) and the diagnoses only, for a GPU whose workload cannot spare a context\'s device memory (hundreds of MiB). Without it, health makes a context and runs a tiny verified launch per GPU'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -s h -l help -d 'Print help'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l output -d 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)' -r -F
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l timeout -d 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l size -d 'Matrix size N of the N x N x N matmul' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l warn-only -d 'Start CMD even when the check fails (the report still goes to stderr)'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -s h -l help -d 'Print help'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l interval -d 'Time between the starts of two probes, e.g. 30s, 5m' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l state -d 'Keep the latest report in FILE (atomically replaced), for `health --state`' -r -F
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l prometheus -d 'Keep Prometheus metrics in FILE (node_exporter textfile format)' -r -F
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l listen -d 'Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l count -d 'Stop after this many probes (default: until SIGTERM or SIGINT)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l timeout -d 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l size -d 'Matrix size N of the N x N x N matmul' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l quiet -d 'Do not write JSON lines to stdout'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "list" -d 'List the GPUs this process sees, without running anything on them'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "schema" -d 'Print the JSON Schema of the report'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "diagnoses" -d 'Print every diagnosis rule: code, severity, cause, trigger and fix'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "health" -d 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "exec" -d 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "watch" -d 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
