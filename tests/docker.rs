@@ -16,71 +16,44 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::docker::{copy_into, docker, docker_available, libraries, unique};
+use common::docker::{copy_into, docker, docker_available, libraries, unique, Image};
 
 const SCENARIOS: [&str; 3] = ["healthy", "multi-gpu-one-corrupt", "hang"];
 
 /// A scratch image from `dockerfile`; removed when dropped.
-struct Image {
-    tag: String,
-    _context: tempfile::TempDir,
-}
-
-impl Image {
-    fn build(dockerfile: &str) -> Image {
-        let context = tempfile::tempdir().unwrap();
-        let root = context.path().join("root");
-        let binary = assert_cmd::cargo::cargo_bin("gpuprobe");
-        let mut files = vec![PathBuf::from("/bin/sh")];
-        for scenario in SCENARIOS {
-            let path = common::scenario(scenario);
-            let fake = common::fake_driver(&path);
-            let lib = fake.path().join("libcuda.so.1");
-            let dir = root.join("fake").join(scenario);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::copy(&lib, dir.join("libcuda.so.1")).unwrap();
-            let _ = Command::new("strip")
-                .arg("--strip-debug")
-                .arg(dir.join("libcuda.so.1"))
-                .output();
-            std::fs::copy(&path, root.join("fake").join(format!("{scenario}.json"))).unwrap();
-            files.extend(libraries(&lib));
-        }
-        files.extend(libraries(&binary));
-        files.extend(libraries(Path::new("/bin/sh")));
-        files.sort();
-        files.dedup();
-        for f in &files {
-            copy_into(&root, f);
-        }
-        std::fs::copy(&binary, root.join("gpuprobe")).unwrap();
-        std::fs::write(
-            context.path().join("Dockerfile"),
-            format!("FROM scratch\nCOPY root/ /\n{dockerfile}"),
-        )
-        .unwrap();
-        let tag = unique("gpuprobe-test");
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", &tag])
-            .arg(context.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker build failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Image {
-            tag,
-            _context: context,
-        }
+fn scratch_image(dockerfile: &str) -> Image {
+    let context = tempfile::tempdir().unwrap();
+    let root = context.path().join("root");
+    let binary = assert_cmd::cargo::cargo_bin("gpuprobe");
+    let mut files = vec![PathBuf::from("/bin/sh")];
+    for scenario in SCENARIOS {
+        let path = common::scenario(scenario);
+        let fake = common::fake_driver(&path);
+        let lib = fake.path().join("libcuda.so.1");
+        let dir = root.join("fake").join(scenario);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&lib, dir.join("libcuda.so.1")).unwrap();
+        let _ = Command::new("strip")
+            .arg("--strip-debug")
+            .arg(dir.join("libcuda.so.1"))
+            .output();
+        std::fs::copy(&path, root.join("fake").join(format!("{scenario}.json"))).unwrap();
+        files.extend(libraries(&lib));
     }
-}
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = docker(&["rmi", "-f", &self.tag]);
+    files.extend(libraries(&binary));
+    files.extend(libraries(Path::new("/bin/sh")));
+    files.sort();
+    files.dedup();
+    for f in &files {
+        copy_into(&root, f);
     }
+    std::fs::copy(&binary, root.join("gpuprobe")).unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!("FROM scratch\nCOPY root/ /\n{dockerfile}"),
+    )
+    .unwrap();
+    Image::build(context, "gpuprobe-test")
 }
 
 /// A running container; removed when dropped.
@@ -128,7 +101,7 @@ fn healthcheck_follows_the_gpu_and_docker_stop_ends_watch_cleanly() {
     if !docker_available() {
         return;
     }
-    let image = Image::build(HEALTH_IMAGE);
+    let image = scratch_image(HEALTH_IMAGE);
     for (scenario, expected) in [
         ("healthy", "healthy"),
         ("multi-gpu-one-corrupt", "unhealthy"),
@@ -186,7 +159,7 @@ fn exec_entrypoint_starts_the_workload_only_on_a_good_gpu() {
     if !docker_available() {
         return;
     }
-    let image = Image::build(EXEC_IMAGE);
+    let image = scratch_image(EXEC_IMAGE);
     for (scenario, code) in [("healthy", 0), ("multi-gpu-one-corrupt", 1), ("hang", 4)] {
         let mut args = vec![
             "run".to_string(),
@@ -266,10 +239,7 @@ fn imported_base(also_for: &[&Path]) -> Image {
         "docker import: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Image {
-        tag,
-        _context: context,
-    }
+    Image::adopt(tag, context)
 }
 
 /// The classic builder keeps a multi-stage build's earlier stages as
@@ -326,10 +296,7 @@ fn dockerfile_image_gates_on_the_gpu_and_reports_health() {
         "docker build of Dockerfile failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let image = Image {
-        tag,
-        _context: context,
-    };
+    let image = Image::adopt(tag, context);
     let _build_stage = BuildStage(inspect(&base.tag, "{{.Id}}"));
     assert_eq!(
         inspect(&image.tag, "{{json .Config.Healthcheck.Test}}"),

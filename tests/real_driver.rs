@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::docker::{copy_into, docker, docker_available, libraries, unique};
+use common::docker::{copy_into, docker, docker_available, libraries, Image};
 use gpuprobe::report::{NodeError, Report, Verdict};
 use serde_json::Value;
 
@@ -293,79 +293,52 @@ enum Lookup {
 
 /// An image FROM scratch with gpuprobe and a real driver baked in;
 /// removed when dropped.
-struct Image {
-    tag: String,
-    _context: tempfile::TempDir,
-}
-
-impl Image {
-    fn build(libs: &Path, d: &Pinned, lookup: Lookup) -> Image {
-        let context = tempfile::tempdir().unwrap();
-        let root = context.path().join("root");
-        let binary = assert_cmd::cargo::cargo_bin("gpuprobe");
-        let source = libs.join(d.version);
-        let folder = match lookup {
-            Lookup::LoaderCache => "usr/lib/x86_64-linux-gnu/nvidia/current",
-            Lookup::LibraryPath => "opt/nvidia",
-        };
-        let target = root.join(folder);
-        std::fs::create_dir_all(&target).unwrap();
-        let mut files = libraries(&binary);
-        for lib in ["libcuda", "libnvidia-ml"] {
-            let file = format!("{lib}.so.{}", d.version);
-            std::fs::copy(source.join(&file), target.join(&file)).unwrap();
-            std::os::unix::fs::symlink(&file, target.join(format!("{lib}.so.1"))).unwrap();
-            files.extend(libraries(&source.join(&file)));
-        }
-        files.sort();
-        files.dedup();
-        for f in &files {
-            copy_into(&root, f);
-        }
-        std::fs::copy(&binary, root.join("gpuprobe")).unwrap();
-        let mut dockerfile = String::from("FROM scratch\nCOPY root/ /\n");
-        match lookup {
-            Lookup::LoaderCache => {
-                std::fs::create_dir_all(root.join("etc")).unwrap();
-                std::fs::write(root.join("etc/ld.so.conf"), format!("/{folder}\n")).unwrap();
-                // ldconfig -r builds the image's own cache from the image's
-                // files, as `RUN ldconfig` would inside it.
-                let out = Command::new("ldconfig")
-                    .arg("-r")
-                    .arg(&root)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success() && root.join("etc/ld.so.cache").exists(),
-                    "ldconfig -r: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            Lookup::LibraryPath => dockerfile.push_str("ENV LD_LIBRARY_PATH=/opt/nvidia\n"),
-        }
-        std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
-        let tag = unique("gpuprobe-real-driver");
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", &tag])
-            .arg(context.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker build failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Image {
-            tag,
-            _context: context,
-        }
+fn driver_image(libs: &Path, d: &Pinned, lookup: Lookup) -> Image {
+    let context = tempfile::tempdir().unwrap();
+    let root = context.path().join("root");
+    let binary = assert_cmd::cargo::cargo_bin("gpuprobe");
+    let source = libs.join(d.version);
+    let folder = match lookup {
+        Lookup::LoaderCache => "usr/lib/x86_64-linux-gnu/nvidia/current",
+        Lookup::LibraryPath => "opt/nvidia",
+    };
+    let target = root.join(folder);
+    std::fs::create_dir_all(&target).unwrap();
+    let mut files = libraries(&binary);
+    for lib in ["libcuda", "libnvidia-ml"] {
+        let file = format!("{lib}.so.{}", d.version);
+        std::fs::copy(source.join(&file), target.join(&file)).unwrap();
+        std::os::unix::fs::symlink(&file, target.join(format!("{lib}.so.1"))).unwrap();
+        files.extend(libraries(&source.join(&file)));
     }
-}
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = docker(&["rmi", "-f", &self.tag]);
+    files.sort();
+    files.dedup();
+    for f in &files {
+        copy_into(&root, f);
     }
+    std::fs::copy(&binary, root.join("gpuprobe")).unwrap();
+    let mut dockerfile = String::from("FROM scratch\nCOPY root/ /\n");
+    match lookup {
+        Lookup::LoaderCache => {
+            std::fs::create_dir_all(root.join("etc")).unwrap();
+            std::fs::write(root.join("etc/ld.so.conf"), format!("/{folder}\n")).unwrap();
+            // ldconfig -r builds the image's own cache from the image's
+            // files, as `RUN ldconfig` would inside it.
+            let out = Command::new("ldconfig")
+                .arg("-r")
+                .arg(&root)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && root.join("etc/ld.so.cache").exists(),
+                "ldconfig -r: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Lookup::LibraryPath => dockerfile.push_str("ENV LD_LIBRARY_PATH=/opt/nvidia\n"),
+    }
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    Image::build(context, "gpuprobe-real-driver")
 }
 
 #[test]
@@ -380,7 +353,7 @@ fn real_drivers_baked_into_an_image_started_without_gpu_access() {
             let libs = &libs;
             scope.spawn(move || {
                 for lookup in [Lookup::LoaderCache, Lookup::LibraryPath] {
-                    let image = Image::build(libs, d, lookup);
+                    let image = driver_image(libs, d, lookup);
                     for (user, spec) in [(User::Root, "0:0"), (User::Nobody, "65534:65534")] {
                         let where_ = format!("docker, {} via {lookup:?} as {user:?}", d.version);
                         // As root, NVML makes /dev/nvidiactl, which the

@@ -62,3 +62,49 @@ pub fn libraries(binary: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// An image built from a context folder; removed (and its context deleted)
+/// when dropped.
+pub struct Image {
+    pub tag: String,
+    _context: tempfile::TempDir,
+}
+
+impl Image {
+    /// `docker build`s `context` (its Dockerfile and files) as a fresh tag
+    /// starting with `prefix`.
+    pub fn build(context: tempfile::TempDir, prefix: &str) -> Image {
+        let tag = unique(prefix);
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", &tag])
+            .arg(context.path())
+            .output()
+            .expect("running docker build");
+        assert!(
+            out.status.success(),
+            "docker build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Image {
+            tag,
+            _context: context,
+        }
+    }
+}
+
+impl Image {
+    /// Owns an image made another way (`docker import`, a build with
+    /// arguments), to be removed when dropped.
+    pub fn adopt(tag: String, context: tempfile::TempDir) -> Image {
+        Image {
+            tag,
+            _context: context,
+        }
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", "-f", &self.tag]);
+    }
+}
