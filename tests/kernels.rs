@@ -166,20 +166,18 @@ fn run_sgemm(
         b.upload(b_host).unwrap();
         // NaN, so that an element the kernel never writes cannot pass.
         c.upload(&vec![f32::NAN; mu * nu]).unwrap();
-        let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
-        let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
-        let mut params: [*mut std::ffi::c_void; 6] = [
-            (&raw mut mm).cast(),
-            (&raw mut nn).cast(),
-            (&raw mut kk).cast(),
-            (&raw mut pa).cast(),
-            (&raw mut pb).cast(),
-            (&raw mut pc).cast(),
-        ];
-        // SAFETY: both FP32 kernels take (int, int, int, float*, float*,
-        // float*), which `params` points to; the buffers hold m*k, k*n and
-        // m*n floats.
-        unsafe { cuda::launch(ctx, &kernel, grid, block, &mut params) }.unwrap();
+        // SAFETY: both FP32 kernels are GEMM kernels loaded in `ctx`; the
+        // buffers hold m*k, k*n and m*n floats.
+        unsafe {
+            cuda::launch_gemm(
+                ctx,
+                &kernel,
+                (grid, block),
+                (m, n, k),
+                [a.ptr, b.ptr, c.ptr],
+            )
+        }
+        .unwrap();
         ctx.synchronize().unwrap();
         let mut out = vec![0f32; mu * nu];
         c.download(&mut out).unwrap();
@@ -213,20 +211,19 @@ fn run_mma(
     a.upload(&inputs.a).unwrap();
     b.upload(&inputs.b).unwrap();
     c.upload(&vec![f32::NAN; mu * nu]).unwrap();
-    let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
-    let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
-    let mut params: [*mut std::ffi::c_void; 6] = [
-        (&raw mut mm).cast(),
-        (&raw mut nn).cast(),
-        (&raw mut kk).cast(),
-        (&raw mut pa).cast(),
-        (&raw mut pb).cast(),
-        (&raw mut pc).cast(),
-    ];
     let (grid, block) = Mma::launch(m, n);
-    // SAFETY: the mma kernels take (int, int, int, float*, float*, float*),
-    // which `params` points to; the buffers hold m*k, k*n and m*n floats.
-    unsafe { cuda::launch(ctx, &kernel, grid, block, &mut params) }.unwrap();
+    // SAFETY: the mma kernels are GEMM kernels loaded in `ctx`; the buffers
+    // hold m*k, k*n and m*n floats.
+    unsafe {
+        cuda::launch_gemm(
+            ctx,
+            &kernel,
+            (grid, block),
+            (m, n, k),
+            [a.ptr, b.ptr, c.ptr],
+        )
+    }
+    .unwrap();
     ctx.synchronize().unwrap();
     let mut out = vec![0f32; mu * nu];
     c.download(&mut out).unwrap();

@@ -490,3 +490,33 @@ pub unsafe fn launch(
         )
     })
 }
+
+/// Launches a GEMM kernel of gpuprobe's kernels/ (every one takes
+/// `(int m, int n, int k, const float *a, const float *b, float *c)`) on the
+/// default stream: C (m x n) = A (m x k) B (k x n), row-major.
+///
+/// # Safety
+/// `kernel` must be one of those GEMM kernels, loaded in `ctx`; `a`, `b`
+/// and `c` must point into allocations of this context holding at least
+/// m*k, k*n and m*n floats (row blocks of larger buffers are fine).
+pub unsafe fn launch_gemm(
+    ctx: &Context<'_>,
+    kernel: &Kernel<'_>,
+    (grid, block): ([u32; 3], [u32; 3]),
+    (m, n, k): (u32, u32, u32),
+    [a, b, c]: [CuDevicePtr; 3],
+) -> Result<(), CudaError> {
+    let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
+    let (mut pa, mut pb, mut pc) = (a, b, c);
+    let mut params: [*mut c_void; 6] = [
+        (&raw mut mm).cast(),
+        (&raw mut nn).cast(),
+        (&raw mut kk).cast(),
+        (&raw mut pa).cast(),
+        (&raw mut pb).cast(),
+        (&raw mut pc).cast(),
+    ];
+    // SAFETY: `params` points to one live value per parameter of the GEMM
+    // signature, in order; the caller promises the kernel and the buffers.
+    unsafe { launch(ctx, kernel, grid, block, &mut params) }
+}

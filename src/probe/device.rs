@@ -473,32 +473,29 @@ impl Product<'_, '_> {
         let mut row = 0;
         while row < m {
             let here = rows.min(m - row);
-            let (grid, block) = self.sgemm.launch(here, n);
-            let (mut mm, mut nn, mut kk) = (here as i32, n as i32, k as i32);
             let at = |buffer: &Buffer<'_>, offset: usize| {
                 buffer
                     .ptr_at(offset)
                     .ok_or_else(|| missing("row block inside its buffer"))
             };
-            let (mut pa, mut pb, mut pc) = (
+            let pointers = [
                 at(self.a, row as usize * k as usize)?,
                 self.b.ptr,
                 at(self.c, row as usize * n as usize)?,
-            );
-            let mut params: [*mut std::ffi::c_void; 6] = [
-                (&raw mut mm).cast(),
-                (&raw mut nn).cast(),
-                (&raw mut kk).cast(),
-                (&raw mut pa).cast(),
-                (&raw mut pb).cast(),
-                (&raw mut pc).cast(),
             ];
-            // SAFETY: `kernel` is `self.sgemm`'s entry point, loaded in
-            // `ctx`, whose parameters are (int, int, int, float*, float*,
-            // float*): `params`. The block's `here` rows of A and C start
+            // SAFETY: `kernel` is `self.sgemm`'s entry point, a GEMM kernel
+            // loaded in `ctx`. The block's `here` rows of A and C start
             // inside their buffers (checked by `ptr_at`) and end at most at
-            // m rows.
-            unsafe { cuda::launch(ctx, kernel, grid, block, &mut params)? };
+            // m rows; B is whole.
+            unsafe {
+                cuda::launch_gemm(
+                    ctx,
+                    kernel,
+                    self.sgemm.launch(here, n),
+                    (here, n, k),
+                    pointers,
+                )?;
+            };
             row += here;
         }
         Ok(())

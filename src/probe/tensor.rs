@@ -126,22 +126,19 @@ pub fn run(
     for mma in Mma::ALL {
         let kernel = Module::load(ctx, kernels::MMA_PTX)?.kernel(mma.entry())?;
         let (grid, block) = Mma::launch(m, n);
-        let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
-        let (mut pa, mut pb, mut pc) = (a.ptr, b.ptr, c.ptr);
-        let mut params: [*mut std::ffi::c_void; 6] = [
-            (&raw mut mm).cast(),
-            (&raw mut nn).cast(),
-            (&raw mut kk).cast(),
-            (&raw mut pa).cast(),
-            (&raw mut pb).cast(),
-            (&raw mut pc).cast(),
-        ];
         let (start, stop) = (Event::new(ctx)?, Event::new(ctx)?);
         start.record()?;
-        // SAFETY: `kernel` is `mma`'s entry point, loaded in `ctx`, whose
-        // parameters are (int, int, int, float*, float*, float*): `params`;
-        // the buffers hold m*k, k*n and m*n floats.
-        unsafe { cuda::launch(ctx, &kernel, grid, block, &mut params)? };
+        // SAFETY: `kernel` is `mma`'s entry point, a GEMM kernel loaded in
+        // `ctx`; the buffers hold m*k, k*n and m*n floats.
+        unsafe {
+            cuda::launch_gemm(
+                ctx,
+                &kernel,
+                (grid, block),
+                (m, n, k),
+                [a.ptr, b.ptr, c.ptr],
+            )?;
+        };
         stop.record()?;
         stop.synchronize()?;
         let warm_ms = start.elapsed_ms(&stop)?;
@@ -152,7 +149,15 @@ pub fn run(
         start.record()?;
         for _ in 0..iterations {
             // SAFETY: as for the warm-up launch.
-            unsafe { cuda::launch(ctx, &kernel, grid, block, &mut params)? };
+            unsafe {
+                cuda::launch_gemm(
+                    ctx,
+                    &kernel,
+                    (grid, block),
+                    (m, n, k),
+                    [a.ptr, b.ptr, c.ptr],
+                )?;
+            };
         }
         stop.record()?;
         stop.synchronize()?;
