@@ -199,7 +199,7 @@ fn every_alert_has_a_unit_test_and_uses_exported_metrics() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(alerts.len(), 9);
+    assert_eq!(alerts.len(), 10);
     for alert in alerts {
         let fires = tests
             .split("alertname: ")
