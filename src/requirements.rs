@@ -8,7 +8,7 @@
 use crate::cuda::CudaVersion;
 use crate::report::{Check, CheckStatus, DeviceReport, DeviceStatus, Figure, MissingInput, Report};
 use crate::stage::Stage;
-use crate::units::bytes;
+use crate::units::{self, bytes};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Requirements {
@@ -190,7 +190,10 @@ fn judge_efficiency(device: &DeviceReport, need: f64, measured_speed: bool) -> C
         Stage::RequireEfficiency,
         have.is_ok_and(|e| e >= need),
         match have {
-            Ok(e) => format!("{:.1}% of the FP32 peak, required {percent}%", e * 100.0),
+            Ok(e) => format!(
+                "{} of the FP32 peak, required {percent}%",
+                units::percent(e)
+            ),
             Err(why) => format!("efficiency unknown ({why}), required {percent}%"),
         },
     )

@@ -588,8 +588,12 @@ fn slowdown_causes(d: &crate::report::DeviceReport, t: &Telemetry) -> Vec<String
     if !held.is_empty() {
         causes.push(format!("throttle reasons {}", held.join(", ")));
     }
-    if d.mig_parent_uuid.is_some() || t.mig_enabled.value() == Some(&true) {
-        causes.push("a MIG slice, sharing the GPU's memory and L2 with other slices".into());
+    // A MIG slice alone explains nothing: its peak counts only its own SMs
+    // (the driver's SM count of a MIG device). With a cause, it is context:
+    // the slice shares its GPU's memory bandwidth, L2 and clocks.
+    if !causes.is_empty() && (d.mig_parent_uuid.is_some() || t.mig_enabled.value() == Some(&true)) {
+        causes
+            .push("a MIG slice, sharing its GPU's memory, L2 and clocks with other slices".into());
     }
     causes
 }
@@ -614,10 +618,10 @@ fn low_efficiency(r: &Report) -> DeviceEvidence {
             evidence.push((
                 Some(d.index),
                 format!(
-                    "GPU {} ({}): the matmul reached {:.1}% of the FP32 peak; NVML saw {}",
+                    "GPU {} ({}): the matmul reached {} of the FP32 peak; NVML saw {}",
                     d.index,
                     d.uuid.as_deref().unwrap_or("?"),
-                    e * 100.0,
+                    crate::units::percent(e),
                     causes.join("; ")
                 ),
             ));
@@ -988,8 +992,8 @@ pub const RULES: &[Rule] = &[
         code: "GP030",
         severity: Severity::Warning,
         summary: "A GPU's matmul reached a low fraction of its FP32 peak, and NVML shows why",
-        when: "the matmul's efficiency (achieved over the theoretical FP32 peak at the maximum clock) is below 50% and NVML saw a cause: the SM clock below 90% of its maximum (not idle), a throttle reason other than idle and those GP017 reports (power cap and thermal slowdowns are GP017's), such as applications clocks set below the maximum, or a MIG slice",
-        fix: "For held-down clocks check `nvidia-smi -q -d PERFORMANCE,CLOCK`: reset applications clocks (`nvidia-smi -rac`) and locked clocks (`nvidia-smi -rgc`), and check cooling and power limits (`nvidia-smi -q -d POWER`). A MIG slice has only its share of the GPU: expect its fraction of a whole GPU's figures.",
+        when: "the matmul's efficiency (achieved over the theoretical FP32 peak at the maximum clock) is below 50% and NVML saw a cause: the SM clock below 90% of its maximum (not idle), a throttle reason other than idle and those GP017 reports (power cap and thermal slowdowns are GP017's), such as applications clocks set below the maximum; on a MIG slice the evidence says so (its peak counts only its own SMs, so MIG alone is no cause)",
+        fix: "For held-down clocks check `nvidia-smi -q -d PERFORMANCE,CLOCK`: reset applications clocks (`nvidia-smi -rac`) and locked clocks (`nvidia-smi -rgc`), and check cooling and power limits (`nvidia-smi -q -d POWER`). A MIG slice shares its GPU's clocks: another slice's load or a GPU-wide clock setting slows it too.",
         trigger: Trigger::PerDevice(low_efficiency),
     },
 ];
