@@ -94,8 +94,12 @@ pub fn fill(report: &mut Report) {
         if let Some(m) = d.matmul.as_mut() {
             m.expected_gflops = Some(peak.fp32_gflops);
             m.efficiency = Some(match peak.fp32_gflops {
-                Figure::Value(p) if p > 0.0 => Figure::Value(m.gpu_gflops / p),
-                Figure::Value(_) => Figure::Missing(MissingInput::DeviceAttribute),
+                // A throughput that is not a finite number (a zero time)
+                // is no measurement.
+                Figure::Value(_) if !m.gpu_gflops.is_finite() => {
+                    Figure::Missing(MissingInput::NoMatmul)
+                }
+                Figure::Value(p) => Figure::Value(m.gpu_gflops / p),
                 missing @ Figure::Missing(_) => missing,
             });
         }
@@ -133,5 +137,67 @@ mod tests {
         // 132 SMs × 128 × 2 × 1980 MHz = 66.9 TFLOP/s (H100 datasheet: 67).
         let p = fp32_gflops(132, 128, 1980);
         assert!((p - 66_908.16).abs() < 0.01, "{p}");
+    }
+
+    fn bench_device() -> DeviceReport {
+        let report = Report::from_json(include_bytes!("../benches/report-one-gpu.json")).unwrap();
+        report.devices[0].clone()
+    }
+
+    #[test]
+    fn missing_inputs_are_named() {
+        let mut d = bench_device();
+        d.compute_capability = Some("13.0".into());
+        let p = peak_of(&d);
+        assert_eq!(p.fp32_lanes_per_sm, None);
+        assert_eq!(
+            p.fp32_gflops,
+            Figure::Missing(MissingInput::UnknownArchitecture)
+        );
+        // The bandwidth needs no compute capability.
+        assert!(matches!(p.memory_bandwidth_gbps, Figure::Value(v) if v > 0.0));
+
+        let mut d = bench_device();
+        d.multiprocessors = None;
+        assert_eq!(
+            peak_of(&d).fp32_gflops,
+            Figure::Missing(MissingInput::DeviceAttribute)
+        );
+
+        // NVML's 0 (unified-memory parts) is unknown, not a zero bandwidth;
+        // a missing maximum SM clock falls back to the driver's.
+        let mut d = bench_device();
+        let t = d.telemetry.as_mut().unwrap();
+        t.memory_bus_width_bits = Reading::Value(0);
+        t.sm_clock_max_mhz = Reading::Unavailable(crate::report::Unavailable::NotSupported);
+        let p = peak_of(&d);
+        assert_eq!(
+            p.memory_bandwidth_gbps,
+            Figure::Missing(MissingInput::NvmlReading)
+        );
+        assert_eq!(p.fp32_clock_source, Some(ClockSource::Driver));
+        assert_eq!(p.fp32_clock_mhz, d.clock_mhz);
+    }
+
+    #[test]
+    fn fill_sets_the_efficiency_and_drops_a_time_of_zero() {
+        let mut report =
+            Report::from_json(include_bytes!("../benches/report-one-gpu.json")).unwrap();
+        fill(&mut report);
+        let m = report.devices[0].matmul.clone().unwrap();
+        let expected = report.devices[0]
+            .peak
+            .as_ref()
+            .unwrap()
+            .fp32_gflops
+            .value()
+            .unwrap();
+        assert_eq!(m.efficiency, Some(Figure::Value(m.gpu_gflops / expected)));
+        report.devices[0].matmul.as_mut().unwrap().gpu_gflops = f64::INFINITY;
+        fill(&mut report);
+        assert_eq!(
+            report.devices[0].matmul.as_ref().unwrap().efficiency,
+            Some(Figure::Missing(MissingInput::NoMatmul))
+        );
     }
 }
