@@ -167,6 +167,7 @@ fn blame_environment(error: &str) -> Option<String> {
         ),
         ("GPUPROBE_REQUIRE_DRIVER", "--require-driver"),
         ("GPUPROBE_REQUIRE_SPEEDUP", "--require-speedup"),
+        ("GPUPROBE_REQUIRE_EFFICIENCY", "--require-efficiency"),
         ("GPUPROBE_STRICT", "--strict"),
     ]
     .into_iter()

@@ -311,6 +311,11 @@ pub struct RequireArgs {
     #[arg(long, value_name = "X", env = "GPUPROBE_REQUIRE_SPEEDUP", value_parser = parse_speedup, allow_hyphen_values = true)]
     pub require_speedup: Option<f64>,
 
+    /// Fail unless every GPU's matmul reaches this percentage of the GPU's
+    /// theoretical FP32 peak, e.g. 40.
+    #[arg(long, value_name = "PERCENT", env = "GPUPROBE_REQUIRE_EFFICIENCY", value_parser = parse_percent, allow_hyphen_values = true)]
+    pub require_efficiency: Option<f64>,
+
     /// Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off).
     #[arg(long, env = "GPUPROBE_STRICT", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub strict: bool,
@@ -325,6 +330,7 @@ impl RequireArgs {
             compute_capability: self.require_compute_capability,
             driver: self.require_driver.map(crate::cuda::CudaVersion::from),
             speedup: self.require_speedup,
+            efficiency: self.require_efficiency.map(|p| p / 100.0),
         }
     }
 }
@@ -337,6 +343,15 @@ fn parse_speedup(text: &str) -> Result<f64, String> {
     match text.trim().trim_end_matches('x').parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         _ => Err(format!("{text:?} is not a positive factor like 10")),
+    }
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 100.0 => Ok(x),
+        _ => Err(format!(
+            "{text:?} is not a percentage above 0 and at most 100, like 40"
+        )),
     }
 }
 
@@ -458,6 +473,11 @@ mod tests {
         assert_eq!(parse_speedup("2.5x"), Ok(2.5));
         assert!(parse_speedup("0").is_err());
         assert!(parse_speedup("fast").is_err());
+        assert_eq!(parse_percent("40"), Ok(40.0));
+        assert_eq!(parse_percent("12.5%"), Ok(12.5));
+        assert!(parse_percent("0").is_err());
+        assert!(parse_percent("101").is_err());
+        assert!(parse_percent("most").is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod exit_code;
 pub mod export;
 pub mod modes;
 pub mod output;
+pub mod peak;
 pub mod probe;
 pub mod report;
 pub mod requirements;

@@ -6,9 +6,9 @@
 //! which promise the machine did not keep. Like the diagnoses, the
 //! requirements judge a report; they know nothing of how it was probed.
 use crate::cuda::CudaVersion;
-use crate::report::{Check, CheckStatus, DeviceReport, DeviceStatus, Report};
+use crate::report::{Check, CheckStatus, DeviceReport, DeviceStatus, Figure, MissingInput, Report};
 use crate::stage::Stage;
-use crate::units::bytes;
+use crate::units::{self, bytes};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Requirements {
@@ -22,6 +22,8 @@ pub struct Requirements {
     pub driver: Option<CudaVersion>,
     /// GPU GFLOP/s over CPU GFLOP/s, per GPU.
     pub speedup: Option<f64>,
+    /// The matmul's fraction of the GPU's FP32 peak, 0 to 1, per GPU.
+    pub efficiency: Option<f64>,
 }
 
 /// The checks the requirements add to a report: machine-wide ones and, by
@@ -157,8 +159,44 @@ impl Requirements {
                 });
             }
         }
+        if let Some(need) = self.efficiency {
+            checks.push(judge_efficiency(device, need, measured_speed));
+        }
         checks
     }
+}
+
+/// --require-efficiency: the matmul's `efficiency` against `need` (0 to 1).
+fn judge_efficiency(device: &DeviceReport, need: f64, measured_speed: bool) -> Check {
+    let percent = need * 100.0;
+    if !measured_speed {
+        return Check {
+            status: CheckStatus::Skip,
+            detail:
+                "health does not time the matmul against the GPU's peak; checked by the full probe"
+                    .into(),
+            ..check(Stage::RequireEfficiency, true, String::new())
+        };
+    }
+    let have = match device.matmul.as_ref() {
+        None => Err(MissingInput::NoMatmul),
+        Some(m) => match m.efficiency {
+            Some(Figure::Value(e)) => Ok(e),
+            Some(Figure::Missing(why)) => Err(why),
+            None => Err(MissingInput::NoMatmul),
+        },
+    };
+    check(
+        Stage::RequireEfficiency,
+        have.is_ok_and(|e| e >= need),
+        match have {
+            Ok(e) => format!(
+                "{} of the FP32 peak, required {percent}%",
+                units::percent(e)
+            ),
+            Err(why) => format!("efficiency unknown ({why}), required {percent}%"),
+        },
+    )
 }
 
 /// "8.0" or "12" to (major, minor), for compute capabilities and CUDA

@@ -66,6 +66,8 @@ pub enum Stage {
     RequireComputeCapability,
     /// --require-speedup.
     RequireSpeedup,
+    /// --require-efficiency.
+    RequireEfficiency,
 }
 
 impl Stage {
@@ -98,6 +100,7 @@ impl Stage {
             Stage::RequireMemory => "require_memory",
             Stage::RequireComputeCapability => "require_compute_capability",
             Stage::RequireSpeedup => "require_speedup",
+            Stage::RequireEfficiency => "require_efficiency",
         }
     }
 

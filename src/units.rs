@@ -53,6 +53,19 @@ pub fn number(x: f64) -> String {
     }
 }
 
+/// A fraction as a percentage with two significant digits at least, so
+/// that a tiny efficiency does not read as 0%.
+#[must_use]
+pub fn percent(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    if p >= 10.0 || p == 0.0 {
+        format!("{p:.0}%")
+    } else {
+        let decimals = (1.0 - p.log10().floor()).clamp(1.0, 9.0) as usize;
+        format!("{p:.decimals$}%")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +84,13 @@ mod tests {
         assert_eq!(number(f64::NAN), "NaN");
         assert_eq!(number(0.0), "0");
         assert_eq!(number(f64::from(2.732_658_6_f32)), "2.7326586");
+    }
+
+    #[test]
+    fn percentages_keep_two_significant_digits() {
+        assert_eq!(percent(0.5), "50%");
+        assert_eq!(percent(0.0123), "1.2%");
+        assert_eq!(percent(0.000_003_56), "0.00036%");
+        assert_eq!(percent(0.0), "0%");
     }
 }

@@ -89,6 +89,8 @@ fn misuse_is_a_usage_error_naming_the_flag() {
         (&["--require-gpus", "-1"], "--require-gpus"),
         (&["--require-memory", "-1GiB"], "--require-memory"),
         (&["--require-speedup", "-2"], "--require-speedup"),
+        (&["--require-efficiency", "0"], "--require-efficiency"),
+        (&["--require-efficiency", "150%"], "--require-efficiency"),
         (&["--timeout", "-5s"], "--timeout"),
         (&["watch", "--count", "-1"], "--count"),
         (&["watch", "--interval", "-1s"], "--interval"),

@@ -38,6 +38,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("driver-baked-in", "GP023", Verdict::Degraded, 0),
     ("compat-working", "GP028", Verdict::Healthy, 0),
     ("busy-exclusive", "GP029", Verdict::Healthy, 0),
+    ("clocks-held-down", "GP030", Verdict::Degraded, 0),
     ("wsl", "GP024", Verdict::Healthy, 0),
     ("garbage-proc", "GP025", Verdict::Healthy, 0),
     ("visible-devices-malformed", "GP026", Verdict::Degraded, 0),
@@ -94,6 +95,7 @@ fn gpu_diagnoses_name_their_gpus() {
     for (scenario, code) in [
         ("ecc-uncorrectable", "GP015"),
         ("thermal-throttle", "GP017"),
+        ("clocks-held-down", "GP030"),
         ("pcie-degraded", "GP016"),
         ("ptx-too-new-222", "GP011"),
     ] {

@@ -37,7 +37,7 @@ fn hostile_text() -> impl Strategy<Value = String> {
 }
 
 /// The value-taking flags, each with the subcommand that accepts it.
-const VALUE_FLAGS: [(&str, &str); 15] = [
+const VALUE_FLAGS: [(&str, &str); 16] = [
     ("", "--size"),
     ("", "--iterations"),
     ("", "--min-time"),
@@ -49,6 +49,7 @@ const VALUE_FLAGS: [(&str, &str); 15] = [
     ("", "--require-compute-capability"),
     ("", "--require-driver"),
     ("", "--require-speedup"),
+    ("", "--require-efficiency"),
     ("", "--format"),
     ("watch", "--interval"),
     ("watch", "--count"),

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{command_with, gpuprobe_with, parse_report};
-use gpuprobe::report::{CheckStatus, Verdict};
+use gpuprobe::report::{CheckStatus, ClockSource, Figure, MissingInput, Verdict};
 
 fn run(mut cmd: Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
@@ -254,7 +254,7 @@ fn exec_without_a_command_is_a_usage_error() {
 
 #[test]
 fn each_unmet_requirement_fails_with_measured_and_required_values() {
-    let cases: [(&[&str], &str, &str); 6] = [
+    let cases: [(&[&str], &str, &str); 7] = [
         (
             &["--require-gpus", "2"],
             "require_gpus",
@@ -286,6 +286,12 @@ fn each_unmet_requirement_fails_with_measured_and_required_values() {
             &["--require-speedup", "1000000"],
             "require_speedup",
             "required 1000000x",
+        ),
+        (
+            // The fake's kernels run on a CPU emulation: a tiny fraction.
+            &["--require-efficiency", "50"],
+            "require_efficiency",
+            "% of the FP32 peak, required 50%",
         ),
     ];
     for (flag, check, detail) in cases {
@@ -345,6 +351,71 @@ fn requirements_come_from_the_environment_too() {
     let (code, _, stderr) = run(cmd);
     assert_eq!(code, 2);
     assert!(stderr.contains("GPUPROBE_REQUIRE_GPUS"), "{stderr}");
+}
+
+#[test]
+fn efficiency_is_judged_against_the_peak_and_skipped_by_health() {
+    let small = ["--size", "16", "--iterations", "1"];
+    // The fake's efficiency is about 1e-6 (a fraction): 1e-6 % is 1e-8.
+    let met = gpuprobe_with(
+        "healthy",
+        &small,
+        &[("GPUPROBE_REQUIRE_EFFICIENCY", "0.000001")],
+    );
+    assert_eq!(met.code(), 0, "{}", met.report.summary);
+    let d = &met.report.devices[0];
+    let check = d
+        .checks
+        .iter()
+        .find(|c| c.name == "require_efficiency")
+        .expect("require_efficiency");
+    assert_eq!(check.status, CheckStatus::Pass, "{}", check.detail);
+    let m = d.matmul.as_ref().unwrap();
+    let (Some(Figure::Value(expected)), Some(Figure::Value(efficiency))) =
+        (m.expected_gflops, m.efficiency)
+    else {
+        panic!("{m:?}");
+    };
+    // The scenario's H100 SXM: 132 SMs x 128 lanes x 2 x 1980 MHz.
+    assert!((expected - 66_908.16).abs() < 1e-6, "{expected}");
+    assert!((efficiency - m.gpu_gflops / expected).abs() < 1e-15);
+
+    // Unmet, from the environment as well.
+    let unmet = gpuprobe_with("healthy", &small, &[("GPUPROBE_REQUIRE_EFFICIENCY", "50")]);
+    assert_eq!(unmet.code(), 1, "{}", unmet.report.summary);
+
+    // health does not judge speed: skipped, and health stays healthy.
+    let (code, out) = health("healthy", &["--require-efficiency", "50"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_peak_names_the_input_it_misses() {
+    // No NVML: the driver's clock, no current clock, no memory bandwidth.
+    let probe = gpuprobe_with("nvml-missing", &["--size", "16", "--iterations", "1"], &[]);
+    let p = probe.report.devices[0].peak.as_ref().expect("peak");
+    assert_eq!(p.fp32_clock_source, Some(ClockSource::Driver));
+    assert!(
+        matches!(p.fp32_gflops, Figure::Value(v) if v > 0.0),
+        "{p:?}"
+    );
+    assert_eq!(
+        p.fp32_gflops_at_current_clock,
+        Figure::Missing(MissingInput::NoNvml)
+    );
+    assert_eq!(
+        p.memory_bandwidth_gbps,
+        Figure::Missing(MissingInput::NoNvml)
+    );
+    // With NVML: its maximum clock, and the bandwidth from its memory
+    // clock and bus width (2 x 2619 MHz x 5120 bits / 8 = 3352.32 GB/s).
+    let (mut cmd, _dir) = command_with("healthy");
+    cmd.args(["list", "--json"]);
+    let (_, stdout, _) = run(cmd);
+    let (_, listed) = parse_report(stdout.as_bytes());
+    let p = listed.devices[0].peak.as_ref().expect("peak in list");
+    assert_eq!(p.fp32_clock_source, Some(ClockSource::NvmlMax));
+    assert_eq!(p.memory_bandwidth_gbps, Figure::Value(3352.32));
 }
 
 // ---- watch

@@ -558,6 +558,78 @@ fn throttled(r: &Report) -> DeviceEvidence {
     evidence
 }
 
+/// Below this fraction of the FP32 peak a matmul is slow enough for NVML's
+/// readings to explain. gpuprobe's kernel's fraction of peak on a healthy
+/// GPU is unmeasured (docs/kernels.md); half of the peak is a floor no
+/// healthy large product should sit under, and GP030 fires only together
+/// with a cause NVML saw, so that it explains rather than guesses.
+const LOW_EFFICIENCY: f64 = 0.5;
+
+/// Below this fraction of its maximum the SM clock counts as held down.
+const CLOCK_HELD_DOWN: f64 = 0.9;
+
+/// What NVML saw that holds a GPU below its peak.
+fn slowdown_causes(d: &crate::report::DeviceReport, t: &Telemetry) -> Vec<String> {
+    let mut causes = Vec::new();
+    let reasons = t.throttle_reasons.value().map_or(&[][..], Vec::as_slice);
+    // An idle GPU's clocks say nothing about the run that came before.
+    let idle = reasons.iter().any(|r| r == "gpu_idle");
+    if let (Some(now), Some(max)) = (t.sm_clock_mhz.value(), t.sm_clock_max_mhz.value()) {
+        if !idle && *max > 0 && f64::from(*now) < CLOCK_HELD_DOWN * f64::from(*max) {
+            causes.push(format!("SM clock {now} MHz of its maximum {max} MHz"));
+        }
+    }
+    let held: Vec<&str> = reasons
+        .iter()
+        .map(String::as_str)
+        // GP017 reports power and thermal throttling on its own.
+        .filter(|r| *r != "gpu_idle" && !BAD_THROTTLE.contains(r))
+        .collect();
+    if !held.is_empty() {
+        causes.push(format!("throttle reasons {}", held.join(", ")));
+    }
+    // A MIG slice alone explains nothing: its peak counts only its own SMs
+    // (the driver's SM count of a MIG device). With a cause, it is context:
+    // the slice shares its GPU's memory bandwidth, L2 and clocks.
+    if !causes.is_empty() && (d.mig_parent_uuid.is_some() || t.mig_enabled.value() == Some(&true)) {
+        causes
+            .push("a MIG slice, sharing its GPU's memory, L2 and clocks with other slices".into());
+    }
+    causes
+}
+
+fn low_efficiency(r: &Report) -> DeviceEvidence {
+    let mut evidence = Vec::new();
+    for (d, t) in r
+        .devices
+        .iter()
+        .filter_map(|d| Some((d, d.telemetry.as_ref()?)))
+    {
+        let Some(e) = d
+            .matmul
+            .as_ref()
+            .and_then(|m| m.efficiency)
+            .and_then(crate::report::Figure::value)
+        else {
+            continue;
+        };
+        let causes = slowdown_causes(d, t);
+        if e < LOW_EFFICIENCY && !causes.is_empty() {
+            evidence.push((
+                Some(d.index),
+                format!(
+                    "GPU {} ({}): the matmul reached {} of the FP32 peak; NVML saw {}",
+                    d.index,
+                    d.uuid.as_deref().unwrap_or("?"),
+                    crate::units::percent(e),
+                    causes.join("; ")
+                ),
+            ));
+        }
+    }
+    evidence
+}
+
 fn windows_no_gpu_device(r: &Report) -> Option<Vec<String>> {
     let w = r.environment.windows.as_ref()?;
     (w.container && !w.host_driver_store && w.nvcuda_dll.is_none()).then(|| {
@@ -915,6 +987,14 @@ pub const RULES: &[Rule] = &[
         when: "context creation returns CUDA_ERROR_DEVICE_UNAVAILABLE (46): the compute mode is EXCLUSIVE_PROCESS and another process (the workload) holds the GPU, or PROHIBITED (cuda.h); NVML's health signals still judge the GPU",
         fix: "Nothing to fix for a GPU in use. To check compute, run gpuprobe before the workload starts (`gpuprobe exec -- CMD`) or while it is stopped; use `gpuprobe health --no-context` beside the workload, which makes no context. `nvidia-smi -q -d COMPUTE` shows the mode; `nvidia-smi -c DEFAULT` allows shared use.",
         trigger: Trigger::PerDevice(busy_gpu),
+    },
+    Rule {
+        code: "GP030",
+        severity: Severity::Warning,
+        summary: "A GPU's matmul reached a low fraction of its FP32 peak, and NVML shows why",
+        when: "the matmul's efficiency (achieved over the theoretical FP32 peak at the maximum clock) is below 50% and NVML saw a cause: the SM clock below 90% of its maximum (not idle), a throttle reason other than idle and those GP017 reports (power cap and thermal slowdowns are GP017's), such as applications clocks set below the maximum; on a MIG slice the evidence says so (its peak counts only its own SMs, so MIG alone is no cause)",
+        fix: "For held-down clocks check `nvidia-smi -q -d PERFORMANCE,CLOCK`: reset applications clocks (`nvidia-smi -rac`) and locked clocks (`nvidia-smi -rgc`), and check cooling and power limits (`nvidia-smi -q -d POWER`). A MIG slice shares its GPU's clocks: another slice's load or a GPU-wide clock setting slows it too.",
+        trigger: Trigger::PerDevice(low_efficiency),
     },
 ];
 

@@ -138,6 +138,17 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
         samples: |d| one(d.matmul.as_ref().and_then(|m| m.speedup_vs_cpu)),
     },
     DeviceGauge {
+        name: "gpuprobe_device_matmul_efficiency_ratio",
+        help: "GPU matmul throughput over the GPU's theoretical FP32 peak at its maximum clock.",
+        samples: |d| {
+            one(d
+                .matmul
+                .as_ref()
+                .and_then(|m| m.efficiency)
+                .and_then(crate::report::Figure::value))
+        },
+    },
+    DeviceGauge {
         name: "gpuprobe_device_verification_max_abs_error",
         help: "Largest absolute error of the GPU result.",
         samples: |d| one(d.matmul.as_ref().map(|m| m.verification.max_abs_error)),

@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 
 use super::Exporter;
 use crate::report::{
-    Check, CheckStatus, DeviceReport, DeviceStatus, Reading, Report, Telemetry, Unavailable,
-    Verdict,
+    Check, CheckStatus, DeviceReport, DeviceStatus, Figure, Reading, Report, Telemetry,
+    Unavailable, Verdict,
 };
-use crate::units::{bytes, flops};
+use crate::units::{bytes, flops, percent};
 
 pub struct Text {
     /// ANSI colour (a terminal, and NO_COLOR unset).
@@ -271,6 +271,21 @@ impl Text {
                 .map_or(String::new(), |c| format!(" at {c} MHz"));
             row(out, "compute", format!("capability {cc}{sms}{clock}"));
         }
+        if let Some(p) = &d.peak {
+            let shown = |f: Figure, unit: &str| match f {
+                Figure::Value(v) => format!("{v:.0} {unit}"),
+                Figure::Missing(why) => format!("unknown ({why})"),
+            };
+            row(
+                out,
+                "peak",
+                format!(
+                    "FP32 {}, memory {}",
+                    shown(p.fp32_gflops, "GFLOP/s"),
+                    shown(p.memory_bandwidth_gbps, "GB/s")
+                ),
+            );
+        }
         if let Some(total) = d.memory_total_bytes {
             let free = d
                 .memory_free_bytes
@@ -293,7 +308,16 @@ impl Text {
             row(
                 out,
                 &format!("matmul {}³", m.m),
-                format!("{} on the GPU{cpu}{speedup}", flops(m.gpu_gflops)),
+                format!(
+                    "{} on the GPU{cpu}{speedup}{}",
+                    flops(m.gpu_gflops),
+                    m.efficiency
+                        .and_then(Figure::value)
+                        .map_or(String::new(), |e| format!(
+                            "; {} of the FP32 peak",
+                            percent(e)
+                        ))
+                ),
             );
             let v = &m.verification;
             let verdict = if v.passed {

@@ -234,9 +234,16 @@ fn memory(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 fn module(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let inputs = gpu.job.inputs;
     let sgemm = kernels::Sgemm::for_shape(inputs.m, inputs.n, inputs.k);
+    // The JIT's cost: a fresh container has an empty JIT cache, so every
+    // start compiles the PTX here (docs/gpu-validation.md measures it).
+    let started = Instant::now();
     gpu.kernel = Some(Module::load(gpu.ctx, kernels::MATMUL_PTX)?.kernel(sgemm.entry())?);
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    gpu.job
+        .progress
+        .update(|r| r.devices[gpu.job.slot].module_load_ms = Some(load_ms));
     let found = format!(
-        "embedded PTX JIT-compiled; {} found",
+        "embedded PTX JIT-compiled in {load_ms:.1} ms; {} found",
         sgemm.entry().to_string_lossy()
     );
     // What the context and the module cost: free memory before them (NVML,
@@ -564,6 +571,8 @@ fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmu
         gpu_time_ms: time_ms,
         gpu_gflops: gflops,
         speedup_vs_cpu: None,
+        expected_gflops: None,
+        efficiency: None,
         verification,
     }
 }

@@ -255,6 +255,8 @@ pub(super) fn identify(
             matmul: None,
             telemetry: None,
             tensor_cores: Vec::new(),
+            peak: None,
+            module_load_ms: None,
         });
         r.devices.len() - 1
     });

@@ -222,6 +222,8 @@ fn probe_cuda(
         {
             run_devices(progress, options, &driver, &probed, nvml, cpus, deadline);
             compare_with_cpu(progress, &selected);
+            // Before the requirements, which judge the efficiency.
+            progress.update(crate::peak::fill);
             let judged = options
                 .requirements
                 .judge(&progress.report(), options.mode != Mode::Health);
@@ -234,6 +236,9 @@ fn probe_cuda(
             });
         }
     }
+    // Every mode's devices carry their peaks (`list` and `--no-context`
+    // too; the probe's were filled above, and filling is idempotent).
+    progress.update(crate::peak::fill);
     decide(progress);
 }
 
