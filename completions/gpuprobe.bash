@@ -71,7 +71,7 @@ _gpuprobe() {
 
     case "${cmd}" in
         gpuprobe)
-            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --strict --help --version list schema diagnoses health exec watch completions help"
+            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help --version list schema diagnoses health exec watch completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,6 +129,10 @@ _gpuprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --require-efficiency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -165,7 +169,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__exec)
-            opts="-h --warn-only --output --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --strict --help"
+            opts="-h --warn-only --output --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -219,6 +223,10 @@ _gpuprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --require-efficiency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -227,7 +235,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__health)
-            opts="-h --state --max-age --no-context --devices --timeout --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --strict --help"
+            opts="-h --state --max-age --no-context --devices --timeout --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -266,6 +274,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --require-speedup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-efficiency)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -447,7 +459,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__watch)
-            opts="-h --interval --state --prometheus --listen --quiet --count --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --strict --help"
+            opts="-h --interval --state --prometheus --listen --quiet --count --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -514,6 +526,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --require-speedup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-efficiency)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

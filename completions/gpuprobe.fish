@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_gpuprobe_global_optspecs
-    string join \n format= json output= devices= timeout= size= iterations= min-time= seed= require-gpus= require-memory= require-compute-capability= require-driver= require-speedup= strict h/help V/version
+    string join \n format= json output= devices= timeout= size= iterations= min-time= seed= require-gpus= require-memory= require-compute-capability= require-driver= require-speedup= require-efficiency= strict h/help V/version
 end
 
 function __fish_gpuprobe_needs_command
@@ -39,6 +39,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-memory -d 'Fa
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -70,6 +71,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-mem
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l no-context -d 'Create no CUDA context: judge each GPU by its device nodes, NVML\'s health signals (a lost GPU, ECC and row-remap errors) and the diagnoses only, for a GPU whose workload cannot spare a context\'s device memory (hundreds of MiB). Without it, health makes a context and runs a tiny verified launch per GPU'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -s h -l help -d 'Print help'
@@ -85,6 +87,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-memor
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l warn-only -d 'Start CMD even when the check fails (the report still goes to stderr)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -s h -l help -d 'Print help'
@@ -104,6 +107,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-memo
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l quiet -d 'Do not write JSON lines to stdout'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -s h -l help -d 'Print help'
