@@ -87,7 +87,7 @@ pub fn peak_of(device: &DeviceReport) -> Peak {
 }
 
 /// Each device's peaks, and each matmul's expected throughput and
-/// efficiency. Idempotent: every call derives them afresh.
+/// efficiency, derived afresh from the report.
 pub fn fill(report: &mut Report) {
     for d in &mut report.devices {
         let peak = peak_of(d);

@@ -21,6 +21,7 @@ pub mod version;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::fmt::Write as _;
 use std::marker::PhantomData;
+use std::rc::Rc;
 
 use cudarc::driver::sys::{CUdevice_attribute, CUuuid};
 
@@ -279,15 +280,35 @@ impl<'c> Module<'c> {
     /// The kernel `name` of this module. A function handle is only valid
     /// while its module is loaded, so the kernel takes the module with it.
     pub fn kernel(self, name: &CStr) -> Result<Kernel<'c>, CudaError> {
-        let mut function = CuFunction::NULL;
-        // SAFETY: (fn), (out), (handle); `name` is NUL-terminated.
-        self.ctx.driver.call("cuModuleGetFunction", || unsafe {
-            (self.ctx.driver.api.cuModuleGetFunction)(&raw mut function, self.handle, name.as_ptr())
-        })?;
-        Ok(Kernel {
-            function,
-            _module: self,
-        })
+        let [kernel] = self.kernels([name])?;
+        Ok(kernel)
+    }
+
+    /// Several kernels of this module, loaded (JIT-compiled) once; the
+    /// module stays loaded while any of them exists.
+    pub fn kernels<const N: usize>(self, names: [&CStr; N]) -> Result<[Kernel<'c>; N], CudaError> {
+        let module = Rc::new(self);
+        let mut kernels = Vec::with_capacity(N);
+        for name in names {
+            let mut function = CuFunction::NULL;
+            // SAFETY: (fn), (out), (handle); `name` is NUL-terminated.
+            module.ctx.driver.call("cuModuleGetFunction", || unsafe {
+                (module.ctx.driver.api.cuModuleGetFunction)(
+                    &raw mut function,
+                    module.handle,
+                    name.as_ptr(),
+                )
+            })?;
+            kernels.push(Kernel {
+                function,
+                _module: Rc::clone(&module),
+            });
+        }
+        // The loop pushed exactly one kernel per name, N in all, so the
+        // conversion cannot fail; no input reaches this.
+        Ok(kernels
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one kernel per name")))
     }
 }
 
@@ -303,7 +324,7 @@ impl Drop for Module<'_> {
 /// loaded as long as the kernel exists.
 pub struct Kernel<'c> {
     function: CuFunction,
-    _module: Module<'c>,
+    _module: Rc<Module<'c>>,
 }
 
 /// A host slice that does not fit a device allocation.

@@ -41,6 +41,10 @@ pub struct Job<'a> {
     /// When the session's deadline passes (`--timeout`); the matmul sizes
     /// its timed launches to what is left.
     pub deadline: Option<std::time::Instant>,
+    /// Whether to run the tensor-core check (not in `health`).
+    pub tensor_cores: bool,
+    /// The tensor-core check's inputs and CPU product, shared by the GPUs.
+    pub tensor: &'a std::sync::OnceLock<super::tensor::Prepared>,
 }
 
 /// What one GPU's stages have produced so far, in the context they share.
@@ -54,7 +58,8 @@ struct Gpu<'a> {
     /// The PCIe link read while the timed launches ran.
     link_under_load: Option<telemetry::Link>,
     free: u64,
-    kernel: Option<Kernel<'a>>,
+    /// The SGEMM kernel chosen for the shape, loaded by `module`.
+    kernel: Option<(kernels::Sgemm, Kernel<'a>)>,
     /// A, B and C of the exact pass (timed), then of the rounding pass
     /// (src/verify.rs).
     buffers: Option<[Buffer<'a>; 6]>,
@@ -78,6 +83,8 @@ struct Timing {
     first_launch_ms: f64,
     /// Launches per product (more than 1 under a kernel watchdog).
     launches_per_product: u32,
+    /// The kernel that ran.
+    sgemm: kernels::Sgemm,
 }
 
 /// A stage after the context: it reads and fills the GPU's state.
@@ -237,7 +244,10 @@ fn module(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     // The JIT's cost: a fresh container has an empty JIT cache, so every
     // start compiles the PTX here (docs/gpu-validation.md measures it).
     let started = Instant::now();
-    gpu.kernel = Some(Module::load(gpu.ctx, kernels::MATMUL_PTX)?.kernel(sgemm.entry())?);
+    gpu.kernel = Some((
+        sgemm,
+        Module::load(gpu.ctx, kernels::MATMUL_PTX)?.kernel(sgemm.entry())?,
+    ));
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     gpu.job
         .progress
@@ -312,11 +322,10 @@ fn upload(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 
 fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let (ctx, job) = (gpu.ctx, gpu.job);
-    let kernel = gpu.kernel.as_ref().ok_or_else(|| missing("kernel"))?;
+    let (sgemm, kernel) = gpu.kernel.as_ref().ok_or_else(|| missing("kernel"))?;
+    let sgemm = *sgemm;
     let [a, b, c, ra, rb, rc] = gpu.buffers.as_ref().ok_or_else(|| missing("buffers"))?;
     let shape = (job.inputs.m, job.inputs.n, job.inputs.k);
-    // The kernel the module stage loaded for this shape.
-    let sgemm = kernels::Sgemm::for_shape(shape.0, shape.1, shape.2);
     let exact = Product {
         a,
         b,
@@ -406,6 +415,7 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         time_ms,
         first_launch_ms: first_ms,
         launches_per_product: launches,
+        sgemm,
     });
     let mut detail = format!(
         "{iterations} products by {}, {time_ms:.3} ms each; first launch {first_ms:.3} ms, untimed",
@@ -533,6 +543,13 @@ fn verify(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 
 /// The tensor-core matmuls (src/probe/tensor.rs).
 fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    if !gpu.job.tensor_cores {
+        return Ok(Done::skip(
+            (),
+            "not run: health checks the FP32 product only",
+            None,
+        ));
+    }
     // As many timed products as the FP32 matmul made: it has already fitted
     // its count to --iterations or --min-time and to the deadline.
     let repeat = gpu
@@ -549,6 +566,7 @@ fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmu
         time_ms,
         first_launch_ms,
         launches_per_product,
+        sgemm,
     } = timing;
     let gflops = crate::cpu::gflops(
         m as usize,
@@ -557,10 +575,7 @@ fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmu
         Duration::from_secs_f64(time_ms / 1e3),
     );
     Matmul {
-        kernel: kernels::Sgemm::for_shape(m, n, k)
-            .entry()
-            .to_string_lossy()
-            .into_owned(),
+        kernel: sgemm.entry().to_string_lossy().into_owned(),
         m,
         n,
         k,

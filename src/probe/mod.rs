@@ -205,10 +205,12 @@ fn probe_cuda(
     let handles: Vec<Option<cuda::CuDevice>> =
         (0..count).map(|i| identify(&driver, progress, i)).collect();
     let selected = select(progress, &options.devices);
-    if options.mode == Mode::List {
+    let measured = if options.mode == Mode::List {
         list_only(progress, nvml, handles.len());
+        false
     } else if options.no_context {
         nvml_only(progress, nvml, &selected);
+        false
     } else {
         let probed: Vec<(usize, cuda::CuDevice)> = handles
             .iter()
@@ -216,18 +218,12 @@ fn probe_cuda(
             .filter_map(|(slot, h)| h.filter(|_| selected.contains(&slot)).map(|h| (slot, h)))
             .collect();
         let cpus = cpu::available(&crate::environment::root());
-        if host_memory(progress, options.size, probed.len())
+        let fits = host_memory(progress, options.size, probed.len())
             && (options.mode == Mode::Health
-                || cpu_reference_fits(progress, options.size, cpus.count, deadline))
-        {
+                || cpu_reference_fits(progress, options.size, cpus.count, deadline));
+        if fits {
             run_devices(progress, options, &driver, &probed, nvml, cpus, deadline);
             compare_with_cpu(progress, &selected);
-            // Before the requirements, which judge the efficiency.
-            progress.update(crate::peak::fill);
-            let judged = options
-                .requirements
-                .judge(&progress.report(), options.mode != Mode::Health);
-            progress.update(|r| judged.apply(r));
         } else {
             progress.update(|r| {
                 for d in &mut r.devices {
@@ -235,10 +231,17 @@ fn probe_cuda(
                 }
             });
         }
-    }
+        fits
+    };
     // Every mode's devices carry their peaks (`list` and `--no-context`
-    // too; the probe's were filled above, and filling is idempotent).
+    // too), before the requirements, which judge the efficiency.
     progress.update(crate::peak::fill);
+    if measured {
+        let judged = options
+            .requirements
+            .judge(&progress.report(), options.mode != Mode::Health);
+        progress.update(|r| judged.apply(r));
+    }
     decide(progress);
 }
 
@@ -313,6 +316,7 @@ fn run_devices(
     let n = options.size;
     let inputs = Inputs::generate(n, n, n, options.seed);
     let reference = OnceLock::new();
+    let tensor = OnceLock::new();
     let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
             let job = device::Job {
@@ -325,6 +329,9 @@ fn run_devices(
                 repeat: options.repeat,
                 nvml,
                 deadline,
+                // `health` is a liveness check: the FP32 product only.
+                tensor_cores: options.mode != Mode::Health,
+                tensor: &tensor,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))

@@ -18,9 +18,9 @@ use crate::report::{TensorMatmul, TensorPrecision};
 use crate::units;
 use crate::verify::{self, Inputs, Reference};
 
-/// Largest edge of the tensor-core product. Each GPU computes its CPU
-/// reference (2·m·n·k flops) itself; at 1024 that is 2 GFLOP, tens of
-/// milliseconds on a few cores.
+/// Largest edge of the tensor-core product. Its CPU reference (2·m·n·k
+/// flops, made once per run for every GPU: `prepare`) is 2 GFLOP at 1024,
+/// tens of milliseconds on a few cores.
 pub const MAX_EDGE: u32 = 1024;
 
 /// The `tensor_cores` stage: skipped below compute capability 8.0; else
@@ -47,13 +47,11 @@ pub fn stage(
         ));
     }
     let inputs = job.inputs;
-    let results = run(
-        ctx,
-        (inputs.m, inputs.n, inputs.k),
-        inputs.seed,
-        repeat,
-        iterations_for,
-    )?;
+    // The first GPU to get here makes them; the others wait for them.
+    let prepared = job
+        .tensor
+        .get_or_init(|| prepare((inputs.m, inputs.n, inputs.k), inputs.seed));
+    let results = run(ctx, prepared, repeat, iterations_for)?;
     let failed: Vec<String> = results
         .iter()
         .filter(|r| !r.verification.passed)
@@ -93,13 +91,18 @@ pub fn stage(
 
 /// Runs both precisions on m x n x k (each capped at `MAX_EDGE`), with the
 /// FP32 matmul's seed. Returns the results, failed or not.
-pub fn run(
-    ctx: &Context<'_>,
-    (m, n, k): (u32, u32, u32),
-    seed: u64,
-    repeat: Repeat,
-    iterations_for: impl Fn(Duration, f64) -> u32,
-) -> Result<Vec<TensorMatmul>, Failed> {
+/// The tensor-core check's inputs and their CPU product: the same for every
+/// GPU of a run (they follow the matmul's shape and seed), so made once.
+pub struct Prepared {
+    inputs: Inputs,
+    reference: Reference,
+}
+
+/// The inputs of the FP32 matmul's seed at its shape (capped at
+/// `MAX_EDGE`), cut to what BF16 (and so TF32) holds exactly, and their
+/// product on the CPU.
+#[must_use]
+pub fn prepare((m, n, k): (u32, u32, u32), seed: u64) -> Prepared {
     let (m, n, k) = (m.min(MAX_EDGE), n.min(MAX_EDGE), k.min(MAX_EDGE));
     let mut inputs = Inputs::generate(m, n, k, seed);
     for x in inputs.a.iter_mut().chain(inputs.b.iter_mut()) {
@@ -116,15 +119,31 @@ pub fn run(
         &mut product,
         cpu::available_cpus(),
     );
-    let reference = Reference::exact_only(product);
+    Prepared {
+        inputs,
+        reference: Reference::exact_only(product),
+    }
+}
 
+/// Both precisions on `prepared`'s inputs. Returns the results, failed or
+/// not.
+pub fn run(
+    ctx: &Context<'_>,
+    prepared: &Prepared,
+    repeat: Repeat,
+    iterations_for: impl Fn(Duration, f64) -> u32,
+) -> Result<Vec<TensorMatmul>, Failed> {
+    let Prepared { inputs, reference } = prepared;
+    let (m, n, k) = (inputs.m, inputs.n, inputs.k);
+    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
     let [a, b, c] = [mu * ku, ku * nu, mu * nu].map(|len| Buffer::alloc(ctx, len));
     let (a, b, c) = (a?, b?, c?);
     a.upload(&inputs.a)?;
     b.upload(&inputs.b)?;
     let mut results = Vec::new();
-    for mma in Mma::ALL {
-        let kernel = Module::load(ctx, kernels::MMA_PTX)?.kernel(mma.entry())?;
+    // One module load (one JIT) for both kernels.
+    let loaded = Module::load(ctx, kernels::MMA_PTX)?.kernels(Mma::ALL.map(Mma::entry))?;
+    for (mma, kernel) in Mma::ALL.into_iter().zip(&loaded) {
         let (grid, block) = Mma::launch(m, n);
         let (start, stop) = (Event::new(ctx)?, Event::new(ctx)?);
         start.record()?;
@@ -133,7 +152,7 @@ pub fn run(
         unsafe {
             cuda::launch_gemm(
                 ctx,
-                &kernel,
+                kernel,
                 (grid, block),
                 (m, n, k),
                 [a.ptr, b.ptr, c.ptr],
@@ -152,7 +171,7 @@ pub fn run(
             unsafe {
                 cuda::launch_gemm(
                     ctx,
-                    &kernel,
+                    kernel,
                     (grid, block),
                     (m, n, k),
                     [a.ptr, b.ptr, c.ptr],
@@ -164,7 +183,7 @@ pub fn run(
         let time_ms = start.elapsed_ms(&stop)? / f64::from(iterations);
         let mut out = vec![0f32; mu * nu];
         c.download(&mut out)?;
-        let verification = verify::check(&inputs, &reference, &out, &[]);
+        let verification = verify::check(inputs, reference, &out, &[]);
         let flops = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
         results.push(TensorMatmul {
             precision: match mma {
