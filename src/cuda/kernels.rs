@@ -62,20 +62,14 @@ impl Sgemm {
     #[must_use]
     pub fn launch(self, m: u32, n: u32) -> ([u32; 3], [u32; 3]) {
         match self {
-            Sgemm::Tiled => sgemm_tiled_launch(m, n),
+            // One thread per element of C, in 16 x 16 blocks.
+            Sgemm::Tiled => ([n.div_ceil(TILE), m.div_ceil(TILE), 1], [TILE, TILE, 1]),
             Sgemm::Fast => (
                 [n.div_ceil(FAST_TILE), m.div_ceil(FAST_TILE), 1],
                 [FAST_THREADS, 1, 1],
             ),
         }
     }
-}
-
-/// Grid and block for `gpuprobe_sgemm_tiled` on an m x n result: one thread
-/// per element of C, in 16 x 16 blocks; x runs along columns.
-#[must_use]
-pub fn sgemm_tiled_launch(m: u32, n: u32) -> ([u32; 3], [u32; 3]) {
-    ([n.div_ceil(TILE), m.div_ceil(TILE), 1], [TILE, TILE, 1])
 }
 
 /// kernels/mma.ptx (sm_80, PTX ISA 7.0: drivers from CUDA 11.0 on),
