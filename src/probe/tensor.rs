@@ -150,13 +150,7 @@ pub fn run(
         // SAFETY: `kernel` is `mma`'s entry point, a GEMM kernel loaded in
         // `ctx`; the buffers hold m*k, k*n and m*n floats.
         unsafe {
-            cuda::launch_gemm(
-                ctx,
-                kernel,
-                (grid, block),
-                (m, n, k),
-                [a.ptr, b.ptr, c.ptr],
-            )?;
+            cuda::launch_gemm(ctx, kernel, (grid, block), (m, n, k), [a.ptr, b.ptr, c.ptr])?;
         };
         stop.record()?;
         stop.synchronize()?;
@@ -169,13 +163,7 @@ pub fn run(
         for _ in 0..iterations {
             // SAFETY: as for the warm-up launch.
             unsafe {
-                cuda::launch_gemm(
-                    ctx,
-                    kernel,
-                    (grid, block),
-                    (m, n, k),
-                    [a.ptr, b.ptr, c.ptr],
-                )?;
+                cuda::launch_gemm(ctx, kernel, (grid, block), (m, n, k), [a.ptr, b.ptr, c.ptr])?;
             };
         }
         stop.record()?;
