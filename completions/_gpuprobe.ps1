@@ -47,6 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics')
+            [CompletionResult]::new('burn', 'burn', [CompletionResultType]::ParameterValue, 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -132,6 +133,23 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'gpuprobe;burn' {
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long to keep every GPU under load, e.g. 10m, 1h')
+            [CompletionResult]::new('--sample-every', '--sample-every', [CompletionResultType]::ParameterName, 'Length of one measured interval: its GFLOP/s and an NVML reading')
+            [CompletionResult]::new('--verify-every', '--verify-every', [CompletionResultType]::ParameterName, 'How often the product is copied back and compared bit for bit with the verified one (and always at the end)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
+            [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Matrix size N of the N x N x N matmul')
+            [CompletionResult]::new('--iterations', '--iterations', [CompletionResultType]::ParameterName, 'Timed iterations per measurement (default: as many as fill --min-time)')
+            [CompletionResult]::new('--min-time', '--min-time', [CompletionResultType]::ParameterName, 'Minimum measured time per measurement, e.g. 200ms, 1s')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed for the input matrices, to repeat a run exactly (default: fresh)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --format json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'gpuprobe;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -144,6 +162,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics')
+            [CompletionResult]::new('burn', 'burn', [CompletionResultType]::ParameterValue, 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -164,6 +183,9 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             break
         }
         'gpuprobe;help;watch' {
+            break
+        }
+        'gpuprobe;help;burn' {
             break
         }
         'gpuprobe;help;completions' {

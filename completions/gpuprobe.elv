@@ -44,6 +44,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand health 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
             cand exec 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
             cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+            cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -122,6 +123,22 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'gpuprobe;burn'= {
+            cand --duration 'How long to keep every GPU under load, e.g. 10m, 1h'
+            cand --sample-every 'Length of one measured interval: its GFLOP/s and an NVML reading'
+            cand --verify-every 'How often the product is copied back and compared bit for bit with the verified one (and always at the end)'
+            cand --format 'Output format'
+            cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
+            cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
+            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --size 'Matrix size N of the N x N x N matmul'
+            cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
+            cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
+            cand --seed 'Seed for the input matrices, to repeat a run exactly (default: fresh)'
+            cand --json 'Shorthand for --format json'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'gpuprobe;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -133,6 +150,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand health 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
             cand exec 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
             cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+            cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -147,6 +165,8 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
         &'gpuprobe;help;exec'= {
         }
         &'gpuprobe;help;watch'= {
+        }
+        &'gpuprobe;help;burn'= {
         }
         &'gpuprobe;help;completions'= {
         }

@@ -50,6 +50,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "diagnoses" -d 'Pr
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "health" -d 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "exec" -d 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "watch" -d 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "burn" -d 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l format -d 'Output format' -r -f -a "text\t'Human text (colour on a terminal unless NO_COLOR is set)'
@@ -111,12 +112,28 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-effi
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l quiet -d 'Do not write JSON lines to stdout'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l duration -d 'How long to keep every GPU under load, e.g. 10m, 1h' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l sample-every -d 'Length of one measured interval: its GFLOP/s and an NVML reading' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l verify-every -d 'How often the product is copied back and compared bit for bit with the verified one (and always at the end)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l format -d 'Output format' -r -f -a "text\t'Human text (colour on a terminal unless NO_COLOR is set)'
+json\t'The versioned JSON report (docs/report.md)'
+prometheus\t'Prometheus text exposition format'"
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l output -d 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)' -r -F
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l timeout -d 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l size -d 'Matrix size N of the N x N x N matmul' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l json -d 'Shorthand for --format json'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "list" -d 'List the GPUs this process sees, without running anything on them'
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "schema" -d 'Print the JSON Schema of the report'
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "diagnoses" -d 'Print every diagnosis rule: code, severity, cause, trigger and fix'
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "health" -d 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "exec" -d 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "watch" -d 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch burn completions help" -f -a "list" -d 'List the GPUs this process sees, without running anything on them'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch burn completions help" -f -a "schema" -d 'Print the JSON Schema of the report'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch burn completions help" -f -a "diagnoses" -d 'Print every diagnosis rule: code, severity, cause, trigger and fix'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch burn completions help" -f -a "health" -d 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch burn completions help" -f -a "exec" -d 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch burn completions help" -f -a "watch" -d 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch burn completions help" -f -a "burn" -d 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch burn completions help" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch burn completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

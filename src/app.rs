@@ -63,6 +63,21 @@ pub fn main() -> i32 {
                 None => modes::exec::run(&report, &e.command, e.warn_only),
             }
         }
+        Some(Command::Burn(b)) => {
+            crate::signals::install();
+            let mut options = probe_options(Mode::Burn, &b.target, Some(&b.matmul), None);
+            options.timeout = b
+                .target
+                .timeout
+                .unwrap_or_else(|| b.duration.saturating_add(DEFAULT_TIMEOUT));
+            options.burn = Some(probe::burn::Plan {
+                duration: b.duration,
+                sample: b.sample_every,
+                verify: b.verify_every,
+                stop: crate::signals::stop_requested,
+            });
+            publish(&run_probe(&options), &b.format, &b.output)
+        }
         Some(Command::Watch(w)) => {
             let options = probe_options(Mode::Probe, &w.target, Some(&w.matmul), Some(&w.require));
             modes::watch::run(&options, w)
@@ -226,6 +241,7 @@ fn probe_options(
         requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
         strict: require.is_some_and(|r| r.strict),
         no_context: false,
+        burn: None,
     }
 }
 

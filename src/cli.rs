@@ -63,6 +63,11 @@ pub enum Command {
     /// Probe every --interval, writing JSON lines, a state file and
     /// Prometheus metrics.
     Watch(WatchArgs),
+    /// Sustained load for node acceptance: the probe, then the matmul back
+    /// to back on every GPU for --duration, verified bit for bit at
+    /// intervals, with throughput and NVML (clocks, temperature, power,
+    /// throttling, ECC) recorded over time.
+    Burn(BurnArgs),
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish,
     /// powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`.
     Completions {
@@ -202,6 +207,32 @@ pub struct WatchArgs {
     pub matmul: MatmulArgs,
     #[command(flatten)]
     pub require: RequireArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BurnArgs {
+    /// How long to keep every GPU under load, e.g. 10m, 1h.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub duration: Duration,
+
+    /// Length of one measured interval: its GFLOP/s and an NVML reading.
+    #[arg(long, default_value = "1s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub sample_every: Duration,
+
+    /// How often the product is copied back and compared bit for bit with
+    /// the verified one (and always at the end).
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub verify_every: Duration,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Which GPUs; the deadline defaults to --duration plus 60s.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub matmul: MatmulArgs,
 }
 
 /// How the report is printed on stdout. Each format is one exporter

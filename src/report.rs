@@ -137,6 +137,9 @@ pub enum ReportCommand {
     List,
     /// The liveness check: a tiny verified launch per device.
     Health,
+    /// The probe, then the matmul back to back on every GPU for a set
+    /// duration, verified at intervals, with NVML sampled throughout.
+    Burn,
 }
 
 /// The options a run used, so a report can be reproduced.
@@ -159,6 +162,22 @@ pub struct Settings {
     /// judged by their device nodes, NVML and the diagnoses only.
     #[serde(default)]
     pub no_context: bool,
+    /// `burn`: how long and how it sampled and verified.
+    #[serde(default)]
+    pub burn: Option<BurnSettings>,
+}
+
+/// The options of a `burn` run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BurnSettings {
+    /// `--duration`, ms.
+    pub duration_ms: f64,
+    /// `--sample-every`: one throughput measurement and NVML reading per
+    /// interval of this length, ms.
+    pub sample_ms: f64,
+    /// `--verify-every`: the product is copied back and compared bit for
+    /// bit at this interval (and at the end), ms.
+    pub verify_ms: f64,
 }
 
 /// One timed stage of the probe.
@@ -307,6 +326,9 @@ pub struct DeviceReport {
     /// in reports of older versions.
     #[serde(default)]
     pub module_load_ms: Option<f64>,
+    /// `burn`: the sustained run on this GPU (docs/report.md, "burn").
+    #[serde(default)]
+    pub burn: Option<Burn>,
 }
 
 /// A GPU's theoretical peaks, from its properties (docs/report.md,
@@ -1112,4 +1134,112 @@ mod tests {
         assert_eq!(word(ReportCommand::List), "list");
         assert_eq!(word(LibraryOrigin::Injected), "injected");
     }
+}
+
+/// A GPU's sustained run (`gpuprobe burn`): the probe's matmul launched back
+/// to back for the duration, each interval timed with events and NVML read
+/// while the launches ran, and the product copied back and compared bit for
+/// bit with the one the `verify` check proved right.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Burn {
+    /// The SGEMM kernel, as in `matmul.kernel`.
+    pub kernel: String,
+    /// The product's shape (C is m x n, the inner dimension k).
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    /// How long the burn ran, ms.
+    pub duration_ms: f64,
+    /// How it ended.
+    pub ended: BurnEnd,
+    /// Products computed in all.
+    pub products: u64,
+    /// Mean throughput over the whole run, GFLOP/s.
+    pub gflops_mean: f64,
+    /// The best interval's throughput, GFLOP/s.
+    pub gflops_best: f64,
+    /// The interval with the lowest throughput (the first such), when any
+    /// interval was measured.
+    pub worst_interval: Option<BurnInterval>,
+    /// The worst interval's throughput over the best's (1.0: steady).
+    pub worst_over_best: Option<f64>,
+    /// Every interval, in order.
+    pub intervals: Vec<BurnInterval>,
+    /// Products copied back and compared with the verified one.
+    pub verifications: u32,
+    /// Everything that went wrong, with when.
+    pub errors: Vec<BurnError>,
+    /// NVML's volatile ECC counters' growth during the burn, when read
+    /// before and after.
+    pub ecc_corrected_delta: Option<u64>,
+    pub ecc_uncorrected_delta: Option<u64>,
+    /// The highest temperature and power and the lowest SM clock NVML
+    /// reported during the burn.
+    pub temperature_max_celsius: Option<u32>,
+    pub power_max_watts: Option<f64>,
+    pub sm_clock_min_mhz: Option<u32>,
+    /// The SM clock's maximum (NVML), for the clocks above.
+    pub sm_clock_max_mhz: Option<u32>,
+}
+
+/// Why a burn stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BurnEnd {
+    /// It ran for the whole `--duration`.
+    Completed,
+    /// SIGINT or SIGTERM (Ctrl-C, `docker stop`) ended it early.
+    Interrupted,
+    /// The run's deadline (`--timeout`) came before the duration ended.
+    Deadline,
+    /// A driver error ended it: the GPU could not go on.
+    Error,
+}
+
+/// One measured interval of a burn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BurnInterval {
+    /// When the interval started, ms after the burn started.
+    pub at_ms: f64,
+    /// The GPU's time for the interval's products (events), ms.
+    pub gpu_ms: f64,
+    /// Products in the interval.
+    pub products: u32,
+    /// Throughput over the interval, GFLOP/s.
+    pub gflops: f64,
+    /// NVML, read while the interval's launches ran.
+    pub sm_clock_mhz: Option<u32>,
+    pub temperature_celsius: Option<u32>,
+    pub power_draw_watts: Option<f64>,
+    /// nvmlClocksThrottleReasons names, as in `telemetry.throttle_reasons`.
+    pub throttle_reasons: Vec<String>,
+    /// Whether the interval's last product was copied back and compared:
+    /// `true` when it matched bit for bit, `false` when it did not; absent
+    /// when not compared.
+    pub verified: Option<bool>,
+}
+
+/// Something that went wrong during a burn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BurnError {
+    /// When it was seen, ms after the burn started.
+    pub at_ms: f64,
+    pub kind: BurnErrorKind,
+    /// What was seen, in words.
+    pub detail: String,
+}
+
+/// The kinds of `BurnError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BurnErrorKind {
+    /// A product differed from the verified one: a wrong result under load.
+    WrongResult,
+    /// A driver call failed (the burn then stops on this GPU).
+    Driver,
+    /// NVML's volatile uncorrectable ECC count grew.
+    EccUncorrected,
+    /// NVML's volatile correctable ECC count grew (a warning: the GPU
+    /// corrected them).
+    EccCorrected,
 }

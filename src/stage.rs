@@ -58,6 +58,9 @@ pub enum Stage {
     /// The tensor-core (mma.sync) matmuls, TF32 and BF16, checked exactly;
     /// skipped below compute capability 8.0.
     TensorCores,
+    /// `burn`: the matmul back to back for the duration, verified at
+    /// intervals.
+    Burn,
     /// NVML readings of the GPU after its matmul.
     Telemetry,
     /// --require-memory.
@@ -96,6 +99,7 @@ impl Stage {
             Stage::Download => "download",
             Stage::Verify => "verify",
             Stage::TensorCores => "tensor_cores",
+            Stage::Burn => "burn",
             Stage::Telemetry => "telemetry",
             Stage::RequireMemory => "require_memory",
             Stage::RequireComputeCapability => "require_compute_capability",

@@ -182,6 +182,42 @@ pub fn pcie_link(device: &Device<'_>) -> Link {
     }
 }
 
+/// What a sustained run (`burn`) reads of a GPU at each interval: a few
+/// cheap calls, each `None` when NVML cannot say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    pub sm_clock_mhz: Option<u32>,
+    pub sm_clock_max_mhz: Option<u32>,
+    pub temperature_celsius: Option<u32>,
+    pub power_draw_watts: Option<f64>,
+    /// nvmlClocksThrottleReasons names, as `Telemetry::throttle_reasons`.
+    pub throttle_reasons: Vec<String>,
+    /// The volatile ECC counters (since the driver loaded).
+    pub ecc_corrected_volatile: Option<u64>,
+    pub ecc_uncorrected_volatile: Option<u64>,
+}
+
+/// Reads a `Sample` of `device`.
+#[must_use]
+pub fn sample(device: &Device<'_>) -> Sample {
+    Sample {
+        sm_clock_mhz: device.clock_info(Clock::SM).ok(),
+        sm_clock_max_mhz: device.max_clock_info(Clock::SM).ok(),
+        temperature_celsius: device.temperature(TemperatureSensor::Gpu).ok(),
+        power_draw_watts: device.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
+        throttle_reasons: device
+            .current_throttle_reasons()
+            .map(throttle_reason_names)
+            .unwrap_or_default(),
+        ecc_corrected_volatile: device
+            .total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile)
+            .ok(),
+        ecc_uncorrected_volatile: device
+            .total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile)
+            .ok(),
+    }
+}
+
 /// NVML's (free, used) device memory in bytes (nvmlDeviceGetMemoryInfo_v2),
 /// which needs no CUDA context; `None` when NVML cannot say.
 #[must_use]

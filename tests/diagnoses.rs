@@ -46,6 +46,14 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("no-gpu-as-root", "GP001", Verdict::NoGpu, 3),
 ];
 
+/// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
+/// tests/burn.rs checks their evidence. Other rules fire beside them (a
+/// GPU throttled by heat is GP017's too).
+const BURN_CASES: &[(&str, &str, Verdict, i32)] = &[
+    ("burn-throttles", "GP032", Verdict::Degraded, 0),
+    ("burn-corrupts-when-hot", "GP033", Verdict::Failed, 1),
+];
+
 /// Windows rules: scenarios with a Windows-layout root, read by the Windows
 /// environment code (the binary itself runs them only on Windows).
 const WINDOWS_CASES: &[(&str, &str)] = &[
@@ -139,11 +147,35 @@ fn windows_rules_fire_from_a_windows_layout() {
 }
 
 #[test]
+fn burn_rules_fire_in_their_scenarios() {
+    for (scenario, code, verdict, exit) in BURN_CASES {
+        let (mut cmd, _dir) = common::command_with(scenario);
+        let out = cmd
+            .args(["burn", "--json", "--duration", "3s", "--size", "32"])
+            .args(["--iterations", "1", "--sample-every", "200ms"])
+            .args(["--verify-every", "100ms"])
+            .output()
+            .unwrap();
+        let (_, report) = parse_report(&out.stdout);
+        let d = report
+            .diagnoses
+            .iter()
+            .find(|d| d.code == *code)
+            .unwrap_or_else(|| panic!("{scenario}: no {code} in {:?}", report.diagnoses));
+        assert_eq!(d.devices, [0], "{scenario}");
+        assert!(!d.evidence.is_empty() && !d.fix.is_empty(), "{scenario}");
+        assert_eq!(report.verdict, *verdict, "{scenario}");
+        assert_eq!(out.status.code(), Some(*exit), "{scenario}");
+    }
+}
+
+#[test]
 fn every_rule_has_a_scenario() {
     let covered: BTreeSet<&str> = CASES
         .iter()
         .map(|c| c.1)
         .chain(WINDOWS_CASES.iter().map(|c| c.1))
+        .chain(BURN_CASES.iter().map(|c| c.1))
         .collect();
     let rules: BTreeSet<&str> = RULES.iter().map(|r| r.code).collect();
     assert_eq!(covered, rules, "a rule without a scenario is not done");

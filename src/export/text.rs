@@ -352,6 +352,32 @@ impl Text {
                 ),
             );
         }
+        if let Some(b) = &d.burn {
+            let worst = b.worst_interval.as_ref().map_or(String::new(), |w| {
+                format!(", worst {} at {:.0} s", flops(w.gflops), w.at_ms / 1e3)
+            });
+            let wrong = b
+                .errors
+                .iter()
+                .filter(|e| e.kind != crate::report::BurnErrorKind::EccCorrected)
+                .count();
+            let verdict = if wrong == 0 {
+                self.paint(GREEN, "no error")
+            } else {
+                self.paint(RED, &format!("{wrong} error(s)"))
+            };
+            row(
+                out,
+                "burn",
+                format!(
+                    "{:.0} s, {} products: mean {}{worst}; {} comparison(s), {verdict}",
+                    b.duration_ms / 1e3,
+                    b.products,
+                    flops(b.gflops_mean),
+                    b.verifications
+                ),
+            );
+        }
         for c in d.checks.iter().filter(|c| {
             matches!(
                 c.status,

@@ -45,6 +45,8 @@ pub struct Job<'a> {
     pub tensor_cores: bool,
     /// The tensor-core check's inputs and CPU product, shared by the GPUs.
     pub tensor: &'a std::sync::OnceLock<super::tensor::Prepared>,
+    /// `burn`: the sustained run after the other stages.
+    pub burn: Option<super::burn::Plan>,
 }
 
 /// What one GPU's stages have produced so far, in the context they share.
@@ -83,6 +85,8 @@ struct Timing {
     first_launch_ms: f64,
     /// Launches per product (more than 1 under a kernel watchdog).
     launches_per_product: u32,
+    /// Rows of C per launch.
+    rows: u32,
     /// The kernel that ran.
     sgemm: kernels::Sgemm,
 }
@@ -102,6 +106,18 @@ const PIPELINE: &[(Stage, StageFn)] = &[
     (Stage::TensorCores, tensor_cores),
 ];
 
+/// `burn`'s stage, after `PIPELINE`.
+const BURN: (Stage, StageFn) = (Stage::Burn, burn);
+
+/// The stages this job runs after the context, in order.
+fn stages(job: &Job<'_>) -> Vec<(Stage, StageFn)> {
+    PIPELINE
+        .iter()
+        .copied()
+        .chain(job.burn.is_some().then_some(BURN))
+        .collect()
+}
+
 /// Runs every stage on one device and records the matmul result.
 pub fn probe(job: &Job<'_>) {
     let link = run_stages(job);
@@ -113,7 +129,7 @@ pub fn probe(job: &Job<'_>) {
 
 /// The stages from `at` in `PIPELINE` on, recorded as skipped.
 fn skip_after(job: &Job<'_>, at: usize, why: &str) {
-    for (stage, _) in &PIPELINE[at..] {
+    for (stage, _) in &stages(job)[at..] {
         job.progress
             .skip(Scope::Device(job.slot), *stage, format!("not run: {why}"));
     }
@@ -187,7 +203,7 @@ fn run_stages(job: &Job<'_>) -> Option<telemetry::Link> {
         rounding: Vec::new(),
         verification: None,
     };
-    for (at, (stage, run)) in PIPELINE.iter().enumerate() {
+    for (at, (stage, run)) in stages(job).iter().enumerate() {
         if job
             .progress
             .stage(scope, *stage, || run(&mut gpu))
@@ -415,6 +431,7 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         time_ms,
         first_launch_ms: first_ms,
         launches_per_product: launches,
+        rows,
         sgemm,
     });
     let mut detail = format!(
@@ -474,17 +491,22 @@ fn fit_to_deadline(requested: u32, product_ms: f64, budget_ms: Option<f64>) -> R
 }
 
 /// One product's buffers, shape and kernel.
-struct Product<'b, 'c> {
+pub(super) struct Product<'b, 'c> {
     a: &'b Buffer<'c>,
     b: &'b Buffer<'c>,
-    c: &'b Buffer<'c>,
-    shape: (u32, u32, u32),
+    pub(super) c: &'b Buffer<'c>,
+    pub(super) shape: (u32, u32, u32),
     sgemm: kernels::Sgemm,
 }
 
 impl Product<'_, '_> {
     /// Launches the product, `rows` rows of C (and A) per launch.
-    fn launch(&self, ctx: &Context<'_>, kernel: &Kernel<'_>, rows: u32) -> Result<(), Failed> {
+    pub(super) fn launch(
+        &self,
+        ctx: &Context<'_>,
+        kernel: &Kernel<'_>,
+        rows: u32,
+    ) -> Result<(), Failed> {
         let (m, n, k) = self.shape;
         let rows = rows.clamp(1, m.max(1));
         let mut row = 0;
@@ -546,7 +568,7 @@ fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     if !gpu.job.tensor_cores {
         return Ok(Done::skip(
             (),
-            "not run: health checks the FP32 product only",
+            "not run: health and burn check the FP32 product only",
             None,
         ));
     }
@@ -558,6 +580,40 @@ fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     super::tensor::stage(gpu.job, gpu.ctx, repeat, iterations_for)
 }
 
+/// `burn`: the product back to back for the duration (src/probe/burn.rs).
+fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    let job = gpu.job;
+    let plan = job.burn.ok_or_else(|| missing("burn plan"))?;
+    let (sgemm, kernel) = gpu.kernel.as_ref().ok_or_else(|| missing("kernel"))?;
+    let [a, b, c, ..] = gpu.buffers.as_ref().ok_or_else(|| missing("buffers"))?;
+    let timing = gpu.timing.ok_or_else(|| missing("matmul timing"))?;
+    let product = Product {
+        a,
+        b,
+        c,
+        shape: (job.inputs.m, job.inputs.n, job.inputs.k),
+        sgemm: *sgemm,
+    };
+    let workload = super::burn::Workload {
+        ctx: gpu.ctx,
+        kernel,
+        product: &product,
+        rows: timing.rows,
+        product_ms: timing.time_ms,
+        golden: &gpu.result,
+        nvml: gpu.nvml.as_ref(),
+        kernel_name: sgemm.entry().to_string_lossy().into_owned(),
+    };
+    let (report, status, detail) = super::burn::run(&workload, &plan, job.deadline);
+    job.progress
+        .update(|r| r.devices[job.slot].burn = Some(report));
+    match status {
+        crate::report::CheckStatus::Fail => Err(Failed::new(detail)),
+        crate::report::CheckStatus::Warn => Ok(Done::warn((), detail)),
+        _ => Ok(Done::pass((), detail)),
+    }
+}
+
 fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmul {
     let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
     let Timing {
@@ -567,6 +623,7 @@ fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmu
         first_launch_ms,
         launches_per_product,
         sgemm,
+        ..
     } = timing;
     let gflops = crate::cpu::gflops(
         m as usize,

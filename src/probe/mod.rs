@@ -7,6 +7,7 @@
 //! the calling thread is the watchdog. A driver call that never returns
 //! cannot hang gpuprobe: at the deadline the report as it stands is returned
 //! with the stuck stage of each device marked `timeout`.
+pub mod burn;
 mod device;
 mod machine;
 pub mod progress;
@@ -43,6 +44,9 @@ pub enum Mode {
     /// The liveness check: a tiny launch and readback per device, verified,
     /// with no CPU benchmark and no large allocation.
     Health,
+    /// The probe's matmul, then the same product back to back for a set
+    /// duration on every GPU (`Options::burn`), with no CPU baseline.
+    Burn,
 }
 
 /// Which devices to probe.
@@ -109,6 +113,8 @@ pub struct Options {
     pub strict: bool,
     /// `health --no-context`: enumerate and read NVML, make no context.
     pub no_context: bool,
+    /// `burn`: how long and how to sample and verify (with `Mode::Burn`).
+    pub burn: Option<burn::Plan>,
 }
 
 /// Keeps the sample's seed apart from the inputs' seed.
@@ -134,6 +140,7 @@ fn empty_report(options: &Options) -> Report {
             Mode::Probe => crate::report::ReportCommand::Probe,
             Mode::List => crate::report::ReportCommand::List,
             Mode::Health => crate::report::ReportCommand::Health,
+            Mode::Burn => crate::report::ReportCommand::Burn,
         },
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         duration_ms: 0.0,
@@ -148,6 +155,11 @@ fn empty_report(options: &Options) -> Report {
             seed: options.seed,
             timeout_ms: options.timeout.as_secs_f64() * 1e3,
             no_context: options.no_context,
+            burn: options.burn.map(|p| crate::report::BurnSettings {
+                duration_ms: p.duration.as_secs_f64() * 1e3,
+                sample_ms: p.sample.as_secs_f64() * 1e3,
+                verify_ms: p.verify.as_secs_f64() * 1e3,
+            }),
         },
         checks: Vec::new(),
         driver: DriverInfo::default(),
@@ -329,9 +341,11 @@ fn run_devices(
                 repeat: options.repeat,
                 nvml,
                 deadline,
-                // `health` is a liveness check: the FP32 product only.
-                tensor_cores: options.mode != Mode::Health,
+                // `health` is a liveness check, `burn` a sustained FP32
+                // load: the FP32 product only.
+                tensor_cores: !matches!(options.mode, Mode::Health | Mode::Burn),
                 tensor: &tensor,
+                burn: options.burn.filter(|_| options.mode == Mode::Burn),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))
@@ -362,7 +376,9 @@ fn run_devices(
             cpu_reference(progress, &inputs, cpus.count, &reference)
         }
     });
-    if let Some(estimate) = product_time {
+    // A burn's subject is the GPU under load; its CPU baseline would only
+    // add minutes after it.
+    if let Some(estimate) = product_time.filter(|_| options.mode != Mode::Burn) {
         cpu_baseline(progress, &inputs, options.repeat, cpus, estimate, deadline);
     }
 }

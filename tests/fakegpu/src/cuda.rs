@@ -125,6 +125,10 @@ struct State {
     /// so far. Such a device's event clock is `epoch` plus this: the time
     /// the emulator itself takes is the test machine's, not the GPU's.
     modelled: Vec<std::time::Duration>,
+    /// Per visible device, how long its launches took in all (modelled, or
+    /// the emulation's own time): the clock of the scenario's `under_load`
+    /// phases.
+    worked: Vec<std::time::Duration>,
     epoch: Instant,
     /// A `corrupt` fault that fired on the call now running.
     corruption: Option<crate::scenario::Corruption>,
@@ -173,8 +177,13 @@ impl State {
             crate::rm::Rm {
                 busy: self.launched[ordinal] > self.waited[ordinal],
                 used_bytes: self.used_bytes(ordinal),
+                worked_ms: self.worked_ms(ordinal),
             },
         );
+    }
+
+    fn worked_ms(&self, ordinal: usize) -> f64 {
+        self.worked[ordinal].as_secs_f64() * 1e3
     }
 
     /// The host has waited for the device's work up to launch `upto`.
@@ -224,6 +233,7 @@ fn load_state() -> Result<State, String> {
         waited: vec![0; visible.len()],
         contexts: vec![0; visible.len()],
         modelled: vec![std::time::Duration::ZERO; visible.len()],
+        worked: vec![std::time::Duration::ZERO; visible.len()],
         epoch: Instant::now(),
         visible,
         devices,
@@ -829,7 +839,7 @@ pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, bytes: usiz
         state.settle(d);
         // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.cast::<u8>(), bytes) };
-        let corrupt = state.device(d).corrupt_results as usize;
+        let corrupt = state.device(d).corrupt_results_after(state.worked_ms(d)) as usize;
         let words = bytes / 4;
         for i in 0..corrupt.min(words) {
             // Spread the bad words over the buffer; flip the exponent's top
@@ -1054,12 +1064,16 @@ pub unsafe extern "C" fn cuLaunchKernel(
         let device = state.device(d);
         if let Some(ns) = device.launch_ns_per_thread {
             let threads: u64 = grid.iter().chain(&block).map(|x| u64::from(*x)).product();
-            let took = std::time::Duration::from_secs_f64(threads as f64 * ns / 1e9);
+            // At a clock held down by the scenario's `under_load` phase the
+            // same launch takes longer.
+            let slowdown = device.slowdown_after(state.worked_ms(d));
+            let took = std::time::Duration::from_secs_f64(threads as f64 * ns / 1e9 * slowdown);
             if device.kernel_exec_timeout && took.as_secs_f64() * 1e3 > device.watchdog_ms {
                 state.sticky[d] = Some(LAUNCH_TIMEOUT);
                 return LAUNCH_TIMEOUT;
             }
             state.modelled[d] += took;
+            state.worked[d] += took;
         }
         launch = Some((name, grid, block));
         // Queued: the GPU is busy until the host waits for it.
@@ -1073,6 +1087,7 @@ pub unsafe extern "C" fn cuLaunchKernel(
     let _serial = LAUNCH
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ran = Instant::now();
     // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
     match unsafe { fakegpu_run_kernel(name.as_ptr(), grid.as_ptr(), block.as_ptr(), params) } {
         0 => {}
@@ -1084,6 +1099,11 @@ pub unsafe extern "C" fn cuLaunchKernel(
     let mut guard = lock();
     if let Ok(state) = guard.as_mut() {
         let d = current().unwrap_or(0);
+        // Without a modelled time the launch took what the emulation took.
+        if state.device(d).launch_ns_per_thread.is_none() {
+            state.worked[d] += ran.elapsed();
+            state.publish(d);
+        }
         if state
             .allocs
             .values()

@@ -75,7 +75,14 @@ fn device_call(
     field: &str,
     f: impl FnOnce(&DeviceNvml) -> NvmlReturn,
 ) -> NvmlReturn {
-    gpu_call(device, field, |_, d| f(&d.nvml))
+    gpu_call(device, field, |index, d| {
+        if d.under_load.is_empty() {
+            f(&d.nvml)
+        } else {
+            // The readings of the phase the GPU's work so far has reached.
+            f(&d.nvml_after(crate::rm::read(index).worked_ms))
+        }
+    })
 }
 
 /// `device_call` for getters that need the whole device and its scenario

@@ -206,6 +206,16 @@ pub struct Device {
     /// Absent: launches take what the emulation takes.
     #[serde(default)]
     pub launch_ns_per_thread: Option<f64>,
+    /// How the GPU changes as it stays under load: each phase starts once
+    /// the GPU has worked `after_ms` in all (the summed time of its
+    /// launches, modelled or emulated) and replaces the readings it names.
+    /// A GPU under sustained load heats up, and its clocks fall when it
+    /// reaches a thermal or power limit (NVML's nvmlClocksThrottleReasons:
+    /// "SW Power Scaling algorithm is reducing the clocks below requested
+    /// clocks", "HW Thermal Slowdown ... temperature being too high"); a
+    /// kernel bound by arithmetic then runs slower by the clock's ratio.
+    #[serde(default)]
+    pub under_load: Vec<LoadPhase>,
     /// MIG instances on this GPU (MIG mode on: `nvml.mig_mode` must be
     /// true). CUDA then enumerates instances, never the GPU itself: with MIG
     /// mode on, CUDA work runs only on MIG devices (NVIDIA MIG User Guide,
@@ -248,7 +258,77 @@ fn default_context_bytes() -> u64 {
 pub const COMPUTE_MODE_PROHIBITED: u32 = 2;
 pub const COMPUTE_MODE_EXCLUSIVE_PROCESS: u32 = 3;
 
+/// One phase of a GPU under sustained load (`Device::under_load`): what
+/// changes from the scenario's readings once the GPU has worked `after_ms`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadPhase {
+    pub after_ms: f64,
+    #[serde(default)]
+    pub sm_clock_mhz: Option<u32>,
+    #[serde(default)]
+    pub temperature_celsius: Option<u32>,
+    #[serde(default)]
+    pub power_draw_watts: Option<f64>,
+    /// nvmlClocksThrottleReasons bits.
+    #[serde(default)]
+    pub throttle_reasons: Option<u64>,
+    #[serde(default)]
+    pub ecc_corrected_volatile: Option<u64>,
+    #[serde(default)]
+    pub ecc_uncorrected_volatile: Option<u64>,
+    /// As `Device::corrupt_results`, from this phase on: memory or an ALU
+    /// that fails only once hot.
+    #[serde(default)]
+    pub corrupt_results: Option<u32>,
+}
+
 impl Device {
+    /// The phase of `under_load` the GPU is in after working `worked_ms`.
+    #[must_use]
+    pub fn phase(&self, worked_ms: f64) -> Option<&LoadPhase> {
+        self.under_load
+            .iter()
+            .filter(|p| p.after_ms <= worked_ms)
+            .max_by(|a, b| a.after_ms.total_cmp(&b.after_ms))
+    }
+
+    /// NVML's readings after the GPU has worked `worked_ms`.
+    #[must_use]
+    pub fn nvml_after(&self, worked_ms: f64) -> DeviceNvml {
+        let mut n = self.nvml.clone();
+        if let Some(p) = self.phase(worked_ms) {
+            n.sm_clock_mhz = p.sm_clock_mhz.unwrap_or(n.sm_clock_mhz);
+            n.temperature_celsius = p.temperature_celsius.unwrap_or(n.temperature_celsius);
+            n.power_draw_watts = p.power_draw_watts.unwrap_or(n.power_draw_watts);
+            n.throttle_reasons = p.throttle_reasons.unwrap_or(n.throttle_reasons);
+            n.ecc_corrected_volatile = p.ecc_corrected_volatile.unwrap_or(n.ecc_corrected_volatile);
+            n.ecc_uncorrected_volatile = p
+                .ecc_uncorrected_volatile
+                .unwrap_or(n.ecc_uncorrected_volatile);
+        }
+        n
+    }
+
+    /// Elements of each copy back that come back wrong after `worked_ms`.
+    #[must_use]
+    pub fn corrupt_results_after(&self, worked_ms: f64) -> u32 {
+        self.phase(worked_ms)
+            .and_then(|p| p.corrupt_results)
+            .unwrap_or(self.corrupt_results)
+    }
+
+    /// How much longer a launch takes after `worked_ms` than at the
+    /// scenario's clock: the ratio of the clocks (an arithmetic-bound
+    /// kernel's time scales with the SM clock's period).
+    #[must_use]
+    pub fn slowdown_after(&self, worked_ms: f64) -> f64 {
+        match self.phase(worked_ms).and_then(|p| p.sm_clock_mhz) {
+            Some(now) if now > 0 => f64::from(self.nvml.sm_clock_mhz) / f64::from(now),
+            _ => 1.0,
+        }
+    }
+
     /// Whether a context of this process is refused, by the compute mode and
     /// the other process's context (cuda.h, CUcomputemode).
     #[must_use]

@@ -1,0 +1,666 @@
+//! `burn`: a GPU's sustained run, the last stage of its pipeline.
+//!
+//! The probe has already made the product once and proved it right against
+//! the CPU (`verify`). The burn then launches the same product back to back
+//! for the duration, in intervals of about `--sample-every`: each interval
+//! is timed with events (its GFLOP/s), and NVML is read while its launches
+//! run, so that the clocks, temperature, power and throttle reasons are
+//! those of a GPU at work. Every `--verify-every`, and at the end, the
+//! product is copied back and compared bit for bit with the verified one:
+//! the kernel sums in a fixed order, so a correct GPU gives the same bits
+//! every time, and one flipped bit anywhere is a wrong result. This is the
+//! node-acceptance job gpu-burn and DCGM's stress levels do, with an
+//! absolute reference (the CPU's product) behind the comparison instead of
+//! only the GPU's own earlier runs.
+//!
+//! The burn ends at the duration, at SIGINT/SIGTERM (`Plan::stop`), before
+//! the run's deadline (keeping time for the last check and the report), or
+//! at a driver error, and always with a report of what it saw.
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use crate::cuda::{Context, Event, Kernel};
+use crate::report::{Burn, BurnEnd, BurnError, BurnErrorKind, BurnInterval, CheckStatus};
+use crate::telemetry::{self, Sample};
+
+use super::device::Product;
+use super::progress::Failed;
+
+/// How a burn runs (`gpuprobe burn`'s options).
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub duration: Duration,
+    /// One measured interval lasts about this long.
+    pub sample: Duration,
+    /// The product is compared with the verified one this often.
+    pub verify: Duration,
+    /// Whether to end early (SIGINT or SIGTERM arrived).
+    pub stop: fn() -> bool,
+}
+
+/// The worst interval below this fraction of the best is a slowdown worth
+/// a warning: a healthy GPU under steady load stays within a few percent
+/// (its boost clock moves in small steps), while a thermal or power
+/// slowdown, or a clock held down, costs far more.
+pub const SLOWDOWN: f64 = 0.85;
+
+/// The most errors a burn lists; `Burn::errors` ends with a note when more
+/// were seen, so that a GPU failing every comparison for hours does not
+/// grow the report without bound.
+const MAX_ERRORS: usize = 100;
+
+/// The most intervals a burn keeps: an hour at the default one a second.
+/// Past that, neighbours are merged in pairs (their products and GPU time
+/// summed, NVML's reading the later one's), so a day-long burn's report
+/// stays small; the worst interval is kept as measured.
+const MAX_INTERVALS: usize = 3600;
+
+/// What the burn launches, all made by the stages before it.
+pub(super) struct Workload<'w, 'a> {
+    pub(super) ctx: &'w Context<'a>,
+    pub(super) kernel: &'w Kernel<'a>,
+    pub(super) product: &'w Product<'w, 'a>,
+    /// Rows of C per launch (less than m under a kernel watchdog).
+    pub(super) rows: u32,
+    /// One product's time as the matmul measured it, ms.
+    pub(super) product_ms: f64,
+    /// The product the `verify` check proved right.
+    pub(super) golden: &'w [f32],
+    pub(super) nvml: Option<&'w nvml_wrapper::Device<'static>>,
+    /// The name of the kernel, for the report.
+    pub(super) kernel_name: String,
+}
+
+/// Runs the burn; returns what it saw and the check's status and detail.
+pub(super) fn run(
+    w: &Workload<'_, '_>,
+    plan: &Plan,
+    deadline: Option<Instant>,
+) -> (Burn, CheckStatus, String) {
+    let (m, n, k) = w.product.shape;
+    let flops = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
+    let before = w.nvml.map(telemetry::sample);
+    let started = Instant::now();
+    let end = started + plan.duration;
+    let mut log = Log::new(before.clone());
+    let mut count = products_for(plan.sample, w.product_ms);
+    let mut last_verify = started;
+    let mut ended = BurnEnd::Completed;
+    let mut last_wall = Duration::ZERO;
+    let mut verified_last = false;
+    loop {
+        let now = Instant::now();
+        if (plan.stop)() {
+            ended = BurnEnd::Interrupted;
+            break;
+        }
+        if now >= end {
+            break;
+        }
+        // Keep time for one more interval's worth plus the last check.
+        if deadline.is_some_and(|d| now + 2 * last_wall.max(Duration::from_millis(500)) >= d) {
+            ended = BurnEnd::Deadline;
+            break;
+        }
+        let at = now - started;
+        let interval = match measure(w, count) {
+            Ok(i) => i,
+            Err(e) => {
+                log.error(at, BurnErrorKind::Driver, e.detail);
+                ended = BurnEnd::Error;
+                break;
+            }
+        };
+        let after = Instant::now();
+        last_wall = after - now;
+        let gflops = f64::from(count) * flops / (interval.gpu_ms * 1e6);
+        let per_product = interval.gpu_ms / f64::from(count);
+        // Compare when due, and at the last interval before the end.
+        let last = after + last_wall >= end;
+        let verified = if after - last_verify >= plan.verify || last {
+            last_verify = after;
+            match compare(w) {
+                Ok(None) => Some(true),
+                Ok(Some(wrong)) => {
+                    log.error(at, BurnErrorKind::WrongResult, wrong);
+                    Some(false)
+                }
+                Err(e) => {
+                    log.error(at, BurnErrorKind::Driver, e.detail);
+                    ended = BurnEnd::Error;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        verified_last = verified.is_some();
+        log.interval(at, count, interval, gflops, verified);
+        if ended == BurnEnd::Error {
+            break;
+        }
+        // The next interval's products at this interval's pace, never
+        // running past the end by more than one product.
+        let left = end.saturating_duration_since(Instant::now());
+        count = products_for(plan.sample.min(left), per_product);
+    }
+    // Whatever ended the burn, the last products are checked too (unless
+    // the GPU itself failed, or they just were).
+    if ended != BurnEnd::Error && !verified_last && log.products > 0 {
+        let at = started.elapsed();
+        match compare(w) {
+            Ok(None) => log.verifications_only(),
+            Ok(Some(wrong)) => log.error(at, BurnErrorKind::WrongResult, wrong),
+            Err(e) => {
+                log.error(at, BurnErrorKind::Driver, e.detail);
+                ended = BurnEnd::Error;
+            }
+        }
+    }
+    let after_run = w.nvml.map(telemetry::sample);
+    let burn = log.finish(w, started.elapsed(), ended, after_run.as_ref());
+    let (status, detail) = judge(&burn, plan.duration);
+    (burn, status, detail)
+}
+
+/// One interval's measurement.
+struct Measured {
+    gpu_ms: f64,
+    sample: Option<Sample>,
+}
+
+/// Launches `count` products between two events and reads NVML while they
+/// run.
+fn measure(w: &Workload<'_, '_>, count: u32) -> Result<Measured, Failed> {
+    let (start, stop) = (Event::new(w.ctx)?, Event::new(w.ctx)?);
+    start.record()?;
+    for _ in 0..count {
+        w.product.launch(w.ctx, w.kernel, w.rows)?;
+    }
+    stop.record()?;
+    // Launches return before their kernels finish: the GPU is at work now.
+    let sample = w.nvml.map(telemetry::sample);
+    stop.synchronize()?;
+    Ok(Measured {
+        gpu_ms: start.elapsed_ms(&stop)?,
+        sample,
+    })
+}
+
+/// Copies the product back and compares it bit for bit with the verified
+/// one: `Ok(None)` when they match, else what differs.
+fn compare(w: &Workload<'_, '_>) -> Result<Option<String>, Failed> {
+    let mut out = vec![0f32; w.golden.len()];
+    w.product.c.download(&mut out)?;
+    Ok(difference(w.golden, &out, w.product.shape.1))
+}
+
+/// Where `got` differs from `golden` (n columns), in words; `None` when
+/// every element has the same bits (or both are zeros: +0 and −0 are the
+/// same number).
+#[must_use]
+pub fn difference(golden: &[f32], got: &[f32], n: u32) -> Option<String> {
+    let n = n.max(1) as usize;
+    let mut wrong = golden
+        .iter()
+        .zip(got)
+        .enumerate()
+        .filter(|(_, (g, x))| g.to_bits() != x.to_bits() && !(**g == 0.0 && **x == 0.0));
+    let (first, (g, x)) = wrong.next()?;
+    let count = 1 + wrong.count();
+    Some(format!(
+        "{count} of {} elements differ from the verified product; the first at row {}, \
+         column {}: {x} instead of {g} ({})",
+        golden.len(),
+        first / n,
+        first % n,
+        crate::verify::describe_bits(g.to_bits() ^ x.to_bits())
+    ))
+}
+
+/// Products that fill `interval` at `per_product_ms` each: at least one.
+fn products_for(interval: Duration, per_product_ms: f64) -> u32 {
+    if per_product_ms <= 0.0 || !per_product_ms.is_finite() {
+        return 1;
+    }
+    let n = (interval.as_secs_f64() * 1e3 / per_product_ms).floor();
+    (n as u32).clamp(1, 1_000_000)
+}
+
+/// The burn as it goes.
+struct Log {
+    intervals: Vec<BurnInterval>,
+    /// The slowest and the fastest interval as measured, before any merge.
+    worst: Option<BurnInterval>,
+    best: f64,
+    errors: Vec<BurnError>,
+    errors_seen: usize,
+    products: u64,
+    gpu_ms: f64,
+    verifications: u32,
+    /// The previous NVML reading, for the ECC counters' growth.
+    previous: Option<Sample>,
+    first: Option<Sample>,
+    temperature_max: Option<u32>,
+    power_max: Option<f64>,
+    clock_min: Option<u32>,
+    clock_max: Option<u32>,
+}
+
+impl Log {
+    fn new(before: Option<Sample>) -> Log {
+        Log {
+            intervals: Vec::new(),
+            worst: None,
+            best: 0.0,
+            errors: Vec::new(),
+            errors_seen: 0,
+            products: 0,
+            gpu_ms: 0.0,
+            verifications: 0,
+            previous: before.clone(),
+            first: before,
+            temperature_max: None,
+            power_max: None,
+            clock_min: None,
+            clock_max: None,
+        }
+    }
+
+    fn error(&mut self, at: Duration, kind: BurnErrorKind, detail: String) {
+        self.errors_seen += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(BurnError {
+                at_ms: ms(at),
+                kind,
+                detail,
+            });
+        }
+    }
+
+    fn verifications_only(&mut self) {
+        self.verifications += 1;
+    }
+
+    fn interval(
+        &mut self,
+        at: Duration,
+        products: u32,
+        m: Measured,
+        gflops: f64,
+        verified: Option<bool>,
+    ) {
+        self.products += u64::from(products);
+        self.gpu_ms += m.gpu_ms;
+        if verified.is_some() {
+            self.verifications += 1;
+        }
+        let s = m.sample.unwrap_or_default();
+        self.ecc_growth(at, &s);
+        self.temperature_max = self.temperature_max.max(s.temperature_celsius);
+        self.power_max = match (self.power_max, s.power_draw_watts) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.clock_min = match (self.clock_min, s.sm_clock_mhz) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.clock_max = self.clock_max.or(s.sm_clock_max_mhz);
+        let interval = BurnInterval {
+            at_ms: ms(at),
+            gpu_ms: m.gpu_ms,
+            products,
+            gflops,
+            sm_clock_mhz: s.sm_clock_mhz,
+            temperature_celsius: s.temperature_celsius,
+            power_draw_watts: s.power_draw_watts,
+            throttle_reasons: s.throttle_reasons.clone(),
+            verified,
+        };
+        self.best = self.best.max(gflops);
+        if self.worst.as_ref().is_none_or(|w| gflops < w.gflops) {
+            self.worst = Some(interval.clone());
+        }
+        self.intervals.push(interval);
+        if self.intervals.len() > MAX_INTERVALS {
+            self.intervals = merge_pairs(&self.intervals);
+        }
+        self.previous = Some(s);
+    }
+
+    /// An ECC counter that grew since the previous reading is an error at
+    /// this interval.
+    fn ecc_growth(&mut self, at: Duration, now: &Sample) {
+        let Some(prev) = self.previous.clone() else {
+            return;
+        };
+        let grew = |before: Option<u64>, after: Option<u64>| match (before, after) {
+            (Some(b), Some(a)) if a > b => Some(a - b),
+            _ => None,
+        };
+        if let Some(d) = grew(prev.ecc_uncorrected_volatile, now.ecc_uncorrected_volatile) {
+            self.error(
+                at,
+                BurnErrorKind::EccUncorrected,
+                format!("{d} new uncorrectable ECC error(s) (NVML, volatile)"),
+            );
+        }
+        if let Some(d) = grew(prev.ecc_corrected_volatile, now.ecc_corrected_volatile) {
+            self.error(
+                at,
+                BurnErrorKind::EccCorrected,
+                format!("{d} new correctable ECC error(s) (NVML, volatile)"),
+            );
+        }
+    }
+
+    fn finish(
+        mut self,
+        w: &Workload<'_, '_>,
+        took: Duration,
+        ended: BurnEnd,
+        after: Option<&Sample>,
+    ) -> Burn {
+        if let Some(a) = after {
+            self.ecc_growth(took, a);
+        }
+        if self.errors_seen > self.errors.len() {
+            let more = self.errors_seen - self.errors.len();
+            if let Some(last) = self.errors.last_mut() {
+                let _ = write!(last.detail, " ({more} later error(s) not listed)");
+            }
+        }
+        let (m, n, k) = w.product.shape;
+        let flops = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
+        let (best, worst) = (self.best, self.worst.take());
+        let delta = |pick: fn(&Sample) -> Option<u64>| {
+            let (first, last) = (self.first.as_ref().and_then(pick), after.and_then(pick));
+            Some(last?.saturating_sub(first?))
+        };
+        Burn {
+            kernel: w.kernel_name.clone(),
+            m,
+            n,
+            k,
+            duration_ms: ms(took),
+            ended,
+            products: self.products,
+            gflops_mean: if self.gpu_ms > 0.0 {
+                self.products as f64 * flops / (self.gpu_ms * 1e6)
+            } else {
+                0.0
+            },
+            gflops_best: best,
+            worst_over_best: worst
+                .as_ref()
+                .filter(|_| best > 0.0)
+                .map(|w| w.gflops / best),
+            worst_interval: worst,
+            intervals: self.intervals,
+            verifications: self.verifications,
+            errors: self.errors,
+            ecc_corrected_delta: delta(|s| s.ecc_corrected_volatile),
+            ecc_uncorrected_delta: delta(|s| s.ecc_uncorrected_volatile),
+            temperature_max_celsius: self.temperature_max,
+            power_max_watts: self.power_max,
+            sm_clock_min_mhz: self.clock_min,
+            sm_clock_max_mhz: self.clock_max,
+        }
+    }
+}
+
+/// Neighbouring intervals merged in pairs: products and GPU time summed,
+/// throughput recomputed, NVML's reading the later one's, `verified` false
+/// if either comparison failed.
+fn merge_pairs(intervals: &[BurnInterval]) -> Vec<BurnInterval> {
+    intervals
+        .chunks(2)
+        .map(|pair| match pair {
+            [a, b] => {
+                let gpu_ms = a.gpu_ms + b.gpu_ms;
+                let gflops = if gpu_ms > 0.0 {
+                    (a.gflops * a.gpu_ms + b.gflops * b.gpu_ms) / gpu_ms
+                } else {
+                    0.0
+                };
+                let verified = match (a.verified, b.verified) {
+                    (Some(x), Some(y)) => Some(x && y),
+                    (x, y) => x.or(y),
+                };
+                BurnInterval {
+                    at_ms: a.at_ms,
+                    gpu_ms,
+                    products: a.products.saturating_add(b.products),
+                    gflops,
+                    verified,
+                    ..b.clone()
+                }
+            }
+            _ => pair[0].clone(),
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The burn check: failed by a wrong result, a driver error or a new
+/// uncorrectable ECC error; a warning for a slowdown, correctable ECC
+/// errors, or a burn cut short; passed otherwise.
+#[must_use]
+pub fn judge(b: &Burn, asked: Duration) -> (CheckStatus, String) {
+    let mut detail = format!(
+        "{:.1} s of {}: {} products, mean {}",
+        b.duration_ms / 1e3,
+        humantime::format_duration(asked),
+        b.products,
+        crate::units::flops(b.gflops_mean)
+    );
+    if let Some(w) = &b.worst_interval {
+        let _ = write!(
+            detail,
+            ", worst interval {} at {:.1} s ({} of the best)",
+            crate::units::flops(w.gflops),
+            w.at_ms / 1e3,
+            b.worst_over_best.map_or("?".into(), crate::units::percent)
+        );
+    }
+    let _ = write!(
+        detail,
+        "; {} comparison(s) with the verified product",
+        b.verifications
+    );
+    if let Some(t) = b.temperature_max_celsius {
+        let _ = write!(detail, "; up to {t} °C");
+    }
+    if let (Some(lo), Some(hi)) = (b.sm_clock_min_mhz, b.sm_clock_max_mhz) {
+        let _ = write!(detail, ", SM clock down to {lo} of {hi} MHz");
+    }
+    let count = |kind: BurnErrorKind| b.errors.iter().filter(|e| e.kind == kind).count();
+    let failing = [
+        (BurnErrorKind::WrongResult, "wrong result(s)"),
+        (BurnErrorKind::Driver, "driver error(s)"),
+        (
+            BurnErrorKind::EccUncorrected,
+            "uncorrectable ECC error report(s)",
+        ),
+    ];
+    let failures: Vec<String> = failing
+        .iter()
+        .filter(|(kind, _)| count(*kind) > 0)
+        .map(|(kind, what)| format!("{} {what}", count(*kind)))
+        .collect();
+    if let Some(first) = b
+        .errors
+        .iter()
+        .find(|e| e.kind != BurnErrorKind::EccCorrected)
+    {
+        if !failures.is_empty() {
+            return (
+                CheckStatus::Fail,
+                format!(
+                    "{}; the first at {:.1} s: {} ({detail})",
+                    failures.join(", "),
+                    first.at_ms / 1e3,
+                    first.detail
+                ),
+            );
+        }
+    }
+    let mut warnings = Vec::new();
+    if let Some(r) = b.worst_over_best.filter(|r| *r < SLOWDOWN) {
+        warnings.push(format!(
+            "throughput fell to {} of its best",
+            crate::units::percent(r)
+        ));
+    }
+    let corrected = count(BurnErrorKind::EccCorrected);
+    if corrected > 0 {
+        warnings.push(format!("{corrected} correctable ECC error report(s)"));
+    }
+    match b.ended {
+        BurnEnd::Interrupted => warnings.push("interrupted (SIGINT/SIGTERM)".into()),
+        BurnEnd::Deadline => warnings.push("cut short by the run's --timeout".into()),
+        BurnEnd::Completed | BurnEnd::Error => {}
+    }
+    if b.products == 0 {
+        warnings.push("no product completed".into());
+    }
+    if warnings.is_empty() {
+        (CheckStatus::Pass, detail)
+    } else {
+        (
+            CheckStatus::Warn,
+            format!("{}: {detail}", warnings.join("; ")),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_flipped_bit_is_a_difference() {
+        let golden = [1.0f32, 2.0, 0.0, 4.0];
+        assert_eq!(difference(&golden, &golden, 2), None);
+        // −0 for +0 is the same number.
+        assert_eq!(difference(&golden, &[1.0, 2.0, -0.0, 4.0], 2), None);
+        let mut got = golden;
+        got[3] = f32::from_bits(got[3].to_bits() ^ 1);
+        let d = difference(&golden, &got, 2).expect("a difference");
+        assert!(d.starts_with("1 of 4 elements"), "{d}");
+        assert!(d.contains("row 1, column 1"), "{d}");
+        assert!(d.contains("mantissa bit 0"), "{d}");
+    }
+
+    #[test]
+    fn merged_intervals_keep_products_time_and_failures() {
+        let one = |at: f64, gflops: f64, verified: Option<bool>| BurnInterval {
+            at_ms: at,
+            gpu_ms: 100.0,
+            products: 2,
+            gflops,
+            sm_clock_mhz: Some(at as u32),
+            temperature_celsius: None,
+            power_draw_watts: None,
+            throttle_reasons: Vec::new(),
+            verified,
+        };
+        let merged = merge_pairs(&[
+            one(0.0, 10.0, Some(true)),
+            one(1.0, 20.0, Some(false)),
+            one(2.0, 30.0, None),
+        ]);
+        assert_eq!(merged.len(), 2);
+        let m = &merged[0];
+        assert_eq!(
+            (m.at_ms as u32, m.products, m.gpu_ms as u32, m.gflops as u32),
+            (0, 4, 200, 15)
+        );
+        assert_eq!(merged[0].verified, Some(false));
+        assert_eq!(merged[0].sm_clock_mhz, Some(1));
+        assert_eq!(merged[1], one(2.0, 30.0, None));
+    }
+
+    #[test]
+    fn intervals_hold_at_least_one_product() {
+        assert_eq!(products_for(Duration::from_secs(1), 10.0), 100);
+        assert_eq!(products_for(Duration::from_millis(1), 10.0), 1);
+        assert_eq!(products_for(Duration::from_secs(1), 0.0), 1);
+        assert_eq!(products_for(Duration::from_secs(1), f64::NAN), 1);
+    }
+
+    fn burn(intervals: &[f64], errors: &[BurnErrorKind], ended: BurnEnd) -> Burn {
+        let intervals: Vec<BurnInterval> = intervals
+            .iter()
+            .enumerate()
+            .map(|(i, g)| BurnInterval {
+                at_ms: i as f64 * 1000.0,
+                gpu_ms: 1000.0,
+                products: 1,
+                gflops: *g,
+                sm_clock_mhz: None,
+                temperature_celsius: None,
+                power_draw_watts: None,
+                throttle_reasons: Vec::new(),
+                verified: None,
+            })
+            .collect();
+        let best = intervals.iter().map(|i| i.gflops).fold(0.0, f64::max);
+        let worst = intervals
+            .iter()
+            .min_by(|a, b| a.gflops.total_cmp(&b.gflops))
+            .cloned();
+        Burn {
+            kernel: "k".into(),
+            m: 1,
+            n: 1,
+            k: 1,
+            duration_ms: 1000.0 * intervals.len() as f64,
+            ended,
+            products: intervals.len() as u64,
+            gflops_mean: 1.0,
+            gflops_best: best,
+            worst_over_best: worst.as_ref().map(|w| w.gflops / best),
+            worst_interval: worst,
+            intervals,
+            verifications: 1,
+            errors: errors
+                .iter()
+                .map(|kind| BurnError {
+                    at_ms: 1500.0,
+                    kind: *kind,
+                    detail: "seen".into(),
+                })
+                .collect(),
+            ecc_corrected_delta: None,
+            ecc_uncorrected_delta: None,
+            temperature_max_celsius: None,
+            power_max_watts: None,
+            sm_clock_min_mhz: None,
+            sm_clock_max_mhz: None,
+        }
+    }
+
+    #[test]
+    fn the_check_fails_on_errors_and_warns_on_slowdowns() {
+        let secs = Duration::from_secs(3);
+        let steady = burn(&[100.0, 99.0, 100.0], &[], BurnEnd::Completed);
+        assert_eq!(judge(&steady, secs).0, CheckStatus::Pass);
+        let slow = burn(&[100.0, 50.0, 100.0], &[], BurnEnd::Completed);
+        let (status, detail) = judge(&slow, secs);
+        assert_eq!(status, CheckStatus::Warn);
+        assert!(detail.contains("fell to 50"), "{detail}");
+        let wrong = burn(&[100.0], &[BurnErrorKind::WrongResult], BurnEnd::Completed);
+        let (status, detail) = judge(&wrong, secs);
+        assert_eq!(status, CheckStatus::Fail);
+        assert!(detail.contains("at 1.5 s"), "{detail}");
+        let corrected = burn(&[100.0], &[BurnErrorKind::EccCorrected], BurnEnd::Completed);
+        assert_eq!(judge(&corrected, secs).0, CheckStatus::Warn);
+        let stopped = burn(&[100.0], &[], BurnEnd::Interrupted);
+        assert_eq!(judge(&stopped, secs).0, CheckStatus::Warn);
+    }
+}

@@ -1,0 +1,236 @@
+//! `gpuprobe burn` against the fake driver: a steady GPU passes, a GPU
+//! whose clock falls mid-burn (the scenario's `under_load` phases) is caught
+//! and explained, one that turns wrong when hot fails with the time of each
+//! error, and SIGINT and the deadline end the burn with a report.
+#![cfg(target_os = "linux")]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{command_with, parse_report, Run};
+use gpuprobe::report::{BurnEnd, BurnErrorKind, CheckStatus, Report, Verdict};
+
+/// A short burn of a small product: the emulator is slow.
+const SHORT: &[&str] = &[
+    "--size",
+    "32",
+    "--iterations",
+    "1",
+    "--sample-every",
+    "200ms",
+];
+
+fn burn(scenario: &str, args: &[&str]) -> Run {
+    let (mut cmd, _dir) = command_with(scenario);
+    cmd.arg("burn").arg("--json").args(SHORT).args(args);
+    if !args.contains(&"--verify-every") {
+        cmd.args(["--verify-every", "500ms"]);
+    }
+    let output = cmd.output().unwrap();
+    let (json, report) = parse_report(&output.stdout);
+    Run {
+        output,
+        json,
+        report,
+    }
+}
+
+fn burn_check(report: &Report) -> (CheckStatus, String) {
+    let c = report.devices[0]
+        .checks
+        .iter()
+        .find(|c| c.name == "burn")
+        .expect("a burn check");
+    (c.status, c.detail.clone())
+}
+
+#[test]
+fn a_steady_gpu_passes_with_every_comparison_matching() {
+    // Modelled launch times: the emulator's own pace on a busy test
+    // machine is no steady GPU.
+    let run = burn("burn-steady", &["--duration", "1500ms"]);
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    assert_eq!(
+        run.report.verdict,
+        Verdict::Healthy,
+        "{}",
+        run.report.summary
+    );
+    assert_eq!(burn_check(&run.report).0, CheckStatus::Pass);
+    let b = run.report.devices[0].burn.as_ref().expect("burn report");
+    assert_eq!(b.ended, BurnEnd::Completed);
+    assert!(b.errors.is_empty(), "{:?}", b.errors);
+    assert!(b.verifications >= 2, "every 500ms and at the end: {b:?}");
+    assert!(b.intervals.len() >= 2);
+    assert_eq!(
+        b.products,
+        b.intervals
+            .iter()
+            .map(|i| u64::from(i.products))
+            .sum::<u64>()
+    );
+    assert!(b.intervals.iter().all(|i| i.sm_clock_mhz == Some(1980)));
+    assert!(b.duration_ms >= 1500.0);
+    let settings = run.report.settings.burn.expect("burn settings");
+    assert_eq!(
+        (settings.duration_ms as u64, settings.verify_ms as u64),
+        (1500, 500)
+    );
+    assert!(
+        run.report.diagnoses.is_empty(),
+        "{:?}",
+        run.report.diagnoses
+    );
+}
+
+#[test]
+fn a_clock_that_drops_mid_burn_is_caught_and_explained() {
+    let run = burn("burn-throttles", &["--duration", "2s"]);
+    assert_eq!(run.code(), 0, "a slowdown is a warning");
+    assert_eq!(run.report.verdict, Verdict::Degraded);
+    let (status, detail) = burn_check(&run.report);
+    assert_eq!(status, CheckStatus::Warn);
+    assert!(detail.contains("throughput fell to 50%"), "{detail}");
+    let b = run.report.devices[0].burn.as_ref().unwrap();
+    // Cool and fast first, then held at half the clock, half the pace.
+    let first = &b.intervals[0];
+    assert_eq!(first.sm_clock_mhz, Some(1980));
+    assert!(first.throttle_reasons.is_empty());
+    let worst = b.worst_interval.as_ref().unwrap();
+    assert_eq!(worst.sm_clock_mhz, Some(990));
+    assert!(worst.at_ms > first.at_ms);
+    let ratio = b.worst_over_best.unwrap();
+    assert!((ratio - 0.5).abs() < 0.02, "{ratio}");
+    assert_eq!(b.sm_clock_min_mhz, Some(990));
+    assert_eq!(b.temperature_max_celsius, Some(92));
+    let gp032 = run
+        .report
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP032")
+        .expect("GP032");
+    let evidence = gp032.evidence.join("\n");
+    assert!(
+        evidence.contains("SM clock 990 MHz of its maximum 1980 MHz")
+            && evidence.contains("hw_thermal_slowdown")
+            && evidence.contains("92 °C"),
+        "{evidence}"
+    );
+    assert_eq!(gp032.devices, [0]);
+}
+
+#[test]
+fn wrong_results_under_load_fail_with_their_times() {
+    // Compared often, so that some comparisons come before the GPU has
+    // worked the scenario's 2.5 s (modelled) and turned wrong.
+    let run = burn(
+        "burn-corrupts-when-hot",
+        &["--duration", "3s", "--verify-every", "100ms"],
+    );
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
+    assert_eq!(run.report.verdict, Verdict::Failed);
+    let d = &run.report.devices[0];
+    // The probe's own check ran cool, and passed.
+    let verify = d.checks.iter().find(|c| c.name == "verify").unwrap();
+    assert_eq!(verify.status, CheckStatus::Pass);
+    assert_eq!(burn_check(&run.report).0, CheckStatus::Fail);
+    let b = d.burn.as_ref().unwrap();
+    let wrong: Vec<_> = b
+        .errors
+        .iter()
+        .filter(|e| e.kind == BurnErrorKind::WrongResult)
+        .collect();
+    assert!(!wrong.is_empty(), "{:?}", b.errors);
+    assert!(wrong
+        .iter()
+        .all(|e| e.at_ms > 0.0 && e.detail.contains("1 of 1024")));
+    assert!(b
+        .errors
+        .iter()
+        .any(|e| e.kind == BurnErrorKind::EccUncorrected));
+    assert_eq!(b.ecc_uncorrected_delta, Some(2));
+    // Some comparisons matched before the GPU turned wrong.
+    assert!(b.intervals.iter().any(|i| i.verified == Some(true)));
+    assert!(b.intervals.iter().any(|i| i.verified == Some(false)));
+    let codes: Vec<&str> = run
+        .report
+        .diagnoses
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert!(codes.contains(&"GP033"), "{codes:?}");
+}
+
+#[test]
+fn sigint_ends_the_burn_with_a_report() {
+    let (mut cmd, _dir) = command_with("burn-steady");
+    let child = cmd
+        .args(["burn", "--json", "--duration", "10m"])
+        .args(SHORT)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Past the probe's stages, into the burn.
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = Instant::now();
+    // SAFETY: kill(2) with a child's pid and a valid signal number.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(20), "ended promptly");
+    assert_eq!(output.status.code(), Some(0));
+    let (_, report) = parse_report(&output.stdout);
+    let b = report.devices[0].burn.as_ref().expect("burn report");
+    assert_eq!(b.ended, BurnEnd::Interrupted);
+    assert!(b.products > 0);
+    let (status, detail) = burn_check(&report);
+    assert_eq!(status, CheckStatus::Warn);
+    assert!(detail.contains("interrupted"), "{detail}");
+}
+
+#[test]
+fn the_deadline_cuts_the_burn_short_without_a_timeout() {
+    let run = burn("burn-steady", &["--duration", "10m", "--timeout", "4s"]);
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    assert_eq!(run.report.verdict, Verdict::Degraded);
+    let b = run.report.devices[0].burn.as_ref().unwrap();
+    assert_eq!(b.ended, BurnEnd::Deadline);
+    assert!(b.duration_ms < 4000.0);
+    assert!(burn_check(&run.report).1.contains("--timeout"));
+}
+
+#[test]
+fn no_gpu_is_exit_3_and_bad_flags_are_usage_errors() {
+    let run = burn("no-runtime", &["--duration", "1s"]);
+    assert_eq!(run.code(), 3);
+    assert_eq!(run.report.verdict, Verdict::NoGpu);
+    for bad in [
+        &["--duration", "0s"][..],
+        &["--duration", "soon"],
+        &["--sample-every", "-1s"],
+        &["--verify-every", "0ms"],
+    ] {
+        let (mut cmd, _dir) = command_with("burn-steady");
+        let out = cmd.arg("burn").args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_text_report_has_a_burn_line() {
+    let (mut cmd, _dir) = command_with("burn-steady");
+    let out = cmd
+        .args(["burn", "--duration", "500ms"])
+        .args(SHORT)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("burn"))
+        .unwrap_or_else(|| panic!("no burn line in:\n{text}"));
+    assert!(
+        line.contains("products") && line.contains("no error"),
+        "{line}"
+    );
+}
