@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use clap::Parser;
 
 use crate::cli::{
-    Cli, Command, FormatArgs, MatmulArgs, OutputArgs, RequireArgs, TargetArgs, DEFAULT_MIN_TIME,
-    DEFAULT_SIZE, DEFAULT_TIMEOUT,
+    Cli, Command, FormatArgs, MatmulArgs, OutputArgs, RequireArgs, TargetArgs,
+    DEFAULT_BENCH_TIMEOUT, DEFAULT_MIN_TIME, DEFAULT_SIZE, DEFAULT_TIMEOUT,
 };
 use crate::cpu::Repeat;
 use crate::exit_code;
@@ -66,6 +66,23 @@ pub fn main() -> i32 {
         Some(Command::Watch(w)) => {
             let options = probe_options(Mode::Probe, &w.target, Some(&w.matmul), Some(&w.require));
             modes::watch::run(&options, w)
+        }
+        Some(Command::Bench(b)) => {
+            let mut sizes = b.sizes.clone();
+            sizes.sort_unstable();
+            sizes.dedup();
+            let largest = sizes.last().copied().unwrap_or(DEFAULT_SIZE);
+            let matmul = MatmulArgs {
+                size: largest,
+                measure: b.measure.clone(),
+            };
+            let mut options = probe_options(Mode::Bench, &b.target, Some(&matmul), None);
+            options.sizes = sizes;
+            let report = modes::bench::run(&options, b.format.format());
+            let plotted = modes::bench::plot(&report, b.plot.as_deref());
+            plotted
+                .err()
+                .unwrap_or_else(|| publish(&report, &b.format, &b.output))
         }
     }
 }
@@ -200,8 +217,8 @@ fn probe_options(
 ) -> probe::Options {
     let health = mode == Mode::Health;
     let (size, repeat, seed) = match matmul {
-        Some(m) => (
-            m.size,
+        Some(MatmulArgs { size, measure: m }) => (
+            *size,
             match (m.iterations, m.min_time) {
                 (Some(n), _) => Repeat::Times(n),
                 (None, Some(d)) => Repeat::AtLeast(d),
@@ -218,14 +235,15 @@ fn probe_options(
         repeat,
         devices: target.devices.clone(),
         seed: seed.unwrap_or_else(fresh_seed),
-        timeout: target.timeout.unwrap_or(if health {
-            health::DEFAULT_TIMEOUT
-        } else {
-            DEFAULT_TIMEOUT
+        timeout: target.timeout.unwrap_or(match mode {
+            Mode::Health => health::DEFAULT_TIMEOUT,
+            Mode::Bench => DEFAULT_BENCH_TIMEOUT,
+            Mode::Probe | Mode::List => DEFAULT_TIMEOUT,
         }),
         requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
         strict: require.is_some_and(|r| r.strict),
         no_context: false,
+        sizes: Vec::new(),
     }
 }
 

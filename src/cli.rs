@@ -63,6 +63,10 @@ pub enum Command {
     /// Probe every --interval, writing JSON lines, a state file and
     /// Prometheus metrics.
     Watch(WatchArgs),
+    /// Sweep matrix sizes: every GEMM kernel (and cuBLAS's, when present)
+    /// on each GPU against the CPU, each result verified; a table, JSON or
+    /// an SVG plot.
+    Bench(BenchArgs),
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish,
     /// powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`.
     Completions {
@@ -204,6 +208,28 @@ pub struct WatchArgs {
     pub require: RequireArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Matrix sizes N to sweep (N x N x N each), comma-separated, e.g.
+    /// 256,1024; run in ascending order.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_values_t = DEFAULT_BENCH_SIZES, value_parser = clap::value_parser!(u32).range(1..=32768), allow_negative_numbers = true)]
+    pub sizes: Vec<u32>,
+
+    /// Also draw GFLOP/s against N per kernel, with each GPU's FP32 peak,
+    /// as an SVG to FILE (replaced atomically).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+}
+
 /// How the report is printed on stdout. Each format is one exporter
 /// (`crate::export`); adding a format is adding a variant and its exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -257,8 +283,8 @@ pub struct TargetArgs {
     #[arg(long, default_value = "all", value_parser = parse_devices, allow_hyphen_values = true)]
     pub devices: Selection,
 
-    /// Deadline for the whole run (health: 10s); a stuck driver call is
-    /// reported, not waited on.
+    /// Deadline for the whole run (default 60s; health 10s, bench 3m); a
+    /// stuck driver call is reported, not waited on.
     #[arg(long, value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
 }
@@ -270,6 +296,13 @@ pub struct MatmulArgs {
     #[arg(long, default_value_t = DEFAULT_SIZE, value_parser = clap::value_parser!(u32).range(1..=32768), allow_negative_numbers = true)]
     pub size: u32,
 
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+}
+
+/// How each product is timed, and its inputs' seed.
+#[derive(Debug, Clone, Args)]
+pub struct MeasureArgs {
     /// Timed iterations per measurement (default: as many as fill --min-time).
     #[arg(long, conflicts_with = "min_time", value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
     pub iterations: Option<u32>,
@@ -360,6 +393,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default --size.
 pub const DEFAULT_SIZE: u32 = 2048;
+
+/// Default `bench --sizes`: doublings from where launch overhead dominates
+/// to where a large GPU reaches its plateau.
+pub const DEFAULT_BENCH_SIZES: [u32; 6] = [256, 512, 1024, 2048, 4096, 8192];
+
+/// Default `bench --timeout`: the whole sweep, CPU references included;
+/// sizes that would not fit are skipped, not waited for.
+pub const DEFAULT_BENCH_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Default --min-time: the CPU baseline's own least measuring time.
 pub const DEFAULT_MIN_TIME: Duration = crate::cpu::MIN_TIME;

@@ -7,6 +7,7 @@
 //! the calling thread is the watchdog. A driver call that never returns
 //! cannot hang gpuprobe: at the deadline the report as it stands is returned
 //! with the stuck stage of each device marked `timeout`.
+mod bench;
 mod device;
 mod machine;
 pub mod progress;
@@ -43,6 +44,8 @@ pub enum Mode {
     /// The liveness check: a tiny launch and readback per device, verified,
     /// with no CPU benchmark and no large allocation.
     Health,
+    /// The GEMM sweep: every kernel at each of `Options::sizes`.
+    Bench,
 }
 
 /// Which devices to probe.
@@ -109,6 +112,8 @@ pub struct Options {
     pub strict: bool,
     /// `health --no-context`: enumerate and read NVML, make no context.
     pub no_context: bool,
+    /// `bench`: the sizes to sweep, ascending (empty otherwise).
+    pub sizes: Vec<u32>,
 }
 
 /// Keeps the sample's seed apart from the inputs' seed.
@@ -134,6 +139,7 @@ fn empty_report(options: &Options) -> Report {
             Mode::Probe => crate::report::ReportCommand::Probe,
             Mode::List => crate::report::ReportCommand::List,
             Mode::Health => crate::report::ReportCommand::Health,
+            Mode::Bench => crate::report::ReportCommand::Bench,
         },
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         duration_ms: 0.0,
@@ -159,6 +165,7 @@ fn empty_report(options: &Options) -> Report {
         },
         environment: crate::report::Environment::default(),
         diagnoses: Vec::new(),
+        bench: None,
     }
 }
 
@@ -218,6 +225,10 @@ fn probe_cuda(
             .filter_map(|(slot, h)| h.filter(|_| selected.contains(&slot)).map(|h| (slot, h)))
             .collect();
         let cpus = cpu::available(&crate::environment::root());
+        if options.mode == Mode::Bench {
+            bench::run(progress, options, &driver, &probed, nvml, cpus, deadline);
+            return finish_cuda(progress, false, options);
+        }
         let fits = host_memory(progress, options.size, probed.len())
             && (options.mode == Mode::Health
                 || cpu_reference_fits(progress, options.size, cpus.count, deadline));
@@ -233,6 +244,11 @@ fn probe_cuda(
         }
         fits
     };
+    finish_cuda(progress, measured, options);
+}
+
+/// Peaks, requirements (when the matmul ran) and the verdict.
+fn finish_cuda(progress: &Progress, measured: bool, options: &Options) {
     // Every mode's devices carry their peaks (`list` and `--no-context`
     // too), before the requirements, which judge the efficiency.
     progress.update(crate::peak::fill);
