@@ -188,7 +188,7 @@ impl Cublas {
 
     /// Makes the cuBLAS call `f` (named `call`), recording it as under way
     /// for the watchdog.
-    fn call(&self, call: &'static str, f: impl FnOnce() -> Status) -> Result<(), CublasError> {
+    fn call(call: &'static str, f: impl FnOnce() -> Status) -> Result<(), CublasError> {
         let status = {
             let _in_flight = InFlight::enter(call);
             f()
@@ -244,7 +244,7 @@ impl<'c> Handle<'c> {
         // SAFETY: the entry point has cublas_api.h's prototype and the
         // library is loaded while `cublas` lives; the out-parameter is a
         // live local.
-        cublas.call("cublasCreate_v2", || unsafe {
+        Cublas::call("cublasCreate_v2", || unsafe {
             (cublas.api.cublasCreate_v2)(&raw mut raw)
         })?;
         // From here on, dropping `handle` destroys it.
@@ -254,7 +254,7 @@ impl<'c> Handle<'c> {
             _context: PhantomData,
         };
         // SAFETY: as above; the handle was just created.
-        cublas.call("cublasSetMathMode", || unsafe {
+        Cublas::call("cublasSetMathMode", || unsafe {
             (cublas.api.cublasSetMathMode)(raw, DEFAULT_MATH)
         })?;
         Ok(handle)
@@ -286,7 +286,7 @@ impl<'c> Handle<'c> {
         // the call; the caller promises the buffers, whose extents the
         // leading dimensions describe: Bᵀ is n x k with ld n, Aᵀ is k x m
         // with ld k, Cᵀ is n x m with ld n.
-        self.cublas.call("cublasSgemm_v2", || unsafe {
+        Cublas::call("cublasSgemm_v2", || unsafe {
             (self.cublas.api.cublasSgemm_v2)(
                 self.raw,
                 OP_N,

@@ -103,7 +103,13 @@ fn row(out: &mut String, row: &BenchRow, color: bool) {
         (Some(v), _) => paint(
             color,
             "31",
-            &format!("WRONG: {} of {} elements", v.mismatches, v.elements),
+            &format!(
+                "WRONG: {} of {} elements, {} of {} sampled",
+                v.mismatches.saturating_sub(v.f64_sample.mismatches),
+                v.elements,
+                v.f64_sample.mismatches,
+                v.f64_sample.elements
+            ),
         ),
         (None, _) => paint(color, "31", "WRONG"),
     };

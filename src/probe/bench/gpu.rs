@@ -2,10 +2,11 @@
 //! kernels, made once, then each round's kernels timed and verified, one
 //! `bench` check per size and one report row per kernel and size.
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use cudarc::driver::sys::{cudaError_enum, CUdevice_attribute as Attr};
+use cudarc::driver::sys::CUdevice_attribute as Attr;
 
 use super::{Prepared, Round};
 use crate::cpu::{self, Repeat};
@@ -160,7 +161,9 @@ fn load<'c>(job: &Job<'_>, ctx: &'c Context<'c>) -> Option<Loaded<'c>> {
         );
         match &cublas {
             Some(Ok(_)) => detail.push_str("; cuBLAS handle made (CUBLAS_DEFAULT_MATH: FP32)"),
-            Some(Err(e)) => detail.push_str(&format!("; no cuBLAS on this GPU: {e}")),
+            Some(Err(e)) => {
+                let _ = write!(detail, "; no cuBLAS on this GPU: {e}");
+            }
             None => {}
         }
         Ok(Done::pass(
@@ -266,14 +269,9 @@ impl<'c> Gpu<'_, 'c> {
             );
             return Ok(self.skip_all(n, &kernels, &reason));
         }
-        let buffers = match self.alloc(len) {
-            Ok(b) => b,
-            Err(e) if e.code == cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY as i32 => {
-                let reason = format!("N={n}: the GPU's memory ran out: {e}");
-                return Ok(self.skip_all(n, &kernels, &reason));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        // Enough was free, so a failed allocation is the GPU's failure, as
+        // in the probe's `allocate` stage.
+        let buffers = self.alloc(len)?;
         let [a, b, _] = &buffers.exact;
         let [ra, rb, _] = &buffers.rounding;
         a.upload(&p.inputs.a)?;
@@ -292,11 +290,11 @@ impl<'c> Gpu<'_, 'c> {
                     self.push(BenchRow {
                         status: BenchStatus::Fail,
                         reason: Some(failed.detail.clone()),
-                        ..self.row(*kernel, p)
+                        ..row(*kernel, p)
                     });
                     let reason = format!("not run: {kernel} failed at N={n}");
                     for later in &kernels[at + 1..] {
-                        self.push(self.skipped(*later, n, &reason));
+                        self.push(skipped(*later, n, &reason));
                     }
                     return Err(Failed {
                         detail: format!("N={n}: {kernel}: {}", failed.detail),
@@ -356,10 +354,10 @@ impl<'c> Gpu<'_, 'c> {
         let n = p.size;
         let launcher = match self.launcher(kernel, n) {
             Ok(l) => l,
-            Err(reason) => return Ok(self.skipped(kernel, n, &reason)),
+            Err(reason) => return Ok(skipped(kernel, n, &reason)),
         };
         if let Some(reason) = self.too_long(kernel, n) {
-            return Ok(self.skipped(kernel, n, &reason));
+            return Ok(skipped(kernel, n, &reason));
         }
         let tensor = matches!(kernel, BenchKernel::Tf32 | BenchKernel::Bf16);
         let [a, b, c] = &buffers.exact;
@@ -391,7 +389,7 @@ impl<'c> Gpu<'_, 'c> {
                 "one N={n} product took {first_ms:.0} ms, more than a quarter of what was left \
                  before the deadline (--timeout)"
             );
-            return Ok(self.skipped(kernel, n, &reason));
+            return Ok(skipped(kernel, n, &reason));
         };
         let time_ms = timed(iterations)? / f64::from(iterations);
         let mut out = vec![0f32; poison.len()];
@@ -414,7 +412,6 @@ impl<'c> Gpu<'_, 'c> {
             Duration::from_secs_f64(time_ms / 1e3),
         );
         let passed = verification.passed;
-        drop(launcher);
         self.last.insert(kernel, (n, time_ms));
         Ok(BenchRow {
             status: if passed {
@@ -428,7 +425,7 @@ impl<'c> Gpu<'_, 'c> {
             gpu_gflops: Some(gflops),
             speedup_vs_cpu: p.cpu_gflops.map(|c| gflops / c),
             verification: Some(verification),
-            ..self.row(kernel, p)
+            ..row(kernel, p)
         })
     }
 
@@ -485,35 +482,10 @@ impl<'c> Gpu<'_, 'c> {
         })
     }
 
-    /// A row with what every row of `kernel` at `p`'s size shares.
-    fn row(&self, kernel: BenchKernel, p: &Prepared) -> BenchRow {
-        BenchRow {
-            cpu_gflops: p.cpu_gflops,
-            ..self.skipped(kernel, p.size, "")
-        }
-    }
-
-    fn skipped(&self, kernel: BenchKernel, size: u32, reason: &str) -> BenchRow {
-        BenchRow {
-            size,
-            kernel,
-            status: BenchStatus::Skip,
-            reason: (!reason.is_empty()).then(|| reason.to_string()),
-            entry: entry(kernel).into(),
-            iterations: None,
-            gpu_time_ms: None,
-            gpu_gflops: None,
-            cpu_gflops: None,
-            speedup_vs_cpu: None,
-            efficiency: None,
-            verification: None,
-        }
-    }
-
     /// Every kernel at `size` skipped for `reason`: the size's check.
     fn skip_all(&self, size: u32, kernels: &[BenchKernel], reason: &str) -> Done<()> {
         for kernel in kernels {
-            self.push(self.skipped(*kernel, size, reason));
+            self.push(skipped(*kernel, size, reason));
         }
         Done::skip((), format!("N={size} not run: {reason}"), None)
     }
@@ -522,6 +494,31 @@ impl<'c> Gpu<'_, 'c> {
         self.job
             .progress
             .update(|r| r.devices[self.job.slot].bench.push(row));
+    }
+}
+
+/// A row with what every row of `kernel` at `p`'s size shares.
+fn row(kernel: BenchKernel, p: &Prepared) -> BenchRow {
+    BenchRow {
+        cpu_gflops: p.cpu_gflops,
+        ..skipped(kernel, p.size, "")
+    }
+}
+
+fn skipped(kernel: BenchKernel, size: u32, reason: &str) -> BenchRow {
+    BenchRow {
+        size,
+        kernel,
+        status: BenchStatus::Skip,
+        reason: (!reason.is_empty()).then(|| reason.to_string()),
+        entry: entry(kernel).into(),
+        iterations: None,
+        gpu_time_ms: None,
+        gpu_gflops: None,
+        cpu_gflops: None,
+        speedup_vs_cpu: None,
+        efficiency: None,
+        verification: None,
     }
 }
 

@@ -397,7 +397,7 @@ impl Plan {
             .a
             .iter()
             .chain(&inputs.b)
-            .all(|x| kernels::to_bf16_exact(*x) == *x);
+            .all(|x| kernels::to_bf16_exact(*x).to_bits() == x.to_bits());
         let tensor_inputs = (!bf16_exact).then(|| {
             let mut t = Inputs::generate(size, size, size, self.seed);
             for x in t.a.iter_mut().chain(t.b.iter_mut()) {
