@@ -44,13 +44,17 @@ pub(super) fn table(out: &mut String, d: &DeviceReport, color: bool) {
     if d.bench.is_empty() {
         return;
     }
-    let mut notes = Vec::new();
+    // (kernels, reason): kernels skipped throughout for one reason.
+    let mut notes: Vec<(Vec<BenchKernel>, String)> = Vec::new();
     let mut hidden = Vec::new();
     for kernel in BenchKernel::ALL {
         let rows: Vec<&BenchRow> = d.bench.iter().filter(|r| r.kernel == kernel).collect();
         if let Some(reason) = skipped_throughout(&rows) {
             hidden.push(kernel);
-            notes.push(format!("{kernel}: not run: {reason}"));
+            match notes.iter_mut().find(|(_, r)| *r == reason) {
+                Some((kernels, _)) => kernels.push(kernel),
+                None => notes.push((vec![kernel], reason)),
+            }
         }
     }
     let _ = writeln!(
@@ -77,8 +81,9 @@ pub(super) fn table(out: &mut String, d: &DeviceReport, color: bool) {
             self::row(out, row, color);
         }
     }
-    for note in notes {
-        let _ = writeln!(out, "  {note}");
+    for (kernels, reason) in notes {
+        let names: Vec<&str> = kernels.iter().map(|k| k.as_str()).collect();
+        let _ = writeln!(out, "  {}: not run: {reason}", names.join(", "));
     }
 }
 
