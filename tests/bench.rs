@@ -74,7 +74,10 @@ fn every_kernel_is_timed_and_verified_at_every_size_beside_the_cpu() {
             assert_eq!(row.iterations, Some(1));
             assert!(row.gpu_gflops.is_some_and(|g| g > 0.0));
             assert!(row.speedup_vs_cpu.is_some());
-            assert!(row.efficiency.and_then(|e| e.value()).is_some());
+            assert!(row
+                .efficiency
+                .and_then(gpuprobe::report::Figure::value)
+                .is_some());
         }
     }
     let checks = &r.devices[0].checks;

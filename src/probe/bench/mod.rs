@@ -317,8 +317,9 @@ impl Plan {
             return Some(stopped.clone());
         }
         // A and B of both verification passes, the CPU product and the
-        // tensor-core reference, and each GPU's two products read back.
-        let need = (6 + 2 * self.gpus as u64) * u64::from(size) * u64::from(size) * 4;
+        // tensor-core reference, and on each GPU's thread the NaN fill of
+        // C and the two products read back.
+        let need = (6 + 3 * self.gpus as u64) * u64::from(size) * u64::from(size) * 4;
         let root = crate::environment::root();
         if let Some(available) = crate::environment::available_memory(&root).filter(|a| need > *a) {
             return Some(format!(
