@@ -24,7 +24,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
             [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on')
             [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Matrix size N of the N x N x N matmul')
             [CompletionResult]::new('--iterations', '--iterations', [CompletionResultType]::ParameterName, 'Timed iterations per measurement (default: as many as fill --min-time)')
             [CompletionResult]::new('--min-time', '--min-time', [CompletionResultType]::ParameterName, 'Minimum measured time per measurement, e.g. 200ms, 1s')
@@ -47,6 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot')
             [CompletionResult]::new('burn', 'burn', [CompletionResultType]::ParameterValue, 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -56,7 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
             [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --format json')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -76,7 +77,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Check the report that `watch --state FILE` keeps instead of touching the GPU: healthy when it is fresh and its verdict is healthy or degraded')
             [CompletionResult]::new('--max-age', '--max-age', [CompletionResultType]::ParameterName, 'How old the state file''s report may be, e.g. 2m')
             [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on')
             [CompletionResult]::new('--require-gpus', '--require-gpus', [CompletionResultType]::ParameterName, 'Fail unless at least N GPUs pass')
             [CompletionResult]::new('--require-memory', '--require-memory', [CompletionResultType]::ParameterName, 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB')
             [CompletionResult]::new('--require-compute-capability', '--require-compute-capability', [CompletionResultType]::ParameterName, 'Fail unless every GPU has at least this compute capability, e.g. 8.0')
@@ -92,7 +93,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
         'gpuprobe;exec' {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
             [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on')
             [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Matrix size N of the N x N x N matmul')
             [CompletionResult]::new('--iterations', '--iterations', [CompletionResultType]::ParameterName, 'Timed iterations per measurement (default: as many as fill --min-time)')
             [CompletionResult]::new('--min-time', '--min-time', [CompletionResultType]::ParameterName, 'Minimum measured time per measurement, e.g. 200ms, 1s')
@@ -116,7 +117,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener)')
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Stop after this many probes (default: until SIGTERM or SIGINT)')
             [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on')
             [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Matrix size N of the N x N x N matmul')
             [CompletionResult]::new('--iterations', '--iterations', [CompletionResultType]::ParameterName, 'Timed iterations per measurement (default: as many as fill --min-time)')
             [CompletionResult]::new('--min-time', '--min-time', [CompletionResultType]::ParameterName, 'Minimum measured time per measurement, e.g. 200ms, 1s')
@@ -133,14 +134,30 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'gpuprobe;bench' {
+            [CompletionResult]::new('--sizes', '--sizes', [CompletionResultType]::ParameterName, 'Matrix sizes N to sweep (N x N x N each), comma-separated, e.g. 256,1024; run in ascending order')
+            [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Also draw GFLOP/s against N per kernel, with each GPU''s FP32 peak, as an SVG to FILE (replaced atomically)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
+            [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--iterations', '--iterations', [CompletionResultType]::ParameterName, 'Timed iterations per measurement (default: as many as fill --min-time)')
+            [CompletionResult]::new('--min-time', '--min-time', [CompletionResultType]::ParameterName, 'Minimum measured time per measurement, e.g. 200ms, 1s')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed for the input matrices, to repeat a run exactly (default: fresh)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --format json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'gpuprobe;burn' {
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long to keep every GPU under load, e.g. 10m, 1h')
             [CompletionResult]::new('--sample-every', '--sample-every', [CompletionResultType]::ParameterName, 'Length of one measured interval: its GFLOP/s and an NVML reading')
             [CompletionResult]::new('--verify-every', '--verify-every', [CompletionResultType]::ParameterName, 'How often the product is copied back and compared bit for bit with the verified one (and always at the end)')
+            [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Also draw GFLOP/s, SM clock and temperature over time, per GPU, as an SVG to FILE (replaced atomically)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
             [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on')
             [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Matrix size N of the N x N x N matmul')
             [CompletionResult]::new('--iterations', '--iterations', [CompletionResultType]::ParameterName, 'Timed iterations per measurement (default: as many as fill --min-time)')
             [CompletionResult]::new('--min-time', '--min-time', [CompletionResultType]::ParameterName, 'Minimum measured time per measurement, e.g. 200ms, 1s')
@@ -162,6 +179,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot')
             [CompletionResult]::new('burn', 'burn', [CompletionResultType]::ParameterValue, 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -183,6 +201,9 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             break
         }
         'gpuprobe;help;watch' {
+            break
+        }
+        'gpuprobe;help;bench' {
             break
         }
         'gpuprobe;help;burn' {

@@ -16,6 +16,9 @@ _gpuprobe() {
             ",$1")
                 cmd="gpuprobe"
                 ;;
+            gpuprobe,bench)
+                cmd="gpuprobe__subcmd__bench"
+                ;;
             gpuprobe,burn)
                 cmd="gpuprobe__subcmd__burn"
                 ;;
@@ -42,6 +45,9 @@ _gpuprobe() {
                 ;;
             gpuprobe,watch)
                 cmd="gpuprobe__subcmd__watch"
+                ;;
+            gpuprobe__subcmd__help,bench)
+                cmd="gpuprobe__subcmd__help__subcmd__bench"
                 ;;
             gpuprobe__subcmd__help,burn)
                 cmd="gpuprobe__subcmd__help__subcmd__burn"
@@ -77,7 +83,7 @@ _gpuprobe() {
 
     case "${cmd}" in
         gpuprobe)
-            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help --version list schema diagnoses health exec watch burn completions help"
+            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help --version list schema diagnoses health exec watch bench burn completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,8 +152,58 @@ _gpuprobe() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gpuprobe__subcmd__bench)
+            opts="-h --sizes --plot --format --json --output --devices --timeout --iterations --min-time --seed --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sizes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --plot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --devices)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --iterations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gpuprobe__subcmd__burn)
-            opts="-h --duration --sample-every --verify-every --format --json --output --devices --timeout --size --iterations --min-time --seed --help"
+            opts="-h --duration --sample-every --verify-every --plot --format --json --output --devices --timeout --size --iterations --min-time --seed --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -162,6 +218,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --verify-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --plot)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -353,8 +413,22 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__help)
-            opts="list schema diagnoses health exec watch burn completions help"
+            opts="list schema diagnoses health exec watch bench burn completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gpuprobe__subcmd__help__subcmd__bench)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

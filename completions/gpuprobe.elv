@@ -21,7 +21,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on'
             cand --size 'Matrix size N of the N x N x N matmul'
             cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
             cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
@@ -44,6 +44,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand health 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
             cand exec 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
             cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+            cand bench 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot'
             cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -52,7 +53,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on'
             cand --json 'Shorthand for --format json'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -69,7 +70,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --state 'Check the report that `watch --state FILE` keeps instead of touching the GPU: healthy when it is fresh and its verdict is healthy or degraded'
             cand --max-age 'How old the state file''s report may be, e.g. 2m'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on'
             cand --require-gpus 'Fail unless at least N GPUs pass'
             cand --require-memory 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB'
             cand --require-compute-capability 'Fail unless every GPU has at least this compute capability, e.g. 8.0'
@@ -84,7 +85,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
         &'gpuprobe;exec'= {
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on'
             cand --size 'Matrix size N of the N x N x N matmul'
             cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
             cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
@@ -107,7 +108,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --listen 'Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener)'
             cand --count 'Stop after this many probes (default: until SIGTERM or SIGINT)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on'
             cand --size 'Matrix size N of the N x N x N matmul'
             cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
             cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
@@ -123,14 +124,29 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'gpuprobe;bench'= {
+            cand --sizes 'Matrix sizes N to sweep (N x N x N each), comma-separated, e.g. 256,1024; run in ascending order'
+            cand --plot 'Also draw GFLOP/s against N per kernel, with each GPU''s FP32 peak, as an SVG to FILE (replaced atomically)'
+            cand --format 'Output format'
+            cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
+            cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on'
+            cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
+            cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
+            cand --seed 'Seed for the input matrices, to repeat a run exactly (default: fresh)'
+            cand --json 'Shorthand for --format json'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'gpuprobe;burn'= {
             cand --duration 'How long to keep every GPU under load, e.g. 10m, 1h'
             cand --sample-every 'Length of one measured interval: its GFLOP/s and an NVML reading'
             cand --verify-every 'How often the product is copied back and compared bit for bit with the verified one (and always at the end)'
+            cand --plot 'Also draw GFLOP/s, SM clock and temperature over time, per GPU, as an SVG to FILE (replaced atomically)'
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (health: 10s); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on'
             cand --size 'Matrix size N of the N x N x N matmul'
             cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
             cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
@@ -150,6 +166,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand health 'Liveness check for Docker HEALTHCHECK and Kubernetes probes: a tiny verified launch per GPU, one line of output, exit 0 or 1 only'
             cand exec 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
             cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
+            cand bench 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot'
             cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -165,6 +182,8 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
         &'gpuprobe;help;exec'= {
         }
         &'gpuprobe;help;watch'= {
+        }
+        &'gpuprobe;help;bench'= {
         }
         &'gpuprobe;help;burn'= {
         }

@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use clap::Parser;
 
 use crate::cli::{
-    Cli, Command, FormatArgs, MatmulArgs, OutputArgs, RequireArgs, TargetArgs, DEFAULT_MIN_TIME,
-    DEFAULT_SIZE, DEFAULT_TIMEOUT,
+    Cli, Command, FormatArgs, MatmulArgs, OutputArgs, RequireArgs, TargetArgs,
+    DEFAULT_BENCH_TIMEOUT, DEFAULT_MIN_TIME, DEFAULT_SIZE, DEFAULT_TIMEOUT,
 };
 use crate::cpu::Repeat;
 use crate::exit_code;
@@ -76,11 +76,33 @@ pub fn main() -> i32 {
                 verify: b.verify_every,
                 stop: crate::signals::stop_requested,
             });
-            publish(&run_probe(&options), &b.format, &b.output)
+            let report = run_probe(&options);
+            // The report goes out whether or not the plot could be written.
+            let plotted =
+                modes::bench::write_plot(b.plot.as_deref(), || modes::burn::chart(&report));
+            let published = publish(&report, &b.format, &b.output);
+            plotted.err().unwrap_or(published)
         }
         Some(Command::Watch(w)) => {
             let options = probe_options(Mode::Probe, &w.target, Some(&w.matmul), Some(&w.require));
             modes::watch::run(&options, w)
+        }
+        Some(Command::Bench(b)) => {
+            let mut sizes = b.sizes.clone();
+            sizes.sort_unstable();
+            sizes.dedup();
+            let largest = sizes.last().copied().unwrap_or(DEFAULT_SIZE);
+            let matmul = MatmulArgs {
+                size: largest,
+                measure: b.measure.clone(),
+            };
+            let mut options = probe_options(Mode::Bench, &b.target, Some(&matmul), None);
+            options.sizes = sizes;
+            let report = modes::bench::run(&options, b.format.format());
+            // The report goes out whether or not the plot could be written.
+            let plotted = modes::bench::plot(&report, b.plot.as_deref());
+            let published = publish(&report, &b.format, &b.output);
+            plotted.err().unwrap_or(published)
         }
     }
 }
@@ -215,8 +237,8 @@ fn probe_options(
 ) -> probe::Options {
     let health = mode == Mode::Health;
     let (size, repeat, seed) = match matmul {
-        Some(m) => (
-            m.size,
+        Some(MatmulArgs { size, measure: m }) => (
+            *size,
             match (m.iterations, m.min_time) {
                 (Some(n), _) => Repeat::Times(n),
                 (None, Some(d)) => Repeat::AtLeast(d),
@@ -233,15 +255,17 @@ fn probe_options(
         repeat,
         devices: target.devices.clone(),
         seed: seed.unwrap_or_else(fresh_seed),
-        timeout: target.timeout.unwrap_or(if health {
-            health::DEFAULT_TIMEOUT
-        } else {
-            DEFAULT_TIMEOUT
+        timeout: target.timeout.unwrap_or(match mode {
+            Mode::Health => health::DEFAULT_TIMEOUT,
+            Mode::Bench => DEFAULT_BENCH_TIMEOUT,
+            // burn: its own, from --duration (below).
+            Mode::Probe | Mode::List | Mode::Burn => DEFAULT_TIMEOUT,
         }),
         requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
         strict: require.is_some_and(|r| r.strict),
         no_context: false,
         burn: None,
+        sizes: Vec::new(),
     }
 }
 

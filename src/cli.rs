@@ -63,6 +63,10 @@ pub enum Command {
     /// Probe every --interval, writing JSON lines, a state file and
     /// Prometheus metrics.
     Watch(WatchArgs),
+    /// Sweep matrix sizes: every GEMM kernel (and cuBLAS's, when present)
+    /// on each GPU against the CPU, each result verified; a table, JSON or
+    /// an SVG plot.
+    Bench(BenchArgs),
     /// Sustained load for node acceptance: the probe, then the matmul back
     /// to back on every GPU for --duration, verified bit for bit at
     /// intervals, with throughput and NVML (clocks, temperature, power,
@@ -210,6 +214,28 @@ pub struct WatchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Matrix sizes N to sweep (N x N x N each), comma-separated, e.g.
+    /// 256,1024; run in ascending order.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_values_t = DEFAULT_BENCH_SIZES, value_parser = clap::value_parser!(u32).range(1..=32768), allow_negative_numbers = true)]
+    pub sizes: Vec<u32>,
+
+    /// Also draw GFLOP/s against N per kernel, with each GPU's FP32 peak,
+    /// as an SVG to FILE (replaced atomically).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct BurnArgs {
     /// How long to keep every GPU under load, e.g. 10m, 1h.
     #[arg(long, default_value = "60s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
@@ -224,11 +250,15 @@ pub struct BurnArgs {
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub verify_every: Duration,
 
+    /// Also draw GFLOP/s, SM clock and temperature over time, per GPU, as
+    /// an SVG to FILE (replaced atomically).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
     #[command(flatten)]
     pub format: FormatArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Which GPUs; the deadline defaults to --duration plus 60s.
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
@@ -288,8 +318,8 @@ pub struct TargetArgs {
     #[arg(long, default_value = "all", value_parser = parse_devices, allow_hyphen_values = true)]
     pub devices: Selection,
 
-    /// Deadline for the whole run (health: 10s); a stuck driver call is
-    /// reported, not waited on.
+    /// Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a
+    /// stuck driver call is reported, not waited on.
     #[arg(long, value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
 }
@@ -301,6 +331,13 @@ pub struct MatmulArgs {
     #[arg(long, default_value_t = DEFAULT_SIZE, value_parser = clap::value_parser!(u32).range(1..=32768), allow_negative_numbers = true)]
     pub size: u32,
 
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+}
+
+/// How each product is timed, and its inputs' seed.
+#[derive(Debug, Clone, Args)]
+pub struct MeasureArgs {
     /// Timed iterations per measurement (default: as many as fill --min-time).
     #[arg(long, conflicts_with = "min_time", value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
     pub iterations: Option<u32>,
@@ -391,6 +428,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default --size.
 pub const DEFAULT_SIZE: u32 = 2048;
+
+/// Default `bench --sizes`: doublings from where launch overhead dominates
+/// to where a large GPU reaches its plateau.
+pub const DEFAULT_BENCH_SIZES: [u32; 6] = [256, 512, 1024, 2048, 4096, 8192];
+
+/// Default `bench --timeout`: the whole sweep, CPU references included;
+/// sizes that would not fit are skipped, not waited for.
+pub const DEFAULT_BENCH_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Default --min-time: the CPU baseline's own least measuring time.
 pub const DEFAULT_MIN_TIME: Duration = crate::cpu::MIN_TIME;

@@ -13,6 +13,7 @@ pub mod export;
 pub mod modes;
 pub mod output;
 pub mod peak;
+pub mod plot;
 pub mod probe;
 pub mod report;
 pub mod requirements;

@@ -12,6 +12,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod bench;
+pub use bench::{
+    BenchCpu, BenchKernel, BenchReport, BenchRow, BenchStatus, CublasInfo, CublasStatus,
+};
+
 /// Major version of the JSON report. Bumped only for an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -22,8 +27,8 @@ pub struct Report {
     pub schema_version: u32,
     /// The gpuprobe release that wrote the report.
     pub gpuprobe_version: String,
-    /// What ran: `probe` (the full check), `list` (enumeration only) or
-    /// `health` (the liveness check).
+    /// What ran: `probe` (the full check), `list` (enumeration only),
+    /// `health` (the liveness check) or `bench` (the GEMM sweep).
     pub command: ReportCommand,
     /// When the run started, RFC 3339 in UTC.
     pub started_at: String,
@@ -53,6 +58,10 @@ pub struct Report {
     pub environment: Environment,
     /// Misconfigurations found, with their fixes, most severe first.
     pub diagnoses: Vec<Diagnosis>,
+    /// `bench`: the sizes, the CPU GEMM at each and cuBLAS as found; null
+    /// for other commands and in reports of older versions.
+    #[serde(default)]
+    pub bench: Option<BenchReport>,
 }
 
 /// Why bytes could not be read as a report of this `SCHEMA_VERSION`.
@@ -140,12 +149,15 @@ pub enum ReportCommand {
     /// The probe, then the matmul back to back on every GPU for a set
     /// duration, verified at intervals, with NVML sampled throughout.
     Burn,
+    /// The GEMM sweep: every kernel at every size, each result verified.
+    Bench,
 }
 
 /// The options a run used, so a report can be reproduced.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Settings {
-    /// Matrix size N of the N x N x N matmul.
+    /// Matrix size N of the N x N x N matmul (`bench`: the largest size
+    /// swept; `bench.sizes` has them all).
     pub size: u32,
     /// Fixed number of timed iterations, when `--iterations` was given.
     pub iterations: Option<u32>,
@@ -329,6 +341,10 @@ pub struct DeviceReport {
     /// `burn`: the sustained run on this GPU (docs/report.md, "burn").
     #[serde(default)]
     pub burn: Option<Burn>,
+    /// `bench`: each kernel at each size, in the order run; empty for
+    /// other commands and in reports of older versions.
+    #[serde(default)]
+    pub bench: Vec<BenchRow>,
 }
 
 /// A GPU's theoretical peaks, from its properties (docs/report.md,

@@ -35,6 +35,11 @@ pub enum Stage {
     RequireDriver,
     /// --require-gpus.
     RequireGpus,
+    /// `bench`: libcublas looked for and loaded (skipped when absent).
+    Cublas,
+    /// `bench`: one size's CPU GEMM, the reference and the baseline of
+    /// that size (one check per size).
+    BenchCpu,
 
     // Per GPU, in the order they run.
     /// Name, UUID, PCI bus id, memory, compute capability.
@@ -63,6 +68,9 @@ pub enum Stage {
     Burn,
     /// NVML readings of the GPU after its matmul.
     Telemetry,
+    /// `bench`: every kernel at one size, timed and verified (one check
+    /// per size).
+    Bench,
     /// --require-memory.
     RequireMemory,
     /// --require-compute-capability.
@@ -89,6 +97,8 @@ impl Stage {
             Stage::CpuBaseline => "cpu_baseline",
             Stage::RequireDriver => "require_driver",
             Stage::RequireGpus => "require_gpus",
+            Stage::Cublas => "cublas",
+            Stage::BenchCpu => "bench_cpu",
             Stage::Identify => "identify",
             Stage::Context => "context",
             Stage::Memory => "memory",
@@ -101,6 +111,7 @@ impl Stage {
             Stage::TensorCores => "tensor_cores",
             Stage::Burn => "burn",
             Stage::Telemetry => "telemetry",
+            Stage::Bench => "bench",
             Stage::RequireMemory => "require_memory",
             Stage::RequireComputeCapability => "require_compute_capability",
             Stage::RequireSpeedup => "require_speedup",

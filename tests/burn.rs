@@ -234,3 +234,37 @@ fn the_text_report_has_a_burn_line() {
         "{line}"
     );
 }
+
+#[test]
+fn the_plot_draws_throughput_clock_and_temperature_over_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg_path = dir.path().join("burn.svg");
+    let run = burn(
+        "burn-throttles",
+        &["--duration", "1s", "--plot", svg_path.to_str().unwrap()],
+    );
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    let svg = std::fs::read_to_string(&svg_path).expect("the plot was written");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    let text: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for label in [
+        "GFLOP/s",
+        "SM clock (MHz)",
+        "temperature (°C)",
+        "GPU 0",
+        "GPU 0 max",
+    ] {
+        assert!(text.contains(&label), "{label:?} not in {text:?}");
+    }
+    // An unwritable plot is exit 5, with the report still on stdout.
+    let run = burn(
+        "burn-steady",
+        &["--duration", "200ms", "--plot", "/nonexistent/dir/burn.svg"],
+    );
+    assert_eq!(run.code(), 5);
+    assert!(run.report.devices[0].burn.is_some());
+}

@@ -139,11 +139,12 @@ pub fn call_in_flight(thread: ThreadId) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
-/// Marks a call as under way on this thread until dropped.
-struct InFlight(ThreadId);
+/// Marks a call as under way on this thread until dropped (for a library
+/// beside the driver, such as cuBLAS, too: the watchdog names its calls).
+pub(crate) struct InFlight(ThreadId);
 
 impl InFlight {
-    fn enter(name: &'static str) -> InFlight {
+    pub(crate) fn enter(name: &'static str) -> InFlight {
         let thread = std::thread::current().id();
         IN_FLIGHT
             .lock()

@@ -13,6 +13,7 @@
 //!
 //! A driver that breaks its own contract is outside what Rust can check;
 //! the driver's errors, though, are all returned, never assumed away.
+pub mod cublas;
 pub mod driver;
 pub mod error;
 pub mod kernels;

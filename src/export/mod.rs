@@ -1,5 +1,6 @@
 //! Renderings of a finished report. Each format is one exporter over the same
 //! `Report`; none of them probes anything.
+mod bench;
 mod format;
 mod json;
 mod prometheus;

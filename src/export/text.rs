@@ -53,6 +53,7 @@ impl Exporter for Text {
         for d in &r.devices {
             self.device(&mut out, d, r);
         }
+        super::bench::machine(&mut out, r);
         if let Some(cpu) = &r.cpu {
             let quota = match cpu.threads_limited_by {
                 Some(
@@ -378,6 +379,7 @@ impl Text {
                 ),
             );
         }
+        super::bench::table(out, d, self.color);
         for c in d.checks.iter().filter(|c| {
             matches!(
                 c.status,

@@ -461,7 +461,7 @@ const TILE_ROWS: u32 = 16;
 /// tenth of Windows' default TDR delay of 2 s (Microsoft, "Timeout
 /// Detection and Recovery (TDR)", TdrDelay), so a GPU slower than its first
 /// launches showed still stays far from the reset.
-const WATCHDOG_LAUNCH_MS: f64 = 200.0;
+pub(super) const WATCHDOG_LAUNCH_MS: f64 = 200.0;
 
 /// Rows of C per launch so that one takes about `WATCHDOG_LAUNCH_MS`:
 /// whole tiles, at least one, at most `m`.
@@ -477,7 +477,11 @@ fn rows_per_launch(m: u32, per_row_ms: f64) -> u32 {
 /// the deadline: the rest is for the rounding pass, the copy back, the
 /// check and the CPU baseline), at most `requested`; `Err(budget)` when
 /// not even one does.
-fn fit_to_deadline(requested: u32, product_ms: f64, budget_ms: Option<f64>) -> Result<u32, f64> {
+pub(super) fn fit_to_deadline(
+    requested: u32,
+    product_ms: f64,
+    budget_ms: Option<f64>,
+) -> Result<u32, f64> {
     let Some(budget) = budget_ms else {
         return Ok(requested);
     };
@@ -650,7 +654,7 @@ fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmu
 }
 
 /// Launches needed to fill `min_time` at the warm-up's pace.
-fn iterations_for(min_time: Duration, warm_ms: f64) -> u32 {
+pub(super) fn iterations_for(min_time: Duration, warm_ms: f64) -> u32 {
     if warm_ms <= 0.0 {
         return MAX_ITERATIONS;
     }

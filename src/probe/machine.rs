@@ -258,6 +258,7 @@ pub(super) fn identify(
             peak: None,
             module_load_ms: None,
             burn: None,
+            bench: Vec::new(),
         });
         r.devices.len() - 1
     });

@@ -7,6 +7,7 @@
 //! the calling thread is the watchdog. A driver call that never returns
 //! cannot hang gpuprobe: at the deadline the report as it stands is returned
 //! with the stuck stage of each device marked `timeout`.
+mod bench;
 pub mod burn;
 mod device;
 mod machine;
@@ -47,6 +48,8 @@ pub enum Mode {
     /// The probe's matmul, then the same product back to back for a set
     /// duration on every GPU (`Options::burn`), with no CPU baseline.
     Burn,
+    /// The GEMM sweep: every kernel at each of `Options::sizes`.
+    Bench,
 }
 
 /// Which devices to probe.
@@ -115,6 +118,8 @@ pub struct Options {
     pub no_context: bool,
     /// `burn`: how long and how to sample and verify (with `Mode::Burn`).
     pub burn: Option<burn::Plan>,
+    /// `bench`: the sizes to sweep, ascending (empty otherwise).
+    pub sizes: Vec<u32>,
 }
 
 /// Keeps the sample's seed apart from the inputs' seed.
@@ -141,6 +146,7 @@ fn empty_report(options: &Options) -> Report {
             Mode::List => crate::report::ReportCommand::List,
             Mode::Health => crate::report::ReportCommand::Health,
             Mode::Burn => crate::report::ReportCommand::Burn,
+            Mode::Bench => crate::report::ReportCommand::Bench,
         },
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         duration_ms: 0.0,
@@ -171,6 +177,7 @@ fn empty_report(options: &Options) -> Report {
         },
         environment: crate::report::Environment::default(),
         diagnoses: Vec::new(),
+        bench: None,
     }
 }
 
@@ -230,6 +237,10 @@ fn probe_cuda(
             .filter_map(|(slot, h)| h.filter(|_| selected.contains(&slot)).map(|h| (slot, h)))
             .collect();
         let cpus = cpu::available(&crate::environment::root());
+        if options.mode == Mode::Bench {
+            bench::run(progress, options, &driver, &probed, nvml, cpus, deadline);
+            return finish_cuda(progress, false, options);
+        }
         let fits = host_memory(progress, options.size, probed.len())
             && (options.mode == Mode::Health
                 || cpu_reference_fits(progress, options.size, cpus.count, deadline));
@@ -245,6 +256,11 @@ fn probe_cuda(
         }
         fits
     };
+    finish_cuda(progress, measured, options);
+}
+
+/// Peaks, requirements (when the matmul ran) and the verdict.
+fn finish_cuda(progress: &Progress, measured: bool, options: &Options) {
     // Every mode's devices carry their peaks (`list` and `--no-context`
     // too), before the requirements, which judge the efficiency.
     progress.update(crate::peak::fill);

@@ -132,18 +132,27 @@ fn passed_outcome(r: &Report, probed: &[&DeviceReport]) -> (Verdict, String) {
     } else {
         format!("; {}", busy_summary(&busy))
     };
+    // The matmul's speed, or the best verified one of `bench`'s rows.
     let best = probed
         .iter()
         .filter_map(|d| d.matmul.as_ref())
         .map(|m| m.gpu_gflops)
+        .chain(probed.iter().flat_map(|d| &d.bench).filter_map(|row| {
+            (row.status == crate::report::BenchStatus::Pass)
+                .then_some(row.gpu_gflops)
+                .flatten()
+        }))
         .fold(0.0, f64::max);
-    let speed = r.cpu.as_ref().map_or(String::new(), |c| {
-        format!(
+    let speed = match &r.cpu {
+        Some(c) => format!(
             ", up to {} ({:.1}x the CPU)",
             flops(best),
             best / c.gflops.max(f64::MIN_POSITIVE)
-        )
-    });
+        ),
+        // `bench` compares with the CPU size by size, in its rows.
+        None if r.bench.is_some() && best > 0.0 => format!(", up to {}", flops(best)),
+        None => String::new(),
+    };
     let warnings: Vec<String> = probed
         .iter()
         .flat_map(|d| {

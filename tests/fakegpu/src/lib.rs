@@ -7,6 +7,7 @@
 //! (device nodes, /proc/driver/nvidia/version) and the process environment. The scenario file is named by the
 //! `FAKEGPU_SCENARIO` variable, which only this library reads: gpuprobe
 //! cannot tell it from the real driver.
+pub mod cublas;
 pub mod cuda;
 pub mod driver_lock;
 pub mod errors;

@@ -1,6 +1,7 @@
 //! `fakegpu prepare SCENARIO DIR`: lays out a scenario in DIR:
 //! - libcuda.so.1 (unless the scenario has none; in `cuda_library_dir`),
 //! - libnvidia-ml.so.1 (unless `nvml.present` is false),
+//! - libcublas.so.12 (when `cublas` is true),
 //! - root/: the device nodes and /proc files gpuprobe inspects,
 //! - env: KEY=VALUE lines to run the program under test with
 //!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, FAKEGPU_LOCK, FAKEGPU_RM,
@@ -91,6 +92,18 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
                 file: "libnvidia-ml.so.1",
                 soname: "libnvidia-ml.so.1",
                 exported: &fakegpu::nvml::exports_for(&scenario.nvml.driver_version),
+            },
+            &dir,
+        )?;
+    }
+    if scenario.cublas {
+        // What the toolkit installs: the SONAME a program loads, cuBLAS
+        // itself loading libcuda.so.1 (cublas.rs).
+        link::place(
+            &Library {
+                file: "libcublas.so.12",
+                soname: "libcublas.so.12",
+                exported: fakegpu::cublas::EXPORTS,
             },
             &dir,
         )?;

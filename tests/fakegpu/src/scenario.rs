@@ -42,6 +42,11 @@ pub struct Scenario {
     /// The fake NVML (libnvidia-ml.so.1).
     #[serde(default)]
     pub nvml: Nvml,
+    /// Whether the image also holds cuBLAS (libcublas.so.12, beside the
+    /// driver libraries), as CUDA toolkit and framework images do; false:
+    /// gpuprobe's own image, with no toolkit.
+    #[serde(default)]
+    pub cublas: bool,
     /// What gpuprobe finds under its root: device nodes, /proc, WSL files.
     #[serde(default)]
     pub host: Host,

@@ -1,0 +1,304 @@
+//! `gpuprobe bench` end to end against the fake driver: every kernel at
+//! every size verified, cuBLAS measured when the image has it and absent
+//! without harm, wrong results failing the run, sizes that do not fit
+//! skipped with their reason, the probe's diagnoses and exit codes on a
+//! machine without a GPU, and the SVG plot. Sizes stay tiny: the fake runs
+//! kernels on a CPU emulation.
+mod common;
+
+use common::{command_with, gpuprobe_without_driver, parse_report};
+use gpuprobe::report::{
+    BenchKernel, BenchRow, BenchStatus, CheckStatus, CublasStatus, Report, ReportCommand, Verdict,
+};
+
+/// `gpuprobe bench --json ARGS` against a scenario: exit code and report.
+fn bench(scenario: &str, args: &[&str]) -> (i32, Report) {
+    let (mut cmd, _dir) = command_with(scenario);
+    let output = cmd.arg("bench").arg("--json").args(args).output().unwrap();
+    let (_, report) = parse_report(&output.stdout);
+    let code = output.status.code().expect("exited by a signal");
+    assert_eq!(code, report.exit_code, "the exit code is the report's");
+    (code, report)
+}
+
+fn rows(report: &Report, kernel: BenchKernel) -> Vec<&BenchRow> {
+    report.devices[0]
+        .bench
+        .iter()
+        .filter(|r| r.kernel == kernel)
+        .collect()
+}
+
+fn sizes(rows: &[&BenchRow]) -> Vec<u32> {
+    rows.iter().map(|r| r.size).collect()
+}
+
+#[test]
+fn every_kernel_is_timed_and_verified_at_every_size_beside_the_cpu() {
+    // Unsorted and repeated on purpose: the sweep runs each size once,
+    // ascending.
+    let (code, r) = bench("healthy", &["--sizes", "64,16,64", "--iterations", "1"]);
+    assert_eq!(code, 0, "{}", r.summary);
+    assert_eq!(r.command, ReportCommand::Bench);
+    assert_eq!(r.verdict, Verdict::Healthy);
+    assert_eq!(r.settings.size, 64);
+    let bench = r.bench.as_ref().expect("the bench section");
+    assert_eq!(bench.sizes, [16, 64]);
+    assert_eq!(
+        bench.cpu.iter().map(|c| c.size).collect::<Vec<_>>(),
+        [16, 64]
+    );
+    assert!(bench
+        .cpu
+        .iter()
+        .all(|c| c.status == BenchStatus::Pass && c.gflops.is_some_and(|g| g > 0.0)));
+    // No cuBLAS in this image: said once, and the bench goes on without it.
+    assert_eq!(bench.cublas.status, CublasStatus::NotFound);
+    assert!(rows(&r, BenchKernel::Cublas).is_empty());
+    for kernel in [
+        BenchKernel::Fast,
+        BenchKernel::Tiled,
+        BenchKernel::Tf32,
+        BenchKernel::Bf16,
+    ] {
+        let rows = rows(&r, kernel);
+        assert_eq!(sizes(&rows), [16, 64], "{kernel}");
+        for row in rows {
+            assert_eq!(row.status, BenchStatus::Pass, "{kernel} {row:?}");
+            let v = row.verification.as_ref().unwrap();
+            assert!(v.passed && v.exact, "{kernel}: {v:?}");
+            assert_eq!(v.elements, u64::from(row.size) * u64::from(row.size));
+            // FP32 kernels also pass the rounding pass; tensor cores have none.
+            let sampled = matches!(kernel, BenchKernel::Fast | BenchKernel::Tiled);
+            assert_eq!(v.f64_sample.elements > 0, sampled, "{kernel}");
+            assert_eq!(row.iterations, Some(1));
+            assert!(row.gpu_gflops.is_some_and(|g| g > 0.0));
+            assert!(row.speedup_vs_cpu.is_some());
+            assert!(row
+                .efficiency
+                .and_then(gpuprobe::report::Figure::value)
+                .is_some());
+        }
+    }
+    let checks = &r.devices[0].checks;
+    let per_size: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.name == "bench")
+        .map(|c| c.detail.as_str())
+        .collect();
+    assert_eq!(per_size.len(), 2, "one bench check per size: {checks:?}");
+    assert!(r
+        .checks
+        .iter()
+        .any(|c| c.name == "cublas" && c.status == CheckStatus::Skip));
+}
+
+#[test]
+fn cublas_is_measured_on_the_same_buffers_and_verified_when_present() {
+    let (code, r) = bench("cublas", &["--sizes", "16,33", "--iterations", "1"]);
+    assert_eq!(code, 0, "{}", r.summary);
+    let cublas = &r.bench.as_ref().unwrap().cublas;
+    assert_eq!(cublas.status, CublasStatus::Loaded);
+    assert!(cublas
+        .library_path
+        .as_deref()
+        .is_some_and(|p| p.ends_with("libcublas.so.12")));
+    let rows = rows(&r, BenchKernel::Cublas);
+    // 33 is no multiple of any tile: the row-major product through
+    // column-major cuBLAS must be right at every edge.
+    assert_eq!(sizes(&rows), [16, 33]);
+    for row in rows {
+        assert_eq!(row.status, BenchStatus::Pass, "{row:?}");
+        assert_eq!(row.entry, "cublasSgemm_v2");
+        let v = row.verification.as_ref().unwrap();
+        assert!(v.passed && v.exact && v.f64_sample.elements > 0, "{v:?}");
+    }
+}
+
+#[test]
+fn a_wrong_result_fails_the_gpu_and_the_run() {
+    let (code, r) = bench("corrupt-low-bit", &["--sizes", "16", "--iterations", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(r.verdict, Verdict::Failed);
+    let failed: Vec<&BenchRow> = r.devices[0]
+        .bench
+        .iter()
+        .filter(|row| row.status == BenchStatus::Fail)
+        .collect();
+    assert!(!failed.is_empty(), "{:?}", r.devices[0].bench);
+    for row in failed {
+        let v = row.verification.as_ref().unwrap();
+        assert!(!v.passed && v.mismatches > 0);
+    }
+    assert!(r.devices[0]
+        .checks
+        .iter()
+        .any(|c| c.name == "bench" && c.status == CheckStatus::Fail));
+}
+
+#[test]
+fn without_a_gpu_bench_gets_the_probes_verdict_diagnoses_and_exit_code() {
+    let mut diagnosed = 0;
+    for scenario in ["no-device", "init-stub-34", "visible-devices-none"] {
+        let (code, r) = bench(scenario, &["--sizes", "16"]);
+        let (mut probe, _dir) = command_with(scenario);
+        let probe = probe.args(["--json", "--size", "16"]).output().unwrap();
+        let (_, p) = parse_report(&probe.stdout);
+        assert_eq!(code, 3, "{scenario}: {}", r.summary);
+        assert_eq!(
+            (r.verdict, r.exit_code),
+            (p.verdict, p.exit_code),
+            "{scenario}"
+        );
+        let codes = |r: &Report| {
+            r.diagnoses
+                .iter()
+                .map(|d| d.code.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(codes(&r), codes(&p), "{scenario}");
+        diagnosed += usize::from(!codes(&r).is_empty());
+        assert!(r.devices.iter().all(|d| d.bench.is_empty()));
+    }
+    assert!(diagnosed >= 2, "the comparison saw diagnoses");
+    let (mut cmd, _empty) = gpuprobe_without_driver();
+    let out = cmd.args(["bench", "--json"]).output().unwrap();
+    let (_, r) = parse_report(&out.stdout);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(r.verdict, Verdict::NoGpu);
+    assert!(r.diagnoses.iter().any(|d| d.code == "GP001"));
+}
+
+#[test]
+fn tensor_rows_say_why_a_gpu_below_compute_capability_8_runs_none() {
+    let (code, r) = bench("volta", &["--sizes", "16", "--iterations", "1"]);
+    assert_eq!(code, 0, "{}", r.summary);
+    for kernel in [BenchKernel::Tf32, BenchKernel::Bf16] {
+        let rows = rows(&r, kernel);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].status, BenchStatus::Skip);
+        let reason = rows[0].reason.as_deref().unwrap();
+        assert!(reason.contains("compute capability 8.0"), "{reason}");
+    }
+    assert_eq!(rows(&r, BenchKernel::Fast)[0].status, BenchStatus::Pass);
+}
+
+#[test]
+fn a_size_the_gpu_memory_cannot_hold_is_skipped_with_the_reason() {
+    let (code, r) = bench(
+        "gpu-memory-nearly-full",
+        &["--sizes", "16,512", "--iterations", "1"],
+    );
+    assert_eq!(code, 0, "{}", r.summary);
+    let rows = &r.devices[0].bench;
+    assert!(rows
+        .iter()
+        .filter(|row| row.size == 16)
+        .all(|row| row.status == BenchStatus::Pass));
+    let large: Vec<&BenchRow> = rows.iter().filter(|row| row.size == 512).collect();
+    assert!(!large.is_empty());
+    for row in large {
+        assert_eq!(row.status, BenchStatus::Skip);
+        let reason = row.reason.as_deref().unwrap();
+        assert!(reason.contains("of GPU memory"), "{reason}");
+    }
+}
+
+#[test]
+fn a_size_the_deadline_cannot_hold_is_skipped_not_waited_for() {
+    // On the fake a 16³ launch takes milliseconds; 512³ is 32768 times
+    // the work, projected far past a quarter of a 20 s deadline, so no
+    // kernel launches it; the CPU product (0.3 GFLOP) still fits.
+    let (code, r) = bench(
+        "healthy",
+        &["--sizes", "16,512", "--iterations", "1", "--timeout", "20s"],
+    );
+    assert_eq!(code, 0, "{}", r.summary);
+    let large: Vec<&BenchRow> = r.devices[0]
+        .bench
+        .iter()
+        .filter(|row| row.size == 512)
+        .collect();
+    assert_eq!(large.len(), 4);
+    for row in large {
+        assert_eq!(row.status, BenchStatus::Skip, "{row:?}");
+        let reason = row.reason.as_deref().unwrap();
+        assert!(reason.contains("deadline"), "{reason}");
+    }
+}
+
+#[test]
+fn the_plot_is_svg_with_every_kernel_and_the_roofline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.svg");
+    let (code, _) = bench(
+        "healthy",
+        &[
+            "--sizes",
+            "16,32",
+            "--iterations",
+            "1",
+            "--plot",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0);
+    let svg = std::fs::read_to_string(&path).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("the plot is well-formed XML");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for want in ["fast", "tiled", "tf32", "bf16", "CPU", "16", "32"] {
+        assert!(texts.contains(&want), "{want} in {texts:?}");
+    }
+    assert!(
+        texts.iter().any(|t| t.starts_with("FP32 peak")),
+        "{texts:?}"
+    );
+    // An unwritable plot is the output's failure, not the GPU's.
+    let (mut cmd, _dir) = command_with("healthy");
+    let out = cmd
+        .args(["bench", "--sizes", "16", "--iterations", "1"])
+        .args(["--plot", "/nonexistent-dir/bench.svg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write --plot"));
+    // ... and the report still goes out.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fast"));
+}
+
+#[test]
+fn the_table_has_a_row_per_kernel_and_size_and_no_progress_bar_off_a_terminal() {
+    let (mut cmd, _dir) = command_with("healthy");
+    let out = cmd
+        .args(["bench", "--sizes", "16", "--iterations", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for kernel in ["fast", "tiled", "tf32", "bf16"] {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().take(2).eq(["16", kernel])),
+            "{kernel} row in:\n{text}"
+        );
+    }
+    assert!(text.contains("cuBLAS: no cuBLAS library found"), "{text}");
+    // stderr is a pipe here: no bar drawn on it.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("gpuprobe bench"));
+}
+
+#[test]
+fn bench_takes_sizes_not_size() {
+    for args in [&["bench", "--size", "64"][..], &["bench", "--sizes", "0"]] {
+        let out = assert_cmd::Command::cargo_bin("gpuprobe")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
