@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use clap::Parser;
 
 use crate::cli::{
-    Cli, Command, FormatArgs, MatmulArgs, OutputArgs, RequireArgs, TargetArgs, DEFAULT_MIN_TIME,
-    DEFAULT_SIZE, DEFAULT_TIMEOUT,
+    Cli, Command, FormatArgs, MatmulArgs, OutputArgs, RequireArgs, TargetArgs,
+    DEFAULT_BANDWIDTH_SIZE, DEFAULT_MIN_TIME, DEFAULT_SIZE, DEFAULT_TIMEOUT,
 };
 use crate::cpu::Repeat;
 use crate::exit_code;
@@ -169,6 +169,7 @@ fn blame_environment(error: &str) -> Option<String> {
         ("GPUPROBE_REQUIRE_SPEEDUP", "--require-speedup"),
         ("GPUPROBE_REQUIRE_EFFICIENCY", "--require-efficiency"),
         ("GPUPROBE_STRICT", "--strict"),
+        ("GPUPROBE_BANDWIDTH_SIZE", "--bandwidth-size"),
     ]
     .into_iter()
     .find_map(|(var, flag)| {
@@ -212,6 +213,7 @@ fn probe_options(
         None if health => (health::SIZE, Repeat::Times(1), None),
         None => (DEFAULT_SIZE, Repeat::AtLeast(DEFAULT_MIN_TIME), None),
     };
+    let bandwidth_bytes = matmul.map_or(DEFAULT_BANDWIDTH_SIZE, |m| m.bandwidth_size);
     probe::Options {
         mode,
         size,
@@ -226,6 +228,7 @@ fn probe_options(
         requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
         strict: require.is_some_and(|r| r.strict),
         no_context: false,
+        bandwidth_bytes,
     }
 }
 

@@ -58,6 +58,9 @@ pub enum Stage {
     /// The tensor-core (mma.sync) matmuls, TF32 and BF16, checked exactly;
     /// skipped below compute capability 8.0.
     TensorCores,
+    /// Device memory and host-link bandwidth, against what the GPU and its
+    /// PCIe link allow; skipped in `health`.
+    Bandwidth,
     /// NVML readings of the GPU after its matmul.
     Telemetry,
     /// --require-memory.
@@ -96,6 +99,7 @@ impl Stage {
             Stage::Download => "download",
             Stage::Verify => "verify",
             Stage::TensorCores => "tensor_cores",
+            Stage::Bandwidth => "bandwidth",
             Stage::Telemetry => "telemetry",
             Stage::RequireMemory => "require_memory",
             Stage::RequireComputeCapability => "require_compute_capability",

@@ -630,6 +630,118 @@ fn low_efficiency(r: &Report) -> DeviceEvidence {
     evidence
 }
 
+/// Below this fraction of what a GPU's memory or its PCIe link allow, a
+/// measured bandwidth is low enough for NVML's readings to explain. Real
+/// GPUs reach about 80-93% of the theoretical memory bandwidth in a copy
+/// and 75-90% of the link in pinned copies (CUDA's bandwidthTest,
+/// BabelStream), so a healthy GPU stays far above it; GP031 fires only
+/// together with a cause NVML saw, so that it explains rather than guesses.
+const LOW_BANDWIDTH: f64 = 0.5;
+
+/// Host copies shorter than this are not judged: a copy's fixed cost (a
+/// few microseconds to set up the copy engine) is then no longer small
+/// beside its transfer (4 MiB take 66 µs at 63 GB/s).
+const MIN_JUDGED_HOST_BYTES: u64 = 4 << 20;
+
+/// Device copies shorter than this are not judged, likewise (64 MiB take
+/// 40 µs through 3.35 TB/s, reading and writing).
+const MIN_JUDGED_DEVICE_BYTES: u64 = 64 << 20;
+
+/// Host copies far below what the link allows at its maximum generation and
+/// width, while NVML saw it trained down under load; device copies far
+/// below the theoretical memory bandwidth while NVML saw the memory clock
+/// held down. Not for MIG instances, whose share of either is unknown.
+fn low_bandwidth(r: &Report) -> DeviceEvidence {
+    let mut evidence = Vec::new();
+    for d in r.devices.iter().filter(|d| d.mig_parent_uuid.is_none()) {
+        let (Some(b), Some(t)) = (&d.bandwidth, &d.telemetry) else {
+            continue;
+        };
+        let who = format!("GPU {} ({})", d.index, d.uuid.as_deref().unwrap_or("?"));
+        if let Some(line) = slow_host_link(b, t) {
+            evidence.push((Some(d.index), format!("{who}: {line}")));
+        }
+        if let Some(line) = slow_memory(b, t) {
+            evidence.push((Some(d.index), format!("{who}: {line}")));
+        }
+    }
+    evidence
+}
+
+fn slow_host_link(b: &crate::report::Bandwidth, t: &Telemetry) -> Option<String> {
+    let link = b
+        .pcie_link
+        .as_ref()
+        .filter(|l| l.reading == crate::report::LinkReading::UnderLoad)?;
+    let (max_gen, max_width) = (
+        *t.pcie_generation_max.value()?,
+        *t.pcie_width_max_lanes.value()?,
+    );
+    let full = crate::peak::pcie_gbps(max_gen, max_width)?;
+    let mut causes = Vec::new();
+    if link.width < max_width {
+        causes.push(format!("x{} of x{max_width}", link.width));
+    }
+    if link.generation < max_gen {
+        causes.push(format!("gen {} of {max_gen}", link.generation));
+    }
+    let slow: Vec<String> = [
+        ("host to device", &b.host_to_device),
+        ("device to host", &b.device_to_host),
+    ]
+    .into_iter()
+    .filter_map(|(what, x)| Some((what, x.as_ref()?)))
+    .filter(|(_, x)| x.bytes >= MIN_JUDGED_HOST_BYTES && x.gbps < LOW_BANDWIDTH * full)
+    .map(|(what, x)| {
+        format!(
+            "{what} {:.1} GB/s ({})",
+            x.gbps,
+            crate::units::percent(x.gbps / full)
+        )
+    })
+    .collect();
+    (!slow.is_empty() && !causes.is_empty()).then(|| {
+        format!(
+            "{} of the {full:.1} GB/s a gen {max_gen} x{max_width} link allows; NVML saw the \
+             link at {} while the copies ran",
+            slow.join(", "),
+            causes.join(", ")
+        )
+    })
+}
+
+fn slow_memory(b: &crate::report::Bandwidth, t: &Telemetry) -> Option<String> {
+    let clock = b.memory_clock_mhz_under_load?;
+    let max = *t.memory_clock_max_mhz.value()?;
+    if max == 0 || f64::from(clock) >= CLOCK_HELD_DOWN * f64::from(max) {
+        return None;
+    }
+    let slow: Vec<String> = [
+        ("device copy", &b.device_copy),
+        ("streaming kernel", &b.stream_kernel),
+    ]
+    .into_iter()
+    .filter_map(|(what, x)| {
+        let x = x.as_ref().filter(|x| x.bytes >= MIN_JUDGED_DEVICE_BYTES)?;
+        let e = x.efficiency.and_then(crate::report::Figure::value)?;
+        (e < LOW_BANDWIDTH).then(|| {
+            format!(
+                "{what} {:.0} GB/s ({} of the memory's theoretical bandwidth)",
+                x.gbps,
+                crate::units::percent(e)
+            )
+        })
+    })
+    .collect();
+    (!slow.is_empty()).then(|| {
+        format!(
+            "{}; NVML saw the memory clock at {clock} MHz of its maximum {max} MHz while the \
+             copies ran",
+            slow.join(", ")
+        )
+    })
+}
+
 fn windows_no_gpu_device(r: &Report) -> Option<Vec<String>> {
     let w = r.environment.windows.as_ref()?;
     (w.container && !w.host_driver_store && w.nvcuda_dll.is_none()).then(|| {
@@ -995,6 +1107,14 @@ pub const RULES: &[Rule] = &[
         when: "the matmul's efficiency (achieved over the theoretical FP32 peak at the maximum clock) is below 50% and NVML saw a cause: the SM clock below 90% of its maximum (not idle), a throttle reason other than idle and those GP017 reports (power cap and thermal slowdowns are GP017's), such as applications clocks set below the maximum; on a MIG slice the evidence says so (its peak counts only its own SMs, so MIG alone is no cause)",
         fix: "For held-down clocks check `nvidia-smi -q -d PERFORMANCE,CLOCK`: reset applications clocks (`nvidia-smi -rac`) and locked clocks (`nvidia-smi -rgc`), and check cooling and power limits (`nvidia-smi -q -d POWER`). A MIG slice shares its GPU's clocks: another slice's load or a GPU-wide clock setting slows it too.",
         trigger: Trigger::PerDevice(low_efficiency),
+    },
+    Rule {
+        code: "GP031",
+        severity: Severity::Warning,
+        summary: "A GPU moves data far slower than it should, and NVML shows why",
+        when: "the bandwidth check's pinned host copies (of 4 MiB or more) reach under 50% of what the PCIe link allows at its maximum generation and width while NVML read the link narrower or slower than that maximum as they ran; or its device copy or streaming kernel (over 64 MiB or more) reaches under 50% of the theoretical memory bandwidth while NVML read the memory clock below 90% of its maximum as they ran. Healthy GPUs reach about 80-93% of the memory bandwidth in a copy and 75-90% of the link in pinned copies; MIG instances, whose share of either is unknown, are not judged",
+        fix: "For the host link: reseat the card, check the riser and the slot, the BIOS PCIe settings and the GPU's power cables, and compare `nvidia-smi -q -d PCIE` (or `lspci -vv`: LnkSta against LnkCap) under load; a link trained down slows every transfer to and from the GPU. For memory: check `nvidia-smi -q -d CLOCK,PERFORMANCE` for a memory clock held down: reset locked memory clocks (`nvidia-smi -rmc`) and applications clocks (`nvidia-smi -rac`), and check power and cooling.",
+        trigger: Trigger::PerDevice(low_bandwidth),
     },
 ];
 

@@ -2,10 +2,12 @@
 //! functions over the GPU's state (`Gpu`), each a check in the report.
 //!
 //! context -> memory -> module -> allocate -> upload -> matmul -> download ->
-//! verify. A failed stage fails this device only; the stages after it are
-//! recorded as skipped (derived from the list's order), and everything taken
-//! so far is released by the owners in `cuda`. A new stage (a bandwidth
-//! test) is one function and one entry in `PIPELINE`, plus its report type.
+//! verify -> tensor_cores -> bandwidth. A failed stage fails this device
+//! only; the stages after it are recorded as skipped (derived from the
+//! list's order), and everything taken so far is released by the owners in
+//! `cuda`. A new stage is one function and one entry in `PIPELINE`, plus
+//! its report type (the larger ones in a module of their own: tensor.rs,
+//! bandwidth.rs).
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,9 @@ pub struct Job<'a> {
     pub tensor_cores: bool,
     /// The tensor-core check's inputs and CPU product, shared by the GPUs.
     pub tensor: &'a std::sync::OnceLock<super::tensor::Prepared>,
+    /// The bandwidth check's buffer size in bytes (`--bandwidth-size`);
+    /// `None` skips the check (`health`).
+    pub bandwidth: Option<u64>,
 }
 
 /// What one GPU's stages have produced so far, in the context they share.
@@ -100,6 +105,7 @@ const PIPELINE: &[(Stage, StageFn)] = &[
     (Stage::Download, download),
     (Stage::Verify, verify),
     (Stage::TensorCores, tensor_cores),
+    (Stage::Bandwidth, bandwidth),
 ];
 
 /// Runs every stage on one device and records the matmul result.
@@ -556,6 +562,18 @@ fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         .timing
         .map_or(gpu.job.repeat, |t| Repeat::Times(t.iterations));
     super::tensor::stage(gpu.job, gpu.ctx, repeat, iterations_for)
+}
+
+/// Device memory and host-link bandwidth (src/probe/bandwidth.rs); a
+/// reading of the PCIe link under load there stands in for the matmul's
+/// when that had none.
+fn bandwidth(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    super::bandwidth::stage(
+        gpu.job,
+        gpu.ctx,
+        gpu.nvml.as_ref(),
+        &mut gpu.link_under_load,
+    )
 }
 
 fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmul {

@@ -257,6 +257,7 @@ pub(super) fn identify(
             tensor_cores: Vec::new(),
             peak: None,
             module_load_ms: None,
+            bandwidth: None,
         });
         r.devices.len() - 1
     });

@@ -7,6 +7,7 @@
 //! the calling thread is the watchdog. A driver call that never returns
 //! cannot hang gpuprobe: at the deadline the report as it stands is returned
 //! with the stuck stage of each device marked `timeout`.
+mod bandwidth;
 mod device;
 mod machine;
 pub mod progress;
@@ -109,6 +110,8 @@ pub struct Options {
     pub strict: bool,
     /// `health --no-context`: enumerate and read NVML, make no context.
     pub no_context: bool,
+    /// The bandwidth check's buffer size in bytes (`--bandwidth-size`).
+    pub bandwidth_bytes: u64,
 }
 
 /// Keeps the sample's seed apart from the inputs' seed.
@@ -332,6 +335,8 @@ fn run_devices(
                 // `health` is a liveness check: the FP32 product only.
                 tensor_cores: options.mode != Mode::Health,
                 tensor: &tensor,
+                // Likewise: no bandwidth measurements in `health`.
+                bandwidth: (options.mode != Mode::Health).then_some(options.bandwidth_bytes),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))

@@ -157,6 +157,7 @@ pub fn command_with(scenario_name: &str) -> (std::process::Command, tempfile::Te
         "GPUPROBE_REQUIRE_DRIVER",
         "GPUPROBE_REQUIRE_SPEEDUP",
         "GPUPROBE_STRICT",
+        "GPUPROBE_BANDWIDTH_SIZE",
     ] {
         cmd.env_remove(var);
     }
@@ -166,13 +167,21 @@ pub fn command_with(scenario_name: &str) -> (std::process::Command, tempfile::Te
     (cmd, dir)
 }
 
-/// The variables `fakegpu prepare` wrote for the scenario.
+/// `--bandwidth-size` in tests, through its variable: the fake copies
+/// every byte on the CPU and runs the streaming kernel's threads one by
+/// one, so tests keep the bandwidth check's buffers small, as they keep
+/// `--size` small. A test of the default or of larger copies sets its own.
+pub const BANDWIDTH_SIZE: (&str, &str) = ("GPUPROBE_BANDWIDTH_SIZE", "64KiB");
+
+/// The variables `fakegpu prepare` wrote for the scenario, and the tests'
+/// `BANDWIDTH_SIZE`.
 pub fn scenario_env(dir: &Path) -> Vec<(String, String)> {
     std::fs::read_to_string(dir.join("env"))
         .unwrap()
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([(BANDWIDTH_SIZE.0.to_string(), BANDWIDTH_SIZE.1.to_string())])
         .collect()
 }
 

@@ -1,0 +1,506 @@
+//! The bandwidth check: how fast a GPU moves data in its own memory (a
+//! device-to-device copy and gpuprobe's streaming kernel) and over its host
+//! link (copies from and to pinned host memory), and whether the data
+//! arrives intact. src/peak.rs sets each measurement against what the GPU
+//! should do: the theoretical memory bandwidth, and the PCIe link's
+//! per-direction bandwidth as NVML read the link while the host copies ran
+//! (an idle link trains down, so only a reading under load says what the
+//! copies had), else its maximum.
+//!
+//! It is small on purpose, since it runs in every full probe: buffers of at
+//! most `--bandwidth-size` (256 MiB) and an eighth of the GPU's free memory
+//! and of the host's available memory; transfers in a time box of
+//! `BUDGET_MS` per GPU, at most a quarter of what is left before the
+//! deadline. Each measurement starts with a warm-up of at most 1 MiB, which
+//! also pays what is paid once (the kernel's lazy loading, first touches)
+//! and prices a copy; the timed copies are then fitted to the
+//! measurement's share of the box: at most `MAX_REPS` full-size copies, or
+//! one shorter copy where a full one would not fit.
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use cudarc::driver::sys::CUdevice_attribute as Attr;
+
+use super::device::Job;
+use super::progress::{Done, Failed};
+use crate::cuda::error::CUDA_ERROR_OUT_OF_MEMORY;
+use crate::cuda::kernels::{self, stream_launch};
+use crate::cuda::{self, Buffer, Context, Event, Kernel, Module, Pinned};
+use crate::report::{Bandwidth, HostNotMeasured, LinkReading, PcieLink, Reading, Transfer};
+use crate::telemetry;
+use crate::units::bytes;
+
+/// Transfers per GPU at most, in milliseconds: a few tenths of a second,
+/// beside a matmul of seconds.
+const BUDGET_MS: f64 = 300.0;
+
+/// Below this the time box is too small to measure anything.
+const MIN_BUDGET_MS: f64 = 20.0;
+
+/// The box's shares: the four measurements and the untimed check.
+const SHARES: f64 = 5.0;
+
+/// Timed copies per measurement at most. Each full-size copy is long
+/// enough (0.17 ms for 256 MiB through 3.35 TB/s) that the events'
+/// resolution (about half a microsecond, CUDA driver API,
+/// cuEventElapsedTime) is far below a batch of ten.
+const MAX_REPS: u32 = 10;
+
+/// Floats of the warm-up copy and of the untimed check: 1 MiB.
+const WARM_UP_FLOATS: usize = 256 * 1024;
+
+/// The smallest buffer worth measuring: 4 KiB.
+const MIN_FLOATS: usize = 1024;
+
+/// Device memory and host memory the buffers may take: an eighth of what
+/// is free, so a GPU or container with little to spare is not pushed over.
+const FREE_FRACTION: u64 = 8;
+
+/// Floats in each buffer: `requested` bytes, at most an eighth of the GPU's
+/// free memory and of the host's available memory (unknown: no bound),
+/// whole 16-byte vectors.
+fn buffer_floats(requested: u64, free_device: u64, available_host: Option<u64>) -> usize {
+    let bytes = requested
+        .min(free_device / FREE_FRACTION)
+        .min(available_host.map_or(u64::MAX, |a| a / FREE_FRACTION));
+    usize::try_from(bytes / 16 * 4).unwrap_or(usize::MAX / 16 * 4)
+}
+
+/// The time box in ms: `BUDGET_MS`, at most a quarter of what is left
+/// before the deadline (the rest is for the telemetry, the CPU baseline
+/// and the other GPUs' threads).
+fn time_box(left_ms: Option<f64>) -> f64 {
+    left_ms.map_or(BUDGET_MS, |left| (left / 4.0).min(BUDGET_MS))
+}
+
+/// Floats per timed copy and how many copies, from a warm-up of
+/// `warm_len` floats that took `warm_ms`, so that the batch fills at most
+/// `share_ms`: up to `MAX_REPS` copies of all `n` floats, or one copy of as
+/// many whole vectors as fit (never fewer than the warm-up's, which fit).
+fn fit(n: usize, warm_len: usize, warm_ms: f64, share_ms: f64) -> (usize, u32) {
+    if warm_ms <= 0.0 || warm_len == 0 {
+        return (n, MAX_REPS);
+    }
+    let ms_per_float = warm_ms / warm_len as f64;
+    let copy_ms = ms_per_float * n as f64;
+    if copy_ms <= share_ms {
+        let reps = (share_ms / copy_ms).floor().clamp(1.0, f64::from(MAX_REPS));
+        (n, reps as u32)
+    } else {
+        let len = (share_ms / ms_per_float) as usize / 4 * 4;
+        (len.clamp(warm_len, n), 1)
+    }
+}
+
+/// The CUDA events that time every measurement.
+struct Timer<'c> {
+    start: Event<'c>,
+    stop: Event<'c>,
+}
+
+/// A measurement: the transfer, and what `read` returned while its timed
+/// copies were still running (`None` when they had ended first).
+enum Measured<R> {
+    Done(Transfer, Option<R>),
+    /// The warm-up alone took longer than the share, in ms.
+    TooSlow(f64),
+}
+
+impl Timer<'_> {
+    /// GPU time of whatever `queue` puts on the default stream, in ms.
+    fn time(&self, queue: impl FnOnce() -> Result<(), Failed>) -> Result<f64, Failed> {
+        self.start.record()?;
+        queue()?;
+        self.stop.record()?;
+        self.stop.synchronize()?;
+        Ok(self.start.elapsed_ms(&self.stop)?)
+    }
+
+    /// Warms up on at most `WARM_UP_FLOATS` of `n` floats, then times the
+    /// copies that fit `share_ms`; `moved` bytes count per byte copied
+    /// (2: read and write), `read` runs while the timed copies run.
+    fn measure<R>(
+        &self,
+        n: usize,
+        moved: u64,
+        share_ms: f64,
+        copy: impl Fn(usize) -> Result<(), Failed>,
+        read: impl FnOnce() -> R,
+    ) -> Result<Measured<R>, Failed> {
+        let warm_len = n.min(WARM_UP_FLOATS);
+        let warm_ms = self.time(|| copy(warm_len))?;
+        if warm_ms > share_ms {
+            return Ok(Measured::TooSlow(warm_ms));
+        }
+        let (len, reps) = fit(n, warm_len, warm_ms, share_ms);
+        self.start.record()?;
+        for _ in 0..reps {
+            copy(len)?;
+        }
+        self.stop.record()?;
+        // Copies return before they finish: the GPU is still at them now,
+        // unless the stop event says it is already done.
+        let reading = read();
+        let under_load = !self.stop.query()?;
+        self.stop.synchronize()?;
+        let time_ms = self.start.elapsed_ms(&self.stop)? / f64::from(reps);
+        if time_ms.is_nan() || time_ms <= 0.0 {
+            return Err(Failed::new(format!(
+                "the CUDA events timed {reps} copies of {} at {time_ms} ms",
+                bytes(len as u64 * 4)
+            )));
+        }
+        let copied = len as u64 * 4;
+        let transfer = Transfer {
+            bytes: copied,
+            iterations: reps,
+            time_ms,
+            gbps: (moved * copied) as f64 / (time_ms * 1e6),
+            expected_gbps: None,
+            efficiency: None,
+        };
+        Ok(Measured::Done(transfer, under_load.then_some(reading)))
+    }
+}
+
+/// The measurements so far, and the words for the check's detail.
+#[derive(Default)]
+struct Findings {
+    notes: Vec<String>,
+}
+
+impl Findings {
+    /// The transfer, or `None` with a note saying why there is none.
+    fn keep<R>(
+        &mut self,
+        what: &str,
+        share_ms: f64,
+        m: Measured<R>,
+    ) -> (Option<Transfer>, Option<R>) {
+        match m {
+            Measured::Done(t, reading) => {
+                self.notes.push(format!(
+                    "{what} {:.1} GB/s ({} x {})",
+                    t.gbps,
+                    t.iterations,
+                    bytes(t.bytes)
+                ));
+                (Some(t), reading)
+            }
+            Measured::TooSlow(ms) => {
+                self.notes.push(format!(
+                    "{what} not measured: its 1 MiB warm-up took {ms:.1} ms, more than its \
+                     {share_ms:.1} ms share of the time box"
+                ));
+                (None, None)
+            }
+        }
+    }
+}
+
+/// The `bandwidth` stage: skipped in `health`; else measured, recorded in
+/// the device's `bandwidth`, and failed only by a driver error or data that
+/// came back changed.
+pub fn stage(
+    job: &Job<'_>,
+    ctx: &Context<'_>,
+    nvml: Option<&nvml_wrapper::Device<'static>>,
+    link_under_load: &mut Option<telemetry::Link>,
+) -> Result<Done<()>, Failed> {
+    let Some(requested) = job.bandwidth else {
+        return Ok(Done::skip(
+            (),
+            "not run: health checks the FP32 product only",
+            None,
+        ));
+    };
+    let left_ms = job
+        .deadline
+        .map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64() * 1e3);
+    let budget_ms = time_box(left_ms);
+    if budget_ms < MIN_BUDGET_MS {
+        return Ok(Done::skip(
+            (),
+            format!(
+                "not run: a quarter of the {:.0} ms left before the deadline is under the \
+                 {MIN_BUDGET_MS:.0} ms the measurements need; use a longer --timeout",
+                left_ms.unwrap_or_default()
+            ),
+            None,
+        ));
+    }
+    let (free, _) = ctx.memory_info()?;
+    let host = crate::environment::available_memory(&crate::environment::root());
+    let n = buffer_floats(requested, free, host);
+    if n < MIN_FLOATS {
+        return Ok(Done::skip(
+            (),
+            format!(
+                "not run: an eighth of the {} free on the GPU (or of the host's {} available) \
+                 is under {}",
+                bytes(free),
+                host.map_or("unknown".into(), bytes),
+                bytes(MIN_FLOATS as u64 * 4)
+            ),
+            None,
+        ));
+    }
+    let sms = job
+        .driver
+        .device_attribute(job.device, Attr::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?
+        .max(1) as u32;
+    let kernel = Module::load(ctx, kernels::STREAM_PTX)?.kernel(kernels::STREAM_COPY)?;
+    let (a, b) = (Buffer::alloc(ctx, n)?, Buffer::alloc(ctx, n)?);
+    let timer = Timer {
+        start: Event::new(ctx)?,
+        stop: Event::new(ctx)?,
+    };
+    let share = budget_ms / SHARES;
+    let mut found = Findings::default();
+    let mut report = Bandwidth {
+        device_copy: None,
+        stream_kernel: None,
+        host_to_device: None,
+        device_to_host: None,
+        host_not_measured: None,
+        pcie_link: None,
+        memory_clock_mhz_under_load: None,
+    };
+
+    let copied = timer.measure(
+        n,
+        2,
+        share,
+        |len| Ok(b.copy_from(&a, len)?),
+        || nvml.and_then(telemetry::memory_clock),
+    )?;
+    let (t, clock) = found.keep("device copy", share, copied);
+    (report.device_copy, report.memory_clock_mhz_under_load) = (t, clock.flatten());
+    let streamed = timer.measure(
+        n,
+        2,
+        share,
+        |len| stream(ctx, &kernel, sms, len, &a, &b),
+        || (),
+    )?;
+    report.stream_kernel = found.keep("streaming kernel", share, streamed).0;
+
+    let pinned = match Pinned::alloc(ctx, n) {
+        Ok(p) => Some(p),
+        Err(e) if e.code == CUDA_ERROR_OUT_OF_MEMORY => {
+            report.host_not_measured = Some(HostNotMeasured::PinnedMemoryRefused);
+            found.notes.push(format!(
+                "host copies not measured: the driver refused {} of pinned host memory ({e})",
+                bytes(n as u64 * 4)
+            ));
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(pinned) = &pinned {
+        let link = || nvml.map(telemetry::pcie_link);
+        let up = timer.measure(n, 1, share, |len| Ok(a.upload_async(pinned, len)?), link)?;
+        let (t, up_link) = found.keep("host to device", share, up);
+        report.host_to_device = t;
+        let down = timer.measure(n, 1, share, |len| Ok(b.download_async(pinned, len)?), link)?;
+        let (t, down_link) = found.keep("device to host", share, down);
+        report.device_to_host = t;
+        let loaded = [up_link, down_link]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|l| pcie_link(l, LinkReading::UnderLoad).is_some());
+        report.pcie_link = match &loaded {
+            Some(l) => pcie_link(l, LinkReading::UnderLoad),
+            None => nvml.and_then(|d| pcie_link(&telemetry::pcie_link_max(d), LinkReading::Max)),
+        };
+        // The matmul's reading, when it had none under load.
+        if link_under_load.is_none() {
+            *link_under_load = loaded;
+        }
+        if let Some(l) = &report.pcie_link {
+            let when = match l.reading {
+                LinkReading::UnderLoad => "under load",
+                LinkReading::Max => "its maximum: no reading under load",
+            };
+            found
+                .notes
+                .push(format!("PCIe gen {} x{} ({when})", l.generation, l.width));
+        }
+    }
+
+    let checked = check(ctx, &kernel, sms, n.min(WARM_UP_FLOATS), [&a, &b], pinned);
+    ctx.synchronize()?;
+    job.progress
+        .update(|r| r.devices[job.slot].bandwidth = Some(report));
+    checked?;
+    Ok(Done::pass(
+        (),
+        format!("{}; the data came back intact", found.notes.join("; ")),
+    ))
+}
+
+/// One pass of the streaming kernel over the first `len` floats of `src`
+/// into `dst`.
+fn stream(
+    ctx: &Context<'_>,
+    kernel: &Kernel<'_>,
+    sms: u32,
+    len: usize,
+    src: &Buffer<'_>,
+    dst: &Buffer<'_>,
+) -> Result<(), Failed> {
+    let at = |b: &Buffer<'_>| {
+        // The last float must be inside: the kernel reads and writes
+        // `len` floats from the start.
+        b.ptr_at(len.saturating_sub(1))
+            .map(|_| b.ptr)
+            .ok_or_else(|| Failed::new(format!("internal: {len} floats do not fit the buffer")))
+    };
+    let pointers = [at(src)?, at(dst)?];
+    // SAFETY: `kernel` is gpuprobe_stream_copy, loaded in `ctx`; both
+    // buffers are allocations of `ctx` holding at least `len` floats
+    // (checked by `ptr_at` above).
+    unsafe {
+        cuda::launch_stream_copy(
+            ctx,
+            kernel,
+            stream_launch(len as u64, sms),
+            len as u64,
+            pointers,
+        )?;
+    }
+    Ok(())
+}
+
+/// A PCIe link with a known generation and width, as `reading`.
+fn pcie_link(link: &telemetry::Link, reading: LinkReading) -> Option<PcieLink> {
+    match (&link.generation, &link.width) {
+        (Reading::Value(generation), Reading::Value(width)) if *generation > 0 && *width > 0 => {
+            Some(PcieLink {
+                generation: *generation,
+                width: *width,
+                reading,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Bit patterns of finite floats in [2, 4) that differ from their
+/// neighbours, so a float copied to the wrong place shows.
+fn pattern(i: usize) -> f32 {
+    f32::from_bits(0x4000_0000 | ((i as u32).wrapping_mul(0x9E37_79B1) >> 9))
+}
+
+/// The untimed check: `len` floats of `pattern` through every path the
+/// measurements took (host to device, device copy, streaming kernel,
+/// device to host; pageable host memory where pinned was refused), and
+/// compared bit for bit on their return.
+fn check(
+    ctx: &Context<'_>,
+    kernel: &Kernel<'_>,
+    sms: u32,
+    len: usize,
+    [a, b]: [&Buffer<'_>; 2],
+    pinned: Option<Pinned<'_>>,
+) -> Result<(), Failed> {
+    let sent: Vec<f32> = (0..len).map(pattern).collect();
+    let mut back = vec![0f32; len];
+    match pinned {
+        Some(mut pinned) => {
+            pinned.host()?[..len].copy_from_slice(&sent);
+            a.upload_async(&pinned, len)?;
+            b.copy_from(a, len)?;
+            stream(ctx, kernel, sms, len, b, a)?;
+            let host = pinned.host()?;
+            host[..len].fill(0.0);
+            a.download_async(&pinned, len)?;
+            back.copy_from_slice(&pinned.host()?[..len]);
+        }
+        None => {
+            a.upload(&sent)?;
+            b.copy_from(a, len)?;
+            stream(ctx, kernel, sms, len, b, a)?;
+            a.download(&mut back)?;
+        }
+    }
+    match sent
+        .iter()
+        .zip(&back)
+        .position(|(s, r)| s.to_bits() != r.to_bits())
+    {
+        None => Ok(()),
+        Some(at) => {
+            let wrong = sent
+                .iter()
+                .zip(&back)
+                .filter(|(s, r)| s.to_bits() != r.to_bits())
+                .count();
+            let mut detail = format!(
+                "data moved by the copies and the streaming kernel came back changed: {wrong} of \
+                 {len} floats differ"
+            );
+            let _ = write!(
+                detail,
+                ", the first at float {at} (sent {:#010x}, got {:#010x})",
+                sent[at].to_bits(),
+                back[at].to_bits()
+            );
+            Err(Failed::new(detail))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_take_at_most_an_eighth_of_what_is_free() {
+        const MIB: u64 = 1 << 20;
+        // The request, when memory is plentiful.
+        assert_eq!(buffer_floats(256 * MIB, 80 << 30, Some(64 << 30)), 64 << 20);
+        // An eighth of the GPU's free memory.
+        assert_eq!(buffer_floats(256 * MIB, 800 * MIB, None), 25 << 20);
+        // An eighth of the host's available memory.
+        assert_eq!(buffer_floats(256 * MIB, 80 << 30, Some(80 * MIB)), 10 << 18);
+        // Whole 16-byte vectors.
+        assert_eq!(buffer_floats(1000, 80 << 30, None), 248);
+    }
+
+    #[test]
+    fn the_time_box_shrinks_with_the_deadline() {
+        assert_eq!(time_box(None), BUDGET_MS);
+        assert_eq!(time_box(Some(60_000.0)), BUDGET_MS);
+        assert_eq!(time_box(Some(400.0)), 100.0);
+        assert!(time_box(Some(40.0)) < MIN_BUDGET_MS);
+    }
+
+    #[test]
+    fn copies_fill_their_share_and_no_more() {
+        // 1 MiB warm-up in 0.1 ms: a full 64 MiB copy takes 6.4 ms, so 9
+        // fit in 60 ms.
+        assert_eq!(fit(16 << 20, 1 << 18, 0.1, 60.0), (16 << 20, 9));
+        // Fast copies: at most MAX_REPS.
+        assert_eq!(fit(16 << 20, 1 << 18, 0.001, 60.0), (16 << 20, MAX_REPS));
+        // A slow link: one copy of what fits, in whole vectors.
+        assert_eq!(fit(16 << 20, 1 << 18, 10.0, 60.0), (6 << 18, 1));
+        // A buffer no larger than the warm-up: the warm-up fitted, so it does.
+        assert_eq!(fit(1000, 1000, 59.0, 60.0), (1000, 1));
+        // A timer that saw no time: the most copies.
+        assert_eq!(fit(1024, 1024, 0.0, 60.0), (1024, MAX_REPS));
+    }
+
+    #[test]
+    fn the_pattern_is_finite_and_varied() {
+        let values: Vec<f32> = (0..4096).map(pattern).collect();
+        assert!(values
+            .iter()
+            .all(|v| v.is_finite() && *v >= 2.0 && *v < 4.0));
+        let mut bits: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+        bits.sort_unstable();
+        bits.dedup();
+        assert_eq!(bits.len(), 4096);
+    }
+}
