@@ -1131,6 +1131,64 @@ mod tests {
         assert_eq!(codes, sorted);
     }
 
+    /// GP031 needs all three: a bandwidth far below what it should be,
+    /// copies long enough to judge, and a cause NVML saw while they ran.
+    #[test]
+    fn low_bandwidth_needs_a_cause_and_copies_long_enough_to_judge() {
+        use crate::report::{Figure, LinkReading, PcieLink};
+        let healthy =
+            Report::from_json(include_bytes!("../../benches/report-one-gpu.json")).unwrap();
+        let fires = |r: &Report| !low_bandwidth(r).is_empty();
+        assert!(!fires(&healthy), "the fixture's GPU reaches 90% and 85%");
+
+        // Device memory: a third of the theoretical bandwidth, the memory
+        // clock held at 1000 of 2619 MHz.
+        let slow_memory = |clock: u32, efficiency: f64, bytes: u64| {
+            let mut r = healthy.clone();
+            let b = r.devices[0].bandwidth.as_mut().unwrap();
+            b.memory_clock_mhz_under_load = Some(clock);
+            let t = b.device_copy.as_mut().unwrap();
+            t.efficiency = Some(Figure::Value(efficiency));
+            t.bytes = bytes;
+            r
+        };
+        assert!(fires(&slow_memory(1000, 0.34, 256 << 20)));
+        assert!(!fires(&slow_memory(2619, 0.34, 256 << 20)), "no cause");
+        assert!(!fires(&slow_memory(1000, 0.85, 256 << 20)), "not slow");
+        assert!(!fires(&slow_memory(1000, 0.34, 1 << 20)), "too short");
+        let mut mig = slow_memory(1000, 0.34, 256 << 20);
+        mig.devices[0].mig_parent_uuid = Some("GPU-5b3a8f1e".into());
+        assert!(!fires(&mig), "a MIG slice's share is unknown");
+
+        // The host link: x4 of x16 under load, a fifth of gen 5 x16.
+        let slow_link = |width: u32, reading: LinkReading, gbps: f64| {
+            let mut r = healthy.clone();
+            let b = r.devices[0].bandwidth.as_mut().unwrap();
+            b.pcie_link = Some(PcieLink {
+                generation: 5,
+                width,
+                reading,
+            });
+            b.host_to_device.as_mut().unwrap().gbps = gbps;
+            r
+        };
+        let evidence = low_bandwidth(&slow_link(4, LinkReading::UnderLoad, 13.4));
+        assert_eq!(evidence.len(), 1);
+        assert!(evidence[0].1.contains("x4 of x16"), "{}", evidence[0].1);
+        assert!(
+            !fires(&slow_link(16, LinkReading::UnderLoad, 13.4)),
+            "no cause"
+        );
+        assert!(
+            !fires(&slow_link(4, LinkReading::Max, 13.4)),
+            "not read under load"
+        );
+        assert!(
+            !fires(&slow_link(4, LinkReading::UnderLoad, 40.0)),
+            "not slow"
+        );
+    }
+
     #[test]
     fn require_cuda_parsing() {
         assert_eq!(
