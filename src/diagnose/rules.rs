@@ -632,10 +632,12 @@ fn low_efficiency(r: &Report) -> DeviceEvidence {
 
 /// Below this fraction of what a GPU's memory or its PCIe link allow, a
 /// measured bandwidth is low enough for NVML's readings to explain. Real
-/// GPUs reach about 80-93% of the theoretical memory bandwidth in a copy
-/// and 75-90% of the link in pinned copies (CUDA's bandwidthTest,
-/// BabelStream), so a healthy GPU stays far above it; GP031 fires only
-/// together with a cause NVML saw, so that it explains rather than guesses.
+/// GPUs are reported to reach about 80-93% of the theoretical memory
+/// bandwidth in a copy and 75-90% of the link in pinned copies (public
+/// bandwidthTest and BabelStream results; unconfirmed on gpuprobe's own
+/// runs, docs/gpu-validation.md), so a healthy GPU stays far above it;
+/// GP031 fires only together with a cause NVML saw, so that it explains
+/// rather than guesses.
 const LOW_BANDWIDTH: f64 = 0.5;
 
 /// Host copies shorter than this are not judged: a copy's fixed cost (a
@@ -1112,7 +1114,7 @@ pub const RULES: &[Rule] = &[
         code: "GP031",
         severity: Severity::Warning,
         summary: "A GPU moves data far slower than it should, and NVML shows why",
-        when: "the bandwidth check's pinned host copies (of 4 MiB or more) reach under 50% of what the PCIe link allows at its maximum generation and width while NVML read the link narrower or slower than that maximum as they ran; or its device copy or streaming kernel (over 64 MiB or more) reaches under 50% of the theoretical memory bandwidth while NVML read the memory clock below 90% of its maximum as they ran. Healthy GPUs reach about 80-93% of the memory bandwidth in a copy and 75-90% of the link in pinned copies; MIG instances, whose share of either is unknown, are not judged",
+        when: "the bandwidth check's pinned host copies (of 4 MiB or more) reach under 50% of what the PCIe link allows at its maximum generation and width while NVML read the link narrower or slower than that maximum as they ran; or its device copy or streaming kernel (of 64 MiB or more) reaches under 50% of the theoretical memory bandwidth while NVML read the memory clock below 90% of its maximum as they ran. Healthy GPUs are reported to reach about 80-93% of the memory bandwidth in a copy and 75-90% of the link in pinned copies; MIG instances, whose share of either is unknown, are not judged",
         fix: "For the host link: reseat the card, check the riser and the slot, the BIOS PCIe settings and the GPU's power cables, and compare `nvidia-smi -q -d PCIE` (or `lspci -vv`: LnkSta against LnkCap) under load; a link trained down slows every transfer to and from the GPU. For memory: check `nvidia-smi -q -d CLOCK,PERFORMANCE` for a memory clock held down: reset locked memory clocks (`nvidia-smi -rmc`) and applications clocks (`nvidia-smi -rac`), and check power and cooling.",
         trigger: Trigger::PerDevice(low_bandwidth),
     },

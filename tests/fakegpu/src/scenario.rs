@@ -209,15 +209,17 @@ pub struct Device {
     /// The fraction of the theoretical memory bandwidth (2 × NVML's current
     /// memory clock × bus width / 8) that a device-to-device copy or a
     /// streaming kernel reaches, which sets their modelled time. Real GPUs
-    /// reach about 80-93% in a copy (CUDA's bandwidthTest, BabelStream);
-    /// unconfirmed on gpuprobe's own GPUs (docs/gpu-validation.md).
+    /// are reported to reach about 80-93% in a copy (public bandwidthTest
+    /// and BabelStream results; unconfirmed on gpuprobe's own runs,
+    /// docs/gpu-validation.md).
     #[serde(default = "default_memory_copy_efficiency")]
     pub memory_copy_efficiency: f64,
     /// The fraction of the PCIe link's per-direction bandwidth, at the
     /// generation and width the link has under load (`nvml.pcie.load`),
     /// that a copy from or to host memory reaches, which sets its modelled
-    /// time. Pinned copies reach about 75-90% of the link (bandwidthTest);
-    /// the rest is packet and protocol overhead.
+    /// time. Pinned copies are reported to reach about 75-90% of the link
+    /// (public bandwidthTest results; unconfirmed likewise); the rest is
+    /// packet and protocol overhead.
     #[serde(default = "default_host_copy_efficiency")]
     pub host_copy_efficiency: f64,
     /// MIG instances on this GPU (MIG mode on: `nvml.mig_mode` must be
