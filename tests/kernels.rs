@@ -259,7 +259,7 @@ fn stream_copies_exactly(
 ) {
     // Bit patterns a copy must keep: NaNs with payloads, negative zero,
     // subnormals, each different from its neighbours.
-    let source: Vec<f32> = (0..offset + n + 1)
+    let source: Vec<f32> = (0..=offset + n)
         .map(|i| f32::from_bits((i as u32).wrapping_mul(0x9E37_79B9) ^ 0x7FC0_0001))
         .collect();
     let sentinel = vec![-7.5f32; source.len()];

@@ -407,23 +407,19 @@ fn check(
 ) -> Result<(), Failed> {
     let sent: Vec<f32> = (0..len).map(pattern).collect();
     let mut back = vec![0f32; len];
-    match pinned {
-        Some(mut pinned) => {
-            pinned.host()?[..len].copy_from_slice(&sent);
-            a.upload_async(&pinned, len)?;
-            b.copy_from(a, len)?;
-            stream(ctx, kernel, sms, len, b, a)?;
-            let host = pinned.host()?;
-            host[..len].fill(0.0);
-            a.download_async(&pinned, len)?;
-            back.copy_from_slice(&pinned.host()?[..len]);
-        }
-        None => {
-            a.upload(&sent)?;
-            b.copy_from(a, len)?;
-            stream(ctx, kernel, sms, len, b, a)?;
-            a.download(&mut back)?;
-        }
+    if let Some(mut pinned) = pinned {
+        pinned.host()?[..len].copy_from_slice(&sent);
+        a.upload_async(&pinned, len)?;
+        b.copy_from(a, len)?;
+        stream(ctx, kernel, sms, len, b, a)?;
+        pinned.host()?[..len].fill(0.0);
+        a.download_async(&pinned, len)?;
+        back.copy_from_slice(&pinned.host()?[..len]);
+    } else {
+        a.upload(&sent)?;
+        b.copy_from(a, len)?;
+        stream(ctx, kernel, sms, len, b, a)?;
+        a.download(&mut back)?;
     }
     match sent
         .iter()
@@ -471,9 +467,10 @@ mod tests {
 
     #[test]
     fn the_time_box_shrinks_with_the_deadline() {
-        assert_eq!(time_box(None), BUDGET_MS);
-        assert_eq!(time_box(Some(60_000.0)), BUDGET_MS);
-        assert_eq!(time_box(Some(400.0)), 100.0);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(time_box(None), BUDGET_MS));
+        assert!(close(time_box(Some(60_000.0)), BUDGET_MS));
+        assert!(close(time_box(Some(400.0)), 100.0));
         assert!(time_box(Some(40.0)) < MIN_BUDGET_MS);
     }
 
