@@ -333,8 +333,10 @@ pub struct Bandwidth {
     pub host_to_device: Option<Transfer>,
     /// The GPU to pinned host memory (cuMemcpyDtoHAsync_v2), likewise.
     pub device_to_host: Option<Transfer>,
-    /// Why the host copies did not run, when they did not.
-    pub host_not_measured: Option<HostNotMeasured>,
+    /// cuMemAllocHost_v2 refused the pinned host memory (the host or the
+    /// container cannot lock that much): the host copies did not run, and
+    /// the check still passes.
+    pub pinned_memory_refused: bool,
     /// The PCIe link the host copies are judged against: NVML's reading
     /// while they ran, else the link's maximum. Null when NVML gave
     /// neither (no NVML, a MIG instance, a GPU with no PCIe link).
@@ -363,15 +365,6 @@ pub struct Transfer {
     pub expected_gbps: Option<Figure>,
     /// `gbps` over `expected_gbps`, 0 to 1. Null until derived.
     pub efficiency: Option<Figure>,
-}
-
-/// Why the host copies were not measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HostNotMeasured {
-    /// cuMemAllocHost_v2 refused the pinned host memory (the host or the
-    /// container cannot lock that much memory); the check still passes.
-    PinnedMemoryRefused,
 }
 
 /// A PCIe link's generation and width, and which NVML reading gave them.

@@ -226,7 +226,7 @@ fn bandwidth_line(b: &Bandwidth) -> String {
     .flatten()
     .collect();
     let mut line = format!("memory {}", device.join(", "));
-    if b.host_not_measured.is_some() {
+    if b.pinned_memory_refused {
         line.push_str("; host copies not measured: pinned memory refused");
     } else if !host.is_empty() {
         let _ = write!(line, "; host {}", host.join(", "));

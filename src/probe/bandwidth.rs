@@ -26,7 +26,7 @@ use super::progress::{Done, Failed};
 use crate::cuda::error::CUDA_ERROR_OUT_OF_MEMORY;
 use crate::cuda::kernels::{self, stream_launch};
 use crate::cuda::{self, Buffer, Context, Event, Kernel, Module, Pinned};
-use crate::report::{Bandwidth, HostNotMeasured, LinkReading, PcieLink, Reading, Transfer};
+use crate::report::{Bandwidth, LinkReading, PcieLink, Reading, Transfer};
 use crate::telemetry;
 use crate::units::bytes;
 
@@ -92,23 +92,18 @@ fn fit(n: usize, warm_len: usize, warm_ms: f64, share_ms: f64) -> (usize, u32) {
     }
 }
 
-/// The CUDA events that time every measurement.
-struct Timer<'c> {
+/// Times the measurements (CUDA events on the default stream) within their
+/// share of the time box, and keeps the words for the check's detail.
+struct Meter<'c> {
     start: Event<'c>,
     stop: Event<'c>,
+    share_ms: f64,
+    notes: Vec<String>,
 }
 
-/// A measurement: the transfer, and what `read` returned while its timed
-/// copies were still running (`None` when they had ended first).
-enum Measured<R> {
-    Done(Transfer, Option<R>),
-    /// The warm-up alone took longer than the share, in ms.
-    TooSlow(f64),
-}
-
-impl Timer<'_> {
+impl Meter<'_> {
     /// GPU time of whatever `queue` puts on the default stream, in ms.
-    fn time(&self, queue: impl FnOnce() -> Result<(), Failed>) -> Result<f64, Failed> {
+    fn time(&self, queue: &dyn Fn() -> Result<(), Failed>) -> Result<f64, Failed> {
         self.start.record()?;
         queue()?;
         self.stop.record()?;
@@ -117,22 +112,29 @@ impl Timer<'_> {
     }
 
     /// Warms up on at most `WARM_UP_FLOATS` of `n` floats, then times the
-    /// copies that fit `share_ms`; `moved` bytes count per byte copied
-    /// (2: read and write), `read` runs while the timed copies run.
-    fn measure<R>(
-        &self,
+    /// copies that fit the share; `moved` bytes count per byte copied (2:
+    /// read and written). `read` runs while the timed copies are queued;
+    /// the flag says whether they were still running after it. `None`, with
+    /// a note saying why, when the warm-up alone outlasts the share.
+    fn measure(
+        &mut self,
+        what: &str,
         n: usize,
         moved: u64,
-        share_ms: f64,
-        copy: impl Fn(usize) -> Result<(), Failed>,
-        read: impl FnOnce() -> R,
-    ) -> Result<Measured<R>, Failed> {
+        copy: &dyn Fn(usize) -> Result<(), Failed>,
+        read: &mut dyn FnMut(),
+    ) -> Result<(Option<Transfer>, bool), Failed> {
         let warm_len = n.min(WARM_UP_FLOATS);
-        let warm_ms = self.time(|| copy(warm_len))?;
-        if warm_ms > share_ms {
-            return Ok(Measured::TooSlow(warm_ms));
+        let warm_ms = self.time(&|| copy(warm_len))?;
+        if warm_ms > self.share_ms {
+            self.notes.push(format!(
+                "{what} not measured: its warm-up took {warm_ms:.1} ms, more than its {:.1} ms \
+                 share of the time box",
+                self.share_ms
+            ));
+            return Ok((None, false));
         }
-        let (len, reps) = fit(n, warm_len, warm_ms, share_ms);
+        let (len, reps) = fit(n, warm_len, warm_ms, self.share_ms);
         self.start.record()?;
         for _ in 0..reps {
             copy(len)?;
@@ -140,61 +142,31 @@ impl Timer<'_> {
         self.stop.record()?;
         // Copies return before they finish: the GPU is still at them now,
         // unless the stop event says it is already done.
-        let reading = read();
+        read();
         let under_load = !self.stop.query()?;
         self.stop.synchronize()?;
         let time_ms = self.start.elapsed_ms(&self.stop)? / f64::from(reps);
+        let copied = len as u64 * 4;
         if time_ms.is_nan() || time_ms <= 0.0 {
             return Err(Failed::new(format!(
                 "the CUDA events timed {reps} copies of {} at {time_ms} ms",
-                bytes(len as u64 * 4)
+                bytes(copied)
             )));
         }
-        let copied = len as u64 * 4;
+        let gbps = (moved * copied) as f64 / (time_ms * 1e6);
+        self.notes.push(format!(
+            "{what} {gbps:.1} GB/s ({reps} x {})",
+            bytes(copied)
+        ));
         let transfer = Transfer {
             bytes: copied,
             iterations: reps,
             time_ms,
-            gbps: (moved * copied) as f64 / (time_ms * 1e6),
+            gbps,
             expected_gbps: None,
             efficiency: None,
         };
-        Ok(Measured::Done(transfer, under_load.then_some(reading)))
-    }
-}
-
-/// The measurements so far, and the words for the check's detail.
-#[derive(Default)]
-struct Findings {
-    notes: Vec<String>,
-}
-
-impl Findings {
-    /// The transfer, or `None` with a note saying why there is none.
-    fn keep<R>(
-        &mut self,
-        what: &str,
-        share_ms: f64,
-        m: Measured<R>,
-    ) -> (Option<Transfer>, Option<R>) {
-        match m {
-            Measured::Done(t, reading) => {
-                self.notes.push(format!(
-                    "{what} {:.1} GB/s ({} x {})",
-                    t.gbps,
-                    t.iterations,
-                    bytes(t.bytes)
-                ));
-                (Some(t), reading)
-            }
-            Measured::TooSlow(ms) => {
-                self.notes.push(format!(
-                    "{what} not measured: its 1 MiB warm-up took {ms:.1} ms, more than its \
-                     {share_ms:.1} ms share of the time box"
-                ));
-                (None, None)
-            }
-        }
+        Ok((Some(transfer), under_load))
     }
 }
 
@@ -251,45 +223,41 @@ pub fn stage(
         .max(1) as u32;
     let kernel = Module::load(ctx, kernels::STREAM_PTX)?.kernel(kernels::STREAM_COPY)?;
     let (a, b) = (Buffer::alloc(ctx, n)?, Buffer::alloc(ctx, n)?);
-    let timer = Timer {
+    let mut meter = Meter {
         start: Event::new(ctx)?,
         stop: Event::new(ctx)?,
+        share_ms: budget_ms / SHARES,
+        notes: Vec::new(),
     };
-    let share = budget_ms / SHARES;
-    let mut found = Findings::default();
     let mut report = Bandwidth {
         device_copy: None,
         stream_kernel: None,
         host_to_device: None,
         device_to_host: None,
-        host_not_measured: None,
+        pinned_memory_refused: false,
         pcie_link: None,
         memory_clock_mhz_under_load: None,
     };
 
-    let copied = timer.measure(
+    let mut clock = None;
+    let (t, loaded) = meter.measure(
+        "device copy",
         n,
         2,
-        share,
-        |len| Ok(b.copy_from(&a, len)?),
-        || nvml.and_then(telemetry::memory_clock),
+        &|len| Ok(b.copy_from(&a, len)?),
+        &mut || clock = nvml.and_then(telemetry::memory_clock),
     )?;
-    let (t, clock) = found.keep("device copy", share, copied);
-    (report.device_copy, report.memory_clock_mhz_under_load) = (t, clock.flatten());
-    let streamed = timer.measure(
-        n,
-        2,
-        share,
-        |len| stream(ctx, &kernel, sms, len, &a, &b),
-        || (),
-    )?;
-    report.stream_kernel = found.keep("streaming kernel", share, streamed).0;
+    (report.device_copy, report.memory_clock_mhz_under_load) = (t, clock.filter(|_| loaded));
+    let copy = |len| stream(ctx, &kernel, sms, len, &a, &b);
+    report.stream_kernel = meter
+        .measure("streaming kernel", n, 2, &copy, &mut || ())?
+        .0;
 
     let pinned = match Pinned::alloc(ctx, n) {
         Ok(p) => Some(p),
         Err(e) if e.code == CUDA_ERROR_OUT_OF_MEMORY => {
-            report.host_not_measured = Some(HostNotMeasured::PinnedMemoryRefused);
-            found.notes.push(format!(
+            report.pinned_memory_refused = true;
+            meter.notes.push(format!(
                 "host copies not measured: the driver refused {} of pinned host memory ({e})",
                 bytes(n as u64 * 4)
             ));
@@ -298,18 +266,27 @@ pub fn stage(
         Err(e) => return Err(e.into()),
     };
     if let Some(pinned) = &pinned {
-        let link = || nvml.map(telemetry::pcie_link);
-        let up = timer.measure(n, 1, share, |len| Ok(a.upload_async(pinned, len)?), link)?;
-        let (t, up_link) = found.keep("host to device", share, up);
-        report.host_to_device = t;
-        let down = timer.measure(n, 1, share, |len| Ok(b.download_async(pinned, len)?), link)?;
-        let (t, down_link) = found.keep("device to host", share, down);
-        report.device_to_host = t;
-        let loaded = [up_link, down_link]
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find(|l| pcie_link(l, LinkReading::UnderLoad).is_some());
+        // The first reading of the link under load, from either direction.
+        let mut loaded: Option<telemetry::Link> = None;
+        for up in [true, false] {
+            let (what, copy): (&str, &dyn Fn(usize) -> Result<(), Failed>) = if up {
+                ("host to device", &|len| Ok(a.upload_async(pinned, len)?))
+            } else {
+                ("device to host", &|len| Ok(b.download_async(pinned, len)?))
+            };
+            let mut link = None;
+            let (t, under_load) = meter.measure(what, n, 1, copy, &mut || {
+                link = nvml.map(telemetry::pcie_link)
+            })?;
+            if up {
+                report.host_to_device = t;
+            } else {
+                report.device_to_host = t;
+            }
+            if loaded.is_none() && under_load {
+                loaded = link.filter(|l| pcie_link(l, LinkReading::UnderLoad).is_some());
+            }
+        }
         report.pcie_link = match &loaded {
             Some(l) => pcie_link(l, LinkReading::UnderLoad),
             None => nvml.and_then(|d| pcie_link(&telemetry::pcie_link_max(d), LinkReading::Max)),
@@ -323,7 +300,7 @@ pub fn stage(
                 LinkReading::UnderLoad => "under load",
                 LinkReading::Max => "its maximum: no reading under load",
             };
-            found
+            meter
                 .notes
                 .push(format!("PCIe gen {} x{} ({when})", l.generation, l.width));
         }
@@ -336,7 +313,7 @@ pub fn stage(
     checked?;
     Ok(Done::pass(
         (),
-        format!("{}; the data came back intact", found.notes.join("; ")),
+        format!("{}; the data came back intact", meter.notes.join("; ")),
     ))
 }
 
