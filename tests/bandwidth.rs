@@ -272,6 +272,24 @@ fn a_copy_that_never_returns_ends_at_the_deadline() {
 }
 
 #[test]
+fn every_gpu_of_several_gets_its_turn_at_the_host_link() {
+    let run = gpuprobe_with("multi-gpu-one-corrupt", SMALL, &[]);
+    for d in &run.report.devices {
+        if d.index == 2 {
+            // Its product is wrong: the checks after `verify` did not run.
+            assert!(d.bandwidth.is_none());
+            continue;
+        }
+        let b = d.bandwidth.as_ref().unwrap();
+        assert!(
+            b.host_to_device.is_some() && b.device_to_host.is_some(),
+            "GPU {}: {b:?}",
+            d.index
+        );
+    }
+}
+
+#[test]
 fn a_mig_instance_is_measured_but_not_judged() {
     let run = gpuprobe_with("mig", SMALL, &[]);
     let b = bandwidth(&run.report);

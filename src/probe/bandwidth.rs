@@ -15,9 +15,11 @@
 //! also pays what is paid once (the kernel's lazy loading, first touches)
 //! and prices a copy; the timed copies are then fitted to the
 //! measurement's share of the box: at most `MAX_REPS` full-size copies, or
-//! one shorter copy where a full one would not fit.
+//! one shorter copy where a full one would not fit. Host copies are made by
+//! one GPU at a time (`host_link_turn`), so each measures its own link.
 use std::fmt::Write as _;
-use std::time::Instant;
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 
@@ -64,6 +66,30 @@ fn buffer_floats(requested: u64, free_device: u64, available_host: Option<u64>) 
         .min(free_device / FREE_FRACTION)
         .min(available_host.map_or(u64::MAX, |a| a / FREE_FRACTION));
     usize::try_from(bytes / 16 * 4).unwrap_or(usize::MAX / 16 * 4)
+}
+
+/// Milliseconds left before `deadline`, if there is one.
+fn left_ms(deadline: Option<Instant>) -> Option<f64> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64() * 1e3)
+}
+
+/// The right to make host copies, one GPU at a time: GPUs behind one PCIe
+/// switch or root port share its uplink (and all share the host's memory),
+/// so copies of several GPUs at once would measure what they share, not
+/// this GPU's link. Waits for the other GPUs' turns, but not past the
+/// deadline (`None`); a turn that panicked is still a turn.
+fn host_link_turn(lock: &Mutex<()>, deadline: Option<Instant>) -> Option<MutexGuard<'_, ()>> {
+    loop {
+        match lock.try_lock() {
+            Ok(turn) => return Some(turn),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The time box in ms: `BUDGET_MS`, at most a quarter of what is left
@@ -186,17 +212,15 @@ pub fn stage(
             None,
         ));
     };
-    let left_ms = job
-        .deadline
-        .map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64() * 1e3);
-    let budget_ms = time_box(left_ms);
+    let left = left_ms(job.deadline);
+    let budget_ms = time_box(left);
     if budget_ms < MIN_BUDGET_MS {
         return Ok(Done::skip(
             (),
             format!(
                 "not run: a quarter of the {:.0} ms left before the deadline is under the \
                  {MIN_BUDGET_MS:.0} ms the measurements need; use a longer --timeout",
-                left_ms.unwrap_or_default()
+                left.unwrap_or_default()
             ),
             None,
         ));
@@ -253,9 +277,19 @@ pub fn stage(
         .measure("streaming kernel", n, 2, &copy, &mut || ())?
         .0;
 
-    let pinned = match Pinned::alloc(ctx, n) {
-        Ok(p) => Some(p),
-        Err(e) if e.code == CUDA_ERROR_OUT_OF_MEMORY => {
+    let turn = host_link_turn(job.host_link, job.deadline);
+    if turn.is_some() {
+        // What is left may have shrunk while other GPUs copied.
+        meter.share_ms = meter.share_ms.min(time_box(left_ms(job.deadline)) / SHARES);
+    } else {
+        meter.notes.push(
+            "host copies not measured: other GPUs' host copies lasted until the deadline".into(),
+        );
+    }
+    let pinned = match turn.as_ref().map(|_| Pinned::alloc(ctx, n)) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) if e.code == CUDA_ERROR_OUT_OF_MEMORY => {
             report.pinned_memory_refused = true;
             meter.notes.push(format!(
                 "host copies not measured: the driver refused {} of pinned host memory ({e})",
@@ -263,7 +297,7 @@ pub fn stage(
             ));
             None
         }
-        Err(e) => return Err(e.into()),
+        Some(Err(e)) => return Err(e.into()),
     };
     if let Some(pinned) = &pinned {
         // The first reading of the link under load, from either direction.
@@ -276,7 +310,7 @@ pub fn stage(
             };
             let mut link = None;
             let (t, under_load) = meter.measure(what, n, 1, copy, &mut || {
-                link = nvml.map(telemetry::pcie_link)
+                link = nvml.map(telemetry::pcie_link);
             })?;
             if up {
                 report.host_to_device = t;
@@ -306,6 +340,7 @@ pub fn stage(
         }
     }
 
+    drop(turn);
     let checked = check(ctx, &kernel, sms, n.min(WARM_UP_FLOATS), [&a, &b], pinned);
     ctx.synchronize()?;
     job.progress
@@ -449,6 +484,25 @@ mod tests {
         assert!(close(time_box(Some(60_000.0)), BUDGET_MS));
         assert!(close(time_box(Some(400.0)), 100.0));
         assert!(time_box(Some(40.0)) < MIN_BUDGET_MS);
+    }
+
+    #[test]
+    fn host_copies_take_turns_until_the_deadline() {
+        let lock = Mutex::new(());
+        assert!(host_link_turn(&lock, None).is_some());
+        let held = lock.lock().unwrap();
+        assert!(host_link_turn(&lock, Some(Instant::now())).is_none());
+        drop(held);
+        // A GPU thread that panicked in its turn leaves the turn usable.
+        let lock = std::sync::Arc::new(Mutex::new(()));
+        let poisoner = std::sync::Arc::clone(&lock);
+        let _ = std::thread::spawn(move || {
+            let _turn = poisoner.lock().unwrap();
+            panic!("a GPU thread that panicked");
+        })
+        .join();
+        assert!(lock.is_poisoned());
+        assert!(host_link_turn(&lock, Some(Instant::now())).is_some());
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct Job<'a> {
     /// The bandwidth check's buffer size in bytes (`--bandwidth-size`);
     /// `None` skips the check (`health`).
     pub bandwidth: Option<u64>,
+    /// Held by the GPU whose bandwidth check copies to and from the host.
+    pub host_link: &'a std::sync::Mutex<()>,
 }
 
 /// What one GPU's stages have produced so far, in the context they share.

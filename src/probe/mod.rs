@@ -320,6 +320,7 @@ fn run_devices(
     let inputs = Inputs::generate(n, n, n, options.seed);
     let reference = OnceLock::new();
     let tensor = OnceLock::new();
+    let host_link = std::sync::Mutex::new(());
     let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
             let job = device::Job {
@@ -337,6 +338,7 @@ fn run_devices(
                 tensor: &tensor,
                 // Likewise: no bandwidth measurements in `health`.
                 bandwidth: (options.mode != Mode::Health).then_some(options.bandwidth_bytes),
+                host_link: &host_link,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))
