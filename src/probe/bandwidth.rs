@@ -262,94 +262,141 @@ pub fn stage(
         pcie_link: None,
         memory_clock_mhz_under_load: None,
     };
-
-    let mut clock = None;
-    let (t, loaded) = meter.measure(
-        "device copy",
+    let gpu = Measuring {
+        job,
+        ctx,
+        nvml,
+        kernel: &kernel,
+        sms,
+        buffers: [&a, &b],
         n,
-        2,
-        &|len| Ok(b.copy_from(&a, len)?),
-        &mut || clock = nvml.and_then(telemetry::memory_clock),
-    )?;
-    (report.device_copy, report.memory_clock_mhz_under_load) = (t, clock.filter(|_| loaded));
-    let copy = |len| stream(ctx, &kernel, sms, len, &a, &b);
-    report.stream_kernel = meter
-        .measure("streaming kernel", n, 2, &copy, &mut || ())?
-        .0;
-
-    let turn = host_link_turn(job.host_link, job.deadline);
-    if turn.is_some() {
-        // What is left may have shrunk while other GPUs copied.
-        meter.share_ms = meter.share_ms.min(time_box(left_ms(job.deadline)) / SHARES);
-    } else {
-        meter.notes.push(
-            "host copies not measured: other GPUs' host copies lasted until the deadline".into(),
-        );
-    }
-    let pinned = match turn.as_ref().map(|_| Pinned::alloc(ctx, n)) {
-        None => None,
-        Some(Ok(p)) => Some(p),
-        Some(Err(e)) if e.code == CUDA_ERROR_OUT_OF_MEMORY => {
-            report.pinned_memory_refused = true;
-            meter.notes.push(format!(
-                "host copies not measured: the driver refused {} of pinned host memory ({e})",
-                bytes(n as u64 * 4)
-            ));
-            None
-        }
-        Some(Err(e)) => return Err(e.into()),
     };
-    if let Some(pinned) = &pinned {
-        // The first reading of the link under load, from either direction.
-        let mut loaded: Option<telemetry::Link> = None;
-        for up in [true, false] {
-            let (what, copy): (&str, &dyn Fn(usize) -> Result<(), Failed>) = if up {
-                ("host to device", &|len| Ok(a.upload_async(pinned, len)?))
-            } else {
-                ("device to host", &|len| Ok(b.download_async(pinned, len)?))
-            };
-            let mut link = None;
-            let (t, under_load) = meter.measure(what, n, 1, copy, &mut || {
-                link = nvml.map(telemetry::pcie_link);
-            })?;
-            if up {
-                report.host_to_device = t;
-            } else {
-                report.device_to_host = t;
-            }
-            if loaded.is_none() && under_load {
-                loaded = link.filter(|l| pcie_link(l, LinkReading::UnderLoad).is_some());
-            }
-        }
-        report.pcie_link = match &loaded {
-            Some(l) => pcie_link(l, LinkReading::UnderLoad),
-            None => nvml.and_then(|d| pcie_link(&telemetry::pcie_link_max(d), LinkReading::Max)),
-        };
-        // The matmul's reading, when it had none under load.
-        if link_under_load.is_none() {
-            *link_under_load = loaded;
-        }
-        if let Some(l) = &report.pcie_link {
-            let when = match l.reading {
-                LinkReading::UnderLoad => "under load",
-                LinkReading::Max => "its maximum: no reading under load",
-            };
-            meter
-                .notes
-                .push(format!("PCIe gen {} x{} ({when})", l.generation, l.width));
-        }
-    }
-
-    drop(turn);
-    let checked = check(ctx, &kernel, sms, n.min(WARM_UP_FLOATS), [&a, &b], pinned);
-    ctx.synchronize()?;
+    let measured = gpu.run(&mut meter, &mut report, link_under_load);
+    // Nothing of this check's may still run when its buffers are freed.
+    let settled = ctx.synchronize();
+    // What was measured is reported, also when a later step failed.
     job.progress
         .update(|r| r.devices[job.slot].bandwidth = Some(report));
-    checked?;
+    measured?;
+    settled?;
     Ok(Done::pass(
         (),
         format!("{}; the data came back intact", meter.notes.join("; ")),
     ))
+}
+
+/// What the measurements run on.
+struct Measuring<'a, 'c> {
+    job: &'a Job<'a>,
+    ctx: &'a Context<'c>,
+    nvml: Option<&'a nvml_wrapper::Device<'static>>,
+    kernel: &'a Kernel<'c>,
+    sms: u32,
+    /// The copies' source and destination, `n` floats each.
+    buffers: [&'a Buffer<'c>; 2],
+    n: usize,
+}
+
+impl Measuring<'_, '_> {
+    /// The four measurements into `report`, then the untimed check.
+    fn run(
+        &self,
+        meter: &mut Meter<'_>,
+        report: &mut Bandwidth,
+        link_under_load: &mut Option<telemetry::Link>,
+    ) -> Result<(), Failed> {
+        let Measuring {
+            job,
+            ctx,
+            nvml,
+            kernel,
+            sms,
+            buffers: [a, b],
+            n,
+        } = *self;
+        let mut clock = None;
+        let (t, loaded) = meter.measure(
+            "device copy",
+            n,
+            2,
+            &|len| Ok(b.copy_from(a, len)?),
+            &mut || clock = nvml.and_then(telemetry::memory_clock),
+        )?;
+        (report.device_copy, report.memory_clock_mhz_under_load) = (t, clock.filter(|_| loaded));
+        let copy = |len| stream(ctx, kernel, sms, len, a, b);
+        report.stream_kernel = meter
+            .measure("streaming kernel", n, 2, &copy, &mut || ())?
+            .0;
+
+        let turn = host_link_turn(job.host_link, job.deadline);
+        if turn.is_some() {
+            // What is left may have shrunk while other GPUs copied.
+            meter.share_ms = meter.share_ms.min(time_box(left_ms(job.deadline)) / SHARES);
+        } else {
+            meter.notes.push(
+                "host copies not measured: other GPUs' host copies lasted until the deadline"
+                    .into(),
+            );
+        }
+        let pinned = match turn.as_ref().map(|_| Pinned::alloc(ctx, n)) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) if e.code == CUDA_ERROR_OUT_OF_MEMORY => {
+                report.pinned_memory_refused = true;
+                meter.notes.push(format!(
+                    "host copies not measured: the driver refused {} of pinned host memory ({e})",
+                    bytes(n as u64 * 4)
+                ));
+                None
+            }
+            Some(Err(e)) => return Err(e.into()),
+        };
+        if let Some(pinned) = &pinned {
+            // The first reading of the link under load, from either direction.
+            let mut loaded: Option<telemetry::Link> = None;
+            for up in [true, false] {
+                let (what, copy): (&str, &dyn Fn(usize) -> Result<(), Failed>) = if up {
+                    ("host to device", &|len| Ok(a.upload_async(pinned, len)?))
+                } else {
+                    ("device to host", &|len| Ok(b.download_async(pinned, len)?))
+                };
+                let mut link = None;
+                let (t, under_load) = meter.measure(what, n, 1, copy, &mut || {
+                    link = nvml.map(telemetry::pcie_link);
+                })?;
+                if up {
+                    report.host_to_device = t;
+                } else {
+                    report.device_to_host = t;
+                }
+                if loaded.is_none() && under_load {
+                    loaded = link.filter(|l| pcie_link(l, LinkReading::UnderLoad).is_some());
+                }
+            }
+            report.pcie_link = match &loaded {
+                Some(l) => pcie_link(l, LinkReading::UnderLoad),
+                None => {
+                    nvml.and_then(|d| pcie_link(&telemetry::pcie_link_max(d), LinkReading::Max))
+                }
+            };
+            // The matmul's reading, when it had none under load.
+            if link_under_load.is_none() {
+                *link_under_load = loaded;
+            }
+            if let Some(l) = &report.pcie_link {
+                let when = match l.reading {
+                    LinkReading::UnderLoad => "under load",
+                    LinkReading::Max => "its maximum: no reading under load",
+                };
+                meter
+                    .notes
+                    .push(format!("PCIe gen {} x{} ({when})", l.generation, l.width));
+            }
+        }
+
+        drop(turn);
+        check(ctx, kernel, sms, n.min(WARM_UP_FLOATS), [a, b], pinned)
+    }
 }
 
 /// One pass of the streaming kernel over the first `len` floats of `src`
