@@ -5,8 +5,11 @@
 //! calls need a current context on the calling thread, copies must stay inside
 //! an allocation, launches are checked against the hardware limits, events
 //! created without timing cannot be timed, and a kernel that writes outside
-//! its buffers leaves the context with a sticky CUDA_ERROR_ILLEGAL_ADDRESS.
-//! Kernels run the project's own source on the CPU (emu/).
+//! its buffers leaves the context with a sticky CUDA_ERROR_ILLEGAL_ADDRESS,
+//! copies from and to pinned host memory (and between device buffers) run
+//! after their call returns while pageable ones have finished by then, and
+//! events see the work's modelled time (`State::modelled`). Kernels run the
+//! project's own source on the CPU (emu/).
 //!
 //! Every `unsafe` block here dereferences a pointer the caller passed: an
 //! out-parameter to write, or an input buffer, name or parameter array to
