@@ -117,24 +117,13 @@ fn a_healthy_gpu_measures_every_path_near_what_it_should() {
     assert!(!b.pinned_memory_refused);
 }
 
+/// `health` prints one line, so its report is read in-process
+/// (`inner_health`), with the fake driver on that process's library path.
 #[test]
 fn health_skips_the_bandwidth_check_and_the_probe_runs_it() {
-    let (_cmd, dir) = common::command_with("healthy");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "inner_health", "--ignored", "--nocapture"])
-        .envs(common::scenario_env(dir.path()))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_inner("healthy", "inner_health");
 }
 
-/// `health` prints one line, so its report is read in-process, with the
-/// fake driver on this process's library path.
 #[test]
 #[ignore = "needs the fake driver on its library path; run by health_skips_the_bandwidth_check_and_the_probe_runs_it"]
 fn inner_health() {

@@ -290,18 +290,7 @@ fn stream_copies_exactly(
 
 #[test]
 fn kernels_are_exact_at_odd_shapes_on_the_emulator() {
-    let (_cmd, dir) = common::command_with("healthy");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "inner_kernels", "--ignored", "--nocapture"])
-        .envs(common::scenario_env(dir.path()))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_inner("healthy", "inner_kernels");
 }
 
 #[test]

@@ -185,6 +185,26 @@ pub fn scenario_env(dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Runs the ignored test `inner` of this test binary in a process of its
+/// own with `scenario_name`'s fake driver on its library path (a process
+/// finds libcuda.so.1 through LD_LIBRARY_PATH as it starts, so the test
+/// that calls gpuprobe's library against the fake cannot run in this one),
+/// and asserts it passed.
+pub fn run_inner(scenario_name: &str, inner: &str) {
+    let (_cmd, dir) = command_with(scenario_name);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", inner, "--ignored", "--nocapture"])
+        .envs(scenario_env(dir.path()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn gpuprobe_with(scenario_name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let (std_cmd, _dir) = command_with(scenario_name);
     let mut cmd = assert_cmd::Command::from_std(std_cmd);

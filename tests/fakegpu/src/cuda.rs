@@ -1003,31 +1003,41 @@ fn default_stream(stream: *mut c_void) -> bool {
     stream.is_null()
 }
 
-/// cuMemcpyHtoDAsync_v2: from pinned memory the call returns at once and
-/// the copy runs on the stream; from pageable memory the driver stages the
-/// data first, which waits for the work before it (CUDA driver API, "API
-/// synchronization behavior", "Asynchronous").
-#[no_mangle]
-pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
-    dst: u64,
-    src: *const c_void,
+/// A copy between host memory and the device, queued on the default
+/// stream: from or to pinned memory the call returns at once and the copy
+/// runs on the stream; pageable memory is staged, which waits for the work
+/// before it, and the call returns once the copy is done (CUDA driver API,
+/// "API synchronization behavior", "Asynchronous"). A device with bad
+/// memory returns bad words to the host here too.
+unsafe fn copy_async(
+    name: &str,
+    host: *mut c_void,
+    device: u64,
     bytes: usize,
     stream: *mut c_void,
+    to_host: bool,
 ) -> CUresult {
-    in_context("cuMemcpyHtoDAsync_v2", |state, d| {
+    in_context(name, |state, d| {
         if !default_stream(stream) {
             return INVALID_HANDLE;
         }
-        if src.is_null() || state.find(dst, bytes).is_none() {
+        if host.is_null() || state.find(device, bytes).is_none() {
             return INVALID_VALUE;
         }
-        let pinned = state.is_pinned(src as u64, bytes);
+        let pinned = state.is_pinned(host as u64, bytes);
         if !pinned {
             state.settle(d);
         }
         let started = Instant::now();
         // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-        unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst as *mut u8, bytes) };
+        unsafe {
+            if to_host {
+                std::ptr::copy_nonoverlapping(device as *const u8, host.cast::<u8>(), bytes);
+                bad_memory(state.device(d), host, bytes);
+            } else {
+                std::ptr::copy_nonoverlapping(host.cast::<u8>(), device as *mut u8, bytes);
+            }
+        }
         let rate = state.device(d).host_bytes_per_second();
         if pinned {
             state.queue(d, bytes as f64, rate, started.elapsed());
@@ -1038,9 +1048,26 @@ pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
     })
 }
 
-/// cuMemcpyDtoHAsync_v2: to pinned memory asynchronous; to pageable memory
-/// it returns once the copy is done, after the work before it (CUDA driver
-/// API, "API synchronization behavior").
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
+    dst: u64,
+    src: *const c_void,
+    bytes: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    // SAFETY: as cuda.h requires of the caller (module doc).
+    unsafe {
+        copy_async(
+            "cuMemcpyHtoDAsync_v2",
+            src.cast_mut(),
+            dst,
+            bytes,
+            stream,
+            false,
+        )
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
     dst: *mut c_void,
@@ -1048,30 +1075,8 @@ pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
     bytes: usize,
     stream: *mut c_void,
 ) -> CUresult {
-    in_context("cuMemcpyDtoHAsync_v2", |state, d| {
-        if !default_stream(stream) {
-            return INVALID_HANDLE;
-        }
-        if dst.is_null() || state.find(src, bytes).is_none() {
-            return INVALID_VALUE;
-        }
-        let pinned = state.is_pinned(dst as u64, bytes);
-        if !pinned {
-            state.settle(d);
-        }
-        let started = Instant::now();
-        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.cast::<u8>(), bytes) };
-        // SAFETY: `dst` holds the `bytes` just written.
-        unsafe { bad_memory(state.device(d), dst, bytes) };
-        let rate = state.device(d).host_bytes_per_second();
-        if pinned {
-            state.queue(d, bytes as f64, rate, started.elapsed());
-        } else {
-            state.advance(d, bytes as f64, rate);
-        }
-        SUCCESS
-    })
+    // SAFETY: as cuda.h requires of the caller (module doc).
+    unsafe { copy_async("cuMemcpyDtoHAsync_v2", dst, src, bytes, stream, true) }
 }
 
 /// The parts of a PTX module the JIT would reject, and its entry points with
