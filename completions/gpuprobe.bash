@@ -83,7 +83,7 @@ _gpuprobe() {
 
     case "${cmd}" in
         gpuprobe)
-            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help --version list schema diagnoses health exec watch bench burn completions help"
+            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help --version list schema diagnoses health exec watch bench burn completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -118,6 +118,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bandwidth-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -203,7 +207,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__burn)
-            opts="-h --duration --sample-every --verify-every --plot --format --json --output --devices --timeout --size --iterations --min-time --seed --help"
+            opts="-h --duration --sample-every --verify-every --plot --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -257,6 +261,10 @@ _gpuprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --bandwidth-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -293,7 +301,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__exec)
-            opts="-h --warn-only --output --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            opts="-h --warn-only --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -324,6 +332,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bandwidth-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -611,7 +623,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__watch)
-            opts="-h --interval --state --prometheus --listen --quiet --count --devices --timeout --size --iterations --min-time --seed --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            opts="-h --interval --state --prometheus --listen --quiet --count --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -658,6 +670,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bandwidth-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -6,7 +6,7 @@ use clap::Parser;
 
 use crate::cli::{
     Cli, Command, FormatArgs, MatmulArgs, OutputArgs, RequireArgs, TargetArgs,
-    DEFAULT_BENCH_TIMEOUT, DEFAULT_MIN_TIME, DEFAULT_SIZE, DEFAULT_TIMEOUT,
+    DEFAULT_BANDWIDTH_SIZE, DEFAULT_BENCH_TIMEOUT, DEFAULT_MIN_TIME, DEFAULT_SIZE, DEFAULT_TIMEOUT,
 };
 use crate::cpu::Repeat;
 use crate::exit_code;
@@ -92,9 +92,11 @@ pub fn main() -> i32 {
             sizes.sort_unstable();
             sizes.dedup();
             let largest = sizes.last().copied().unwrap_or(DEFAULT_SIZE);
+            // The bench runs no bandwidth check: the size is unused.
             let matmul = MatmulArgs {
                 size: largest,
                 measure: b.measure.clone(),
+                bandwidth_size: DEFAULT_BANDWIDTH_SIZE,
             };
             let mut options = probe_options(Mode::Bench, &b.target, Some(&matmul), None);
             options.sizes = sizes;
@@ -206,6 +208,7 @@ fn blame_environment(error: &str) -> Option<String> {
         ("GPUPROBE_REQUIRE_SPEEDUP", "--require-speedup"),
         ("GPUPROBE_REQUIRE_EFFICIENCY", "--require-efficiency"),
         ("GPUPROBE_STRICT", "--strict"),
+        ("GPUPROBE_BANDWIDTH_SIZE", "--bandwidth-size"),
     ]
     .into_iter()
     .find_map(|(var, flag)| {
@@ -237,7 +240,9 @@ fn probe_options(
 ) -> probe::Options {
     let health = mode == Mode::Health;
     let (size, repeat, seed) = match matmul {
-        Some(MatmulArgs { size, measure: m }) => (
+        Some(MatmulArgs {
+            size, measure: m, ..
+        }) => (
             *size,
             match (m.iterations, m.min_time) {
                 (Some(n), _) => Repeat::Times(n),
@@ -249,6 +254,7 @@ fn probe_options(
         None if health => (health::SIZE, Repeat::Times(1), None),
         None => (DEFAULT_SIZE, Repeat::AtLeast(DEFAULT_MIN_TIME), None),
     };
+    let bandwidth_bytes = matmul.map_or(DEFAULT_BANDWIDTH_SIZE, |m| m.bandwidth_size);
     probe::Options {
         mode,
         size,
@@ -266,6 +272,7 @@ fn probe_options(
         no_context: false,
         burn: None,
         sizes: Vec::new(),
+        bandwidth_bytes,
     }
 }
 

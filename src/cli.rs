@@ -324,7 +324,8 @@ pub struct TargetArgs {
     pub timeout: Option<Duration>,
 }
 
-/// The matmul's shape and inputs.
+/// What the measurements move: the matmul's shape and inputs, and the
+/// bandwidth check's buffers.
 #[derive(Debug, Args)]
 pub struct MatmulArgs {
     /// Matrix size N of the N x N x N matmul.
@@ -333,6 +334,11 @@ pub struct MatmulArgs {
 
     #[command(flatten)]
     pub measure: MeasureArgs,
+
+    /// Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an
+    /// eighth of the GPU's free memory and of the host's available memory.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", env = "GPUPROBE_BANDWIDTH_SIZE", value_parser = parse_bandwidth_size, allow_hyphen_values = true)]
+    pub bandwidth_size: u64,
 }
 
 /// How each product is timed, and its inputs' seed.
@@ -349,6 +355,19 @@ pub struct MeasureArgs {
     /// Seed for the input matrices, to repeat a run exactly (default: fresh).
     #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
+}
+
+/// Smallest and largest `--bandwidth-size`: 4 KiB (below it a copy is all
+/// overhead) to 16 GiB.
+const BANDWIDTH_SIZES: std::ops::RangeInclusive<u64> = 4096..=16 << 30;
+
+fn parse_bandwidth_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if BANDWIDTH_SIZES.contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!("{text:?} is not between 4KiB and 16GiB"))
+    }
 }
 
 /// What the GPUs must offer for the run to pass.
@@ -436,6 +455,10 @@ pub const DEFAULT_BENCH_SIZES: [u32; 6] = [256, 512, 1024, 2048, 4096, 8192];
 /// Default `bench --timeout`: the whole sweep, CPU references included;
 /// sizes that would not fit are skipped, not waited for.
 pub const DEFAULT_BENCH_TIMEOUT: Duration = Duration::from_secs(180);
+/// Default --bandwidth-size (the flag's default text, "256MiB"): a copy
+/// long enough to amortise its start on a 3 TB/s GPU (0.17 ms), small
+/// beside the memory of any GPU gpuprobe runs a matmul on.
+pub const DEFAULT_BANDWIDTH_SIZE: u64 = 256 << 20;
 
 /// Default --min-time: the CPU baseline's own least measuring time.
 pub const DEFAULT_MIN_TIME: Duration = crate::cpu::MIN_TIME;
@@ -554,6 +577,15 @@ mod tests {
         assert!(parse_percent("0").is_err());
         assert!(parse_percent("101").is_err());
         assert!(parse_percent("most").is_err());
+    }
+
+    #[test]
+    fn bandwidth_sizes() {
+        assert_eq!(parse_bandwidth_size("256MiB"), Ok(DEFAULT_BANDWIDTH_SIZE));
+        assert_eq!(parse_bandwidth_size("4KiB"), Ok(4096));
+        assert!(parse_bandwidth_size("4095").is_err());
+        assert!(parse_bandwidth_size("17GiB").is_err());
+        assert!(parse_bandwidth_size("big").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! What a GPU should do at most: its theoretical FP32 peak and memory
-//! bandwidth, from its properties, and the matmul's efficiency against it.
+//! What a GPU should do at most: its theoretical FP32 peak, memory
+//! bandwidth and PCIe link bandwidth, from its properties, and the matmul's
+//! and the bandwidth check's efficiencies against them.
 //!
 //! The peak is what separates "this GPU is slow" from "gpuprobe's kernel is
 //! slow": a card throttled to half its clock reaches half the efficiency of
@@ -8,7 +9,7 @@
 //! every mode computes them alike; each missing input is named
 //! (`MissingInput`), never guessed.
 use crate::report::{
-    ClockSource, DeviceReport, Figure, MissingInput, Peak, Reading, Report, Telemetry,
+    ClockSource, DeviceReport, Figure, MissingInput, Peak, Reading, Report, Telemetry, Transfer,
 };
 use crate::requirements::parse_version;
 
@@ -86,11 +87,81 @@ pub fn peak_of(device: &DeviceReport) -> Peak {
     }
 }
 
-/// Each device's peaks, and each matmul's expected throughput and
-/// efficiency, derived afresh from the report.
+/// A PCIe link's bandwidth in one direction, in GB/s: transfer rate ×
+/// line-code efficiency × lanes / 8 bits (PCI-SIG's per-generation rates:
+/// 2.5 and 5 GT/s with 8b/10b coding for gen 1 and 2; 8, 16 and 32 GT/s
+/// with 128b/130b for gen 3 to 5, 15.75 GB/s for gen 3 x16; gen 6 64 GT/s
+/// PAM4 in FLIT mode, whose 1b/1b coding gives PCI-SIG's 128 GB/s per
+/// direction at x16, the FLIT's CRC and FEC bytes not deducted, as packet
+/// headers are not for the older generations). `None` for a generation not
+/// in the table.
+#[must_use]
+pub fn pcie_gbps(generation: u32, width: u32) -> Option<f64> {
+    let (giga_transfers, coding) = match generation {
+        1 => (2.5, 8.0 / 10.0),
+        2 => (5.0, 8.0 / 10.0),
+        3 => (8.0, 128.0 / 130.0),
+        4 => (16.0, 128.0 / 130.0),
+        5 => (32.0, 128.0 / 130.0),
+        6 => (64.0, 1.0),
+        _ => return None,
+    };
+    Some(giga_transfers * coding * f64::from(width) / 8.0)
+}
+
+/// Sets a bandwidth measurement against what it should reach.
+fn judge(transfer: &mut Transfer, expected: Figure) {
+    transfer.expected_gbps = Some(expected);
+    transfer.efficiency = Some(match expected {
+        Figure::Value(e) if e > 0.0 => Figure::Value(transfer.gbps / e),
+        Figure::Value(_) => Figure::Missing(MissingInput::NvmlReading),
+        missing @ Figure::Missing(_) => missing,
+    });
+}
+
+/// The bandwidth check's expected figures and efficiencies: device memory
+/// against the theoretical memory bandwidth, the host copies against the
+/// PCIe link they were judged by. A MIG instance has a share of both that
+/// NVML does not state.
+fn fill_bandwidth(d: &mut DeviceReport, memory: Figure) {
+    let mig = d.mig_parent_uuid.is_some();
+    let nvml = d.telemetry.is_some();
+    let Some(b) = d.bandwidth.as_mut() else {
+        return;
+    };
+    let (memory, link) = if mig {
+        let m = Figure::Missing(MissingInput::MigInstance);
+        (m, m)
+    } else {
+        let link = match &b.pcie_link {
+            Some(l) => {
+                figure(pcie_gbps(l.generation, l.width).ok_or(MissingInput::UnknownPcieGeneration))
+            }
+            None if nvml => Figure::Missing(MissingInput::NvmlReading),
+            None => Figure::Missing(MissingInput::NoNvml),
+        };
+        (memory, link)
+    };
+    for t in [&mut b.device_copy, &mut b.stream_kernel]
+        .into_iter()
+        .flatten()
+    {
+        judge(t, memory);
+    }
+    for t in [&mut b.host_to_device, &mut b.device_to_host]
+        .into_iter()
+        .flatten()
+    {
+        judge(t, link);
+    }
+}
+
+/// Each device's peaks, each matmul's expected throughput and efficiency,
+/// and each bandwidth measurement's, derived afresh from the report.
 pub fn fill(report: &mut Report) {
     for d in &mut report.devices {
         let peak = peak_of(d);
+        fill_bandwidth(d, peak.memory_bandwidth_gbps);
         if let Some(m) = d.matmul.as_mut() {
             m.expected_gflops = Some(peak.fp32_gflops);
             m.efficiency = Some(match peak.fp32_gflops {
@@ -137,6 +208,26 @@ mod tests {
         // 132 SMs × 128 × 2 × 1980 MHz = 66.9 TFLOP/s (H100 datasheet: 67).
         let p = fp32_gflops(132, 128, 1980);
         assert!((p - 66_908.16).abs() < 0.01, "{p}");
+    }
+
+    #[test]
+    fn pcie_rates_match_pci_sigs_figures() {
+        let x16 = |generation| pcie_gbps(generation, 16).unwrap();
+        // Per direction at x16: 4, 8, 15.75, 31.5, 63 and 128 GB/s as
+        // PCI-SIG rounds them.
+        for (generation, gbps) in [
+            (1, 4.0),
+            (2, 8.0),
+            (3, 15.754),
+            (4, 31.508),
+            (5, 63.015),
+            (6, 128.0),
+        ] {
+            assert!((x16(generation) - gbps).abs() < 0.001, "gen {generation}");
+        }
+        assert!((pcie_gbps(5, 4).unwrap() - 15.754).abs() < 0.001);
+        assert_eq!(pcie_gbps(7, 16), None);
+        assert_eq!(pcie_gbps(0, 16), None);
     }
 
     fn bench_device() -> DeviceReport {

@@ -208,6 +208,8 @@ pub fn parse_version(text: &str) -> Option<(u32, u32)> {
 }
 
 /// "16GiB", "500MB", "1.5 GiB", "2G" (binary, as Docker reads it), "1024".
+/// Not inlined: two flags parse sizes, and one copy is enough.
+#[inline(never)]
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text

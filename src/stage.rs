@@ -66,6 +66,9 @@ pub enum Stage {
     /// `burn`: the matmul back to back for the duration, verified at
     /// intervals.
     Burn,
+    /// Device memory and host-link bandwidth, against what the GPU and its
+    /// PCIe link allow; skipped in `health`.
+    Bandwidth,
     /// NVML readings of the GPU after its matmul.
     Telemetry,
     /// `bench`: every kernel at one size, timed and verified (one check
@@ -110,6 +113,7 @@ impl Stage {
             Stage::Verify => "verify",
             Stage::TensorCores => "tensor_cores",
             Stage::Burn => "burn",
+            Stage::Bandwidth => "bandwidth",
             Stage::Telemetry => "telemetry",
             Stage::Bench => "bench",
             Stage::RequireMemory => "require_memory",

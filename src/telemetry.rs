@@ -218,6 +218,22 @@ pub fn sample(device: &Device<'_>) -> Sample {
     }
 }
 
+/// The PCIe link at its best: the highest generation and widest link the
+/// GPU and its slot support (nvmlDeviceGetMaxPcieLinkGeneration/Width).
+#[must_use]
+pub fn pcie_link_max(device: &Device<'_>) -> Link {
+    Link {
+        generation: reading(device.max_pcie_link_gen()),
+        width: reading(device.max_pcie_link_width()),
+    }
+}
+
+/// NVML's memory clock now, in MHz (nvmlDeviceGetClockInfo, memory).
+#[must_use]
+pub fn memory_clock(device: &Device<'_>) -> Option<u32> {
+    device.clock_info(Clock::Memory).ok()
+}
+
 /// NVML's (free, used) device memory in bytes (nvmlDeviceGetMemoryInfo_v2),
 /// which needs no CUDA context; `None` when NVML cannot say.
 #[must_use]

@@ -39,6 +39,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("compat-working", "GP028", Verdict::Healthy, 0),
     ("busy-exclusive", "GP029", Verdict::Healthy, 0),
     ("clocks-held-down", "GP030", Verdict::Degraded, 0),
+    ("memory-clock-held-down", "GP031", Verdict::Degraded, 0),
     ("wsl", "GP024", Verdict::Healthy, 0),
     ("garbage-proc", "GP025", Verdict::Healthy, 0),
     ("visible-devices-malformed", "GP026", Verdict::Degraded, 0),
@@ -53,6 +54,15 @@ const BURN_CASES: &[(&str, &str, Verdict, i32)] = &[
     ("burn-throttles", "GP032", Verdict::Degraded, 0),
     ("burn-corrupts-when-hot", "GP033", Verdict::Failed, 1),
 ];
+/// Arguments a scenario needs beyond `SMALL`: GP031 judges only device
+/// copies of 64 MiB or more (shorter ones are mostly their fixed cost).
+fn args_for(scenario: &str) -> Vec<&'static str> {
+    let mut args = SMALL.to_vec();
+    if scenario == "memory-clock-held-down" {
+        args.extend(["--bandwidth-size", "64MiB"]);
+    }
+    args
+}
 
 /// Windows rules: scenarios with a Windows-layout root, read by the Windows
 /// environment code (the binary itself runs them only on Windows).
@@ -64,7 +74,7 @@ const WINDOWS_CASES: &[(&str, &str)] = &[
 #[test]
 fn every_rule_fires_in_its_scenario_with_verdict_and_exit_code() {
     for (scenario, code, verdict, exit) in CASES {
-        let run = gpuprobe_with(scenario, SMALL, &[]);
+        let run = gpuprobe_with(scenario, &args_for(scenario), &[]);
         let codes: Vec<&str> = run
             .report
             .diagnoses

@@ -65,12 +65,15 @@ impl Drop for Container {
     }
 }
 
-fn scenario_env(scenario: &str) -> [String; 4] {
+fn scenario_env(scenario: &str) -> [String; 6] {
+    let (var, size) = common::BANDWIDTH_SIZE;
     [
         "-e".into(),
         format!("LD_LIBRARY_PATH=/fake/{scenario}"),
         "-e".into(),
         format!("FAKEGPU_SCENARIO=/fake/{scenario}.json"),
+        "-e".into(),
+        format!("{var}={size}"),
     ]
 }
 

@@ -13,18 +13,7 @@ use gpuprobe::cuda::{Buffer, Context, CopyError, Driver};
 
 #[test]
 fn buffer_copies_refuse_host_slices_larger_than_the_allocation() {
-    let (_cmd, dir) = common::command_with("healthy");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "inner_buffer_copies", "--ignored", "--nocapture"])
-        .envs(common::scenario_env(dir.path()))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_inner("healthy", "inner_buffer_copies");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The kernels: the committed PTX is what the source compiles to, NVIDIA's
-//! own assembler accepts it for every GPU generation gpuprobe targets, and
-//! every kernel's product at odd shapes equals the CPU's bit for bit on the
-//! fake driver's emulation (the exact verification of src/verify.rs).
+//! own assembler accepts it for every GPU generation gpuprobe targets, every
+//! kernel's product at odd shapes equals the CPU's bit for bit on the fake
+//! driver's emulation (the exact verification of src/verify.rs), and the
+//! streaming kernel copies every float of odd lengths exactly, and nothing
+//! past them.
 //!
 //! Both need tools that are not part of a Rust toolchain (clang-19, and
 //! ptxas from the PyPI package nvidia-cuda-nvcc-cu12), so they are ignored
@@ -75,6 +77,13 @@ fn ptx_is_old_enough_for_every_supported_driver() {
     assert!(ptx.lines().any(|l| l.trim() == ".target sm_52"));
     assert!(ptx.contains(".entry gpuprobe_sgemm_tiled("));
     assert!(ptx.contains(".entry gpuprobe_sgemm_fast("));
+    let stream = std::fs::read_to_string(common::root().join("kernels/stream.ptx")).unwrap();
+    assert!(stream.lines().any(|l| l.trim() == ".version 4.2"));
+    assert!(stream.lines().any(|l| l.trim() == ".target sm_52"));
+    assert!(stream.contains(&format!(
+        ".entry {}(",
+        kernels::STREAM_COPY.to_str().unwrap()
+    )));
     // mma.sync .tf32/.bf16 need sm_80 and PTX ISA 7.0, which CUDA 11.0
     // drivers JIT (PTX ISA release notes).
     let mma = std::fs::read_to_string(common::root().join("kernels/mma.ptx")).unwrap();
@@ -98,6 +107,7 @@ fn ptxas_assembles_the_ptx_for_sm_52_70_80_90() {
     let dir = tempfile::tempdir().unwrap();
     let builds = [
         ("matmul.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
+        ("stream.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
         // Tensor-core PTX: sm_80 and newer only.
         ("mma.ptx", &["sm_80", "sm_90"][..]),
     ];
@@ -230,20 +240,57 @@ fn run_mma(
     verify::check(&inputs, &reference, &out, &[])
 }
 
+/// Lengths the streaming kernel must copy exactly: less than one vector,
+/// vectors and a tail, one step of a grid, a grid-stride loop of several
+/// steps with a tail.
+const STREAM_LENGTHS: &[usize] = &[1, 3, 4, 5, 1023, 4097, 70_001];
+
+/// Copies `n` floats with the streaming kernel from `offset` floats into
+/// one buffer to `offset` floats into another (an offset of 1 leaves the
+/// pointers 4 bytes past 16-byte alignment: the scalar path), with the
+/// launch gpuprobe uses for a GPU of `sms` SMs, and checks every float
+/// arrived bit for bit and the float after the last was left alone.
+fn stream_copies_exactly(
+    ctx: &Context<'_>,
+    kernel: &cuda::Kernel<'_>,
+    n: usize,
+    offset: usize,
+    sms: u32,
+) {
+    // Bit patterns a copy must keep: NaNs with payloads, negative zero,
+    // subnormals, each different from its neighbours.
+    let source: Vec<f32> = (0..=offset + n)
+        .map(|i| f32::from_bits((i as u32).wrapping_mul(0x9E37_79B9) ^ 0x7FC0_0001))
+        .collect();
+    let sentinel = vec![-7.5f32; source.len()];
+    let src = Buffer::alloc(ctx, source.len()).unwrap();
+    let dst = Buffer::alloc(ctx, source.len()).unwrap();
+    src.upload(&source).unwrap();
+    dst.upload(&sentinel).unwrap();
+    let (grid, block) = kernels::stream_launch(n as u64, sms);
+    let pointers = [src.ptr_at(offset).unwrap(), dst.ptr_at(offset).unwrap()];
+    // SAFETY: the kernel is gpuprobe_stream_copy, loaded in `ctx`; both
+    // pointers have `n` floats (and one more) after them in their buffers.
+    unsafe { cuda::launch_stream_copy(ctx, kernel, (grid, block), n as u64, pointers) }.unwrap();
+    ctx.synchronize().unwrap();
+    let mut back = vec![0f32; source.len()];
+    dst.download(&mut back).unwrap();
+    let wrong = (0..back.len())
+        .filter(|&i| {
+            let expected = if (offset..offset + n).contains(&i) {
+                source[i]
+            } else {
+                sentinel[i]
+            };
+            back[i].to_bits() != expected.to_bits()
+        })
+        .count();
+    assert_eq!(wrong, 0, "n {n}, offset {offset}, grid {grid:?}");
+}
+
 #[test]
 fn kernels_are_exact_at_odd_shapes_on_the_emulator() {
-    let (_cmd, dir) = common::command_with("healthy");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "inner_kernels", "--ignored", "--nocapture"])
-        .envs(common::scenario_env(dir.path()))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_inner("healthy", "inner_kernels");
 }
 
 #[test]
@@ -301,6 +348,17 @@ fn inner_kernels() {
         Sgemm::Fast,
         "the probe's matmul runs the fast kernel"
     );
+    let stream = Module::load(&ctx, kernels::STREAM_PTX)
+        .unwrap()
+        .kernel(kernels::STREAM_COPY)
+        .unwrap();
+    for &n in STREAM_LENGTHS {
+        // 132 SMs: one step of the grid covers most lengths; 1 SM: the
+        // larger ones loop, vectors four at a time, then the rest.
+        for (offset, sms) in [(0, 132), (1, 132), (0, 1), (1, 1)] {
+            stream_copies_exactly(&ctx, &stream, n, offset, sms);
+        }
+    }
 }
 
 /// The probe's tensor-core stage on a GPU with tensor cores (the healthy

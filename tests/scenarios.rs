@@ -76,6 +76,7 @@ fn healthy_gpu_passes_with_measured_speeds_and_error_within_tolerance() {
             "download",
             "verify",
             "tensor_cores",
+            "bandwidth",
             "telemetry"
         ]
     );

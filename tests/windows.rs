@@ -326,7 +326,10 @@ fn exe_with_the_fake_driver_dlls_passes_a_good_gpu_and_fails_a_corrupt_one() {
         );
         let out = win.run(
             &["--json", "--size", "64", "--iterations", "1"],
-            &[("FAKEGPU_SCENARIO", windows_path(&path))],
+            &[
+                ("FAKEGPU_SCENARIO", windows_path(&path)),
+                (common::BANDWIDTH_SIZE.0, common::BANDWIDTH_SIZE.1.into()),
+            ],
         );
         assert_eq!(code(&out), expected, "{scenario}: {}", text(&out.stderr));
         let (_, report) = common::parse_report(&out.stdout);

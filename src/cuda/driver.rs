@@ -166,6 +166,14 @@ driver_api! {
         cuMemFree_v2(CuDevicePtr);
         cuMemcpyHtoD_v2(CuDevicePtr, *const c_void, usize);
         cuMemcpyDtoH_v2(*mut c_void, CuDevicePtr, usize);
+        // The bandwidth stage's copies and pinned host memory: every driver
+        // since CUDA 3.2 exports these (cuda.h maps the unsuffixed names to
+        // the _v2 entry points from 3.2 on).
+        cuMemcpyDtoD_v2(CuDevicePtr, CuDevicePtr, usize);
+        cuMemcpyHtoDAsync_v2(CuDevicePtr, *const c_void, usize, CuStream);
+        cuMemcpyDtoHAsync_v2(*mut c_void, CuDevicePtr, usize, CuStream);
+        cuMemAllocHost_v2(*mut *mut c_void, usize);
+        cuMemFreeHost(*mut c_void);
         cuModuleLoadData(*mut CuModule, *const c_void);
         cuModuleUnload(CuModule);
         cuModuleGetFunction(*mut CuFunction, CuModule, *const c_char);

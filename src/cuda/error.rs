@@ -65,6 +65,9 @@ pub const CUDA_ERROR_UNKNOWN: CuResult = code(cudaError_enum::CUDA_ERROR_UNKNOWN
 /// cudarc's CUDA 11.4 bindings predate its name (cuda.h names it from
 /// CUDA 12.2; tests/real_driver.rs checks the name with NVIDIA's libcuda).
 pub const CUDA_ERROR_DEVICE_UNAVAILABLE: CuResult = 46;
+/// The driver could not allocate the memory asked for (device memory, or
+/// pinned host memory in cuMemAllocHost).
+pub const CUDA_ERROR_OUT_OF_MEMORY: CuResult = code(cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY);
 /// Work before an event or on a stream has not finished (cuEventQuery).
 pub const CUDA_ERROR_NOT_READY: CuResult = code(cudaError_enum::CUDA_ERROR_NOT_READY);
 

@@ -72,6 +72,42 @@ impl Sgemm {
     }
 }
 
+/// kernels/stream.ptx (sm_52, PTX ISA 4.2, like matmul.ptx),
+/// NUL-terminated for cuModuleLoadData.
+pub const STREAM_PTX: &CStr = match CStr::from_bytes_with_nul(
+    concat!(include_str!("../../kernels/stream.ptx"), "\0").as_bytes(),
+) {
+    Ok(ptx) => ptx,
+    Err(_) => panic!("kernels/stream.ptx contains a NUL byte"),
+};
+
+/// `gpuprobe_stream_copy` in kernels/stream.cu: dst[i] = src[i] for n
+/// floats, any grid (grid-stride).
+pub const STREAM_COPY: &CStr = c"gpuprobe_stream_copy";
+
+/// Threads per block of `gpuprobe_stream_copy`.
+const STREAM_THREADS: u32 = 256;
+
+/// Vectors of four floats each thread copies per grid-stride step.
+const STREAM_VECTORS_PER_STEP: u32 = 4;
+
+/// Blocks per SM at most: 4 x 256 threads, half of the 2048 resident
+/// threads an SM holds on most GPUs since compute capability 5.0 (CUDA C++
+/// Programming Guide, "Technical Specifications per Compute Capability";
+/// 1536 on 8.6 and 8.9), each with four 16-byte loads in flight.
+const STREAM_BLOCKS_PER_SM: u32 = 4;
+
+/// Grid and block of `gpuprobe_stream_copy` for `n` floats on a GPU with
+/// `sms` SMs: enough blocks for one step of every thread to cover `n`, at
+/// most `STREAM_BLOCKS_PER_SM` per SM, at least one.
+#[must_use]
+pub fn stream_launch(n: u64, sms: u32) -> ([u32; 3], [u32; 3]) {
+    let per_block = u64::from(STREAM_THREADS * STREAM_VECTORS_PER_STEP * 4);
+    let cap = u64::from(sms.max(1).saturating_mul(STREAM_BLOCKS_PER_SM));
+    let blocks = n.div_ceil(per_block).clamp(1, cap) as u32;
+    ([blocks, 1, 1], [STREAM_THREADS, 1, 1])
+}
+
 /// kernels/mma.ptx (sm_80, PTX ISA 7.0: drivers from CUDA 11.0 on),
 /// NUL-terminated for cuModuleLoadData. A GPU below compute capability 8.0
 /// cannot load it; the tensor-core check skips those.

@@ -393,6 +393,65 @@ impl<'c> Buffer<'c> {
         Ok(())
     }
 
+    /// Queues a copy of the first `len` floats of `src` into the start of
+    /// this buffer (cuMemcpyDtoD_v2: asynchronous to the host, ordered on
+    /// the default stream); refuses a `len` past either buffer's end.
+    pub fn copy_from(&self, src: &Buffer<'_>, len: usize) -> Result<(), CopyError> {
+        self.fits("cuMemcpyDtoD_v2", len)?;
+        src.fits("cuMemcpyDtoD_v2", len)?;
+        // SAFETY: (fn), (handle) for both buffers; both hold at least `len`
+        // floats (checked above), and device memory is freed only by
+        // `Drop`, which the borrows of `self` and `src` hold off until the
+        // call returns; the GPU finishes the copy before any later work on
+        // the default stream, and before the context's end.
+        self.ctx.driver.call("cuMemcpyDtoD_v2", || unsafe {
+            (self.ctx.driver.api.cuMemcpyDtoD_v2)(self.ptr, src.ptr, len * size_of::<f32>())
+        })?;
+        Ok(())
+    }
+
+    /// Queues a copy of the first `len` floats of `host` into the start of
+    /// this buffer on the default stream (cuMemcpyHtoDAsync_v2; from
+    /// pinned memory the call returns before the copy is done).
+    pub fn upload_async(&self, host: &Pinned<'_>, len: usize) -> Result<(), CopyError> {
+        self.fits("cuMemcpyHtoDAsync_v2", len)?;
+        host.fits("cuMemcpyHtoDAsync_v2", len)?;
+        // SAFETY: (fn), (handle); both sides hold at least `len` floats
+        // (checked above). The copy may still read `host` after the call
+        // returns: `Pinned` hands its memory to the host only after
+        // synchronising the context, and frees it only after that too.
+        self.ctx.driver.call("cuMemcpyHtoDAsync_v2", || unsafe {
+            (self.ctx.driver.api.cuMemcpyHtoDAsync_v2)(
+                self.ptr,
+                host.ptr.cast_const().cast(),
+                len * size_of::<f32>(),
+                CuStream::NULL,
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Queues a copy of the first `len` floats of this buffer into the
+    /// start of `host` on the default stream (cuMemcpyDtoHAsync_v2).
+    pub fn download_async(&self, host: &Pinned<'_>, len: usize) -> Result<(), CopyError> {
+        self.fits("cuMemcpyDtoHAsync_v2", len)?;
+        host.fits("cuMemcpyDtoHAsync_v2", len)?;
+        // SAFETY: (fn), (handle); both sides hold at least `len` floats
+        // (checked above). The copy may write `host` after the call
+        // returns, but the host reads or writes a `Pinned` only through
+        // `Pinned::host`, which first waits for every queued copy, and
+        // `Drop` waits too before freeing it.
+        self.ctx.driver.call("cuMemcpyDtoHAsync_v2", || unsafe {
+            (self.ctx.driver.api.cuMemcpyDtoHAsync_v2)(
+                host.ptr.cast(),
+                self.ptr,
+                len * size_of::<f32>(),
+                CuStream::NULL,
+            )
+        })?;
+        Ok(())
+    }
+
     /// The address of element `at`, or `None` past the end.
     #[must_use]
     pub fn ptr_at(&self, at: usize) -> Option<CuDevicePtr> {
@@ -415,6 +474,75 @@ impl Drop for Buffer<'_> {
     fn drop(&mut self) {
         // SAFETY: (fn), (handle); allocated by `alloc`, freed once.
         unsafe { (self.ctx.driver.api.cuMemFree_v2)(self.ptr) };
+    }
+}
+
+/// Page-locked ("pinned") host memory of f32s (cuMemAllocHost_v2), which the
+/// GPU's copy engines read and write directly, so that copies from and to it
+/// run at the host link's speed and return before they are done
+/// (cuMemcpyHtoDAsync_v2 and cuMemcpyDtoHAsync_v2).
+///
+/// Such a copy may still be running after its call returned, so the host
+/// never sees this memory while one could be: `host` waits for the context's
+/// work first, and `Drop` waits before freeing it.
+pub struct Pinned<'c> {
+    ctx: &'c Context<'c>,
+    ptr: *mut f32,
+    len: usize,
+}
+
+impl<'c> Pinned<'c> {
+    /// `len` zeroed floats of pinned memory. The driver refuses it (an
+    /// error, never a panic) when the host cannot lock that much memory.
+    pub fn alloc(ctx: &'c Context<'c>, len: usize) -> Result<Self, CudaError> {
+        let mut ptr: *mut c_void = std::ptr::null_mut();
+        // SAFETY: (fn), (out). The byte count cannot overflow: callers size
+        // `len` from a device allocation's length.
+        ctx.driver.call("cuMemAllocHost_v2", || unsafe {
+            (ctx.driver.api.cuMemAllocHost_v2)(&raw mut ptr, len * size_of::<f32>())
+        })?;
+        let pinned = Pinned {
+            ctx,
+            ptr: ptr.cast(),
+            len,
+        };
+        // SAFETY: the driver returned `len` floats of host memory, aligned
+        // for any type (page-aligned: CUDA driver API, cuMemAllocHost); no
+        // copy uses it yet. Zeroing it makes every float initialised before
+        // `host` can hand out a slice of it.
+        unsafe { pinned.ptr.write_bytes(0, len) };
+        Ok(pinned)
+    }
+
+    /// The memory, once every copy queued on the context has finished.
+    pub fn host(&mut self) -> Result<&mut [f32], CudaError> {
+        self.ctx.synchronize()?;
+        // SAFETY: `len` initialised floats (zeroed by `alloc`) that this
+        // value owns; no copy runs any more (synchronised above) and none
+        // can be queued while the slice borrows `self` mutably, since
+        // queueing one borrows it too.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) })
+    }
+
+    fn fits(&self, call: &'static str, len: usize) -> Result<(), CopyError> {
+        if len > self.len {
+            return Err(CopyError::TooLarge {
+                call,
+                host: len,
+                device: self.len,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        // A queued copy may still use the memory; errors here have nothing
+        // left to spoil (the report has the real ones).
+        let _ = self.ctx.synchronize();
+        // SAFETY: (fn); allocated by `alloc`, freed once, no copy running.
+        unsafe { (self.ctx.driver.api.cuMemFreeHost)(self.ptr.cast()) };
     }
 }
 
@@ -511,6 +639,31 @@ pub unsafe fn launch(
             std::ptr::null_mut(),
         )
     })
+}
+
+/// Launches `gpuprobe_stream_copy` (kernels/stream.cu) on the default
+/// stream: the first `n` floats of `src` into `dst`.
+///
+/// # Safety
+/// `kernel` must be that kernel, loaded in `ctx`; `src` and `dst` must point
+/// into allocations of this context holding at least `n` floats each.
+pub unsafe fn launch_stream_copy(
+    ctx: &Context<'_>,
+    kernel: &Kernel<'_>,
+    (grid, block): ([u32; 3], [u32; 3]),
+    n: u64,
+    [src, dst]: [CuDevicePtr; 2],
+) -> Result<(), CudaError> {
+    let (mut count, mut s, mut d) = (n, src, dst);
+    let mut params: [*mut c_void; 3] = [
+        (&raw mut count).cast(),
+        (&raw mut s).cast(),
+        (&raw mut d).cast(),
+    ];
+    // SAFETY: `params` points to one live value per parameter of
+    // `(unsigned long long n, const float *src, float *dst)`, in order; the
+    // caller promises the kernel and the buffers.
+    unsafe { launch(ctx, kernel, grid, block, &mut params) }
 }
 
 /// Launches a GEMM kernel of gpuprobe's kernels/ (every one takes

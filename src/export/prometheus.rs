@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::Exporter;
-use crate::report::{DeviceReport, DeviceStatus, Reading, Report, Verdict};
+use crate::report::{DeviceReport, DeviceStatus, Reading, Report, Transfer, Verdict};
 
 pub struct Prometheus;
 
@@ -94,6 +94,23 @@ fn flag(value: bool) -> f64 {
     f64::from(u8::from(value))
 }
 
+/// One sample per bandwidth measurement that ran, labelled with its
+/// `kind`, where `value` knows it.
+fn bandwidth(d: &DeviceReport, value: fn(&Transfer) -> Option<f64>) -> Vec<Sample> {
+    let Some(b) = &d.bandwidth else {
+        return Vec::new();
+    };
+    [
+        ("d2d", &b.device_copy),
+        ("stream", &b.stream_kernel),
+        ("h2d", &b.host_to_device),
+        ("d2h", &b.device_to_host),
+    ]
+    .into_iter()
+    .filter_map(|(kind, t)| Some((Some(format!("kind=\"{kind}\"")), value(t.as_ref()?)?)))
+    .collect()
+}
+
 /// The device metrics, in the order they are written. Adding a device
 /// metric is one entry here.
 const DEVICE_GAUGES: &[DeviceGauge] = &[
@@ -146,6 +163,20 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
                 .as_ref()
                 .and_then(|m| m.efficiency)
                 .and_then(crate::report::Figure::value))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_bandwidth_bytes_per_second",
+        help: "Measured bandwidth: kind d2d (device copy, read and write bytes), stream (streaming kernel, likewise), h2d and d2h (pinned host copies).",
+        samples: |d| bandwidth(d, |t| Some(t.gbps * 1e9)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_bandwidth_efficiency_ratio",
+        help: "Measured bandwidth over what the GPU should reach: the theoretical memory bandwidth (d2d, stream) or the PCIe link's per-direction bandwidth (h2d, d2h).",
+        samples: |d| {
+            bandwidth(d, |t| {
+                t.efficiency.and_then(crate::report::Figure::value)
+            })
         },
     },
     DeviceGauge {

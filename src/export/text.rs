@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use super::Exporter;
 use crate::report::{
-    Check, CheckStatus, DeviceReport, DeviceStatus, Figure, Reading, Report, Telemetry,
-    Unavailable, Verdict,
+    Bandwidth, Check, CheckStatus, DeviceReport, DeviceStatus, Figure, LinkReading, Reading,
+    Report, Telemetry, Transfer, Unavailable, Verdict,
 };
 use crate::units::{bytes, flops, percent};
 
@@ -203,6 +203,49 @@ fn telemetry_lines(t: &Telemetry) -> [String; 3] {
     ]
 }
 
+/// The bandwidth check in one line: each measurement with its share of
+/// what the GPU should reach, and the link the host copies were judged by.
+fn bandwidth_line(b: &Bandwidth) -> String {
+    let one = |what: &str, t: &Option<Transfer>| {
+        t.as_ref().map(|t| {
+            let share = t
+                .efficiency
+                .and_then(Figure::value)
+                .map_or(String::new(), |e| format!(" ({})", percent(e)));
+            format!("{what} {:.1} GB/s{share}", t.gbps)
+        })
+    };
+    let device: Vec<String> = [one("copy", &b.device_copy), one("kernel", &b.stream_kernel)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let host: Vec<String> = [
+        one("to GPU", &b.host_to_device),
+        one("from GPU", &b.device_to_host),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut line = format!("memory {}", device.join(", "));
+    if b.pinned_memory_refused {
+        line.push_str("; host copies not measured: pinned memory refused");
+    } else if !host.is_empty() {
+        let _ = write!(line, "; host {}", host.join(", "));
+        if let Some(l) = &b.pcie_link {
+            let when = match l.reading {
+                LinkReading::UnderLoad => "under load",
+                LinkReading::Max => "maximum",
+            };
+            let _ = write!(
+                line,
+                " over PCIe gen {} x{} ({when})",
+                l.generation, l.width
+            );
+        }
+    }
+    line
+}
+
 fn availability(out: &mut String, r: &Report) {
     let usable = r
         .devices
@@ -380,6 +423,9 @@ impl Text {
             );
         }
         super::bench::table(out, d, self.color);
+        if let Some(b) = &d.bandwidth {
+            row(out, "bandwidth", bandwidth_line(b));
+        }
         for c in d.checks.iter().filter(|c| {
             matches!(
                 c.status,

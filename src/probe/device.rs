@@ -2,10 +2,12 @@
 //! functions over the GPU's state (`Gpu`), each a check in the report.
 //!
 //! context -> memory -> module -> allocate -> upload -> matmul -> download ->
-//! verify. A failed stage fails this device only; the stages after it are
-//! recorded as skipped (derived from the list's order), and everything taken
-//! so far is released by the owners in `cuda`. A new stage (a bandwidth
-//! test) is one function and one entry in `PIPELINE`, plus its report type.
+//! verify -> tensor_cores -> bandwidth. A failed stage fails this device
+//! only; the stages after it are recorded as skipped (derived from the
+//! list's order), and everything taken so far is released by the owners in
+//! `cuda`. A new stage is one function and one entry in `PIPELINE`, plus
+//! its report type (the larger ones in a module of their own: tensor.rs,
+//! bandwidth.rs).
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,11 @@ pub struct Job<'a> {
     pub tensor: &'a std::sync::OnceLock<super::tensor::Prepared>,
     /// `burn`: the sustained run after the other stages.
     pub burn: Option<super::burn::Plan>,
+    /// The bandwidth check's buffer size in bytes (`--bandwidth-size`);
+    /// `None` skips the check (`health`).
+    pub bandwidth: Option<u64>,
+    /// Held by the GPU whose bandwidth check copies to and from the host.
+    pub host_link: &'a std::sync::Mutex<()>,
 }
 
 /// What one GPU's stages have produced so far, in the context they share.
@@ -104,6 +111,7 @@ const PIPELINE: &[(Stage, StageFn)] = &[
     (Stage::Download, download),
     (Stage::Verify, verify),
     (Stage::TensorCores, tensor_cores),
+    (Stage::Bandwidth, bandwidth),
 ];
 
 /// `burn`'s stage, after `PIPELINE`.
@@ -616,6 +624,18 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         crate::report::CheckStatus::Warn => Ok(Done::warn((), detail)),
         _ => Ok(Done::pass((), detail)),
     }
+}
+
+/// Device memory and host-link bandwidth (src/probe/bandwidth.rs); a
+/// reading of the PCIe link under load there stands in for the matmul's
+/// when that had none.
+fn bandwidth(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    super::bandwidth::stage(
+        gpu.job,
+        gpu.ctx,
+        gpu.nvml.as_ref(),
+        &mut gpu.link_under_load,
+    )
 }
 
 fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmul {

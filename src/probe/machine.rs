@@ -259,6 +259,7 @@ pub(super) fn identify(
             module_load_ms: None,
             burn: None,
             bench: Vec::new(),
+            bandwidth: None,
         });
         r.devices.len() - 1
     });

@@ -7,6 +7,7 @@
 //! the calling thread is the watchdog. A driver call that never returns
 //! cannot hang gpuprobe: at the deadline the report as it stands is returned
 //! with the stuck stage of each device marked `timeout`.
+mod bandwidth;
 mod bench;
 pub mod burn;
 mod device;
@@ -120,6 +121,8 @@ pub struct Options {
     pub burn: Option<burn::Plan>,
     /// `bench`: the sizes to sweep, ascending (empty otherwise).
     pub sizes: Vec<u32>,
+    /// The bandwidth check's buffer size in bytes (`--bandwidth-size`).
+    pub bandwidth_bytes: u64,
 }
 
 /// Keeps the sample's seed apart from the inputs' seed.
@@ -345,6 +348,7 @@ fn run_devices(
     let inputs = Inputs::generate(n, n, n, options.seed);
     let reference = OnceLock::new();
     let tensor = OnceLock::new();
+    let host_link = std::sync::Mutex::new(());
     let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
             let job = device::Job {
@@ -362,6 +366,9 @@ fn run_devices(
                 tensor_cores: !matches!(options.mode, Mode::Health | Mode::Burn),
                 tensor: &tensor,
                 burn: options.burn.filter(|_| options.mode == Mode::Burn),
+                // Likewise: no bandwidth measurements in `health`.
+                bandwidth: (options.mode != Mode::Health).then_some(options.bandwidth_bytes),
+                host_link: &host_link,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))

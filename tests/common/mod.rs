@@ -157,6 +157,7 @@ pub fn command_with(scenario_name: &str) -> (std::process::Command, tempfile::Te
         "GPUPROBE_REQUIRE_DRIVER",
         "GPUPROBE_REQUIRE_SPEEDUP",
         "GPUPROBE_STRICT",
+        "GPUPROBE_BANDWIDTH_SIZE",
     ] {
         cmd.env_remove(var);
     }
@@ -166,14 +167,42 @@ pub fn command_with(scenario_name: &str) -> (std::process::Command, tempfile::Te
     (cmd, dir)
 }
 
-/// The variables `fakegpu prepare` wrote for the scenario.
+/// `--bandwidth-size` in tests, through its variable: the fake copies
+/// every byte on the CPU and runs the streaming kernel's threads one by
+/// one, so tests keep the bandwidth check's buffers small, as they keep
+/// `--size` small. A test of the default or of larger copies sets its own.
+pub const BANDWIDTH_SIZE: (&str, &str) = ("GPUPROBE_BANDWIDTH_SIZE", "64KiB");
+
+/// The variables `fakegpu prepare` wrote for the scenario, and the tests'
+/// `BANDWIDTH_SIZE`.
 pub fn scenario_env(dir: &Path) -> Vec<(String, String)> {
     std::fs::read_to_string(dir.join("env"))
         .unwrap()
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([(BANDWIDTH_SIZE.0.to_string(), BANDWIDTH_SIZE.1.to_string())])
         .collect()
+}
+
+/// Runs the ignored test `inner` of this test binary in a process of its
+/// own with `scenario_name`'s fake driver on its library path (a process
+/// finds libcuda.so.1 through LD_LIBRARY_PATH as it starts, so the test
+/// that calls gpuprobe's library against the fake cannot run in this one),
+/// and asserts it passed.
+pub fn run_inner(scenario_name: &str, inner: &str) {
+    let (_cmd, dir) = command_with(scenario_name);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", inner, "--ignored", "--nocapture"])
+        .envs(scenario_env(dir.path()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn gpuprobe_with(scenario_name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {

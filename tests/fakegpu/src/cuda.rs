@@ -5,8 +5,11 @@
 //! calls need a current context on the calling thread, copies must stay inside
 //! an allocation, launches are checked against the hardware limits, events
 //! created without timing cannot be timed, and a kernel that writes outside
-//! its buffers leaves the context with a sticky CUDA_ERROR_ILLEGAL_ADDRESS.
-//! Kernels run the project's own source on the CPU (emu/).
+//! its buffers leaves the context with a sticky CUDA_ERROR_ILLEGAL_ADDRESS,
+//! copies from and to pinned host memory (and between device buffers) run
+//! after their call returns while pageable ones have finished by then, and
+//! events see the work's modelled time (`State::modelled`). Kernels run the
+//! project's own source on the CPU (emu/).
 //!
 //! Every `unsafe` block here dereferences a pointer the caller passed: an
 //! out-parameter to write, or an input buffer, name or parameter array to
@@ -121,14 +124,16 @@ struct State {
     next_handle: usize,
     /// A sticky error per visible device, as after an illegal address.
     sticky: Vec<Option<CUresult>>,
-    /// Per visible device, the modelled launch time (`launch_ns_per_thread`)
-    /// so far. Such a device's event clock is `epoch` plus this: the time
-    /// the emulator itself takes is the test machine's, not the GPU's.
+    /// Per visible device, the GPU time of the work queued on it so far:
+    /// its event clock is `epoch` plus this. Launches take their modelled
+    /// time (`launch_ns_per_thread`; a streaming kernel's bytes at the
+    /// device's copy rate), or the emulation's own time where nothing models
+    /// them; copies take their bytes at the device's copy or host-link rate.
+    /// The time the fake itself spends (emulating, copying, locking) is the
+    /// test machine's, not the GPU's, and time in which no work is queued
+    /// does not pass on this clock: gpuprobe records its events next to its
+    /// work, so no measurement of its spans an idle GPU.
     modelled: Vec<std::time::Duration>,
-    /// Per visible device, how long its launches took in all (modelled, or
-    /// the emulation's own time): the clock of the scenario's `under_load`
-    /// phases.
-    worked: Vec<std::time::Duration>,
     epoch: Instant,
     /// A `corrupt` fault that fired on the call now running.
     corruption: Option<crate::scenario::Corruption>,
@@ -141,6 +146,17 @@ struct State {
     waited: Vec<u64>,
     /// Per visible device: retains of its primary context.
     contexts: Vec<u32>,
+    /// Page-locked host allocations (cuMemAllocHost_v2) by address.
+    pinned: BTreeMap<u64, Pinned>,
+}
+
+/// A page-locked host allocation: the copy engines read and write it
+/// directly, so copies from and to it are asynchronous (CUDA driver API,
+/// "API synchronization behavior").
+struct Pinned {
+    size: usize,
+    /// Backing store; the pointer is page-aligned inside it.
+    _storage: Vec<u8>,
 }
 
 impl State {
@@ -182,8 +198,10 @@ impl State {
         );
     }
 
+    /// How long the GPU has worked so far, ms: its event clock's distance
+    /// from `epoch`, the clock of the scenario's `under_load` phases.
     fn worked_ms(&self, ordinal: usize) -> f64 {
-        self.worked[ordinal].as_secs_f64() * 1e3
+        self.modelled[ordinal].as_secs_f64() * 1e3
     }
 
     /// The host has waited for the device's work up to launch `upto`.
@@ -197,12 +215,58 @@ impl State {
         self.waited_for(ordinal, self.launched[ordinal]);
     }
 
+    /// Whether `[ptr, ptr + len)` lies in one pinned host allocation.
+    fn is_pinned(&self, ptr: u64, len: usize) -> bool {
+        self.pinned
+            .range(..=ptr)
+            .next_back()
+            .is_some_and(|(start, p)| ptr + len as u64 <= start + p.size as u64)
+    }
+
+    /// Work on `ordinal` that takes `bytes` at `rate` bytes per second of
+    /// GPU time (the fake's own time `wall` where the rate is unknown) and
+    /// is queued: the GPU is busy until the host waits for it.
+    fn queue(&mut self, ordinal: usize, bytes: f64, rate: f64, wall: std::time::Duration) {
+        self.modelled[ordinal] += modelled(bytes, rate).unwrap_or(wall);
+        self.launched[ordinal] += 1;
+        self.publish(ordinal);
+    }
+
+    /// A copy the host waited for, which took `bytes` at `rate` of GPU time.
+    fn advance(&mut self, ordinal: usize, bytes: f64, rate: f64) {
+        self.modelled[ordinal] += modelled(bytes, rate).unwrap_or_default();
+        self.publish(ordinal);
+    }
+
     /// The allocation holding `[ptr, ptr + len)`, if one does.
     fn find(&mut self, ptr: u64, len: usize) -> Option<&mut Alloc> {
         let (_, alloc) = self.allocs.range_mut(..=ptr).next_back()?;
         let end = alloc.ptr() + alloc.size as u64;
         (ptr + len as u64 <= end).then_some(alloc)
     }
+}
+
+/// `bytes` at `rate` bytes per second, when the rate is known.
+fn modelled(bytes: f64, rate: f64) -> Option<std::time::Duration> {
+    let seconds = bytes / rate;
+    (rate > 0.0 && seconds.is_finite()).then(|| std::time::Duration::from_secs_f64(seconds))
+}
+
+/// Bytes a memory-bound kernel moves by its contract, from its parameters:
+/// `gpuprobe_stream_copy(n, src, dst)` reads and writes n floats
+/// (kernels/stream.cu). Its time on a GPU is those bytes at the memory's
+/// rate, whatever the emulation's cost.
+///
+/// # Safety
+/// `params` holds the kernel's parameters, as cuLaunchKernel requires.
+unsafe fn memory_bound_bytes(name: &CStr, params: *mut *mut c_void) -> Option<f64> {
+    if name != c"gpuprobe_stream_copy" || params.is_null() {
+        return None;
+    }
+    // SAFETY: the kernel's first parameter is an unsigned long long
+    // (cuLaunchKernel's contract, module doc).
+    let n = unsafe { (*params).cast::<u64>().read_unaligned() };
+    Some(2.0 * 4.0 * n as f64)
 }
 
 static STATE: OnceLock<Mutex<Result<State, String>>> = OnceLock::new();
@@ -233,7 +297,7 @@ fn load_state() -> Result<State, String> {
         waited: vec![0; visible.len()],
         contexts: vec![0; visible.len()],
         modelled: vec![std::time::Duration::ZERO; visible.len()],
-        worked: vec![std::time::Duration::ZERO; visible.len()],
+        pinned: BTreeMap::new(),
         epoch: Instant::now(),
         visible,
         devices,
@@ -819,6 +883,7 @@ pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, bytes: us
             Some(_) => {
                 // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
                 unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst as *mut u8, bytes) };
+                state.advance(d, bytes as f64, state.device(d).host_bytes_per_second());
                 SUCCESS
             }
         }
@@ -839,18 +904,10 @@ pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, bytes: usiz
         state.settle(d);
         // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.cast::<u8>(), bytes) };
-        let corrupt = state.device(d).corrupt_results_after(state.worked_ms(d)) as usize;
+        state.advance(d, bytes as f64, state.device(d).host_bytes_per_second());
+        // SAFETY: `dst` holds the `bytes` just written.
+        unsafe { bad_memory(state.device(d), state.worked_ms(d), dst, bytes) };
         let words = bytes / 4;
-        for i in 0..corrupt.min(words) {
-            // Spread the bad words over the buffer; flip the exponent's top
-            // bit, as a failing memory cell would, far outside any tolerance.
-            let at = (i * words / corrupt + words / 3) % words;
-            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-            unsafe {
-                let word = dst.cast::<u32>().add(at);
-                word.write_unaligned(word.read_unaligned() ^ (1 << 30));
-            }
-        }
         if let Some(kind) = state.corruption.take() {
             // One element, a third of the way in (or the first after it that
             // the corruption changes: a stuck-at-zero cell under a zero
@@ -870,6 +927,164 @@ pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, bytes: usiz
         }
         SUCCESS
     })
+}
+
+/// A device with bad memory (`corrupt_results`) returns wrong words in every
+/// copy to the host: spread over the copy, the exponent's top bit flipped,
+/// as a failing memory cell would, far outside any tolerance.
+///
+/// # Safety
+/// `dst` holds `bytes` bytes just copied from the device.
+unsafe fn bad_memory(device: &Device, worked_ms: f64, dst: *mut c_void, bytes: usize) {
+    let corrupt = device.corrupt_results_after(worked_ms) as usize;
+    let words = bytes / 4;
+    for i in 0..corrupt.min(words) {
+        let at = (i * words / corrupt + words / 3) % words;
+        // SAFETY: `at` < words, inside the `bytes` the caller promises.
+        unsafe {
+            let word = dst.cast::<u32>().add(at);
+            word.write_unaligned(word.read_unaligned() ^ (1 << 30));
+        }
+    }
+}
+
+/// cuMemcpyDtoD_v2: asynchronous to the host ("For transfers from device
+/// memory to device memory, no host-side synchronization is performed",
+/// CUDA driver API, "API synchronization behavior"); the GPU reads and
+/// writes every byte, at the device's copy rate.
+#[no_mangle]
+pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, bytes: usize) -> CUresult {
+    in_context("cuMemcpyDtoD_v2", |state, d| {
+        if state.find(src, bytes).is_none() || state.find(dst, bytes).is_none() {
+            return INVALID_VALUE;
+        }
+        let started = Instant::now();
+        // SAFETY: both ranges lie in live allocations (checked above); they
+        // may overlap, which `copy` allows.
+        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
+        let rate = state.device(d).memory_bytes_per_second();
+        state.queue(d, 2.0 * bytes as f64, rate, started.elapsed());
+        SUCCESS
+    })
+}
+
+/// cuMemAllocHost_v2: page-locked host memory, page-aligned (CUDA driver
+/// API, cuMemAllocHost: "Allocates bytesize bytes of host memory that is
+/// page-locked and accessible to the device"). A host that cannot lock that
+/// much answers CUDA_ERROR_OUT_OF_MEMORY; scenarios make it so with a fault.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemAllocHost_v2(pp: *mut *mut c_void, bytes: usize) -> CUresult {
+    in_context("cuMemAllocHost_v2", |state, _| {
+        const PAGE: usize = 4096;
+        if bytes == 0 || pp.is_null() {
+            return INVALID_VALUE;
+        }
+        let storage = vec![0u8; bytes + PAGE];
+        let offset = (PAGE - storage.as_ptr() as usize % PAGE) % PAGE;
+        let p = storage.as_ptr() as u64 + offset as u64;
+        state.pinned.insert(
+            p,
+            Pinned {
+                size: bytes,
+                _storage: storage,
+            },
+        );
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+        unsafe { write(pp, p as *mut c_void) }
+    })
+}
+
+/// cuMemFreeHost: only what cuMemAllocHost returned.
+#[no_mangle]
+pub extern "C" fn cuMemFreeHost(p: *mut c_void) -> CUresult {
+    in_context("cuMemFreeHost", |state, _| {
+        match state.pinned.remove(&(p as u64)) {
+            Some(_) => SUCCESS,
+            None => INVALID_VALUE,
+        }
+    })
+}
+
+/// The fake runs only the legacy default stream: a stream handle gpuprobe
+/// never makes is one it cannot have.
+fn default_stream(stream: *mut c_void) -> bool {
+    stream.is_null()
+}
+
+/// A copy between host memory and the device, queued on the default
+/// stream: from or to pinned memory the call returns at once and the copy
+/// runs on the stream; pageable memory is staged, which waits for the work
+/// before it, and the call returns once the copy is done (CUDA driver API,
+/// "API synchronization behavior", "Asynchronous"). A device with bad
+/// memory returns bad words to the host here too.
+unsafe fn copy_async(
+    name: &str,
+    host: *mut c_void,
+    device: u64,
+    bytes: usize,
+    stream: *mut c_void,
+    to_host: bool,
+) -> CUresult {
+    in_context(name, |state, d| {
+        if !default_stream(stream) {
+            return INVALID_HANDLE;
+        }
+        if host.is_null() || state.find(device, bytes).is_none() {
+            return INVALID_VALUE;
+        }
+        let pinned = state.is_pinned(host as u64, bytes);
+        if !pinned {
+            state.settle(d);
+        }
+        let started = Instant::now();
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+        unsafe {
+            if to_host {
+                std::ptr::copy_nonoverlapping(device as *const u8, host.cast::<u8>(), bytes);
+                bad_memory(state.device(d), state.worked_ms(d), host, bytes);
+            } else {
+                std::ptr::copy_nonoverlapping(host.cast::<u8>(), device as *mut u8, bytes);
+            }
+        }
+        let rate = state.device(d).host_bytes_per_second();
+        if pinned {
+            state.queue(d, bytes as f64, rate, started.elapsed());
+        } else {
+            state.advance(d, bytes as f64, rate);
+        }
+        SUCCESS
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
+    dst: u64,
+    src: *const c_void,
+    bytes: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    // SAFETY: as cuda.h requires of the caller (module doc).
+    unsafe {
+        copy_async(
+            "cuMemcpyHtoDAsync_v2",
+            src.cast_mut(),
+            dst,
+            bytes,
+            stream,
+            false,
+        )
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
+    dst: *mut c_void,
+    src: u64,
+    bytes: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    // SAFETY: as cuda.h requires of the caller (module doc).
+    unsafe { copy_async("cuMemcpyDtoHAsync_v2", dst, src, bytes, stream, true) }
 }
 
 /// The parts of a PTX module the JIT would reject, and its entry points with
@@ -1062,34 +1277,41 @@ pub unsafe extern "C" fn cuLaunchKernel(
         }
         let name = function.name.clone();
         let device = state.device(d);
-        if let Some(ns) = device.launch_ns_per_thread {
-            let threads: u64 = grid.iter().chain(&block).map(|x| u64::from(*x)).product();
-            // At a clock held down by the scenario's `under_load` phase the
-            // same launch takes longer.
-            let slowdown = device.slowdown_after(state.worked_ms(d));
-            let took = std::time::Duration::from_secs_f64(threads as f64 * ns / 1e9 * slowdown);
+        let threads: u64 = grid.iter().chain(&block).map(|x| u64::from(*x)).product();
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+        let took = match unsafe { memory_bound_bytes(&name, params) } {
+            Some(bytes) => modelled(bytes, device.memory_bytes_per_second()),
+            // At a clock held down by the scenario's `under_load` phase an
+            // arithmetic-bound launch takes longer.
+            None => device.launch_ns_per_thread.map(|ns| {
+                let slowdown = device.slowdown_after(state.worked_ms(d));
+                std::time::Duration::from_secs_f64(threads as f64 * ns / 1e9 * slowdown)
+            }),
+        };
+        if let Some(took) = took {
             if device.kernel_exec_timeout && took.as_secs_f64() * 1e3 > device.watchdog_ms {
                 state.sticky[d] = Some(LAUNCH_TIMEOUT);
                 return LAUNCH_TIMEOUT;
             }
             state.modelled[d] += took;
-            state.worked[d] += took;
         }
-        launch = Some((name, grid, block));
+        launch = Some((name, grid, block, took.is_none()));
         // Queued: the GPU is busy until the host waits for it.
         state.launched[d] += 1;
         state.publish(d);
         SUCCESS
     });
-    let Some((name, grid, block)) = launch else {
+    let Some((name, grid, block, unmodelled)) = launch else {
         return r;
     };
     let _serial = LAUNCH
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let ran = Instant::now();
+    let started = Instant::now();
     // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-    match unsafe { fakegpu_run_kernel(name.as_ptr(), grid.as_ptr(), block.as_ptr(), params) } {
+    let ran = unsafe { fakegpu_run_kernel(name.as_ptr(), grid.as_ptr(), block.as_ptr(), params) };
+    let emulated = started.elapsed();
+    match ran {
         0 => {}
         // Threads of a block reached different barriers: on a GPU, undefined
         // behaviour that usually ends the launch.
@@ -1099,9 +1321,9 @@ pub unsafe extern "C" fn cuLaunchKernel(
     let mut guard = lock();
     if let Ok(state) = guard.as_mut() {
         let d = current().unwrap_or(0);
-        // Without a modelled time the launch took what the emulation took.
-        if state.device(d).launch_ns_per_thread.is_none() {
-            state.worked[d] += ran.elapsed();
+        // Nothing models this launch: the GPU took what the emulation took.
+        if unmodelled {
+            state.modelled[d] += emulated;
             state.publish(d);
         }
         if state
@@ -1143,11 +1365,7 @@ pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> CUre
             return INVALID_HANDLE;
         }
         let after = state.launched[d];
-        let now = if state.device(d).launch_ns_per_thread.is_some() {
-            state.epoch + state.modelled[d]
-        } else {
-            Instant::now()
-        };
+        let now = state.epoch + state.modelled[d];
         match state.events.get_mut(&(event as usize)) {
             None => INVALID_HANDLE,
             Some(e) => {
@@ -1297,6 +1515,11 @@ pub const EXPORTS: &[&str] = &[
     "cuMemFree_v2",
     "cuMemcpyHtoD_v2",
     "cuMemcpyDtoH_v2",
+    "cuMemcpyDtoD_v2",
+    "cuMemcpyHtoDAsync_v2",
+    "cuMemcpyDtoHAsync_v2",
+    "cuMemAllocHost_v2",
+    "cuMemFreeHost",
     "cuModuleLoadData",
     "cuModuleUnload",
     "cuModuleGetFunction",

@@ -221,6 +221,22 @@ pub struct Device {
     /// kernel bound by arithmetic then runs slower by the clock's ratio.
     #[serde(default)]
     pub under_load: Vec<LoadPhase>,
+    /// The fraction of the theoretical memory bandwidth (2 × NVML's current
+    /// memory clock × bus width / 8) that a device-to-device copy or a
+    /// streaming kernel reaches, which sets their modelled time. Real GPUs
+    /// are reported to reach about 80-93% in a copy (public bandwidthTest
+    /// and BabelStream results; unconfirmed on gpuprobe's own runs,
+    /// docs/gpu-validation.md).
+    #[serde(default = "default_memory_copy_efficiency")]
+    pub memory_copy_efficiency: f64,
+    /// The fraction of the PCIe link's per-direction bandwidth, at the
+    /// generation and width the link has under load (`nvml.pcie.load`),
+    /// that a copy from or to host memory reaches, which sets its modelled
+    /// time. Pinned copies are reported to reach about 75-90% of the link
+    /// (public bandwidthTest results; unconfirmed likewise); the rest is
+    /// packet and protocol overhead.
+    #[serde(default = "default_host_copy_efficiency")]
+    pub host_copy_efficiency: f64,
     /// MIG instances on this GPU (MIG mode on: `nvml.mig_mode` must be
     /// true). CUDA then enumerates instances, never the GPU itself: with MIG
     /// mode on, CUDA work runs only on MIG devices (NVIDIA MIG User Guide,
@@ -253,6 +269,14 @@ pub struct MigInstance {
     pub multiprocessors: i32,
     /// The instance's share of the GPU's memory.
     pub memory_bytes: u64,
+}
+
+fn default_memory_copy_efficiency() -> f64 {
+    0.9
+}
+
+fn default_host_copy_efficiency() -> f64 {
+    0.85
 }
 
 fn default_context_bytes() -> u64 {
@@ -343,6 +367,40 @@ impl Device {
             COMPUTE_MODE_EXCLUSIVE_PROCESS => self.held_by_other_process,
             _ => false,
         }
+    }
+
+    /// Bytes per second a copy inside device memory moves, counting reads
+    /// and writes: `memory_copy_efficiency` of 2 transfers per clock ×
+    /// NVML's current memory clock × bus width / 8 (a memory clock held
+    /// down slows it, as on a real GPU).
+    #[must_use]
+    pub fn memory_bytes_per_second(&self) -> f64 {
+        let n = &self.nvml;
+        self.memory_copy_efficiency
+            * 2.0
+            * f64::from(n.memory_clock_mhz)
+            * 1e6
+            * f64::from(n.memory_bus_width_bits)
+            / 8.0
+    }
+
+    /// Bytes per second a copy between host and device memory moves:
+    /// `host_copy_efficiency` of the PCIe link under load, per direction
+    /// (PCI-SIG's rates: 2.5 and 5 GT/s with 8b/10b coding for gen 1 and 2,
+    /// 8, 16 and 32 GT/s with 128b/130b for gen 3 to 5, 64 GT/s FLIT mode
+    /// for gen 6), times its lanes, over 8 bits.
+    #[must_use]
+    pub fn host_bytes_per_second(&self) -> f64 {
+        let link = self.nvml.pcie.load;
+        let per_lane = match link.generation {
+            1 => 2.5e9 * 0.8,
+            2 => 5e9 * 0.8,
+            3 => 8e9 * 128.0 / 130.0,
+            4 => 16e9 * 128.0 / 130.0,
+            5 => 32e9 * 128.0 / 130.0,
+            _ => 64e9,
+        };
+        self.host_copy_efficiency * per_lane * f64::from(link.width) / 8.0
     }
 }
 
@@ -528,6 +586,14 @@ impl Scenario {
     fn validate(&self) -> Result<(), String> {
         for d in &self.devices {
             parse_uuid(&d.uuid).ok_or_else(|| format!("bad uuid {:?}", d.uuid))?;
+            for e in [d.memory_copy_efficiency, d.host_copy_efficiency] {
+                if !(e > 0.0 && e <= 1.0) {
+                    return Err(format!(
+                        "{}: a copy efficiency of {e} is not in (0, 1]",
+                        d.uuid
+                    ));
+                }
+            }
             if !d.mig_instances.is_empty() && !d.nvml.mig_mode {
                 return Err(format!("{} has MIG instances but MIG mode off", d.uuid));
             }
