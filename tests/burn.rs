@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{command_with, parse_report, Run};
+use common::{command_with, gpuprobe_args, parse_report, Run};
 use gpuprobe::report::{BurnEnd, BurnErrorKind, CheckStatus, Report, Verdict};
 
 /// A short burn of a small product: the emulator is slow.
@@ -21,18 +21,13 @@ const SHORT: &[&str] = &[
 ];
 
 fn burn(scenario: &str, args: &[&str]) -> Run {
-    let (mut cmd, _dir) = command_with(scenario);
-    cmd.arg("burn").arg("--json").args(SHORT).args(args);
+    let mut all = vec!["burn", "--json"];
+    all.extend(SHORT);
+    all.extend(args);
     if !args.contains(&"--verify-every") {
-        cmd.args(["--verify-every", "500ms"]);
+        all.extend(["--verify-every", "500ms"]);
     }
-    let output = cmd.output().unwrap();
-    let (json, report) = parse_report(&output.stdout);
-    Run {
-        output,
-        json,
-        report,
-    }
+    gpuprobe_args(scenario, &all)
 }
 
 fn burn_check(report: &Report) -> (CheckStatus, String) {

@@ -159,14 +159,24 @@ fn windows_rules_fire_from_a_windows_layout() {
 #[test]
 fn burn_rules_fire_in_their_scenarios() {
     for (scenario, code, verdict, exit) in BURN_CASES {
-        let (mut cmd, _dir) = common::command_with(scenario);
-        let out = cmd
-            .args(["burn", "--json", "--duration", "3s", "--size", "32"])
-            .args(["--iterations", "1", "--sample-every", "200ms"])
-            .args(["--verify-every", "100ms"])
-            .output()
-            .unwrap();
-        let (_, report) = parse_report(&out.stdout);
+        let run = common::gpuprobe_args(
+            scenario,
+            &[
+                "burn",
+                "--json",
+                "--duration",
+                "3s",
+                "--size",
+                "32",
+                "--iterations",
+                "1",
+                "--sample-every",
+                "200ms",
+                "--verify-every",
+                "100ms",
+            ],
+        );
+        let report = &run.report;
         let d = report
             .diagnoses
             .iter()
@@ -175,7 +185,7 @@ fn burn_rules_fire_in_their_scenarios() {
         assert_eq!(d.devices, [0], "{scenario}");
         assert!(!d.evidence.is_empty() && !d.fix.is_empty(), "{scenario}");
         assert_eq!(report.verdict, *verdict, "{scenario}");
-        assert_eq!(out.status.code(), Some(*exit), "{scenario}");
+        assert_eq!(run.code(), *exit, "{scenario}");
     }
 }
 

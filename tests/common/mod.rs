@@ -205,6 +205,19 @@ pub fn run_inner(scenario_name: &str, inner: &str) {
     );
 }
 
+/// gpuprobe with exactly `args` (a subcommand and its `--json` included)
+/// against a scenario; its stdout must be a JSON report.
+pub fn gpuprobe_args(scenario_name: &str, args: &[&str]) -> Run {
+    let (mut cmd, _dir) = command_with(scenario_name);
+    let output = cmd.args(args).output().unwrap();
+    let (json, report) = parse_report(&output.stdout);
+    Run {
+        output,
+        json,
+        report,
+    }
+}
+
 pub fn gpuprobe_with(scenario_name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let (std_cmd, _dir) = command_with(scenario_name);
     let mut cmd = assert_cmd::Command::from_std(std_cmd);
