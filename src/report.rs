@@ -1259,19 +1259,32 @@ pub struct Burn {
     pub products: u64,
     /// Mean throughput over the whole run, GFLOP/s.
     pub gflops_mean: f64,
-    /// The best interval's throughput, GFLOP/s.
+    /// The best interval's throughput after the first, GFLOP/s.
     pub gflops_best: f64,
-    /// The interval with the lowest throughput (the first such), when any
-    /// interval was measured.
+    /// The median interval's throughput, GFLOP/s; null with no interval.
+    pub gflops_median: Option<f64>,
+    /// The interval with the lowest throughput after the first (whose
+    /// clocks may still be ramping up; the first itself when it is the
+    /// only one), when any interval was measured.
     pub worst_interval: Option<BurnInterval>,
-    /// The worst interval's throughput over the best's (1.0: steady).
+    /// The worst interval's throughput over the best's, both after the
+    /// first interval (1.0: steady).
     pub worst_over_best: Option<f64>,
     /// Every interval, in order.
     pub intervals: Vec<BurnInterval>,
-    /// Products copied back and compared with the verified one.
-    pub verifications: u32,
-    /// Everything that went wrong, with when.
+    /// Products compared bit for bit with the verified one: every product
+    /// when `compared_on_gpu`, plus those copied back.
+    pub verifications: u64,
+    /// Every product was compared with the verified one on the GPU
+    /// (kernels/compare.cu); false when the GPU had no room for a copy of
+    /// the product, and then only the products copied back at
+    /// `--verify-every` were (the check's detail says why).
+    pub compared_on_gpu: bool,
+    /// What went wrong, with when: up to 25 of each kind, the first of
+    /// each kind always among them.
     pub errors: Vec<BurnError>,
+    /// Errors seen beyond those listed.
+    pub errors_not_listed: u64,
     /// NVML's volatile ECC counters' growth during the burn, when read
     /// before and after.
     pub ecc_corrected_delta: Option<u64>,
@@ -1314,11 +1327,13 @@ pub struct BurnInterval {
     pub sm_clock_mhz: Option<u32>,
     pub temperature_celsius: Option<u32>,
     pub power_draw_watts: Option<f64>,
-    /// nvmlClocksThrottleReasons names, as in `telemetry.throttle_reasons`.
-    pub throttle_reasons: Vec<String>,
-    /// Whether the interval's last product was copied back and compared:
-    /// `true` when it matched bit for bit, `false` when it did not; absent
-    /// when not compared.
+    /// nvmlClocksThrottleReasons names, as in `telemetry.throttle_reasons`
+    /// (empty: none); null when NVML could not say.
+    pub throttle_reasons: Option<Vec<String>>,
+    /// Whether the interval's products matched the verified one bit for
+    /// bit: `true` when every comparison of the interval did (each product
+    /// on the GPU, and the last one copied back when it was), `false` when
+    /// one did not; null when none was compared.
     pub verified: Option<bool>,
 }
 

@@ -190,8 +190,9 @@ pub struct Sample {
     pub sm_clock_max_mhz: Option<u32>,
     pub temperature_celsius: Option<u32>,
     pub power_draw_watts: Option<f64>,
-    /// nvmlClocksThrottleReasons names, as `Telemetry::throttle_reasons`.
-    pub throttle_reasons: Vec<String>,
+    /// nvmlClocksThrottleReasons names, as `Telemetry::throttle_reasons`
+    /// (empty: none); `None` when NVML cannot say.
+    pub throttle_reasons: Option<Vec<String>>,
     /// The volatile ECC counters (since the driver loaded).
     pub ecc_corrected_volatile: Option<u64>,
     pub ecc_uncorrected_volatile: Option<u64>,
@@ -208,7 +209,7 @@ pub fn sample(device: &Device<'_>) -> Sample {
         throttle_reasons: device
             .current_throttle_reasons()
             .map(throttle_reason_names)
-            .unwrap_or_default(),
+            .ok(),
         ecc_corrected_volatile: device
             .total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile)
             .ok(),

@@ -90,7 +90,7 @@ fn a_clock_that_drops_mid_burn_is_caught_and_explained() {
     // Cool and fast first, then held at half the clock, half the pace.
     let first = &b.intervals[0];
     assert_eq!(first.sm_clock_mhz, Some(1980));
-    assert!(first.throttle_reasons.is_empty());
+    assert_eq!(first.throttle_reasons, Some(Vec::new()));
     let worst = b.worst_interval.as_ref().unwrap();
     assert_eq!(worst.sm_clock_mhz, Some(990));
     assert!(worst.at_ms > first.at_ms);
@@ -136,9 +136,16 @@ fn wrong_results_under_load_fail_with_their_times() {
         .filter(|e| e.kind == BurnErrorKind::WrongResult)
         .collect();
     assert!(!wrong.is_empty(), "{:?}", b.errors);
+    assert!(wrong.iter().all(|e| e.at_ms > 0.0));
+    // Every product was compared on the GPU, and those copied back show
+    // which element differs.
+    assert!(b.compared_on_gpu);
     assert!(wrong
         .iter()
-        .all(|e| e.at_ms > 0.0 && e.detail.contains("1 of 1024")));
+        .any(|e| e.detail.contains("compared on the GPU")));
+    assert!(wrong
+        .iter()
+        .any(|e| e.detail.contains("1 of 1024 elements")));
     assert!(b
         .errors
         .iter()
@@ -262,4 +269,27 @@ fn the_plot_draws_throughput_clock_and_temperature_over_time() {
     );
     assert_eq!(run.code(), 5);
     assert!(run.report.devices[0].burn.is_some());
+}
+
+#[test]
+fn a_transient_wrong_product_between_copies_back_is_caught_on_the_gpu() {
+    // About ten wrong products, none of them the one copied back at the
+    // end (--verify-every is longer than the burn): only the comparison of
+    // every product on the GPU sees them.
+    let run = burn(
+        "burn-transient-fault",
+        &["--duration", "3s", "--verify-every", "1h"],
+    );
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
+    let b = run.report.devices[0].burn.as_ref().unwrap();
+    let wrong: Vec<_> = b
+        .errors
+        .iter()
+        .filter(|e| e.kind == BurnErrorKind::WrongResult)
+        .collect();
+    assert!(!wrong.is_empty(), "{:?}", b.errors);
+    assert!(wrong.iter().all(|e| e.detail.contains("compared on the GPU")));
+    // The last product, copied back, was right again.
+    assert_eq!(b.intervals.last().and_then(|i| i.verified), Some(true));
+    assert!(b.verifications > b.intervals.len() as u64);
 }

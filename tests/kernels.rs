@@ -84,6 +84,10 @@ fn ptx_is_old_enough_for_every_supported_driver() {
         ".entry {}(",
         kernels::STREAM_COPY.to_str().unwrap()
     )));
+    let compare = std::fs::read_to_string(common::root().join("kernels/compare.ptx")).unwrap();
+    assert!(compare.lines().any(|l| l.trim() == ".version 4.2"));
+    assert!(compare.lines().any(|l| l.trim() == ".target sm_52"));
+    assert!(compare.contains(&format!(".entry {}(", kernels::COMPARE.to_str().unwrap())));
     // mma.sync .tf32/.bf16 need sm_80 and PTX ISA 7.0, which CUDA 11.0
     // drivers JIT (PTX ISA release notes).
     let mma = std::fs::read_to_string(common::root().join("kernels/mma.ptx")).unwrap();
@@ -108,6 +112,7 @@ fn ptxas_assembles_the_ptx_for_sm_52_70_80_90() {
     let builds = [
         ("matmul.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
         ("stream.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
+        ("compare.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
         // Tensor-core PTX: sm_80 and newer only.
         ("mma.ptx", &["sm_80", "sm_90"][..]),
     ];
@@ -288,6 +293,71 @@ fn stream_copies_exactly(
     assert_eq!(wrong, 0, "n {n}, offset {offset}, grid {grid:?}");
 }
 
+/// Whether `gpuprobe_compare` flags `got` against `want` (n words each),
+/// with the launch the burn uses on a GPU of `sms` SMs.
+fn compare_flags(
+    ctx: &Context<'_>,
+    kernel: &cuda::Kernel<'_>,
+    got: &[f32],
+    want: &[f32],
+    sms: u32,
+) -> bool {
+    let (g, w, flag) = (
+        Buffer::alloc(ctx, got.len()).unwrap(),
+        Buffer::alloc(ctx, want.len()).unwrap(),
+        Buffer::alloc(ctx, 1).unwrap(),
+    );
+    g.upload(got).unwrap();
+    w.upload(want).unwrap();
+    flag.upload(&[0.0]).unwrap();
+    let n = got.len() as u64;
+    // SAFETY: the kernel is gpuprobe_compare, loaded in `ctx`; both inputs
+    // hold `n` words, the flag one.
+    unsafe {
+        cuda::launch_compare(
+            ctx,
+            kernel,
+            kernels::compare_launch(n, sms),
+            n,
+            [g.ptr, w.ptr, flag.ptr],
+        )
+    }
+    .unwrap();
+    let mut word = [0f32];
+    flag.download(&mut word).unwrap();
+    word[0].to_bits() != 0
+}
+
+/// The burn's comparison: silent for equal products (and for +0 against
+/// −0), a flag for one flipped bit anywhere, a NaN's payload included, at
+/// lengths that end inside a block, a grid step and a grid-stride loop.
+fn compare_finds_every_difference(ctx: &Context<'_>, kernel: &cuda::Kernel<'_>) {
+    for &n in STREAM_LENGTHS {
+        let want: Vec<f32> = (0..n)
+            .map(|i| f32::from_bits((i as u32).wrapping_mul(0x9E37_79B9) ^ 0x7FC0_0001))
+            .collect();
+        for sms in [1, 132] {
+            assert!(
+                !compare_flags(ctx, kernel, &want, &want, sms),
+                "n {n}: equal"
+            );
+            for at in [0, n / 2, n - 1] {
+                for bit in [0, 22, 31] {
+                    let mut got = want.clone();
+                    got[at] = f32::from_bits(got[at].to_bits() ^ (1 << bit));
+                    assert!(
+                        compare_flags(ctx, kernel, &got, &want, sms),
+                        "n {n}, element {at}, bit {bit}, {sms} SMs"
+                    );
+                }
+            }
+        }
+    }
+    let zeros = [0.0f32, -0.0, 1.0];
+    let signed = [-0.0f32, 0.0, 1.0];
+    assert!(!compare_flags(ctx, kernel, &signed, &zeros, 1), "+0 is -0");
+}
+
 #[test]
 fn kernels_are_exact_at_odd_shapes_on_the_emulator() {
     common::run_inner("healthy", "inner_kernels");
@@ -359,6 +429,11 @@ fn inner_kernels() {
             stream_copies_exactly(&ctx, &stream, n, offset, sms);
         }
     }
+    let compare = Module::load(&ctx, kernels::COMPARE_PTX)
+        .unwrap()
+        .kernel(kernels::COMPARE)
+        .unwrap();
+    compare_finds_every_difference(&ctx, &compare);
 }
 
 /// The probe's tensor-core stage on a GPU with tensor cores (the healthy

@@ -108,6 +108,30 @@ pub fn stream_launch(n: u64, sms: u32) -> ([u32; 3], [u32; 3]) {
     ([blocks, 1, 1], [STREAM_THREADS, 1, 1])
 }
 
+/// kernels/compare.ptx (sm_52, PTX ISA 4.2, like matmul.ptx),
+/// NUL-terminated for cuModuleLoadData.
+pub const COMPARE_PTX: &CStr = match CStr::from_bytes_with_nul(
+    concat!(include_str!("../../kernels/compare.ptx"), "\0").as_bytes(),
+) {
+    Ok(ptx) => ptx,
+    Err(_) => panic!("kernels/compare.ptx contains a NUL byte"),
+};
+
+/// `gpuprobe_compare` in kernels/compare.cu: flags a product that differs
+/// from the verified one in any bit (any grid: grid-stride).
+pub const COMPARE: &CStr = c"gpuprobe_compare";
+
+/// Grid and block of `gpuprobe_compare` for `n` words on a GPU with `sms`
+/// SMs: one word per thread per step, at most `STREAM_BLOCKS_PER_SM` blocks
+/// of `STREAM_THREADS` per SM (as the streaming kernel, a read of memory
+/// as fast as it goes), at least one block.
+#[must_use]
+pub fn compare_launch(n: u64, sms: u32) -> ([u32; 3], [u32; 3]) {
+    let cap = u64::from(sms.max(1).saturating_mul(STREAM_BLOCKS_PER_SM));
+    let blocks = n.div_ceil(u64::from(STREAM_THREADS)).clamp(1, cap) as u32;
+    ([blocks, 1, 1], [STREAM_THREADS, 1, 1])
+}
+
 /// kernels/mma.ptx (sm_80, PTX ISA 7.0: drivers from CUDA 11.0 on),
 /// NUL-terminated for cuModuleLoadData. A GPU below compute capability 8.0
 /// cannot load it; the tensor-core check skips those.

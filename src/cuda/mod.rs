@@ -666,6 +666,36 @@ pub unsafe fn launch_stream_copy(
     unsafe { launch(ctx, kernel, grid, block, &mut params) }
 }
 
+/// Launches `gpuprobe_compare` (kernels/compare.cu) on the default stream:
+/// sets the word at `differ` to 1 if the first `n` words of `got` and
+/// `want` differ other than in the sign of a zero; leaves it as it is
+/// otherwise.
+///
+/// # Safety
+/// `kernel` must be that kernel, loaded in `ctx`; `got` and `want` must
+/// point into allocations of this context holding at least `n` words each,
+/// and `differ` into one holding at least one.
+pub unsafe fn launch_compare(
+    ctx: &Context<'_>,
+    kernel: &Kernel<'_>,
+    (grid, block): ([u32; 3], [u32; 3]),
+    n: u64,
+    [got, want, differ]: [CuDevicePtr; 3],
+) -> Result<(), CudaError> {
+    let (mut count, mut g, mut w, mut d) = (n, got, want, differ);
+    let mut params: [*mut c_void; 4] = [
+        (&raw mut count).cast(),
+        (&raw mut g).cast(),
+        (&raw mut w).cast(),
+        (&raw mut d).cast(),
+    ];
+    // SAFETY: `params` points to one live value per parameter of
+    // `(unsigned long long n, const unsigned *got, const unsigned *want,
+    // unsigned *differ)`, in order; the caller promises the kernel and the
+    // buffers.
+    unsafe { launch(ctx, kernel, grid, block, &mut params) }
+}
+
 /// Launches a GEMM kernel of gpuprobe's kernels/ (every one takes
 /// `(int m, int n, int k, const float *a, const float *b, float *c)`) on the
 /// default stream: C (m x n) = A (m x k) B (k x n), row-major.

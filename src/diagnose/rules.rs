@@ -646,6 +646,7 @@ fn burn_slowdown_causes(b: &crate::report::Burn) -> Vec<String> {
     let held: Vec<&str> = w
         .throttle_reasons
         .iter()
+        .flatten()
         .map(String::as_str)
         .filter(|r| *r != "gpu_idle")
         .collect();

@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::cuda::{Context, Event, Kernel};
+use crate::cuda::{self, kernels, Buffer, Context, Event, Kernel, Module};
 use crate::report::{Burn, BurnEnd, BurnError, BurnErrorKind, BurnInterval, CheckStatus};
 use crate::telemetry::{self, Sample};
 
@@ -38,16 +38,22 @@ pub struct Plan {
     pub stop: fn() -> bool,
 }
 
-/// The worst interval below this fraction of the best is a slowdown worth
-/// a warning: a healthy GPU under steady load stays within a few percent
-/// (its boost clock moves in small steps), while a thermal or power
-/// slowdown, or a clock held down, costs far more.
+/// The worst interval below this fraction of the best is a slowdown worth a
+/// warning. Both leave out the first interval, whose clocks may still be
+/// ramping up. A GPU under steady load stays within a few percent of its
+/// best (its clocks move in small steps); a thermal slowdown, a clock
+/// pulled down mid-run, or a GPU that settles far below its early pace at
+/// its power limit costs more, and GP032 then says which from NVML's
+/// throttle reasons (power capping is how a GPU at its limit runs; thermal
+/// slowdown is a cooling fault). Against the median instead, a GPU that
+/// spends most of the burn throttled would look steady.
 pub const SLOWDOWN: f64 = 0.85;
 
-/// The most errors a burn lists; `Burn::errors` ends with a note when more
-/// were seen, so that a GPU failing every comparison for hours does not
-/// grow the report without bound.
-const MAX_ERRORS: usize = 100;
+/// The most errors of one kind a burn lists (`Burn::errors_not_listed`
+/// counts the rest), so that a GPU failing every comparison for hours does
+/// not grow the report without bound, while the first error of every kind
+/// is always there to judge by.
+const MAX_ERRORS_PER_KIND: usize = 25;
 
 /// The most intervals a burn keeps: an hour at the default one a second.
 /// Past that, neighbours are merged in pairs (their products and GPU time
@@ -69,6 +75,8 @@ pub(super) struct Workload<'w, 'a> {
     pub(super) nvml: Option<&'w nvml_wrapper::Device<'static>>,
     /// The name of the kernel, for the report.
     pub(super) kernel_name: String,
+    /// The GPU's SMs, to size the comparison's grid.
+    pub(super) sms: u32,
 }
 
 /// Runs the burn; returns what it saw and the check's status and detail.
@@ -79,14 +87,17 @@ pub(super) fn run(
 ) -> (Burn, CheckStatus, String) {
     let (m, n, k) = w.product.shape;
     let flops = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
+    // Every product compared on the GPU, when it can hold a second copy of
+    // C; else only the copies back at --verify-every.
+    let checker = Checker::new(w);
     let before = w.nvml.map(telemetry::sample);
     let started = Instant::now();
     let end = started + plan.duration;
     let mut log = Log::new(before.clone());
-    let mut count = products_for(plan.sample, w.product_ms);
+    log.compared_on_gpu = checker.is_ok();
+    let mut per_product = w.product_ms;
     let mut last_verify = started;
     let mut ended = BurnEnd::Completed;
-    let mut last_wall = Duration::ZERO;
     let mut verified_last = false;
     loop {
         let now = Instant::now();
@@ -97,13 +108,22 @@ pub(super) fn run(
         if now >= end {
             break;
         }
-        // Keep time for one more interval's worth plus the last check.
-        if deadline.is_some_and(|d| now + 2 * last_wall.max(Duration::from_millis(500)) >= d) {
-            ended = BurnEnd::Deadline;
-            break;
+        // An interval of --sample-every, never past the end, and never
+        // into the time kept before the deadline for the last check.
+        let mut span = plan.sample.min(end - now);
+        if let Some(d) = deadline {
+            let left = d
+                .saturating_duration_since(now)
+                .saturating_sub(DEADLINE_RESERVE);
+            if left < span.min(Duration::from_millis(1).max(ms_duration(per_product))) {
+                ended = BurnEnd::Deadline;
+                break;
+            }
+            span = span.min(left);
         }
+        let count = products_for(span, per_product);
         let at = now - started;
-        let interval = match measure(w, count) {
+        let interval = match measure(w, checker.as_ref().ok(), count) {
             Ok(i) => i,
             Err(e) => {
                 log.error(at, BurnErrorKind::Driver, e.detail);
@@ -112,12 +132,29 @@ pub(super) fn run(
             }
         };
         let after = Instant::now();
-        last_wall = after - now;
-        let gflops = f64::from(count) * flops / (interval.gpu_ms * 1e6);
-        let per_product = interval.gpu_ms / f64::from(count);
-        // Compare when due, and at the last interval before the end.
-        let last = after + last_wall >= end;
-        let verified = if after - last_verify >= plan.verify || last {
+        // No time on the GPU's clock: the interval says nothing of its pace.
+        let gflops = if interval.gpu_ms > 0.0 {
+            f64::from(count) * flops / (interval.gpu_ms * 1e6)
+        } else {
+            0.0
+        };
+        if interval.gpu_ms > 0.0 {
+            per_product = interval.gpu_ms / f64::from(count);
+        }
+        if interval.differed == Some(true) {
+            log.error(
+                at,
+                BurnErrorKind::WrongResult,
+                format!(
+                    "at least one of the interval's {count} products differed from the verified \
+                     product (compared on the GPU)"
+                ),
+            );
+        }
+        // Copied back and compared element by element when due, and at the
+        // last interval before the end: the elements and bits that differ.
+        let last = after + (after - now) >= end;
+        let copied = if after - last_verify >= plan.verify || last {
             last_verify = after;
             match compare(w) {
                 Ok(None) => Some(true),
@@ -134,23 +171,32 @@ pub(super) fn run(
         } else {
             None
         };
-        verified_last = verified.is_some();
-        log.interval(at, count, interval, gflops, verified);
+        verified_last = copied.is_some();
+        let verified = match (interval.differed, copied) {
+            (Some(gpu), Some(host)) => Some(!gpu && host),
+            (Some(gpu), None) => Some(!gpu),
+            (None, host) => host,
+        };
+        let compared = u64::from(if interval.differed.is_some() {
+            count
+        } else {
+            0
+        }) + u64::from(copied.is_some());
+        log.interval(at, count, interval, gflops, verified, compared);
         if ended == BurnEnd::Error {
             break;
         }
-        // The next interval's products at this interval's pace, never
-        // running past the end by more than one product.
-        let left = end.saturating_duration_since(Instant::now());
-        count = products_for(plan.sample.min(left), per_product);
     }
-    // Whatever ended the burn, the last products are checked too (unless
-    // the GPU itself failed, or they just were).
+    // Whatever ended the burn, the last products are copied back and
+    // compared too (unless the GPU itself failed, or they just were).
     if ended != BurnEnd::Error && !verified_last && log.products > 0 {
         let at = started.elapsed();
         match compare(w) {
-            Ok(None) => log.verifications_only(),
-            Ok(Some(wrong)) => log.error(at, BurnErrorKind::WrongResult, wrong),
+            Ok(None) => log.verifications += 1,
+            Ok(Some(wrong)) => {
+                log.verifications += 1;
+                log.error(at, BurnErrorKind::WrongResult, wrong);
+            }
             Err(e) => {
                 log.error(at, BurnErrorKind::Driver, e.detail);
                 ended = BurnEnd::Error;
@@ -158,24 +204,115 @@ pub(super) fn run(
         }
     }
     let after_run = w.nvml.map(telemetry::sample);
-    let burn = log.finish(w, started.elapsed(), ended, after_run.as_ref());
-    let (status, detail) = judge(&burn, plan.duration);
+    let burn = log.finish(
+        w.kernel_name.clone(),
+        w.product.shape,
+        started.elapsed(),
+        ended,
+        after_run.as_ref(),
+    );
+    let (status, mut detail) = judge(&burn, plan.duration);
+    if let Err(why) = checker {
+        let _ = write!(
+            detail,
+            "; products compared only when copied back (every --verify-every): {why}"
+        );
+    }
     (burn, status, detail)
+}
+
+/// Time kept before the deadline for the last comparison and the report.
+const DEADLINE_RESERVE: Duration = Duration::from_secs(1);
+
+fn ms_duration(ms: f64) -> Duration {
+    Duration::try_from_secs_f64(ms / 1e3).unwrap_or(Duration::ZERO)
+}
+
+/// The on-GPU comparison: the verified product on the GPU, a flag word, and
+/// `gpuprobe_compare` (kernels/compare.cu), launched after every product.
+struct Checker<'w> {
+    golden: Buffer<'w>,
+    flag: Buffer<'w>,
+    kernel: Kernel<'w>,
+    launch: ([u32; 3], [u32; 3]),
+}
+
+impl<'w> Checker<'w> {
+    /// Puts the verified product on the GPU, or says why it could not (no
+    /// room for a second copy of C).
+    fn new(w: &Workload<'w, '_>) -> Result<Checker<'w>, String> {
+        let made = || -> Result<Checker<'w>, Failed> {
+            let golden = Buffer::alloc(w.ctx, w.golden.len())?;
+            golden.upload(w.golden)?;
+            let flag = Buffer::alloc(w.ctx, 1)?;
+            flag.upload(&[0.0])?;
+            let kernel = Module::load(w.ctx, kernels::COMPARE_PTX)?.kernel(kernels::COMPARE)?;
+            Ok(Checker {
+                golden,
+                flag,
+                kernel,
+                launch: kernels::compare_launch(w.golden.len() as u64, w.sms),
+            })
+        };
+        made().map_err(|e| e.detail)
+    }
+
+    /// Compares C with the verified product; sets the flag if they differ.
+    fn launch(&self, w: &Workload<'_, '_>) -> Result<(), Failed> {
+        // SAFETY: the kernel is gpuprobe_compare, loaded in `w.ctx`; C and
+        // `golden` hold `golden.len()` floats each (C is the product's m x n
+        // result, `golden` its copy), `flag` one word.
+        unsafe {
+            cuda::launch_compare(
+                w.ctx,
+                &self.kernel,
+                self.launch,
+                w.golden.len() as u64,
+                [w.product.c.ptr, self.golden.ptr, self.flag.ptr],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether any comparison since the last call found a difference; clears
+    /// the flag.
+    fn take(&self) -> Result<bool, Failed> {
+        let mut word = [0f32];
+        self.flag.download(&mut word)?;
+        let differed = word[0].to_bits() != 0;
+        if differed {
+            self.flag.upload(&[0.0])?;
+        }
+        Ok(differed)
+    }
 }
 
 /// One interval's measurement.
 struct Measured {
     gpu_ms: f64,
     sample: Option<Sample>,
+    /// Whether a product differed from the verified one, when each was
+    /// compared on the GPU.
+    differed: Option<bool>,
 }
 
-/// Launches `count` products between two events and reads NVML while they
-/// run.
-fn measure(w: &Workload<'_, '_>, count: u32) -> Result<Measured, Failed> {
+/// Launches `count` products between two events, each followed by its
+/// comparison on the GPU when there is a `checker`, and reads NVML while
+/// they run. The interval's time includes the comparisons: each reads C
+/// and its copy once, under 1% of a product's time from 1024 up on a GPU
+/// whose memory bandwidth per FLOP is an H100's.
+fn measure(
+    w: &Workload<'_, '_>,
+    checker: Option<&Checker<'_>>,
+    count: u32,
+) -> Result<Measured, Failed> {
     let (start, stop) = (Event::new(w.ctx)?, Event::new(w.ctx)?);
     start.record()?;
     for _ in 0..count {
         w.product.launch(w.ctx, w.kernel, w.rows)?;
+        if let Some(c) = checker {
+            c.launch(w)?;
+        }
     }
     stop.record()?;
     // Launches return before their kernels finish: the GPU is at work now.
@@ -184,6 +321,7 @@ fn measure(w: &Workload<'_, '_>, count: u32) -> Result<Measured, Failed> {
     Ok(Measured {
         gpu_ms: start.elapsed_ms(&stop)?,
         sample,
+        differed: checker.map(Checker::take).transpose()?,
     })
 }
 
@@ -230,14 +368,20 @@ fn products_for(interval: Duration, per_product_ms: f64) -> u32 {
 /// The burn as it goes.
 struct Log {
     intervals: Vec<BurnInterval>,
-    /// The slowest and the fastest interval as measured, before any merge.
+    /// The slowest interval after the first (whose clocks may still be
+    /// ramping up), as measured, before any merge.
     worst: Option<BurnInterval>,
+    /// Every interval's GFLOP/s as measured, for the best and the median.
+    gflops: Vec<f64>,
+    /// The best interval after the first (the first itself while it is the
+    /// only one).
     best: f64,
     errors: Vec<BurnError>,
-    errors_seen: usize,
+    errors_not_listed: u64,
     products: u64,
     gpu_ms: f64,
-    verifications: u32,
+    verifications: u64,
+    compared_on_gpu: bool,
     /// The previous NVML reading, for the ECC counters' growth.
     previous: Option<Sample>,
     first: Option<Sample>,
@@ -252,12 +396,14 @@ impl Log {
         Log {
             intervals: Vec::new(),
             worst: None,
+            gflops: Vec::new(),
             best: 0.0,
             errors: Vec::new(),
-            errors_seen: 0,
+            errors_not_listed: 0,
             products: 0,
             gpu_ms: 0.0,
             verifications: 0,
+            compared_on_gpu: false,
             previous: before.clone(),
             first: before,
             temperature_max: None,
@@ -268,18 +414,15 @@ impl Log {
     }
 
     fn error(&mut self, at: Duration, kind: BurnErrorKind, detail: String) {
-        self.errors_seen += 1;
-        if self.errors.len() < MAX_ERRORS {
+        if self.errors.iter().filter(|e| e.kind == kind).count() < MAX_ERRORS_PER_KIND {
             self.errors.push(BurnError {
                 at_ms: ms(at),
                 kind,
                 detail,
             });
+        } else {
+            self.errors_not_listed += 1;
         }
-    }
-
-    fn verifications_only(&mut self) {
-        self.verifications += 1;
     }
 
     fn interval(
@@ -289,12 +432,11 @@ impl Log {
         m: Measured,
         gflops: f64,
         verified: Option<bool>,
+        compared: u64,
     ) {
         self.products += u64::from(products);
         self.gpu_ms += m.gpu_ms;
-        if verified.is_some() {
-            self.verifications += 1;
-        }
+        self.verifications += compared;
         let s = m.sample.unwrap_or_default();
         self.ecc_growth(at, &s);
         self.temperature_max = self.temperature_max.max(s.temperature_celsius);
@@ -318,10 +460,16 @@ impl Log {
             throttle_reasons: s.throttle_reasons.clone(),
             verified,
         };
-        self.best = self.best.max(gflops);
-        if self.worst.as_ref().is_none_or(|w| gflops < w.gflops) {
+        // The first interval stands only until a second one is measured.
+        self.gflops.push(gflops);
+        if self.gflops.len() <= 2 || self.worst.as_ref().is_none_or(|w| gflops < w.gflops) {
             self.worst = Some(interval.clone());
         }
+        self.best = if self.gflops.len() == 2 {
+            gflops
+        } else {
+            self.best.max(gflops)
+        };
         self.intervals.push(interval);
         if self.intervals.len() > MAX_INTERVALS {
             self.intervals = merge_pairs(&self.intervals);
@@ -357,7 +505,8 @@ impl Log {
 
     fn finish(
         mut self,
-        w: &Workload<'_, '_>,
+        kernel: String,
+        (m, n, k): (u32, u32, u32),
         took: Duration,
         ended: BurnEnd,
         after: Option<&Sample>,
@@ -365,21 +514,16 @@ impl Log {
         if let Some(a) = after {
             self.ecc_growth(took, a);
         }
-        if self.errors_seen > self.errors.len() {
-            let more = self.errors_seen - self.errors.len();
-            if let Some(last) = self.errors.last_mut() {
-                let _ = write!(last.detail, " ({more} later error(s) not listed)");
-            }
-        }
-        let (m, n, k) = w.product.shape;
         let flops = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
-        let (best, worst) = (self.best, self.worst.take());
+        let best = self.best;
+        let median = median(&self.gflops);
+        let worst = self.worst.take();
         let delta = |pick: fn(&Sample) -> Option<u64>| {
             let (first, last) = (self.first.as_ref().and_then(pick), after.and_then(pick));
             Some(last?.saturating_sub(first?))
         };
         Burn {
-            kernel: w.kernel_name.clone(),
+            kernel,
             m,
             n,
             k,
@@ -392,6 +536,7 @@ impl Log {
                 0.0
             },
             gflops_best: best,
+            gflops_median: median,
             worst_over_best: worst
                 .as_ref()
                 .filter(|_| best > 0.0)
@@ -399,7 +544,9 @@ impl Log {
             worst_interval: worst,
             intervals: self.intervals,
             verifications: self.verifications,
+            compared_on_gpu: self.compared_on_gpu,
             errors: self.errors,
+            errors_not_listed: self.errors_not_listed,
             ecc_corrected_delta: delta(|s| s.ecc_corrected_volatile),
             ecc_uncorrected_delta: delta(|s| s.ecc_uncorrected_volatile),
             temperature_max_celsius: self.temperature_max,
@@ -407,6 +554,19 @@ impl Log {
             sm_clock_min_mhz: self.clock_min,
             sm_clock_max_mhz: self.clock_max,
         }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count),
+/// `None` for none.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        len if len % 2 == 1 => Some(sorted[mid]),
+        _ => Some(f64::midpoint(sorted[mid - 1], sorted[mid])),
     }
 }
 
@@ -469,8 +629,13 @@ pub fn judge(b: &Burn, asked: Duration) -> (CheckStatus, String) {
     }
     let _ = write!(
         detail,
-        "; {} comparison(s) with the verified product",
-        b.verifications
+        "; {} product(s) compared bit for bit with the verified one{}",
+        b.verifications,
+        if b.compared_on_gpu {
+            ", each on the GPU"
+        } else {
+            ""
+        }
     );
     if let Some(t) = b.temperature_max_celsius {
         let _ = write!(detail, "; up to {t} °C");
@@ -557,6 +722,28 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_result_after_many_listed_errors_still_fails() {
+        // Correctable ECC errors past the list's limit for their kind do
+        // not push a later wrong result off the list.
+        let mut errors = vec![BurnErrorKind::EccCorrected; 40];
+        errors.push(BurnErrorKind::WrongResult);
+        let b = burn(&[100.0, 100.0], &errors, BurnEnd::Completed);
+        assert_eq!(b.errors_not_listed, 15);
+        assert!(b
+            .errors
+            .iter()
+            .any(|e| e.kind == BurnErrorKind::WrongResult));
+        assert_eq!(judge(&b, Duration::from_secs(2)).0, CheckStatus::Fail);
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
     fn merged_intervals_keep_products_time_and_failures() {
         let one = |at: f64, gflops: f64, verified: Option<bool>| BurnInterval {
             at_ms: at,
@@ -566,7 +753,7 @@ mod tests {
             sm_clock_mhz: Some(at as u32),
             temperature_celsius: None,
             power_draw_watts: None,
-            throttle_reasons: Vec::new(),
+            throttle_reasons: None,
             verified,
         };
         let merged = merge_pairs(&[
@@ -593,56 +780,23 @@ mod tests {
         assert_eq!(products_for(Duration::from_secs(1), f64::NAN), 1);
     }
 
+    /// A burn of one product per interval at these GFLOP/s, with these
+    /// errors, through the same `Log` a real burn keeps.
     fn burn(intervals: &[f64], errors: &[BurnErrorKind], ended: BurnEnd) -> Burn {
-        let intervals: Vec<BurnInterval> = intervals
-            .iter()
-            .enumerate()
-            .map(|(i, g)| BurnInterval {
-                at_ms: i as f64 * 1000.0,
-                gpu_ms: 1000.0,
-                products: 1,
-                gflops: *g,
-                sm_clock_mhz: None,
-                temperature_celsius: None,
-                power_draw_watts: None,
-                throttle_reasons: Vec::new(),
-                verified: None,
-            })
-            .collect();
-        let best = intervals.iter().map(|i| i.gflops).fold(0.0, f64::max);
-        let worst = intervals
-            .iter()
-            .min_by(|a, b| a.gflops.total_cmp(&b.gflops))
-            .cloned();
-        Burn {
-            kernel: "k".into(),
-            m: 1,
-            n: 1,
-            k: 1,
-            duration_ms: 1000.0 * intervals.len() as f64,
-            ended,
-            products: intervals.len() as u64,
-            gflops_mean: 1.0,
-            gflops_best: best,
-            worst_over_best: worst.as_ref().map(|w| w.gflops / best),
-            worst_interval: worst,
-            intervals,
-            verifications: 1,
-            errors: errors
-                .iter()
-                .map(|kind| BurnError {
-                    at_ms: 1500.0,
-                    kind: *kind,
-                    detail: "seen".into(),
-                })
-                .collect(),
-            ecc_corrected_delta: None,
-            ecc_uncorrected_delta: None,
-            temperature_max_celsius: None,
-            power_max_watts: None,
-            sm_clock_min_mhz: None,
-            sm_clock_max_mhz: None,
+        let mut log = Log::new(None);
+        for (i, g) in intervals.iter().enumerate() {
+            let measured = Measured {
+                gpu_ms: 1000.0 / g,
+                sample: None,
+                differed: Some(false),
+            };
+            let at = Duration::from_secs(i as u64);
+            log.interval(at, 1, measured, *g, Some(true), 1);
         }
+        for kind in errors {
+            log.error(Duration::from_millis(1500), *kind, "seen".into());
+        }
+        log.finish("k".into(), (1, 1, 1), Duration::from_secs(3), ended, None)
     }
 
     #[test]
@@ -650,10 +804,23 @@ mod tests {
         let secs = Duration::from_secs(3);
         let steady = burn(&[100.0, 99.0, 100.0], &[], BurnEnd::Completed);
         assert_eq!(judge(&steady, secs).0, CheckStatus::Pass);
-        let slow = burn(&[100.0, 50.0, 100.0], &[], BurnEnd::Completed);
+        let slow = burn(&[100.0, 100.0, 50.0, 100.0], &[], BurnEnd::Completed);
         let (status, detail) = judge(&slow, secs);
         assert_eq!(status, CheckStatus::Warn);
-        assert!(detail.contains("fell to 50"), "{detail}");
+        assert!(detail.contains("fell to 50% of its best"), "{detail}");
+        assert_eq!(
+            slow.worst_interval.as_ref().map(|w| w.at_ms as u32),
+            Some(2000)
+        );
+        // A slow first interval is a GPU ramping its clocks, not slowing.
+        let ramping = burn(&[50.0, 100.0, 100.0, 99.0], &[], BurnEnd::Completed);
+        assert_eq!(judge(&ramping, secs).0, CheckStatus::Pass);
+        // Boost steps of a few percent are steady.
+        let steps = burn(&[100.0, 100.0, 96.0, 99.0, 95.0], &[], BurnEnd::Completed);
+        assert_eq!(judge(&steps, secs).0, CheckStatus::Pass);
+        // Throttled for most of the run is still a slowdown.
+        let throttled = burn(&[100.0, 100.0, 60.0, 60.0, 60.0], &[], BurnEnd::Completed);
+        assert_eq!(judge(&throttled, secs).0, CheckStatus::Warn);
         let wrong = burn(&[100.0], &[BurnErrorKind::WrongResult], BurnEnd::Completed);
         let (status, detail) = judge(&wrong, secs);
         assert_eq!(status, CheckStatus::Fail);

@@ -615,6 +615,10 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         golden: &gpu.result,
         nvml: gpu.nvml.as_ref(),
         kernel_name: sgemm.entry().to_string_lossy().into_owned(),
+        sms: job
+            .progress
+            .update(|r| r.devices[job.slot].multiprocessors)
+            .unwrap_or(1),
     };
     let (report, status, detail) = super::burn::run(&workload, &plan, job.deadline);
     job.progress

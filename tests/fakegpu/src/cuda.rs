@@ -254,13 +254,14 @@ fn modelled(bytes: f64, rate: f64) -> Option<std::time::Duration> {
 
 /// Bytes a memory-bound kernel moves by its contract, from its parameters:
 /// `gpuprobe_stream_copy(n, src, dst)` reads and writes n floats
-/// (kernels/stream.cu). Its time on a GPU is those bytes at the memory's
-/// rate, whatever the emulation's cost.
+/// (kernels/stream.cu), `gpuprobe_compare(n, got, want, differ)` reads two
+/// sets of n words (kernels/compare.cu). Their time on a GPU is those bytes
+/// at the memory's rate, whatever the emulation's cost.
 ///
 /// # Safety
 /// `params` holds the kernel's parameters, as cuLaunchKernel requires.
 unsafe fn memory_bound_bytes(name: &CStr, params: *mut *mut c_void) -> Option<f64> {
-    if name != c"gpuprobe_stream_copy" || params.is_null() {
+    if (name != c"gpuprobe_stream_copy" && name != c"gpuprobe_compare") || params.is_null() {
         return None;
     }
     // SAFETY: the kernel's first parameter is an unsigned long long
@@ -948,6 +949,38 @@ unsafe fn bad_memory(device: &Device, worked_ms: f64, dst: *mut c_void, bytes: u
     }
 }
 
+/// A GEMM launch's C with `wrong` words flipped (the exponent's top bit),
+/// spread over the rows it computed: the scenario's `corrupt_products`.
+/// Other kernels are left alone.
+///
+/// # Safety
+/// `params` holds the kernel's parameters, as cuLaunchKernel requires;
+/// gpuprobe's GEMM kernels take `(int m, int n, int k, const float *a,
+/// const float *b, float *c)` with C holding m x n floats.
+unsafe fn corrupt_product(name: &CStr, params: *mut *mut c_void, wrong: u32) {
+    if !name.to_bytes().starts_with(b"gpuprobe_sgemm_") || params.is_null() {
+        return;
+    }
+    // SAFETY: the GEMM signature above (the caller's promise).
+    let (m, n, c) = unsafe {
+        (
+            (*params).cast::<i32>().read_unaligned(),
+            (*params.add(1)).cast::<i32>().read_unaligned(),
+            (*params.add(5)).cast::<u64>().read_unaligned(),
+        )
+    };
+    let words = (m.max(0) as usize) * (n.max(0) as usize);
+    let wrong = (wrong as usize).min(words);
+    for i in 0..wrong {
+        let at = (i * words / wrong + words / 3) % words;
+        // SAFETY: `at` < m * n, inside C.
+        unsafe {
+            let word = (c as *mut u32).add(at);
+            word.write_unaligned(word.read_unaligned() ^ (1 << 30));
+        }
+    }
+}
+
 /// cuMemcpyDtoD_v2: asynchronous to the host ("For transfers from device
 /// memory to device memory, no host-side synchronization is performed",
 /// CUDA driver API, "API synchronization behavior"); the GPU reads and
@@ -1321,6 +1354,12 @@ pub unsafe extern "C" fn cuLaunchKernel(
     let mut guard = lock();
     if let Ok(state) = guard.as_mut() {
         let d = current().unwrap_or(0);
+        let wrong = state.device(d).corrupt_products_after(state.worked_ms(d));
+        if wrong > 0 {
+            // SAFETY: the launch's own parameters, as cuLaunchKernel
+            // requires (module doc); its C lies in a live allocation.
+            unsafe { corrupt_product(&name, params, wrong) };
+        }
         // Nothing models this launch: the GPU took what the emulation took.
         if unmodelled {
             state.modelled[d] += emulated;

@@ -306,10 +306,16 @@ pub struct LoadPhase {
     pub ecc_corrected_volatile: Option<u64>,
     #[serde(default)]
     pub ecc_uncorrected_volatile: Option<u64>,
-    /// As `Device::corrupt_results`, from this phase on: memory or an ALU
-    /// that fails only once hot.
+    /// As `Device::corrupt_results`, from this phase on: memory that fails
+    /// only once hot, seen in every copy to the host.
     #[serde(default)]
     pub corrupt_results: Option<u32>,
+    /// From this phase on, every GEMM launch (gpuprobe's `gpuprobe_sgemm_*`
+    /// kernels) leaves this many words of its C wrong in device memory (the
+    /// exponent's top bit flipped): an ALU or memory that fails only once
+    /// hot, seen by any later reader of C, on the GPU or after a copy.
+    #[serde(default)]
+    pub corrupt_products: Option<u32>,
 }
 
 impl Device {
@@ -337,6 +343,14 @@ impl Device {
                 .unwrap_or(n.ecc_uncorrected_volatile);
         }
         n
+    }
+
+    /// Words of C each GEMM launch leaves wrong after `worked_ms`.
+    #[must_use]
+    pub fn corrupt_products_after(&self, worked_ms: f64) -> u32 {
+        self.phase(worked_ms)
+            .and_then(|p| p.corrupt_products)
+            .unwrap_or(0)
     }
 
     /// Elements of each copy back that come back wrong after `worked_ms`.
