@@ -207,7 +207,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__burn)
-            opts="-h --duration --sample-every --verify-every --plot --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --help"
+            opts="-h --duration --sample-every --verify-every --plot --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -262,6 +262,30 @@ _gpuprobe() {
                     return 0
                     ;;
                 --bandwidth-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-gpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-compute-capability)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-driver)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-speedup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-efficiency)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

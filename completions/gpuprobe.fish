@@ -29,7 +29,7 @@ json\t'The versioned JSON report (docs/report.md)'
 prometheus\t'Prometheus text exposition format'"
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l output -d 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)' -r -F
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
-complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l size -d 'Matrix size N of the N x N x N matmul' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
@@ -60,7 +60,7 @@ json\t'The versioned JSON report (docs/report.md)'
 prometheus\t'Prometheus text exposition format'"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l output -d 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)' -r -F
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand schema" -s h -l help -d 'Print help'
@@ -68,7 +68,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand diagnoses" -s h -l hel
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l state -d 'Check the report that `watch --state FILE` keeps instead of touching the GPU: healthy when it is fresh and its verdict is healthy or degraded' -r -F
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l max-age -d 'How old the state file\'s report may be, e.g. 2m' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
@@ -80,7 +80,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l strict -d '
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -s h -l help -d 'Print help'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l output -d 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)' -r -F
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l size -d 'Matrix size N of the N x N x N matmul' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
@@ -101,7 +101,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l prometheus -
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l listen -d 'Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l count -d 'Stop after this many probes (default: until SIGTERM or SIGINT)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l size -d 'Matrix size N of the N x N x N matmul' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
@@ -123,7 +123,7 @@ json\t'The versioned JSON report (docs/report.md)'
 prometheus\t'Prometheus text exposition format'"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l output -d 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)' -r -F
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
@@ -138,13 +138,20 @@ json\t'The versioned JSON report (docs/report.md)'
 prometheus\t'Prometheus text exposition format'"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l output -d 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)' -r -F
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a stuck driver call is reported, not waited on' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l size -d 'Matrix size N of the N x N x N matmul' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l bandwidth-size -d 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU\'s free memory and of the host\'s available memory' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l json -d 'Shorthand for --format json'
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand help; and not __fish_seen_subcommand_from list schema diagnoses health exec watch bench burn completions help" -f -a "list" -d 'List the GPUs this process sees, without running anything on them'

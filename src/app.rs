@@ -65,18 +65,27 @@ pub fn main() -> i32 {
         }
         Some(Command::Burn(b)) => {
             crate::signals::install();
-            let mut options = probe_options(Mode::Burn, &b.target, Some(&b.matmul), None);
+            let mut options =
+                probe_options(Mode::Burn, &b.target, Some(&b.matmul), Some(&b.require));
             options.timeout = b
                 .target
                 .timeout
-                .unwrap_or_else(|| b.duration.saturating_add(DEFAULT_TIMEOUT));
+                .unwrap_or_else(|| b.duration.saturating_add(BURN_TIMEOUT_MARGIN));
             options.burn = Some(probe::burn::Plan {
                 duration: b.duration,
                 sample: b.sample_every,
                 verify: b.verify_every,
                 stop: crate::signals::stop_requested,
             });
-            let report = run_probe(&options);
+            // Ctrl-C ends the burn's intervals; what does not end within
+            // the grace (a driver call that never returns) is reported.
+            let mut line = ProgressLine::new();
+            let report = probe::Session::new(options).run_with_grace(
+                |progress, elapsed| line.show(progress, elapsed),
+                crate::signals::stop_requested,
+                BURN_STOP_GRACE,
+            );
+            line.clear();
             // The report goes out whether or not the plot could be written.
             let plotted =
                 modes::bench::write_plot(b.plot.as_deref(), || modes::burn::chart(&report));
@@ -108,6 +117,16 @@ pub fn main() -> i32 {
         }
     }
 }
+
+/// `burn`'s default deadline beyond `--duration`: the probe's stages before
+/// the burn (a CPU reference product of 8192³ takes seconds on a few
+/// cores) and the last comparison after it.
+const BURN_TIMEOUT_MARGIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long a stopped `burn` waits for its GPUs to end their intervals
+/// before it reports what is still running: an interval of the default
+/// second, and a product of a large `--size`, end well within it.
+const BURN_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Ends the process with `code` once the output is out, without running
 /// anything else: no atexit handlers and no library destructors.

@@ -263,6 +263,8 @@ pub struct BurnArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub matmul: MatmulArgs,
+    #[command(flatten)]
+    pub require: RequireArgs,
 }
 
 /// How the report is printed on stdout. Each format is one exporter
@@ -318,7 +320,7 @@ pub struct TargetArgs {
     #[arg(long, default_value = "all", value_parser = parse_devices, allow_hyphen_values = true)]
     pub devices: Selection,
 
-    /// Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 60s); a
+    /// Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a
     /// stuck driver call is reported, not waited on.
     #[arg(long, value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,

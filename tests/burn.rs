@@ -163,17 +163,39 @@ fn wrong_results_under_load_fail_with_their_times() {
     assert!(codes.contains(&"GP033"), "{codes:?}");
 }
 
+/// How long the fake GPU of a prepared scenario folder has worked, ms (what
+/// its libcuda publishes for NVML: `worked_ms` in the FAKEGPU_RM file).
+fn worked_ms(dir: &std::path::Path) -> f64 {
+    let rm = common::scenario_env(dir)
+        .into_iter()
+        .find(|(k, _)| k == "FAKEGPU_RM")
+        .map(|(_, v)| std::path::PathBuf::from(v).join("gpu0"))
+        .expect("FAKEGPU_RM");
+    std::fs::read_to_string(rm)
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[test]
 fn sigint_ends_the_burn_with_a_report() {
-    let (mut cmd, _dir) = command_with("burn-steady");
+    let (mut cmd, dir) = command_with("burn-steady");
     let child = cmd
         .args(["burn", "--json", "--duration", "10m"])
         .args(SHORT)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Past the probe's stages, into the burn.
-    std::thread::sleep(Duration::from_secs(3));
+    // Into the burn: the probe's own products take a few tens of ms of the
+    // GPU's (modelled) time, the burn a second of it in its first interval.
+    let waiting = Instant::now();
+    while worked_ms(dir.path()) < 1000.0 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "the burn never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let sent = Instant::now();
     // SAFETY: kill(2) with a child's pid and a valid signal number.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
@@ -288,8 +310,56 @@ fn a_transient_wrong_product_between_copies_back_is_caught_on_the_gpu() {
         .filter(|e| e.kind == BurnErrorKind::WrongResult)
         .collect();
     assert!(!wrong.is_empty(), "{:?}", b.errors);
-    assert!(wrong.iter().all(|e| e.detail.contains("compared on the GPU")));
+    assert!(wrong
+        .iter()
+        .all(|e| e.detail.contains("compared on the GPU")));
     // The last product, copied back, was right again.
     assert_eq!(b.intervals.last().and_then(|i| i.verified), Some(true));
     assert!(b.verifications > b.intervals.len() as u64);
+}
+
+#[test]
+fn sigint_during_a_hung_stage_reports_the_wedge_within_the_grace() {
+    // The context never comes: Ctrl-C must still end the run with a report
+    // naming the stuck call, without waiting for the 10-minute deadline.
+    let (mut cmd, _dir) = command_with("context-hangs");
+    let child = cmd
+        .args(["burn", "--json", "--duration", "10m"])
+        .args(SHORT)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = Instant::now();
+    // SAFETY: kill(2) with a child's pid and a valid signal number.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(30),
+        "ended within the grace"
+    );
+    assert_eq!(output.status.code(), Some(4));
+    let (_, report) = parse_report(&output.stdout);
+    assert_eq!(report.verdict, Verdict::Timeout);
+    assert!(
+        report.summary.contains("cuDevicePrimaryCtxRetain") && report.summary.contains("SIGINT"),
+        "{}",
+        report.summary
+    );
+}
+
+#[test]
+fn requirements_judge_a_burn_too() {
+    let run = burn(
+        "burn-steady",
+        &["--duration", "200ms", "--require-gpus", "2"],
+    );
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
+    assert!(run.report.checks.iter().any(|c| c.name == "require_gpus"));
+    // An interrupted or shortened burn is degraded, which --strict fails.
+    let run = burn(
+        "burn-steady",
+        &["--duration", "10m", "--timeout", "3s", "--strict"],
+    );
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
 }

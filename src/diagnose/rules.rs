@@ -1213,7 +1213,7 @@ pub const RULES: &[Rule] = &[
         code: "GP032",
         severity: Severity::Warning,
         summary: "A GPU slowed down under sustained load",
-        when: "`burn`: the worst interval's throughput is below 85% of the best interval's; the evidence gives what NVML read during that interval (SM clock below 90% of its maximum, throttle reasons, temperature), or says that it saw no cause",
+        when: "`burn`: the worst interval's throughput is below 85% of the best interval's (both after the first, whose clocks may still be ramping up); the evidence gives what NVML read during that interval (SM clock below 90% of its maximum, throttle reasons, temperature), or says that it saw no cause. `sw_power_cap` alone is how a GPU at its power limit runs; a thermal slowdown is a cooling fault",
         fix: "A GPU that slows once warm is held by power or cooling: check `nvidia-smi -q -d PERFORMANCE,TEMPERATURE,POWER` during load, the chassis airflow and fan state, the power limit (`nvidia-smi -pl`) and the PSU; compare with the node's other GPUs. With no NVML cause, look for another process on the GPU (`nvidia-smi`), or a clock setting changed during the run.",
         trigger: Trigger::PerDevice(burn_slowdown),
     },

@@ -75,8 +75,33 @@ impl Session {
     /// at once the report of that wedge instead of probing again.
     pub fn run(
         &mut self,
+        on_tick: impl FnMut(&Progress, Duration),
+        stop: impl Fn() -> bool,
+    ) -> Option<Report> {
+        self.run_until(on_tick, stop, None)
+    }
+
+    /// As `run`, except that a stop request does not abandon the probe: the
+    /// probe is given `grace` to end by itself (a `burn` ends its intervals
+    /// at the same request), and whatever is still running then is reported
+    /// as at the deadline, the stage and the driver call it is stuck in
+    /// named. So Ctrl-C always ends with a report, even when a driver call
+    /// never returns.
+    pub fn run_with_grace(
+        &mut self,
+        on_tick: impl FnMut(&Progress, Duration),
+        stop: impl Fn() -> bool,
+        grace: Duration,
+    ) -> Report {
+        self.run_until(on_tick, stop, Some(grace))
+            .unwrap_or_else(|| empty_report(&self.options))
+    }
+
+    fn run_until(
+        &mut self,
         mut on_tick: impl FnMut(&Progress, Duration),
         stop: impl Fn() -> bool,
+        grace: Option<Duration>,
     ) -> Option<Report> {
         let started = Instant::now();
         if self.is_wedged() {
@@ -86,7 +111,8 @@ impl Session {
         // No deadline when it lies past what Instant can hold (the command
         // line refuses such timeouts; a library caller may not). The probe
         // gets it too, to size its work to what is left of it.
-        let deadline = started.checked_add(self.options.timeout);
+        let mut deadline = started.checked_add(self.options.timeout);
+        let mut stopping = false;
         let (done_tx, done) = mpsc::channel();
         let worker = {
             let progress = Arc::clone(&progress);
@@ -110,7 +136,18 @@ impl Session {
         loop {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                let report = verdict::timed_out(&progress, started, self.options.timeout);
+                let limit = if stopping {
+                    now - started
+                } else {
+                    self.options.timeout
+                };
+                let mut report = verdict::timed_out(&progress, started, limit);
+                if stopping {
+                    report.summary.push_str(
+                        "; stopped by SIGINT or SIGTERM, and what was still running did not end \
+                         in the time given",
+                    );
+                }
                 self.stuck = Some(Stuck {
                     progress,
                     done,
@@ -118,8 +155,13 @@ impl Session {
                 });
                 return Some(report);
             }
-            if stop() {
-                return None;
+            if !stopping && stop() {
+                let Some(grace) = grace else {
+                    return None;
+                };
+                stopping = true;
+                let by = now + grace;
+                deadline = Some(deadline.map_or(by, |d| d.min(by)));
             }
             match done.recv_timeout(deadline.map_or(TICK, |d| TICK.min(d - now))) {
                 Ok(true) => {
