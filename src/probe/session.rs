@@ -156,9 +156,8 @@ impl Session {
                 return Some(report);
             }
             if !stopping && stop() {
-                let Some(grace) = grace else {
-                    return None;
-                };
+                // Without a grace, a stop abandons the probe (watch).
+                let grace = grace?;
                 stopping = true;
                 let by = now + grace;
                 deadline = Some(deadline.map_or(by, |d| d.min(by)));
