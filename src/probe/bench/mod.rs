@@ -352,13 +352,16 @@ impl Plan {
 
     /// What the CPU product at `size` should take: the last one scaled by
     /// the flops (larger products run at least as fast per flop, so this
-    /// errs long), or a 256³ product's scaled for the first large size.
+    /// errs long), or a 256³ product's scaled. A product smaller than that
+    /// is no basis: its time is mostly starting the threads, which a
+    /// busy machine stretches, and scaled by the cube it projected a
+    /// 512³ product at minutes.
     fn project(&self, size: u32) -> Duration {
         let scale = |from: u32| (f64::from(size) / f64::from(from)).powi(3);
         match self.last {
-            Some((n, took)) => took.mul_f64(scale(n)),
-            None if size <= CALIBRATION => Duration::ZERO,
-            None => {
+            Some((n, took)) if n >= CALIBRATION => took.mul_f64(scale(n)),
+            _ if size <= CALIBRATION => Duration::ZERO,
+            _ => {
                 let edge = CALIBRATION as usize;
                 let ones = vec![1f32; edge * edge];
                 let started = Instant::now();
