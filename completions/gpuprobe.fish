@@ -34,7 +34,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l size -d 'Matrix size 
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
-complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l bandwidth-size -d 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU\'s free memory and of the host\'s available memory' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l bandwidth-size -d 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU\'s free memory and of the host\'s available memory; 0 turns the bandwidth check off (watch beside a workload)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
@@ -85,7 +85,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l size -d 'Matr
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l bandwidth-size -d 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU\'s free memory and of the host\'s available memory' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l bandwidth-size -d 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU\'s free memory and of the host\'s available memory; 0 turns the bandwidth check off (watch beside a workload)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
@@ -106,7 +106,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l size -d 'Mat
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l bandwidth-size -d 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU\'s free memory and of the host\'s available memory' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l bandwidth-size -d 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU\'s free memory and of the host\'s available memory; 0 turns the bandwidth check off (watch beside a workload)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r
@@ -143,7 +143,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l size -d 'Matr
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l bandwidth-size -d 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU\'s free memory and of the host\'s available memory' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l bandwidth-size -d 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU\'s free memory and of the host\'s available memory; 0 turns the bandwidth check off (watch beside a workload)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-gpus -d 'Fail unless at least N GPUs pass' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-memory -d 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-compute-capability -d 'Fail unless every GPU has at least this compute capability, e.g. 8.0' -r

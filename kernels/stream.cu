@@ -3,10 +3,10 @@
 // once, so one pass moves 2 * 4 * n bytes of device memory.
 //
 // Grid-stride: any grid covers any n, so the launch is sized for the GPU
-// (src/cuda/kernels.rs, `Stream::launch`), not for n. Each thread copies four
+// (src/cuda/kernels.rs, `stream_launch`), not for n. Each thread copies four
 // 128-bit vectors per step, all four loads issued before the stores, so that
-// a quarter-occupancy grid still keeps enough loads in flight to cover the
-// memory latency (docs/kernels.md). Vectors only when both pointers are
+// a half-occupancy grid (4 blocks of 256 threads per SM) still keeps enough
+// loads in flight to cover the memory latency (docs/kernels.md). Vectors only when both pointers are
 // 16-byte aligned (PTX ISA, "Vectors": vector accesses must be naturally
 // aligned); the floats past the last whole vector, and every float of a
 // misaligned pair of pointers, are copied one by one. Copies move bits: no

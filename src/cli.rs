@@ -338,7 +338,8 @@ pub struct MatmulArgs {
     pub measure: MeasureArgs,
 
     /// Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an
-    /// eighth of the GPU's free memory and of the host's available memory.
+    /// eighth of the GPU's free memory and of the host's available memory;
+    /// 0 turns the bandwidth check off (watch beside a workload).
     #[arg(long, value_name = "SIZE", default_value = "256MiB", env = "GPUPROBE_BANDWIDTH_SIZE", value_parser = parse_bandwidth_size, allow_hyphen_values = true)]
     pub bandwidth_size: u64,
 }
@@ -359,16 +360,16 @@ pub struct MeasureArgs {
     pub seed: Option<u64>,
 }
 
-/// Smallest and largest `--bandwidth-size`: 4 KiB (below it a copy is all
-/// overhead) to 16 GiB.
+/// Smallest and largest `--bandwidth-size` but 0 (the check off): 4 KiB
+/// (below it a copy is all overhead) to 16 GiB.
 const BANDWIDTH_SIZES: std::ops::RangeInclusive<u64> = 4096..=16 << 30;
 
 fn parse_bandwidth_size(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text)?;
-    if BANDWIDTH_SIZES.contains(&bytes) {
+    if bytes == 0 || BANDWIDTH_SIZES.contains(&bytes) {
         Ok(bytes)
     } else {
-        Err(format!("{text:?} is not between 4KiB and 16GiB"))
+        Err(format!("{text:?} is not 0 (off) or between 4KiB and 16GiB"))
     }
 }
 
@@ -585,6 +586,8 @@ mod tests {
     fn bandwidth_sizes() {
         assert_eq!(parse_bandwidth_size("256MiB"), Ok(DEFAULT_BANDWIDTH_SIZE));
         assert_eq!(parse_bandwidth_size("4KiB"), Ok(4096));
+        assert_eq!(parse_bandwidth_size("0"), Ok(0));
+        assert!(parse_bandwidth_size("1").is_err());
         assert!(parse_bandwidth_size("4095").is_err());
         assert!(parse_bandwidth_size("17GiB").is_err());
         assert!(parse_bandwidth_size("big").is_err());

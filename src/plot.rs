@@ -1,5 +1,6 @@
 //! Line charts as SVG, for the commands that measure something over a range
-//! (`bench`: GFLOP/s against the matrix size).
+//! (`bench`: GFLOP/s against the matrix size; `burn`: GFLOP/s, SM clock and
+//! temperature over time).
 //!
 //! A plot is plain data (`Plot`: panels of named series and labelled
 //! horizontal reference lines, stacked vertically over one shared x axis),

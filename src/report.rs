@@ -177,6 +177,11 @@ pub struct Settings {
     /// `burn`: how long and how it sampled and verified.
     #[serde(default)]
     pub burn: Option<BurnSettings>,
+    /// `--bandwidth-size`: the bandwidth check's buffer size in bytes asked
+    /// for (0: the check turned off); null where the command runs no
+    /// bandwidth check (`health`, `list`, `bench`).
+    #[serde(default)]
+    pub bandwidth_bytes: Option<u64>,
 }
 
 /// The options of a `burn` run.
@@ -203,7 +208,9 @@ pub struct Check {
     pub duration_ms: f64,
     /// What was found, in words.
     pub detail: String,
-    /// The driver error that failed the stage, if one did.
+    /// The driver error that failed the stage, if one did; or the one
+    /// behind a stage it did not fail (a busy GPU's skipped context,
+    /// refused pinned memory in the bandwidth check).
     pub error: Option<DriverError>,
 }
 
@@ -371,9 +378,11 @@ pub struct Bandwidth {
     pub host_to_device: Option<Transfer>,
     /// The GPU to pinned host memory (cuMemcpyDtoHAsync_v2), likewise.
     pub device_to_host: Option<Transfer>,
-    /// cuMemAllocHost_v2 refused the pinned host memory (the host or the
-    /// container cannot lock that much): the host copies did not run, and
-    /// the check still passes.
+    /// cuMemAllocHost_v2 refused the pinned host memory, with any code (the
+    /// host or the container cannot lock that much; page-locked memory
+    /// limited or not offered: WSL, vGPU, confidential computing): the host
+    /// copies did not run, and the check still passes with the refusal as
+    /// its `error`.
     pub pinned_memory_refused: bool,
     /// The PCIe link the host copies are judged against: NVML's reading
     /// while they ran, else the link's maximum. Null when NVML gave

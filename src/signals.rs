@@ -1,4 +1,5 @@
-//! SIGTERM and SIGINT as a request to stop, for watch mode.
+//! SIGTERM and SIGINT as a request to stop: `watch` ends its loop, and
+//! `burn` ends its run early with a report of what it measured.
 //!
 //! As PID 1 in a container a process gets no default action for SIGTERM: if
 //! it installs no handler, `docker stop` waits its grace period and kills it.

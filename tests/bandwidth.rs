@@ -2,8 +2,9 @@
 //! the fake driver: what it measures and judges on a healthy GPU; `health`
 //! skips it; a PCIe link trained down under load is diagnosed (GP031) only
 //! with copies long enough to judge; refused pinned memory skips the host
-//! copies without failing; data that comes back changed fails the check;
-//! a copy that never returns ends at the deadline.
+//! copies without failing; `--bandwidth-size 0` turns the check off; data
+//! that comes back changed fails the check; a copy that never returns ends
+//! at the deadline.
 #![cfg(target_os = "linux")]
 mod common;
 
@@ -152,10 +153,31 @@ fn inner_health() {
     assert_eq!(c.status, CheckStatus::Skip);
     assert!(c.detail.contains("health"), "{}", c.detail);
     assert!(health.devices[0].bandwidth.is_none());
+    assert_eq!(health.settings.bandwidth_bytes, None);
     // The same run as the full probe measures.
     let probe = probe::run(&options(Mode::Probe), |_, _| {});
     assert_eq!(check(&probe, "bandwidth").status, CheckStatus::Pass);
     assert!(probe.devices[0].bandwidth.is_some());
+    assert_eq!(probe.settings.bandwidth_bytes, Some(64 << 10));
+}
+
+#[test]
+fn bandwidth_size_0_turns_the_check_off() {
+    let by_flag = gpuprobe_with(
+        "healthy",
+        &[SMALL, &["--bandwidth-size", "0"]].concat(),
+        &[],
+    );
+    let by_variable = gpuprobe_with("healthy", SMALL, &[("GPUPROBE_BANDWIDTH_SIZE", "0")]);
+    for run in [by_flag, by_variable] {
+        let r = &run.report;
+        assert_eq!(r.verdict, Verdict::Healthy, "{}", r.summary);
+        let c = check(r, "bandwidth");
+        assert_eq!(c.status, CheckStatus::Skip, "{}", c.detail);
+        assert!(c.detail.contains("--bandwidth-size 0"), "{}", c.detail);
+        assert!(r.devices[0].bandwidth.is_none());
+        assert_eq!(r.settings.bandwidth_bytes, Some(0));
+    }
 }
 
 #[test]
@@ -205,22 +227,34 @@ fn a_link_trained_down_under_load_is_diagnosed_from_long_enough_copies() {
 
 #[test]
 fn refused_pinned_memory_skips_only_the_host_copies() {
-    let driver = edited(|s| s["faults"] = json!([{"call": "cuMemAllocHost_v2", "result": 2}]));
-    let run = run_in(driver.path(), SMALL);
-    let r = &run.report;
-    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.summary);
-    let c = check(r, "bandwidth");
-    assert_eq!(c.status, CheckStatus::Pass, "{}", c.detail);
-    assert!(
-        c.detail.contains("refused") && c.detail.contains("came back intact"),
-        "{}",
-        c.detail
-    );
-    let b = bandwidth(r);
-    assert!(b.pinned_memory_refused);
-    assert!(b.host_to_device.is_none() && b.device_to_host.is_none());
-    assert!(b.pcie_link.is_none());
-    assert!(b.device_copy.is_some() && b.stream_kernel.is_some());
+    // Out of memory (2), and a refusal of another kind (801,
+    // CUDA_ERROR_NOT_SUPPORTED, cuda.h): either way the optional host
+    // copies are skipped with the driver's error kept, never failed.
+    for code in [2, 801] {
+        let driver = edited(|s| {
+            s["faults"] = json!([{"call": "cuMemAllocHost_v2", "result": code}]);
+        });
+        let run = run_in(driver.path(), SMALL);
+        let r = &run.report;
+        assert_eq!(r.verdict, Verdict::Healthy, "{code}: {}", r.summary);
+        let c = check(r, "bandwidth");
+        assert_eq!(c.status, CheckStatus::Pass, "{code}: {}", c.detail);
+        assert!(
+            c.detail.contains("refused") && c.detail.contains("came back intact"),
+            "{}",
+            c.detail
+        );
+        let error = c.error.as_ref().expect("the refusal is kept");
+        assert_eq!(
+            (error.call.as_str(), error.code),
+            ("cuMemAllocHost_v2", code)
+        );
+        let b = bandwidth(r);
+        assert!(b.pinned_memory_refused);
+        assert!(b.host_to_device.is_none() && b.device_to_host.is_none());
+        assert!(b.pcie_link.is_none());
+        assert!(b.device_copy.is_some() && b.stream_kernel.is_some());
+    }
 }
 
 #[test]

@@ -42,6 +42,11 @@ fn every_kernel_is_timed_and_verified_at_every_size_beside_the_cpu() {
     assert_eq!(r.command, ReportCommand::Bench);
     assert_eq!(r.verdict, Verdict::Healthy);
     assert_eq!(r.settings.size, 64);
+    // No bandwidth check in the bench.
+    assert_eq!(r.settings.bandwidth_bytes, None);
+    // In use by others: NVML's reading from before gpuprobe's context,
+    // which does not count that context (the scenario's 540 MiB).
+    assert_eq!(r.devices[0].memory_used_bytes, Some(566_231_040));
     let bench = r.bench.as_ref().expect("the bench section");
     assert_eq!(bench.sizes, [16, 64]);
     assert_eq!(
@@ -91,6 +96,43 @@ fn every_kernel_is_timed_and_verified_at_every_size_beside_the_cpu() {
         .checks
         .iter()
         .any(|c| c.name == "cublas" && c.status == CheckStatus::Skip));
+}
+
+#[test]
+fn the_timed_runs_are_sized_from_a_warm_launch_not_the_cold_first() {
+    // A GPU whose first launch is slow and the rest fast, as when the first
+    // pays what is paid once (lazy module loading, cuBLAS's set-up), here
+    // modelled by the SM clock: an idle GPU sits at a low clock and boosts
+    // once it works (NVML's current SM clock; nvidia-smi's performance
+    // states). 256 threads of a 16³ launch at 40 µs each at the idle
+    // clock, a quarter of that once boosted: about 10 ms cold, 2.6 ms
+    // warm. Sized from the cold launch, the timed runs would fill only a
+    // quarter of --min-time.
+    let mut scenario: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::scenario("healthy")).unwrap())
+            .unwrap();
+    let gpu = &mut scenario["devices"][0];
+    gpu["launch_ns_per_thread"] = 40_000.into();
+    gpu["nvml"] = serde_json::json!({"sm_clock_mhz": 495});
+    gpu["under_load"] = serde_json::json!([{"after_ms": 1, "sm_clock_mhz": 1980}]);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("warming.json");
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    let driver = common::fake_driver(&path);
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("gpuprobe"))
+        .envs(common::scenario_env(driver.path()))
+        .args(["bench", "--json", "--sizes", "16", "--min-time", "200ms"])
+        .output()
+        .unwrap();
+    let (_, r) = parse_report(&output.stdout);
+    let row = rows(&r, BenchKernel::Fast)[0];
+    assert_eq!(row.status, BenchStatus::Pass, "{row:?}");
+    let (iterations, ms) = (row.iterations.unwrap(), row.gpu_time_ms.unwrap());
+    // Enough warm products to fill --min-time, and not one more.
+    assert!(
+        f64::from(iterations) * ms >= 200.0 && f64::from(iterations - 1) * ms < 200.0,
+        "{iterations} x {ms} ms"
+    );
 }
 
 #[test]

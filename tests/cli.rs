@@ -278,6 +278,8 @@ fn documented_invocations_still_work() {
             "1m",
             "--size",
             "512",
+            "--bandwidth-size",
+            "0",
             "--quiet",
             "--state",
             state,

@@ -1,6 +1,8 @@
 //! gpuprobe's driver owners (src/cuda) called directly, in-process, against
 //! the fake driver: a device buffer refuses a host slice larger than itself
-//! in either direction instead of copying part of it.
+//! in either direction instead of copying part of it; an allocation whose
+//! byte count overflows is refused, not wrapped or panicked on; pinned
+//! memory of another context is refused by the asynchronous copies.
 //!
 //! The loader reads LD_LIBRARY_PATH when a process starts, so the outer test
 //! runs this test binary again with the scenario's environment, asking it
@@ -9,7 +11,7 @@
 #![cfg(target_os = "linux")]
 mod common;
 
-use gpuprobe::cuda::{Buffer, Context, CopyError, Driver};
+use gpuprobe::cuda::{Buffer, Context, CopyError, Driver, Pinned};
 
 #[test]
 fn buffer_copies_refuse_host_slices_larger_than_the_allocation() {
@@ -61,4 +63,48 @@ fn inner_buffer_copies() {
     let mut first = [0.0f32; 1];
     buffer.download(&mut first).unwrap();
     assert_eq!(first, [9.0]);
+}
+
+#[test]
+fn allocations_and_async_copies_refuse_what_they_cannot_do_safely() {
+    common::run_inner("healthy", "inner_refusals");
+}
+
+#[test]
+#[ignore = "needs the fake driver on its library path; run by allocations_and_async_copies_refuse_what_they_cannot_do_safely"]
+fn inner_refusals() {
+    if std::env::var_os("FAKEGPU_SCENARIO").is_none() {
+        eprintln!("inner test: runs inside allocations_and_async_copies_refuse_what_they_cannot_do_safely");
+        return;
+    }
+    let driver = Driver::load().expect("the fake driver loads");
+    driver.init().unwrap();
+    let device = driver.device(0).unwrap();
+    let ctx = Context::bind(&driver, device).unwrap();
+    // More floats than a byte count in usize can hold.
+    let huge = usize::MAX / 2;
+    assert!(matches!(
+        Buffer::alloc(&ctx, huge),
+        Err(CopyError::Overflow { floats, .. }) if floats == huge
+    ));
+    assert!(matches!(
+        Pinned::alloc(&ctx, huge),
+        Err(CopyError::Overflow { floats, .. }) if floats == huge
+    ));
+    // The same device's primary context, through another `Context`: its
+    // pinned memory is waited for on that one, so the copies refuse it.
+    let other = Context::bind(&driver, device).unwrap();
+    let buffer = Buffer::alloc(&ctx, 4).unwrap();
+    let foreign = Pinned::alloc(&other, 4).unwrap();
+    assert!(matches!(
+        buffer.upload_async(&foreign, 4),
+        Err(CopyError::OtherContext { .. })
+    ));
+    assert!(matches!(
+        buffer.download_async(&foreign, 4),
+        Err(CopyError::OtherContext { .. })
+    ));
+    let own = Pinned::alloc(&ctx, 4).unwrap();
+    buffer.upload_async(&own, 4).unwrap();
+    buffer.download_async(&own, 4).unwrap();
 }

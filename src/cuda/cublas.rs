@@ -47,10 +47,11 @@ const OP_N: c_int = 0;
 /// precisions with at least the same number of mantissa and exponent bits
 /// as requested" (cuBLAS Library, "cublasMath_t"). An FP32 GEMM in it is
 /// FP32 throughout: TF32 tensor cores are used only in
-/// CUBLAS_TF32_TENSOR_OP_MATH (3), which is set explicitly here so that no
-/// earlier default of the library or its environment changes what is
-/// measured. The exact pass would not notice TF32 (its integers fit in
-/// TF32's 11 bits below K = 2^16), but the rounding pass would.
+/// CUBLAS_TF32_TENSOR_OP_MATH (3). This mode, CUBLAS_DEFAULT_MATH, is set
+/// explicitly on every handle (`Handle::create`) so that no earlier default
+/// of the library or its environment changes what is measured. The exact
+/// pass would not notice TF32 (its integers fit in TF32's 11 bits below
+/// K = 2^16), but the rounding pass would.
 const DEFAULT_MATH: c_int = 0;
 
 // A CUdeviceptr is passed where cuBLAS declares `float *`: the same address

@@ -328,7 +328,8 @@ pub struct Kernel<'c> {
     _module: Rc<Module<'c>>,
 }
 
-/// A host slice that does not fit a device allocation.
+/// An allocation or copy refused before it reached the driver, or the
+/// driver's own error.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CopyError {
     #[error("{call}: {host} floats on the host do not fit the {device}-float device buffer")]
@@ -337,8 +338,23 @@ pub enum CopyError {
         host: usize,
         device: usize,
     },
+    /// A byte count past what `usize` holds: no allocation that large can
+    /// exist, so it is never asked for.
+    #[error("{call}: {floats} floats are more bytes than this platform can address")]
+    Overflow { call: &'static str, floats: usize },
+    /// Pinned memory and a device buffer of different contexts: the copy
+    /// would be queued on one context and waited for on another.
+    #[error("{call}: the pinned host memory and the device buffer belong to different contexts")]
+    OtherContext { call: &'static str },
     #[error(transparent)]
     Cuda(#[from] CudaError),
+}
+
+/// Bytes in `floats` f32s, or `Overflow` naming `call`.
+fn float_bytes(call: &'static str, floats: usize) -> Result<usize, CopyError> {
+    floats
+        .checked_mul(size_of::<f32>())
+        .ok_or(CopyError::Overflow { call, floats })
 }
 
 /// A device allocation of f32s.
@@ -349,12 +365,14 @@ pub struct Buffer<'c> {
 }
 
 impl<'c> Buffer<'c> {
-    pub fn alloc(ctx: &'c Context<'c>, len: usize) -> Result<Self, CudaError> {
+    /// `len` floats of device memory; a byte count past `usize` is refused
+    /// (`Overflow`) rather than wrapped to a smaller allocation.
+    pub fn alloc(ctx: &'c Context<'c>, len: usize) -> Result<Self, CopyError> {
+        let bytes = float_bytes("cuMemAlloc_v2", len)?;
         let mut ptr = CuDevicePtr::NULL;
-        // SAFETY: (fn), (out). The byte count cannot overflow: `len` floats
-        // exist on the host side of every caller.
+        // SAFETY: (fn), (out).
         ctx.driver.call("cuMemAlloc_v2", || unsafe {
-            (ctx.driver.api.cuMemAlloc_v2)(&raw mut ptr, len * size_of::<f32>())
+            (ctx.driver.api.cuMemAlloc_v2)(&raw mut ptr, bytes)
         })?;
         Ok(Buffer { ctx, ptr, len })
     }
@@ -413,13 +431,16 @@ impl<'c> Buffer<'c> {
     /// Queues a copy of the first `len` floats of `host` into the start of
     /// this buffer on the default stream (cuMemcpyHtoDAsync_v2; from
     /// pinned memory the call returns before the copy is done).
+    /// Refuses pinned memory of another context (`OtherContext`).
     pub fn upload_async(&self, host: &Pinned<'_>, len: usize) -> Result<(), CopyError> {
+        self.pairs_with("cuMemcpyHtoDAsync_v2", host)?;
         self.fits("cuMemcpyHtoDAsync_v2", len)?;
         host.fits("cuMemcpyHtoDAsync_v2", len)?;
         // SAFETY: (fn), (handle); both sides hold at least `len` floats
         // (checked above). The copy may still read `host` after the call
-        // returns: `Pinned` hands its memory to the host only after
-        // synchronising the context, and frees it only after that too.
+        // returns: it is queued on this buffer's context, which is `host`'s
+        // (checked above), and `Pinned` hands its memory to the host only
+        // after synchronising that context, and frees it only after that too.
         self.ctx.driver.call("cuMemcpyHtoDAsync_v2", || unsafe {
             (self.ctx.driver.api.cuMemcpyHtoDAsync_v2)(
                 self.ptr,
@@ -432,15 +453,18 @@ impl<'c> Buffer<'c> {
     }
 
     /// Queues a copy of the first `len` floats of this buffer into the
-    /// start of `host` on the default stream (cuMemcpyDtoHAsync_v2).
+    /// start of `host` on the default stream (cuMemcpyDtoHAsync_v2);
+    /// refuses pinned memory of another context (`OtherContext`).
     pub fn download_async(&self, host: &Pinned<'_>, len: usize) -> Result<(), CopyError> {
+        self.pairs_with("cuMemcpyDtoHAsync_v2", host)?;
         self.fits("cuMemcpyDtoHAsync_v2", len)?;
         host.fits("cuMemcpyDtoHAsync_v2", len)?;
         // SAFETY: (fn), (handle); both sides hold at least `len` floats
         // (checked above). The copy may write `host` after the call
-        // returns, but the host reads or writes a `Pinned` only through
-        // `Pinned::host`, which first waits for every queued copy, and
-        // `Drop` waits too before freeing it.
+        // returns; it is queued on this buffer's context, which is `host`'s
+        // (checked above), and the host reads or writes a `Pinned` only
+        // through `Pinned::host`, which first waits for every copy queued
+        // on that context, and `Drop` waits too before freeing it.
         self.ctx.driver.call("cuMemcpyDtoHAsync_v2", || unsafe {
             (self.ctx.driver.api.cuMemcpyDtoHAsync_v2)(
                 host.ptr.cast(),
@@ -456,6 +480,18 @@ impl<'c> Buffer<'c> {
     #[must_use]
     pub fn ptr_at(&self, at: usize) -> Option<CuDevicePtr> {
         (at < self.len).then(|| self.ptr.offset((at * size_of::<f32>()) as u64))
+    }
+
+    /// Whether `host` was allocated through this buffer's `Context` (the
+    /// same value, not merely the same device): `Pinned` waits for its
+    /// copies by synchronising its own context, so a copy queued on
+    /// another could still run when the host is handed the memory.
+    fn pairs_with(&self, call: &'static str, host: &Pinned<'_>) -> Result<(), CopyError> {
+        if std::ptr::eq(self.ctx, host.ctx) {
+            Ok(())
+        } else {
+            Err(CopyError::OtherContext { call })
+        }
     }
 
     fn fits(&self, call: &'static str, host: usize) -> Result<(), CopyError> {
@@ -493,13 +529,15 @@ pub struct Pinned<'c> {
 
 impl<'c> Pinned<'c> {
     /// `len` zeroed floats of pinned memory. The driver refuses it (an
-    /// error, never a panic) when the host cannot lock that much memory.
-    pub fn alloc(ctx: &'c Context<'c>, len: usize) -> Result<Self, CudaError> {
+    /// error, never a panic) when the host cannot lock that much memory or
+    /// does not offer page-locked memory at all; a byte count past `usize`
+    /// is refused before asking (`Overflow`).
+    pub fn alloc(ctx: &'c Context<'c>, len: usize) -> Result<Self, CopyError> {
+        let bytes = float_bytes("cuMemAllocHost_v2", len)?;
         let mut ptr: *mut c_void = std::ptr::null_mut();
-        // SAFETY: (fn), (out). The byte count cannot overflow: callers size
-        // `len` from a device allocation's length.
+        // SAFETY: (fn), (out).
         ctx.driver.call("cuMemAllocHost_v2", || unsafe {
-            (ctx.driver.api.cuMemAllocHost_v2)(&raw mut ptr, len * size_of::<f32>())
+            (ctx.driver.api.cuMemAllocHost_v2)(&raw mut ptr, bytes)
         })?;
         let pinned = Pinned {
             ctx,

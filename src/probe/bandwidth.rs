@@ -25,9 +25,8 @@ use cudarc::driver::sys::CUdevice_attribute as Attr;
 
 use super::device::Job;
 use super::progress::{Done, Failed};
-use crate::cuda::error::CUDA_ERROR_OUT_OF_MEMORY;
 use crate::cuda::kernels::{self, stream_launch};
-use crate::cuda::{self, Buffer, Context, Event, Kernel, Module, Pinned};
+use crate::cuda::{self, Buffer, Context, CopyError, CudaError, Event, Kernel, Module, Pinned};
 use crate::report::{Bandwidth, LinkReading, PcieLink, Reading, Transfer};
 use crate::telemetry;
 use crate::units::bytes;
@@ -125,6 +124,9 @@ struct Meter<'c> {
     stop: Event<'c>,
     share_ms: f64,
     notes: Vec<String>,
+    /// The driver's refusal of the pinned host memory, kept as the check's
+    /// evidence.
+    refusal: Option<CudaError>,
 }
 
 impl Meter<'_> {
@@ -196,7 +198,8 @@ impl Meter<'_> {
     }
 }
 
-/// The `bandwidth` stage: skipped in `health`; else measured, recorded in
+/// The `bandwidth` stage: skipped in `health` and with `--bandwidth-size
+/// 0`; else measured, recorded in
 /// the device's `bandwidth`, and failed only by a driver error or data that
 /// came back changed.
 pub fn stage(
@@ -212,6 +215,11 @@ pub fn stage(
             None,
         ));
     };
+    if requested == 0 {
+        // Turned off: a `watch` beside a workload need not take its
+        // memory bandwidth, its PCIe link and pinned host memory each cycle.
+        return Ok(Done::skip((), "not run: --bandwidth-size 0", None));
+    }
     let left = left_ms(job.deadline);
     let budget_ms = time_box(left);
     if budget_ms < MIN_BUDGET_MS {
@@ -252,6 +260,7 @@ pub fn stage(
         stop: Event::new(ctx)?,
         share_ms: budget_ms / SHARES,
         notes: Vec::new(),
+        refusal: None,
     };
     let mut report = Bandwidth {
         device_copy: None,
@@ -279,10 +288,13 @@ pub fn stage(
         .update(|r| r.devices[job.slot].bandwidth = Some(report));
     measured?;
     settled?;
-    Ok(Done::pass(
-        (),
-        format!("{}; the data came back intact", meter.notes.join("; ")),
-    ))
+    Ok(Done {
+        error: meter.refusal,
+        ..Done::pass(
+            (),
+            format!("{}; the data came back intact", meter.notes.join("; ")),
+        )
+    })
 }
 
 /// What the measurements run on.
@@ -338,18 +350,26 @@ impl Measuring<'_, '_> {
                     .into(),
             );
         }
+        // Any refusal skips the host copies, whatever its code: out of
+        // memory where the host or container cannot lock that much, other
+        // codes where page-locked memory is limited or not offered (WSL,
+        // vGPU, confidential computing). These copies are an optional
+        // measurement, so a refusal is evidence kept, not a failure; the
+        // untimed check below then goes through pageable memory.
         let pinned = match turn.as_ref().map(|_| Pinned::alloc(ctx, n)) {
             None => None,
             Some(Ok(p)) => Some(p),
-            Some(Err(e)) if e.code == CUDA_ERROR_OUT_OF_MEMORY => {
+            Some(Err(e)) => {
                 report.pinned_memory_refused = true;
                 meter.notes.push(format!(
-                    "host copies not measured: the driver refused {} of pinned host memory ({e})",
+                    "host copies not measured: pinned host memory refused ({} asked: {e})",
                     bytes(n as u64 * 4)
                 ));
+                if let CopyError::Cuda(e) = e {
+                    meter.refusal = Some(e);
+                }
                 None
             }
-            Some(Err(e)) => return Err(e.into()),
         };
         if let Some(pinned) = &pinned {
             // The first reading of the link under load, from either direction.

@@ -50,7 +50,7 @@ pub struct Job<'a> {
     /// `burn`: the sustained run after the other stages.
     pub burn: Option<super::burn::Plan>,
     /// The bandwidth check's buffer size in bytes (`--bandwidth-size`);
-    /// `None` skips the check (`health`).
+    /// `None` skips the check (`health`), and so does 0 (turned off).
     pub bandwidth: Option<u64>,
     /// Held by the GPU whose bandwidth check copies to and from the host.
     pub host_link: &'a std::sync::Mutex<()>,
@@ -143,55 +143,77 @@ fn skip_after(job: &Job<'_>, at: usize, why: &str) {
     }
 }
 
-/// This GPU as NVML sees it, matched by UUID, then PCI bus id.
-fn nvml_device(job: &Job<'_>) -> Option<nvml_wrapper::Device<'static>> {
-    let nvml = job.nvml?;
-    let (uuid, pci) = job.progress.update(|r| {
-        let d = &r.devices[job.slot];
+/// The GPU in `slot` as NVML sees it, matched by UUID, then PCI bus id
+/// (also `bench`'s).
+pub(super) fn nvml_device(
+    progress: &Progress,
+    slot: usize,
+    nvml: Option<&'static telemetry::Loaded>,
+) -> Option<nvml_wrapper::Device<'static>> {
+    let nvml = nvml?;
+    let (uuid, pci) = progress.update(|r| {
+        let d = &r.devices[slot];
         (d.uuid.clone(), d.pci_bus_id.clone())
     });
     telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref())
 }
 
-/// The primary context, or `None` with the context check recorded: failed,
-/// or skipped when the GPU admits no context of this process (compute mode
+/// Why a GPU has no context: it admits none of this process (the check
+/// skipped), or the check failed.
+pub(super) enum NoContext {
+    Refused,
+    Failed,
+}
+
+/// The `context` check of the GPU in `slot` (also `bench`'s): skipped, not
+/// failed, when the GPU admits no context of this process (compute mode
 /// EXCLUSIVE_PROCESS held by another process, or PROHIBITED: cuda.h,
 /// CUDA_ERROR_DEVICE_UNAVAILABLE). A busy GPU is not a broken one: its
 /// health is then NVML's to tell (GP029).
-fn context<'d>(job: &Job<'d>) -> Option<Context<'d>> {
-    let scope = Scope::Device(job.slot);
-    let made = job.progress.stage(scope, Stage::Context, || {
-        match Context::bind(job.driver, job.device) {
-            Ok(ctx) => Ok(Done::pass(Some(ctx), "primary context created and current")),
-            Err(e) if e.code == CUDA_ERROR_DEVICE_UNAVAILABLE => Ok(Done::skip(
-                None,
-                format!(
-                    "compute not checked: the GPU admits no context of this process \
+pub(super) fn bind_context<'d>(
+    progress: &Progress,
+    slot: usize,
+    driver: &'d Driver,
+    device: CuDevice,
+) -> Result<Context<'d>, NoContext> {
+    let made = progress.stage(Scope::Device(slot), Stage::Context, || match Context::bind(
+        driver, device,
+    ) {
+        Ok(ctx) => Ok(Done::pass(Some(ctx), "primary context created and current")),
+        Err(e) if e.code == CUDA_ERROR_DEVICE_UNAVAILABLE => Ok(Done::skip(
+            None,
+            format!(
+                "compute not checked: the GPU admits no context of this process \
                      (exclusive-process compute mode held by another process, or \
                      prohibited): {e}"
-                ),
-                Some(e),
-            )),
-            Err(e) => Err(e.into()),
-        }
+            ),
+            Some(e),
+        )),
+        Err(e) => Err(e.into()),
     });
     match made {
-        Some(Some(ctx)) => Some(ctx),
-        Some(None) => {
-            skip_after(job, 0, "the GPU admits no context of this process");
-            None
-        }
-        None => {
-            skip_after(job, 0, &format!("{} failed", Stage::Context));
-            None
-        }
+        Some(Some(ctx)) => Ok(ctx),
+        Some(None) => Err(NoContext::Refused),
+        None => Err(NoContext::Failed),
     }
+}
+
+/// The primary context, or `None` with the context check recorded and the
+/// stages after it skipped.
+fn context<'d>(job: &Job<'d>) -> Option<Context<'d>> {
+    let why = match bind_context(job.progress, job.slot, job.driver, job.device) {
+        Ok(ctx) => return Some(ctx),
+        Err(NoContext::Refused) => "the GPU admits no context of this process".to_string(),
+        Err(NoContext::Failed) => format!("{} failed", Stage::Context),
+    };
+    skip_after(job, 0, &why);
+    None
 }
 
 /// The stages; returns the PCIe link as read under load, if it was.
 fn run_stages(job: &Job<'_>) -> Option<telemetry::Link> {
     let scope = Scope::Device(job.slot);
-    let nvml = nvml_device(job);
+    let nvml = nvml_device(job.progress, job.slot, job.nvml);
     // Before the context exists, so that its cost shows (`module`).
     let before_context = nvml.as_ref().and_then(telemetry::memory);
     // The context owns everything the later stages make, so it is made
@@ -653,12 +675,14 @@ fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmu
         sgemm,
         ..
     } = timing;
-    let gflops = crate::cpu::gflops(
-        m as usize,
-        n as usize,
-        k as usize,
-        Duration::from_secs_f64(time_ms / 1e3),
-    );
+    // A time that is no measurement (zero, or a driver's NaN) gives no
+    // throughput rather than an infinite one or a panic.
+    let gflops = Duration::try_from_secs_f64(time_ms / 1e3)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .map_or(0.0, |t| {
+            crate::cpu::gflops(m as usize, n as usize, k as usize, t)
+        });
     Matmul {
         kernel: sgemm.entry().to_string_lossy().into_owned(),
         m,

@@ -121,8 +121,19 @@ pub struct Options {
     pub burn: Option<burn::Plan>,
     /// `bench`: the sizes to sweep, ascending (empty otherwise).
     pub sizes: Vec<u32>,
-    /// The bandwidth check's buffer size in bytes (`--bandwidth-size`).
+    /// The bandwidth check's buffer size in bytes (`--bandwidth-size`); 0
+    /// turns the check off.
     pub bandwidth_bytes: u64,
+}
+
+impl Options {
+    /// The bandwidth check's buffer size in bytes where this command runs
+    /// the check (the probe, `exec`, `watch`, `burn`; 0: recorded as
+    /// skipped), `None` where it has none (`health`, `list`, `bench`).
+    #[must_use]
+    pub fn bandwidth(&self) -> Option<u64> {
+        matches!(self.mode, Mode::Probe | Mode::Burn).then_some(self.bandwidth_bytes)
+    }
 }
 
 /// Keeps the sample's seed apart from the inputs' seed.
@@ -164,6 +175,7 @@ fn empty_report(options: &Options) -> Report {
             seed: options.seed,
             timeout_ms: options.timeout.as_secs_f64() * 1e3,
             no_context: options.no_context,
+            bandwidth_bytes: options.bandwidth(),
             burn: options.burn.map(|p| crate::report::BurnSettings {
                 duration_ms: p.duration.as_secs_f64() * 1e3,
                 sample_ms: p.sample.as_secs_f64() * 1e3,
@@ -367,7 +379,7 @@ fn run_devices(
                 tensor: &tensor,
                 burn: options.burn.filter(|_| options.mode == Mode::Burn),
                 // Likewise: no bandwidth measurements in `health`.
-                bandwidth: (options.mode != Mode::Health).then_some(options.bandwidth_bytes),
+                bandwidth: options.bandwidth(),
                 host_link: &host_link,
             };
             let spawned = std::thread::Builder::new()

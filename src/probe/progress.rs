@@ -78,9 +78,9 @@ impl From<crate::cuda::CopyError> for Failed {
     fn from(e: crate::cuda::CopyError) -> Self {
         match e {
             crate::cuda::CopyError::Cuda(e) => e.into(),
-            too_large @ crate::cuda::CopyError::TooLarge { .. } => {
-                Failed::new(too_large.to_string())
-            }
+            refused @ (crate::cuda::CopyError::TooLarge { .. }
+            | crate::cuda::CopyError::Overflow { .. }
+            | crate::cuda::CopyError::OtherContext { .. }) => Failed::new(refused.to_string()),
         }
     }
 }

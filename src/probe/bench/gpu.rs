@@ -10,10 +10,9 @@ use cudarc::driver::sys::CUdevice_attribute as Attr;
 
 use super::{Prepared, Round};
 use crate::cpu::{self, Repeat};
-use crate::cuda::error::CUDA_ERROR_DEVICE_UNAVAILABLE;
 use crate::cuda::kernels::{self, Mma, Sgemm};
 use crate::cuda::{self, cublas, Buffer, Context, CuDevice, Driver, Event, Kernel, Module};
-use crate::probe::device::{fit_to_deadline, iterations_for, WATCHDOG_LAUNCH_MS};
+use crate::probe::device::{self, fit_to_deadline, iterations_for, WATCHDOG_LAUNCH_MS};
 use crate::probe::progress::{Done, Failed, Progress, Scope};
 use crate::report::{BenchKernel, BenchRow, BenchStatus};
 use crate::stage::Stage;
@@ -38,8 +37,15 @@ pub(super) struct Job<'a> {
 /// The GPU's sweep: every round it is sent, answered on `done` once run,
 /// until the sender is dropped; then NVML's readings.
 pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &mpsc::Sender<()>) {
-    if let Some(ctx) = context(job) {
-        if let Some(loaded) = load(job, &ctx) {
+    // Before the context exists, so that what others use leaves out
+    // gpuprobe's own context, as in the probe's `memory` check.
+    let used_before_context = device::nvml_device(job.progress, job.slot, job.nvml)
+        .as_ref()
+        .and_then(telemetry::memory)
+        .map(|(_, used)| used);
+    let ctx = device::bind_context(job.progress, job.slot, job.driver, job.device);
+    if let Ok(ctx) = ctx {
+        if let Some(loaded) = load(job, &ctx, used_before_context) {
             let mut gpu = Gpu {
                 job,
                 ctx: &ctx,
@@ -67,32 +73,6 @@ pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &m
     }
 }
 
-/// The primary context, or `None` with the check recorded: failed, or
-/// skipped when the GPU admits no context of this process (compute mode
-/// EXCLUSIVE_PROCESS held elsewhere, or PROHIBITED: cuda.h,
-/// CUDA_ERROR_DEVICE_UNAVAILABLE), as the probe's context stage does.
-fn context<'d>(job: &Job<'d>) -> Option<Context<'d>> {
-    job.progress
-        .stage(
-            Scope::Device(job.slot),
-            Stage::Context,
-            || match Context::bind(job.driver, job.device) {
-                Ok(ctx) => Ok(Done::pass(Some(ctx), "primary context created and current")),
-                Err(e) if e.code == CUDA_ERROR_DEVICE_UNAVAILABLE => Ok(Done::skip(
-                    None,
-                    format!(
-                        "not benched: the GPU admits no context of this process \
-                         (exclusive-process compute mode held by another process, or \
-                         prohibited): {e}"
-                    ),
-                    Some(e),
-                )),
-                Err(e) => Err(e.into()),
-            },
-        )
-        .flatten()
-}
-
 /// What a GPU runs the sweep with, made once.
 struct Loaded<'c> {
     fast: Kernel<'c>,
@@ -106,16 +86,22 @@ struct Loaded<'c> {
     watchdog: bool,
 }
 
-/// The `memory` and `module` checks: free memory, the kernels JIT-compiled
-/// once, the kernel watchdog and a cuBLAS handle.
-fn load<'c>(job: &Job<'_>, ctx: &'c Context<'c>) -> Option<Loaded<'c>> {
+/// The `memory` and `module` checks: free memory (and what others used:
+/// NVML's reading from before the context, else total less free, as in the
+/// probe's `memory` check), the kernels JIT-compiled once, the kernel
+/// watchdog and a cuBLAS handle.
+fn load<'c>(
+    job: &Job<'_>,
+    ctx: &'c Context<'c>,
+    used_before_context: Option<u64>,
+) -> Option<Loaded<'c>> {
     let scope = Scope::Device(job.slot);
     job.progress.stage(scope, Stage::Memory, || {
         let (free, total) = ctx.memory_info()?;
         job.progress.update(|r| {
             let d = &mut r.devices[job.slot];
             d.memory_free_bytes = Some(free);
-            d.memory_used_bytes = Some(total.saturating_sub(free));
+            d.memory_used_bytes = Some(used_before_context.unwrap_or(total.saturating_sub(free)));
         });
         Ok(Done::pass(
             (),
@@ -328,8 +314,8 @@ impl<'c> Gpu<'_, 'c> {
         ))
     }
 
-    fn alloc(&self, len: usize) -> Result<Buffers<'c>, cuda::CudaError> {
-        let three = || -> Result<[Buffer<'c>; 3], cuda::CudaError> {
+    fn alloc(&self, len: usize) -> Result<Buffers<'c>, cuda::CopyError> {
+        let three = || -> Result<[Buffer<'c>; 3], cuda::CopyError> {
             Ok([
                 Buffer::alloc(self.ctx, len)?,
                 Buffer::alloc(self.ctx, len)?,
@@ -378,20 +364,23 @@ impl<'c> Gpu<'_, 'c> {
             Ok(start.elapsed_ms(&stop)?)
         };
         // The first launch pays what is paid once (lazy module loading,
-        // cuBLAS's own set-up) and sizes the timed ones.
-        let first_ms = timed(1)?;
+        // cuBLAS's own set-up); the second, warm, sizes the timed ones, as
+        // in the probe's matmul.
+        timed(1)?;
+        let warm_ms = timed(1)?;
         let requested = match self.job.repeat {
             Repeat::Times(t) => t.max(1),
-            Repeat::AtLeast(d) => iterations_for(d, first_ms),
+            Repeat::AtLeast(d) => iterations_for(d, warm_ms),
         };
-        let Ok(iterations) = fit_to_deadline(requested, first_ms, self.budget_ms()) else {
+        let Ok(iterations) = fit_to_deadline(requested, warm_ms, self.budget_ms()) else {
             let reason = format!(
-                "one N={n} product took {first_ms:.0} ms, more than a quarter of what was left \
+                "one N={n} product took {warm_ms:.0} ms, more than a quarter of what was left \
                  before the deadline (--timeout)"
             );
             return Ok(skipped(kernel, n, &reason));
         };
         let time_ms = timed(iterations)? / f64::from(iterations);
+        let gflops = gflops(n, iterations, time_ms)?;
         let mut out = vec![0f32; poison.len()];
         c.download(&mut out)?;
         let verification = if tensor {
@@ -405,12 +394,6 @@ impl<'c> Gpu<'_, 'c> {
             rc.download(&mut rounding)?;
             verify::check(&p.inputs, &p.reference, &out, &rounding)
         };
-        let gflops = cpu::gflops(
-            n as usize,
-            n as usize,
-            n as usize,
-            Duration::from_secs_f64(time_ms / 1e3),
-        );
         let passed = verification.passed;
         self.last.insert(kernel, (n, time_ms));
         Ok(BenchRow {
@@ -423,7 +406,7 @@ impl<'c> Gpu<'_, 'c> {
             iterations: Some(iterations),
             gpu_time_ms: Some(time_ms),
             gpu_gflops: Some(gflops),
-            speedup_vs_cpu: p.cpu_gflops.map(|c| gflops / c),
+            speedup_vs_cpu: p.cpu_gflops.filter(|c| *c > 0.0).map(|c| gflops / c),
             verification: Some(verification),
             ..row(kernel, p)
         })
@@ -497,6 +480,23 @@ impl<'c> Gpu<'_, 'c> {
     }
 }
 
+/// GFLOP/s of one N=`n` product that took `time_ms` on average over
+/// `iterations`; a time that is not a positive number (a driver whose
+/// events misread) is an error, never a panic or an infinite figure.
+fn gflops(n: u32, iterations: u32, time_ms: f64) -> Result<f64, Failed> {
+    // try_from_secs_f64 refuses a NaN, negative or infinite time.
+    let time = Duration::try_from_secs_f64(time_ms / 1e3)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| {
+            Failed::new(format!(
+                "the CUDA events timed {iterations} N={n} products at {time_ms} ms each"
+            ))
+        })?;
+    let n = n as usize;
+    Ok(cpu::gflops(n, n, n, time))
+}
+
 /// A row with what every row of `kernel` at `p`'s size shares.
 fn row(kernel: BenchKernel, p: &Prepared) -> BenchRow {
     BenchRow {
@@ -532,4 +532,20 @@ fn entry(kernel: BenchKernel) -> &'static str {
         BenchKernel::Cublas => return "cublasSgemm_v2",
     };
     name.to_str().unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_that_is_no_measurement_is_an_error_not_a_panic() {
+        for bad in [f64::NAN, -1.0, 0.0, f64::INFINITY, 1e-300] {
+            let failed = gflops(16, 3, bad).expect_err("no measurement");
+            assert!(failed.detail.contains("CUDA events"), "{}", failed.detail);
+        }
+        // 2 × 1024³ flops in 1 ms.
+        let g = gflops(1024, 1, 1.0).map_err(|f| f.detail).unwrap();
+        assert!((g - 2_147.483_648).abs() < 1e-6, "{g}");
+    }
 }
