@@ -165,9 +165,9 @@ pub fn fill(report: &mut Report) {
         if let Some(m) = d.matmul.as_mut() {
             m.expected_gflops = Some(peak.fp32_gflops);
             m.efficiency = Some(match peak.fp32_gflops {
-                // A throughput that is not a finite number (a zero time)
-                // is no measurement.
-                Figure::Value(_) if !m.gpu_gflops.is_finite() => {
+                // A throughput that is not a positive finite number (a
+                // time that was no measurement) is none.
+                Figure::Value(_) if !(m.gpu_gflops.is_finite() && m.gpu_gflops > 0.0) => {
                     Figure::Missing(MissingInput::NoMatmul)
                 }
                 Figure::Value(p) => Figure::Value(m.gpu_gflops / p),
