@@ -49,7 +49,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot')
-            [CompletionResult]::new('burn', 'burn', [CompletionResultType]::ParameterValue, 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time')
+            [CompletionResult]::new('burn', 'burn', [CompletionResultType]::ParameterValue, 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, each product compared bit for bit with the verified one, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -155,7 +155,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
         'gpuprobe;burn' {
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long to keep every GPU under load, e.g. 10m, 1h')
             [CompletionResult]::new('--sample-every', '--sample-every', [CompletionResultType]::ParameterName, 'Length of one measured interval: its GFLOP/s and an NVML reading')
-            [CompletionResult]::new('--verify-every', '--verify-every', [CompletionResultType]::ParameterName, 'How often the product is copied back and compared bit for bit with the verified one (and always at the end)')
+            [CompletionResult]::new('--verify-every', '--verify-every', [CompletionResultType]::ParameterName, 'How often a product is also copied back and compared element by element, naming what differs (and always at the end); every product is compared on the GPU')
             [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Also draw GFLOP/s, SM clock and temperature over time, per GPU, as an SVG to FILE (replaced atomically)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
@@ -191,7 +191,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot')
-            [CompletionResult]::new('burn', 'burn', [CompletionResultType]::ParameterValue, 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time')
+            [CompletionResult]::new('burn', 'burn', [CompletionResultType]::ParameterValue, 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, each product compared bit for bit with the verified one, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break

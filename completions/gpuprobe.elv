@@ -46,7 +46,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand exec 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
             cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
             cand bench 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot'
-            cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
+            cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, each product compared bit for bit with the verified one, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -144,7 +144,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
         &'gpuprobe;burn'= {
             cand --duration 'How long to keep every GPU under load, e.g. 10m, 1h'
             cand --sample-every 'Length of one measured interval: its GFLOP/s and an NVML reading'
-            cand --verify-every 'How often the product is copied back and compared bit for bit with the verified one (and always at the end)'
+            cand --verify-every 'How often a product is also copied back and compared element by element, naming what differs (and always at the end); every product is compared on the GPU'
             cand --plot 'Also draw GFLOP/s, SM clock and temperature over time, per GPU, as an SVG to FILE (replaced atomically)'
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
@@ -178,7 +178,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand exec 'Verify the GPUs, then replace this process with CMD (for ENTRYPOINT)'
             cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
             cand bench 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot'
-            cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, verified bit for bit at intervals, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
+            cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, each product compared bit for bit with the verified one, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }

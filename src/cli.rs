@@ -68,9 +68,9 @@ pub enum Command {
     /// an SVG plot.
     Bench(BenchArgs),
     /// Sustained load for node acceptance: the probe, then the matmul back
-    /// to back on every GPU for --duration, verified bit for bit at
-    /// intervals, with throughput and NVML (clocks, temperature, power,
-    /// throttling, ECC) recorded over time.
+    /// to back on every GPU for --duration, each product compared bit for
+    /// bit with the verified one, with throughput and NVML (clocks,
+    /// temperature, power, throttling, ECC) recorded over time.
     Burn(BurnArgs),
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish,
     /// powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`.
@@ -245,8 +245,9 @@ pub struct BurnArgs {
     #[arg(long, default_value = "1s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub sample_every: Duration,
 
-    /// How often the product is copied back and compared bit for bit with
-    /// the verified one (and always at the end).
+    /// How often a product is also copied back and compared element by
+    /// element, naming what differs (and always at the end); every product
+    /// is compared on the GPU.
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub verify_every: Duration,
 
