@@ -33,7 +33,7 @@ pub fn main() -> i32 {
             let options = probe_options(Mode::List, &l.target, None, None);
             publish(&run_probe(&options), &l.format, &l.output)
         }
-        Some(Command::Schema) => deliver(&export::schema())
+        Some(Command::Schema) => deliver(export::PUBLISHED_SCHEMA)
             .err()
             .unwrap_or(exit_code::HEALTHY),
         Some(Command::Diagnoses) => deliver(&crate::diagnose::markdown())

@@ -1,12 +1,14 @@
 //! `gpuprobe-docs`: shell completions and man pages for gpuprobe, generated
 //! from its clap definitions (`gpuprobe::cli::Cli`), so they never drift
-//! from the real flags. A build step, not part of the shipped binary:
+//! from the real flags, and the report's JSON Schema from its types. A build step, not part of the shipped binary:
 //! scripts/release puts its output into the release artifacts.
 //!
 //! ```text
 //! gpuprobe-docs completions SHELL    completions for bash, zsh, fish, elvish or powershell, on stdout
 //! gpuprobe-docs man DIR              gpuprobe.1 and one page per subcommand (gpuprobe-health.1, ...)
 //! gpuprobe-docs dist DIR             DIR/completions/* for every shell and DIR/man/*.1
+//! gpuprobe-docs schema               the report's JSON Schema, generated from its types, on stdout
+//!                                    (docs/report.schema.json; `gpuprobe schema` prints that file)
 //! ```
 //!
 //! Exit 0 on success, 2 on a usage error, 1 when a file cannot be written.
@@ -17,7 +19,7 @@ use clap::{CommandFactory, ValueEnum};
 use clap_complete::Shell;
 use gpuprobe::cli::Cli;
 
-const USAGE: &str = "usage: gpuprobe-docs completions SHELL | man DIR | dist DIR";
+const USAGE: &str = "usage: gpuprobe-docs completions SHELL | man DIR | dist DIR | schema";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +41,10 @@ fn main() -> ExitCode {
                 ))
             }
         },
+        ["schema"] => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(gpuprobe::export::schema().as_bytes())
+        }
         ["man", dir] => man(Path::new(dir)),
         ["dist", dir] => dist(Path::new(dir)),
         _ => return usage(USAGE),
