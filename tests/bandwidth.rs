@@ -306,11 +306,21 @@ fn every_gpu_of_several_gets_its_turn_at_the_host_link() {
             continue;
         }
         let b = d.bandwidth.as_ref().unwrap();
-        assert!(
-            b.host_to_device.is_some() && b.device_to_host.is_some(),
-            "GPU {}: {b:?}",
-            d.index
-        );
+        // The GPUs share one uplink (the scenario's `shared_host_link`):
+        // only copies that took turns each reach the link's full share
+        // (the scenario's 85%); copies overlapping another GPU's get half.
+        for x in [&b.host_to_device, &b.device_to_host] {
+            let e = x
+                .as_ref()
+                .and_then(|x| x.efficiency)
+                .and_then(Figure::value)
+                .unwrap_or_else(|| panic!("GPU {}: {b:?}", d.index));
+            assert!(
+                e > 0.8,
+                "GPU {}: efficiency {e}: copies overlapped",
+                d.index
+            );
+        }
     }
 }
 

@@ -414,8 +414,12 @@ impl Measuring<'_, '_> {
             }
         }
 
+        // The check copies through the host link too: still this GPU's
+        // turn, so that its copies do not share the link with another
+        // GPU's timed ones.
+        let checked = check(ctx, kernel, sms, n.min(WARM_UP_FLOATS), [a, b], pinned);
         drop(turn);
-        check(ctx, kernel, sms, n.min(WARM_UP_FLOATS), [a, b], pinned)
+        checked
     }
 }
 

@@ -148,6 +148,9 @@ struct State {
     contexts: Vec<u32>,
     /// Page-locked host allocations (cuMemAllocHost_v2) by address.
     pinned: BTreeMap<u64, Pinned>,
+    /// Per visible device: the launch count its last host copy finishes
+    /// at; the copy is in flight while the host has not waited that far.
+    host_copy_upto: Vec<u64>,
 }
 
 /// A page-locked host allocation: the copy engines read and write it
@@ -299,6 +302,7 @@ fn load_state() -> Result<State, String> {
         contexts: vec![0; visible.len()],
         modelled: vec![std::time::Duration::ZERO; visible.len()],
         pinned: BTreeMap::new(),
+        host_copy_upto: vec![0; visible.len()],
         epoch: Instant::now(),
         visible,
         devices,
@@ -1079,9 +1083,17 @@ unsafe fn copy_async(
                 std::ptr::copy_nonoverlapping(host.cast::<u8>(), device as *mut u8, bytes);
             }
         }
-        let rate = state.device(d).host_bytes_per_second();
+        let mut rate = state.device(d).host_bytes_per_second();
+        if state.scenario.shared_host_link {
+            // Other GPUs' host copies still in flight share the uplink.
+            let others = (0..state.host_copy_upto.len())
+                .filter(|&e| e != d && state.waited[e] < state.host_copy_upto[e])
+                .count();
+            rate /= (1 + others) as f64;
+        }
         if pinned {
             state.queue(d, bytes as f64, rate, started.elapsed());
+            state.host_copy_upto[d] = state.launched[d];
         } else {
             state.advance(d, bytes as f64, rate);
         }

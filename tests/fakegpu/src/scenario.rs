@@ -54,6 +54,14 @@ pub struct Scenario {
     /// prepared folder.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// The GPUs reach the host through one shared PCIe link (a PCIe switch
+    /// with several GPUs below it and one uplink to the CPU, as in many
+    /// 8-GPU servers): host copies on several GPUs at once share the
+    /// uplink's bandwidth, so each runs at its share (a switch forwards no
+    /// more than its upstream port carries: PCI Express Base Specification,
+    /// switch ports). Absent: each GPU has a link of its own.
+    #[serde(default)]
+    pub shared_host_link: bool,
 }
 
 fn yes() -> bool {
