@@ -363,3 +363,19 @@ fn requirements_judge_a_burn_too() {
     );
     assert_eq!(run.code(), 1, "{}", run.report.summary);
 }
+
+#[test]
+fn every_gpu_burns_and_one_that_failed_before_holds_none_back() {
+    // GPU 2's product is wrong, so its burn never starts: the others wait
+    // at the start line for every GPU, and must not wait for that one.
+    let started = Instant::now();
+    let run = burn("multi-gpu-one-corrupt", &["--duration", "1s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the GPUs waited at the start line for one that never came"
+    );
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
+    for d in &run.report.devices {
+        assert_eq!(d.burn.is_some(), d.index != 2, "GPU {}", d.index);
+    }
+}

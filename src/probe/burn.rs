@@ -38,6 +38,68 @@ pub struct Plan {
     pub stop: fn() -> bool,
 }
 
+/// Where the GPUs of one run wait for each other before their burns, so
+/// that every GPU is under load at once, as a node's power supply and
+/// cooling are in production, and the burns end together. Each GPU thread
+/// either arrives (its burn is about to start) or leaves (a stage before the
+/// burn failed, so it never will); the burns start when every GPU has done
+/// one or the other, or when the longest wait has passed (a GPU stuck in a
+/// driver call before its burn holds back no other).
+pub struct StartLine {
+    /// (arrived or left, expected).
+    state: std::sync::Mutex<(usize, usize)>,
+    ready: std::sync::Condvar,
+}
+
+/// The longest a GPU waits at the start line for the others.
+const START_WAIT: Duration = Duration::from_secs(30);
+
+impl StartLine {
+    #[must_use]
+    pub fn new(gpus: usize) -> StartLine {
+        StartLine {
+            state: std::sync::Mutex::new((0, gpus)),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
+    /// This GPU is ready to burn: waits for the others (at most
+    /// `START_WAIT`, and never past `deadline`).
+    pub fn arrive(&self, deadline: Option<Instant>) {
+        let mut limit = Instant::now() + START_WAIT;
+        if let Some(d) = deadline {
+            limit = limit.min(d);
+        }
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 += 1;
+        self.ready.notify_all();
+        while state.0 < state.1 {
+            let left = limit.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = self
+                .ready
+                .wait_timeout(state, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// This GPU will not burn: the others need not wait for it.
+    pub fn leave(&self) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 += 1;
+        self.ready.notify_all();
+    }
+}
+
 /// The worst interval below this fraction of the best is a slowdown worth a
 /// warning. Both leave out the first interval, whose clocks may still be
 /// ramping up. A GPU under steady load stays within a few percent of its
@@ -734,6 +796,33 @@ mod tests {
             .iter()
             .any(|e| e.kind == BurnErrorKind::WrongResult));
         assert_eq!(judge(&b, Duration::from_secs(2)).0, CheckStatus::Fail);
+    }
+
+    #[test]
+    fn the_start_line_waits_for_every_gpu_and_no_longer() {
+        let line = std::sync::Arc::new(StartLine::new(3));
+        let started = Instant::now();
+        let waiter = {
+            let line = std::sync::Arc::clone(&line);
+            std::thread::spawn(move || {
+                line.arrive(None);
+                Instant::now()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        line.leave();
+        // Two of three: the first still waits.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished());
+        line.arrive(None);
+        let released = waiter.join().unwrap();
+        assert!(released - started >= Duration::from_millis(100));
+        // A GPU that never comes holds the others no longer than the
+        // deadline.
+        let alone = StartLine::new(2);
+        let at = Instant::now();
+        alone.arrive(Some(at + Duration::from_millis(30)));
+        assert!(at.elapsed() >= Duration::from_millis(30));
     }
 
     #[test]

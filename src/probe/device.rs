@@ -49,6 +49,10 @@ pub struct Job<'a> {
     pub tensor: &'a std::sync::OnceLock<super::tensor::Prepared>,
     /// `burn`: the sustained run after the other stages.
     pub burn: Option<super::burn::Plan>,
+    /// `burn`: where the GPUs wait for each other before their burns.
+    pub start_line: Option<&'a super::burn::StartLine>,
+    /// Whether this GPU has arrived at the start line.
+    pub at_start_line: std::cell::Cell<bool>,
     /// The bandwidth check's buffer size in bytes (`--bandwidth-size`);
     /// `None` skips the check (`health`), and so does 0 (turned off).
     pub bandwidth: Option<u64>,
@@ -129,6 +133,10 @@ fn stages(job: &Job<'_>) -> Vec<(Stage, StageFn)> {
 /// Runs every stage on one device and records the matmul result.
 pub fn probe(job: &Job<'_>) {
     let link = run_stages(job);
+    // A GPU whose burn never started holds the others back no longer.
+    if let (Some(line), false) = (job.start_line, job.at_start_line.get()) {
+        line.leave();
+    }
     // Also after a failure: NVML may say why (GPU lost, memory errors).
     if let Some(nvml) = job.nvml {
         super::machine::read_telemetry(job.progress, nvml, job.slot, link);
@@ -642,6 +650,10 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
             .update(|r| r.devices[job.slot].multiprocessors)
             .unwrap_or(1),
     };
+    if let Some(line) = job.start_line {
+        job.at_start_line.set(true);
+        line.arrive(job.deadline);
+    }
     let (report, status, detail) = super::burn::run(&workload, &plan, job.deadline);
     job.progress
         .update(|r| r.devices[job.slot].burn = Some(report));

@@ -361,6 +361,7 @@ fn run_devices(
     let reference = OnceLock::new();
     let tensor = OnceLock::new();
     let host_link = std::sync::Mutex::new(());
+    let start_line = burn::StartLine::new(probed.len());
     let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
             let job = device::Job {
@@ -378,6 +379,8 @@ fn run_devices(
                 tensor_cores: !matches!(options.mode, Mode::Health | Mode::Burn),
                 tensor: &tensor,
                 burn: options.burn.filter(|_| options.mode == Mode::Burn),
+                start_line: (options.mode == Mode::Burn).then_some(&start_line),
+                at_start_line: std::cell::Cell::new(false),
                 // Likewise: no bandwidth measurements in `health`.
                 bandwidth: options.bandwidth(),
                 host_link: &host_link,
@@ -386,6 +389,8 @@ fn run_devices(
                 .name(format!("gpu{slot}"))
                 .spawn_scoped(scope, move || device::probe(&job));
             if let Err(e) = spawned {
+                // No thread, no burn: the others need not wait for it.
+                start_line.leave();
                 progress.skip(
                     Scope::Device(slot),
                     Stage::Context,
