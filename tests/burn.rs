@@ -379,3 +379,34 @@ fn every_gpu_burns_and_one_that_failed_before_holds_none_back() {
         assert_eq!(d.burn.is_some(), d.index != 2, "GPU {}", d.index);
     }
 }
+
+#[test]
+fn prometheus_carries_the_burn_as_the_json_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("burn.json");
+    let (mut cmd, _lib) = command_with("burn-throttles");
+    let out = cmd
+        .args(["burn", "--format", "prometheus", "--duration", "1s"])
+        .args(SHORT)
+        .arg("--output")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, report) = parse_report(&std::fs::read(&json).unwrap());
+    let b = report.devices[0].burn.as_ref().unwrap();
+    let value = |metric: &str, label: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(metric) && l.contains(label))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {metric} {label} in:\n{text}"))
+    };
+    let worst = value("gpuprobe_device_burn_flop_per_second{", "stat=\"worst\"");
+    let best = value("gpuprobe_device_burn_flop_per_second{", "stat=\"best\"");
+    let w = b.worst_interval.as_ref().unwrap().gflops * 1e9;
+    assert!((worst - w).abs() <= 1e-6 * w, "{worst} vs {w}");
+    assert!((best - b.gflops_best * 1e9).abs() <= 1e-6 * best);
+    let compared = value("gpuprobe_device_burn_products_compared{", "uuid=");
+    assert_eq!(compared as u64, b.verifications);
+}

@@ -111,6 +111,22 @@ fn bandwidth(d: &DeviceReport, value: fn(&Transfer) -> Option<f64>) -> Vec<Sampl
     .collect()
 }
 
+/// `burn`'s throughput: over the whole run, its best interval and its worst
+/// (both after the first).
+fn burn_flops(d: &DeviceReport) -> Vec<Sample> {
+    let Some(b) = &d.burn else {
+        return Vec::new();
+    };
+    [
+        ("mean", Some(b.gflops_mean)),
+        ("best", Some(b.gflops_best)),
+        ("worst", b.worst_interval.as_ref().map(|w| w.gflops)),
+    ]
+    .into_iter()
+    .filter_map(|(stat, g)| Some((Some(format!("stat=\"{stat}\"")), g? * 1e9)))
+    .collect()
+}
+
 /// The device metrics, in the order they are written. Adding a device
 /// metric is one entry here.
 const DEVICE_GAUGES: &[DeviceGauge] = &[
@@ -178,6 +194,21 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
                 t.efficiency.and_then(crate::report::Figure::value)
             })
         },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_burn_flop_per_second",
+        help: "burn: sustained FP32 matmul throughput; stat mean (the whole run), best and worst (intervals after the first).",
+        samples: burn_flops,
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_burn_seconds",
+        help: "burn: how long the GPU was kept under load.",
+        samples: |d| one(d.burn.as_ref().map(|b| b.duration_ms / 1e3)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_burn_products_compared",
+        help: "burn: products compared bit for bit with the verified one.",
+        samples: |d| one(d.burn.as_ref().map(|b| b.verifications as f64)),
     },
     DeviceGauge {
         name: "gpuprobe_device_verification_max_abs_error",
