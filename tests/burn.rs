@@ -177,22 +177,26 @@ fn worked_ms(dir: &std::path::Path) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[test]
-fn sigint_ends_the_burn_with_a_report() {
-    let (mut cmd, dir) = command_with("burn-steady");
+/// A 10-minute burn of `scenario`, sent SIGINT once `ready` says so about
+/// its prepared folder; must end within `within` of the signal. Its exit
+/// code and report.
+fn interrupted_burn(
+    scenario: &str,
+    ready: impl Fn(&std::path::Path) -> bool,
+    within: Duration,
+) -> (Option<i32>, Report) {
+    let (mut cmd, dir) = command_with(scenario);
     let child = cmd
         .args(["burn", "--json", "--duration", "10m"])
         .args(SHORT)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Into the burn: the probe's own products take a few tens of ms of the
-    // GPU's (modelled) time, the burn a second of it in its first interval.
     let waiting = Instant::now();
-    while worked_ms(dir.path()) < 1000.0 {
+    while !ready(dir.path()) {
         assert!(
             waiting.elapsed() < Duration::from_secs(60),
-            "the burn never started"
+            "never ready for the signal"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -200,9 +204,24 @@ fn sigint_ends_the_burn_with_a_report() {
     // SAFETY: kill(2) with a child's pid and a valid signal number.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let output = child.wait_with_output().unwrap();
-    assert!(sent.elapsed() < Duration::from_secs(20), "ended promptly");
-    assert_eq!(output.status.code(), Some(0));
-    let (_, report) = parse_report(&output.stdout);
+    assert!(
+        sent.elapsed() < within,
+        "ended {:?} after SIGINT",
+        sent.elapsed()
+    );
+    (output.status.code(), parse_report(&output.stdout).1)
+}
+
+#[test]
+fn sigint_ends_the_burn_with_a_report() {
+    // Into the burn: the probe's own products take a few tens of ms of the
+    // GPU's (modelled) time, the burn a second of it in its first interval.
+    let (code, report) = interrupted_burn(
+        "burn-steady",
+        |dir| worked_ms(dir) >= 1000.0,
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0));
     let b = report.devices[0].burn.as_ref().expect("burn report");
     assert_eq!(b.ended, BurnEnd::Interrupted);
     assert!(b.products > 0);
@@ -322,24 +341,13 @@ fn a_transient_wrong_product_between_copies_back_is_caught_on_the_gpu() {
 fn sigint_during_a_hung_stage_reports_the_wedge_within_the_grace() {
     // The context never comes: Ctrl-C must still end the run with a report
     // naming the stuck call, without waiting for the 10-minute deadline.
-    let (mut cmd, _dir) = command_with("context-hangs");
-    let child = cmd
-        .args(["burn", "--json", "--duration", "10m"])
-        .args(SHORT)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    let sent = Instant::now();
-    // SAFETY: kill(2) with a child's pid and a valid signal number.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        sent.elapsed() < Duration::from_secs(30),
-        "ended within the grace"
+    let started = Instant::now();
+    let (code, report) = interrupted_burn(
+        "context-hangs",
+        |_| started.elapsed() >= Duration::from_secs(1),
+        Duration::from_secs(30),
     );
-    assert_eq!(output.status.code(), Some(4));
-    let (_, report) = parse_report(&output.stdout);
+    assert_eq!(code, Some(4));
     assert_eq!(report.verdict, Verdict::Timeout);
     assert!(
         report.summary.contains("cuDevicePrimaryCtxRetain") && report.summary.contains("SIGINT"),

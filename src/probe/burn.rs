@@ -70,12 +70,7 @@ impl StartLine {
         if let Some(d) = deadline {
             limit = limit.min(d);
         }
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.0 += 1;
-        self.ready.notify_all();
+        let mut state = self.count_in();
         while state.0 < state.1 {
             let left = limit.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -91,12 +86,19 @@ impl StartLine {
 
     /// This GPU will not burn: the others need not wait for it.
     pub fn leave(&self) {
+        drop(self.count_in());
+    }
+
+    /// Counts this GPU as arrived or left, tells the waiting ones, and
+    /// returns the state, still locked.
+    fn count_in(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {
         let mut state = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.0 += 1;
         self.ready.notify_all();
+        state
     }
 }
 
