@@ -151,6 +151,21 @@ struct State {
     /// Per visible device: the launch count its last host copy finishes
     /// at; the copy is in flight while the host has not waited that far.
     host_copy_upto: Vec<u64>,
+    /// Per visible device: copies to or from pinned host memory queued and
+    /// not yet made. A GPU makes such a copy after the call returns ("the
+    /// copy may be asynchronous", CUDA driver API, "API synchronization
+    /// behavior"), so the host sees its bytes only once it has waited for
+    /// it; the fake moves them at the next call that orders after them
+    /// (a launch, another copy, a wait, a free), never before.
+    pending: Vec<Vec<PendingCopy>>,
+}
+
+/// A queued copy between pinned host memory and the device.
+struct PendingCopy {
+    host: u64,
+    device: u64,
+    bytes: usize,
+    to_host: bool,
 }
 
 /// A page-locked host allocation: the copy engines read and write it
@@ -205,6 +220,32 @@ impl State {
     /// from `epoch`, the clock of the scenario's `under_load` phases.
     fn worked_ms(&self, ordinal: usize) -> f64 {
         self.modelled[ordinal].as_secs_f64() * 1e3
+    }
+
+    /// Makes the queued copies of `ordinal` (see `pending`).
+    fn flush(&mut self, ordinal: usize) {
+        for c in std::mem::take(&mut self.pending[ordinal]) {
+            // SAFETY: both ranges were checked live when the copy was
+            // queued, and neither is freed before this runs: freeing goes
+            // through `in_context`, which flushes first.
+            unsafe {
+                if c.to_host {
+                    std::ptr::copy_nonoverlapping(
+                        c.device as *const u8,
+                        c.host as *mut u8,
+                        c.bytes,
+                    );
+                    let (device, worked) = (self.device(ordinal), self.worked_ms(ordinal));
+                    bad_memory(device, worked, c.host as *mut c_void, c.bytes);
+                } else {
+                    std::ptr::copy_nonoverlapping(
+                        c.host as *const u8,
+                        c.device as *mut u8,
+                        c.bytes,
+                    );
+                }
+            }
+        }
     }
 
     /// The host has waited for the device's work up to launch `upto`.
@@ -303,6 +344,7 @@ fn load_state() -> Result<State, String> {
         modelled: vec![std::time::Duration::ZERO; visible.len()],
         pinned: BTreeMap::new(),
         host_copy_upto: vec![0; visible.len()],
+        pending: (0..visible.len()).map(|_| Vec::new()).collect(),
         epoch: Instant::now(),
         visible,
         devices,
@@ -505,7 +547,14 @@ fn in_context(name: &str, body: impl FnOnce(&mut State, usize) -> CUresult) -> C
         None => INVALID_CONTEXT,
         Some(d) => match state.sticky[d] {
             Some(code) => code,
-            None => body(state, d),
+            None => {
+                // Recording or querying an event orders nothing before it
+                // for the host; every other call here does.
+                if name != "cuEventRecord" && name != "cuEventQuery" {
+                    state.flush(d);
+                }
+                body(state, d)
+            }
         },
     })
 }
@@ -1074,13 +1123,23 @@ unsafe fn copy_async(
             state.settle(d);
         }
         let started = Instant::now();
-        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-        unsafe {
-            if to_host {
-                std::ptr::copy_nonoverlapping(device as *const u8, host.cast::<u8>(), bytes);
-                bad_memory(state.device(d), state.worked_ms(d), host, bytes);
-            } else {
-                std::ptr::copy_nonoverlapping(host.cast::<u8>(), device as *mut u8, bytes);
+        if pinned {
+            state.pending[d].push(PendingCopy {
+                host: host as u64,
+                device,
+                bytes,
+                to_host,
+            });
+        } else {
+            // SAFETY: pointers from the caller, valid as cuda.h requires
+            // (module doc).
+            unsafe {
+                if to_host {
+                    std::ptr::copy_nonoverlapping(device as *const u8, host.cast::<u8>(), bytes);
+                    bad_memory(state.device(d), state.worked_ms(d), host, bytes);
+                } else {
+                    std::ptr::copy_nonoverlapping(host.cast::<u8>(), device as *mut u8, bytes);
+                }
             }
         }
         let mut rate = state.device(d).host_bytes_per_second();
