@@ -63,17 +63,17 @@ pub enum Stage {
     /// The tensor-core (mma.sync) matmuls, TF32 and BF16, checked exactly;
     /// skipped below compute capability 8.0.
     TensorCores,
-    /// `burn`: the matmul back to back for the duration, verified at
-    /// intervals.
-    Burn,
     /// Device memory and host-link bandwidth, against what the GPU and its
     /// PCIe link allow; skipped in `health`.
     Bandwidth,
+    /// `burn`: the matmul back to back for the duration, each product
+    /// compared with the verified one.
+    Burn,
+    /// `bench`, in place of the stages from `Allocate` on: every kernel at
+    /// one size, timed and verified (one check per size).
+    Bench,
     /// NVML readings of the GPU after its matmul.
     Telemetry,
-    /// `bench`: every kernel at one size, timed and verified (one check
-    /// per size).
-    Bench,
     /// --require-memory.
     RequireMemory,
     /// --require-compute-capability.
@@ -112,10 +112,10 @@ impl Stage {
             Stage::Download => "download",
             Stage::Verify => "verify",
             Stage::TensorCores => "tensor_cores",
-            Stage::Burn => "burn",
             Stage::Bandwidth => "bandwidth",
-            Stage::Telemetry => "telemetry",
+            Stage::Burn => "burn",
             Stage::Bench => "bench",
+            Stage::Telemetry => "telemetry",
             Stage::RequireMemory => "require_memory",
             Stage::RequireComputeCapability => "require_compute_capability",
             Stage::RequireSpeedup => "require_speedup",
