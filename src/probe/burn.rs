@@ -220,18 +220,11 @@ pub(super) fn run(
         let last = after + (after - now) >= end;
         let copied = if after - last_verify >= plan.verify || last {
             last_verify = after;
-            match compare(w) {
-                Ok(None) => Some(true),
-                Ok(Some(wrong)) => {
-                    log.error(at, BurnErrorKind::WrongResult, wrong);
-                    Some(false)
-                }
-                Err(e) => {
-                    log.error(at, BurnErrorKind::Driver, e.detail);
-                    ended = BurnEnd::Error;
-                    None
-                }
+            let matched = copy_back(w, &mut log, at);
+            if matched.is_none() {
+                ended = BurnEnd::Error;
             }
+            matched
         } else {
             None
         };
@@ -254,17 +247,9 @@ pub(super) fn run(
     // Whatever ended the burn, the last products are copied back and
     // compared too (unless the GPU itself failed, or they just were).
     if ended != BurnEnd::Error && !verified_last && log.products > 0 {
-        let at = started.elapsed();
-        match compare(w) {
-            Ok(None) => log.verifications += 1,
-            Ok(Some(wrong)) => {
-                log.verifications += 1;
-                log.error(at, BurnErrorKind::WrongResult, wrong);
-            }
-            Err(e) => {
-                log.error(at, BurnErrorKind::Driver, e.detail);
-                ended = BurnEnd::Error;
-            }
+        match copy_back(w, &mut log, started.elapsed()) {
+            Some(_) => log.verifications += 1,
+            None => ended = BurnEnd::Error,
         }
     }
     let after_run = w.nvml.map(telemetry::sample);
@@ -389,6 +374,23 @@ fn measure(
     })
 }
 
+/// Copies the product back and compares it with the verified one, logging
+/// what differs at `at`: whether it matched, `None` after a driver error
+/// (logged too).
+fn copy_back(w: &Workload<'_, '_>, log: &mut Log, at: Duration) -> Option<bool> {
+    match compare(w) {
+        Ok(None) => Some(true),
+        Ok(Some(wrong)) => {
+            log.error(at, BurnErrorKind::WrongResult, wrong);
+            Some(false)
+        }
+        Err(e) => {
+            log.error(at, BurnErrorKind::Driver, e.detail);
+            None
+        }
+    }
+}
+
 /// Copies the product back and compares it bit for bit with the verified
 /// one: `Ok(None)` when they match, else what differs.
 fn compare(w: &Workload<'_, '_>) -> Result<Option<String>, Failed> {
@@ -437,9 +439,6 @@ struct Log {
     worst: Option<BurnInterval>,
     /// Every interval's GFLOP/s as measured, for the best and the median.
     gflops: Vec<f64>,
-    /// The best interval after the first (the first itself while it is the
-    /// only one).
-    best: f64,
     errors: Vec<BurnError>,
     errors_not_listed: u64,
     products: u64,
@@ -461,7 +460,6 @@ impl Log {
             intervals: Vec::new(),
             worst: None,
             gflops: Vec::new(),
-            best: 0.0,
             errors: Vec::new(),
             errors_not_listed: 0,
             products: 0,
@@ -529,11 +527,6 @@ impl Log {
         if self.gflops.len() <= 2 || self.worst.as_ref().is_none_or(|w| gflops < w.gflops) {
             self.worst = Some(interval.clone());
         }
-        self.best = if self.gflops.len() == 2 {
-            gflops
-        } else {
-            self.best.max(gflops)
-        };
         self.intervals.push(interval);
         if self.intervals.len() > MAX_INTERVALS {
             self.intervals = merge_pairs(&self.intervals);
@@ -579,7 +572,14 @@ impl Log {
             self.ecc_growth(took, a);
         }
         let flops = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
-        let best = self.best;
+        // The best after the first interval (the first itself when it is
+        // the only one), as the worst.
+        let after_first = self.gflops.get(1..).filter(|rest| !rest.is_empty());
+        let best = after_first
+            .unwrap_or(&self.gflops)
+            .iter()
+            .copied()
+            .fold(0.0, f64::max);
         let median = median(&self.gflops);
         let worst = self.worst.take();
         let delta = |pick: fn(&Sample) -> Option<u64>| {

@@ -160,12 +160,40 @@ struct State {
     pending: Vec<Vec<PendingCopy>>,
 }
 
-/// A queued copy between pinned host memory and the device.
+/// A copy between host memory and the device, queued (pinned host memory)
+/// or made at once (pageable).
 struct PendingCopy {
     host: u64,
     device: u64,
     bytes: usize,
     to_host: bool,
+}
+
+impl PendingCopy {
+    /// Moves the bytes; a copy to the host passes through `device`'s bad
+    /// memory, if it has any after `worked_ms`.
+    ///
+    /// # Safety
+    /// Both ranges are live and `bytes` long.
+    unsafe fn make(&self, device: &Device, worked_ms: f64) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            if self.to_host {
+                std::ptr::copy_nonoverlapping(
+                    self.device as *const u8,
+                    self.host as *mut u8,
+                    self.bytes,
+                );
+                bad_memory(device, worked_ms, self.host as *mut c_void, self.bytes);
+            } else {
+                std::ptr::copy_nonoverlapping(
+                    self.host as *const u8,
+                    self.device as *mut u8,
+                    self.bytes,
+                );
+            }
+        }
+    }
 }
 
 /// A page-locked host allocation: the copy engines read and write it
@@ -228,23 +256,7 @@ impl State {
             // SAFETY: both ranges were checked live when the copy was
             // queued, and neither is freed before this runs: freeing goes
             // through `in_context`, which flushes first.
-            unsafe {
-                if c.to_host {
-                    std::ptr::copy_nonoverlapping(
-                        c.device as *const u8,
-                        c.host as *mut u8,
-                        c.bytes,
-                    );
-                    let (device, worked) = (self.device(ordinal), self.worked_ms(ordinal));
-                    bad_memory(device, worked, c.host as *mut c_void, c.bytes);
-                } else {
-                    std::ptr::copy_nonoverlapping(
-                        c.host as *const u8,
-                        c.device as *mut u8,
-                        c.bytes,
-                    );
-                }
-            }
+            unsafe { c.make(self.device(ordinal), self.worked_ms(ordinal)) };
         }
     }
 
@@ -1123,24 +1135,18 @@ unsafe fn copy_async(
             state.settle(d);
         }
         let started = Instant::now();
+        let copy = PendingCopy {
+            host: host as u64,
+            device,
+            bytes,
+            to_host,
+        };
         if pinned {
-            state.pending[d].push(PendingCopy {
-                host: host as u64,
-                device,
-                bytes,
-                to_host,
-            });
+            state.pending[d].push(copy);
         } else {
             // SAFETY: pointers from the caller, valid as cuda.h requires
-            // (module doc).
-            unsafe {
-                if to_host {
-                    std::ptr::copy_nonoverlapping(device as *const u8, host.cast::<u8>(), bytes);
-                    bad_memory(state.device(d), state.worked_ms(d), host, bytes);
-                } else {
-                    std::ptr::copy_nonoverlapping(host.cast::<u8>(), device as *mut u8, bytes);
-                }
-            }
+            // (module doc); the device range was checked above.
+            unsafe { copy.make(state.device(d), state.worked_ms(d)) };
         }
         let mut rate = state.device(d).host_bytes_per_second();
         if state.scenario.shared_host_link {
