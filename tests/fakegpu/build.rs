@@ -1,6 +1,8 @@
 //! Compiles the project's kernels (kernels/*.cu) for the host, together with
 //! the execution-model emulation in emu/, so the fake cuLaunchKernel runs the
-//! very source the embedded PTX is built from.
+//! very source the embedded PTX is built from; and the fake libraries' own
+//! kernels (emu/libraries/*.cu: what the fake cuBLAS launches), which are
+//! not gpuprobe's.
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -11,8 +13,10 @@ fn main() {
 
     let mut sources = String::new();
     let mut table = String::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&kernels_dir)
-        .unwrap()
+    let libraries_dir = manifest.join("emu/libraries");
+    let mut entries: Vec<_> = [&kernels_dir, &libraries_dir]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "cu"))
         .collect();

@@ -3,28 +3,33 @@
 //! true`.
 //!
 //! Like the real library, which runs on the driver the process loaded
-//! (libcuda.so.1), it does its work through that driver: cublasSgemm_v2
-//! reads A, B and C with cuMemcpyDtoH_v2 and writes C back with
-//! cuMemcpyHtoD_v2, so the fake driver checks every pointer against its
-//! allocations and the current context, as a kernel's accesses are on a GPU.
-//! It is a separate shared library with its own copy of this crate's
-//! statics, and never reaches into the fake driver's state.
+//! (libcuda.so.1) and launches kernels of its own there, cublasSgemm_v2 is a
+//! launch through that driver of the library's kernel
+//! (emu/libraries/cublas.cu, loaded into the handle's context by
+//! cublasCreate_v2). So its GPU time follows the driver's one rule for
+//! launches (the scenario's `launch_ns_per_thread`, else what the emulation
+//! took): a GEMM never looks faster on the events than the work the fake
+//! does for it, and a loop sized from those events fits its deadline. It is
+//! a separate shared library with its own copy of this crate's statics, and
+//! never reaches into the fake driver's state.
 //!
 //! Semantics follow the cuBLAS Library documentation, "cublas<t>gemm()":
 //! column-major C = α·op(A)·op(B) + β·C with op(A) m x k and op(B) k x n,
 //! each matrix at its leading dimension; β = 0 means C need not be valid on
 //! input (BLAS convention); the listed argument checks return
 //! CUBLAS_STATUS_INVALID_VALUE, a handle not made by cublasCreate
-//! CUBLAS_STATUS_NOT_INITIALIZED. cublasCreate_v2 starts in
+//! CUBLAS_STATUS_NOT_INITIALIZED, a launch the driver refuses
+//! CUBLAS_STATUS_EXECUTION_FAILED. cublasCreate_v2 starts in
 //! CUBLAS_DEFAULT_MATH ("cublasCreate", "cublasSetMathMode");
 //! CUBLAS_TF32_TENSOR_OP_MATH lets an SGEMM round its inputs to TF32 (10
 //! mantissa bits), which this fake always does in that mode.
 //!
 //! Every `unsafe` block dereferences a pointer the caller passed, valid as
-//! cublas_api.h requires (the fake rejects null where the real one does).
+//! cublas_api.h requires (the fake rejects null where the real one does), or
+//! calls the driver with arguments cuda.h documents.
 #![allow(clippy::missing_safety_doc, non_snake_case)]
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_uint, c_void};
 
 type Status = c_int;
 
@@ -43,15 +48,55 @@ const OP_C: c_int = 2;
 const TF32_TENSOR_OP_MATH: c_int = 3;
 const DISALLOW_REDUCED_PRECISION_REDUCTION: c_int = 16;
 
-type Copy = unsafe extern "C" fn(*mut c_void, u64, usize) -> c_int;
-type CopyIn = unsafe extern "C" fn(u64, *const c_void, usize) -> c_int;
+type ModuleLoadData = unsafe extern "C" fn(*mut *mut c_void, *const c_void) -> c_int;
+type ModuleGetFunction =
+    unsafe extern "C" fn(*mut *mut c_void, *mut c_void, *const std::ffi::c_char) -> c_int;
+type ModuleUnload = unsafe extern "C" fn(*mut c_void) -> c_int;
+type LaunchKernel = unsafe extern "C" fn(
+    *mut c_void,
+    c_uint,
+    c_uint,
+    c_uint,
+    c_uint,
+    c_uint,
+    c_uint,
+    c_uint,
+    *mut c_void,
+    *mut *mut c_void,
+    *mut *mut c_void,
+) -> c_int;
 
-/// A handle: the driver's copy entry points and the math mode.
+/// The library's kernel image, as cuModuleLoadData takes it: the entry the
+/// fake driver's emulator runs (emu/libraries/cublas.cu), with its 14
+/// parameters. PTX ISA 4.1 for sm_52, which every driver and GPU the fake
+/// models accepts, as the real cuBLAS carries code for every architecture
+/// it supports.
+const IMAGE: &std::ffi::CStr = c".version 4.1
+.target sm_52
+.address_size 64
+.visible .entry fakecublas_sgemm(
+.param .u32 m, .param .u32 n, .param .u32 k, .param .f32 alpha,
+.param .u64 a, .param .u32 lda, .param .u32 transa,
+.param .u64 b, .param .u32 ldb, .param .u32 transb,
+.param .f32 beta, .param .u64 c, .param .u32 ldc, .param .u32 tf32
+)
+{
+ret;
+}
+";
+
+/// The kernel's block: 16 x 16 threads, one element of C each.
+const TILE: c_uint = 16;
+
+/// A handle: the library's kernel in the context it was made in, the
+/// driver's entry points it uses, and the math mode.
 struct Handle {
     /// Keeps libcuda.so.1 referenced while the handle lives.
     _cuda: libloading::Library,
-    download: Copy,
-    upload: CopyIn,
+    launch: LaunchKernel,
+    unload: ModuleUnload,
+    module: *mut c_void,
+    sgemm: *mut c_void,
     math: c_int,
     /// Tells a handle of this library from any other pointer.
     magic: u64,
@@ -83,17 +128,36 @@ pub unsafe extern "C" fn cublasCreate_v2(out: *mut *mut c_void) -> Status {
     // SAFETY: the prototypes of cuda.h.
     let symbols = unsafe {
         (
-            cuda.get::<Copy>(b"cuMemcpyDtoH_v2\0").map(|s| *s),
-            cuda.get::<CopyIn>(b"cuMemcpyHtoD_v2\0").map(|s| *s),
+            cuda.get::<ModuleLoadData>(b"cuModuleLoadData\0")
+                .map(|s| *s),
+            cuda.get::<ModuleGetFunction>(b"cuModuleGetFunction\0")
+                .map(|s| *s),
+            cuda.get::<ModuleUnload>(b"cuModuleUnload\0").map(|s| *s),
+            cuda.get::<LaunchKernel>(b"cuLaunchKernel\0").map(|s| *s),
         )
     };
-    let (Ok(download), Ok(upload)) = symbols else {
+    let (Ok(load), Ok(get_function), Ok(unload), Ok(launch)) = symbols else {
         return NOT_INITIALIZED;
     };
+    // The kernel goes into the context current on this thread, as
+    // cublasCreate's handle is tied to the current device ("cublasCreate").
+    let mut module = std::ptr::null_mut();
+    let mut sgemm = std::ptr::null_mut();
+    // SAFETY: out-pointers to locals and a NUL-terminated image and name,
+    // as cuda.h requires.
+    let loaded = unsafe {
+        load(&mut module, IMAGE.as_ptr().cast()) == 0
+            && get_function(&mut sgemm, module, c"fakecublas_sgemm".as_ptr()) == 0
+    };
+    if !loaded {
+        return NOT_INITIALIZED;
+    }
     let h = Box::new(Handle {
         _cuda: cuda,
-        download,
-        upload,
+        launch,
+        unload,
+        module,
+        sgemm,
         math: 0,
         magic: MAGIC,
     });
@@ -111,6 +175,8 @@ pub unsafe extern "C" fn cublasDestroy_v2(raw: *mut c_void) -> Status {
     // SAFETY: made by Box::into_raw in cublasCreate_v2, destroyed once.
     let mut h = unsafe { Box::from_raw(raw.cast::<Handle>()) };
     h.magic = 0;
+    // SAFETY: the module cublasCreate_v2 loaded, unloaded once.
+    unsafe { (h.unload)(h.module) };
     SUCCESS
 }
 
@@ -125,48 +191,6 @@ pub unsafe extern "C" fn cublasSetMathMode(raw: *mut c_void, mode: c_int) -> Sta
     }
     h.math = mode;
     SUCCESS
-}
-
-/// A column-major matrix on the device: its first element and leading
-/// dimension, and the rows and columns it is stored with.
-struct Stored {
-    ptr: u64,
-    ld: usize,
-    rows: usize,
-    cols: usize,
-}
-
-impl Stored {
-    /// Elements from the first to the last one used.
-    fn span(&self) -> usize {
-        if self.rows == 0 || self.cols == 0 {
-            0
-        } else {
-            self.ld * (self.cols - 1) + self.rows
-        }
-    }
-
-    fn read(&self, h: &Handle) -> Result<Vec<f32>, Status> {
-        let mut host = vec![0f32; self.span()];
-        // SAFETY: the driver's entry point, with a host buffer of the size
-        // copied; the driver checks the device range.
-        let r = unsafe { (h.download)(host.as_mut_ptr().cast(), self.ptr, host.len() * 4) };
-        if r == 0 {
-            Ok(host)
-        } else {
-            Err(EXECUTION_FAILED)
-        }
-    }
-}
-
-/// `x` rounded to TF32: 10 mantissa bits, to nearest even.
-fn tf32(x: f32) -> f32 {
-    let bits = x.to_bits();
-    if !x.is_finite() {
-        return x;
-    }
-    let round = 0x0fff + ((bits >> 13) & 1);
-    f32::from_bits(bits.wrapping_add(round) & !0x1fff)
 }
 
 #[no_mangle]
@@ -213,71 +237,51 @@ pub unsafe extern "C" fn cublasSgemm_v2(
         return SUCCESS;
     }
     // SAFETY: non-null (checked), host pointers in the default pointer mode.
-    let (alpha, beta) = unsafe { (*alpha, *beta) };
-    let (m, n, k) = (m as usize, n as usize, k as usize);
-    let stored = |ptr, ld: c_int, op: c_int, rows: usize, cols: usize| Stored {
-        ptr,
-        ld: ld as usize,
-        // op(X) is rows x cols; X itself is that, or its transpose.
-        rows: if op == OP_N { rows } else { cols },
-        cols: if op == OP_N { cols } else { rows },
+    let (mut alpha, mut beta) = unsafe { (*alpha, *beta) };
+    let mut tf32 =
+        c_int::from(h.math & !DISALLOW_REDUCED_PRECISION_REDUCTION == TF32_TENSOR_OP_MATH);
+    let (mut m, mut n, mut k) = (m, n, k);
+    let (mut lda, mut ldb, mut ldc) = (lda, ldb, ldc);
+    let (mut a, mut b, mut c) = (a, b, c);
+    let (mut transa, mut transb) = (c_int::from(transa != OP_N), c_int::from(transb != OP_N));
+    let mut params: [*mut c_void; 14] = [
+        (&raw mut m).cast(),
+        (&raw mut n).cast(),
+        (&raw mut k).cast(),
+        (&raw mut alpha).cast(),
+        (&raw mut a).cast(),
+        (&raw mut lda).cast(),
+        (&raw mut transa).cast(),
+        (&raw mut b).cast(),
+        (&raw mut ldb).cast(),
+        (&raw mut transb).cast(),
+        (&raw mut beta).cast(),
+        (&raw mut c).cast(),
+        (&raw mut ldc).cast(),
+        (&raw mut tf32).cast(),
+    ];
+    let grid = |x: c_int| (x as c_uint).div_ceil(TILE);
+    // SAFETY: the kernel's parameters, each a pointer to a live local of
+    // the kernel's type, on the default stream, as cuLaunchKernel requires.
+    let r = unsafe {
+        (h.launch)(
+            h.sgemm,
+            grid(m),
+            grid(n),
+            1,
+            TILE,
+            TILE,
+            1,
+            0,
+            std::ptr::null_mut(),
+            params.as_mut_ptr(),
+            std::ptr::null_mut(),
+        )
     };
-    let (sa, sb, sc) = (
-        stored(a, lda, transa, m, k),
-        stored(b, ldb, transb, k, n),
-        stored(c, ldc, OP_N, m, n),
-    );
-    let run = || -> Result<(), Status> {
-        let tf32_inputs = h.math & !DISALLOW_REDUCED_PRECISION_REDUCTION == TF32_TENSOR_OP_MATH;
-        let input = |v: f32| if tf32_inputs { tf32(v) } else { v };
-        let (ha, hb) = if k > 0 {
-            (sa.read(h)?, sb.read(h)?)
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        // C is read even when β = 0: the elements between its columns (rows
-        // m..ldc) must come back as they were.
-        let mut hc = sc.read(h)?;
-        let op_a = |i: usize, p: usize| {
-            input(if transa == OP_N {
-                ha[i + p * sa.ld]
-            } else {
-                ha[p + i * sa.ld]
-            })
-        };
-        let op_b = |p: usize, j: usize| {
-            input(if transb == OP_N {
-                hb[p + j * sb.ld]
-            } else {
-                hb[j + p * sb.ld]
-            })
-        };
-        for j in 0..n {
-            for i in 0..m {
-                let mut sum = 0f32;
-                for p in 0..k {
-                    sum += op_a(i, p) * op_b(p, j);
-                }
-                let at = i + j * sc.ld;
-                hc[at] = if beta == 0.0 {
-                    alpha * sum
-                } else {
-                    alpha * sum + beta * hc[at]
-                };
-            }
-        }
-        // SAFETY: the driver's entry point, copying the host buffer read
-        // from the same device range.
-        let r = unsafe { (h.upload)(sc.ptr, hc.as_ptr().cast(), hc.len() * 4) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(EXECUTION_FAILED)
-        }
-    };
-    match run() {
-        Ok(()) => SUCCESS,
-        Err(status) => status,
+    if r == 0 {
+        SUCCESS
+    } else {
+        EXECUTION_FAILED
     }
 }
 
@@ -288,18 +292,3 @@ pub const EXPORTS: &[&str] = &[
     "cublasSetMathMode",
     "cublasSgemm_v2",
 ];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tf32_keeps_ten_mantissa_bits_rounding_to_nearest() {
-        assert_eq!(tf32(1.0), 1.0);
-        // 1 + 2^-10 is TF32; 1 + 2^-11 is halfway and rounds to even (1).
-        assert_eq!(tf32(1.0 + 1.0 / 1024.0), 1.0 + 1.0 / 1024.0);
-        assert_eq!(tf32(1.0 + 1.0 / 2048.0), 1.0);
-        assert_eq!(tf32(1.0 + 3.0 / 2048.0), 1.0 + 2.0 / 1024.0);
-        assert!(tf32(f32::NAN).is_nan());
-    }
-}
