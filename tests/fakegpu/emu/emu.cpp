@@ -134,11 +134,17 @@ namespace {
 
 constexpr unsigned MAX_WARPS = 1024 / 32;
 
-// Each lane's fragments, per warp, between the two barriers of one mma.
+// Each lane's fragments, per warp, between the two barriers of one mma,
+// and the warp's D (16 x 8), computed once by whichever lane of the warp
+// runs first after the first barrier (`done` is cleared by every lane
+// before it, and read only after it, so the order the scheduler resumes
+// lanes in does not matter).
 struct mma_exchange {
   unsigned a[32][4];
   unsigned b[32][2];
   float c[32][4];
+  float d[16][8];
+  bool done;
 };
 mma_exchange exchange[MAX_WARPS];
 
@@ -169,33 +175,42 @@ void mma(int shape, float d[4], const unsigned a[4], const unsigned b[2],
   std::memcpy(x.a[lane], a, sizeof x.a[lane]);
   std::memcpy(x.b[lane], b, sizeof x.b[lane]);
   std::memcpy(x.c[lane], c, sizeof x.c[lane]);
+  x.done = false;
   __syncthreads(); // every lane's fragments are in `exchange`
 
-  const int kdim = shape == 0 ? 8 : 16;
-  float A[16][16] = {}, B[16][8] = {}, C[16][8] = {};
   int row, col;
-  for (int l = 0; l < 32; ++l) {
-    for (int i = 0; i < (shape == 0 ? 4 : 8); ++i) {
-      fakegpu_mma_fragment(shape, 'a', l, i, &row, &col);
-      A[row][col] = shape == 0 ? tf32_value(x.a[l][i])
-                               : bf16_value((x.a[l][i / 2] >> (16 * (i & 1))) & 0xffffu);
+  if (!x.done) {
+    const int kdim = shape == 0 ? 8 : 16;
+    float A[16][16] = {}, B[16][8] = {}, C[16][8] = {};
+    for (int l = 0; l < 32; ++l) {
+      for (int i = 0; i < (shape == 0 ? 4 : 8); ++i) {
+        fakegpu_mma_fragment(shape, 'a', l, i, &row, &col);
+        A[row][col] = shape == 0 ? tf32_value(x.a[l][i])
+                                 : bf16_value((x.a[l][i / 2] >> (16 * (i & 1))) & 0xffffu);
+      }
+      for (int i = 0; i < (shape == 0 ? 2 : 4); ++i) {
+        fakegpu_mma_fragment(shape, 'b', l, i, &row, &col);
+        B[row][col] = shape == 0 ? tf32_value(x.b[l][i])
+                                 : bf16_value((x.b[l][i / 2] >> (16 * (i & 1))) & 0xffffu);
+      }
+      for (int i = 0; i < 4; ++i) {
+        fakegpu_mma_fragment(shape, 'c', l, i, &row, &col);
+        C[row][col] = x.c[l][i];
+      }
     }
-    for (int i = 0; i < (shape == 0 ? 2 : 4); ++i) {
-      fakegpu_mma_fragment(shape, 'b', l, i, &row, &col);
-      B[row][col] = shape == 0 ? tf32_value(x.b[l][i])
-                               : bf16_value((x.b[l][i / 2] >> (16 * (i & 1))) & 0xffffu);
+    for (int r = 0; r < 16; ++r) {
+      for (int cc = 0; cc < 8; ++cc) {
+        float sum = C[r][cc];
+        for (int p = 0; p < kdim; ++p) sum += A[r][p] * B[p][cc];
+        x.d[r][cc] = sum;
+      }
     }
-    for (int i = 0; i < 4; ++i) {
-      fakegpu_mma_fragment(shape, 'c', l, i, &row, &col);
-      C[row][col] = x.c[l][i];
-    }
+    x.done = true;
   }
   float out[4];
   for (int i = 0; i < 4; ++i) {
     fakegpu_mma_fragment(shape, 'c', static_cast<int>(lane), i, &row, &col);
-    float sum = C[row][col];
-    for (int p = 0; p < kdim; ++p) sum += A[row][p] * B[p][col];
-    out[i] = sum;
+    out[i] = x.d[row][col];
   }
   __syncthreads(); // every lane has read `exchange` before it is reused
   std::memcpy(d, out, sizeof out);
