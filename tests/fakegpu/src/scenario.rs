@@ -216,7 +216,12 @@ pub struct Device {
     /// watchdog. A model of a slow GPU that does not depend on how fast the
     /// emulator runs on the test machine; with gpuprobe's matmul one thread
     /// makes one element of C, so the time scales with the rows launched.
-    /// Absent: launches take what the emulation takes.
+    /// Keep it above what the emulation takes per thread (a 32 x 32 product
+    /// emulates in about 12 ms on a 2-core machine): gpuprobe sizes its
+    /// loops from the events, so a model faster than the emulation makes a
+    /// loop planned for one second of GPU time run for many on the host,
+    /// past its deadline (tests/defaults.rs runs every scenario at the
+    /// defaults). Absent: launches take what the emulation takes.
     #[serde(default)]
     pub launch_ns_per_thread: Option<f64>,
     /// How the GPU changes as it stays under load: each phase starts once
