@@ -2,6 +2,7 @@
 use std::ffi::{c_char, CStr};
 use std::sync::{Mutex, PoisonError};
 use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use cudarc::driver::sys::cudaError_enum;
 
@@ -127,19 +128,19 @@ fn known_name(code: CuResult) -> Option<String> {
         })
 }
 
-/// Driver calls under way, by thread: what the watchdog names when a call
-/// never returns.
-static IN_FLIGHT: Mutex<Vec<(ThreadId, &'static str)>> = Mutex::new(Vec::new());
+/// Driver calls under way, by thread, with when each began: what the
+/// watchdog names when a call never returns.
+static IN_FLIGHT: Mutex<Vec<(ThreadId, &'static str, Instant)>> = Mutex::new(Vec::new());
 
-/// The driver call `thread` is inside, if any.
+/// The driver call `thread` is inside, if any, and how long it has been.
 #[must_use]
-pub fn call_in_flight(thread: ThreadId) -> Option<&'static str> {
+pub fn call_in_flight(thread: ThreadId) -> Option<(&'static str, Duration)> {
     let calls = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
     calls
         .iter()
         .rev()
-        .find(|(t, _)| *t == thread)
-        .map(|(_, name)| *name)
+        .find(|(t, _, _)| *t == thread)
+        .map(|(_, name, since)| (*name, since.elapsed()))
 }
 
 /// Marks a call as under way on this thread until dropped (for a library
@@ -152,7 +153,7 @@ impl InFlight {
         IN_FLIGHT
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((thread, name));
+            .push((thread, name, Instant::now()));
         InFlight(thread)
     }
 }
@@ -160,7 +161,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut calls = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = calls.iter().rposition(|(t, _)| *t == self.0) {
+        if let Some(i) = calls.iter().rposition(|(t, _, _)| *t == self.0) {
             calls.remove(i);
         }
     }

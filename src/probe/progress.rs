@@ -6,7 +6,7 @@
 //! runs, so when a driver call never returns the watchdog can still take the
 //! report as it stands and name each stage still in flight.
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cuda::CudaError;
 use crate::report::{Check, CheckStatus, Report};
@@ -108,6 +108,23 @@ pub struct Hung {
     pub stage: Stage,
     /// The driver call it was inside, when it was inside one.
     pub call: Option<&'static str>,
+    /// Whether it was stuck: inside one driver call long enough to call
+    /// that call unanswered (`unanswered`), rather than still making calls
+    /// that return (or working between them): a stage that needed more
+    /// time than the deadline left.
+    pub stuck: bool,
+}
+
+/// How long one driver call must have gone unanswered at the deadline
+/// for the stage to count as stuck in it rather than still working: half
+/// the deadline, at most 5 s. A loop of calls that each return (a bench
+/// size with many products, a slow GPU) is caught inside some call at any
+/// moment, but only briefly; a wedged call (a GPU fallen off the bus, a
+/// driver holding its lock) has usually been waiting since long before.
+/// One real call can take seconds (a synchronize after a second of
+/// queued products, a JIT compile), so the bar is not lower.
+fn unanswered(timeout: Duration) -> Duration {
+    (timeout / 2).min(Duration::from_secs(5))
 }
 
 struct Partial {
@@ -202,16 +219,28 @@ impl Progress {
     /// The report as it stands, each stage still running recorded as timed
     /// out with the driver call it is stuck in: what the watchdog prints
     /// when the deadline passes.
-    pub fn snapshot_timed_out(&self) -> (Report, Vec<Hung>) {
+    pub fn snapshot_timed_out(&self, timeout: Duration) -> (Report, Vec<Hung>) {
         let partial = self.lock();
         let mut report = partial.report.clone();
         let mut hung = Vec::new();
         for r in &partial.running {
             let waited = r.started.elapsed().as_secs_f64();
-            let call = crate::cuda::call_in_flight(r.thread);
-            let detail = match call {
-                Some(call) => format!("no answer from {call} after {waited:.1} s"),
-                None => format!("no answer after {waited:.1} s"),
+            let in_call = crate::cuda::call_in_flight(r.thread);
+            let stuck = in_call.is_some_and(|(_, since)| since >= unanswered(timeout));
+            let detail = match in_call {
+                Some((call, since)) if stuck => {
+                    format!("no answer from {call} after {:.1} s", since.as_secs_f64())
+                }
+                Some((call, since)) => format!(
+                    "still working after {waited:.1} s: its driver calls were answering (in \
+                     {call} for {:.0} ms at the deadline), so the stage needed more time than \
+                     the deadline left",
+                    since.as_secs_f64() * 1e3
+                ),
+                None => format!(
+                    "still working after {waited:.1} s, between driver calls at the deadline: \
+                     the stage needed more time than the deadline left"
+                ),
             };
             let check = Check {
                 name: r.stage.as_str().into(),
@@ -224,7 +253,8 @@ impl Progress {
             hung.push(Hung {
                 scope: r.scope,
                 stage: r.stage,
-                call,
+                call: in_call.map(|(call, _)| call),
+                stuck,
             });
         }
         (report, hung)

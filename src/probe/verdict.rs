@@ -4,38 +4,58 @@
 use std::time::{Duration, Instant};
 
 use super::finish;
-use super::progress::{Progress, Scope};
+use super::progress::{Hung, Progress, Scope};
 use crate::report::{CheckStatus, DeviceReport, DeviceStatus, Report, Verdict};
 use crate::units::flops;
 
 pub(super) fn timed_out(progress: &Progress, started: Instant, timeout: Duration) -> Report {
-    let (mut report, hung) = progress.snapshot_timed_out();
-    let places: Vec<String> = hung
-        .iter()
-        .map(|h| {
-            let call = h.call.map_or(String::new(), |c| format!(", stuck in {c}"));
-            match h.scope {
-                Scope::Machine => format!("stage {}{call}", h.stage),
-                Scope::Device(i) => {
-                    let d = &mut report.devices[i];
-                    d.status = DeviceStatus::Timeout;
-                    format!(
-                        "GPU {} ({}) in stage {}{call}",
-                        d.index,
-                        d.uuid.as_deref().unwrap_or("uuid unknown"),
-                        h.stage
-                    )
-                }
+    let (mut report, hung) = progress.snapshot_timed_out(timeout);
+    let place = |report: &mut Report, h: &Hung| {
+        let call = match (h.stuck, h.call) {
+            (true, Some(c)) => format!(", stuck in {c}"),
+            _ => String::new(),
+        };
+        match h.scope {
+            Scope::Machine => format!("stage {}{call}", h.stage),
+            Scope::Device(i) => {
+                let d = &mut report.devices[i];
+                d.status = DeviceStatus::Timeout;
+                format!(
+                    "GPU {} ({}) in stage {}{call}",
+                    d.index,
+                    d.uuid.as_deref().unwrap_or("uuid unknown"),
+                    h.stage
+                )
             }
-        })
-        .collect();
+        }
+    };
+    let (stuck, working): (Vec<&Hung>, Vec<&Hung>) = hung.iter().partition(|h| h.stuck);
+    let stuck: Vec<String> = stuck.into_iter().map(|h| place(&mut report, h)).collect();
+    let working: Vec<String> = working.into_iter().map(|h| place(&mut report, h)).collect();
+    let limit = humantime::format_duration(timeout);
     report.verdict = Verdict::Timeout;
-    report.summary =
+    report.summary = if stuck.is_empty() && !working.is_empty() {
+        // Every stage was still making driver calls that returned: slow
+        // work, not a wedge (a hang would leave one call unanswered).
         format!(
-        "no answer within {}: {}; the driver call there never returned (a wedged GPU or driver)",
-        humantime::format_duration(timeout),
-        if places.is_empty() { "between stages".to_string() } else { places.join(", ") }
-    );
+            "no result within {limit}: {} still working, its driver calls answering; the work \
+             needs more time than the deadline gives (raise --timeout, or ask for less work)",
+            working.join(", ")
+        )
+    } else {
+        let mut places = if stuck.is_empty() {
+            "between stages".to_string()
+        } else {
+            stuck.join(", ")
+        };
+        if !working.is_empty() {
+            places = format!("{places} (still working: {})", working.join(", "));
+        }
+        format!(
+            "no answer within {limit}: {places}; the driver call there never returned (a wedged \
+             GPU or driver)"
+        )
+    };
     finish(report, started)
 }
 
@@ -222,4 +242,115 @@ pub(super) fn decide(progress: &Progress) {
         }
         (r.verdict, r.summary) = outcome(r);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cuda::error::InFlight;
+    use crate::probe::progress::Done;
+    use crate::probe::{empty_report, Mode, Options, Selection};
+    use crate::stage::Stage;
+
+    fn options() -> Options {
+        Options {
+            mode: Mode::Probe,
+            size: 16,
+            repeat: crate::cpu::Repeat::Times(1),
+            devices: Selection::All,
+            seed: 1,
+            timeout: Duration::from_millis(300),
+            requirements: crate::requirements::Requirements::default(),
+            strict: false,
+            no_context: false,
+            bandwidth_bytes: 0,
+            burn: None,
+            sizes: Vec::new(),
+        }
+    }
+
+    /// Runs `stage` on a thread of its own: one driver call held until
+    /// `release` (a wedge), or short calls one after another (slow work).
+    fn run_stage(
+        progress: &Arc<Progress>,
+        stage: Stage,
+        wedged: bool,
+        release: &Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let (progress, release) = (Arc::clone(progress), Arc::clone(release));
+        std::thread::spawn(move || {
+            progress.stage(Scope::Machine, stage, || {
+                if wedged {
+                    let _call = InFlight::enter("cuInit");
+                    while !release.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                } else {
+                    while !release.load(Ordering::Relaxed) {
+                        let _call = InFlight::enter("cuLaunchKernel");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                Ok(Done::pass((), String::new()))
+            });
+        })
+    }
+
+    fn timed_out_with(stages: &[(Stage, bool)]) -> Report {
+        let progress = Arc::new(Progress::new(empty_report(&options())));
+        let release = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = stages
+            .iter()
+            .map(|(stage, wedged)| run_stage(&progress, *stage, *wedged, &release))
+            .collect();
+        let started = Instant::now();
+        std::thread::sleep(Duration::from_millis(400));
+        let report = timed_out(&progress, started, Duration::from_millis(300));
+        release.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        report
+    }
+
+    #[test]
+    fn slow_work_is_not_called_a_wedge() {
+        let report = timed_out_with(&[(Stage::Enumerate, false)]);
+        assert_eq!(report.verdict, Verdict::Timeout);
+        assert!(
+            report.summary.contains("stage enumerate still working")
+                && !report.summary.contains("wedged")
+                && !report.summary.contains("stuck"),
+            "{}",
+            report.summary
+        );
+        let check = report
+            .checks
+            .iter()
+            .find(|c| c.name == "enumerate")
+            .unwrap();
+        assert_eq!(check.status, CheckStatus::Timeout);
+        assert!(check.detail.contains("still working"), "{}", check.detail);
+    }
+
+    #[test]
+    fn a_call_that_never_returns_is_a_wedge_beside_slow_work() {
+        let report = timed_out_with(&[(Stage::CuInit, true), (Stage::Enumerate, false)]);
+        assert!(
+            report.summary.contains("stage cu_init, stuck in cuInit")
+                && report.summary.contains("(still working: stage enumerate)")
+                && report.summary.contains("wedged"),
+            "{}",
+            report.summary
+        );
+        let check = report.checks.iter().find(|c| c.name == "cu_init").unwrap();
+        assert!(
+            check.detail.contains("no answer from cuInit"),
+            "{}",
+            check.detail
+        );
+    }
 }
