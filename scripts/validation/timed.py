@@ -46,6 +46,11 @@ def main():
         # session goes too, not left running on its own.
         def stop(signum, _frame):
             kill_session(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kill_session(proc, signal.SIGKILL)
+            print(f"{name:<26} exit=signal stopped after {time.monotonic() - start:.3f} s (signal {signum})")
             sys.exit(128 + signum)
 
         signal.signal(signal.SIGTERM, stop)
