@@ -25,8 +25,12 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
         writeln!(sources, "#include \"{}\"", path.display()).unwrap();
         let text = std::fs::read_to_string(path).unwrap();
+        // A file with no barrier (no __syncthreads, no warp-collective mma)
+        // holds kernels whose threads never wait for each other: the
+        // emulator may run them one after another as plain calls.
+        let barrier_free = !text.contains("__syncthreads") && !text.contains("gp_mma");
         for name in kernel_names(&text) {
-            writeln!(table, "GPUPROBE_KERNEL({name})").unwrap();
+            writeln!(table, "GPUPROBE_KERNEL({name}, {barrier_free})").unwrap();
         }
     }
     std::fs::write(out.join("kernels_source.inc"), sources).unwrap();

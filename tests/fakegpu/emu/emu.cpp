@@ -13,9 +13,21 @@
 // primitive (Microsoft, "Fibers"). A fiber must not return from its start
 // routine (that ends the OS thread), so a finished CUDA thread switches back
 // to the scheduler for good and its fiber is deleted after the block.
+//
+// On Linux a CUDA thread starts on its own stack through makecontext and
+// setcontext, and every later switch (at each barrier) is _setjmp/_longjmp:
+// swapcontext saves and restores the signal mask, a system call each way,
+// which made the switches most of an emulated launch's time; _longjmp
+// leaves the mask alone (glibc manual, "Non-Local Exits"), and no CUDA
+// thread touches it. Jumping between stacks whose frames are still live is
+// the classic coroutine use of the pair; glibc's fortified longjmp
+// (__longjmp_chk, with _FORTIFY_SOURCE) refuses jumps to another stack, so
+// this file is built without it.
 #ifdef _WIN32
 #include <windows.h>
 #else
+#undef _FORTIFY_SOURCE
+#include <setjmp.h>
 #include <ucontext.h>
 #endif
 
@@ -42,25 +54,47 @@ constexpr std::size_t STACK_BYTES = 64 * 1024;
 void *scheduler;
 std::vector<void *> contexts;
 #else
-ucontext_t scheduler;
+// Where the scheduler resumes when a CUDA thread yields or ends.
+jmp_buf scheduler;
+// Each CUDA thread's start (used once) and, once it has run, where it
+// yielded.
 std::vector<ucontext_t> contexts;
+struct jump {
+  jmp_buf at;
+};
+std::vector<jump> yielded;
+std::vector<bool> entered;
 std::vector<std::unique_ptr<char[]>> stacks;
+// One getcontext, copied for every thread start (getcontext is a system
+// call too).
+ucontext_t start_template;
+bool have_template;
 #endif
 std::vector<int> barriers_hit;
 unsigned running;
+// A barrier-free kernel is running, each thread as a plain call; and
+// whether one of its threads reached a barrier all the same.
+bool running_direct;
+bool direct_barrier;
 
 // Back to the scheduler from CUDA thread `running`.
 void yield_to_scheduler() {
 #ifdef _WIN32
   SwitchToFiber(scheduler);
 #else
-  swapcontext(&contexts[running], &scheduler);
+  if (_setjmp(yielded[running].at) == 0) _longjmp(scheduler, 1);
 #endif
 }
 
 } // namespace
 
 void __syncthreads() {
+  if (running_direct) {
+    // A barrier in a kernel taken for barrier-free: the launch fails
+    // rather than run on without the barrier's guarantee.
+    direct_barrier = true;
+    return;
+  }
   barriers_hit[running] += 1;
   yield_to_scheduler();
 }
@@ -254,9 +288,14 @@ struct kernel_info {
   const char *name;
   launcher launch;
   std::size_t arity;
+  // No barrier in its source (build.rs): its threads never wait for one
+  // another, so any order of running them whole is a schedule a GPU could
+  // take, and each runs as a plain call, without a coroutine.
+  bool barrier_free;
 };
 
-#define GPUPROBE_KERNEL(name) {#name, entry<name>::launch, entry<name>::arity},
+#define GPUPROBE_KERNEL(name, barrier_free)                                    \
+  {#name, entry<name>::launch, entry<name>::arity, barrier_free},
 const kernel_info kernels[] = {
 #include KERNELS_TABLE
 };
@@ -269,12 +308,9 @@ std::vector<bool> finished;
 void thread_body() {
   current_kernel->launch(current_params);
   finished[running] = true;
-#ifdef _WIN32
-  // Never resumed again: the scheduler deletes this fiber.
+  // Never resumed again: the scheduler deletes this fiber, or starts the
+  // thread afresh on this stack.
   yield_to_scheduler();
-#else
-  // Returning resumes uc_link, the scheduler.
-#endif
 }
 
 #ifdef _WIN32
@@ -309,11 +345,16 @@ bool start_thread(unsigned t) {
   contexts[t] = CreateFiber(STACK_BYTES, fiber_start, nullptr);
   return contexts[t] != nullptr;
 #else
-  getcontext(&contexts[t]);
+  if (!have_template) {
+    if (getcontext(&start_template) != 0) return false;
+    have_template = true;
+  }
+  contexts[t] = start_template;
   contexts[t].uc_stack.ss_sp = stacks[t].get();
   contexts[t].uc_stack.ss_size = STACK_BYTES;
-  contexts[t].uc_link = &scheduler;
+  contexts[t].uc_link = nullptr; // thread_body never returns
   makecontext(&contexts[t], thread_body, 0);
+  entered[t] = false;
   return true;
 #endif
 }
@@ -322,7 +363,13 @@ void resume_thread(unsigned t) {
 #ifdef _WIN32
   SwitchToFiber(contexts[t]);
 #else
-  swapcontext(&scheduler, &contexts[t]);
+  if (_setjmp(scheduler) == 0) {
+    if (!entered[t]) {
+      entered[t] = true;
+      setcontext(&contexts[t]);
+    }
+    _longjmp(yielded[t].at, 1);
+  }
 #endif
 }
 
@@ -336,6 +383,27 @@ int fakegpu_kernel_arity(const char *name) {
     if (std::strcmp(k.name, name) == 0) return static_cast<int>(k.arity);
   }
   return -1;
+}
+
+// Runs a barrier-free launch: block after block, thread after thread, each
+// a plain call. Returns as fakegpu_run_kernel does.
+static int run_direct(const unsigned grid[3], const unsigned block[3],
+               unsigned threads) {
+  running_direct = true;
+  direct_barrier = false;
+  for (unsigned z = 0; z < grid[2]; ++z)
+    for (unsigned y = 0; y < grid[1]; ++y)
+      for (unsigned x = 0; x < grid[0]; ++x) {
+        blockIdx = {x, y, z};
+        for (unsigned t = 0; t < threads && !direct_barrier; ++t) {
+          running = t;
+          threadIdx = {t % block[0], (t / block[0]) % block[1],
+                       t / (block[0] * block[1])};
+          current_kernel->launch(current_params);
+        }
+      }
+  running_direct = false;
+  return direct_barrier ? -2 : 0;
 }
 
 // Runs one launch to completion. The caller holds the launch lock and has
@@ -356,12 +424,15 @@ int fakegpu_run_kernel(const char *name, const unsigned grid[3],
   const unsigned threads = block[0] * block[1] * block[2];
   current_kernel = info;
   current_params = params;
+  if (info->barrier_free) return run_direct(grid, block, threads);
 #ifdef _WIN32
   contexts.assign(threads, nullptr);
   scheduler_fiber converted;
   if (scheduler == nullptr) return -3;
 #else
   contexts.resize(threads);
+  yielded.resize(threads);
+  entered.assign(threads, false);
   while (stacks.size() < threads) stacks.emplace_back(new char[STACK_BYTES]);
 #endif
   barriers_hit.assign(threads, 0);
