@@ -175,6 +175,14 @@ pub(super) fn run(
         // An interval of --sample-every, never past the end, and never
         // into the time kept before the deadline for the last check.
         let mut span = plan.sample.min(end - now);
+        if log.products == 0 {
+            // The first interval is sized from the probe's GPU time alone,
+            // which leaves out the host's share of a product (its launches,
+            // the comparison's): a quarter of the span, so a host slower
+            // than the estimate cannot carry it far past the end. It is
+            // left out of the best and the worst anyway (clocks ramp).
+            span /= 4;
+        }
         if let Some(d) = deadline {
             let left = d
                 .saturating_duration_since(now)
@@ -202,8 +210,13 @@ pub(super) fn run(
         } else {
             0.0
         };
-        if interval.gpu_ms > 0.0 {
-            per_product = interval.gpu_ms / f64::from(count);
+        // The pace of the next interval: what a product took on the GPU's
+        // clock, or on the host's where that was longer (launch overhead
+        // of small products, a GPU shared by time-slicing), so an interval
+        // ends near its planned length on the wall clock, as the burn does.
+        let wall_ms = (after - now).as_secs_f64() * 1e3;
+        if interval.gpu_ms > 0.0 || wall_ms > 0.0 {
+            per_product = interval.gpu_ms.max(wall_ms) / f64::from(count);
         }
         if interval.differed == Some(true) {
             log.error(
