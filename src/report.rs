@@ -576,18 +576,17 @@ pub struct TensorMatmul {
 }
 
 impl DeviceReport {
-    /// The GPU admitted no context of this process (its context check was
-    /// skipped with CUDA_ERROR_DEVICE_UNAVAILABLE: compute mode
-    /// EXCLUSIVE_PROCESS held by another process, or PROHIBITED): busy,
-    /// so its compute was not checked.
+    /// The GPU admitted no context of this process: its context check was
+    /// skipped with the driver's refusal kept, which the probe does only
+    /// when the refusal means busy (compute mode EXCLUSIVE_PROCESS held by
+    /// another process, or PROHIBITED: `probe::device::busy_refusal`), so
+    /// its compute was not checked.
     #[must_use]
     pub fn admits_no_context(&self) -> bool {
         self.checks.iter().any(|c| {
             crate::stage::Stage::Context.is(&c.name)
                 && c.status == CheckStatus::Skip
-                && c.error
-                    .as_ref()
-                    .is_some_and(|e| e.code == crate::cuda::error::CUDA_ERROR_DEVICE_UNAVAILABLE)
+                && c.error.is_some()
         })
     }
 }
@@ -1061,6 +1060,20 @@ pub struct Telemetry {
     /// `exclusive_thread`).
     pub compute_mode: Reading<ComputeMode>,
     pub mig_enabled: Reading<bool>,
+    /// Processes with a compute context on the GPU, as
+    /// nvmlDeviceGetComputeRunningProcesses lists them (gpuprobe's own
+    /// among them once it holds a context). Counted, never resolved:
+    /// inside a container NVML reports the host's PIDs.
+    #[serde(default = "not_read::<u32>")]
+    pub compute_processes: Reading<u32>,
+    /// The device memory those processes hold, in bytes.
+    #[serde(default = "not_read::<u64>")]
+    pub compute_processes_memory_bytes: Reading<u64>,
+}
+
+/// A reading absent from a report of an older gpuprobe.
+fn not_read<T>() -> Reading<T> {
+    Reading::Unavailable(Unavailable::NotSupported)
 }
 
 /// When a PCIe link reading was taken (nvidia-smi(1), "Link

@@ -242,6 +242,22 @@ pub fn memory(device: &Device<'_>) -> Option<(u64, u64)> {
     device.memory_info().ok().map(|m| (m.free, m.used))
 }
 
+/// How many processes hold a compute context on the GPU and the device
+/// memory they hold (nvmlDeviceGetComputeRunningProcesses_v3, drivers from
+/// 510; needs no CUDA context). A process whose memory NVML cannot see
+/// (`Unavailable`, as under some virtualisations) counts with 0 bytes.
+pub fn compute_processes(device: &Device<'_>) -> Result<(u32, u64), NvmlError> {
+    let listed = device.running_compute_processes()?;
+    let bytes = listed
+        .iter()
+        .map(|p| match p.used_gpu_memory {
+            nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => b,
+            nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => 0,
+        })
+        .sum();
+    Ok((u32::try_from(listed.len()).unwrap_or(u32::MAX), bytes))
+}
+
 /// The names of the set nvmlClocksThrottleReasons bits, as nvml-wrapper's
 /// `ThrottleReasons` flags name them, in lower case (`sw_power_cap`). Bits
 /// the wrapper does not know are dropped by it (`from_bits_truncate`); a
@@ -291,6 +307,7 @@ impl Loaded {
     pub fn read(&self, device: &Device<'_>) -> Telemetry {
         let ecc = reading(device.is_ecc_enabled().map(|e| e.currently_enabled));
         let remapped = self.remapped_rows(device);
+        let processes = reading(compute_processes(device));
         Telemetry {
             temperature_celsius: reading(device.temperature(TemperatureSensor::Gpu)),
             power_draw_watts: reading(device.power_usage().map(|mw| f64::from(mw) / 1000.0)),
@@ -331,6 +348,8 @@ impl Loaded {
             persistence_mode: persistence_mode(device),
             compute_mode: reading(device.compute_mode().map(ComputeMode::from)),
             mig_enabled: reading(device.mig_mode().map(|m| m.current == 1)),
+            compute_processes: processes.clone().map(|(n, _)| n),
+            compute_processes_memory_bytes: processes.map(|(_, bytes)| bytes),
         }
     }
 

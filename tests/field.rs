@@ -99,6 +99,99 @@ fn a_busy_exclusive_gpu_is_skipped_not_failed() {
     assert!(text(&out).starts_with("healthy:"), "{}", text(&out));
 }
 
+/// The refusal's code depends on the compute mode and the driver: busy in
+/// PROHIBITED (999 on the first retain, as cuda.h documents) and in a held
+/// EXCLUSIVE_PROCESS mode (46, or 101 from older drivers while NVML lists
+/// the holder); the same 101 in DEFAULT mode is a broken device.
+#[test]
+fn a_refused_context_is_busy_only_where_the_mode_says_so() {
+    for (scenario, code, verdict, exit, skipped) in [
+        ("busy-prohibited", 999, Verdict::Healthy, 0, true),
+        ("busy-exclusive-old-driver", 101, Verdict::Healthy, 0, true),
+        (
+            "invalid-device-default-mode",
+            101,
+            Verdict::Failed,
+            1,
+            false,
+        ),
+    ] {
+        let run = gpuprobe_with(scenario, SMALL, &[]);
+        let r = &run.report;
+        assert_eq!(
+            (r.verdict, run.code()),
+            (verdict, exit),
+            "{scenario}: {}",
+            r.summary
+        );
+        let context = r.devices[0]
+            .checks
+            .iter()
+            .find(|c| c.name == "context")
+            .unwrap();
+        assert_eq!(
+            context.error.as_ref().map(|e| e.code),
+            Some(code),
+            "{scenario}"
+        );
+        let status = if skipped {
+            CheckStatus::Skip
+        } else {
+            CheckStatus::Fail
+        };
+        assert_eq!(context.status, status, "{scenario}: {}", context.detail);
+        assert_eq!(codes(r).contains(&"GP029"), skipped, "{scenario}");
+        let (mut cmd, _dir) = command_with(scenario);
+        let out = cmd.arg("health").output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(exit.min(1)),
+            "{scenario}: {}",
+            text(&out)
+        );
+    }
+    // NVML lists the holder; the evidence says so.
+    let run = gpuprobe_with("busy-exclusive-old-driver", SMALL, &[]);
+    let t = run.report.devices[0].telemetry.as_ref().unwrap();
+    assert_eq!(t.compute_processes.value(), Some(&1));
+    assert_eq!(
+        t.compute_processes_memory_bytes.value(),
+        Some(&61_710_794_752)
+    );
+    let gp029 = run
+        .report
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP029")
+        .unwrap();
+    assert!(
+        gp029.evidence[0].contains("101 (CUDA_ERROR_INVALID_DEVICE)")
+            && gp029.evidence[0].contains("1 compute process(es)"),
+        "{:?}",
+        gp029.evidence
+    );
+}
+
+/// A node where one of two GPUs is busy computed on one of two, not "1 of 1".
+#[test]
+fn a_busy_gpu_counts_among_the_gpus_of_the_summary() {
+    let run = gpuprobe_with("busy-one-of-two", SMALL, &[]);
+    let r = &run.report;
+    assert_eq!(
+        (r.verdict, run.code()),
+        (Verdict::Healthy, 0),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary
+            .starts_with("1 of 2 GPU(s) computed correct results"),
+        "{}",
+        r.summary
+    );
+    assert!(r.summary.contains("GPU 1 ("), "{}", r.summary);
+}
+
 #[test]
 fn nvml_still_fails_a_busy_gpu_with_memory_errors() {
     let run = gpuprobe_with("busy-prohibited-ecc", SMALL, &[]);

@@ -66,6 +66,12 @@ pub const CUDA_ERROR_UNKNOWN: CuResult = code(cudaError_enum::CUDA_ERROR_UNKNOWN
 /// cudarc's CUDA 11.4 bindings predate its name (cuda.h names it from
 /// CUDA 12.2; tests/real_driver.rs checks the name with NVIDIA's libcuda).
 pub const CUDA_ERROR_DEVICE_UNAVAILABLE: CuResult = 46;
+/// An invalid device ordinal; what older drivers answered a second
+/// process's context on a held EXCLUSIVE_PROCESS GPU.
+pub const CUDA_ERROR_INVALID_DEVICE: CuResult = code(cudaError_enum::CUDA_ERROR_INVALID_DEVICE);
+/// The context is already in use (the removed EXCLUSIVE_THREAD mode).
+pub const CUDA_ERROR_CONTEXT_ALREADY_IN_USE: CuResult =
+    code(cudaError_enum::CUDA_ERROR_CONTEXT_ALREADY_IN_USE);
 /// The driver could not allocate the memory asked for (device memory, or
 /// pinned host memory in cuMemAllocHost).
 pub const CUDA_ERROR_OUT_OF_MEMORY: CuResult = code(cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY);

@@ -522,10 +522,25 @@ fn busy_gpu(r: &Report) -> DeviceEvidence {
                 .as_ref()
                 .and_then(|t| t.compute_mode.value().copied())
                 .map_or("unknown (no NVML)".to_string(), |m| m.to_string());
+            let refusal = d
+                .checks
+                .iter()
+                .find(|c| crate::stage::Stage::Context.is(&c.name))
+                .and_then(|c| c.error.as_ref())
+                .map_or("a refusal".to_string(), |e| {
+                    format!("{} ({})", e.code, e.name.as_deref().unwrap_or("unnamed"))
+                });
+            let others = d
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.compute_processes.value().copied())
+                .map_or(String::new(), |n| {
+                    format!("; NVML lists {n} compute process(es) on it")
+                });
             (
                 Some(d.index),
                 format!(
-                    "GPU {} ({}): context creation returned CUDA_ERROR_DEVICE_UNAVAILABLE; compute mode {mode}",
+                    "GPU {} ({}): context creation returned {refusal}; compute mode {mode}{others}",
                     d.index,
                     d.uuid.as_deref().unwrap_or("?")
                 ),
@@ -1189,7 +1204,7 @@ pub const RULES: &[Rule] = &[
         code: "GP029",
         severity: Severity::Info,
         summary: "A GPU is busy: it admits no CUDA context of this process, so its compute was not checked",
-        when: "context creation returns CUDA_ERROR_DEVICE_UNAVAILABLE (46): the compute mode is EXCLUSIVE_PROCESS and another process (the workload) holds the GPU, or PROHIBITED (cuda.h); NVML's health signals still judge the GPU",
+        when: "context creation is refused because the GPU is busy: compute mode PROHIBITED with CUDA_ERROR_DEVICE_UNAVAILABLE (46) or CUDA_ERROR_UNKNOWN (999, what cuda.h documents for the first retain), or EXCLUSIVE_PROCESS with 46, or with 101 or 216 (older drivers) while NVML lists another compute process (the workload); any other refusal fails the GPU, and NVML's health signals still judge a busy one",
         fix: "Nothing to fix for a GPU in use. To check compute, run gpuprobe before the workload starts (`gpuprobe exec -- CMD`) or while it is stopped; use `gpuprobe health --no-context` beside the workload, which makes no context. `nvidia-smi -q -d COMPUTE` shows the mode; `nvidia-smi -c DEFAULT` allows shared use.",
         trigger: Trigger::PerDevice(busy_gpu),
     },

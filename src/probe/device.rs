@@ -15,9 +15,8 @@ use cudarc::driver::sys::CUdevice_attribute as Attr;
 
 use super::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::Repeat;
-use crate::cuda::error::CUDA_ERROR_DEVICE_UNAVAILABLE;
 use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Event, Kernel, Module};
-use crate::report::{Matmul, Verification};
+use crate::report::{ComputeMode, Matmul, Verification};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::units::bytes;
@@ -174,30 +173,38 @@ pub(super) enum NoContext {
 }
 
 /// The `context` check of the GPU in `slot` (also `bench`'s): skipped, not
-/// failed, when the GPU admits no context of this process (compute mode
-/// EXCLUSIVE_PROCESS held by another process, or PROHIBITED: cuda.h,
-/// CUDA_ERROR_DEVICE_UNAVAILABLE). A busy GPU is not a broken one: its
-/// health is then NVML's to tell (GP029).
+/// failed, when the GPU is busy (`busy_refusal`): a busy GPU is not a broken
+/// one, and its health is then NVML's to tell (GP029).
 pub(super) fn bind_context<'d>(
     progress: &Progress,
     slot: usize,
     driver: &'d Driver,
     device: CuDevice,
+    nvml: Option<&nvml_wrapper::Device<'_>>,
 ) -> Result<Context<'d>, NoContext> {
-    let made = progress.stage(Scope::Device(slot), Stage::Context, || match Context::bind(
-        driver, device,
-    ) {
-        Ok(ctx) => Ok(Done::pass(Some(ctx), "primary context created and current")),
-        Err(e) if e.code == CUDA_ERROR_DEVICE_UNAVAILABLE => Ok(Done::skip(
-            None,
-            format!(
-                "compute not checked: the GPU admits no context of this process \
-                     (exclusive-process compute mode held by another process, or \
-                     prohibited): {e}"
-            ),
-            Some(e),
-        )),
-        Err(e) => Err(e.into()),
+    let made = progress.stage(Scope::Device(slot), Stage::Context, || {
+        match Context::bind(driver, device) {
+            Ok(ctx) => Ok(Done::pass(Some(ctx), "primary context created and current")),
+            Err(e) => {
+                // Read after the refusal, with no context of ours on the
+                // GPU: every process NVML lists is another's.
+                let mode = compute_mode(driver, device, nvml);
+                let others = nvml.and_then(|d| telemetry::compute_processes(d).ok());
+                if !busy_refusal(e.code, mode, others.map(|(n, _)| n)) {
+                    return Err(e.into());
+                }
+                let mode = mode.map_or("unknown".into(), |m| m.to_string());
+                let others = others.map_or("unknown (no NVML)".into(), |(n, _)| n.to_string());
+                Ok(Done::skip(
+                    None,
+                    format!(
+                        "compute not checked: the GPU admits no context of this process \
+                         (compute mode {mode}; other compute processes {others}): {e}"
+                    ),
+                    Some(e),
+                ))
+            }
+        }
     });
     match made {
         Some(Some(ctx)) => Ok(ctx),
@@ -206,10 +213,59 @@ pub(super) fn bind_context<'d>(
     }
 }
 
+/// The GPU's compute mode, from the driver (CU_DEVICE_ATTRIBUTE_COMPUTE_MODE
+/// needs no context) or else NVML; CUcomputemode and nvmlComputeMode_t
+/// share their numbers.
+fn compute_mode(
+    driver: &Driver,
+    device: CuDevice,
+    nvml: Option<&nvml_wrapper::Device<'_>>,
+) -> Option<ComputeMode> {
+    driver
+        .device_attribute(device, Attr::CU_DEVICE_ATTRIBUTE_COMPUTE_MODE)
+        .ok()
+        .and_then(|m| usize::try_from(m).ok())
+        .and_then(|m| ComputeMode::ALL.get(m).copied())
+        .or_else(|| {
+            nvml.and_then(|d| d.compute_mode().ok())
+                .map(ComputeMode::from)
+        })
+}
+
+/// Whether a refused context means a busy GPU rather than a broken one,
+/// from the code, the compute mode and how many other processes NVML lists
+/// (`None`: NVML cannot say). The codes by mode (../shared/FACTS.md
+/// section 12): PROHIBITED refuses every context, the first retain with
+/// CUDA_ERROR_UNKNOWN (999, cuda.h on cuDevicePrimaryCtxRetain) and later
+/// ones with CUDA_ERROR_DEVICE_UNAVAILABLE (46). EXCLUSIVE_PROCESS held by
+/// another process answers 46 from current drivers, 101 (INVALID_DEVICE)
+/// from older ones, 216 (CONTEXT_ALREADY_IN_USE) from the removed
+/// EXCLUSIVE_THREAD mode's: busy only when NVML lists that other process,
+/// except 46, which means exactly this (cuda.h), where NVML cannot look.
+/// Anything else is a failure: 999 is a missing nvidia-uvm outside
+/// PROHIBITED (GP009), 101 or 216 in DEFAULT mode a broken device. NVML's
+/// health signals still judge a busy GPU (GP015 and the others).
+pub(super) fn busy_refusal(code: i32, mode: Option<ComputeMode>, others: Option<u32>) -> bool {
+    use crate::cuda::error::{
+        CUDA_ERROR_CONTEXT_ALREADY_IN_USE as IN_USE, CUDA_ERROR_DEVICE_UNAVAILABLE as UNAVAILABLE,
+        CUDA_ERROR_INVALID_DEVICE as INVALID, CUDA_ERROR_UNKNOWN as UNKNOWN,
+    };
+    match mode {
+        Some(ComputeMode::Prohibited) => code == UNAVAILABLE || code == UNKNOWN,
+        Some(ComputeMode::ExclusiveProcess) => match others {
+            Some(n) => n >= 1 && [UNAVAILABLE, INVALID, IN_USE].contains(&code),
+            None => code == UNAVAILABLE,
+        },
+        // The mode unread: 46 still says busy (cuda.h), nothing else does.
+        None => code == UNAVAILABLE,
+        Some(ComputeMode::Default | ComputeMode::ExclusiveThread) => false,
+    }
+}
+
 /// The primary context, or `None` with the context check recorded and the
 /// stages after it skipped.
-fn context<'d>(job: &Job<'d>) -> Option<Context<'d>> {
-    let why = match bind_context(job.progress, job.slot, job.driver, job.device) {
+fn context<'d>(job: &Job<'d>, nvml: Option<&nvml_wrapper::Device<'_>>) -> Option<Context<'d>> {
+    let why = match bind_context(job.progress, job.slot, job.driver, job.device, nvml) {
         Ok(ctx) => return Some(ctx),
         Err(NoContext::Refused) => "the GPU admits no context of this process".to_string(),
         Err(NoContext::Failed) => format!("{} failed", Stage::Context),
@@ -226,7 +282,7 @@ fn run_stages(job: &Job<'_>) -> Option<telemetry::Link> {
     let before_context = nvml.as_ref().and_then(telemetry::memory);
     // The context owns everything the later stages make, so it is made
     // first, outside their state.
-    let ctx = context(job)?;
+    let ctx = context(job, nvml.as_ref())?;
     let mut gpu = Gpu {
         job,
         ctx: &ctx,
@@ -744,6 +800,30 @@ mod tests {
         // Slow: one tile, never less.
         assert_eq!(rows_per_launch(4096, 500.0), TILE_ROWS);
         assert_eq!(rows_per_launch(8, 500.0), 8);
+    }
+
+    #[test]
+    fn a_refusal_is_busy_by_its_code_mode_and_the_other_processes() {
+        use ComputeMode::{Default, ExclusiveProcess as Exclusive, Prohibited};
+        // PROHIBITED: 46, and 999 on the first retain (cuda.h).
+        assert!(busy_refusal(999, Some(Prohibited), None));
+        assert!(busy_refusal(46, Some(Prohibited), Some(0)));
+        assert!(!busy_refusal(101, Some(Prohibited), Some(1)));
+        // EXCLUSIVE_PROCESS: 46/101/216 while NVML lists another process.
+        for code in [46, 101, 216] {
+            assert!(busy_refusal(code, Some(Exclusive), Some(1)), "{code}");
+            assert!(!busy_refusal(code, Some(Exclusive), Some(0)), "{code}");
+        }
+        assert!(busy_refusal(46, Some(Exclusive), None));
+        assert!(!busy_refusal(101, Some(Exclusive), None));
+        assert!(!busy_refusal(999, Some(Exclusive), Some(1)));
+        // DEFAULT: nothing holds the GPU; every refusal is a failure.
+        for code in [46, 101, 216, 999] {
+            assert!(!busy_refusal(code, Some(Default), Some(3)), "{code}");
+        }
+        // The mode unread: only 46 means busy.
+        assert!(busy_refusal(46, None, None));
+        assert!(!busy_refusal(999, None, Some(1)));
     }
 
     #[test]

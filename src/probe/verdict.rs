@@ -147,6 +147,7 @@ fn passed_outcome(r: &Report, probed: &[&DeviceReport]) -> (Verdict, String) {
     if probed.is_empty() {
         return (Verdict::Healthy, busy_summary(&busy));
     }
+    let busy_count = busy.len();
     let busy = if busy.is_empty() {
         String::new()
     } else {
@@ -190,12 +191,14 @@ fn passed_outcome(r: &Report, probed: &[&DeviceReport]) -> (Verdict, String) {
             format!("; warnings: {}", warnings.join("; ")),
         )
     };
+    // Out of every GPU probed, the busy ones included: a two-GPU node with
+    // one busy GPU computed on one of two, not "1 of 1".
     (
         verdict,
         format!(
             "{} of {} GPU(s) computed correct results{speed}{busy}{warnings}",
             probed.len(),
-            probed.len()
+            probed.len() + busy_count
         ),
     )
 }

@@ -39,11 +39,18 @@ pub(super) struct Job<'a> {
 pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &mpsc::Sender<()>) {
     // Before the context exists, so that what others use leaves out
     // gpuprobe's own context, as in the probe's `memory` check.
-    let used_before_context = device::nvml_device(job.progress, job.slot, job.nvml)
+    let nvml = device::nvml_device(job.progress, job.slot, job.nvml);
+    let used_before_context = nvml
         .as_ref()
         .and_then(telemetry::memory)
         .map(|(_, used)| used);
-    let ctx = device::bind_context(job.progress, job.slot, job.driver, job.device);
+    let ctx = device::bind_context(
+        job.progress,
+        job.slot,
+        job.driver,
+        job.device,
+        nvml.as_ref(),
+    );
     if let Ok(ctx) = ctx {
         if let Some(loaded) = load(job, &ctx, used_before_context) {
             let mut gpu = Gpu {

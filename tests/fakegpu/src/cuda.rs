@@ -35,7 +35,6 @@ const NOT_INITIALIZED: CUresult = 3;
 /// cuda.h: "requested CUDA device is unavailable at the current time.
 /// Devices are often unavailable due to use of CU_COMPUTEMODE_EXCLUSIVE_PROCESS
 /// or CU_COMPUTEMODE_PROHIBITED".
-const DEVICE_UNAVAILABLE: CUresult = 46;
 const NO_DEVICE: CUresult = 100;
 const INVALID_DEVICE: CUresult = 101;
 const INVALID_IMAGE: CUresult = 200;
@@ -786,6 +785,8 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
                 75 => device.compute_capability[0],          // COMPUTE_CAPABILITY_MAJOR
                 76 => device.compute_capability[1],          // COMPUTE_CAPABILITY_MINOR
                 17 => i32::from(device.kernel_exec_timeout), // KERNEL_EXEC_TIMEOUT
+                // COMPUTE_MODE: CUcomputemode, the same numbers as NVML's.
+                20 => device.nvml.compute_mode as i32,
                 _ => return INVALID_VALUE,
             };
             // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
@@ -807,8 +808,10 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_
         |state| match ordinal(state, dev) {
             None => INVALID_DEVICE,
             // Another process holds the GPU in EXCLUSIVE_PROCESS mode, or
-            // the mode is PROHIBITED.
-            Some(d) if state.device(d).refuses_context() => DEVICE_UNAVAILABLE,
+            // the mode is PROHIBITED: the code the scenario's driver answers.
+            Some(d) if state.device(d).refuses_context().is_some() => {
+                state.device(d).refuses_context().unwrap_or(UNKNOWN)
+            }
             Some(d) => {
                 if state.contexts[d] == 0 {
                     let device = state.device(d);

@@ -528,6 +528,70 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
 
 uint_getter!(nvmlDeviceGetComputeMode, "compute_mode", compute_mode);
 
+/// nvmlProcessInfo_t (nvml.h; nvmlProcessInfo_v2_st): what
+/// nvmlDeviceGetComputeRunningProcesses_v3 fills.
+#[repr(C)]
+pub struct ProcessInfo {
+    pub pid: c_uint,
+    pub used_gpu_memory: u64,
+    pub gpu_instance_id: c_uint,
+    pub compute_instance_id: c_uint,
+}
+
+/// nvml.h, nvmlDeviceGetComputeRunningProcesses_v3: the processes with a
+/// compute context on the GPU, the scenario's `other_processes` and this
+/// process once its context holds memory (the kernel module's view, rm.rs);
+/// `*count` in, the array's room, out, the number listed; a null array or
+/// too little room answers NVML_ERROR_INSUFFICIENT_SIZE with the number
+/// needed (0 processes and a null array: SUCCESS). Instance IDs are
+/// 0xFFFFFFFF off MIG ("NVML_VALUE_NOT_AVAILABLE").
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
+    device: *mut c_void,
+    count: *mut c_uint,
+    infos: *mut ProcessInfo,
+) -> NvmlReturn {
+    gpu_call(device, "compute_processes", |index, d| {
+        if count.is_null() {
+            return INVALID_ARGUMENT;
+        }
+        let own = crate::rm::read(index).used_bytes;
+        let mut listed: Vec<ProcessInfo> = d
+            .other_processes
+            .iter()
+            .map(|p| ProcessInfo {
+                pid: p.pid,
+                used_gpu_memory: p.used_memory_bytes,
+                gpu_instance_id: u32::MAX,
+                compute_instance_id: u32::MAX,
+            })
+            .collect();
+        if own > 0 {
+            listed.push(ProcessInfo {
+                pid: std::process::id(),
+                used_gpu_memory: own,
+                gpu_instance_id: u32::MAX,
+                compute_instance_id: u32::MAX,
+            });
+        }
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+        let room = unsafe { *count } as usize;
+        // SAFETY: as above.
+        unsafe { *count = listed.len() as c_uint };
+        if listed.is_empty() {
+            return SUCCESS;
+        }
+        if infos.is_null() || room < listed.len() {
+            return INSUFFICIENT_SIZE;
+        }
+        for (i, p) in listed.into_iter().enumerate() {
+            // SAFETY: `infos` holds `room` >= listed entries (checked).
+            unsafe { infos.add(i).write(p) };
+        }
+        SUCCESS
+    })
+}
+
 fn enabled(b: bool) -> c_uint {
     c_uint::from(b)
 }
@@ -656,6 +720,8 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
 pub const NEWER_EXPORTS: &[(&str, u32)] = &[
     ("nvmlDeviceGetMemoryBusWidth", 535),
     ("nvmlDeviceGetMemoryInfo_v2", 535),
+    // The _v3 process list came with the 510 drivers (nvml.h of CUDA 11.6).
+    ("nvmlDeviceGetComputeRunningProcesses_v3", 510),
 ];
 
 /// What the fake NVML of driver `version` (e.g. "470.256.02") exports.
@@ -702,6 +768,7 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetCurrPcieLinkWidth",
     "nvmlDeviceGetMaxPcieLinkWidth",
     "nvmlDeviceGetComputeMode",
+    "nvmlDeviceGetComputeRunningProcesses_v3",
     "nvmlDeviceGetEccMode",
     "nvmlDeviceGetTotalEccErrors",
     "nvmlDeviceGetRetiredPagesPendingStatus",

@@ -192,10 +192,26 @@ pub struct Device {
     pub context_bytes: u64,
     /// Another process (a training job) holds a context on this GPU. In
     /// compute mode EXCLUSIVE_PROCESS no other process then gets one: the
-    /// driver answers CUDA_ERROR_DEVICE_UNAVAILABLE (46); in PROHIBITED no
-    /// process ever does (cuda.h, CUcomputemode and CUDA_ERROR_DEVICE_UNAVAILABLE).
+    /// driver answers `exclusive_refusal_code`; in PROHIBITED no process
+    /// ever does, and the first cuDevicePrimaryCtxRetain fails with
+    /// CUDA_ERROR_UNKNOWN (999), as cuda.h documents for that call (cuda.h,
+    /// CUcomputemode; ../shared/FACTS.md section 12).
     #[serde(default)]
     pub held_by_other_process: bool,
+    /// What an EXCLUSIVE_PROCESS GPU held by another process answers a
+    /// context: CUDA_ERROR_DEVICE_UNAVAILABLE (46) from current drivers;
+    /// older ones have been seen to answer CUDA_ERROR_INVALID_DEVICE (101)
+    /// (JuliaGPU/CUDAnative.jl#555, Theano/libgpuarray#105), and 216
+    /// (CONTEXT_ALREADY_IN_USE) was the removed EXCLUSIVE_THREAD mode's.
+    #[serde(default = "default_exclusive_refusal_code")]
+    pub exclusive_refusal_code: i32,
+    /// The other processes with a CUDA context on this GPU, as
+    /// nvmlDeviceGetComputeRunningProcesses lists them: PIDs of the host
+    /// (inside a container NVML reports the host's PID namespace) and the
+    /// device memory each holds. Their memory is part of
+    /// `memory_used_bytes`, as on a real GPU.
+    #[serde(default)]
+    pub other_processes: Vec<OtherProcess>,
     /// What NVML reports for this device.
     #[serde(default)]
     pub nvml: DeviceNvml,
@@ -292,6 +308,18 @@ fn default_host_copy_efficiency() -> f64 {
     0.85
 }
 
+fn default_exclusive_refusal_code() -> i32 {
+    46
+}
+
+/// One process of `other_processes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherProcess {
+    pub pid: u32,
+    pub used_memory_bytes: u64,
+}
+
 fn default_context_bytes() -> u64 {
     512 << 20
 }
@@ -385,14 +413,17 @@ impl Device {
         }
     }
 
-    /// Whether a context of this process is refused, by the compute mode and
-    /// the other process's context (cuda.h, CUcomputemode).
+    /// The CUresult a context of this process is refused with, by the
+    /// compute mode and the other process's context (cuda.h,
+    /// CUcomputemode; see `held_by_other_process`), or `None`.
     #[must_use]
-    pub fn refuses_context(&self) -> bool {
+    pub fn refuses_context(&self) -> Option<i32> {
         match self.nvml.compute_mode {
-            COMPUTE_MODE_PROHIBITED => true,
-            COMPUTE_MODE_EXCLUSIVE_PROCESS => self.held_by_other_process,
-            _ => false,
+            COMPUTE_MODE_PROHIBITED => Some(999),
+            COMPUTE_MODE_EXCLUSIVE_PROCESS if self.held_by_other_process => {
+                Some(self.exclusive_refusal_code)
+            }
+            _ => None,
         }
     }
 
