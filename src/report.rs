@@ -672,8 +672,15 @@ pub struct Verification {
     pub passed: bool,
     /// Elements compared with the CPU result (all of them).
     pub elements: u64,
-    /// Elements outside their tolerance, in either comparison.
+    /// Distinct elements of C found wrong, by either comparison: an
+    /// element wrong in both is counted once, so this never exceeds
+    /// `elements`. Each pass's own count: `full_pass_mismatches` and
+    /// `f64_sample.mismatches`.
     pub mismatches: u64,
+    /// Elements wrong in the pass over every element (the exact pass, or
+    /// the tolerance pass when K is too large for exact sums).
+    #[serde(default)]
+    pub full_pass_mismatches: u64,
     /// Largest |gpu - cpu| over all elements.
     pub max_abs_error: f64,
     /// The tolerance of the element where `max_abs_error` was found.
@@ -1307,6 +1314,9 @@ pub struct Burn {
     pub errors: Vec<BurnError>,
     /// Errors seen beyond those listed.
     pub errors_not_listed: u64,
+    /// Every error of each kind seen, listed or not (a kind absent: none).
+    #[serde(default)]
+    pub error_counts: Vec<BurnErrorCount>,
     /// NVML's volatile ECC counters' growth during the burn, when read
     /// before and after.
     pub ecc_corrected_delta: Option<u64>,
@@ -1367,6 +1377,13 @@ pub struct BurnError {
     pub kind: BurnErrorKind,
     /// What was seen, in words.
     pub detail: String,
+}
+
+/// How many errors of one kind a burn saw in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BurnErrorCount {
+    pub kind: BurnErrorKind,
+    pub count: u64,
 }
 
 /// The kinds of `BurnError`.

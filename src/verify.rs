@@ -371,14 +371,28 @@ pub fn check(
     // A result shorter than C (it never should be) is a mismatch per element.
     mismatches += reference.cpu.len().saturating_sub(gpu.len()) as u64;
 
-    let sample = rounding_pass(inputs, reference, rounding, &mut faults);
+    let (sample, sample_wrong) = rounding_pass(inputs, reference, rounding, &mut faults);
     let first_mismatch = faults.first().cloned();
+    // An element wrong in both passes (a bad cell or unit at that place
+    // fails both products) is one wrong element: the count is of distinct
+    // places in C, so it never exceeds `elements`.
+    let wrong_in_first_pass = |i: usize| match (gpu.get(i), reference.cpu.get(i)) {
+        (Some(g), Some(c)) if exact => !identical(*g, *c),
+        (Some(g), Some(c)) => !within(
+            error(*g, f64::from(*c)),
+            fallback_tolerance(inputs, i / n, i % n),
+        ),
+        _ => true,
+    };
+    let only_in_sample = sample_wrong
+        .iter()
+        .filter(|i| !wrong_in_first_pass(**i))
+        .count() as u64;
     Verification {
         passed: mismatches == 0 && sample.mismatches == 0,
         elements: gpu.len().min(reference.cpu.len()) as u64,
-        // The rounding pass runs on other inputs: its wrong elements are
-        // other faults, counted beside the exact pass's.
-        mismatches: mismatches + sample.mismatches,
+        mismatches: mismatches + only_in_sample,
+        full_pass_mismatches: mismatches,
         max_abs_error: finite(max_err),
         tolerance: tol_at_max,
         max_error_ratio: finite(worst_ratio),
@@ -398,7 +412,7 @@ fn rounding_pass(
     reference: &Reference,
     rounding: &[f32],
     faults: &mut Vec<Mismatch>,
-) -> SampleCheck {
+) -> (SampleCheck, Vec<usize>) {
     let n = inputs.n as usize;
     let gamma = probabilistic_gamma(inputs.k);
     let mut sample = SampleCheck {
@@ -437,7 +451,7 @@ fn rounding_pass(
     }
     sample.mismatches = wrong.len() as u64;
     sample.max_abs_error = finite(sample.max_abs_error);
-    sample
+    (sample, wrong)
 }
 
 /// The verify stage's detail when both passes passed.
@@ -758,6 +772,34 @@ mod tests {
         assert!(!v.passed);
         assert_eq!(v.mismatches, 3, "{v:?}");
         assert_eq!(v.faults.len(), 3);
+    }
+
+    /// A fault at a place of C (a bad cell, a faulty unit) fails both
+    /// products there: one wrong element, not two.
+    #[test]
+    fn an_element_wrong_in_both_passes_is_one_wrong_element() {
+        let (inputs, reference) = setup(16, 16, 16);
+        let mut places: Vec<usize> = reference
+            .sample
+            .iter()
+            .map(|s| s.row as usize * 16 + s.col as usize)
+            .collect();
+        places.sort_unstable();
+        places.dedup();
+        let (mut gpu, mut rounding) = (reference.cpu.clone(), rounding_product(&inputs));
+        for &i in &places {
+            gpu[i] += 100.0;
+            rounding[i] += 100.0;
+        }
+        // And one more, wrong only in the full pass.
+        let extra = (0..256).find(|i| !places.contains(i)).unwrap();
+        gpu[extra] += 100.0;
+        let v = check(&inputs, &reference, &gpu, &rounding);
+        let distinct = places.len() as u64;
+        assert_eq!(v.full_pass_mismatches, distinct + 1, "{v:?}");
+        assert_eq!(v.f64_sample.mismatches, distinct, "{v:?}");
+        assert_eq!(v.mismatches, distinct + 1, "{v:?}");
+        assert!(v.mismatches <= v.elements);
     }
 
     #[test]

@@ -20,7 +20,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::cuda::{self, kernels, Buffer, Context, Event, Kernel, Module};
-use crate::report::{Burn, BurnEnd, BurnError, BurnErrorKind, BurnInterval, CheckStatus};
+use crate::report::{
+    Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInterval, CheckStatus,
+};
 use crate::telemetry::{self, Sample};
 
 use super::device::Product;
@@ -454,6 +456,8 @@ struct Log {
     gflops: Vec<f64>,
     errors: Vec<BurnError>,
     errors_not_listed: u64,
+    /// Every error seen, by kind, listed or not.
+    error_counts: Vec<BurnErrorCount>,
     products: u64,
     gpu_ms: f64,
     verifications: u64,
@@ -475,6 +479,7 @@ impl Log {
             gflops: Vec::new(),
             errors: Vec::new(),
             errors_not_listed: 0,
+            error_counts: Vec::new(),
             products: 0,
             gpu_ms: 0.0,
             verifications: 0,
@@ -489,6 +494,10 @@ impl Log {
     }
 
     fn error(&mut self, at: Duration, kind: BurnErrorKind, detail: String) {
+        match self.error_counts.iter_mut().find(|c| c.kind == kind) {
+            Some(c) => c.count += 1,
+            None => self.error_counts.push(BurnErrorCount { kind, count: 1 }),
+        }
         if self.errors.iter().filter(|e| e.kind == kind).count() < MAX_ERRORS_PER_KIND {
             self.errors.push(BurnError {
                 at_ms: ms(at),
@@ -624,6 +633,7 @@ impl Log {
             compared_on_gpu: self.compared_on_gpu,
             errors: self.errors,
             errors_not_listed: self.errors_not_listed,
+            error_counts: self.error_counts,
             ecc_corrected_delta: delta(|s| s.ecc_corrected_volatile),
             ecc_uncorrected_delta: delta(|s| s.ecc_uncorrected_volatile),
             temperature_max_celsius: self.temperature_max,
@@ -720,7 +730,13 @@ pub fn judge(b: &Burn, asked: Duration) -> (CheckStatus, String) {
     if let (Some(lo), Some(hi)) = (b.sm_clock_min_mhz, b.sm_clock_max_mhz) {
         let _ = write!(detail, ", SM clock down to {lo} of {hi} MHz");
     }
-    let count = |kind: BurnErrorKind| b.errors.iter().filter(|e| e.kind == kind).count();
+    // Every error of the kind, not only the listed (at most 25 a kind).
+    let count = |kind: BurnErrorKind| {
+        b.error_counts
+            .iter()
+            .find(|c| c.kind == kind)
+            .map_or(0, |c| c.count)
+    };
     let failing = [
         (BurnErrorKind::WrongResult, "wrong result(s)"),
         (BurnErrorKind::Driver, "driver error(s)"),
@@ -796,6 +812,26 @@ mod tests {
         assert!(d.starts_with("1 of 4 elements"), "{d}");
         assert!(d.contains("row 1, column 1"), "{d}");
         assert!(d.contains("mantissa bit 0"), "{d}");
+    }
+
+    #[test]
+    fn the_check_counts_every_error_not_the_listed() {
+        let b = burn(
+            &[100.0, 100.0],
+            &[BurnErrorKind::WrongResult; 30],
+            BurnEnd::Completed,
+        );
+        assert_eq!(b.errors.len(), MAX_ERRORS_PER_KIND);
+        let (status, detail) = judge(&b, Duration::from_secs(2));
+        assert_eq!(status, CheckStatus::Fail);
+        assert!(detail.starts_with("30 wrong result(s)"), "{detail}");
+        assert_eq!(
+            b.error_counts,
+            [BurnErrorCount {
+                kind: BurnErrorKind::WrongResult,
+                count: 30
+            }]
+        );
     }
 
     #[test]
