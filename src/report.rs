@@ -1024,6 +1024,11 @@ pub struct Telemetry {
     pub temperature_celsius: Reading<u32>,
     pub power_draw_watts: Reading<f64>,
     pub power_limit_watts: Reading<f64>,
+    /// The board's default power limit
+    /// (nvmlDeviceGetPowerManagementDefaultLimit): an enforced limit below
+    /// it was lowered (`nvidia-smi -pl`, or a job left it so).
+    #[serde(default = "not_read::<f64>")]
+    pub power_default_limit_watts: Reading<f64>,
     pub utilization_gpu_percent: Reading<u32>,
     pub utilization_memory_percent: Reading<u32>,
     pub sm_clock_mhz: Reading<u32>,

@@ -316,6 +316,11 @@ impl Loaded {
                     .enforced_power_limit()
                     .map(|mw| f64::from(mw) / 1000.0),
             ),
+            power_default_limit_watts: reading(
+                device
+                    .power_management_limit_default()
+                    .map(|mw| f64::from(mw) / 1000.0),
+            ),
             utilization_gpu_percent: reading(device.utilization_rates().map(|u| u.gpu)),
             utilization_memory_percent: reading(device.utilization_rates().map(|u| u.memory)),
             sm_clock_mhz: reading(device.clock_info(Clock::SM)),

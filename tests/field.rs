@@ -242,3 +242,44 @@ fn health_without_a_context_makes_none_and_still_reads_nvml() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("usage error"), "{}", text(&out));
 }
+
+/// sw_power_cap alone at the default limit is how a GPU holds its power
+/// limit: no finding. A limit left lowered, or a cap with little power
+/// drawn, still warns, with the numbers.
+#[test]
+fn power_capping_at_the_default_limit_is_normal_and_a_lowered_limit_is_not() {
+    let run = gpuprobe_with("power-cap-at-default-limit", SMALL, &[]);
+    assert_eq!(
+        (run.report.verdict, run.code()),
+        (Verdict::Healthy, 0),
+        "{}",
+        run.report.summary
+    );
+    assert!(codes(&run.report).is_empty(), "{:?}", run.report.diagnoses);
+    let t = run.report.devices[0].telemetry.as_ref().unwrap();
+    assert_eq!(t.power_default_limit_watts.value(), Some(&700.0));
+    let (mut cmd, _dir) = command_with("power-cap-at-default-limit");
+    let out = cmd.arg("health").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for (scenario, says) in [
+        (
+            "power-limit-lowered",
+            "power limit 400 W below the default 700 W",
+        ),
+        ("power-cap-low-draw", "capping at 72 W of a 700 W limit"),
+    ] {
+        let run = gpuprobe_with(scenario, SMALL, &[]);
+        assert_eq!(run.report.verdict, Verdict::Degraded, "{scenario}");
+        let gp017 = run
+            .report
+            .diagnoses
+            .iter()
+            .find(|d| d.code == "GP017")
+            .unwrap_or_else(|| panic!("{scenario}: no GP017"));
+        assert!(
+            gp017.evidence[0].contains(says),
+            "{scenario}: {:?}",
+            gp017.evidence
+        );
+    }
+}

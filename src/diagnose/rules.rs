@@ -558,19 +558,67 @@ fn throttled(r: &Report) -> DeviceEvidence {
                 .map(String::as_str)
                 .filter(|x| BAD_THROTTLE.contains(x))
                 .collect();
-            if !bad.is_empty() {
-                let temp = t
-                    .temperature_celsius
-                    .value()
-                    .map_or(String::new(), |c| format!(" at {c} °C"));
-                evidence.push((
-                    device,
-                    format!("{who}: clocks held down by {}{temp}", bad.join(", ")),
-                ));
+            if bad.is_empty() {
+                continue;
             }
+            let power = if bad == ["sw_power_cap"] {
+                match power_capping(t) {
+                    PowerCap::HoldingItsLimit => continue,
+                    PowerCap::Unusual(why) => format!(": {why}"),
+                }
+            } else {
+                String::new()
+            };
+            let temp = t
+                .temperature_celsius
+                .value()
+                .map_or(String::new(), |c| format!(" at {c} °C"));
+            evidence.push((
+                device,
+                format!("{who}: clocks held down by {}{temp}{power}", bad.join(", ")),
+            ));
         }
     }
     evidence
+}
+
+/// What a power cap alone says about a GPU.
+enum PowerCap {
+    /// The GPU draws its full, default limit: how a GPU under sustained
+    /// load holds its power limit (the sw_power_cap reason is "the SW Power
+    /// Scaling algorithm is reducing the clocks below requested clocks
+    /// because the GPU is consuming too much power", nvml.h), which fleet
+    /// health checks do not count as a fault (Azure's HPC health checks
+    /// exclude it).
+    HoldingItsLimit,
+    /// A limit left lowered, or capping while drawing far less than it:
+    /// why, with the numbers.
+    Unusual(String),
+}
+
+/// Draw at or above this fraction of the enforced limit is "at the limit".
+const AT_POWER_LIMIT: f64 = 0.9;
+
+fn power_capping(t: &Telemetry) -> PowerCap {
+    let draw = t.power_draw_watts.value().copied();
+    let limit = t.power_limit_watts.value().copied();
+    let default = t.power_default_limit_watts.value().copied();
+    if let (Some(limit), Some(default)) = (limit, default) {
+        // A watt of slack for rounding (NVML reports milliwatts).
+        if limit + 1.0 < default {
+            return PowerCap::Unusual(format!(
+                "power limit {limit:.0} W below the default {default:.0} W (lowered by \
+                 `nvidia-smi -pl` or left so by an earlier job)"
+            ));
+        }
+    }
+    match (draw, limit) {
+        (Some(draw), Some(limit)) if draw >= AT_POWER_LIMIT * limit => PowerCap::HoldingItsLimit,
+        (Some(draw), Some(limit)) => {
+            PowerCap::Unusual(format!("capping at {draw:.0} W of a {limit:.0} W limit"))
+        }
+        _ => PowerCap::Unusual("power draw or limit unknown".into()),
+    }
 }
 
 /// Below this fraction of the FP32 peak a matmul is slow enough for NVML's
@@ -1108,7 +1156,7 @@ pub const RULES: &[Rule] = &[
         code: "GP017",
         severity: Severity::Warning,
         summary: "A GPU was throttled by temperature or power during the benchmark",
-        when: "NVML's throttle reasons right after the benchmark include a power cap or a thermal or hardware slowdown",
+        when: "NVML's throttle reasons right after the benchmark include a thermal or hardware slowdown or a power brake; or a power cap (sw_power_cap) alone while the enforced limit is below the board's default (nvmlDeviceGetPowerManagementDefaultLimit) or the GPU draws under 90% of it. A GPU drawing its full, default limit under sustained load is holding that limit, which is normal (Azure's HPC health checks exclude it), and no finding",
         fix: "Check cooling and power delivery (`nvidia-smi -q -d PERFORMANCE,TEMPERATURE,POWER`); a power limit set below the default also throttles.",
         trigger: Trigger::PerDevice(throttled),
     },

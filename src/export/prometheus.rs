@@ -251,6 +251,26 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
         },
     },
     DeviceGauge {
+        name: "gpuprobe_device_power_default_limit_watts",
+        help: "The board's default power limit; an enforced limit below it was lowered.",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.power_default_limit_watts.value().copied()))
+        },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_compute_processes",
+        help: "Processes with a compute context on the GPU (NVML; gpuprobe's own among them while it holds one).",
+        samples: |d| {
+            one(d
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.compute_processes.value().map(|n| f64::from(*n))))
+        },
+    },
+    DeviceGauge {
         name: "gpuprobe_device_sm_clock_hertz",
         help: "SM clock after the benchmark.",
         samples: |d| {

@@ -348,6 +348,18 @@ pub unsafe extern "C" fn nvmlDeviceGetEnforcedPowerLimit(
     })
 }
 
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetPowerManagementDefaultLimit(
+    device: *mut c_void,
+    milliwatts: *mut c_uint,
+) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+    device_call(device, "power_default_limit_watts", |n| unsafe {
+        let watts = n.power_default_limit_watts.unwrap_or(n.power_limit_watts);
+        put(milliwatts, (watts * 1000.0) as c_uint)
+    })
+}
+
 #[repr(C)]
 pub struct Utilization {
     gpu: c_uint,
@@ -758,6 +770,7 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetTemperature",
     "nvmlDeviceGetPowerUsage",
     "nvmlDeviceGetEnforcedPowerLimit",
+    "nvmlDeviceGetPowerManagementDefaultLimit",
     "nvmlDeviceGetUtilizationRates",
     "nvmlDeviceGetClockInfo",
     "nvmlDeviceGetMaxClockInfo",

@@ -507,7 +507,13 @@ impl Default for Pcie {
 pub struct DeviceNvml {
     pub temperature_celsius: u32,
     pub power_draw_watts: f64,
+    /// The enforced limit (nvmlDeviceGetEnforcedPowerLimit): what the
+    /// board holds now, lowered by `nvidia-smi -pl` or a job left behind.
     pub power_limit_watts: f64,
+    /// The board's default limit (nvmlDeviceGetPowerManagementDefaultLimit:
+    /// "the default power management limit on this device"); the
+    /// enforced one when absent.
+    pub power_default_limit_watts: Option<f64>,
     pub utilization_gpu_percent: u32,
     pub utilization_memory_percent: u32,
     pub sm_clock_mhz: u32,
@@ -540,6 +546,7 @@ impl Default for DeviceNvml {
             temperature_celsius: 34,
             power_draw_watts: 72.5,
             power_limit_watts: 700.0,
+            power_default_limit_watts: None,
             utilization_gpu_percent: 0,
             utilization_memory_percent: 0,
             sm_clock_mhz: 1980,
