@@ -82,7 +82,16 @@ pub fn peak_of(device: &DeviceReport) -> Peak {
         fp32_clock_mhz: clock.ok(),
         fp32_clock_source: source,
         fp32_gflops: at(clock),
-        fp32_gflops_at_current_clock: at(positive(t, |t| &t.sm_clock_mhz)),
+        // The clock while the matmul ran: after it, a GPU clocks down to
+        // idle (nvml.h, GpuIdle), which says nothing of the run.
+        fp32_gflops_at_current_clock: at(match (&device.matmul, t) {
+            (_, None) => Err(MissingInput::NoNvml),
+            (None, Some(_)) => Err(MissingInput::NoMatmul),
+            (Some(m), Some(_)) => m
+                .sm_clock_mhz_under_load
+                .filter(|mhz| *mhz > 0)
+                .ok_or(MissingInput::NvmlReading),
+        }),
         memory_bandwidth_gbps: figure(bandwidth),
     }
 }

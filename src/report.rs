@@ -14,7 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 mod bench;
 pub use bench::{
-    BenchCpu, BenchKernel, BenchReport, BenchRow, BenchStatus, CublasInfo, CublasStatus,
+    BenchCpu, BenchKernel, BenchReport, BenchRow, BenchStatus, CublasInfo, CublasSource,
+    CublasStatus,
 };
 
 /// Major version of the JSON report. Bumped only for an incompatible change.
@@ -322,6 +323,13 @@ pub struct DeviceReport {
     /// context was not made; another process allocating meanwhile skews it.
     #[serde(default)]
     pub context_memory_bytes: Option<u64>,
+    /// Why this GPU's compute was not verified though it was probed: it
+    /// admitted no context of this process for a reason that is not a
+    /// fault of its own (busy), or one that needs a look (memory held by
+    /// no listed process). Null when its compute was checked, or when a
+    /// failure stopped it (the checks say which). Added within schema 1.
+    #[serde(default)]
+    pub compute_not_verified: Option<NotVerified>,
     /// Whether this device passed; `skipped` when it was not asked for.
     pub status: DeviceStatus,
     /// The device's stages in the order they ran.
@@ -452,7 +460,8 @@ pub struct Peak {
     /// SMs × FP32 lanes per SM × 2 (a fused multiply-add) × clock, in
     /// GFLOP/s.
     pub fp32_gflops: Figure,
-    /// The same at NVML's current SM clock, read right after the matmul.
+    /// The same at NVML's SM clock read while the matmul ran
+    /// (`matmul.sm_clock_mhz_under_load`).
     pub fp32_gflops_at_current_clock: Figure,
     /// 2 × NVML's maximum memory clock × bus width / 8, in GB/s (10⁹
     /// bytes per second).
@@ -576,19 +585,29 @@ pub struct TensorMatmul {
 }
 
 impl DeviceReport {
-    /// The GPU admitted no context of this process: its context check was
-    /// skipped with the driver's refusal kept, which the probe does only
-    /// when the refusal means busy (compute mode EXCLUSIVE_PROCESS held by
-    /// another process, or PROHIBITED: `probe::device::busy_refusal`), so
-    /// its compute was not checked.
+    /// The GPU admitted no context of this process and was not probed
+    /// further, for a reason gpuprobe records as a fact
+    /// (`compute_not_verified`): its compute was not checked.
     #[must_use]
     pub fn admits_no_context(&self) -> bool {
-        self.checks.iter().any(|c| {
-            crate::stage::Stage::Context.is(&c.name)
-                && c.status == CheckStatus::Skip
-                && c.error.is_some()
-        })
+        self.compute_not_verified.is_some()
     }
+}
+
+/// Why a probed GPU's compute was not verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotVerified {
+    /// Its compute mode admits no context of this process: PROHIBITED, or
+    /// EXCLUSIVE_PROCESS held by another process.
+    BusyComputeMode,
+    /// Its memory is held by the processes NVML lists (a job using nearly
+    /// all of it): no room for a context.
+    BusyMemory,
+    /// No room for a context, and the processes NVML lists hold under 90%
+    /// of the used memory: memory held with no process (an orphaned
+    /// context, a leak in the driver), which a reset frees.
+    MemoryHeldWithoutProcess,
 }
 
 /// Whether a device passed.
@@ -655,6 +674,19 @@ pub struct Matmul {
     pub efficiency: Option<Figure>,
     /// The result check.
     pub verification: Verification,
+    /// Thread blocks of one product: with the GPU's SMs, whether the
+    /// product filled it (a product of fewer blocks than two per SM is
+    /// launch-bound, and its efficiency is reported, not judged). Null in
+    /// reports of older versions.
+    #[serde(default)]
+    pub blocks: Option<u64>,
+    /// NVML's SM clock while the timed products ran, in MHz; null when
+    /// NVML could not say or the products ended before the reading.
+    #[serde(default)]
+    pub sm_clock_mhz_under_load: Option<u32>,
+    /// NVML's throttle reasons at that moment (names as in `telemetry`).
+    #[serde(default)]
+    pub throttle_reasons_under_load: Option<Vec<String>>,
 }
 
 /// How the GPU's product was checked (src/verify.rs).

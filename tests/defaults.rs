@@ -165,9 +165,20 @@ fn every(_: &str, _: &Value) -> bool {
     true
 }
 
+/// Scenarios in the first half of the alphabet (the probe is the longest
+/// of these runs: two tests, so they run side by side).
+fn first_half(name: &str, _: &Value) -> bool {
+    name < "h"
+}
+
 #[test]
-fn the_probe_finishes_on_every_scenario() {
-    each(&[], Duration::from_secs(60), every);
+fn the_probe_finishes_on_every_scenario_a_to_g() {
+    each(&[], Duration::from_secs(60), first_half);
+}
+
+#[test]
+fn the_probe_finishes_on_every_scenario_h_to_z() {
+    each(&[], Duration::from_secs(60), |n, s| !first_half(n, s));
 }
 
 #[test]

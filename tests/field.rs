@@ -283,3 +283,141 @@ fn power_capping_at_the_default_limit_is_normal_and_a_lowered_limit_is_not() {
         );
     }
 }
+
+/// The SM clock read while the matmul runs is GP030's primary signal: a
+/// throttle reason with the clock at its maximum holds nothing down, and
+/// a product too small to fill the GPU is launch-bound, reported but not
+/// judged. After the run the GPU is idle (GpuIdle, a low clock), which the
+/// report keeps apart from the reading under load.
+#[test]
+fn efficiency_is_judged_only_where_the_clock_is_held_down_and_the_gpu_filled() {
+    for size in ["16", "512"] {
+        let run = gpuprobe_with(
+            "app-clocks-at-max",
+            &["--size", size, "--iterations", "1"],
+            &[],
+        );
+        assert!(
+            codes(&run.report).is_empty(),
+            "--size {size}: {:?}",
+            run.report.diagnoses
+        );
+        assert_eq!(
+            run.report.verdict,
+            Verdict::Healthy,
+            "{}",
+            run.report.summary
+        );
+    }
+    // Held down, but launch-bound at 16 (one block on six SMs): not judged.
+    let run = gpuprobe_with(
+        "clocks-held-down",
+        &["--size", "16", "--iterations", "1"],
+        &[],
+    );
+    assert!(
+        !codes(&run.report).contains(&"GP030"),
+        "{:?}",
+        run.report.diagnoses
+    );
+    let m = run.report.devices[0].matmul.as_ref().unwrap();
+    assert_eq!(m.blocks, Some(1));
+    // At 512 the product fills it, and the reading under load explains.
+    let run = gpuprobe_with(
+        "clocks-held-down",
+        &["--size", "512", "--iterations", "1"],
+        &[],
+    );
+    let d = &run.report.devices[0];
+    let m = d.matmul.as_ref().unwrap();
+    assert_eq!((m.blocks, m.sm_clock_mhz_under_load), (Some(16), Some(712)));
+    assert_eq!(
+        m.throttle_reasons_under_load.as_deref(),
+        Some(&["applications_clocks_setting".to_string()][..])
+    );
+    let gp030 = run
+        .report
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP030")
+        .expect("GP030");
+    assert!(
+        gp030.evidence[0].contains("712 MHz of its maximum 1425 MHz while the matmul ran"),
+        "{:?}",
+        gp030.evidence
+    );
+    // After the run: idle, at the idle clock, which judges nothing.
+    let t = d.telemetry.as_ref().unwrap();
+    assert!(t
+        .throttle_reasons
+        .value()
+        .is_some_and(|r| r.iter().any(|r| r == "gpu_idle")));
+    assert_eq!(t.sm_clock_mhz.value(), Some(&345));
+    // The peak at the current clock is the clock under load's.
+    let p = d.peak.as_ref().unwrap();
+    let at_max = p.fp32_gflops.value().unwrap();
+    let at_load = p.fp32_gflops_at_current_clock.value().unwrap();
+    assert!(
+        (at_load / at_max - 712.0 / 1425.0).abs() < 1e-9,
+        "{at_load} {at_max}"
+    );
+}
+
+/// A job holding nearly all of a GPU's memory leaves no room for a
+/// context: busy when the processes NVML lists hold that memory (exit 0,
+/// compute not verified, NVML's memory readings kept); memory held by no
+/// listed process is a warning (GP034), never healthy.
+#[test]
+fn a_full_gpu_is_busy_when_its_processes_hold_the_memory() {
+    use gpuprobe::report::NotVerified;
+    let run = gpuprobe_with("busy-memory", SMALL, &[]);
+    let r = &run.report;
+    assert_eq!(
+        (r.verdict, run.code()),
+        (Verdict::Healthy, 0),
+        "{}",
+        r.summary
+    );
+    let d = &r.devices[0];
+    assert_eq!(d.compute_not_verified, Some(NotVerified::BusyMemory));
+    assert_eq!(d.memory_free_bytes, Some(85_520_809_984 - 85_200_000_000));
+    assert_eq!(d.memory_used_bytes, Some(85_200_000_000));
+    let context = d.checks.iter().find(|c| c.name == "context").unwrap();
+    assert_eq!(context.status, CheckStatus::Skip, "{}", context.detail);
+    assert_eq!(context.error.as_ref().map(|e| e.code), Some(2));
+    assert_eq!(codes(r), ["GP029"]);
+    assert!(
+        r.diagnoses[0].evidence[0].contains("2 compute process(es)"),
+        "{:?}",
+        r.diagnoses[0].evidence
+    );
+    let (mut cmd, _dir) = command_with("busy-memory");
+    let out = cmd.arg("health").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The same full GPU with no process behind its memory.
+    let run = gpuprobe_with("memory-held-without-process", SMALL, &[]);
+    let r = &run.report;
+    assert_eq!(
+        (r.verdict, run.code()),
+        (Verdict::Degraded, 0),
+        "{}",
+        r.summary
+    );
+    assert_eq!(
+        r.devices[0].compute_not_verified,
+        Some(NotVerified::MemoryHeldWithoutProcess)
+    );
+    assert_eq!(codes(r), ["GP034"]);
+    assert!(
+        r.summary.contains("compute was not verified"),
+        "{}",
+        r.summary
+    );
+    let (mut cmd, _dir) = command_with("memory-held-without-process");
+    let out = cmd.arg("health").output().unwrap();
+    assert!(
+        text(&out).starts_with("healthy:") || text(&out).contains("degraded"),
+        "{}",
+        text(&out)
+    );
+}

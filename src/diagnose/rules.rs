@@ -9,8 +9,8 @@ use crate::cuda::error::{
 };
 use crate::cuda::CudaVersion;
 use crate::report::{
-    Check, DeviceNode, DriverLoadFailure, LibraryOrigin, LinkState, NodeError, NvmlStatus, Reading,
-    Report, Severity, Telemetry, Unavailable,
+    Check, DeviceNode, DriverLoadFailure, LibraryOrigin, LinkState, NodeError, NotVerified,
+    NvmlStatus, Reading, Report, Severity, Telemetry, Unavailable,
 };
 use crate::stage::Stage;
 
@@ -515,7 +515,12 @@ const BAD_THROTTLE: [&str; 5] = [
 fn busy_gpu(r: &Report) -> DeviceEvidence {
     r.devices
         .iter()
-        .filter(|d| d.admits_no_context())
+        .filter(|d| {
+            matches!(
+                d.compute_not_verified,
+                Some(NotVerified::BusyComputeMode | NotVerified::BusyMemory)
+            )
+        })
         .map(|d| {
             let mode = d
                 .telemetry
@@ -537,10 +542,18 @@ fn busy_gpu(r: &Report) -> DeviceEvidence {
                 .map_or(String::new(), |n| {
                     format!("; NVML lists {n} compute process(es) on it")
                 });
+            let memory = match (d.compute_not_verified, d.memory_used_bytes, d.memory_free_bytes) {
+                (Some(NotVerified::BusyMemory), Some(used), Some(free)) => format!(
+                    "; {} used, {} free",
+                    crate::units::bytes(used),
+                    crate::units::bytes(free)
+                ),
+                _ => String::new(),
+            };
             (
                 Some(d.index),
                 format!(
-                    "GPU {} ({}): context creation returned {refusal}; compute mode {mode}{others}",
+                    "GPU {} ({}): context creation returned {refusal}; compute mode {mode}{others}{memory}",
                     d.index,
                     d.uuid.as_deref().unwrap_or("?")
                 ),
@@ -623,27 +636,47 @@ fn power_capping(t: &Telemetry) -> PowerCap {
 
 /// Below this fraction of the FP32 peak a matmul is slow enough for NVML's
 /// readings to explain. gpuprobe's kernel's fraction of peak on a healthy
-/// GPU is unmeasured (docs/kernels.md); half of the peak is a floor no
-/// healthy large product should sit under, and GP030 fires only together
-/// with a cause NVML saw, so that it explains rather than guesses.
-const LOW_EFFICIENCY: f64 = 0.5;
+/// GPU is unmeasured (docs/kernels.md, docs/gpu-validation.md): hand-written
+/// SGEMMs of its kind reach 13 to 78% of cuBLAS by technique on an A6000
+/// (../shared/FACTS.md section 6), and cuBLAS itself stays under the peak,
+/// so until a real GPU's run records the fraction, the floor is a quarter,
+/// which a healthy GPU filled by the product clears with margin; and GP030
+/// fires only together with a cause NVML saw while the product ran, so
+/// that it explains rather than guesses.
+const LOW_EFFICIENCY: f64 = 0.25;
 
 /// Below this fraction of its maximum the SM clock counts as held down.
 const CLOCK_HELD_DOWN: f64 = 0.9;
 
-/// What NVML saw that holds a GPU below its peak.
+/// A product of fewer thread blocks than this many per SM is launch-bound:
+/// each SM gets at most one short turn of work, so its time is mostly the
+/// launch's and the tail's, and its efficiency says nothing of the GPU.
+const BLOCKS_PER_SM_TO_JUDGE: u64 = 2;
+
+/// What NVML saw while the matmul ran that holds a GPU below its peak: the
+/// SM clock held below `CLOCK_HELD_DOWN` of its maximum, and the throttle
+/// reasons that explain it. A reason with the clock at its maximum holds
+/// nothing down (an A100 boosts to 1410 MHz above a 1155 MHz applications
+/// clock: ../shared/FACTS.md section 12), and a reading after the run says
+/// nothing of it (the GPU clocks down to idle), so only the reading taken
+/// while the products ran counts.
 fn slowdown_causes(d: &crate::report::DeviceReport, t: &Telemetry) -> Vec<String> {
-    let mut causes = Vec::new();
-    let reasons = t.throttle_reasons.value().map_or(&[][..], Vec::as_slice);
-    // An idle GPU's clocks say nothing about the run that came before.
-    let idle = reasons.iter().any(|r| r == "gpu_idle");
-    if let (Some(now), Some(max)) = (t.sm_clock_mhz.value(), t.sm_clock_max_mhz.value()) {
-        if !idle && *max > 0 && f64::from(*now) < CLOCK_HELD_DOWN * f64::from(*max) {
-            causes.push(format!("SM clock {now} MHz of its maximum {max} MHz"));
-        }
+    let Some(m) = &d.matmul else {
+        return Vec::new();
+    };
+    let (Some(now), Some(max)) = (m.sm_clock_mhz_under_load, t.sm_clock_max_mhz.value()) else {
+        return Vec::new();
+    };
+    if *max == 0 || f64::from(now) >= CLOCK_HELD_DOWN * f64::from(*max) {
+        return Vec::new();
     }
-    let held: Vec<&str> = reasons
+    let mut causes = vec![format!(
+        "SM clock {now} MHz of its maximum {max} MHz while the matmul ran"
+    )];
+    let held: Vec<&str> = m
+        .throttle_reasons_under_load
         .iter()
+        .flatten()
         .map(String::as_str)
         // GP017 reports power and thermal throttling on its own.
         .filter(|r| *r != "gpu_idle" && !BAD_THROTTLE.contains(r))
@@ -654,11 +687,20 @@ fn slowdown_causes(d: &crate::report::DeviceReport, t: &Telemetry) -> Vec<String
     // A MIG slice alone explains nothing: its peak counts only its own SMs
     // (the driver's SM count of a MIG device). With a cause, it is context:
     // the slice shares its GPU's memory bandwidth, L2 and clocks.
-    if !causes.is_empty() && (d.mig_parent_uuid.is_some() || t.mig_enabled.value() == Some(&true)) {
+    if d.mig_parent_uuid.is_some() || t.mig_enabled.value() == Some(&true) {
         causes
             .push("a MIG slice, sharing its GPU's memory, L2 and clocks with other slices".into());
     }
     causes
+}
+
+/// Whether the matmul filled the GPU: at least `BLOCKS_PER_SM_TO_JUDGE`
+/// thread blocks per SM (unknown counts as not).
+fn fills_the_gpu(d: &crate::report::DeviceReport) -> bool {
+    match (d.matmul.as_ref().and_then(|m| m.blocks), d.multiprocessors) {
+        (Some(blocks), Some(sms)) => blocks >= BLOCKS_PER_SM_TO_JUDGE * u64::from(sms),
+        _ => false,
+    }
 }
 
 fn low_efficiency(r: &Report) -> DeviceEvidence {
@@ -666,6 +708,7 @@ fn low_efficiency(r: &Report) -> DeviceEvidence {
     for (d, t) in r
         .devices
         .iter()
+        .filter(|d| fills_the_gpu(d))
         .filter_map(|d| Some((d, d.telemetry.as_ref()?)))
     {
         let Some(e) = d
@@ -1251,8 +1294,8 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "GP029",
         severity: Severity::Info,
-        summary: "A GPU is busy: it admits no CUDA context of this process, so its compute was not checked",
-        when: "context creation is refused because the GPU is busy: compute mode PROHIBITED with CUDA_ERROR_DEVICE_UNAVAILABLE (46) or CUDA_ERROR_UNKNOWN (999, what cuda.h documents for the first retain), or EXCLUSIVE_PROCESS with 46, or with 101 or 216 (older drivers) while NVML lists another compute process (the workload); any other refusal fails the GPU, and NVML's health signals still judge a busy one",
+        summary: "A GPU is busy: it admits no CUDA context of this process, so its compute was not verified",
+        when: "context creation is refused because the GPU is busy: compute mode PROHIBITED with CUDA_ERROR_DEVICE_UNAVAILABLE (46) or CUDA_ERROR_UNKNOWN (999, what cuda.h documents for the first retain), or EXCLUSIVE_PROCESS with 46, or with 101 or 216 (older drivers) while NVML lists another compute process (the workload); or out of memory (CUDA_ERROR_OUT_OF_MEMORY) with under 1 GiB free, the processes NVML lists holding at least 90% of the used memory (a job using nearly all of it; memory held by no listed process is GP034). Any other refusal fails the GPU, and NVML's health signals still judge a busy one",
         fix: "Nothing to fix for a GPU in use. To check compute, run gpuprobe before the workload starts (`gpuprobe exec -- CMD`) or while it is stopped; use `gpuprobe health --no-context` beside the workload, which makes no context. `nvidia-smi -q -d COMPUTE` shows the mode; `nvidia-smi -c DEFAULT` allows shared use.",
         trigger: Trigger::PerDevice(busy_gpu),
     },
@@ -1260,7 +1303,7 @@ pub const RULES: &[Rule] = &[
         code: "GP030",
         severity: Severity::Warning,
         summary: "A GPU's matmul reached a low fraction of its FP32 peak, and NVML shows why",
-        when: "the matmul's efficiency (achieved over the theoretical FP32 peak at the maximum clock) is below 50% and NVML saw a cause: the SM clock below 90% of its maximum (not idle), a throttle reason other than idle and those GP017 reports (power cap and thermal slowdowns are GP017's), such as applications clocks set below the maximum; on a MIG slice the evidence says so (its peak counts only its own SMs, so MIG alone is no cause)",
+        when: "the matmul filled the GPU (at least two thread blocks per SM: a smaller product is launch-bound, its efficiency reported but not judged), reached under 25% of the theoretical FP32 peak at the maximum clock (a floor until a real GPU's run measures the kernel), and NVML read the SM clock below 90% of its maximum while the products ran; throttle reasons read then, other than idle and those GP017 reports, name why (such as applications clocks set below the maximum). A reason with the clock at its maximum, or a reading after the run (an idle GPU clocks down), is no cause; on a MIG slice the evidence says so (its peak counts only its own SMs, so MIG alone is no cause)",
         fix: "For held-down clocks check `nvidia-smi -q -d PERFORMANCE,CLOCK`: reset applications clocks (`nvidia-smi -rac`) and locked clocks (`nvidia-smi -rgc`), and check cooling and power limits (`nvidia-smi -q -d POWER`). A MIG slice shares its GPU's clocks: another slice's load or a GPU-wide clock setting slows it too.",
         trigger: Trigger::PerDevice(low_efficiency),
     },
@@ -1288,7 +1331,51 @@ pub const RULES: &[Rule] = &[
         fix: "Take the node out of service: a GPU that is right when cool and wrong under load has failing memory or an unstable core (heat, power delivery). Check `nvidia-smi -q -d ECC,ROW_REMAPPER,TEMPERATURE`, reset the GPU (`nvidia-smi -r`) to apply pending row remaps, run `dcgmi diag -r 3`, and open an RMA with the evidence if it repeats.",
         trigger: Trigger::PerDevice(burn_errors),
     },
+    Rule {
+        code: "GP034",
+        severity: Severity::Warning,
+        summary: "A GPU's memory is full, held by no process NVML lists",
+        when: "context creation ran out of memory (CUDA_ERROR_OUT_OF_MEMORY) with under 1 GiB free, and the processes nvmlDeviceGetComputeRunningProcesses lists hold under 90% of the used memory: memory held with no process (an orphaned context, a driver leak). A full GPU whose memory the listed processes hold is busy instead (GP029)",
+        fix: "Find the memory's owner on the host (`nvidia-smi --query-compute-apps=pid,used_memory --format=csv`; inside a container NVML lists the host's PIDs). With no owner, reset the GPU when it is idle (`nvidia-smi -r -i N`) or reboot the node; until then jobs scheduled on it fail to allocate.",
+        trigger: Trigger::PerDevice(memory_without_process),
+    },
 ];
+
+/// GPUs whose memory is full and held by no listed process (GP034).
+fn memory_without_process(r: &Report) -> DeviceEvidence {
+    r.devices
+        .iter()
+        .filter(|d| d.compute_not_verified == Some(NotVerified::MemoryHeldWithoutProcess))
+        .map(|d| {
+            let held = d
+                .telemetry
+                .as_ref()
+                .and_then(|t| {
+                    Some((
+                        *t.compute_processes.value()?,
+                        *t.compute_processes_memory_bytes.value()?,
+                    ))
+                })
+                .map_or("unknown".to_string(), |(n, bytes)| {
+                    format!("{n} process(es) holding {}", crate::units::bytes(bytes))
+                });
+            let used = d
+                .memory_used_bytes
+                .map_or("?".to_string(), crate::units::bytes);
+            let free = d
+                .memory_free_bytes
+                .map_or("?".to_string(), crate::units::bytes);
+            (
+                Some(d.index),
+                format!(
+                    "GPU {} ({}): {used} used, {free} free; NVML lists {held}",
+                    d.index,
+                    d.uuid.as_deref().unwrap_or("?")
+                ),
+            )
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

@@ -261,6 +261,17 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
         },
     },
     DeviceGauge {
+        name: "gpuprobe_device_compute_verified",
+        help: "1 when the GPU's compute was checked, 0 when it was not verified (busy, or its memory full with no process holding it; see compute_not_verified in the JSON).",
+        samples: |d| {
+            if d.status == DeviceStatus::Skipped {
+                Vec::new()
+            } else {
+                one(Some(if d.compute_not_verified.is_some() { 0.0 } else { 1.0 }))
+            }
+        },
+    },
+    DeviceGauge {
         name: "gpuprobe_device_compute_processes",
         help: "Processes with a compute context on the GPU (NVML; gpuprobe's own among them while it holds one).",
         samples: |d| {

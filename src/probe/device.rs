@@ -16,7 +16,7 @@ use cudarc::driver::sys::CUdevice_attribute as Attr;
 use super::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::Repeat;
 use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Event, Kernel, Module};
-use crate::report::{ComputeMode, Matmul, Verification};
+use crate::report::{ComputeMode, Matmul, NotVerified, Verification};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::units::bytes;
@@ -69,6 +69,10 @@ struct Gpu<'a> {
     before_context: Option<(u64, u64)>,
     /// The PCIe link read while the timed launches ran.
     link_under_load: Option<telemetry::Link>,
+    /// NVML's SM clock and reasons while the matmul's timed products ran,
+    /// when read before they ended (after the run a GPU clocks down and
+    /// reports GpuIdle, which says nothing of the run).
+    clocks_under_load: Option<telemetry::Sample>,
     free: u64,
     /// The SGEMM kernel chosen for the shape, loaded by `module`.
     kernel: Option<(kernels::Sgemm, Kernel<'a>)>,
@@ -173,8 +177,10 @@ pub(super) enum NoContext {
 }
 
 /// The `context` check of the GPU in `slot` (also `bench`'s): skipped, not
-/// failed, when the GPU is busy (`busy_refusal`): a busy GPU is not a broken
-/// one, and its health is then NVML's to tell (GP029).
+/// failed, when the GPU is busy (`busy_refusal`, `memory_refusal`): a busy
+/// GPU is not a broken one, and its health is then NVML's to tell (GP029);
+/// the reason is recorded as `compute_not_verified`, with NVML's memory
+/// readings, which need no context.
 pub(super) fn bind_context<'d>(
     progress: &Progress,
     slot: usize,
@@ -190,19 +196,42 @@ pub(super) fn bind_context<'d>(
                 // GPU: every process NVML lists is another's.
                 let mode = compute_mode(driver, device, nvml);
                 let others = nvml.and_then(|d| telemetry::compute_processes(d).ok());
-                if !busy_refusal(e.code, mode, others.map(|(n, _)| n)) {
+                let memory = nvml.and_then(telemetry::memory);
+                let why = if busy_refusal(e.code, mode, others.map(|(n, _)| n)) {
+                    NotVerified::BusyComputeMode
+                } else if let Some(why) = memory_refusal(e.code, memory, others) {
+                    why
+                } else {
                     return Err(e.into());
-                }
+                };
+                progress.update(|r| {
+                    let d = &mut r.devices[slot];
+                    d.compute_not_verified = Some(why);
+                    if let Some((free, used)) = memory {
+                        d.memory_free_bytes = Some(free);
+                        d.memory_used_bytes = Some(used);
+                    }
+                });
                 let mode = mode.map_or("unknown".into(), |m| m.to_string());
-                let others = others.map_or("unknown (no NVML)".into(), |(n, _)| n.to_string());
-                Ok(Done::skip(
-                    None,
-                    format!(
-                        "compute not checked: the GPU admits no context of this process \
-                         (compute mode {mode}; other compute processes {others}): {e}"
-                    ),
-                    Some(e),
-                ))
+                let others = others.map_or("unknown (no NVML)".into(), |(n, held)| {
+                    format!("{n} holding {}", bytes(held))
+                });
+                let memory = memory.map_or(String::new(), |(free, used)| {
+                    format!("; {} used, {} free", bytes(used), bytes(free))
+                });
+                let detail = format!(
+                    "compute not verified: the GPU admits no context of this process (compute \
+                     mode {mode}; other compute processes {others}{memory}): {e}"
+                );
+                Ok(match why {
+                    NotVerified::MemoryHeldWithoutProcess => Done {
+                        error: Some(e),
+                        ..Done::warn(None, format!("{detail}; memory held with no process"))
+                    },
+                    NotVerified::BusyComputeMode | NotVerified::BusyMemory => {
+                        Done::skip(None, detail, Some(e))
+                    }
+                })
             }
         }
     });
@@ -211,6 +240,41 @@ pub(super) fn bind_context<'d>(
         Some(None) => Err(NoContext::Refused),
         None => Err(NoContext::Failed),
     }
+}
+
+/// Below this much free memory, NVML's reading explains a context that ran
+/// out of memory: a context with gpuprobe's modules costs hundreds of MiB
+/// (../shared/FACTS.md section 11; the probe measures it as
+/// `context_memory_bytes`), so with more free than this an out-of-memory
+/// context is no lack of room.
+const CONTEXT_ROOM: u64 = 1 << 30;
+
+/// The share of used memory the listed processes must hold for a full GPU
+/// to count as busy rather than holding memory with no process.
+const LISTED_SHARE: f64 = 0.9;
+
+/// Why a context that ran out of memory (CUDA_ERROR_OUT_OF_MEMORY, 2, and
+/// only that) was refused, from NVML's (free, used) memory and the (count,
+/// bytes) of the processes it lists, which need no context: busy when less
+/// than `CONTEXT_ROOM` is free and the listed processes hold at least
+/// `LISTED_SHARE` of what is used (a job using nearly all of it); memory
+/// held with no process when they hold less (an orphaned context or a
+/// leak: a reset frees it); `None` (a failure) otherwise, NVML silent
+/// included. A busy GPU's health is still NVML's signals' to judge.
+pub(super) fn memory_refusal(
+    code: i32,
+    memory: Option<(u64, u64)>,
+    others: Option<(u32, u64)>,
+) -> Option<NotVerified> {
+    let ((free, used), (_, listed)) = (memory?, others?);
+    if code != crate::cuda::error::CUDA_ERROR_OUT_OF_MEMORY || free >= CONTEXT_ROOM {
+        return None;
+    }
+    Some(if listed as f64 >= LISTED_SHARE * used as f64 && used > 0 {
+        NotVerified::BusyMemory
+    } else {
+        NotVerified::MemoryHeldWithoutProcess
+    })
 }
 
 /// The GPU's compute mode, from the driver (CU_DEVICE_ATTRIBUTE_COMPUTE_MODE
@@ -289,6 +353,7 @@ fn run_stages(job: &Job<'_>) -> Option<telemetry::Link> {
         nvml,
         before_context,
         link_under_load: None,
+        clocks_under_load: None,
         free: 0,
         kernel: None,
         buffers: None,
@@ -310,7 +375,7 @@ fn run_stages(job: &Job<'_>) -> Option<telemetry::Link> {
     // A verification that failed still reports the measured speed and the
     // wrong elements.
     if let (Some(timing), Some(v)) = (gpu.timing, gpu.verification.take()) {
-        let matmul = matmul_of(job, timing, v);
+        let matmul = matmul_of(job, timing, v, gpu.clocks_under_load.take());
         job.progress
             .update(|r| r.devices[job.slot].matmul = Some(matmul));
     }
@@ -503,7 +568,11 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     // load only if they were still running after it (`stop` not reached);
     // a batch that ended first leaves the idle reading (telemetry).
     let link = gpu.nvml.as_ref().map(telemetry::pcie_link);
-    if !stop.query()? {
+    // The SM clock and its reasons at work too: after the run a GPU clocks
+    // down and reports GpuIdle, which says nothing of the run (nvml.h).
+    let clocks = gpu.nvml.as_ref().map(telemetry::sample);
+    let under_load = !stop.query()?;
+    if under_load {
         gpu.link_under_load = link;
     }
     stop.synchronize()?;
@@ -528,6 +597,7 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         rows,
         sgemm,
     });
+    gpu.clocks_under_load = clocks.filter(|_| under_load);
     let mut detail = format!(
         "{iterations} products by {}, {time_ms:.3} ms each; first launch {first_ms:.3} ms, untimed",
         sgemm.entry().to_string_lossy()
@@ -732,7 +802,12 @@ fn bandwidth(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     )
 }
 
-fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmul {
+fn matmul_of(
+    job: &Job<'_>,
+    timing: Timing,
+    verification: Verification,
+    clocks: Option<telemetry::Sample>,
+) -> Matmul {
     let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
     let Timing {
         iterations,
@@ -743,6 +818,8 @@ fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmu
         sgemm,
         ..
     } = timing;
+    let (grid, _) = sgemm.launch(m, n);
+    let blocks = grid.iter().map(|g| u64::from(*g)).product();
     // A time that is no measurement (zero, or a driver's NaN) gives no
     // throughput rather than an infinite one or a panic.
     let gflops = Duration::try_from_secs_f64(time_ms / 1e3)
@@ -766,6 +843,9 @@ fn matmul_of(job: &Job<'_>, timing: Timing, verification: Verification) -> Matmu
         expected_gflops: None,
         efficiency: None,
         verification,
+        blocks: Some(blocks),
+        sm_clock_mhz_under_load: clocks.as_ref().and_then(|c| c.sm_clock_mhz),
+        throttle_reasons_under_load: clocks.and_then(|c| c.throttle_reasons),
     }
 }
 

@@ -250,6 +250,7 @@ pub(super) fn identify(
             memory_free_bytes: None,
             memory_used_bytes: None,
             context_memory_bytes: None,
+            compute_not_verified: None,
             status: DeviceStatus::Pass,
             checks: Vec::new(),
             matmul: None,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::finish;
 use super::progress::{Hung, Progress, Scope};
-use crate::report::{CheckStatus, DeviceReport, DeviceStatus, Report, Verdict};
+use crate::report::{CheckStatus, DeviceReport, DeviceStatus, NotVerified, Report, Verdict};
 use crate::units::flops;
 
 pub(super) fn timed_out(progress: &Progress, started: Instant, timeout: Duration) -> Report {
@@ -129,11 +129,24 @@ fn no_context_summary(r: &Report, gpus: usize) -> String {
     format!("{gpus} GPU(s) visible; no CUDA context was made (--no-context), {judged}")
 }
 
-/// "GPU 0 (GPU-…), GPU 2 (GPU-…) admit no context of this process …".
+/// "GPU 0 (GPU-…), GPU 2 (GPU-…) admit no context of this process …":
+/// the GPUs whose compute was not verified, with why.
 fn busy_summary(busy: &[&DeviceReport]) -> String {
-    let names: Vec<String> = busy.iter().map(|d| gpu_name(d)).collect();
+    let names: Vec<String> = busy
+        .iter()
+        .map(|d| {
+            let why = match d.compute_not_verified {
+                Some(NotVerified::BusyMemory) => "busy: its memory is held by other processes",
+                Some(NotVerified::MemoryHeldWithoutProcess) => {
+                    "its memory is full, held by no process NVML lists"
+                }
+                Some(NotVerified::BusyComputeMode) | None => "busy: compute mode",
+            };
+            format!("{} ({why})", gpu_name(d))
+        })
+        .collect();
     format!(
-        "{} admit(s) no context of this process (busy: compute mode), so compute was not checked; NVML's health signals judged them",
+        "{} admit(s) no context of this process, so compute was not verified; NVML's health signals judged them",
         names.join(", ")
     )
 }

@@ -76,11 +76,14 @@ fn device_call(
     f: impl FnOnce(&DeviceNvml) -> NvmlReturn,
 ) -> NvmlReturn {
     gpu_call(device, field, |index, d| {
-        if d.under_load.is_empty() {
-            f(&d.nvml)
+        let rm = crate::rm::read(index);
+        // The readings of the phase the GPU's work so far has reached, as
+        // an idle GPU reports them when nothing is queued on it.
+        let n = d.nvml_after(rm.worked_ms);
+        if rm.busy {
+            f(&n)
         } else {
-            // The readings of the phase the GPU's work so far has reached.
-            f(&d.nvml_after(crate::rm::read(index).worked_ms))
+            f(&n.idle())
         }
     })
 }

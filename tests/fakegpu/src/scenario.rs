@@ -373,6 +373,9 @@ impl Device {
     #[must_use]
     pub fn nvml_after(&self, worked_ms: f64) -> DeviceNvml {
         let mut n = self.nvml.clone();
+        if self.under_load.is_empty() {
+            return n;
+        }
         if let Some(p) = self.phase(worked_ms) {
             n.sm_clock_mhz = p.sm_clock_mhz.unwrap_or(n.sm_clock_mhz);
             n.temperature_celsius = p.temperature_celsius.unwrap_or(n.temperature_celsius);
@@ -516,7 +519,14 @@ pub struct DeviceNvml {
     pub power_default_limit_watts: Option<f64>,
     pub utilization_gpu_percent: u32,
     pub utilization_memory_percent: u32,
+    /// The SM clock while the GPU works (or held down, by a phase).
     pub sm_clock_mhz: u32,
+    /// The SM clock with nothing queued: a GPU clocks down when idle and
+    /// reports the GpuIdle reason (nvml.h, nvmlClocksEventReasonGpuIdle,
+    /// "Nothing is running on the GPU and the clocks are dropping to Idle
+    /// state"); one H200 read 345 MHz idle and 1980 MHz right after load
+    /// (../shared/FACTS.md section 12). Never above `sm_clock_mhz`.
+    pub sm_clock_idle_mhz: u32,
     pub sm_clock_max_mhz: u32,
     pub memory_clock_mhz: u32,
     pub memory_clock_max_mhz: u32,
@@ -540,6 +550,21 @@ pub struct DeviceNvml {
     pub lost: bool,
 }
 
+/// nvmlClocksEventReasonGpuIdle (nvml.h).
+const GPU_IDLE: u64 = 0x1;
+
+impl DeviceNvml {
+    /// The readings of this GPU with nothing queued on it: its SM clock
+    /// down to the idle clock and GpuIdle among the reasons.
+    #[must_use]
+    pub fn idle(&self) -> DeviceNvml {
+        let mut n = self.clone();
+        n.sm_clock_mhz = n.sm_clock_idle_mhz.min(n.sm_clock_mhz);
+        n.throttle_reasons |= GPU_IDLE;
+        n
+    }
+}
+
 impl Default for DeviceNvml {
     fn default() -> Self {
         DeviceNvml {
@@ -550,6 +575,7 @@ impl Default for DeviceNvml {
             utilization_gpu_percent: 0,
             utilization_memory_percent: 0,
             sm_clock_mhz: 1980,
+            sm_clock_idle_mhz: 345,
             sm_clock_max_mhz: 1980,
             memory_clock_mhz: 2619,
             memory_clock_max_mhz: 2619,
