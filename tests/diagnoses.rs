@@ -45,6 +45,8 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("visible-devices-malformed", "GP026", Verdict::Degraded, 0),
     ("nodes-without-driver", "GP027", Verdict::NoGpu, 3),
     ("no-gpu-as-root", "GP001", Verdict::NoGpu, 3),
+    ("memory-held-without-process", "GP034", Verdict::Degraded, 0),
+    ("kernel-bug-every-gpu", "GP035", Verdict::Failed, 1),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;

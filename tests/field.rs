@@ -421,3 +421,52 @@ fn a_full_gpu_is_busy_when_its_processes_hold_the_memory() {
         text(&out)
     );
 }
+
+/// Hardware faults are random and per GPU; a kernel or JIT bug is wrong
+/// alike everywhere. The same wrong words on two GPUs, or a tensor-core
+/// failure beside an exact FP32 matmul, are GP035 (software); two GPUs
+/// wrong each at their own places are not.
+#[test]
+fn wrong_results_alike_on_every_gpu_are_called_software() {
+    let run = gpuprobe_with("kernel-bug-every-gpu", SMALL, &[]);
+    let r = &run.report;
+    assert_eq!(
+        (r.verdict, run.code()),
+        (Verdict::Failed, 1),
+        "{}",
+        r.summary
+    );
+    let gp035 = r
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP035")
+        .expect("GP035");
+    assert_eq!(gp035.devices, [0, 1]);
+    assert!(
+        gp035.evidence[0].contains("the same 2 wrong element(s) as GPU 1"),
+        "{:?}",
+        gp035.evidence
+    );
+    assert!(gp035.fix.contains("Do not drain"), "{}", gp035.fix);
+    let run = gpuprobe_with("tensor-kernel-bug", SMALL, &[]);
+    let r = &run.report;
+    assert_eq!(run.code(), 1, "{}", r.summary);
+    assert!(r.devices[0].matmul.as_ref().unwrap().verification.passed);
+    let gp035 = r
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP035")
+        .expect("GP035");
+    assert!(
+        gp035.evidence[0].contains("gpuprobe_mma_tf32 got 3 of"),
+        "{:?}",
+        gp035.evidence
+    );
+    let run = gpuprobe_with("corrupt-two-gpus", SMALL, &[]);
+    assert_eq!(run.code(), 1, "{}", run.report.summary);
+    assert!(
+        !codes(&run.report).contains(&"GP035"),
+        "{:?}",
+        run.report.diagnoses
+    );
+}

@@ -1025,11 +1025,13 @@ unsafe fn bad_memory(device: &Device, worked_ms: f64, dst: *mut c_void, bytes: u
 /// `params` holds the kernel's parameters, as cuLaunchKernel requires;
 /// gpuprobe's GEMM kernels take `(int m, int n, int k, const float *a,
 /// const float *b, float *c)` with C holding m x n floats.
-unsafe fn corrupt_product(name: &CStr, params: *mut *mut c_void, wrong: u32) {
-    if !name.to_bytes().starts_with(b"gpuprobe_sgemm_") || params.is_null() {
+unsafe fn corrupt_product(name: &CStr, params: *mut *mut c_void, wrong: u32, salt: usize) {
+    let gemm = [&b"gpuprobe_sgemm_"[..], b"gpuprobe_mma_"];
+    if !gemm.iter().any(|p| name.to_bytes().starts_with(p)) || params.is_null() {
         return;
     }
-    // SAFETY: the GEMM signature above (the caller's promise).
+    // SAFETY: the GEMM signatures above (the caller's promise): m, n first
+    // and C sixth in both the SGEMM and the mma kernels.
     let (m, n, c) = unsafe {
         (
             (*params).cast::<i32>().read_unaligned(),
@@ -1040,7 +1042,7 @@ unsafe fn corrupt_product(name: &CStr, params: *mut *mut c_void, wrong: u32) {
     let words = (m.max(0) as usize) * (n.max(0) as usize);
     let wrong = (wrong as usize).min(words);
     for i in 0..wrong {
-        let at = (i * words / wrong + words / 3) % words;
+        let at = (i * words / wrong + words / 3 + salt * 7) % words;
         // SAFETY: `at` < m * n, inside C.
         unsafe {
             let word = (c as *mut u32).add(at);
@@ -1434,11 +1436,24 @@ pub unsafe extern "C" fn cuLaunchKernel(
     let mut guard = lock();
     if let Ok(state) = guard.as_mut() {
         let d = current().unwrap_or(0);
-        let wrong = state.device(d).corrupt_products_after(state.worked_ms(d));
-        if wrong > 0 {
+        // A hardware fault (the scenario's `corrupt_products`) is the
+        // GPU's own: its places differ from GPU to GPU. A kernel bug
+        // (`kernel_bug`) is the same everywhere.
+        let faulty = state.device(d).corrupt_products_after(state.worked_ms(d));
+        if faulty > 0 {
             // SAFETY: the launch's own parameters, as cuLaunchKernel
             // requires (module doc); its C lies in a live allocation.
-            unsafe { corrupt_product(&name, params, wrong) };
+            unsafe { corrupt_product(&name, params, faulty, d) };
+        }
+        let bug = state
+            .scenario
+            .kernel_bug
+            .as_ref()
+            .filter(|b| name.to_bytes().starts_with(b.kernel.as_bytes()))
+            .map_or(0, |b| b.words);
+        if bug > 0 {
+            // SAFETY: as above.
+            unsafe { corrupt_product(&name, params, bug, 0) };
         }
         // Nothing models this launch: the GPU took what the emulation took.
         if unmodelled {

@@ -19,6 +19,13 @@ pub struct Scenario {
     /// Calls that fail, or never return.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// A kernel that computes wrong on every GPU alike, as a miscompiled
+    /// kernel or a driver's PTX JIT bug would: software, where a hardware
+    /// fault is random and per GPU. Every launch of an entry point whose
+    /// name starts with `kernel` leaves `words` words of its C wrong, at
+    /// the same places and with the same bits on every device.
+    #[serde(default)]
+    pub kernel_bug: Option<KernelBug>,
     /// Driver API symbols the library does not export, as on an old driver.
     #[serde(default)]
     pub missing_symbols: Vec<String>,
@@ -42,11 +49,13 @@ pub struct Scenario {
     /// The fake NVML (libnvidia-ml.so.1).
     #[serde(default)]
     pub nvml: Nvml,
-    /// Whether the image also holds cuBLAS (libcublas.so.12, beside the
-    /// driver libraries), as CUDA toolkit and framework images do; false:
-    /// gpuprobe's own image, with no toolkit.
-    #[serde(default)]
-    pub cublas: bool,
+    /// Whether the image also holds cuBLAS, and where: `true` is
+    /// libcublas.so.12 beside the driver libraries (on the loader's path),
+    /// as CUDA toolkit images have it; an object names the library and its
+    /// place (`Cublas`), e.g. a pip wheel's folder as PyTorch images have
+    /// it; absent or `false`: gpuprobe's own image, with no toolkit.
+    #[serde(default, deserialize_with = "cublas_setting")]
+    pub cublas: Option<Cublas>,
     /// What gpuprobe finds under its root: device nodes, /proc, WSL files.
     #[serde(default)]
     pub host: Host,
@@ -66,6 +75,77 @@ pub struct Scenario {
 
 fn yes() -> bool {
     true
+}
+
+/// Where the fake libcublas goes (`"cublas": {...}` in a scenario).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cublas {
+    /// The library's file name and SONAME, e.g. "libcublas.so.13".
+    #[serde(default = "default_cublas_soname")]
+    pub soname: String,
+    #[serde(default)]
+    pub place: CublasPlace,
+    /// The site-packages folder a `pip_wheel_*` place is under, as an
+    /// absolute path on the machine (laid out under the root).
+    #[serde(default = "default_site_packages")]
+    pub site_packages: String,
+}
+
+/// Where the fake libcublas lies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CublasPlace {
+    /// In the prepared folder, on LD_LIBRARY_PATH (a toolkit install).
+    #[default]
+    Loader,
+    /// SITE/nvidia/cublas/lib/, under the root: the folder of
+    /// nvidia-cublas-cu12 (and -cu11) wheels.
+    PipWheelCu12,
+    /// SITE/nvidia/cu13/lib/, under the root: the folder of CUDA 13's
+    /// nvidia-cublas wheels.
+    PipWheelCu13,
+}
+
+impl CublasPlace {
+    /// The wheel's folder below site-packages, for a pip place.
+    #[must_use]
+    pub fn wheel_folder(self) -> Option<&'static str> {
+        match self {
+            CublasPlace::Loader => None,
+            CublasPlace::PipWheelCu12 => Some("nvidia/cublas/lib"),
+            CublasPlace::PipWheelCu13 => Some("nvidia/cu13/lib"),
+        }
+    }
+}
+
+fn default_cublas_soname() -> String {
+    "libcublas.so.12".into()
+}
+
+/// Where pip as root puts wheels with Ubuntu's Python.
+fn default_site_packages() -> String {
+    "/usr/local/lib/python3.12/dist-packages".into()
+}
+
+/// `"cublas"`: a bool (today's toolkit install, or none) or a `Cublas`,
+/// whose own errors (a misspelt field) are reported as they are.
+fn cublas_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cublas>, D::Error> {
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(false) => Ok(None),
+        serde_json::Value::Bool(true) => Ok(Some(Cublas {
+            soname: default_cublas_soname(),
+            place: CublasPlace::Loader,
+            site_packages: default_site_packages(),
+        })),
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object)
+            .map(Some)
+            .map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "cublas is true, false or an object, not {other}"
+        ))),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -306,6 +386,14 @@ fn default_memory_copy_efficiency() -> f64 {
 
 fn default_host_copy_efficiency() -> f64 {
     0.85
+}
+
+/// `kernel_bug`: which kernels, and how many words of C they leave wrong.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelBug {
+    pub kernel: String,
+    pub words: u32,
 }
 
 fn default_exclusive_refusal_code() -> i32 {
@@ -675,6 +763,17 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if let Some(c) = &self.cublas {
+            if !c.soname.starts_with("libcublas.so") || c.soname.contains('/') {
+                return Err(format!("cublas.soname {:?} is no libcublas name", c.soname));
+            }
+            if !c.site_packages.starts_with('/') {
+                return Err(format!(
+                    "cublas.site_packages {:?} is not an absolute path",
+                    c.site_packages
+                ));
+            }
+        }
         for d in &self.devices {
             parse_uuid(&d.uuid).ok_or_else(|| format!("bad uuid {:?}", d.uuid))?;
             for e in [d.memory_copy_efficiency, d.host_copy_efficiency] {
