@@ -730,10 +730,29 @@ pub unsafe extern "C" fn cuDeviceGetPCIBusId(id: *mut c_char, len: c_int, dev: c
         true,
         |state| match ordinal(state, dev) {
             None => INVALID_DEVICE,
+            // CUDA writes a 4-digit domain ("0000:18:00.0", as
+            // cudaDeviceGetPCIBusId and nvidia-smi -q's "Bus Id" in CUDA's
+            // listing); NVML an 8-digit one ("00000000:18:00.0"): the same
+            // address, which a reader matches by value.
             // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-            Some(d) => unsafe { write_c_string(id, len, &state.device(d).pci_bus_id) },
+            Some(d) => unsafe {
+                write_c_string(id, len, &cuda_bus_id(&state.device(d).pci_bus_id))
+            },
         },
     )
+}
+
+/// `bus` (a scenario's NVML-style "00000000:18:00.0") in CUDA's form, with
+/// a 4-digit domain: "0000:18:00.0".
+fn cuda_bus_id(bus: &str) -> String {
+    let mut parts = bus.splitn(2, ':');
+    match (parts.next(), parts.next()) {
+        (Some(domain), Some(rest)) => match u32::from_str_radix(domain, 16) {
+            Ok(d) => format!("{d:04x}:{rest}"),
+            Err(_) => bus.to_string(),
+        },
+        _ => bus.to_string(),
+    }
 }
 
 #[no_mangle]
@@ -1405,8 +1424,14 @@ pub unsafe extern "C" fn cuLaunchKernel(
         };
         if let Some(took) = took {
             if device.kernel_exec_timeout && took.as_secs_f64() * 1e3 > device.watchdog_ms {
+                // The launch is queued and returns success; the watchdog
+                // kills the kernel as it runs, and the error surfaces at
+                // the next call that waits for the GPU (launches are
+                // asynchronous, cuda.h: "may also return error codes from
+                // previous, asynchronous launches"), sticky from then on.
                 state.sticky[d] = Some(LAUNCH_TIMEOUT);
-                return LAUNCH_TIMEOUT;
+                state.launched[d] += 1;
+                return SUCCESS;
             }
             state.modelled[d] += took;
         }

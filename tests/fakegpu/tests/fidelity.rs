@@ -100,6 +100,14 @@ fn the_fake_answers_as_the_driver_would() {
         assert_eq!(cuDeviceGetCount(&raw mut count), 0);
         assert_eq!(count, 4);
 
+        // CUDA's bus id has a 4-digit domain; the scenario (NVML's form)
+        // an 8-digit one.
+        let mut bus = [0 as std::ffi::c_char; 32];
+        assert_eq!(cuDeviceGetPCIBusId(bus.as_mut_ptr(), 32, 0), 0);
+        let bus = std::ffi::CStr::from_ptr(bus.as_ptr()).to_string_lossy();
+        assert_eq!(bus.len(), "0000:18:00.0".len(), "{bus}");
+        assert!(bus.starts_with("0000:"), "{bus}");
+
         let mut ptr = 0u64;
         assert_eq!(
             cuMemAlloc_v2(&raw mut ptr, 64),
