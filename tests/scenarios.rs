@@ -658,3 +658,40 @@ fn the_cpu_baseline_gets_the_default_minimum_time_whatever_the_gpu_gets() {
     assert!(cpu.iterations > 1);
     assert_eq!(run.report.devices[0].matmul.as_ref().unwrap().iterations, 1);
 }
+
+/// A GPU whose own work never finishes (a kernel that hangs, not the
+/// driver) leaves the other GPUs' results standing: only it times out, and
+/// the summary says the driver still answered.
+#[test]
+fn one_gpu_hanging_does_not_take_the_others_with_it() {
+    let run = gpuprobe_with(
+        "hang-one-gpu",
+        &["--size", "32", "--iterations", "1", "--timeout", "3s"],
+        &[],
+    );
+    assert_eq!(run.code(), 4, "{}", run.report.summary);
+    let [ok, hung] = &run.report.devices[..] else {
+        panic!("two GPUs")
+    };
+    assert_eq!(ok.status, DeviceStatus::Pass);
+    assert!(ok.matmul.as_ref().is_some_and(|m| m.verification.passed));
+    assert_eq!(hung.status, DeviceStatus::Timeout);
+    assert!(
+        run.report
+            .summary
+            .contains("a hung GPU: GPU 0 finished meanwhile"),
+        "{}",
+        run.report.summary
+    );
+    // The driver-wide hang keeps its words.
+    let run = gpuprobe_with(
+        "hang",
+        &["--size", "32", "--iterations", "1", "--timeout", "3s"],
+        &[],
+    );
+    assert!(
+        run.report.summary.contains("a wedged GPU or driver"),
+        "{}",
+        run.report.summary
+    );
+}

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::finish;
 use super::progress::{Hung, Progress, Scope};
 use crate::report::{CheckStatus, DeviceReport, DeviceStatus, NotVerified, Report, Verdict};
+use crate::stage::Stage;
 use crate::units::flops;
 
 pub(super) fn timed_out(progress: &Progress, started: Instant, timeout: Duration) -> Report {
@@ -51,9 +52,36 @@ pub(super) fn timed_out(progress: &Progress, started: Instant, timeout: Duration
         if !working.is_empty() {
             places = format!("{places} (still working: {})", working.join(", "));
         }
+        // GPUs that ran every stage meanwhile show that the driver itself
+        // still answered: what is stuck is the GPU, not the driver.
+        let hung_slots: Vec<usize> = hung
+            .iter()
+            .filter_map(|h| match h.scope {
+                Scope::Device(i) => Some(i),
+                Scope::Machine => None,
+            })
+            .collect();
+        let finished: Vec<String> = report
+            .devices
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| {
+                !hung_slots.contains(i)
+                    && d.status != DeviceStatus::Skipped
+                    && d.checks.iter().any(|c| Stage::Telemetry.is(&c.name))
+            })
+            .map(|(_, d)| format!("GPU {}", d.index))
+            .collect();
+        let cause = if finished.is_empty() || stuck.is_empty() {
+            "a wedged GPU or driver".to_string()
+        } else {
+            format!(
+                "a hung GPU: {} finished meanwhile, so the driver answered",
+                finished.join(", ")
+            )
+        };
         format!(
-            "no answer within {limit}: {places}; the driver call there never returned (a wedged \
-             GPU or driver)"
+            "no answer within {limit}: {places}; the driver call there never returned ({cause})"
         )
     };
     finish(report, started)

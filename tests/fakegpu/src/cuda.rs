@@ -24,7 +24,7 @@ use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use crate::scenario::{parse_uuid, Device, Scenario};
+use crate::scenario::{parse_uuid, Device, HangScope, Scenario};
 
 type CUresult = c_int;
 
@@ -476,7 +476,7 @@ pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<Target> 
 enum Gate {
     Go,
     Fail(CUresult),
-    Hang,
+    Hang(HangScope),
     Corrupt(crate::scenario::Corruption),
 }
 
@@ -508,11 +508,13 @@ fn call(
         Gate::Go => state.corruption = None,
         Gate::Corrupt(kind) => state.corruption = Some(kind),
         Gate::Fail(code) => return code,
-        Gate::Hang => {
-            // The hung call keeps the driver lock: every other call, and the
-            // library's destructor at exit, waits on it from now on.
+        Gate::Hang(scope) => {
+            // A wedged driver's hung call keeps the driver lock: every
+            // other call, and the library's destructor at exit, waits on it
+            // from now on. A GPU's own hang (a kernel that never finishes)
+            // holds nothing of the driver's: the other GPUs go on.
             drop(guard);
-            let _held = held;
+            let _held = (scope == HangScope::Driver).then_some(held);
             loop {
                 std::thread::park();
             }
@@ -535,7 +537,7 @@ fn gate(state: &mut State, name: &str, device: Option<usize>) -> Gate {
             continue;
         }
         if fault.hang {
-            return Gate::Hang;
+            return Gate::Hang(fault.hang_scope);
         }
         if let Some(code) = fault.result {
             return Gate::Fail(code);

@@ -713,6 +713,13 @@ pub struct Fault {
     /// The call never returns.
     #[serde(default)]
     pub hang: bool,
+    /// What a hang holds: the driver's global lock (`driver`, the
+    /// default: a wedged kernel module, where every later call of every
+    /// GPU, NVML's and the exit-time destructors wait too), or only its
+    /// own GPU (`gpu`: a kernel that never finishes, so a wait on that
+    /// GPU never returns while the driver serves the other GPUs).
+    #[serde(default)]
+    pub hang_scope: HangScope,
     /// The call succeeds but one element of what it copies back comes back
     /// wrong, as from a bad memory cell or a faulty ALU; only for
     /// cuMemcpyDtoH_v2.
@@ -721,6 +728,15 @@ pub struct Fault {
     /// Calls that succeed before the fault starts.
     #[serde(default)]
     pub after: u32,
+}
+
+/// `Fault::hang_scope`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HangScope {
+    #[default]
+    Driver,
+    Gpu,
 }
 
 /// How one element of a device-to-host copy goes wrong: the faults a GPU
