@@ -157,7 +157,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__bench)
-            opts="-h --sizes --plot --format --json --output --devices --timeout --iterations --min-time --seed --help"
+            opts="-h --sizes --plot --cublas --format --json --output --devices --timeout --iterations --min-time --seed --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -168,6 +168,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --plot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cublas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

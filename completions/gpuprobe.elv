@@ -130,6 +130,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
         &'gpuprobe;bench'= {
             cand --sizes 'Matrix sizes N to sweep (N x N x N each), comma-separated, e.g. 256,1024; run in ascending order'
             cand --plot 'Also draw GFLOP/s against N per kernel, with each GPU''s FP32 peak, as an SVG to FILE (replaced atomically)'
+            cand --cublas 'The cuBLAS library to measure, e.g. /opt/venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublas.so.13; nothing else is tried then, and one that does not load fails the run (default: the loader''s path, then pip wheels'' folders)'
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'

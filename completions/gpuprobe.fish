@@ -118,6 +118,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l strict -d 'C
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -s h -l help -d 'Print help'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l sizes -d 'Matrix sizes N to sweep (N x N x N each), comma-separated, e.g. 256,1024; run in ascending order' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l plot -d 'Also draw GFLOP/s against N per kernel, with each GPU\'s FP32 peak, as an SVG to FILE (replaced atomically)' -r -F
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l cublas -d 'The cuBLAS library to measure, e.g. /opt/venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublas.so.13; nothing else is tried then, and one that does not load fails the run (default: the loader\'s path, then pip wheels\' folders)' -r -F
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l format -d 'Output format' -r -f -a "text\t'Human text (colour on a terminal unless NO_COLOR is set)'
 json\t'The versioned JSON report (docs/report.md)'
 prometheus\t'Prometheus text exposition format'"

@@ -109,7 +109,7 @@ pub fn main() -> i32 {
             };
             let mut options = probe_options(Mode::Bench, &b.target, Some(&matmul), None);
             options.sizes = sizes;
-            let report = modes::bench::run(&options, b.format.format());
+            let report = modes::bench::run(&options, b.format.format(), b.cublas.clone());
             // The report goes out whether or not the plot could be written.
             let plotted = modes::bench::plot(&report, b.plot.as_deref());
             let published = publish(&report, &b.format, &b.output);
@@ -228,6 +228,7 @@ fn blame_environment(error: &str) -> Option<String> {
         ("GPUPROBE_REQUIRE_EFFICIENCY", "--require-efficiency"),
         ("GPUPROBE_STRICT", "--strict"),
         ("GPUPROBE_BANDWIDTH_SIZE", "--bandwidth-size"),
+        ("GPUPROBE_CUBLAS", "--cublas"),
     ]
     .into_iter()
     .find_map(|(var, flag)| {

@@ -225,6 +225,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
+    /// The cuBLAS library to measure, e.g.
+    /// /opt/venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublas.so.13;
+    /// nothing else is tried then, and one that does not load fails the
+    /// run (default: the loader's path, then pip wheels' folders).
+    #[arg(long, value_name = "PATH", env = "GPUPROBE_CUBLAS", value_parser = parse_cublas_path)]
+    pub cublas: Option<PathBuf>,
+
     #[command(flatten)]
     pub format: FormatArgs,
     #[command(flatten)]
@@ -423,6 +430,22 @@ impl RequireArgs {
             speedup: self.require_speedup,
             efficiency: self.require_efficiency.map(|p| p / 100.0),
         }
+    }
+}
+
+/// `bench --cublas`: a file that exists, made absolute (a bare name would
+/// otherwise be looked up on the loader's path).
+fn parse_cublas_path(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        return Err("is empty; name the cuBLAS library file".into());
+    }
+    let path = std::path::Path::new(text);
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => std::path::absolute(path).map_err(|e| format!("{text}: {e}")),
+        Ok(_) => Err(format!(
+            "{text} is not a file; name the library itself, e.g. {text}/libcublas.so.13"
+        )),
+        Err(e) => Err(format!("{text}: {e}")),
     }
 }
 

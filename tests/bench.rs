@@ -1,6 +1,8 @@
 //! `gpuprobe bench` end to end against the fake driver: every kernel at
-//! every size verified, cuBLAS measured when the image has it and absent
-//! without harm, wrong results failing the run, sizes that do not fit
+//! every size verified, cuBLAS measured when the image has it (on the
+//! loader's path, CUDA 13's included, in a pip wheel's folder, or at the
+//! path `--cublas` names) and absent without harm, wrong results failing
+//! the run, sizes that do not fit
 //! skipped with their reason, the probe's diagnoses and exit codes on a
 //! machine without a GPU, and the SVG plot. Sizes stay tiny: the fake runs
 //! kernels on a CPU emulation.
@@ -8,13 +10,20 @@ mod common;
 
 use common::{command_with, gpuprobe_without_driver, parse_report};
 use gpuprobe::report::{
-    BenchKernel, BenchRow, BenchStatus, CheckStatus, CublasStatus, Report, ReportCommand, Verdict,
+    BenchKernel, BenchRow, BenchStatus, CheckStatus, CublasSource, CublasStatus, Report,
+    ReportCommand, Verdict,
 };
 
 /// `gpuprobe bench --json ARGS` against a scenario: exit code and report.
 fn bench(scenario: &str, args: &[&str]) -> (i32, Report) {
     let (mut cmd, _dir) = command_with(scenario);
-    let output = cmd.arg("bench").arg("--json").args(args).output().unwrap();
+    let output = cmd
+        .env_remove("GPUPROBE_CUBLAS")
+        .arg("bench")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
     let (_, report) = parse_report(&output.stdout);
     let code = output.status.code().expect("exited by a signal");
     assert_eq!(code, report.exit_code, "the exit code is the report's");
@@ -141,6 +150,7 @@ fn cublas_is_measured_on_the_same_buffers_and_verified_when_present() {
     assert_eq!(code, 0, "{}", r.summary);
     let cublas = &r.bench.as_ref().unwrap().cublas;
     assert_eq!(cublas.status, CublasStatus::Loaded);
+    assert_eq!(cublas.library_source, Some(CublasSource::LoaderPath));
     assert!(cublas
         .library_path
         .as_deref()
@@ -155,6 +165,204 @@ fn cublas_is_measured_on_the_same_buffers_and_verified_when_present() {
         let v = row.verification.as_ref().unwrap();
         assert!(v.passed && v.exact && v.f64_sample.elements > 0, "{v:?}");
     }
+}
+
+/// The cuBLAS rows of a run that measured cuBLAS at 16 and 33: each
+/// verified.
+fn assert_cublas_rows_pass(r: &Report) {
+    let rows = rows(r, BenchKernel::Cublas);
+    assert_eq!(sizes(&rows), [16, 33]);
+    for row in rows {
+        assert_eq!(row.status, BenchStatus::Pass, "{row:?}");
+        let v = row.verification.as_ref().unwrap();
+        assert!(v.passed && v.exact, "{v:?}");
+    }
+}
+
+#[test]
+fn cuda_13_s_cublas_is_found_on_the_loader_s_path() {
+    let (code, r) = bench("cublas-cuda13", &["--sizes", "16,33", "--iterations", "1"]);
+    assert_eq!(code, 0, "{}", r.summary);
+    let cublas = &r.bench.as_ref().unwrap().cublas;
+    assert_eq!(cublas.status, CublasStatus::Loaded, "{:?}", cublas.error);
+    assert_eq!(cublas.library_source, Some(CublasSource::LoaderPath));
+    assert!(cublas
+        .library_path
+        .as_deref()
+        .is_some_and(|p| p.ends_with("libcublas.so.13")));
+    // Newest first: the CUDA 13 SONAME, then 12 and 11.
+    assert_eq!(
+        cublas.library_candidates[..3],
+        ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11"]
+    );
+    assert_cublas_rows_pass(&r);
+}
+
+#[test]
+fn cublas_in_a_pip_wheel_s_folder_is_found_and_said_to_be() {
+    for (scenario, file) in [
+        // VIRTUAL_ENV names the venv.
+        (
+            "cublas-pip-wheel",
+            "root/opt/venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublas.so.13",
+        ),
+        // No variable: conda's base environment, where images keep it.
+        (
+            "cublas-pip-wheel-cu12",
+            "root/opt/conda/lib/python3.11/site-packages/nvidia/cublas/lib/libcublas.so.12",
+        ),
+    ] {
+        let (mut cmd, dir) = command_with(scenario);
+        let out = cmd
+            .env_remove("GPUPROBE_CUBLAS")
+            .args(["bench", "--json", "--sizes", "16,33", "--iterations", "1"])
+            .output()
+            .unwrap();
+        let (_, r) = parse_report(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{scenario}: {}", r.summary);
+        let cublas = &r.bench.as_ref().unwrap().cublas;
+        assert_eq!(
+            cublas.status,
+            CublasStatus::Loaded,
+            "{scenario}: {cublas:?}"
+        );
+        assert_eq!(cublas.library_source, Some(CublasSource::PipWheel));
+        let expected = dir.path().canonicalize().unwrap().join(file);
+        assert_eq!(
+            cublas.library_path.as_deref(),
+            Some(expected.to_str().unwrap()),
+            "{scenario}"
+        );
+        // After the loader's names, and found there by its full path.
+        assert!(cublas
+            .library_candidates
+            .iter()
+            .any(|c| c == expected.to_str().unwrap()));
+        assert_cublas_rows_pass(&r);
+        // The text says where it came from.
+        let (mut cmd, _dir) = command_with(scenario);
+        let out = cmd
+            .env_remove("GPUPROBE_CUBLAS")
+            .args(["bench", "--sizes", "16", "--iterations", "1"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("cuBLAS: ") && l.contains("from a pip wheel")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_wheel_s_library_that_does_not_load_is_reported_not_skipped_over() {
+    // What a wheel whose libcublasLt is missing looks like to gpuprobe: a
+    // file the loader refuses. The search stops there and says so.
+    let mut scenario: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::scenario("healthy")).unwrap())
+            .unwrap();
+    let wheel = "/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib/libcublas.so.13";
+    scenario["host"] = serde_json::json!({ "files": { wheel: "not a library" } });
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("broken-wheel.json");
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    let driver = common::fake_driver(&path);
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("gpuprobe"))
+        .envs(common::scenario_env(driver.path()))
+        .env_remove("GPUPROBE_CUBLAS")
+        .args(["bench", "--json", "--sizes", "16", "--iterations", "1"])
+        .output()
+        .unwrap();
+    let (_, r) = parse_report(&output.stdout);
+    // Not asked for by name: no failure, gpuprobe's kernels measured.
+    assert_eq!(output.status.code(), Some(0), "{}", r.summary);
+    let cublas = &r.bench.as_ref().unwrap().cublas;
+    assert_eq!(cublas.status, CublasStatus::Unloadable);
+    assert_eq!(cublas.library_source, Some(CublasSource::PipWheel));
+    let error = cublas.error.as_deref().unwrap();
+    assert!(error.contains(wheel), "{error}");
+    assert!(rows(&r, BenchKernel::Cublas).is_empty());
+}
+
+#[test]
+fn cublas_named_by_flag_or_variable_is_the_only_one_tried() {
+    let file = "root/opt/venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublas.so.13";
+    for by_variable in [false, true] {
+        let (mut cmd, dir) = command_with("cublas-pip-wheel");
+        let path = dir.path().join(file).display().to_string();
+        cmd.env_remove("GPUPROBE_CUBLAS").args([
+            "bench",
+            "--json",
+            "--sizes",
+            "16,33",
+            "--iterations",
+            "1",
+        ]);
+        if by_variable {
+            cmd.env("GPUPROBE_CUBLAS", &path);
+        } else {
+            cmd.args(["--cublas", &path]);
+        }
+        let out = cmd.output().unwrap();
+        let (_, r) = parse_report(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", r.summary);
+        let cublas = &r.bench.as_ref().unwrap().cublas;
+        assert_eq!(cublas.status, CublasStatus::Loaded, "{cublas:?}");
+        assert_eq!(cublas.library_source, Some(CublasSource::Explicit));
+        assert_eq!(cublas.library_candidates, [path]);
+        assert_cublas_rows_pass(&r);
+    }
+}
+
+#[test]
+fn a_bad_explicit_cublas_is_an_error_that_names_it_never_a_fallback() {
+    // No such file: a usage error before anything runs, naming the path
+    // (and the variable, when that set it).
+    for by_variable in [false, true] {
+        let (mut cmd, _dir) = command_with("cublas");
+        cmd.env_remove("GPUPROBE_CUBLAS")
+            .args(["bench", "--json", "--sizes", "16"]);
+        if by_variable {
+            cmd.env("GPUPROBE_CUBLAS", "/nonexistent/libcublas.so.13");
+        } else {
+            cmd.args(["--cublas", "/nonexistent/libcublas.so.13"]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("/nonexistent/libcublas.so.13"), "{stderr}");
+        assert_eq!(stderr.contains("GPUPROBE_CUBLAS="), by_variable, "{stderr}");
+    }
+    // A file the loader refuses, in an image whose loader path has a good
+    // cuBLAS: that one is not used instead, and the run fails.
+    let (mut cmd, dir) = command_with("cublas");
+    let broken = dir.path().join("libcublas-broken.so");
+    std::fs::write(&broken, "not a library").unwrap();
+    let out = cmd
+        .env_remove("GPUPROBE_CUBLAS")
+        .args(["bench", "--json", "--sizes", "16", "--iterations", "1"])
+        .arg("--cublas")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let (_, r) = parse_report(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", r.summary);
+    assert_eq!(r.verdict, Verdict::Failed);
+    let broken = broken.display().to_string();
+    assert!(r.summary.contains(&broken), "{}", r.summary);
+    let cublas = &r.bench.as_ref().unwrap().cublas;
+    assert_eq!(cublas.status, CublasStatus::Unloadable);
+    assert_eq!(cublas.library_source, Some(CublasSource::Explicit));
+    assert_eq!(cublas.library_candidates, [broken]);
+    assert!(r
+        .checks
+        .iter()
+        .any(|c| c.name == "cublas" && c.status == CheckStatus::Fail));
+    assert!(rows(&r, BenchKernel::Cublas).is_empty());
+    // gpuprobe's own kernels were still measured.
+    assert_eq!(rows(&r, BenchKernel::Fast)[0].status, BenchStatus::Pass);
 }
 
 #[test]

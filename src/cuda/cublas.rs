@@ -4,7 +4,9 @@
 //! gpuprobe itself never needs cuBLAS: the library is looked for at run time
 //! only by `bench`, and its absence is a line in the output, not an error.
 //! As with the driver (src/cuda/driver.rs), every entry point is resolved up
-//! front, so a library lacking one is a finding rather than a crash.
+//! front, so a library lacking one is a finding rather than a crash. This
+//! module loads one candidate, by name or by path; where `bench` looks, and
+//! in which order, is src/probe/bench/cublas.rs.
 //!
 //! cuBLAS runs on the CUDA runtime, which uses the context current on the
 //! calling thread when there is one ("If a context is created and made
@@ -16,6 +18,8 @@
 //! they time gpuprobe's launches.
 use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use libloading::Library;
 
@@ -23,13 +27,61 @@ use super::driver::{is_not_found, loaded_path, CuDevicePtr};
 use super::error::InFlight;
 use super::Context;
 
-/// Library names in the order they are tried: the CUDA 12 and 11 SONAMEs,
-/// then the development symlink.
+/// Library names the dynamic loader is asked for, in order: the CUDA 13,
+/// 12 and 11 SONAMEs, then the development symlink.
 #[cfg(not(windows))]
-pub const CANDIDATES: &[&str] = &["libcublas.so.12", "libcublas.so.11", "libcublas.so"];
-/// Library names in the order they are tried (the CUDA 12 and 11 DLLs).
+pub const CANDIDATES: &[&str] = &[
+    "libcublas.so.13",
+    "libcublas.so.12",
+    "libcublas.so.11",
+    "libcublas.so",
+];
+/// Library names the DLL search order is asked for, in order (the CUDA 13,
+/// 12 and 11 DLLs).
 #[cfg(windows)]
-pub const CANDIDATES: &[&str] = &["cublas64_12.dll", "cublas64_11.dll"];
+pub const CANDIDATES: &[&str] = &["cublas64_13.dll", "cublas64_12.dll", "cublas64_11.dll"];
+
+/// A cuBLAS to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidate {
+    /// A library name the dynamic loader looks up on its own path
+    /// (LD_LIBRARY_PATH, /etc/ld.so.cache, the system folders; on Windows
+    /// the DLL search order).
+    Name(&'static str),
+    /// A file, loaded by its full path. Its own dependencies (libcublasLt,
+    /// which cuBLAS 11 and later need) are looked for beside it: on Linux
+    /// through the library's RUNPATH or RPATH of `$ORIGIN`, which the pip
+    /// wheels' libcublas carries (src/probe/bench/cublas.rs), on Windows by
+    /// LOAD_WITH_ALTERED_SEARCH_PATH.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Candidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Candidate::Name(name) => f.write_str(name),
+            Candidate::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The cuBLAS file `bench --cublas` or GPUPROBE_CUBLAS names, set by the
+/// command (src/modes/bench.rs) before its probe runs and read by the
+/// probe's `cublas` check. A setting of the process, as the library it
+/// names is: cuBLAS is loaded once per process and never unloaded.
+static EXPLICIT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes `path` the only cuBLAS `bench` tries in this process; the first
+/// call wins.
+pub fn use_explicit(path: PathBuf) {
+    let _ = EXPLICIT.set(path);
+}
+
+/// The cuBLAS `bench --cublas` or GPUPROBE_CUBLAS named, if either did.
+#[must_use]
+pub fn explicit() -> Option<&'static Path> {
+    EXPLICIT.get().map(PathBuf::as_path)
+}
 
 /// `cublasStatus_t`.
 type Status = c_int;
@@ -106,33 +158,49 @@ pub struct Cublas {
 /// Why cuBLAS cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
+    /// Nothing at any candidate tried.
     #[error("no cuBLAS library found (tried {})", tried.join(", "))]
     NotFound { tried: Vec<String> },
+    /// A library is there, but the loader refused it (a dependency such as
+    /// libcublasLt missing, the wrong architecture, not a library).
     #[error("{name} was found but could not be loaded: {message}")]
     Unloadable { name: String, message: String },
+    /// Loaded, but it lacks an entry point gpuprobe calls.
     #[error("{path} lacks cuBLAS entry points gpuprobe calls: {}", missing.join(", "))]
     MissingSymbols { path: String, missing: Vec<String> },
 }
 
 impl Cublas {
-    /// Loads the first candidate the dynamic loader finds.
-    pub fn load() -> Result<Cublas, LoadError> {
-        let mut tried = Vec::new();
-        for name in CANDIDATES {
-            // SAFETY: loading cuBLAS runs its initialisers, as in every
-            // program that links it.
-            match unsafe { Library::new(name) } {
-                Ok(lib) => return Self::resolve(lib, name),
-                Err(e) if is_not_found(&e) => tried.push((*name).to_string()),
-                Err(e) => {
-                    return Err(LoadError::Unloadable {
-                        name: (*name).to_string(),
-                        message: e.to_string(),
-                    })
+    /// Loads `candidate`. `LoadError::NotFound` means nothing is there
+    /// (the next candidate may be tried); any other error is about a
+    /// library that is there.
+    pub fn load(candidate: &Candidate) -> Result<Cublas, LoadError> {
+        let label = candidate.to_string();
+        let loaded = match candidate {
+            Candidate::Name(name) => {
+                // SAFETY: loading cuBLAS runs its initialisers, as in every
+                // program that links it.
+                match unsafe { Library::new(name) } {
+                    Err(e) if is_not_found(&e) && names_itself(&e.to_string(), name) => {
+                        return Err(LoadError::NotFound { tried: vec![label] })
+                    }
+                    other => other,
                 }
             }
+            // A path that names no file is nothing there; dlopen would say
+            // the same ("No such file") of a dependency that is missing.
+            Candidate::File(path) if !path.is_file() => {
+                return Err(LoadError::NotFound { tried: vec![label] })
+            }
+            Candidate::File(path) => open_file(path),
+        };
+        match loaded {
+            Ok(lib) => Self::resolve(lib, &label),
+            Err(e) => Err(LoadError::Unloadable {
+                name: label,
+                message: e.to_string(),
+            }),
         }
-        Err(LoadError::NotFound { tried })
     }
 
     #[allow(non_snake_case)]
@@ -200,6 +268,52 @@ impl Cublas {
             Err(CublasError { call, status })
         }
     }
+}
+
+/// Whether a loader's "No such file" is about `name` itself rather than a
+/// library it needs: glibc's dlerror names the file it could not open
+/// first ("libcublasLt.so.13: cannot open shared object file: No such file
+/// or directory" when only cuBLAS's dependency is missing), musl's after
+/// "Error loading shared library", with "(needed by ...)" for a
+/// dependency. Windows does not tell the two apart (ERROR_MOD_NOT_FOUND
+/// either way): there every such error counts as not found.
+fn names_itself(message: &str, name: &str) -> bool {
+    if cfg!(windows) {
+        return true;
+    }
+    let named = format!("{name}:");
+    (message.starts_with(&named) || message.contains(&format!(" {named}")))
+        && !message.contains("needed by")
+}
+
+/// Loads the library file at `path` (absolute, or relative to the current
+/// folder; never looked up on a search path).
+#[cfg(not(windows))]
+fn open_file(path: &Path) -> Result<Library, libloading::Error> {
+    // A name with a slash is loaded from that path only (dlopen(3)); a bare
+    // file name would be looked up on the loader's path instead.
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        Path::new(".").join(path)
+    };
+    // SAFETY: loading cuBLAS runs its initialisers, as in every program
+    // that links it.
+    unsafe { Library::new(path) }
+}
+
+/// Loads the library file at `path`, its dependencies (cublasLt64_NN.dll)
+/// looked for in its own folder first: LOAD_WITH_ALTERED_SEARCH_PATH with
+/// an absolute path (LoadLibraryEx, "Dynamic-Link Library Search Order").
+#[cfg(windows)]
+fn open_file(path: &Path) -> Result<Library, libloading::Error> {
+    use libloading::os::windows;
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    // SAFETY: loading cuBLAS runs its initialisers, as in every program
+    // that links it; the flag only changes where its dependencies are
+    // looked for.
+    unsafe { windows::Library::load_with_flags(&path, windows::LOAD_WITH_ALTERED_SEARCH_PATH) }
+        .map(Library::from)
 }
 
 /// A cuBLAS call that did not return CUBLAS_STATUS_SUCCESS.
@@ -340,12 +454,49 @@ mod tests {
     /// still have one in its system folders: then it must load whole).
     #[test]
     fn a_missing_cublas_is_not_found_not_a_crash() {
-        match Cublas::load() {
-            Err(LoadError::NotFound { tried }) => assert_eq!(tried, CANDIDATES),
-            // A system cuBLAS without its libcublasLt beside it.
-            Err(LoadError::Unloadable { name, .. }) => assert!(CANDIDATES.contains(&name.as_str())),
-            Err(e @ LoadError::MissingSymbols { .. }) => panic!("{e}"),
-            Ok(found) => assert!(!found.path.is_empty()),
+        for name in CANDIDATES {
+            match Cublas::load(&Candidate::Name(name)) {
+                Err(LoadError::NotFound { tried }) => assert_eq!(tried, [*name]),
+                // A system cuBLAS without its libcublasLt beside it.
+                Err(LoadError::Unloadable { name: n, .. }) => assert_eq!(n, *name),
+                Err(e @ LoadError::MissingSymbols { .. }) => panic!("{e}"),
+                Ok(found) => assert!(!found.path.is_empty()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_path_with_no_file_is_not_found_and_a_file_that_is_no_library_unloadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("libcublas.so.13");
+        match Cublas::load(&Candidate::File(absent.clone())) {
+            Err(LoadError::NotFound { tried }) => {
+                assert_eq!(tried, [absent.display().to_string()]);
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        std::fs::write(&absent, b"not a library").unwrap();
+        match Cublas::load(&Candidate::File(absent.clone())) {
+            Err(e @ LoadError::Unloadable { .. }) => {
+                assert!(e.to_string().contains(&absent.display().to_string()), "{e}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn a_missing_dependency_is_no_missing_library() {
+        let glibc = "libcublasLt.so.13: cannot open shared object file: No such file or directory";
+        let musl = "Error loading shared library libcublasLt.so.13: No such file or directory \
+                    (needed by /usr/lib/libcublas.so.13)";
+        for message in [glibc, musl] {
+            assert_eq!(names_itself(message, "libcublas.so.13"), cfg!(windows));
+        }
+        for message in [
+            "libcublas.so.13: cannot open shared object file: No such file or directory",
+            "Error loading shared library libcublas.so.13: No such file or directory",
+        ] {
+            assert!(names_itself(message, "libcublas.so.13"), "{message}");
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::report::{
-    BenchKernel, BenchRow, BenchStatus, CublasStatus, DeviceReport, Figure, Report,
+    BenchKernel, BenchRow, BenchStatus, CublasSource, CublasStatus, DeviceReport, Figure, Report,
 };
 use crate::units::percent;
 
@@ -136,8 +136,14 @@ pub(super) fn machine(out: &mut String, r: &Report) {
     let cublas = &bench.cublas;
     let line = match (cublas.status, &cublas.error) {
         (CublasStatus::Loaded, _) => format!(
-            "cuBLAS: {} (CUBLAS_DEFAULT_MATH: FP32, no TF32)",
-            cublas.library_path.as_deref().unwrap_or("loaded")
+            "cuBLAS: {}{} (CUBLAS_DEFAULT_MATH: FP32, no TF32)",
+            cublas.library_path.as_deref().unwrap_or("loaded"),
+            match cublas.library_source {
+                Some(CublasSource::LoaderPath) => ", on the loader's path",
+                Some(CublasSource::PipWheel) => ", from a pip wheel",
+                Some(CublasSource::Explicit) => ", named by --cublas or GPUPROBE_CUBLAS",
+                None => "",
+            }
         ),
         (CublasStatus::NotChecked, _) => return,
         (_, Some(error)) => format!("cuBLAS: {error}; only gpuprobe's kernels were measured"),

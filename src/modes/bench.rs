@@ -4,7 +4,7 @@
 //! The report is the probe's, with `command: bench`, each GPU's `bench`
 //! rows and the top-level `bench`; the table is the text exporter's.
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -15,11 +15,15 @@ use crate::probe::{self};
 use crate::report::{BenchKernel, BenchStatus, CublasStatus, Figure, Report};
 use crate::stage::Stage;
 
-/// Runs the sweep; a progress bar on stderr while it runs, when stderr is
-/// a terminal and the output is text (not with --json, whose reader is a
-/// program).
+/// Runs the sweep, measuring the cuBLAS at `cublas` (`--cublas`,
+/// GPUPROBE_CUBLAS) when given, else the one the search finds; a progress
+/// bar on stderr while it runs, when stderr is a terminal and the output
+/// is text (not with --json, whose reader is a program).
 #[must_use]
-pub fn run(options: &probe::Options, format: OutputFormat) -> Report {
+pub fn run(options: &probe::Options, format: OutputFormat, cublas: Option<PathBuf>) -> Report {
+    if let Some(path) = cublas {
+        crate::cuda::cublas::use_explicit(path);
+    }
     let shown = format == OutputFormat::Text && std::io::stderr().is_terminal();
     let bar = Bar::new(shown, &options.sizes);
     let report = probe::run(options, |progress, _| bar.tick(progress));

@@ -48,8 +48,9 @@ pub struct BenchCpu {
 pub enum CublasStatus {
     /// Loaded, every entry point found.
     Loaded,
-    /// No libcublas on the loader's path (the usual case: gpuprobe's image
-    /// need not carry the CUDA toolkit).
+    /// No libcublas on the loader's path nor in a pip wheel's folder (the
+    /// usual case: gpuprobe's image need not carry the CUDA toolkit), or
+    /// none at the path `--cublas` names.
     NotFound,
     /// Found, but the loader refused it (a missing dependency such as
     /// libcublasLt, the wrong architecture).
@@ -60,6 +61,24 @@ pub enum CublasStatus {
     NotChecked,
 }
 
+/// How `bench` came to a cuBLAS library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CublasSource {
+    /// By its library name, on the dynamic loader's path (LD_LIBRARY_PATH,
+    /// /etc/ld.so.cache, the system folders; on Windows the DLL search
+    /// order), as CUDA toolkit images install it.
+    LoaderPath,
+    /// In a pip wheel's folder under one of Python's site-packages
+    /// directories (`nvidia/cu13/lib` of CUDA 13's nvidia-cublas,
+    /// `nvidia/cublas/lib` of nvidia-cublas-cu12 and -cu11), as PyTorch
+    /// images keep it, loaded by its full path.
+    PipWheel,
+    /// The file `bench --cublas` or GPUPROBE_CUBLAS names; nothing else is
+    /// tried then.
+    Explicit,
+}
+
 /// cuBLAS as `bench` found it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CublasInfo {
@@ -67,8 +86,15 @@ pub struct CublasInfo {
     pub status: CublasStatus,
     /// The file the loader mapped, symlinks resolved, when one was.
     pub library_path: Option<String>,
-    /// The library names tried, in order.
+    /// The candidates tried, in order: library names asked of the loader,
+    /// then the files of pip wheels' folders (full paths); with `--cublas`
+    /// only its path.
     pub library_candidates: Vec<String>,
+    /// How the library that loaded (or that was found and would not load)
+    /// was found: `loader_path`, `pip_wheel` or `explicit`; null when none
+    /// was found or cuBLAS was not looked for. Added within schema 1.
+    #[serde(default)]
+    pub library_source: Option<CublasSource>,
     /// Why it could not be used, in words; null when it loaded.
     pub error: Option<String>,
 }

@@ -16,6 +16,7 @@
 //! before the deadline, projected from the size before it) is skipped with
 //! the reason, and so are the larger ones; the session's watchdog ends the
 //! run at the deadline whatever a driver call does.
+mod cublas;
 mod gpu;
 
 use std::sync::{mpsc, Arc, OnceLock};
@@ -24,7 +25,6 @@ use std::time::{Duration, Instant};
 use super::progress::{Done, Progress, Scope};
 use super::{Options, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
-use crate::cuda::cublas::{self, Cublas};
 use crate::cuda::{kernels, CuDevice, Driver};
 use crate::report::{
     BenchCpu, BenchReport, BenchStatus, CublasInfo, CublasStatus, DeviceStatus, Figure,
@@ -118,6 +118,7 @@ pub(super) fn run(
                 status: CublasStatus::NotChecked,
                 library_path: None,
                 library_candidates: Vec::new(),
+                library_source: None,
                 error: None,
             },
         });
@@ -125,7 +126,7 @@ pub(super) fn run(
     if probed.is_empty() {
         return;
     }
-    let cublas = load_cublas(progress);
+    let cublas = cublas::check(progress);
     std::thread::scope(|scope| {
         let mut gpus = Vec::new();
         for &(slot, device) in probed {
@@ -164,60 +165,6 @@ pub(super) fn run(
         // Dropping the senders ends each GPU's sweep.
     });
     progress.update(fill_efficiency);
-}
-
-/// libcublas, loaded once per process and never unloaded: the CUDA
-/// runtime inside it is not meant to be unloaded while its threads and
-/// handlers may live.
-fn cached_cublas() -> &'static Result<Cublas, cublas::LoadError> {
-    static CUBLAS: OnceLock<Result<Cublas, cublas::LoadError>> = OnceLock::new();
-    CUBLAS.get_or_init(Cublas::load)
-}
-
-/// The `cublas` check: cuBLAS loaded, or why not (absent is no failure:
-/// only gpuprobe's kernels are measured then).
-fn load_cublas(progress: &Progress) -> Option<&'static Cublas> {
-    progress
-        .stage(Scope::Machine, Stage::Cublas, || {
-            let loaded = cached_cublas();
-            let (status, path, error) = match loaded {
-                Ok(c) => (CublasStatus::Loaded, Some(c.path.clone()), None),
-                Err(e) => (
-                    match e {
-                        cublas::LoadError::NotFound { .. } => CublasStatus::NotFound,
-                        cublas::LoadError::Unloadable { .. } => CublasStatus::Unloadable,
-                        cublas::LoadError::MissingSymbols { .. } => CublasStatus::MissingSymbols,
-                    },
-                    match e {
-                        cublas::LoadError::MissingSymbols { path, .. } => Some(path.clone()),
-                        _ => None,
-                    },
-                    Some(e.to_string()),
-                ),
-            };
-            progress.update(|r| {
-                if let Some(bench) = r.bench.as_mut() {
-                    bench.cublas = CublasInfo {
-                        status,
-                        library_path: path,
-                        library_candidates: cublas::CANDIDATES
-                            .iter()
-                            .map(|s| (*s).to_string())
-                            .collect(),
-                        error: error.clone(),
-                    };
-                }
-            });
-            Ok(match loaded {
-                Ok(c) => Done::pass(Some(c), format!("loaded {}", c.path)),
-                Err(e) => Done::skip(
-                    None,
-                    format!("{e}: only gpuprobe's kernels are measured"),
-                    None,
-                ),
-            })
-        })
-        .flatten()
 }
 
 /// Each row's efficiency against its GPU's FP32 peak, once the peak's

@@ -1,7 +1,9 @@
 //! `fakegpu prepare SCENARIO DIR`: lays out a scenario in DIR:
 //! - libcuda.so.1 (unless the scenario has none; in `cuda_library_dir`),
 //! - libnvidia-ml.so.1 (unless `nvml.present` is false),
-//! - libcublas.so.12 (when `cublas` is true),
+//! - the fake libcublas (when the scenario has `cublas`): libcublas.so.12
+//!   in DIR for `true`, else under its object's name in its place (DIR, or
+//!   a pip wheel's folder in a site-packages tree under root/),
 //! - root/: the device nodes and /proc files gpuprobe inspects,
 //! - env: KEY=VALUE lines to run the program under test with
 //!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, FAKEGPU_LOCK, FAKEGPU_RM,
@@ -96,16 +98,26 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
             &dir,
         )?;
     }
-    if scenario.cublas {
-        // What the toolkit installs: the SONAME a program loads, cuBLAS
-        // itself loading libcuda.so.1 (cublas.rs).
+    if let Some(cublas) = &scenario.cublas {
+        // What the toolkit or the wheel installs: the SONAME a program
+        // loads, cuBLAS itself loading libcuda.so.1 (cublas.rs). The real
+        // wheels' libcublas also NEEDs libcublasLt beside it (found through
+        // its RUNPATH or RPATH of $ORIGIN); the fake needs none.
+        let folder = match cublas.place.wheel_folder() {
+            None => dir.clone(),
+            Some(wheel) => dir
+                .join("root")
+                .join(cublas.site_packages.trim_start_matches('/'))
+                .join(wheel),
+        };
+        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
         link::place(
             &Library {
-                file: "libcublas.so.12",
-                soname: "libcublas.so.12",
+                file: &cublas.soname,
+                soname: &cublas.soname,
                 exported: fakegpu::cublas::EXPORTS,
             },
-            &dir,
+            &folder,
         )?;
     }
     let rm = dir.join("rm");
