@@ -47,6 +47,8 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("no-gpu-as-root", "GP001", Verdict::NoGpu, 3),
     ("memory-held-without-process", "GP034", Verdict::Degraded, 0),
     ("kernel-bug-every-gpu", "GP035", Verdict::Failed, 1),
+    ("ecc-remap-pending", "GP036", Verdict::Degraded, 0),
+    ("volta-pages-pending", "GP015", Verdict::Failed, 1),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;

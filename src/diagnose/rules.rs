@@ -451,29 +451,83 @@ fn gpu_lost(r: &Report) -> DeviceEvidence {
     evidence
 }
 
+/// Whether the GPU repairs memory by row remapping (Ampere GA100 and
+/// newer: compute capability 8.0 and up), which replaced page retirement
+/// (NVIDIA, "GPU Memory Error Management": on these GPUs "retired pages"
+/// do not apply, and remapping is "not supported on pre-Ampere GPUs").
+fn remaps_rows(r: &Report, index: Option<u32>) -> bool {
+    r.devices
+        .iter()
+        .find(|d| Some(d.index) == index)
+        .and_then(|d| d.compute_capability.as_deref())
+        .and_then(crate::requirements::parse_version)
+        .is_some_and(|(major, _)| major >= 8)
+}
+
+/// A row remap that waits for a reset on a GPU that remaps rows, with no
+/// remap failed: the uncorrectable errors were contained (GP036).
+fn remap_pending_only(t: &Telemetry) -> bool {
+    t.remapped_rows_pending == Reading::Value(true) && t.remapped_rows_failure != Reading::Value(true)
+}
+
+/// GP015: memory faults that need the GPU out of service, judged as
+/// NVIDIA's memory error management does by architecture. With row
+/// remapping (Ampere+): a remap that failed (no spare rows: replace the
+/// GPU), or uncorrectable errors with no remap pending to contain them; a
+/// pending remap alone is GP036's. With page retirement (before Ampere):
+/// uncorrectable errors, or pages pending retirement.
 fn memory_errors(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
     for (device, who, t) in telemetry(r) {
+        let remapping = remaps_rows(r, device);
+        if remapping && remap_pending_only(t) {
+            continue;
+        }
         if let Some(n) = t.ecc_uncorrected_volatile.value().filter(|n| **n > 0) {
             evidence.push((
                 device,
                 format!("{who}: {n} uncorrectable ECC error(s) since the driver loaded"),
             ));
         }
-        for (reading, what) in [
-            (
-                &t.remapped_rows_pending,
-                "a row remap is pending (needs a GPU reset)",
-            ),
-            (&t.remapped_rows_failure, "a row remap failed"),
-            (&t.retired_pages_pending, "pages are pending retirement"),
-        ] {
-            if *reading == Reading::Value(true) {
+        let signals: &[(&Reading<bool>, &str)] = if remapping {
+            &[
+                (
+                    &t.remapped_rows_pending,
+                    "a row remap is pending (needs a GPU reset)",
+                ),
+                (&t.remapped_rows_failure, "a row remap failed"),
+            ]
+        } else {
+            &[(&t.retired_pages_pending, "pages are pending retirement")]
+        };
+        for (reading, what) in signals {
+            if **reading == Reading::Value(true) {
                 evidence.push((device, format!("{who}: {what}")));
             }
         }
     }
     evidence
+}
+
+/// GP036: on a GPU that remaps rows, uncorrectable errors contained by a
+/// row remap that waits for a reset, with no remap failed.
+fn remap_pending(r: &Report) -> DeviceEvidence {
+    telemetry(r)
+        .filter(|(device, _, t)| remaps_rows(r, *device) && remap_pending_only(t))
+        .map(|(device, who, t)| {
+            let errors = t
+                .ecc_uncorrected_volatile
+                .value()
+                .filter(|n| **n > 0)
+                .map_or(String::new(), |n| {
+                    format!("{n} uncorrectable ECC error(s) since the driver loaded; ")
+                });
+            (
+                device,
+                format!("{who}: {errors}a row remap is pending (applied at the next GPU reset)"),
+            )
+        })
+        .collect()
 }
 
 /// An idle link trains down to save power (nvidia-smi(1), "Link
@@ -1182,9 +1236,9 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "GP015",
         severity: Severity::Error,
-        summary: "GPU memory has uncorrectable errors or a pending repair",
-        when: "volatile uncorrectable ECC errors, a pending or failed row remap, or pages pending retirement",
-        fix: "Drain the node. A pending row remap or page retirement takes effect after a GPU reset (`nvidia-smi -r`) or reboot; a failed remap or recurring uncorrectable errors mean the GPU needs replacing.",
+        summary: "GPU memory has uncorrectable errors that need the GPU out of service",
+        when: "judged by architecture, as NVIDIA's GPU memory error management does. A GPU that remaps rows (compute capability 8.0+): a row remap failed, or volatile uncorrectable ECC errors with no row remap pending to contain them (a pending remap alone is GP036). A GPU that retires pages (before 8.0): volatile uncorrectable ECC errors, or pages pending retirement",
+        fix: "Drain the node. A failed row remap means the GPU has no spare rows left: replace it. Pages pending retirement are retired at the next GPU reset (`nvidia-smi -r`) or reboot; uncorrectable errors that recur after it mean the GPU needs replacing.",
         trigger: Trigger::PerDevice(memory_errors),
     },
     Rule {
@@ -1346,6 +1400,14 @@ pub const RULES: &[Rule] = &[
         when: "two or more GPUs returned the same wrong elements of the matmul, bit for bit (hardware faults are random and per GPU; a miscompiled kernel is wrong alike everywhere), or a GPU's tensor-core check got wrong elements while its FP32 matmul on the same integer inputs was exact (gpuprobe's tensor-core kernels hold hand-written mma.sync PTX)",
         fix: "Do not drain these GPUs for this: the likely cause is gpuprobe's kernel or the driver's PTX JIT. Compare with another driver version or node, and with cuBLAS (`gpuprobe bench`); report it to gpuprobe with this JSON output (`--json`) and the driver version. The run still failed: nothing on these GPUs was shown to compute right.",
         trigger: Trigger::PerDevice(software_fault),
+    },
+    Rule {
+        code: "GP036",
+        severity: Severity::Warning,
+        summary: "Uncorrectable memory errors were contained, and a row remap waits for a GPU reset",
+        when: "a GPU that remaps rows (compute capability 8.0+: Ampere GA100 and newer) reports a pending row remap and no failed one, whatever its volatile uncorrectable count: error containment kept the error to the process that hit it (CUDA_ERROR_ECC_UNCORRECTABLE, 214, sticky for that context only), and the remap takes effect at the next reset (NVIDIA, GPU Memory Error Management)",
+        fix: "Reset the GPU when it is idle (`nvidia-smi -r -i N`) or at the next maintenance window: the remap is applied then. Jobs can run meanwhile; the one that hit the error must restart. Drain and replace only if a remap fails or errors recur after the reset.",
+        trigger: Trigger::PerDevice(remap_pending),
     },
 ];
 

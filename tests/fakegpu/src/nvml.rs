@@ -671,6 +671,20 @@ pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
     pending: *mut c_uint,
     failure: *mut c_uint,
 ) -> NvmlReturn {
+    // Row remapping is an Ampere-and-newer feature (NVML reference,
+    // nvmlDeviceGetRemappedRows: "For Ampere or newer fully supported
+    // devices"; NVIDIA, GPU Memory Error Management: "not supported on
+    // pre-Ampere GPUs"); older GPUs retire pages instead.
+    let remaps = gpu_call(device, "remapped_rows", |_, d| {
+        if d.compute_capability[0] >= 8 {
+            SUCCESS
+        } else {
+            NOT_SUPPORTED
+        }
+    });
+    if remaps != SUCCESS {
+        return remaps;
+    }
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, "remapped_rows", |n| unsafe {
         for r in [
