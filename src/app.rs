@@ -23,6 +23,9 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e, &args),
     };
+    if let Some(code) = refuse_unwritable(&cli) {
+        return code;
+    }
     match &cli.command {
         None => {
             let p = &cli.probe;
@@ -116,6 +119,36 @@ pub fn main() -> i32 {
             plotted.err().unwrap_or(published)
         }
     }
+}
+
+/// Checks every file the command will write before anything runs
+/// (`output::check_writable`), so a 10-minute burn does not end by losing
+/// its report to a missing folder; USAGE, naming each flag, when one cannot
+/// be written. What fails only when written (a full disk) stays OUTPUT.
+fn refuse_unwritable(cli: &Cli) -> Option<i32> {
+    let files = match &cli.command {
+        None => vec![("--output", &cli.probe.output.output)],
+        Some(Command::List(l)) => vec![("--output", &l.output.output)],
+        Some(Command::Exec(e)) => vec![("--output", &e.output.output)],
+        Some(Command::Watch(w)) => vec![("--state", &w.state), ("--prometheus", &w.prometheus)],
+        Some(Command::Bench(b)) => vec![("--output", &b.output.output), ("--plot", &b.plot)],
+        Some(Command::Burn(b)) => vec![("--output", &b.output.output), ("--plot", &b.plot)],
+        Some(
+            Command::Health(_) | Command::Schema | Command::Diagnoses | Command::Completions { .. },
+        ) => Vec::new(),
+    };
+    let mut refused = false;
+    for (flag, path) in files {
+        let Some(path) = path else { continue };
+        if let Err(e) = crate::output::check_writable(path) {
+            crate::output::stderr_line!(
+                "gpuprobe: cannot write {flag} {}: {e}; nothing was run",
+                path.display()
+            );
+            refused = true;
+        }
+    }
+    refused.then_some(exit_code::USAGE)
 }
 
 /// `burn`'s default deadline beyond `--duration`: the probe's stages before

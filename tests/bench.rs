@@ -508,10 +508,19 @@ fn the_plot_is_svg_with_every_kernel_and_the_roofline() {
         "{texts:?}"
     );
     // An unwritable plot is the output's failure, not the GPU's.
+    // A write that fails at the end: a FIFO nobody reads (a missing folder
+    // is refused before the run: tests/output_files.rs).
+    let fifo_dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_dir.path().join("bench.svg");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let (mut cmd, _dir) = command_with("healthy");
     let out = cmd
-        .args(["bench", "--sizes", "16", "--iterations", "1"])
-        .args(["--plot", "/nonexistent-dir/bench.svg"])
+        .args(["bench", "--sizes", "16", "--iterations", "1", "--plot"])
+        .arg(&fifo)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(5));

@@ -303,10 +303,18 @@ fn the_plot_draws_throughput_clock_and_temperature_over_time() {
     ] {
         assert!(text.contains(&label), "{label:?} not in {text:?}");
     }
-    // An unwritable plot is exit 5, with the report still on stdout.
+    // A plot that fails when written (a FIFO nobody reads; a missing folder
+    // is refused before the run) is exit 5, with the report still on stdout.
+    let fifo_dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_dir.path().join("burn.svg");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let run = burn(
         "burn-steady",
-        &["--duration", "200ms", "--plot", "/nonexistent/dir/burn.svg"],
+        &["--duration", "200ms", "--plot", fifo.to_str().unwrap()],
     );
     assert_eq!(run.code(), 5);
     assert!(run.report.devices[0].burn.is_some());
