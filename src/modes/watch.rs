@@ -7,11 +7,13 @@
 //! atomically, so a reader never sees half a report. SIGTERM and SIGINT end
 //! it between or during probes, with exit code 0.
 //!
-//! A file that cannot be written is not a log line to scroll past: when the
-//! first probe's files cannot be written (a missing directory, a read-only
-//! mount) watch stops at once with exit code 5 (`exit_code::OUTPUT`); a later
-//! failure (a disk that filled up) is reported on stderr, monitoring goes on
-//! in case it recovers, and the exit code at the end is 5.
+//! A file that cannot be written is not a log line to scroll past: a path
+//! that cannot be written at all (a missing directory, a read-only mount)
+//! is refused before the first probe with exit code 2 (src/app.rs, naming
+//! the flag); when the first probe's files still fail to be written (a full
+//! disk) watch stops at once with exit code 5 (`exit_code::OUTPUT`); a
+//! later failure is reported on stderr, monitoring goes on in case it
+//! recovers, and the exit code at the end is 5.
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
