@@ -467,7 +467,8 @@ fn remaps_rows(r: &Report, index: Option<u32>) -> bool {
 /// A row remap that waits for a reset on a GPU that remaps rows, with no
 /// remap failed: the uncorrectable errors were contained (GP036).
 fn remap_pending_only(t: &Telemetry) -> bool {
-    t.remapped_rows_pending == Reading::Value(true) && t.remapped_rows_failure != Reading::Value(true)
+    t.remapped_rows_pending == Reading::Value(true)
+        && t.remapped_rows_failure != Reading::Value(true)
 }
 
 /// GP015: memory faults that need the GPU out of service, judged as
