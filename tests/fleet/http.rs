@@ -120,8 +120,9 @@ fn idle_clients_do_not_stall_the_probe_loop() {
         "multi-gpu-one-corrupt",
         &["--interval", "10ms", "--count", "20"],
     );
-    // More idle connections than the server serves at once, some with half
-    // a request: they hold every slot until their time runs out.
+    // Idle connections, some with half a request, held open while watch
+    // keeps probing: the server serves them beside its probe loop (and
+    // closes each at its request-head deadline), never in its way.
     let idle: Vec<TcpStream> = (0..8)
         .filter_map(|i| {
             let mut s = TcpStream::connect(&watch.addr).ok()?;
