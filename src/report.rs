@@ -687,6 +687,9 @@ pub struct Matmul {
     /// NVML's throttle reasons at that moment (names as in `telemetry`).
     #[serde(default)]
     pub throttle_reasons_under_load: Option<Vec<String>>,
+    /// NVML's power draw at that moment, in watts.
+    #[serde(default)]
+    pub power_draw_watts_under_load: Option<f64>,
 }
 
 /// How the GPU's product was checked (src/verify.rs).
@@ -710,9 +713,10 @@ pub struct Verification {
     /// `f64_sample.mismatches`.
     pub mismatches: u64,
     /// Elements wrong in the pass over every element (the exact pass, or
-    /// the tolerance pass when K is too large for exact sums).
+    /// the tolerance pass when K is too large for exact sums); null in
+    /// reports of older versions.
     #[serde(default)]
-    pub full_pass_mismatches: u64,
+    pub full_pass_mismatches: Option<u64>,
     /// Largest |gpu - cpu| over all elements.
     pub max_abs_error: f64,
     /// The tolerance of the element where `max_abs_error` was found.

@@ -242,20 +242,34 @@ pub fn memory(device: &Device<'_>) -> Option<(u64, u64)> {
     device.memory_info().ok().map(|m| (m.free, m.used))
 }
 
+/// The processes NVML lists with a compute context on a GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Processes {
+    pub count: u32,
+    /// The device memory of those whose memory NVML could read.
+    pub bytes: u64,
+    /// Whether NVML could not read some process's memory
+    /// (NVML_VALUE_NOT_AVAILABLE, as under WDDM): `bytes` is then a floor.
+    pub some_unknown: bool,
+}
+
 /// How many processes hold a compute context on the GPU and the device
 /// memory they hold (nvmlDeviceGetComputeRunningProcesses_v3, drivers from
-/// 510; needs no CUDA context). A process whose memory NVML cannot see
-/// (`Unavailable`, as under some virtualisations) counts with 0 bytes.
-pub fn compute_processes(device: &Device<'_>) -> Result<(u32, u64), NvmlError> {
+/// 510; needs no CUDA context).
+pub fn compute_processes(device: &Device<'_>) -> Result<Processes, NvmlError> {
     let listed = device.running_compute_processes()?;
-    let bytes = listed
-        .iter()
-        .map(|p| match p.used_gpu_memory {
-            nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => b,
-            nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => 0,
-        })
-        .sum();
-    Ok((u32::try_from(listed.len()).unwrap_or(u32::MAX), bytes))
+    let mut p = Processes {
+        count: u32::try_from(listed.len()).unwrap_or(u32::MAX),
+        bytes: 0,
+        some_unknown: false,
+    };
+    for process in &listed {
+        match process.used_gpu_memory {
+            nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => p.bytes += b,
+            nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => p.some_unknown = true,
+        }
+    }
+    Ok(p)
 }
 
 /// The names of the set nvmlClocksThrottleReasons bits, as nvml-wrapper's
@@ -353,8 +367,15 @@ impl Loaded {
             persistence_mode: persistence_mode(device),
             compute_mode: reading(device.compute_mode().map(ComputeMode::from)),
             mig_enabled: reading(device.mig_mode().map(|m| m.current == 1)),
-            compute_processes: processes.clone().map(|(n, _)| n),
-            compute_processes_memory_bytes: processes.map(|(_, bytes)| bytes),
+            compute_processes: processes.clone().map(|p| p.count),
+            // A floor when some process's memory is unknown: reported as
+            // not readable then, never as a smaller number.
+            compute_processes_memory_bytes: match processes {
+                Reading::Value(p) if p.some_unknown => {
+                    Reading::Unavailable(crate::report::Unavailable::NotSupported)
+                }
+                other => other.map(|p| p.bytes),
+            },
         }
     }
 

@@ -164,8 +164,39 @@ impl InFlight {
     }
 }
 
+/// When each thread's last driver call returned: what tells a stage that
+/// is between two calls of a loop from one stuck outside the driver's
+/// calls gpuprobe tracks (NVML, or its own work), and a driver that still
+/// answers other threads from a wedged one.
+static RETURNED: Mutex<Vec<(ThreadId, Instant)>> = Mutex::new(Vec::new());
+
+/// How long ago `thread`'s last driver call returned, if it made one.
+#[must_use]
+pub fn last_return(thread: ThreadId) -> Option<Duration> {
+    let returned = RETURNED.lock().unwrap_or_else(PoisonError::into_inner);
+    returned
+        .iter()
+        .find(|(t, _)| *t == thread)
+        .map(|(_, at)| at.elapsed())
+}
+
+/// How long ago any thread's last driver call returned.
+#[must_use]
+pub fn any_return() -> Option<Duration> {
+    let returned = RETURNED.lock().unwrap_or_else(PoisonError::into_inner);
+    returned.iter().map(|(_, at)| at.elapsed()).min()
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
+        {
+            let mut returned = RETURNED.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            match returned.iter_mut().find(|(t, _)| *t == self.0) {
+                Some(entry) => entry.1 = now,
+                None => returned.push((self.0, now)),
+            }
+        }
         let mut calls = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(i) = calls.iter().rposition(|(t, _, _)| *t == self.0) {
             calls.remove(i);

@@ -452,16 +452,18 @@ fn gpu_lost(r: &Report) -> DeviceEvidence {
 }
 
 /// Whether the GPU repairs memory by row remapping (Ampere GA100 and
-/// newer: compute capability 8.0 and up), which replaced page retirement
+/// newer: compute capability 8.0 and up; `None` when its compute
+/// capability is unknown, and then both repairs' signals are judged),
+/// which replaced page retirement
 /// (NVIDIA, "GPU Memory Error Management": on these GPUs "retired pages"
 /// do not apply, and remapping is "not supported on pre-Ampere GPUs").
-fn remaps_rows(r: &Report, index: Option<u32>) -> bool {
+fn remaps_rows(r: &Report, index: Option<u32>) -> Option<bool> {
     r.devices
         .iter()
         .find(|d| Some(d.index) == index)
         .and_then(|d| d.compute_capability.as_deref())
         .and_then(crate::requirements::parse_version)
-        .is_some_and(|(major, _)| major >= 8)
+        .map(|(major, _)| major >= 8)
 }
 
 /// A row remap that waits for a reset on a GPU that remaps rows, with no
@@ -481,7 +483,7 @@ fn memory_errors(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
     for (device, who, t) in telemetry(r) {
         let remapping = remaps_rows(r, device);
-        if remapping && remap_pending_only(t) {
+        if remapping == Some(true) && remap_pending_only(t) {
             continue;
         }
         if let Some(n) = t.ecc_uncorrected_volatile.value().filter(|n| **n > 0) {
@@ -490,19 +492,21 @@ fn memory_errors(r: &Report) -> DeviceEvidence {
                 format!("{who}: {n} uncorrectable ECC error(s) since the driver loaded"),
             ));
         }
-        let signals: &[(&Reading<bool>, &str)] = if remapping {
-            &[
-                (
-                    &t.remapped_rows_pending,
-                    "a row remap is pending (needs a GPU reset)",
-                ),
-                (&t.remapped_rows_failure, "a row remap failed"),
-            ]
-        } else {
-            &[(&t.retired_pages_pending, "pages are pending retirement")]
+        let remap: [(&Reading<bool>, &str); 2] = [
+            (
+                &t.remapped_rows_pending,
+                "a row remap is pending (needs a GPU reset)",
+            ),
+            (&t.remapped_rows_failure, "a row remap failed"),
+        ];
+        let retire = [(&t.retired_pages_pending, "pages are pending retirement")];
+        let signals: Vec<(&Reading<bool>, &str)> = match remapping {
+            Some(true) => remap.to_vec(),
+            Some(false) => retire.to_vec(),
+            None => remap.into_iter().chain(retire).collect(),
         };
         for (reading, what) in signals {
-            if **reading == Reading::Value(true) {
+            if *reading == Reading::Value(true) {
                 evidence.push((device, format!("{who}: {what}")));
             }
         }
@@ -514,7 +518,7 @@ fn memory_errors(r: &Report) -> DeviceEvidence {
 /// row remap that waits for a reset, with no remap failed.
 fn remap_pending(r: &Report) -> DeviceEvidence {
     telemetry(r)
-        .filter(|(device, _, t)| remaps_rows(r, *device) && remap_pending_only(t))
+        .filter(|(device, _, t)| remaps_rows(r, *device) == Some(true) && remap_pending_only(t))
         .map(|(device, who, t)| {
             let errors = t
                 .ecc_uncorrected_volatile
@@ -619,33 +623,52 @@ fn busy_gpu(r: &Report) -> DeviceEvidence {
 
 fn throttled(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
-    for (device, who, t) in telemetry(r) {
-        if let Some(reasons) = t.throttle_reasons.value() {
-            let bad: Vec<&str> = reasons
-                .iter()
-                .map(String::as_str)
-                .filter(|x| BAD_THROTTLE.contains(x))
-                .collect();
-            if bad.is_empty() {
-                continue;
-            }
-            let power = if bad == ["sw_power_cap"] {
-                match power_capping(t) {
-                    PowerCap::HoldingItsLimit => continue,
-                    PowerCap::Unusual(why) => format!(": {why}"),
-                }
-            } else {
-                String::new()
-            };
-            let temp = t
-                .temperature_celsius
-                .value()
-                .map_or(String::new(), |c| format!(" at {c} °C"));
-            evidence.push((
-                device,
-                format!("{who}: clocks held down by {}{temp}{power}", bad.join(", ")),
-            ));
+    for d in &r.devices {
+        let Some(t) = d.telemetry.as_ref() else {
+            continue;
+        };
+        let who = format!("GPU {} ({})", d.index, d.uuid.as_deref().unwrap_or("?"));
+        // The reasons and draw while the matmul ran, where NVML was read
+        // then: after the run the GPU idles, and its draw says nothing of
+        // the load (a cap judged from an idle draw would read as "capping
+        // at 70 W"). Else the reading after the run.
+        let loaded = d.matmul.as_ref().and_then(|m| {
+            Some((
+                m.throttle_reasons_under_load.as_ref()?,
+                m.power_draw_watts_under_load,
+            ))
+        });
+        let (reasons, draw) = match loaded {
+            Some((reasons, draw)) => (reasons.as_slice(), draw),
+            None => match t.throttle_reasons.value() {
+                Some(reasons) => (reasons.as_slice(), t.power_draw_watts.value().copied()),
+                None => continue,
+            },
+        };
+        let bad: Vec<&str> = reasons
+            .iter()
+            .map(String::as_str)
+            .filter(|x| BAD_THROTTLE.contains(x))
+            .collect();
+        if bad.is_empty() {
+            continue;
         }
+        let power = if bad == ["sw_power_cap"] {
+            match power_capping(t, draw) {
+                PowerCap::HoldingItsLimit => continue,
+                PowerCap::Unusual(why) => format!(": {why}"),
+            }
+        } else {
+            String::new()
+        };
+        let temp = t
+            .temperature_celsius
+            .value()
+            .map_or(String::new(), |c| format!(" at {c} °C"));
+        evidence.push((
+            Some(d.index),
+            format!("{who}: clocks held down by {}{temp}{power}", bad.join(", ")),
+        ));
     }
     evidence
 }
@@ -667,8 +690,8 @@ enum PowerCap {
 /// Draw at or above this fraction of the enforced limit is "at the limit".
 const AT_POWER_LIMIT: f64 = 0.9;
 
-fn power_capping(t: &Telemetry) -> PowerCap {
-    let draw = t.power_draw_watts.value().copied();
+/// `draw`: the power drawn while the reasons were read.
+fn power_capping(t: &Telemetry, draw: Option<f64>) -> PowerCap {
     let limit = t.power_limit_watts.value().copied();
     let default = t.power_default_limit_watts.value().copied();
     if let (Some(limit), Some(default)) = (limit, default) {
@@ -1457,11 +1480,25 @@ fn software_fault(r: &Report) -> DeviceEvidence {
             ));
         }
     }
+    // A tensor-core kernel that another GPU of the node ran right is no
+    // software fault: this GPU's tensor units are the suspects then.
+    let passed_elsewhere = |index: u32, kernel: &str| {
+        r.devices.iter().any(|o| {
+            o.index != index
+                && o.tensor_cores
+                    .iter()
+                    .any(|t| t.kernel == kernel && t.verification.passed)
+        })
+    };
     for d in &r.devices {
         if !d.matmul.as_ref().is_some_and(|m| m.verification.passed) {
             continue;
         }
-        for t in d.tensor_cores.iter().filter(|t| !t.verification.passed) {
+        for t in d
+            .tensor_cores
+            .iter()
+            .filter(|t| !t.verification.passed && !passed_elsewhere(d.index, &t.kernel))
+        {
             evidence.push((
                 Some(d.index),
                 format!(

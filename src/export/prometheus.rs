@@ -262,12 +262,16 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
     },
     DeviceGauge {
         name: "gpuprobe_device_compute_verified",
-        help: "1 when the GPU's compute was checked, 0 when it was not verified (busy, or its memory full with no process holding it; see compute_not_verified in the JSON).",
+        help: "1 when the GPU's compute was checked, 0 when it was not verified (busy, or its memory full with no process holding it; see compute_not_verified in the JSON); absent when the GPU failed first.",
         samples: |d| {
-            if d.status == DeviceStatus::Skipped {
-                Vec::new()
+            // 1 only where a product was computed and checked; a GPU that
+            // failed before it has no sample (its status says why).
+            if d.compute_not_verified.is_some() {
+                one(Some(0.0))
+            } else if d.matmul.is_some() {
+                one(Some(1.0))
             } else {
-                one(Some(if d.compute_not_verified.is_some() { 0.0 } else { 1.0 }))
+                Vec::new()
             }
         },
     },

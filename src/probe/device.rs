@@ -197,7 +197,7 @@ pub(super) fn bind_context<'d>(
                 let mode = compute_mode(driver, device, nvml);
                 let others = nvml.and_then(|d| telemetry::compute_processes(d).ok());
                 let memory = nvml.and_then(telemetry::memory);
-                let why = if busy_refusal(e.code, mode, others.map(|(n, _)| n)) {
+                let why = if busy_refusal(e.code, mode, others.map(|p| p.count)) {
                     NotVerified::BusyComputeMode
                 } else if let Some(why) = memory_refusal(e.code, memory, others) {
                     why
@@ -213,8 +213,8 @@ pub(super) fn bind_context<'d>(
                     }
                 });
                 let mode = mode.map_or("unknown".into(), |m| m.to_string());
-                let others = others.map_or("unknown (no NVML)".into(), |(n, held)| {
-                    format!("{n} holding {}", bytes(held))
+                let others = others.map_or("unknown (no NVML)".into(), |p| {
+                    format!("{} holding {}", p.count, bytes(p.bytes))
                 });
                 let memory = memory.map_or(String::new(), |(free, used)| {
                     format!("; {} used, {} free", bytes(used), bytes(free))
@@ -264,13 +264,17 @@ const LISTED_SHARE: f64 = 0.9;
 pub(super) fn memory_refusal(
     code: i32,
     memory: Option<(u64, u64)>,
-    others: Option<(u32, u64)>,
+    others: Option<telemetry::Processes>,
 ) -> Option<NotVerified> {
-    let ((free, used), (_, listed)) = (memory?, others?);
+    let ((free, used), listed) = (memory?, others?);
     if code != crate::cuda::error::CUDA_ERROR_OUT_OF_MEMORY || free >= CONTEXT_ROOM {
         return None;
     }
-    Some(if listed as f64 >= LISTED_SHARE * used as f64 && used > 0 {
+    // A listed process whose memory NVML cannot read (WDDM) may hold it
+    // all: busy, never "held by no process".
+    let held = listed.some_unknown && listed.count > 0
+        || (listed.bytes as f64 >= LISTED_SHARE * used as f64 && used > 0);
+    Some(if held {
         NotVerified::BusyMemory
     } else {
         NotVerified::MemoryHeldWithoutProcess
@@ -845,6 +849,7 @@ fn matmul_of(
         verification,
         blocks: Some(blocks),
         sm_clock_mhz_under_load: clocks.as_ref().and_then(|c| c.sm_clock_mhz),
+        power_draw_watts_under_load: clocks.as_ref().and_then(|c| c.power_draw_watts),
         throttle_reasons_under_load: clocks.and_then(|c| c.throttle_reasons),
     }
 }
@@ -904,6 +909,40 @@ mod tests {
         // The mode unread: only 46 means busy.
         assert!(busy_refusal(46, None, None));
         assert!(!busy_refusal(999, None, Some(1)));
+    }
+
+    #[test]
+    fn a_full_gpu_is_busy_when_its_processes_hold_the_memory() {
+        use telemetry::Processes;
+        const GIB: u64 = 1 << 30;
+        let listed = |count, bytes, some_unknown| {
+            Some(Processes {
+                count,
+                bytes,
+                some_unknown,
+            })
+        };
+        let full = Some((GIB / 4, 79 * GIB));
+        assert_eq!(
+            memory_refusal(2, full, listed(2, 78 * GIB, false)),
+            Some(NotVerified::BusyMemory)
+        );
+        assert_eq!(
+            memory_refusal(2, full, listed(0, 0, false)),
+            Some(NotVerified::MemoryHeldWithoutProcess)
+        );
+        // NVML cannot read a listed process's memory (WDDM): busy.
+        assert_eq!(
+            memory_refusal(2, full, listed(1, 0, true)),
+            Some(NotVerified::BusyMemory)
+        );
+        // Room enough, another code, or NVML silent: a failure.
+        assert_eq!(
+            memory_refusal(2, Some((8 * GIB, 70 * GIB)), listed(1, 70 * GIB, false)),
+            None
+        );
+        assert_eq!(memory_refusal(999, full, listed(2, 78 * GIB, false)), None);
+        assert_eq!(memory_refusal(2, None, listed(2, 78 * GIB, false)), None);
     }
 
     #[test]

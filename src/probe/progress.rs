@@ -108,10 +108,12 @@ pub struct Hung {
     pub stage: Stage,
     /// The driver call it was inside, when it was inside one.
     pub call: Option<&'static str>,
+    /// How long that call had been in flight.
+    pub call_for: Option<Duration>,
     /// Whether it was stuck: inside one driver call long enough to call
-    /// that call unanswered (`unanswered`), rather than still making calls
-    /// that return (or working between them): a stage that needed more
-    /// time than the deadline left.
+    /// that call unanswered (`unanswered`), or outside the driver's calls
+    /// that long (an NVML call, host work); rather than still making calls
+    /// that return: a stage that needed more time than the deadline left.
     pub stuck: bool,
 }
 
@@ -226,7 +228,15 @@ impl Progress {
         for r in &partial.running {
             let waited = r.started.elapsed().as_secs_f64();
             let in_call = crate::cuda::call_in_flight(r.thread);
-            let stuck = in_call.is_some_and(|(_, since)| since >= unanswered(timeout));
+            let limit = unanswered(timeout);
+            // Inside a driver call: stuck once it has gone unanswered for
+            // the limit. Between calls: working only if its last driver
+            // call returned within the limit (a loop of calls), else stuck
+            // outside the calls tracked here (NVML, or host work).
+            let stuck = match in_call {
+                Some((_, since)) => since >= limit,
+                None => crate::cuda::error::last_return(r.thread).is_none_or(|ago| ago >= limit),
+            };
             let detail = match in_call {
                 Some((call, since)) if stuck => {
                     format!("no answer from {call} after {:.1} s", since.as_secs_f64())
@@ -236,6 +246,10 @@ impl Progress {
                      {call} for {:.0} ms at the deadline), so the stage needed more time than \
                      the deadline left",
                     since.as_secs_f64() * 1e3
+                ),
+                None if stuck => format!(
+                    "no answer after {waited:.1} s (outside the CUDA driver's calls: NVML, or \
+                     gpuprobe's own work)"
                 ),
                 None => format!(
                     "still working after {waited:.1} s, between driver calls at the deadline: \
@@ -254,6 +268,7 @@ impl Progress {
                 scope: r.scope,
                 stage: r.stage,
                 call: in_call.map(|(call, _)| call),
+                call_for: in_call.map(|(_, since)| since),
                 stuck,
             });
         }

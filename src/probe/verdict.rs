@@ -72,7 +72,18 @@ pub(super) fn timed_out(progress: &Progress, started: Instant, timeout: Duration
             })
             .map(|(_, d)| format!("GPU {}", d.index))
             .collect();
-        let cause = if finished.is_empty() || stuck.is_empty() {
+        // ... and only if a driver call returned after the stuck one began:
+        // a GPU that finished before the driver wedged proves nothing.
+        let stuck_since = hung
+            .iter()
+            .filter(|h| h.stuck)
+            .filter_map(|h| h.call_for)
+            .min();
+        let answered_since = matches!(
+            (crate::cuda::error::any_return(), stuck_since),
+            (Some(ago), Some(since)) if ago < since
+        );
+        let cause = if finished.is_empty() || stuck.is_empty() || !answered_since {
             "a wedged GPU or driver".to_string()
         } else {
             format!(

@@ -123,6 +123,8 @@ struct State {
     next_handle: usize,
     /// A sticky error per visible device, as after an illegal address.
     sticky: Vec<Option<CUresult>>,
+    /// Contexts refused so far, per visible device.
+    refusals: Vec<u32>,
     /// Per visible device, the GPU time of the work queued on it so far:
     /// its event clock is `epoch` plus this. Launches take their modelled
     /// time (`launch_ns_per_thread`; a streaming kernel's bytes at the
@@ -349,6 +351,7 @@ fn load_state() -> Result<State, String> {
     Ok(State {
         fault_calls: vec![0; scenario.faults.len()],
         sticky: vec![None; visible.len()],
+        refusals: vec![0; visible.len()],
         launched: vec![0; visible.len()],
         waited: vec![0; visible.len()],
         contexts: vec![0; visible.len()],
@@ -553,12 +556,26 @@ fn current() -> Option<usize> {
     CURRENT.with(Cell::get)
 }
 
+/// Calls that only queue work on the stream and wait for nothing.
+const QUEUEING: [&str; 4] = [
+    "cuLaunchKernel",
+    "cuEventRecord",
+    "cuEventCreate",
+    "cuEventDestroy_v2",
+];
+
 /// Context-scoped calls: the current context's device, or INVALID_CONTEXT.
 fn in_context(name: &str, body: impl FnOnce(&mut State, usize) -> CUresult) -> CUresult {
     let dev = current();
     call(name, dev, true, |state| match dev {
         None => INVALID_CONTEXT,
         Some(d) => match state.sticky[d] {
+            // A launch the watchdog killed is known only to calls that
+            // wait for the GPU; queueing more work (a launch, an event
+            // record) still returns success, as on a real GPU.
+            // (A kernel queued on the dead context never runs.)
+            Some(LAUNCH_TIMEOUT) if name == "cuLaunchKernel" => SUCCESS,
+            Some(LAUNCH_TIMEOUT) if QUEUEING.contains(&name) => body(state, d),
             Some(code) => code,
             None => {
                 // Recording or querying an event orders nothing before it
@@ -831,7 +848,13 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_
             // Another process holds the GPU in EXCLUSIVE_PROCESS mode, or
             // the mode is PROHIBITED: the code the scenario's driver answers.
             Some(d) if state.device(d).refuses_context().is_some() => {
-                state.device(d).refuses_context().unwrap_or(UNKNOWN)
+                // PROHIBITED: cuda.h documents 999 for the first retain;
+                // later ones answer CUDA_ERROR_DEVICE_UNAVAILABLE (46).
+                state.refusals[d] += 1;
+                match state.device(d).refuses_context() {
+                    Some(999) if state.refusals[d] > 1 => 46,
+                    code => code.unwrap_or(UNKNOWN),
+                }
             }
             Some(d) => {
                 if state.contexts[d] == 0 {

@@ -598,6 +598,9 @@ impl Default for Pcie {
 pub struct DeviceNvml {
     pub temperature_celsius: u32,
     pub power_draw_watts: f64,
+    /// What the board draws with nothing queued (never above
+    /// `power_draw_watts`).
+    pub power_idle_watts: f64,
     /// The enforced limit (nvmlDeviceGetEnforcedPowerLimit): what the
     /// board holds now, lowered by `nvidia-smi -pl` or a job left behind.
     pub power_limit_watts: f64,
@@ -638,8 +641,10 @@ pub struct DeviceNvml {
     pub lost: bool,
 }
 
-/// nvmlClocksEventReasonGpuIdle (nvml.h).
+/// nvmlClocksEventReasonGpuIdle and nvmlClocksEventReasonSwPowerCap
+/// (nvml.h).
 const GPU_IDLE: u64 = 0x1;
+const SW_POWER_CAP: u64 = 0x4;
 
 impl DeviceNvml {
     /// The readings of this GPU with nothing queued on it: its SM clock
@@ -648,7 +653,10 @@ impl DeviceNvml {
     pub fn idle(&self) -> DeviceNvml {
         let mut n = self.clone();
         n.sm_clock_mhz = n.sm_clock_idle_mhz.min(n.sm_clock_mhz);
-        n.throttle_reasons |= GPU_IDLE;
+        // No load, no power to cap: an idle GPU draws little and reports
+        // no software power cap.
+        n.power_draw_watts = n.power_idle_watts.min(n.power_draw_watts);
+        n.throttle_reasons = (n.throttle_reasons & !SW_POWER_CAP) | GPU_IDLE;
         n
     }
 }
@@ -658,6 +666,7 @@ impl Default for DeviceNvml {
         DeviceNvml {
             temperature_celsius: 34,
             power_draw_watts: 72.5,
+            power_idle_watts: 72.5,
             power_limit_watts: 700.0,
             power_default_limit_watts: None,
             utilization_gpu_percent: 0,

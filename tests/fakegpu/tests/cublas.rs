@@ -46,6 +46,14 @@ fn tf32(x: f32) -> f32 {
 
 #[test]
 fn sgemm_computes_what_cublas_documents_and_takes_gpu_time() {
+    // `prepare` links the fake's libraries from its static library, which
+    // only `cargo build -p fakegpu` makes (a test build makes the rlib).
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "fakegpu"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "cargo build -p fakegpu");
     let dir = tempfile_dir();
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/cublas.json");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fakegpu"))
