@@ -170,6 +170,9 @@ impl InFlight {
 /// answers other threads from a wedged one.
 static RETURNED: Mutex<Vec<(ThreadId, Instant)>> = Mutex::new(Vec::new());
 
+/// How long a thread with no driver call returned stays in `RETURNED`.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
 /// How long ago `thread`'s last driver call returned, if it made one.
 #[must_use]
 pub fn last_return(thread: ThreadId) -> Option<Duration> {
@@ -192,9 +195,16 @@ impl Drop for InFlight {
         {
             let mut returned = RETURNED.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
-            match returned.iter_mut().find(|(t, _)| *t == self.0) {
-                Some(entry) => entry.1 = now,
-                None => returned.push((self.0, now)),
+            if let Some(entry) = returned.iter_mut().find(|(t, _)| *t == self.0) {
+                entry.1 = now;
+            } else {
+                // Threads come and go (a probe and its GPUs' threads each
+                // `watch` cycle): forget those silent for an hour, so the
+                // list stays short. A forgotten thread only makes the
+                // watchdog's reading more cautious (no return known: stuck,
+                // and no "the driver answered").
+                returned.retain(|(_, at)| now.duration_since(*at) < FORGET_AFTER);
+                returned.push((self.0, now));
             }
         }
         let mut calls = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
