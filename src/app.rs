@@ -39,7 +39,7 @@ pub fn main() -> i32 {
         Some(Command::Schema) => deliver(export::PUBLISHED_SCHEMA)
             .err()
             .unwrap_or(exit_code::HEALTHY),
-        Some(Command::Diagnoses) => deliver(&crate::diagnose::markdown())
+        Some(Command::Diagnoses) => deliver(&crate::judge::diagnose::markdown())
             .err()
             .unwrap_or(exit_code::HEALTHY),
         Some(Command::Completions { shell }) => {

@@ -12,7 +12,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::probe::{Selection, Selector};
-use crate::requirements::{parse_size, parse_version, Requirements};
+use crate::judge::requirements::{parse_size, parse_version, Requirements};
 
 /// `--version`: the crate version, the git commit it was built from (short
 /// hash, `-dirty` with uncommitted changes, `unknown` outside git, e.g. from

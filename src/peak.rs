@@ -11,7 +11,7 @@
 use crate::report::{
     ClockSource, DeviceReport, Figure, MissingInput, Peak, Reading, Report, Telemetry, Transfer,
 };
-use crate::requirements::parse_version;
+use crate::judge::requirements::parse_version;
 
 /// FP32 lanes (CUDA cores) per SM by compute capability: cuda-samples
 /// `Common/helper_cuda.h`, `_ConvertSMVer2Cores`. `None` for a compute

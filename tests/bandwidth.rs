@@ -140,7 +140,7 @@ fn inner_health() {
         devices: Selection::All,
         seed: 1,
         timeout: Duration::from_secs(30),
-        requirements: gpuprobe::requirements::Requirements::default(),
+        requirements: gpuprobe::judge::requirements::Requirements::default(),
         strict: false,
         no_context: false,
         bandwidth_bytes: 64 << 10,

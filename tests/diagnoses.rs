@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{gpuprobe_with, parse_report, root};
-use gpuprobe::diagnose::{self, RULES};
+use gpuprobe::judge::diagnose::{self, RULES};
 use gpuprobe::report::{DeviceStatus, Severity, Verdict};
 
 const SMALL: &[&str] = &["--size", "16", "--iterations", "1"];

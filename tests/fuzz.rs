@@ -18,7 +18,7 @@ use clap::Parser;
 use gpuprobe::cli::{parse_devices, parse_positive_duration, Cli, MAX_DURATION};
 use gpuprobe::modes::health;
 use gpuprobe::report::Report;
-use gpuprobe::requirements::parse_size;
+use gpuprobe::judge::requirements::parse_size;
 use proptest::prelude::*;
 
 /// Text a hostile user or a broken file might hold: printable noise, digits
@@ -181,7 +181,7 @@ proptest! {
         json["environment"]["kernel_module_version"] = kernel_module.into();
         json["driver"]["cuda_version_raw"] = cuda_raw.into();
         let mut report: Report = serde_json::from_value(json).unwrap();
-        gpuprobe::diagnose::apply(&mut report);
+        gpuprobe::judge::diagnose::apply(&mut report);
         prop_assert_eq!(report.exit_code, report.verdict.exit_code());
     }
 

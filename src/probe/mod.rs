@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cpu::{self, Repeat};
 use crate::cuda;
 use crate::report::{DeviceStatus, DriverInfo, Report, Settings, Verdict, SCHEMA_VERSION};
-use crate::requirements::Requirements;
+use crate::judge::requirements::Requirements;
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
@@ -199,7 +199,7 @@ fn empty_report(options: &Options) -> Report {
 fn finish(mut report: Report, started: Instant) -> Report {
     report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
     report.exit_code = report.verdict.exit_code();
-    crate::diagnose::apply(&mut report);
+    crate::judge::diagnose::apply(&mut report);
     report
 }
 

@@ -318,7 +318,7 @@ mod tests {
             devices: Selection::All,
             seed: 1,
             timeout: Duration::from_millis(300),
-            requirements: crate::requirements::Requirements::default(),
+            requirements: crate::judge::requirements::Requirements::default(),
             strict: false,
             no_context: false,
             bandwidth_bytes: 0,

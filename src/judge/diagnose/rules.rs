@@ -462,7 +462,7 @@ fn remaps_rows(r: &Report, index: Option<u32>) -> Option<bool> {
         .iter()
         .find(|d| Some(d.index) == index)
         .and_then(|d| d.compute_capability.as_deref())
-        .and_then(crate::requirements::parse_version)
+        .and_then(crate::judge::requirements::parse_version)
         .map(|(major, _)| major >= 8)
 }
 
@@ -1567,7 +1567,7 @@ mod tests {
     fn low_bandwidth_needs_a_cause_and_copies_long_enough_to_judge() {
         use crate::report::{Figure, LinkReading, PcieLink};
         let healthy =
-            Report::from_json(include_bytes!("../../benches/report-one-gpu.json")).unwrap();
+            Report::from_json(include_bytes!("../../../benches/report-one-gpu.json")).unwrap();
         let fires = |r: &Report| !low_bandwidth(r).is_empty();
         assert!(!fires(&healthy), "the fixture's GPU reaches 90% and 85%");
 
