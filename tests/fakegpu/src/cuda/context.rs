@@ -1,0 +1,263 @@
+//! The rules every call passes and the context calls: initialisation, the
+//! scenario's faults (a failure, a hang, a corrupting copy), the calling
+//! thread's current context and its sticky error, primary contexts
+//! (refused by compute mode or out of memory), and the error texts.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use super::devices::ordinal;
+use super::*;
+use crate::scenario::HangScope;
+
+enum Gate {
+    Go,
+    Fail(CUresult),
+    Hang(HangScope),
+    Corrupt(crate::scenario::Corruption),
+}
+
+/// Runs one API call: the initialisation rule, the scenario's faults, then
+/// the call itself. `device` is the CUDA ordinal the call concerns, if any.
+pub(super) fn call(
+    name: &str,
+    device: Option<usize>,
+    needs_init: bool,
+    body: impl FnOnce(&mut State) -> CUresult,
+) -> CUresult {
+    // Every call that reaches the driver takes its global lock first (see
+    // driver_lock.rs); the error-text lookups are tables in the library.
+    let held = (!name.starts_with("cuGetError")).then(crate::driver_lock::acquire);
+    let mut guard = lock();
+    let state = match guard.as_mut() {
+        Ok(state) => state,
+        Err(message) => {
+            eprintln!("fakegpu: {message}");
+            return UNKNOWN;
+        }
+    };
+    if state.scenario.missing_symbols.iter().any(|s| s == name) {
+        // The symbol is hidden from the dynamic table; reaching here means the
+        // caller bypassed dlsym, which no real program can do.
+        return UNKNOWN;
+    }
+    match gate(state, name, device) {
+        Gate::Go => state.corruption = None,
+        Gate::Corrupt(kind) => state.corruption = Some(kind),
+        Gate::Fail(code) => return code,
+        Gate::Hang(scope) => {
+            // A wedged driver's hung call keeps the driver lock: every
+            // other call, and the library's destructor at exit, waits on it
+            // from now on. A GPU's own hang (a kernel that never finishes)
+            // holds nothing of the driver's: the other GPUs go on.
+            drop(guard);
+            let _held = (scope == HangScope::Driver).then_some(held);
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+    if needs_init && !state.initialized {
+        return NOT_INITIALIZED;
+    }
+    body(state)
+}
+
+fn gate(state: &mut State, name: &str, device: Option<usize>) -> Gate {
+    let real_device = device.and_then(|d| state.visible.get(d).copied());
+    for (i, fault) in state.scenario.faults.iter().enumerate() {
+        if fault.call != name || (fault.device.is_some() && fault.device != real_device) {
+            continue;
+        }
+        state.fault_calls[i] += 1;
+        if state.fault_calls[i] <= fault.after {
+            continue;
+        }
+        if fault.hang {
+            return Gate::Hang(fault.hang_scope);
+        }
+        if let Some(code) = fault.result {
+            return Gate::Fail(code);
+        }
+        if let Some(kind) = fault.corrupt {
+            return Gate::Corrupt(kind);
+        }
+    }
+    Gate::Go
+}
+
+pub(super) fn current() -> Option<usize> {
+    CURRENT.with(Cell::get)
+}
+
+/// Calls that only queue work on the stream and wait for nothing.
+const QUEUEING: [&str; 4] = [
+    "cuLaunchKernel",
+    "cuEventRecord",
+    "cuEventCreate",
+    "cuEventDestroy_v2",
+];
+
+/// Context-scoped calls: the current context's device, or INVALID_CONTEXT.
+pub(super) fn in_context(name: &str, body: impl FnOnce(&mut State, usize) -> CUresult) -> CUresult {
+    let dev = current();
+    call(name, dev, true, |state| match dev {
+        None => INVALID_CONTEXT,
+        Some(d) => match state.sticky[d] {
+            // A launch the watchdog killed is known only to calls that
+            // wait for the GPU; queueing more work (a launch, an event
+            // record) still returns success, as on a real GPU.
+            // (A kernel queued on the dead context never runs.)
+            Some(LAUNCH_TIMEOUT) if name == "cuLaunchKernel" => SUCCESS,
+            Some(LAUNCH_TIMEOUT) if QUEUEING.contains(&name) => body(state, d),
+            Some(code) => code,
+            None => {
+                // Recording or querying an event orders nothing before it
+                // for the host; every other call here does.
+                if name != "cuEventRecord" && name != "cuEventQuery" {
+                    state.flush(d);
+                }
+                body(state, d)
+            }
+        },
+    })
+}
+
+fn context_handle(ordinal: usize) -> *mut c_void {
+    ((ordinal + 1) << 4) as *mut c_void
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_int) -> CUresult {
+    call(
+        "cuDevicePrimaryCtxRetain",
+        usize::try_from(dev).ok(),
+        true,
+        |state| match ordinal(state, dev) {
+            None => INVALID_DEVICE,
+            // Another process holds the GPU in EXCLUSIVE_PROCESS mode, or
+            // the mode is PROHIBITED: the code the scenario's driver answers.
+            Some(d) if state.device(d).refuses_context().is_some() => {
+                // PROHIBITED: cuda.h documents 999 for the first retain;
+                // later ones answer CUDA_ERROR_DEVICE_UNAVAILABLE (46).
+                state.refusals[d] += 1;
+                match state.device(d).refuses_context() {
+                    Some(999) if state.refusals[d] > 1 => 46,
+                    code => code.unwrap_or(UNKNOWN),
+                }
+            }
+            Some(d) => {
+                if state.contexts[d] == 0 {
+                    let device = state.device(d);
+                    let free = device
+                        .memory_bytes
+                        .saturating_sub(device.memory_used_bytes + state.used_bytes(d));
+                    if device.context_bytes > free {
+                        return OUT_OF_MEMORY;
+                    }
+                }
+                state.contexts[d] += 1;
+                state.publish(d);
+                // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+                unsafe { write(ctx, context_handle(d)) }
+            }
+        },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: c_int) -> CUresult {
+    call(
+        "cuDevicePrimaryCtxRelease_v2",
+        usize::try_from(dev).ok(),
+        true,
+        |state| {
+            let Some(d) = ordinal(state, dev) else {
+                return INVALID_DEVICE;
+            };
+            if state.contexts[d] > 0 {
+                state.contexts[d] -= 1;
+                // Destroying a context waits for its work.
+                if state.contexts[d] == 0 {
+                    state.settle(d);
+                }
+                state.publish(d);
+            }
+            SUCCESS
+        },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxSetCurrent(ctx: *mut c_void) -> CUresult {
+    let dev = (ctx as usize >> 4).checked_sub(1);
+    call("cuCtxSetCurrent", dev, true, |state| {
+        if ctx.is_null() {
+            CURRENT.with(|c| c.set(None));
+            return SUCCESS;
+        }
+        match dev.filter(|d| *d < state.visible.len() && context_handle(*d) == ctx) {
+            None => INVALID_CONTEXT,
+            Some(d) => {
+                CURRENT.with(|c| c.set(Some(d)));
+                SUCCESS
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuCtxSynchronize() -> CUresult {
+    in_context("cuCtxSynchronize", |state, d| {
+        state.settle(d);
+        SUCCESS
+    })
+}
+
+/// cuGetErrorName / cuGetErrorString: the texts of the driver version the
+/// scenario stands for (`crate::errors`); a code that driver does not know is
+/// CUDA_ERROR_INVALID_VALUE with a null string, as the real driver answers.
+fn error_text(
+    state: &State,
+    code: CUresult,
+    out: *mut *const c_char,
+    description: bool,
+) -> CUresult {
+    if out.is_null() {
+        return INVALID_VALUE;
+    }
+    let known = crate::errors::CUDA
+        .iter()
+        .find(|(c, since, _, _)| *c == code && *since <= state.scenario.driver_version);
+    match known {
+        Some((_, _, name, text)) => {
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+            unsafe {
+                *out = if description {
+                    text.as_ptr()
+                } else {
+                    name.as_ptr()
+                }
+            };
+            SUCCESS
+        }
+        None => {
+            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+            unsafe { *out = std::ptr::null() };
+            INVALID_VALUE
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuGetErrorName(code: CUresult, out: *mut *const c_char) -> CUresult {
+    call("cuGetErrorName", None, false, |state| {
+        error_text(state, code, out, false)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cuGetErrorString(code: CUresult, out: *mut *const c_char) -> CUresult {
+    call("cuGetErrorString", None, false, |state| {
+        error_text(state, code, out, true)
+    })
+}
