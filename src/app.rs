@@ -51,7 +51,7 @@ pub fn main() -> i32 {
             } else {
                 let mut options = probe_options(Mode::Health, &h.target, None, Some(&h.require));
                 options.no_context = h.no_context;
-                health::judge(&probe::run(&options, |_, _| {}))
+                health::judge(&crate::judge::run(&options, |_, _| {}))
             };
             // The exit code is the health check's answer; a lost line does
             // not change it (Docker and Kubernetes read the code).
@@ -83,7 +83,7 @@ pub fn main() -> i32 {
             // Ctrl-C ends the burn's intervals; what does not end within
             // the grace (a driver call that never returns) is reported.
             let mut line = ProgressLine::new();
-            let report = probe::Session::new(options).run_with_grace(
+            let report = crate::judge::Session::new(options).run_with_grace(
                 |progress, elapsed| line.show(progress, elapsed),
                 crate::signals::stop_requested,
                 BURN_STOP_GRACE,
@@ -218,7 +218,7 @@ fn usage_error(e: &clap::Error, args: &[OsString]) -> i32 {
         let _ = e.print();
         return exit_code::HEALTHY;
     }
-    let note = blame_environment(&e.to_string());
+    let note = blame_environment(e, args);
     if is_health(args) {
         let note = note.map_or(String::new(), |n| format!(" ({n})"));
         let _ = deliver(&format!(
@@ -247,32 +247,56 @@ fn one_line(error: &str) -> String {
 }
 
 /// A bad value may come from the environment rather than the command line;
-/// clap names only the flag, so say which variable held it.
-fn blame_environment(error: &str) -> Option<String> {
-    [
-        ("GPUPROBE_REQUIRE_GPUS", "--require-gpus"),
-        ("GPUPROBE_REQUIRE_MEMORY", "--require-memory"),
-        (
-            "GPUPROBE_REQUIRE_COMPUTE_CAPABILITY",
-            "--require-compute-capability",
-        ),
-        ("GPUPROBE_REQUIRE_DRIVER", "--require-driver"),
-        ("GPUPROBE_REQUIRE_SPEEDUP", "--require-speedup"),
-        ("GPUPROBE_REQUIRE_EFFICIENCY", "--require-efficiency"),
-        ("GPUPROBE_STRICT", "--strict"),
-        ("GPUPROBE_BANDWIDTH_SIZE", "--bandwidth-size"),
-        ("GPUPROBE_CUBLAS", "--cublas"),
-    ]
-    .into_iter()
-    .find_map(|(var, flag)| {
-        let value = std::env::var_os(var)?;
-        error.contains(flag).then(|| {
-            format!(
-                "note: {flag} was set by the environment: {var}={}",
-                value.to_string_lossy()
-            )
-        })
-    })
+/// clap names only the flag, so say which variable held it. Clap's error
+/// context (not its message) says which argument and value it rejected;
+/// the variable is blamed only when it holds that value and the flag is
+/// not on the command line (`--flag V` or `--flag=V`, before any `--`).
+fn blame_environment(e: &clap::Error, args: &[OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) else {
+        return None;
+    };
+    // Clap names the argument as its help does: "--bandwidth-size <SIZE>".
+    let flag = arg.split([' ', '=']).next()?;
+    let (var, _) = environment_flags().into_iter().find(|(_, f)| f == flag)?;
+    let set = std::env::var_os(&var)?;
+    let given = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .filter_map(|a| a.to_str())
+        .any(|a| {
+            a.strip_prefix(flag)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+        });
+    (!given && set.to_string_lossy() == value.as_str())
+        .then(|| format!("note: {flag} was set by the environment: {var}={value}"))
+}
+
+/// Each variable that sets a flag and that flag, ("GPUPROBE_STRICT",
+/// "--strict"): read from the `env` attributes in cli.rs through clap's
+/// view of the command line and every subcommand's.
+#[must_use]
+pub fn environment_flags() -> Vec<(String, String)> {
+    fn walk(command: &clap::Command, table: &mut Vec<(String, String)>) {
+        for arg in command.get_arguments() {
+            if let (Some(var), Some(long)) = (arg.get_env(), arg.get_long()) {
+                let entry = (var.to_string_lossy().into_owned(), format!("--{long}"));
+                if !table.contains(&entry) {
+                    table.push(entry);
+                }
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, table);
+        }
+    }
+    let mut table = Vec::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut table);
+    table
 }
 
 /// Whether the command line asks for `health` (before any `--`).
@@ -332,7 +356,7 @@ fn probe_options(
 /// The probe with a progress line on a terminal.
 fn run_probe(options: &probe::Options) -> Report {
     let mut line = ProgressLine::new();
-    let report = probe::run(options, |progress, elapsed| {
+    let report = crate::judge::run(options, |progress, elapsed| {
         line.show(progress, elapsed);
     });
     line.clear();

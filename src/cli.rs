@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::probe::{Selection, Selector};
 use crate::judge::requirements::{parse_size, parse_version, Requirements};
+use crate::probe::{Selection, Selector};
 
 /// `--version`: the crate version, the git commit it was built from (short
 /// hash, `-dirty` with uncommitted changes, `unknown` outside git, e.g. from

@@ -8,10 +8,10 @@
 //! finished report (the driver's attributes and NVML's readings), so that
 //! every mode computes them alike; each missing input is named
 //! (`MissingInput`), never guessed.
+use crate::judge::requirements::parse_version;
 use crate::report::{
     ClockSource, DeviceReport, Figure, MissingInput, Peak, Reading, Report, Telemetry, Transfer,
 };
-use crate::judge::requirements::parse_version;
 
 /// FP32 lanes (CUDA cores) per SM by compute capability: cuda-samples
 /// `Common/helper_cuda.h`, `_ConvertSMVer2Cores`. `None` for a compute

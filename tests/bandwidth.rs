@@ -128,7 +128,7 @@ fn health_skips_the_bandwidth_check_and_the_probe_runs_it() {
 #[test]
 #[ignore = "needs the fake driver on its library path; run by health_skips_the_bandwidth_check_and_the_probe_runs_it"]
 fn inner_health() {
-    use gpuprobe::probe::{self, Mode, Options, Selection};
+    use gpuprobe::probe::{Mode, Options, Selection};
     if std::env::var_os("FAKEGPU_SCENARIO").is_none() {
         eprintln!("inner test: runs inside health_skips_the_bandwidth_check_and_the_probe_runs_it");
         return;
@@ -147,7 +147,7 @@ fn inner_health() {
         burn: None,
         sizes: Vec::new(),
     };
-    let health = probe::run(&options(Mode::Health), |_, _| {});
+    let health = gpuprobe::judge::run(&options(Mode::Health), |_, _| {});
     assert_eq!(health.verdict, Verdict::Healthy, "{}", health.summary);
     let c = check(&health, "bandwidth");
     assert_eq!(c.status, CheckStatus::Skip);
@@ -155,7 +155,7 @@ fn inner_health() {
     assert!(health.devices[0].bandwidth.is_none());
     assert_eq!(health.settings.bandwidth_bytes, None);
     // The same run as the full probe measures.
-    let probe = probe::run(&options(Mode::Probe), |_, _| {});
+    let probe = gpuprobe::judge::run(&options(Mode::Probe), |_, _| {});
     assert_eq!(check(&probe, "bandwidth").status, CheckStatus::Pass);
     assert!(probe.devices[0].bandwidth.is_some());
     assert_eq!(probe.settings.bandwidth_bytes, Some(64 << 10));

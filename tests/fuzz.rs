@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use gpuprobe::cli::{parse_devices, parse_positive_duration, Cli, MAX_DURATION};
+use gpuprobe::judge::requirements::parse_size;
 use gpuprobe::modes::health;
 use gpuprobe::report::Report;
-use gpuprobe::judge::requirements::parse_size;
 use proptest::prelude::*;
 
 /// Text a hostile user or a broken file might hold: printable noise, digits
@@ -180,8 +180,9 @@ proptest! {
             .into();
         json["environment"]["kernel_module_version"] = kernel_module.into();
         json["driver"]["cuda_version_raw"] = cuda_raw.into();
-        let mut report: Report = serde_json::from_value(json).unwrap();
-        gpuprobe::judge::diagnose::apply(&mut report);
+        let report: Report = serde_json::from_value(json).unwrap();
+        let ending = gpuprobe::probe::Ending::Finished { measured: true };
+        let report = gpuprobe::judge::conclude(report, &ending, &gpuprobe::judge::Policy::default());
         prop_assert_eq!(report.exit_code, report.verdict.exit_code());
     }
 

@@ -26,7 +26,7 @@ pub fn run(options: &probe::Options, format: OutputFormat, cublas: Option<PathBu
     }
     let shown = format == OutputFormat::Text && std::io::stderr().is_terminal();
     let bar = Bar::new(shown, &options.sizes);
-    let report = probe::run(options, |progress, _| bar.tick(progress));
+    let report = crate::judge::run(options, |progress, _| bar.tick(progress));
     bar.finish();
     report
 }

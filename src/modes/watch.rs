@@ -33,7 +33,7 @@ pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
     signals::install();
     // One session for every cycle: a probe stuck in the driver is not
     // started again while it hangs (see probe::session).
-    let mut session = probe::Session::new(options.clone());
+    let mut session = crate::judge::Session::new(options.clone());
     let listen = args.listen.map(|addr| {
         let fresh_for = crate::serve::fresh_for(args.interval, options.timeout);
         crate::serve::start_for_watch(addr, fresh_for)

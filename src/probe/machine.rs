@@ -6,14 +6,13 @@ use std::time::{Duration, Instant};
 
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 
+use super::ending::NoGpu;
 use super::progress::{Done, Failed, Progress, Scope};
-use super::verdict::set_outcome;
 use super::{Selection, Selector, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda::{self, Driver, LoadError};
 use crate::report::{
     CheckStatus, CpuLimit, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure, LinkState,
-    Verdict,
 };
 use crate::stage::Stage;
 use crate::telemetry;
@@ -96,7 +95,8 @@ pub(super) fn cached_driver() -> Result<Arc<Driver>, LoadError> {
     DRIVER.get_or_init(|| Driver::load().map(Arc::new)).clone()
 }
 
-pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
+/// The driver, or why there is none to use.
+pub(super) fn load_driver(progress: &Progress) -> Result<Arc<Driver>, NoGpu> {
     progress.update(|r| {
         r.driver.library_candidates = cuda::driver::CANDIDATES
             .iter()
@@ -121,7 +121,12 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
                 })
             }
         }
-    })?;
+    });
+    // The stage records a failure to load as its own failed check and
+    // always returns, so there is a result to match.
+    let Some(loaded) = loaded else {
+        return Err(NoGpu::DriverNotFound);
+    };
     match loaded {
         Ok(driver) => {
             progress.update(|r| {
@@ -133,7 +138,7 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
                     .map(String::from)
                     .collect();
             });
-            Some(driver)
+            Ok(driver)
         }
         Err(e) => {
             let failure = match &e {
@@ -142,36 +147,24 @@ pub(super) fn load_driver(progress: &Progress) -> Option<Arc<Driver>> {
                 LoadError::MissingSymbols { .. } => DriverLoadFailure::MissingSymbols,
             };
             progress.update(|r| r.driver.load_failure = Some(failure));
-            let summary = match &e {
-                // What was found, not why: the diagnoses tell a container
-                // started without GPU access (GP001) from one given NVML
-                // but not CUDA (GP002), and the summary leads with them.
-                LoadError::NotFound { .. } => {
-                    "no CUDA driver library (libcuda) in this container".to_string()
-                }
-                LoadError::Unloadable { .. } => {
-                    format!("the CUDA driver library is present but broken: {e}")
-                }
+            Err(match e {
+                LoadError::NotFound { .. } => NoGpu::DriverNotFound,
+                LoadError::Unloadable { .. } => NoGpu::DriverBroken(e.to_string()),
                 LoadError::MissingSymbols { path, missing } => {
                     progress.update(|r| {
                         r.driver.library_path = Some(path.clone());
-                        r.driver.missing_symbols.clone_from(missing);
+                        r.driver.missing_symbols.clone_from(&missing);
                     });
-                    format!(
-                        "the CUDA driver at {path} is too old for gpuprobe: it lacks {}",
-                        missing.join(", ")
-                    )
+                    NoGpu::DriverTooOld { path, missing }
                 }
-            };
-            set_outcome(progress, Verdict::NoGpu, summary);
-            None
+            })
         }
     }
 }
 
 /// cuDriverGetVersion, cuInit and cuDeviceGetCount: the number of GPUs this
-/// process sees, or `None` with the no-GPU outcome set.
-pub(super) fn initialise(progress: &Progress, driver: &Driver) -> Option<u32> {
+/// process sees, or why it sees none.
+pub(super) fn initialise(progress: &Progress, driver: &Driver) -> Result<u32, NoGpu> {
     if let Some(v) = progress.stage(Scope::Machine, Stage::DriverVersion, || {
         let v = driver.version()?;
         Ok(Done::pass(
@@ -195,34 +188,19 @@ pub(super) fn initialise(progress: &Progress, driver: &Driver) -> Option<u32> {
                 .map(|c| c.detail.clone())
                 .unwrap_or_default()
         });
-        set_outcome(
-            progress,
-            Verdict::NoGpu,
-            format!("the CUDA driver refused to initialise: {error}"),
-        );
-        return None;
+        return Err(NoGpu::InitRefused(error));
     }
     let Some(count) = progress.stage(Scope::Machine, Stage::Enumerate, || {
         let n = driver.device_count()?;
         Ok(Done::pass(n, format!("{n} GPU(s) visible to this process")))
     }) else {
-        set_outcome(
-            progress,
-            Verdict::NoGpu,
-            "the driver could not count its devices".into(),
-        );
-        return None;
+        return Err(NoGpu::CountFailed);
     };
     progress.update(|r| r.driver.device_count = Some(count));
     if count == 0 {
-        set_outcome(
-            progress,
-            Verdict::NoGpu,
-            "the driver sees no GPU in this container".into(),
-        );
-        return None;
+        return Err(NoGpu::NoDevice);
     }
-    Some(count)
+    Ok(count)
 }
 
 /// "12.4" from 12040.

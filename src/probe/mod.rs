@@ -1,7 +1,7 @@
 //! The probe: NVML -> driver -> cuInit -> devices -> per-device stages in
-//! parallel with the CPU reference -> environment -> verdict and diagnoses,
-//! all under a deadline. machine.rs holds the machine-wide stages, device.rs
-//! a GPU's, verdict.rs how checks become a verdict.
+//! parallel with the CPU reference -> environment, all under a deadline.
+//! machine.rs holds the machine-wide stages, device.rs a GPU's. The probe
+//! gathers facts and says how it ended (`Ending`); `crate::judge` concludes.
 //!
 //! The probe runs on a worker thread and writes into a shared `Progress`;
 //! the calling thread is the watchdog. A driver call that never returns
@@ -11,12 +11,13 @@ mod bandwidth;
 mod bench;
 pub mod burn;
 mod device;
+pub mod ending;
 mod machine;
 pub mod progress;
 pub mod session;
 mod tensor;
-mod verdict;
 
+pub use ending::Ending;
 pub use session::Session;
 
 use std::sync::OnceLock;
@@ -24,17 +25,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::cpu::{self, Repeat};
 use crate::cuda;
-use crate::report::{DeviceStatus, DriverInfo, Report, Settings, Verdict, SCHEMA_VERSION};
 use crate::judge::requirements::Requirements;
+use crate::report::{DeviceStatus, DriverInfo, Report, Settings, Verdict, SCHEMA_VERSION};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
+use ending::NoGpu;
 use machine::{
     cpu_baseline, cpu_reference, cpu_reference_fits, identify, initialise, load_driver, load_nvml,
     read_telemetry, select,
 };
 use progress::{Done, Failed, Progress, Scope};
-use verdict::decide;
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,15 +140,14 @@ impl Options {
 /// Keeps the sample's seed apart from the inputs' seed.
 const SAMPLE_SALT: u64 = 0x5EED_5A4D_1E5E_ED00;
 
-/// Runs the probe once under `options.timeout`. `on_tick` is called from
-/// the waiting thread while the probe runs (the terminal progress line).
-pub fn run(options: &Options, on_tick: impl FnMut(&Progress, Duration)) -> Report {
-    Session::new(options.clone())
-        .run(on_tick, || false)
-        .unwrap_or_else(|| empty_report(options))
+/// A probe's facts and how it ended, for the judge to conclude.
+#[derive(Debug, Clone)]
+pub struct Probed {
+    pub report: Report,
+    pub ending: Ending,
 }
 
-fn empty_report(options: &Options) -> Report {
+pub(crate) fn empty_report(options: &Options) -> Report {
     let (iterations, min_time_ms) = match options.repeat {
         Repeat::Times(t) => (Some(t), None),
         Repeat::AtLeast(d) => (None, Some(d.as_secs_f64() * 1e3)),
@@ -196,21 +196,22 @@ fn empty_report(options: &Options) -> Report {
     }
 }
 
-fn finish(mut report: Report, started: Instant) -> Report {
+fn finish(mut report: Report, started: Instant, ending: Ending) -> Probed {
     report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
-    report.exit_code = report.verdict.exit_code();
-    crate::judge::diagnose::apply(&mut report);
-    report
+    Probed { report, ending }
 }
 
 /// The probe body, on the worker thread: NVML first (device threads read
 /// telemetry right after their matmul; health uses it too, since memory
 /// errors and a lost GPU make a GPU unusable however its launch went), then
 /// the CUDA stages, then the environment.
-fn probe(progress: &Progress, options: &Options, deadline: Option<Instant>) {
+fn probe(progress: &Progress, options: &Options, deadline: Option<Instant>) -> Ending {
     crate::environment::note_nodes_before_driver(&crate::environment::root());
     let nvml = load_nvml(progress);
-    probe_cuda(progress, options, nvml, deadline);
+    let ending = match probe_cuda(progress, options, nvml, deadline) {
+        Ok(measured) => Ending::Finished { measured },
+        Err(cause) => Ending::NoGpu(cause),
+    };
     let (cuda, nvml) =
         progress.update(|r| (r.driver.library_path.clone(), r.nvml.library_path.clone()));
     let environment = crate::environment::gather(
@@ -219,23 +220,20 @@ fn probe(progress: &Progress, options: &Options, deadline: Option<Instant>) {
         nvml.as_deref(),
     );
     progress.update(|r| r.environment = environment);
+    ending
 }
 
 /// The CUDA stages: the driver up to the devices, then either the listing
-/// or the devices' pipelines beside the CPU reference, then the
-/// requirements and the verdict.
+/// or the devices' pipelines beside the CPU reference, then the peaks.
+/// Whether the devices' workloads ran, or why no GPU could be used.
 fn probe_cuda(
     progress: &Progress,
     options: &Options,
     nvml: Option<&'static telemetry::Loaded>,
     deadline: Option<Instant>,
-) {
-    let Some(driver) = load_driver(progress) else {
-        return;
-    };
-    let Some(count) = initialise(progress, &driver) else {
-        return;
-    };
+) -> Result<bool, NoGpu> {
+    let driver = load_driver(progress)?;
+    let count = initialise(progress, &driver)?;
     let handles: Vec<Option<cuda::CuDevice>> =
         (0..count).map(|i| identify(&driver, progress, i)).collect();
     let selected = select(progress, &options.devices);
@@ -254,7 +252,8 @@ fn probe_cuda(
         let cpus = cpu::available(&crate::environment::root());
         if options.mode == Mode::Bench {
             bench::run(progress, options, &driver, &probed, nvml, cpus, deadline);
-            return finish_cuda(progress, false, options);
+            progress.update(crate::peak::fill);
+            return Ok(false);
         }
         let fits = host_memory(progress, options.size, probed.len())
             && (options.mode == Mode::Health
@@ -271,21 +270,10 @@ fn probe_cuda(
         }
         fits
     };
-    finish_cuda(progress, measured, options);
-}
-
-/// Peaks, requirements (when the matmul ran) and the verdict.
-fn finish_cuda(progress: &Progress, measured: bool, options: &Options) {
     // Every mode's devices carry their peaks (`list` and `--no-context`
-    // too), before the requirements, which judge the efficiency.
+    // too), for the requirements, which judge the efficiency.
     progress.update(crate::peak::fill);
-    if measured {
-        let judged = options
-            .requirements
-            .judge(&progress.report(), options.mode != Mode::Health);
-        progress.update(|r| judged.apply(r));
-    }
-    decide(progress);
+    Ok(measured)
 }
 
 /// `list`: NVML's readings of every device, and no stage that runs on one.

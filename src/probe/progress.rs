@@ -103,6 +103,7 @@ struct Running {
 }
 
 /// A stage that was still running at the deadline.
+#[derive(Debug, Clone)]
 pub struct Hung {
     pub scope: Scope,
     pub stage: Stage,

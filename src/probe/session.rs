@@ -22,9 +22,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use super::progress::Progress;
-use super::{empty_report, finish, probe, verdict, Options};
-use crate::report::{Report, Verdict};
+use super::ending::{Ending, Internal, TimedOut};
+use super::progress::{Hung, Progress};
+use super::{empty_report, finish, probe, Options, Probed};
+use crate::report::Report;
 
 /// How often the watchdog wakes to check the deadline and report progress.
 const TICK: Duration = Duration::from_millis(100);
@@ -33,7 +34,7 @@ const TICK: Duration = Duration::from_millis(100);
 struct Stuck {
     progress: Arc<Progress>,
     /// Sends once when the worker returns.
-    done: mpsc::Receiver<bool>,
+    done: mpsc::Receiver<Ending>,
     /// When the stuck probe started.
     started: Instant,
 }
@@ -77,7 +78,7 @@ impl Session {
         &mut self,
         on_tick: impl FnMut(&Progress, Duration),
         stop: impl Fn() -> bool,
-    ) -> Option<Report> {
+    ) -> Option<Probed> {
         self.run_until(on_tick, stop, None)
     }
 
@@ -92,9 +93,14 @@ impl Session {
         on_tick: impl FnMut(&Progress, Duration),
         stop: impl Fn() -> bool,
         grace: Duration,
-    ) -> Report {
+    ) -> Probed {
+        // With a grace a stop never abandons the probe, so there is always
+        // a report; `Abandoned` only keeps this total.
         self.run_until(on_tick, stop, Some(grace))
-            .unwrap_or_else(|| empty_report(&self.options))
+            .unwrap_or_else(|| Probed {
+                report: empty_report(&self.options),
+                ending: Ending::Internal(Internal::Abandoned),
+            })
     }
 
     fn run_until(
@@ -102,7 +108,7 @@ impl Session {
         mut on_tick: impl FnMut(&Progress, Duration),
         stop: impl Fn() -> bool,
         grace: Option<Duration>,
-    ) -> Option<Report> {
+    ) -> Option<Probed> {
         let started = Instant::now();
         if self.is_wedged() {
             return self.stuck.as_ref().map(|s| self.still_wedged(s, started));
@@ -120,17 +126,15 @@ impl Session {
             std::thread::Builder::new()
                 .name("probe".into())
                 .spawn(move || {
-                    let ok =
+                    let ending =
                         catch_unwind(AssertUnwindSafe(|| probe(&progress, &options, deadline)))
-                            .is_ok();
-                    let _ = done_tx.send(ok);
+                            .unwrap_or(Ending::Internal(Internal::Panic));
+                    let _ = done_tx.send(ending);
                 })
         };
         if let Err(e) = worker {
-            let mut report = progress.report();
-            report.verdict = Verdict::Failed;
-            report.summary = format!("could not start the probe thread: {e}");
-            return Some(finish(report, started));
+            let ending = Ending::Internal(Internal::ThreadStart(e.to_string()));
+            return Some(finish(progress.report(), started, ending));
         }
 
         loop {
@@ -141,19 +145,15 @@ impl Session {
                 } else {
                     self.options.timeout
                 };
-                let mut report = verdict::timed_out(&progress, started, limit);
-                if stopping {
-                    report.summary.push_str(
-                        "; stopped by SIGINT or SIGTERM, and what was still running did not end \
-                         in the time given",
-                    );
-                }
+                let (report, mut ending) = timed_out(&progress, limit);
+                ending.stopped = stopping;
+                let probed = finish(report, started, Ending::TimedOut(ending));
                 self.stuck = Some(Stuck {
                     progress,
                     done,
                     started,
                 });
-                return Some(report);
+                return Some(probed);
             }
             if !stopping && stop() {
                 // Without a grace, a stop abandons the probe (watch).
@@ -163,22 +163,10 @@ impl Session {
                 deadline = Some(deadline.map_or(by, |d| d.min(by)));
             }
             match done.recv_timeout(deadline.map_or(TICK, |d| TICK.min(d - now))) {
-                Ok(true) => {
-                    let mut report = finish(progress.report(), started);
-                    if self.options.strict {
-                        // After the diagnoses: a warning diagnosis degrades
-                        // the verdict, and --strict must see that.
-                        verdict::strict(&mut report);
-                    }
-                    return Some(report);
-                }
-                Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let mut report = progress.report();
-                    report.verdict = Verdict::Failed;
-                    report.summary =
-                        "gpuprobe hit an internal error (a bug: please report it with this output)"
-                            .into();
-                    return Some(finish(report, started));
+                Ok(ending) => return Some(finish(progress.report(), started, ending)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let ending = Ending::Internal(Internal::Panic);
+                    return Some(finish(progress.report(), started, ending));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => on_tick(&progress, started.elapsed()),
             }
@@ -188,15 +176,36 @@ impl Session {
     /// The report of a cycle that found an earlier probe still stuck: that
     /// probe's report as it stands, its stuck stages timed out as of now,
     /// dated now.
-    fn still_wedged(&self, stuck: &Stuck, now: Instant) -> Report {
+    fn still_wedged(&self, stuck: &Stuck, now: Instant) -> Probed {
         let fresh = empty_report(&self.options);
-        let mut report = verdict::timed_out(&stuck.progress, now, stuck.started.elapsed());
+        let (mut report, mut ending) = timed_out(&stuck.progress, stuck.started.elapsed());
         report.started_at = fresh.started_at;
         report.settings = fresh.settings;
-        report.summary = format!(
-            "{}; still stuck since an earlier probe: no GPU is probed again until that call returns",
-            report.summary
-        );
-        report
+        ending.still_wedged = true;
+        finish(report, now, Ending::TimedOut(ending))
     }
+}
+
+/// The report as it stands at a deadline `limit` after the start, each
+/// stage still running marked timed out, and what hung.
+pub(crate) fn timed_out(progress: &Progress, limit: Duration) -> (Report, TimedOut) {
+    let (report, hung) = progress.snapshot_timed_out(limit);
+    // Whether a driver call returned after the oldest stuck one began.
+    let stuck_since = hung
+        .iter()
+        .filter(|h| h.stuck)
+        .filter_map(|h: &Hung| h.call_for)
+        .min();
+    let answered_since = matches!(
+        (crate::cuda::error::any_return(), stuck_since),
+        (Some(ago), Some(since)) if ago < since
+    );
+    let ending = TimedOut {
+        limit,
+        hung,
+        answered_since,
+        stopped: false,
+        still_wedged: false,
+    };
+    (report, ending)
 }

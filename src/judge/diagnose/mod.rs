@@ -7,7 +7,7 @@ mod rules;
 
 use std::fmt::Write as _;
 
-use crate::report::{DeviceStatus, Diagnosis, Report, Severity, Verdict};
+use crate::report::{DeviceStatus, Diagnosis, Report, Severity};
 
 pub use rules::RULES;
 
@@ -82,11 +82,10 @@ pub fn diagnose(report: &Report) -> Vec<Diagnosis> {
     out
 }
 
-/// Adds the diagnoses to the report; an error makes a working verdict
-/// `failed`, a warning makes `healthy` `degraded`, as their severity says,
-/// and the same for each GPU a diagnosis names.
-pub fn apply(report: &mut Report) {
-    report.diagnoses = diagnose(report);
+/// Each GPU a diagnosis names takes its severity: an error fails a
+/// passing GPU, a warning makes it warn. (The verdict is the judge's:
+/// `crate::judge::conclude`.)
+pub(super) fn mark_devices(report: &mut Report) {
     for d in &report.diagnoses {
         for device in report
             .devices
@@ -100,34 +99,6 @@ pub fn apply(report: &mut Report) {
             };
         }
     }
-    let worst = report.diagnoses.first().map(|d| d.severity);
-    let before = report.verdict;
-    match (worst, report.verdict) {
-        (Some(Severity::Error), Verdict::Healthy | Verdict::Degraded) => {
-            report.verdict = Verdict::Failed;
-        }
-        (Some(Severity::Warning), Verdict::Healthy) => report.verdict = Verdict::Degraded,
-        _ => {}
-    }
-    if let Some(d) = report
-        .diagnoses
-        .first()
-        .filter(|d| d.severity > Severity::Info)
-    {
-        let diagnosis = format!("{}: {}", d.code, d.summary);
-        // The diagnosis leads when it explains the verdict (an error) or is
-        // what changed it; what the probe found follows, unless the
-        // diagnosis already says it.
-        let leads = d.severity == Severity::Error || report.verdict != before;
-        report.summary = if report.summary.is_empty() || d.summary.contains(&report.summary) {
-            diagnosis
-        } else if leads {
-            format!("{diagnosis}; {}", report.summary)
-        } else {
-            format!("{}; {diagnosis}", report.summary)
-        };
-    }
-    report.exit_code = report.verdict.exit_code();
 }
 
 /// docs/diagnoses.md.

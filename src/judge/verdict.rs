@@ -1,16 +1,15 @@
-//! From checks to a verdict: each device's status, the overall verdict and
-//! the one-sentence summary, and the partial report the watchdog returns
-//! when the deadline passes.
-use std::time::{Duration, Instant};
-
-use super::finish;
-use super::progress::{Hung, Progress, Scope};
+//! From facts to a verdict: each device's status, the verdict and the
+//! summary's body for each way a probe ends. `super::conclude` adds the
+//! diagnoses and the policy.
+use crate::probe::ending::{Internal, NoGpu, TimedOut};
+use crate::probe::progress::{Hung, Scope};
 use crate::report::{CheckStatus, DeviceReport, DeviceStatus, NotVerified, Report, Verdict};
 use crate::stage::Stage;
 use crate::units::flops;
 
-pub(super) fn timed_out(progress: &Progress, started: Instant, timeout: Duration) -> Report {
-    let (mut report, hung) = progress.snapshot_timed_out(timeout);
+/// A probe that timed out: each hung GPU marked `timeout`, and where it
+/// hung, and whether what hung is a GPU or the driver.
+pub(super) fn timed_out(report: &mut Report, t: &TimedOut) -> String {
     let place = |report: &mut Report, h: &Hung| {
         let call = match (h.stuck, h.call) {
             (true, Some(c)) => format!(", stuck in {c}"),
@@ -30,89 +29,87 @@ pub(super) fn timed_out(progress: &Progress, started: Instant, timeout: Duration
             }
         }
     };
-    let (stuck, working): (Vec<&Hung>, Vec<&Hung>) = hung.iter().partition(|h| h.stuck);
-    let stuck: Vec<String> = stuck.into_iter().map(|h| place(&mut report, h)).collect();
-    let working: Vec<String> = working.into_iter().map(|h| place(&mut report, h)).collect();
-    let limit = humantime::format_duration(timeout);
-    report.verdict = Verdict::Timeout;
-    report.summary = if stuck.is_empty() && !working.is_empty() {
+    let (stuck, working): (Vec<&Hung>, Vec<&Hung>) = t.hung.iter().partition(|h| h.stuck);
+    let stuck: Vec<String> = stuck.into_iter().map(|h| place(report, h)).collect();
+    let working: Vec<String> = working.into_iter().map(|h| place(report, h)).collect();
+    let limit = humantime::format_duration(t.limit);
+    if stuck.is_empty() && !working.is_empty() {
         // Every stage was still making driver calls that returned: slow
         // work, not a wedge (a hang would leave one call unanswered).
-        format!(
+        return format!(
             "no result within {limit}: {} still working, its driver calls answering; the work \
              needs more time than the deadline gives (raise --timeout, or ask for less work)",
             working.join(", ")
-        )
-    } else {
-        let mut places = if stuck.is_empty() {
-            "between stages".to_string()
-        } else {
-            stuck.join(", ")
-        };
-        if !working.is_empty() {
-            places = format!("{places} (still working: {})", working.join(", "));
-        }
-        // GPUs that ran every stage meanwhile show that the driver itself
-        // still answered: what is stuck is the GPU, not the driver.
-        let hung_slots: Vec<usize> = hung
-            .iter()
-            .filter_map(|h| match h.scope {
-                Scope::Device(i) => Some(i),
-                Scope::Machine => None,
-            })
-            .collect();
-        let finished: Vec<String> = report
-            .devices
-            .iter()
-            .enumerate()
-            .filter(|(i, d)| {
-                !hung_slots.contains(i)
-                    && d.status != DeviceStatus::Skipped
-                    && d.checks.iter().any(|c| Stage::Telemetry.is(&c.name))
-            })
-            .map(|(_, d)| format!("GPU {}", d.index))
-            .collect();
-        // ... and only if a driver call returned after the stuck one began:
-        // a GPU that finished before the driver wedged proves nothing.
-        let stuck_since = hung
-            .iter()
-            .filter(|h| h.stuck)
-            .filter_map(|h| h.call_for)
-            .min();
-        let answered_since = matches!(
-            (crate::cuda::error::any_return(), stuck_since),
-            (Some(ago), Some(since)) if ago < since
         );
-        let cause = if finished.is_empty() || stuck.is_empty() || !answered_since {
-            "a wedged GPU or driver".to_string()
-        } else {
-            format!(
-                "a hung GPU: {} finished meanwhile, so the driver answered",
-                finished.join(", ")
-            )
-        };
+    }
+    let mut places = if stuck.is_empty() {
+        "between stages".to_string()
+    } else {
+        stuck.join(", ")
+    };
+    if !working.is_empty() {
+        places = format!("{places} (still working: {})", working.join(", "));
+    }
+    // GPUs that ran every stage meanwhile show that the driver itself
+    // still answered: what is stuck is the GPU, not the driver ...
+    let hung_slots: Vec<usize> = t
+        .hung
+        .iter()
+        .filter_map(|h| match h.scope {
+            Scope::Device(i) => Some(i),
+            Scope::Machine => None,
+        })
+        .collect();
+    let finished: Vec<String> = report
+        .devices
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| {
+            !hung_slots.contains(i)
+                && d.status != DeviceStatus::Skipped
+                && d.checks.iter().any(|c| Stage::Telemetry.is(&c.name))
+        })
+        .map(|(_, d)| format!("GPU {}", d.index))
+        .collect();
+    // ... and only if a driver call returned after the stuck one began:
+    // a GPU that finished before the driver wedged proves nothing.
+    let cause = if finished.is_empty() || stuck.is_empty() || !t.answered_since {
+        "a wedged GPU or driver".to_string()
+    } else {
         format!(
-            "no answer within {limit}: {places}; the driver call there never returned ({cause})"
+            "a hung GPU: {} finished meanwhile, so the driver answered",
+            finished.join(", ")
         )
     };
-    finish(report, started)
+    format!("no answer within {limit}: {places}; the driver call there never returned ({cause})")
 }
 
-/// `--strict`: a degraded verdict counts as failed. Applied to the finished
-/// report, after the diagnoses have had their say on the verdict.
-pub(super) fn strict(report: &mut Report) {
-    if report.verdict == Verdict::Degraded {
-        report.verdict = Verdict::Failed;
-        report.exit_code = report.verdict.exit_code();
-        report.summary = format!("{} (degraded counts as failed: --strict)", report.summary);
+/// Why no GPU could be used, in one line. What was found, not why: the
+/// diagnoses tell a container started without GPU access (GP001) from one
+/// given NVML but not CUDA (GP002), and the summary leads with them.
+pub(super) fn no_gpu(cause: &NoGpu) -> String {
+    match cause {
+        NoGpu::DriverNotFound => "no CUDA driver library (libcuda) in this container".into(),
+        NoGpu::DriverBroken(e) => format!("the CUDA driver library is present but broken: {e}"),
+        NoGpu::DriverTooOld { path, missing } => format!(
+            "the CUDA driver at {path} is too old for gpuprobe: it lacks {}",
+            missing.join(", ")
+        ),
+        NoGpu::InitRefused(error) => format!("the CUDA driver refused to initialise: {error}"),
+        NoGpu::CountFailed => "the driver could not count its devices".into(),
+        NoGpu::NoDevice => "the driver sees no GPU in this container".into(),
     }
 }
 
-pub(super) fn set_outcome(progress: &Progress, verdict: Verdict, summary: String) {
-    progress.update(|r| {
-        r.verdict = verdict;
-        r.summary = summary;
-    });
+/// What failed inside gpuprobe.
+pub(super) fn internal(error: &Internal) -> String {
+    match error {
+        Internal::ThreadStart(e) => format!("could not start the probe thread: {e}"),
+        Internal::Panic => {
+            "gpuprobe hit an internal error (a bug: please report it with this output)".into()
+        }
+        Internal::Abandoned => String::new(),
+    }
 }
 
 /// A device's status from its own checks: any failure fails it, any
@@ -289,26 +286,27 @@ fn outcome(r: &Report) -> (Verdict, String) {
     }
 }
 
-/// Sets each device's status and the verdict from the checks.
-pub(super) fn decide(progress: &Progress) {
-    progress.update(|r| {
-        for d in &mut r.devices {
-            d.status = device_status(d);
-        }
-        (r.verdict, r.summary) = outcome(r);
-    });
+/// A probe that ran to its end: each device's status from its checks,
+/// and the verdict and summary body from those.
+pub(super) fn finished(r: &mut Report) -> (Verdict, String) {
+    for d in &mut r.devices {
+        d.status = device_status(d);
+    }
+    outcome(r)
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
     use crate::cuda::error::InFlight;
-    use crate::probe::progress::Done;
+    use crate::judge::{conclude, Policy};
+    use crate::probe::ending::Ending;
+    use crate::probe::progress::{Done, Progress};
     use crate::probe::{empty_report, Mode, Options, Selection};
-    use crate::stage::Stage;
 
     fn options() -> Options {
         Options {
@@ -361,9 +359,10 @@ mod tests {
             .iter()
             .map(|(stage, wedged)| run_stage(&progress, *stage, *wedged, &release))
             .collect();
-        let started = Instant::now();
         std::thread::sleep(Duration::from_millis(400));
-        let report = timed_out(&progress, started, Duration::from_millis(300));
+        let (report, ending) =
+            crate::probe::session::timed_out(&progress, Duration::from_millis(300));
+        let report = conclude(report, &Ending::TimedOut(ending), &Policy::default());
         release.store(true, Ordering::Relaxed);
         for t in threads {
             t.join().unwrap();
