@@ -2,7 +2,9 @@
 //! the execution-model emulation in emu/, so the fake cuLaunchKernel runs the
 //! very source the embedded PTX is built from; and the fake libraries' own
 //! kernels (emu/libraries/*.cu: what the fake cuBLAS launches), which are
-//! not gpuprobe's.
+//! not gpuprobe's. The same list of entry points becomes kernel_names.rs,
+//! the Rust side's list of the kernels the emulator runs (what a
+//! scenario's `kernel_bug.kernel` may name).
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -13,6 +15,7 @@ fn main() {
 
     let mut sources = String::new();
     let mut table = String::new();
+    let mut names = Vec::new();
     let libraries_dir = manifest.join("emu/libraries");
     let mut entries: Vec<_> = [&kernels_dir, &libraries_dir]
         .into_iter()
@@ -31,10 +34,12 @@ fn main() {
         let barrier_free = !text.contains("__syncthreads") && !text.contains("gp_mma");
         for name in kernel_names(&text) {
             writeln!(table, "GPUPROBE_KERNEL({name}, {barrier_free})").unwrap();
+            names.push(name);
         }
     }
     std::fs::write(out.join("kernels_source.inc"), sources).unwrap();
     std::fs::write(out.join("kernels_table.inc"), table).unwrap();
+    std::fs::write(out.join("kernel_names.rs"), format!("{names:?}")).unwrap();
 
     println!("cargo:rerun-if-changed=emu");
     println!("cargo:rerun-if-changed={}", kernels_dir.display());

@@ -9,7 +9,9 @@
 //!   (LD_LIBRARY_PATH, FAKEGPU_SCENARIO, GPUPROBE_TEST_ROOT, FAKEGPU_LOCK, FAKEGPU_RM,
 //!   the scenario's own variables).
 //!
-//! `fakegpu check SCENARIO`: validates a scenario file.
+//! `fakegpu check SCENARIO`: validates a scenario file, with the very
+//! checks `prepare` and the fake libraries make when they load it
+//! (`Scenario::load`): what one accepts, all accept.
 //!
 //! `fakegpu prepare-windows SCENARIO DIR ARCHIVE`: nvcuda.dll and nvml.dll
 //! for the scenario, linked from a cross-built archive (see `windows.rs`).
@@ -54,23 +56,12 @@ fn main() -> ExitCode {
 
 fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
     let scenario = Scenario::load(scenario_path)?;
-    for name in &scenario.missing_symbols {
-        if !fakegpu::cuda::EXPORTS.contains(&name.as_str()) {
-            return Err(format!(
-                "missing_symbols names {name}, which the fake never exports"
-            ));
-        }
-    }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = dir.canonicalize().map_err(|e| e.to_string())?;
     let cuda_dir = dir.join(&scenario.cuda_library_dir);
     if scenario.cuda_library {
         std::fs::create_dir_all(&cuda_dir).map_err(|e| e.to_string())?;
-        let exported: Vec<&str> = fakegpu::cuda::EXPORTS
-            .iter()
-            .copied()
-            .filter(|s| !scenario.missing_symbols.iter().any(|m| m == s))
-            .collect();
+        let exported = scenario.cuda_exports();
         // A real driver installs libcuda.so.VERSION and the SONAME link.
         let file = scenario
             .cuda_library_version
@@ -197,14 +188,7 @@ fn lay_out_root(scenario: &Scenario, root: &Path, dir: &Path) -> Result<(), Stri
     let io = |e: std::io::Error| e.to_string();
     let dev = root.join("dev");
     std::fs::create_dir_all(&dev).map_err(io)?;
-    let nodes = scenario.host.dev.clone().unwrap_or_else(|| {
-        let mut v: Vec<String> = ["nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"]
-            .map(String::from)
-            .to_vec();
-        v.extend((0..scenario.devices.len()).map(|i| format!("nvidia{i}")));
-        v
-    });
-    for node in &nodes {
+    for node in &scenario.dev_nodes() {
         let path = dev.join(node);
         if scenario.host.dev_unopenable.contains(node) {
             fakegpu::nodes::denied(&path)?;

@@ -68,11 +68,58 @@ fn handle(index: usize) -> *mut c_void {
     ((index + 1) << 4) as *mut c_void
 }
 
+crate::names::closed_set! {
+    /// A reading of one device that a scenario can make unsupported
+    /// (`devices[].nvml.not_supported`): its getters then return
+    /// NVML_ERROR_NOT_SUPPORTED, as on a GPU or driver without it. Each
+    /// getter below names the one it answers for, so this list and the
+    /// getters cannot drift apart.
+    pub enum Field: "NVML field" {
+        /// nvmlDeviceGetUUID.
+        Uuid = "uuid",
+        /// nvmlDeviceGetTemperature.
+        TemperatureCelsius = "temperature_celsius",
+        /// nvmlDeviceGetPowerUsage.
+        PowerDrawWatts = "power_draw_watts",
+        /// nvmlDeviceGetEnforcedPowerLimit.
+        PowerLimitWatts = "power_limit_watts",
+        /// nvmlDeviceGetPowerManagementDefaultLimit.
+        PowerDefaultLimitWatts = "power_default_limit_watts",
+        /// nvmlDeviceGetUtilizationRates.
+        Utilization = "utilization",
+        /// nvmlDeviceGetClockInfo and nvmlDeviceGetMaxClockInfo.
+        Clocks = "clocks",
+        /// nvmlDeviceGetMemoryBusWidth.
+        MemoryBusWidthBits = "memory_bus_width_bits",
+        /// nvmlDeviceGetCurrPcieLinkGeneration/Width and
+    /// nvmlDeviceGetMaxPcieLinkGeneration/Width.
+        Pcie = "pcie",
+        /// nvmlDeviceGetMemoryInfo_v2.
+        Memory = "memory",
+        /// nvmlDeviceGetComputeMode.
+        ComputeMode = "compute_mode",
+        /// nvmlDeviceGetComputeRunningProcesses_v3.
+        ComputeProcesses = "compute_processes",
+        /// nvmlDeviceGetEccMode and nvmlDeviceGetTotalEccErrors.
+        Ecc = "ecc",
+        /// nvmlDeviceGetRetiredPagesPendingStatus.
+        RetiredPages = "retired_pages",
+        /// nvmlDeviceGetRemappedRows.
+        RemappedRows = "remapped_rows",
+        /// nvmlDeviceGetCurrentClocksThrottleReasons.
+        ThrottleReasons = "throttle_reasons",
+        /// nvmlDeviceGetPersistenceMode.
+        PersistenceMode = "persistence_mode",
+        /// nvmlDeviceGetMigMode.
+        MigMode = "mig_mode",
+    }
+}
+
 /// Runs a getter for one device: initialisation, GPU lost and
 /// not-supported rules first.
 fn device_call(
     device: *mut c_void,
-    field: &str,
+    field: Field,
     f: impl FnOnce(&DeviceNvml) -> NvmlReturn,
 ) -> NvmlReturn {
     gpu_call(device, field, |index, d| {
@@ -92,7 +139,7 @@ fn device_call(
 /// index (what the kernel module knows of it: `crate::rm`).
 fn gpu_call(
     device: *mut c_void,
-    field: &str,
+    field: Field,
     f: impl FnOnce(usize, &Device) -> NvmlReturn,
 ) -> NvmlReturn {
     with_state(|state| {
@@ -109,7 +156,7 @@ fn gpu_call(
         if gpu.nvml.lost {
             return GPU_IS_LOST;
         }
-        if gpu.nvml.not_supported.iter().any(|f| f == field) {
+        if gpu.nvml.not_supported.contains(&field) {
             return NOT_SUPPORTED;
         }
         f(index, gpu)
@@ -307,7 +354,7 @@ pub unsafe extern "C" fn nvmlDeviceGetUUID(
             .and_then(|i| s.scenario.devices.get(i))
             .map(|d| d.uuid.clone())
     });
-    device_call(device, "uuid", |_| match &uuid {
+    device_call(device, Field::Uuid, |_| match &uuid {
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         Ok(Some(u)) => unsafe { put_str(out, len, u) },
         _ => INVALID_ARGUMENT,
@@ -320,7 +367,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTemperature(
     sensor: c_uint,
     out: *mut c_uint,
 ) -> NvmlReturn {
-    device_call(device, "temperature_celsius", |n| {
+    device_call(device, Field::TemperatureCelsius, |n| {
         if sensor != 0 {
             return INVALID_ARGUMENT;
         }
@@ -335,7 +382,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerUsage(
     milliwatts: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "power_draw_watts", |n| unsafe {
+    device_call(device, Field::PowerDrawWatts, |n| unsafe {
         put(milliwatts, (n.power_draw_watts * 1000.0) as c_uint)
     })
 }
@@ -346,7 +393,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEnforcedPowerLimit(
     milliwatts: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "power_limit_watts", |n| unsafe {
+    device_call(device, Field::PowerLimitWatts, |n| unsafe {
         put(milliwatts, (n.power_limit_watts * 1000.0) as c_uint)
     })
 }
@@ -357,7 +404,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementDefaultLimit(
     milliwatts: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "power_default_limit_watts", |n| unsafe {
+    device_call(device, Field::PowerDefaultLimitWatts, |n| unsafe {
         let watts = n.power_default_limit_watts.unwrap_or(n.power_limit_watts);
         put(milliwatts, (watts * 1000.0) as c_uint)
     })
@@ -375,7 +422,7 @@ pub unsafe extern "C" fn nvmlDeviceGetUtilizationRates(
     out: *mut Utilization,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "utilization", |n| unsafe {
+    device_call(device, Field::Utilization, |n| unsafe {
         put(
             out,
             Utilization {
@@ -403,7 +450,7 @@ pub unsafe extern "C" fn nvmlDeviceGetClockInfo(
     kind: c_uint,
     out: *mut c_uint,
 ) -> NvmlReturn {
-    device_call(device, "clocks", |n| {
+    device_call(device, Field::Clocks, |n| {
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         clock(n, kind, false).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
     })
@@ -415,7 +462,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxClockInfo(
     kind: c_uint,
     out: *mut c_uint,
 ) -> NvmlReturn {
-    device_call(device, "clocks", |n| {
+    device_call(device, Field::Clocks, |n| {
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         clock(n, kind, true).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
     })
@@ -427,17 +474,17 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryBusWidth(
     out: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "memory_bus_width_bits", |n| unsafe {
+    device_call(device, Field::MemoryBusWidthBits, |n| unsafe {
         put(out, n.memory_bus_width_bits)
     })
 }
 
 macro_rules! uint_getter {
-    ($name:ident, $field:literal, $value:ident) => {
+    ($name:ident, $field:ident, $value:ident) => {
         #[no_mangle]
         pub unsafe extern "C" fn $name(device: *mut c_void, out: *mut c_uint) -> NvmlReturn {
             // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-            device_call(device, $field, |n| unsafe { put(out, n.$value) })
+            device_call(device, Field::$field, |n| unsafe { put(out, n.$value) })
         }
     };
 }
@@ -459,7 +506,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrPcieLinkGeneration(
     out: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    gpu_call(device, "pcie", |index, gpu| unsafe {
+    gpu_call(device, Field::Pcie, |index, gpu| unsafe {
         put(out, current_link(index, gpu).generation)
     })
 }
@@ -470,7 +517,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrPcieLinkWidth(
     out: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    gpu_call(device, "pcie", |index, gpu| unsafe {
+    gpu_call(device, Field::Pcie, |index, gpu| unsafe {
         put(out, current_link(index, gpu).width)
     })
 }
@@ -481,7 +528,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxPcieLinkGeneration(
     out: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "pcie", |n| unsafe {
+    device_call(device, Field::Pcie, |n| unsafe {
         put(out, n.pcie.max.generation)
     })
 }
@@ -492,7 +539,9 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxPcieLinkWidth(
     out: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "pcie", |n| unsafe { put(out, n.pcie.max.width) })
+    device_call(device, Field::Pcie, |n| unsafe {
+        put(out, n.pcie.max.width)
+    })
 }
 
 /// nvmlMemory_v2_t (nvml.h).
@@ -513,7 +562,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
     device: *mut c_void,
     out: *mut MemoryV2,
 ) -> NvmlReturn {
-    gpu_call(device, "memory", |index, gpu| {
+    gpu_call(device, Field::Memory, |index, gpu| {
         if out.is_null() {
             return INVALID_ARGUMENT;
         }
@@ -541,7 +590,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
     })
 }
 
-uint_getter!(nvmlDeviceGetComputeMode, "compute_mode", compute_mode);
+uint_getter!(nvmlDeviceGetComputeMode, ComputeMode, compute_mode);
 
 /// nvmlProcessInfo_t (nvml.h; nvmlProcessInfo_v2_st): what
 /// nvmlDeviceGetComputeRunningProcesses_v3 fills.
@@ -566,7 +615,7 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
     count: *mut c_uint,
     infos: *mut ProcessInfo,
 ) -> NvmlReturn {
-    gpu_call(device, "compute_processes", |index, d| {
+    gpu_call(device, Field::ComputeProcesses, |index, d| {
         if count.is_null() {
             return INVALID_ARGUMENT;
         }
@@ -618,7 +667,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEccMode(
     pending: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "ecc", |n| unsafe {
+    device_call(device, Field::Ecc, |n| unsafe {
         let r = put(current, enabled(n.ecc_enabled));
         if r != SUCCESS {
             r
@@ -636,7 +685,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEccErrors(
     counter: c_uint,
     out: *mut c_ulonglong,
 ) -> NvmlReturn {
-    device_call(device, "ecc", |n| {
+    device_call(device, Field::Ecc, |n| {
         if !n.ecc_enabled {
             return NOT_SUPPORTED;
         }
@@ -658,7 +707,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRetiredPagesPendingStatus(
     out: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "retired_pages", |n| unsafe {
+    device_call(device, Field::RetiredPages, |n| unsafe {
         put(out, enabled(n.retired_pages_pending))
     })
 }
@@ -675,7 +724,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
     // nvmlDeviceGetRemappedRows: "For Ampere or newer fully supported
     // devices"; NVIDIA, GPU Memory Error Management: "not supported on
     // pre-Ampere GPUs"); older GPUs retire pages instead.
-    let remaps = gpu_call(device, "remapped_rows", |_, d| {
+    let remaps = gpu_call(device, Field::RemappedRows, |_, d| {
         if d.compute_capability[0] >= 8 {
             SUCCESS
         } else {
@@ -686,7 +735,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
         return remaps;
     }
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "remapped_rows", |n| unsafe {
+    device_call(device, Field::RemappedRows, |n| unsafe {
         for r in [
             put(corrected, 0),
             put(uncorrected, n.remapped_rows_uncorrectable),
@@ -707,7 +756,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrentClocksThrottleReasons(
     out: *mut c_ulonglong,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "throttle_reasons", |n| unsafe {
+    device_call(device, Field::ThrottleReasons, |n| unsafe {
         put(out, n.throttle_reasons)
     })
 }
@@ -718,7 +767,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPersistenceMode(
     out: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "persistence_mode", |n| unsafe {
+    device_call(device, Field::PersistenceMode, |n| unsafe {
         put(out, enabled(n.persistence_mode))
     })
 }
@@ -730,7 +779,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     pending: *mut c_uint,
 ) -> NvmlReturn {
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    device_call(device, "mig_mode", |n| unsafe {
+    device_call(device, Field::MigMode, |n| unsafe {
         let r = put(current, enabled(n.mig_mode));
         if r != SUCCESS {
             r

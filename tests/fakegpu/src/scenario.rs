@@ -2,8 +2,14 @@
 //!
 //! One JSON file (tests/scenarios/NAME.json) configures the fake libcuda and
 //! the fake NVML alike. Unknown fields are rejected so a typo in a scenario
-//! fails loudly instead of silently testing the healthy path.
+//! fails loudly instead of silently testing the healthy path; for the same
+//! reason every field that names something the fake matches in code (a
+//! driver call, an exported symbol, an NVML reading, a kernel, a device
+//! node) takes only the names the fake knows (`crate::names`).
 use serde::Deserialize;
+
+use crate::cuda::Call;
+use crate::names::{self, ClosedSet};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,9 +32,10 @@ pub struct Scenario {
     /// the same places and with the same bits on every device.
     #[serde(default)]
     pub kernel_bug: Option<KernelBug>,
-    /// Driver API symbols the library does not export, as on an old driver.
-    #[serde(default)]
-    pub missing_symbols: Vec<String>,
+    /// Driver API symbols the library does not export, as on an old driver
+    /// (any of `cuda::Call`: what the fake exports).
+    #[serde(default, deserialize_with = "missing_symbols")]
+    pub missing_symbols: Vec<Call>,
     /// Whether libcuda.so.1 exists at all (false: `utility` capability only).
     #[serde(default = "yes")]
     pub cuda_library: bool,
@@ -75,6 +82,20 @@ pub struct Scenario {
 
 fn yes() -> bool {
     true
+}
+
+fn missing_symbols<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Call>, D::Error> {
+    names::list(d, "missing_symbols")
+}
+
+fn fault_call<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Call, D::Error> {
+    names::one(d, "faults[].call")
+}
+
+fn not_supported<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<crate::nvml::Field>, D::Error> {
+    names::list(d, "devices[].nvml.not_supported")
 }
 
 /// Where the fake libcublas goes (`"cublas": {...}` in a scenario).
@@ -184,11 +205,13 @@ pub struct Host {
     #[serde(default)]
     pub dev: Option<Vec<String>>,
     /// Device nodes that exist but whose opening is denied (EACCES), as
-    /// after a cgroup revocation.
+    /// after a cgroup revocation; each one of the nodes laid out
+    /// (`Scenario::dev_nodes`).
     #[serde(default)]
     pub dev_unopenable: Vec<String>,
     /// Device nodes with no kernel driver behind them (ENXIO), as on a host
-    /// whose NVIDIA kernel module is not loaded.
+    /// whose NVIDIA kernel module is not loaded; each one of the nodes laid
+    /// out.
     #[serde(default)]
     pub dev_without_driver: Vec<String>,
     /// Contents of /proc/driver/nvidia/version; default: the NVML driver
@@ -392,6 +415,8 @@ fn default_host_copy_efficiency() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelBug {
+    /// The start of the entry points' names, e.g. "gpuprobe_sgemm_": the
+    /// start of at least one kernel the emulator runs (`cuda::KERNELS`).
     pub kernel: String,
     pub words: u32,
 }
@@ -637,7 +662,10 @@ pub struct DeviceNvml {
     /// nvmlComputeMode_t: 0 default, 2 prohibited, 3 exclusive process.
     pub compute_mode: u32,
     pub mig_mode: bool,
-    pub not_supported: Vec<String>,
+    /// Readings whose getters answer NVML_ERROR_NOT_SUPPORTED (any of
+    /// `nvml::Field`, e.g. "power_draw_watts", "ecc").
+    #[serde(deserialize_with = "not_supported")]
+    pub not_supported: Vec<crate::nvml::Field>,
     pub lost: bool,
 }
 
@@ -711,8 +739,10 @@ fn default_bus_width() -> i32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
-    /// Exported symbol name, e.g. "cuInit" or "cuMemAlloc_v2".
-    pub call: String,
+    /// The entry point, e.g. "cuInit" or "cuMemAlloc_v2" (any of
+    /// `cuda::Call`: what the fake exports).
+    #[serde(deserialize_with = "fault_call")]
+    pub call: Call,
     /// Only calls on this device (CUDA ordinal); all devices when absent.
     #[serde(default)]
     pub device: Option<usize>,
@@ -780,14 +810,53 @@ impl Corruption {
 }
 
 impl Scenario {
+    /// Reads and checks the scenario file at `path`: what `fakegpu check`,
+    /// `fakegpu prepare` and both fake libraries at run time all call, so
+    /// each accepts and rejects the same files. An error starts with the
+    /// path (and the line and column, where the JSON locates it) and names
+    /// the key.
     pub fn load(path: &str) -> Result<Scenario, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-        let scenario: Scenario = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        let scenario: Scenario = serde_json::from_str(&text).map_err(|e| {
+            // serde_json ends its message with " at line L column C"; the
+            // place goes first, as a compiler's would.
+            let message = e.to_string();
+            let at = format!(" at line {} column {}", e.line(), e.column());
+            match message.strip_suffix(&at) {
+                Some(message) => format!("{path}:{}:{}: {message}", e.line(), e.column()),
+                None => format!("{path}: {message}"),
+            }
+        })?;
         scenario.validate().map_err(|e| format!("{path}: {e}"))?;
         Ok(scenario)
     }
 
+    /// What the fake libcuda exports for this scenario: every entry point
+    /// but its `missing_symbols`.
+    #[must_use]
+    pub fn cuda_exports(&self) -> Vec<&'static str> {
+        Call::ALL
+            .iter()
+            .filter(|c| !self.missing_symbols.contains(c))
+            .map(|c| c.name())
+            .collect()
+    }
+
+    /// The device nodes laid out under /dev: `host.dev`, or by default
+    /// nvidiactl, nvidia-uvm, nvidia-uvm-tools and nvidiaN for each device.
+    #[must_use]
+    pub fn dev_nodes(&self) -> Vec<String> {
+        self.host.dev.clone().unwrap_or_else(|| {
+            let mut v: Vec<String> = ["nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"]
+                .map(String::from)
+                .to_vec();
+            v.extend((0..self.devices.len()).map(|i| format!("nvidia{i}")));
+            v
+        })
+    }
+
     fn validate(&self) -> Result<(), String> {
+        self.validate_names()?;
         if let Some(c) = &self.cublas {
             if !c.soname.starts_with("libcublas.so") || c.soname.contains('/') {
                 return Err(format!("cublas.soname {:?} is no libcublas name", c.soname));
@@ -799,45 +868,84 @@ impl Scenario {
                 ));
             }
         }
-        for d in &self.devices {
-            parse_uuid(&d.uuid).ok_or_else(|| format!("bad uuid {:?}", d.uuid))?;
-            for e in [d.memory_copy_efficiency, d.host_copy_efficiency] {
+        for (i, d) in self.devices.iter().enumerate() {
+            parse_uuid(&d.uuid)
+                .ok_or_else(|| format!("devices[{i}].uuid: bad uuid {:?}", d.uuid))?;
+            for (key, e) in [
+                ("memory_copy_efficiency", d.memory_copy_efficiency),
+                ("host_copy_efficiency", d.host_copy_efficiency),
+            ] {
                 if !(e > 0.0 && e <= 1.0) {
-                    return Err(format!(
-                        "{}: a copy efficiency of {e} is not in (0, 1]",
-                        d.uuid
-                    ));
+                    return Err(format!("devices[{i}].{key}: {e} is not in (0, 1]"));
                 }
             }
             if !d.mig_instances.is_empty() && !d.nvml.mig_mode {
-                return Err(format!("{} has MIG instances but MIG mode off", d.uuid));
+                return Err(format!(
+                    "devices[{i}].mig_instances: MIG instances, but nvml.mig_mode is off"
+                ));
             }
-            for m in &d.mig_instances {
+            for (j, m) in d.mig_instances.iter().enumerate() {
                 if !m.uuid.starts_with("MIG-") || parse_uuid(&m.uuid).is_none() {
-                    return Err(format!("bad MIG uuid {:?}", m.uuid));
+                    return Err(format!(
+                        "devices[{i}].mig_instances[{j}].uuid: bad MIG uuid {:?}",
+                        m.uuid
+                    ));
                 }
             }
         }
-        for f in &self.faults {
+        for (i, f) in self.faults.iter().enumerate() {
             let kinds = usize::from(f.result.is_some())
                 + usize::from(f.hang)
                 + usize::from(f.corrupt.is_some());
             if kinds != 1 {
                 return Err(format!(
-                    "fault on {} needs exactly one of result, hang and corrupt",
+                    "faults[{i}] (on {}): needs exactly one of result, hang and corrupt",
                     f.call
                 ));
             }
-            if f.corrupt.is_some() && f.call != "cuMemcpyDtoH_v2" {
+            if f.corrupt.is_some() && f.call != Call::cuMemcpyDtoH_v2 {
                 return Err(format!(
-                    "corrupt applies to cuMemcpyDtoH_v2, not {}",
+                    "faults[{i}].corrupt: applies to cuMemcpyDtoH_v2, not {}",
                     f.call
                 ));
             }
             if let Some(dev) = f.device {
                 if dev >= self.devices.len() {
-                    return Err(format!("fault on {} names device {dev}", f.call));
+                    return Err(format!(
+                        "faults[{i}].device: {dev}, but the scenario has {} devices",
+                        self.devices.len()
+                    ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The names checked against what the scenario itself makes (the
+    /// kernels the emulator runs, the nodes laid out); the fixed sets are
+    /// checked as the file is read (`crate::names`).
+    fn validate_names(&self) -> Result<(), String> {
+        if let Some(bug) = &self.kernel_bug {
+            // Any start of a kernel's name is one; the whole names are listed.
+            let kernels = crate::cuda::KERNELS;
+            if !kernels.iter().any(|k| k.starts_with(&bug.kernel)) {
+                return Err(names::unknown(
+                    "kernel_bug.kernel",
+                    "start of a kernel name",
+                    &bug.kernel,
+                    kernels,
+                ));
+            }
+        }
+        // A node that is not laid out would be denied, or driverless, nowhere.
+        let nodes = self.dev_nodes();
+        let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        for (key, listed) in [
+            ("host.dev_unopenable", &self.host.dev_unopenable),
+            ("host.dev_without_driver", &self.host.dev_without_driver),
+        ] {
+            if let Some(node) = listed.iter().find(|n| !nodes.contains(&n.as_str())) {
+                return Err(names::unknown(key, "device node", node, &nodes));
             }
         }
         Ok(())

@@ -25,11 +25,7 @@ pub fn prepare(scenario_path: &str, dir: &Path, archive: &Path) -> Result<(), St
     let scenario = Scenario::load(scenario_path)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if scenario.cuda_library {
-        let exported: Vec<&str> = fakegpu::cuda::EXPORTS
-            .iter()
-            .copied()
-            .filter(|s| !scenario.missing_symbols.iter().any(|m| m == s))
-            .collect();
+        let exported = scenario.cuda_exports();
         link("nvcuda.dll", &exported, archive, dir)?;
     }
     if scenario.nvml.present {

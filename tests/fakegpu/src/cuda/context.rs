@@ -19,14 +19,15 @@ enum Gate {
 /// Runs one API call: the initialisation rule, the scenario's faults, then
 /// the call itself. `device` is the CUDA ordinal the call concerns, if any.
 pub(super) fn call(
-    name: &str,
+    name: Call,
     device: Option<usize>,
     needs_init: bool,
     body: impl FnOnce(&mut State) -> CUresult,
 ) -> CUresult {
     // Every call that reaches the driver takes its global lock first (see
     // driver_lock.rs); the error-text lookups are tables in the library.
-    let held = (!name.starts_with("cuGetError")).then(crate::driver_lock::acquire);
+    let held = (!matches!(name, Call::cuGetErrorName | Call::cuGetErrorString))
+        .then(crate::driver_lock::acquire);
     let mut guard = lock();
     let state = match guard.as_mut() {
         Ok(state) => state,
@@ -35,7 +36,7 @@ pub(super) fn call(
             return UNKNOWN;
         }
     };
-    if state.scenario.missing_symbols.iter().any(|s| s == name) {
+    if state.scenario.missing_symbols.contains(&name) {
         // The symbol is hidden from the dynamic table; reaching here means the
         // caller bypassed dlsym, which no real program can do.
         return UNKNOWN;
@@ -62,7 +63,7 @@ pub(super) fn call(
     body(state)
 }
 
-fn gate(state: &mut State, name: &str, device: Option<usize>) -> Gate {
+fn gate(state: &mut State, name: Call, device: Option<usize>) -> Gate {
     let real_device = device.and_then(|d| state.visible.get(d).copied());
     for (i, fault) in state.scenario.faults.iter().enumerate() {
         if fault.call != name || (fault.device.is_some() && fault.device != real_device) {
@@ -90,15 +91,15 @@ pub(super) fn current() -> Option<usize> {
 }
 
 /// Calls that only queue work on the stream and wait for nothing.
-const QUEUEING: [&str; 4] = [
-    "cuLaunchKernel",
-    "cuEventRecord",
-    "cuEventCreate",
-    "cuEventDestroy_v2",
+const QUEUEING: [Call; 4] = [
+    Call::cuLaunchKernel,
+    Call::cuEventRecord,
+    Call::cuEventCreate,
+    Call::cuEventDestroy_v2,
 ];
 
 /// Context-scoped calls: the current context's device, or INVALID_CONTEXT.
-pub(super) fn in_context(name: &str, body: impl FnOnce(&mut State, usize) -> CUresult) -> CUresult {
+pub(super) fn in_context(name: Call, body: impl FnOnce(&mut State, usize) -> CUresult) -> CUresult {
     let dev = current();
     call(name, dev, true, |state| match dev {
         None => INVALID_CONTEXT,
@@ -107,13 +108,13 @@ pub(super) fn in_context(name: &str, body: impl FnOnce(&mut State, usize) -> CUr
             // wait for the GPU; queueing more work (a launch, an event
             // record) still returns success, as on a real GPU.
             // (A kernel queued on the dead context never runs.)
-            Some(LAUNCH_TIMEOUT) if name == "cuLaunchKernel" => SUCCESS,
+            Some(LAUNCH_TIMEOUT) if name == Call::cuLaunchKernel => SUCCESS,
             Some(LAUNCH_TIMEOUT) if QUEUEING.contains(&name) => body(state, d),
             Some(code) => code,
             None => {
                 // Recording or querying an event orders nothing before it
                 // for the host; every other call here does.
-                if name != "cuEventRecord" && name != "cuEventQuery" {
+                if name != Call::cuEventRecord && name != Call::cuEventQuery {
                     state.flush(d);
                 }
                 body(state, d)
@@ -129,7 +130,7 @@ fn context_handle(ordinal: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_int) -> CUresult {
     call(
-        "cuDevicePrimaryCtxRetain",
+        Call::cuDevicePrimaryCtxRetain,
         usize::try_from(dev).ok(),
         true,
         |state| match ordinal(state, dev) {
@@ -167,7 +168,7 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_
 #[no_mangle]
 pub unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: c_int) -> CUresult {
     call(
-        "cuDevicePrimaryCtxRelease_v2",
+        Call::cuDevicePrimaryCtxRelease_v2,
         usize::try_from(dev).ok(),
         true,
         |state| {
@@ -190,7 +191,7 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: c_int) -> CUresult {
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxSetCurrent(ctx: *mut c_void) -> CUresult {
     let dev = (ctx as usize >> 4).checked_sub(1);
-    call("cuCtxSetCurrent", dev, true, |state| {
+    call(Call::cuCtxSetCurrent, dev, true, |state| {
         if ctx.is_null() {
             CURRENT.with(|c| c.set(None));
             return SUCCESS;
@@ -207,7 +208,7 @@ pub unsafe extern "C" fn cuCtxSetCurrent(ctx: *mut c_void) -> CUresult {
 
 #[no_mangle]
 pub extern "C" fn cuCtxSynchronize() -> CUresult {
-    in_context("cuCtxSynchronize", |state, d| {
+    in_context(Call::cuCtxSynchronize, |state, d| {
         state.settle(d);
         SUCCESS
     })
@@ -250,14 +251,14 @@ fn error_text(
 
 #[no_mangle]
 pub unsafe extern "C" fn cuGetErrorName(code: CUresult, out: *mut *const c_char) -> CUresult {
-    call("cuGetErrorName", None, false, |state| {
+    call(Call::cuGetErrorName, None, false, |state| {
         error_text(state, code, out, false)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn cuGetErrorString(code: CUresult, out: *mut *const c_char) -> CUresult {
-    call("cuGetErrorString", None, false, |state| {
+    call(Call::cuGetErrorString, None, false, |state| {
         error_text(state, code, out, true)
     })
 }

@@ -113,7 +113,7 @@ pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<Target> 
 
 #[no_mangle]
 pub extern "C" fn cuInit(flags: c_uint) -> CUresult {
-    call("cuInit", None, false, |state| {
+    call(Call::cuInit, None, false, |state| {
         if flags != 0 {
             return INVALID_VALUE;
         }
@@ -150,7 +150,7 @@ fn create_control_node() {}
 #[no_mangle]
 pub unsafe extern "C" fn cuDriverGetVersion(version: *mut c_int) -> CUresult {
     // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-    call("cuDriverGetVersion", None, false, |state| unsafe {
+    call(Call::cuDriverGetVersion, None, false, |state| unsafe {
         write(version, state.scenario.driver_version)
     })
 }
@@ -158,7 +158,7 @@ pub unsafe extern "C" fn cuDriverGetVersion(version: *mut c_int) -> CUresult {
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetCount(count: *mut c_int) -> CUresult {
     // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-    call("cuDeviceGetCount", None, true, |state| unsafe {
+    call(Call::cuDeviceGetCount, None, true, |state| unsafe {
         write(count, state.visible.len() as c_int)
     })
 }
@@ -166,7 +166,7 @@ pub unsafe extern "C" fn cuDeviceGetCount(count: *mut c_int) -> CUresult {
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGet(device: *mut c_int, ordinal: c_int) -> CUresult {
     call(
-        "cuDeviceGet",
+        Call::cuDeviceGet,
         usize::try_from(ordinal).ok(),
         true,
         |state| {
@@ -189,7 +189,7 @@ pub(super) fn ordinal(state: &State, dev: c_int) -> Option<usize> {
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetName(name: *mut c_char, len: c_int, dev: c_int) -> CUresult {
     call(
-        "cuDeviceGetName",
+        Call::cuDeviceGetName,
         usize::try_from(dev).ok(),
         true,
         |state| match ordinal(state, dev) {
@@ -209,7 +209,7 @@ pub struct CUuuid {
 /// older cuDeviceGetUuid gives its parent GPU's (CUDA 11.4 added _v2 for
 /// this: "If the device is in MIG mode, returns its MIG UUID", CUDA driver
 /// API, cuDeviceGetUuid_v2).
-fn get_uuid(name: &str, uuid: *mut CUuuid, dev: c_int, v2: bool) -> CUresult {
+fn get_uuid(name: Call, uuid: *mut CUuuid, dev: c_int, v2: bool) -> CUresult {
     call(
         name,
         usize::try_from(dev).ok(),
@@ -232,18 +232,18 @@ fn get_uuid(name: &str, uuid: *mut CUuuid, dev: c_int, v2: bool) -> CUresult {
 
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetUuid(uuid: *mut CUuuid, dev: c_int) -> CUresult {
-    get_uuid("cuDeviceGetUuid", uuid, dev, false)
+    get_uuid(Call::cuDeviceGetUuid, uuid, dev, false)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetUuid_v2(uuid: *mut CUuuid, dev: c_int) -> CUresult {
-    get_uuid("cuDeviceGetUuid_v2", uuid, dev, true)
+    get_uuid(Call::cuDeviceGetUuid_v2, uuid, dev, true)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetPCIBusId(id: *mut c_char, len: c_int, dev: c_int) -> CUresult {
     call(
-        "cuDeviceGetPCIBusId",
+        Call::cuDeviceGetPCIBusId,
         usize::try_from(dev).ok(),
         true,
         |state| match ordinal(state, dev) {
@@ -276,7 +276,7 @@ fn cuda_bus_id(bus: &str) -> String {
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceTotalMem_v2(bytes: *mut usize, dev: c_int) -> CUresult {
     call(
-        "cuDeviceTotalMem_v2",
+        Call::cuDeviceTotalMem_v2,
         usize::try_from(dev).ok(),
         true,
         |state| match ordinal(state, dev) {
@@ -294,7 +294,7 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
     dev: c_int,
 ) -> CUresult {
     call(
-        "cuDeviceGetAttribute",
+        Call::cuDeviceGetAttribute,
         usize::try_from(dev).ok(),
         true,
         |state| {

@@ -18,7 +18,7 @@ pub(super) struct Event {
 
 #[no_mangle]
 pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, flags: c_uint) -> CUresult {
-    in_context("cuEventCreate", |state, _| {
+    in_context(Call::cuEventCreate, |state, _| {
         if flags & !0xF != 0 {
             return INVALID_VALUE;
         }
@@ -39,7 +39,7 @@ pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, flags: c_uint) -
 
 #[no_mangle]
 pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> CUresult {
-    in_context("cuEventRecord", |state, d| {
+    in_context(Call::cuEventRecord, |state, d| {
         if !stream.is_null() {
             return INVALID_HANDLE;
         }
@@ -60,7 +60,7 @@ pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> CUre
 
 #[no_mangle]
 pub extern "C" fn cuEventSynchronize(event: *mut c_void) -> CUresult {
-    in_context("cuEventSynchronize", |state, d| {
+    in_context(Call::cuEventSynchronize, |state, d| {
         match state.events.get(&(event as usize)).map(|e| e.after) {
             Some(after) => {
                 state.waited_for(d, after);
@@ -76,7 +76,7 @@ pub extern "C" fn cuEventSynchronize(event: *mut c_void) -> CUresult {
 /// for it (`State::launched`), so a query alone never sees it finish.
 #[no_mangle]
 pub extern "C" fn cuEventQuery(event: *mut c_void) -> CUresult {
-    in_context("cuEventQuery", |state, d| {
+    in_context(Call::cuEventQuery, |state, d| {
         match state.events.get(&(event as usize)).map(|e| e.after) {
             Some(after) if after <= state.waited[d] => SUCCESS,
             Some(_) => NOT_READY,
@@ -91,7 +91,7 @@ pub unsafe extern "C" fn cuEventElapsedTime(
     start: *mut c_void,
     end: *mut c_void,
 ) -> CUresult {
-    in_context("cuEventElapsedTime", |state, d| {
+    in_context(Call::cuEventElapsedTime, |state, d| {
         let (Some(s), Some(e)) = (
             state.events.get(&(start as usize)),
             state.events.get(&(end as usize)),
@@ -115,7 +115,7 @@ pub unsafe extern "C" fn cuEventElapsedTime(
 
 #[no_mangle]
 pub extern "C" fn cuEventDestroy_v2(event: *mut c_void) -> CUresult {
-    in_context("cuEventDestroy_v2", |state, _| {
+    in_context(Call::cuEventDestroy_v2, |state, _| {
         match state.events.remove(&(event as usize)) {
             Some(_) => SUCCESS,
             None => INVALID_HANDLE,

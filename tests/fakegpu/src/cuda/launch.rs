@@ -22,6 +22,11 @@ extern "C" {
     ) -> c_int;
 }
 
+/// Every kernel entry point the emulator runs (kernels/*.cu and the fake
+/// libraries' emu/libraries/*.cu), from the list build.rs builds the
+/// emulator's own table from.
+pub const KERNELS: &[&str] = &include!(concat!(env!("OUT_DIR"), "/kernel_names.rs"));
+
 pub(super) struct Module {
     device: usize,
     entries: Vec<(String, usize)>,
@@ -151,7 +156,7 @@ pub unsafe extern "C" fn cuModuleLoadData(
     module: *mut *mut c_void,
     image: *const c_void,
 ) -> CUresult {
-    in_context("cuModuleLoadData", |state, d| {
+    in_context(Call::cuModuleLoadData, |state, d| {
         if module.is_null() || image.is_null() {
             return INVALID_VALUE;
         }
@@ -182,7 +187,7 @@ pub unsafe extern "C" fn cuModuleLoadData(
 
 #[no_mangle]
 pub extern "C" fn cuModuleUnload(module: *mut c_void) -> CUresult {
-    in_context("cuModuleUnload", |state, _| {
+    in_context(Call::cuModuleUnload, |state, _| {
         let handle = module as usize;
         if state.modules.remove(&handle).is_none() {
             return INVALID_HANDLE;
@@ -201,7 +206,7 @@ pub unsafe extern "C" fn cuModuleGetFunction(
     module: *mut c_void,
     name: *const c_char,
 ) -> CUresult {
-    in_context("cuModuleGetFunction", |state, _| {
+    in_context(Call::cuModuleGetFunction, |state, _| {
         if function.is_null() || name.is_null() {
             return INVALID_VALUE;
         }
@@ -252,7 +257,7 @@ pub unsafe extern "C" fn cuLaunchKernel(
     extra: *mut *mut c_void,
 ) -> CUresult {
     let mut launch = None;
-    let r = in_context("cuLaunchKernel", |state, d| {
+    let r = in_context(Call::cuLaunchKernel, |state, d| {
         let Some(function) = state.functions.get(&(f as usize)) else {
             return INVALID_HANDLE;
         };

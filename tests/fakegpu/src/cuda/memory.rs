@@ -101,7 +101,7 @@ impl State {
 
 #[no_mangle]
 pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> CUresult {
-    in_context("cuMemGetInfo_v2", |state, d| {
+    in_context(Call::cuMemGetInfo_v2, |state, d| {
         let total_bytes = state.device(d).memory_bytes;
         let used = state.device(d).memory_used_bytes + state.used_bytes(d);
         // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
@@ -117,7 +117,7 @@ pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) ->
 
 #[no_mangle]
 pub unsafe extern "C" fn cuMemAlloc_v2(ptr: *mut u64, bytes: usize) -> CUresult {
-    in_context("cuMemAlloc_v2", |state, d| {
+    in_context(Call::cuMemAlloc_v2, |state, d| {
         if bytes == 0 || ptr.is_null() {
             return INVALID_VALUE;
         }
@@ -148,18 +148,20 @@ pub unsafe extern "C" fn cuMemAlloc_v2(ptr: *mut u64, bytes: usize) -> CUresult 
 
 #[no_mangle]
 pub extern "C" fn cuMemFree_v2(ptr: u64) -> CUresult {
-    in_context("cuMemFree_v2", |state, d| match state.allocs.remove(&ptr) {
-        Some(_) => {
-            state.publish(d);
-            SUCCESS
+    in_context(Call::cuMemFree_v2, |state, d| {
+        match state.allocs.remove(&ptr) {
+            Some(_) => {
+                state.publish(d);
+                SUCCESS
+            }
+            None => INVALID_VALUE,
         }
-        None => INVALID_VALUE,
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, bytes: usize) -> CUresult {
-    in_context("cuMemcpyHtoD_v2", |state, d| {
+    in_context(Call::cuMemcpyHtoD_v2, |state, d| {
         if src.is_null() {
             return INVALID_VALUE;
         }
@@ -180,7 +182,7 @@ pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, bytes: us
 
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, bytes: usize) -> CUresult {
-    in_context("cuMemcpyDtoH_v2", |state, d| {
+    in_context(Call::cuMemcpyDtoH_v2, |state, d| {
         if dst.is_null() {
             return INVALID_VALUE;
         }
@@ -242,7 +244,7 @@ unsafe fn bad_memory(device: &Device, worked_ms: f64, dst: *mut c_void, bytes: u
 /// writes every byte, at the device's copy rate.
 #[no_mangle]
 pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, bytes: usize) -> CUresult {
-    in_context("cuMemcpyDtoD_v2", |state, d| {
+    in_context(Call::cuMemcpyDtoD_v2, |state, d| {
         if state.find(src, bytes).is_none() || state.find(dst, bytes).is_none() {
             return INVALID_VALUE;
         }
@@ -262,7 +264,7 @@ pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, bytes: usize) -> CUresult 
 /// much answers CUDA_ERROR_OUT_OF_MEMORY; scenarios make it so with a fault.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemAllocHost_v2(pp: *mut *mut c_void, bytes: usize) -> CUresult {
-    in_context("cuMemAllocHost_v2", |state, _| {
+    in_context(Call::cuMemAllocHost_v2, |state, _| {
         const PAGE: usize = 4096;
         if bytes == 0 || pp.is_null() {
             return INVALID_VALUE;
@@ -285,7 +287,7 @@ pub unsafe extern "C" fn cuMemAllocHost_v2(pp: *mut *mut c_void, bytes: usize) -
 /// cuMemFreeHost: only what cuMemAllocHost returned.
 #[no_mangle]
 pub extern "C" fn cuMemFreeHost(p: *mut c_void) -> CUresult {
-    in_context("cuMemFreeHost", |state, _| {
+    in_context(Call::cuMemFreeHost, |state, _| {
         match state.pinned.remove(&(p as u64)) {
             Some(_) => SUCCESS,
             None => INVALID_VALUE,
@@ -306,7 +308,7 @@ fn default_stream(stream: *mut c_void) -> bool {
 /// "API synchronization behavior", "Asynchronous"). A device with bad
 /// memory returns bad words to the host here too.
 unsafe fn copy_async(
-    name: &str,
+    name: Call,
     host: *mut c_void,
     device: u64,
     bytes: usize,
@@ -366,7 +368,7 @@ pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
     // SAFETY: as cuda.h requires of the caller (module doc).
     unsafe {
         copy_async(
-            "cuMemcpyHtoDAsync_v2",
+            Call::cuMemcpyHtoDAsync_v2,
             src.cast_mut(),
             dst,
             bytes,
@@ -384,5 +386,5 @@ pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
     stream: *mut c_void,
 ) -> CUresult {
     // SAFETY: as cuda.h requires of the caller (module doc).
-    unsafe { copy_async("cuMemcpyDtoHAsync_v2", dst, src, bytes, stream, true) }
+    unsafe { copy_async(Call::cuMemcpyDtoHAsync_v2, dst, src, bytes, stream, true) }
 }

@@ -280,43 +280,66 @@ unsafe fn write_c_string(out: *mut c_char, len: c_int, text: &str) -> CUresult {
     SUCCESS
 }
 
+/// The driver API entry points this library exports, as one closed set
+/// (`crate::names`): what a scenario's `faults[].call` and
+/// `missing_symbols` may name, what `call` and `in_context` match faults
+/// on, and (`EXPORTS`) what the link step puts in the dynamic table. Each
+/// is a function of this module: the list cannot name one it lacks.
+macro_rules! driver_api {
+    ($($symbol:ident),+ $(,)?) => {
+        crate::names::closed_set! {
+            /// One entry point of the fake driver, named as its C symbol.
+            #[allow(
+                non_camel_case_types,
+                reason = "each variant is the C symbol it stands for, spelt as a scenario names it"
+            )]
+            pub enum Call: "driver call" { $($symbol),+ }
+        }
+
+        // Each listed name is a function defined here.
+        const _: () = { $(let _ = $symbol;)+ };
+    };
+}
+
+driver_api! {
+    cuInit,
+    cuDriverGetVersion,
+    cuDeviceGetCount,
+    cuDeviceGet,
+    cuDeviceGetName,
+    cuDeviceGetUuid,
+    cuDeviceGetUuid_v2,
+    cuDeviceGetPCIBusId,
+    cuDeviceTotalMem_v2,
+    cuDeviceGetAttribute,
+    cuDevicePrimaryCtxRetain,
+    cuDevicePrimaryCtxRelease_v2,
+    cuCtxSetCurrent,
+    cuCtxSynchronize,
+    cuMemGetInfo_v2,
+    cuMemAlloc_v2,
+    cuMemFree_v2,
+    cuMemcpyHtoD_v2,
+    cuMemcpyDtoH_v2,
+    cuMemcpyDtoD_v2,
+    cuMemcpyHtoDAsync_v2,
+    cuMemcpyDtoHAsync_v2,
+    cuMemAllocHost_v2,
+    cuMemFreeHost,
+    cuModuleLoadData,
+    cuModuleUnload,
+    cuModuleGetFunction,
+    cuLaunchKernel,
+    cuEventCreate,
+    cuEventRecord,
+    cuEventSynchronize,
+    cuEventQuery,
+    cuEventElapsedTime,
+    cuEventDestroy_v2,
+    cuGetErrorName,
+    cuGetErrorString,
+}
+
 /// Every symbol this library exports as the CUDA driver, for the link step
 /// that hides a scenario's `missing_symbols`.
-pub const EXPORTS: &[&str] = &[
-    "cuInit",
-    "cuDriverGetVersion",
-    "cuDeviceGetCount",
-    "cuDeviceGet",
-    "cuDeviceGetName",
-    "cuDeviceGetUuid",
-    "cuDeviceGetUuid_v2",
-    "cuDeviceGetPCIBusId",
-    "cuDeviceTotalMem_v2",
-    "cuDeviceGetAttribute",
-    "cuDevicePrimaryCtxRetain",
-    "cuDevicePrimaryCtxRelease_v2",
-    "cuCtxSetCurrent",
-    "cuCtxSynchronize",
-    "cuMemGetInfo_v2",
-    "cuMemAlloc_v2",
-    "cuMemFree_v2",
-    "cuMemcpyHtoD_v2",
-    "cuMemcpyDtoH_v2",
-    "cuMemcpyDtoD_v2",
-    "cuMemcpyHtoDAsync_v2",
-    "cuMemcpyDtoHAsync_v2",
-    "cuMemAllocHost_v2",
-    "cuMemFreeHost",
-    "cuModuleLoadData",
-    "cuModuleUnload",
-    "cuModuleGetFunction",
-    "cuLaunchKernel",
-    "cuEventCreate",
-    "cuEventRecord",
-    "cuEventSynchronize",
-    "cuEventQuery",
-    "cuEventElapsedTime",
-    "cuEventDestroy_v2",
-    "cuGetErrorName",
-    "cuGetErrorString",
-];
+pub const EXPORTS: &[&str] = Call::NAMES;
