@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::judge::requirements::{parse_size, parse_version, Requirements};
+use crate::cuda::version::parse_version;
+pub use crate::export::OutputFormat;
+use crate::judge::requirements::Requirements;
 use crate::probe::{Selection, Selector};
+use crate::units::parse_size;
 
 /// `--version`: the crate version, the git commit it was built from (short
 /// hash, `-dirty` with uncommitted changes, `unknown` outside git, e.g. from
@@ -273,18 +276,6 @@ pub struct BurnArgs {
     pub matmul: MatmulArgs,
     #[command(flatten)]
     pub require: RequireArgs,
-}
-
-/// How the report is printed on stdout. Each format is one exporter
-/// (`crate::export`); adding a format is adding a variant and its exporter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Human text (colour on a terminal unless NO_COLOR is set).
-    Text,
-    /// The versioned JSON report (docs/report.md).
-    Json,
-    /// Prometheus text exposition format.
-    Prometheus,
 }
 
 /// The report's format on stdout.

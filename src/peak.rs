@@ -8,7 +8,7 @@
 //! finished report (the driver's attributes and NVML's readings), so that
 //! every mode computes them alike; each missing input is named
 //! (`MissingInput`), never guessed.
-use crate::judge::requirements::parse_version;
+use crate::cuda::version::parse_version;
 use crate::report::{
     ClockSource, DeviceReport, Figure, MissingInput, Peak, Reading, Report, Telemetry, Transfer,
 };

@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use gpuprobe::cli::{parse_devices, parse_positive_duration, Cli, MAX_DURATION};
-use gpuprobe::judge::requirements::parse_size;
 use gpuprobe::modes::health;
 use gpuprobe::report::Report;
+use gpuprobe::units::parse_size;
 use proptest::prelude::*;
 
 /// Text a hostile user or a broken file might hold: printable noise, digits

@@ -72,6 +72,14 @@ impl From<(u32, u32)> for CudaVersion {
     }
 }
 
+/// "8.0" or "12" to (major, minor), for compute capabilities and CUDA
+/// versions alike; the grammar is `CudaVersion`'s.
+#[must_use]
+pub fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let v: CudaVersion = text.parse().ok()?;
+    Some((v.major, v.minor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

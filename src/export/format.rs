@@ -2,8 +2,19 @@
 use std::io::IsTerminal;
 
 use super::{Exporter, Json, Prometheus, Text};
-use crate::cli::OutputFormat;
 use crate::report::Report;
+
+/// How the report is printed on stdout. Each format is one exporter
+/// (`crate::export`); adding a format is adding a variant and its exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Human text (colour on a terminal unless NO_COLOR is set).
+    Text,
+    /// The versioned JSON report (docs/report.md).
+    Json,
+    /// Prometheus text exposition format.
+    Prometheus,
+}
 
 impl OutputFormat {
     /// Renders `report` for stdout in this format. Text is coloured only on

@@ -6,6 +6,7 @@ mod json;
 mod prometheus;
 mod text;
 
+pub use format::OutputFormat;
 pub use json::Json;
 pub use prometheus::Prometheus;
 pub use text::Text;

@@ -5,6 +5,7 @@
 //! measured value beside the required one, so a failed start says exactly
 //! which promise the machine did not keep. Like the diagnoses, the
 //! requirements judge a report; they know nothing of how it was probed.
+use crate::cuda::version::parse_version;
 use crate::cuda::CudaVersion;
 use crate::report::{Check, CheckStatus, DeviceReport, DeviceStatus, Figure, MissingInput, Report};
 use crate::stage::Stage;
@@ -199,52 +200,10 @@ fn judge_efficiency(device: &DeviceReport, need: f64, measured_speed: bool) -> C
     )
 }
 
-/// "8.0" or "12" to (major, minor), for compute capabilities and CUDA
-/// versions alike; the grammar is `CudaVersion`'s.
-#[must_use]
-pub fn parse_version(text: &str) -> Option<(u32, u32)> {
-    let v: CudaVersion = text.parse().ok()?;
-    Some((v.major, v.minor))
-}
-
-/// "16GiB", "500MB", "1.5 GiB", "2G" (binary, as Docker reads it), "1024".
-/// Not inlined: two flags parse sizes, and one copy is enough.
-#[inline(never)]
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (examples: 16GiB, 500MB)"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        "k" | "kib" => 1024.0,
-        "m" | "mib" => 1024.0 * 1024.0,
-        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ))
-        }
-    };
-    let bytes = value * scale;
-    if !bytes.is_finite() || bytes > u64::MAX as f64 {
-        return Err(format!("{text:?} is too large"));
-    }
-    Ok(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::parse_size;
 
     #[test]
     fn sizes() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::OutputFormat;
+use crate::export::OutputFormat;
 use crate::plot::{render_svg, Panel, Plot, Scale, Series};
 use crate::probe::progress::{Progress, Scope};
 use crate::probe::{self};

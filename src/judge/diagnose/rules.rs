@@ -462,7 +462,7 @@ fn remaps_rows(r: &Report, index: Option<u32>) -> Option<bool> {
         .iter()
         .find(|d| Some(d.index) == index)
         .and_then(|d| d.compute_capability.as_deref())
-        .and_then(crate::judge::requirements::parse_version)
+        .and_then(crate::cuda::version::parse_version)
         .map(|(major, _)| major >= 8)
 }
 
