@@ -146,8 +146,8 @@ pub unsafe extern "C" fn cublasCreate_v2(out: *mut *mut c_void) -> Status {
     // SAFETY: out-pointers to locals and a NUL-terminated image and name,
     // as cuda.h requires.
     let loaded = unsafe {
-        load(&mut module, IMAGE.as_ptr().cast()) == 0
-            && get_function(&mut sgemm, module, c"fakecublas_sgemm".as_ptr()) == 0
+        load(&raw mut module, IMAGE.as_ptr().cast()) == 0
+            && get_function(&raw mut sgemm, module, c"fakecublas_sgemm".as_ptr()) == 0
     };
     if !loaded {
         return NOT_INITIALIZED;
@@ -194,6 +194,10 @@ pub unsafe extern "C" fn cublasSetMathMode(raw: *mut c_void, mode: c_int) -> Sta
 }
 
 #[no_mangle]
+#[allow(
+    clippy::similar_names,
+    reason = "transa and transb are cublas<t>gemm's own parameter names"
+)]
 pub unsafe extern "C" fn cublasSgemm_v2(
     raw: *mut c_void,
     transa: c_int,

@@ -25,6 +25,7 @@ pub struct Held(#[allow(dead_code)] File);
 /// Windows build of the fake (nvcuda.dll under wine) models no lock: its
 /// scenarios hang no call.
 #[cfg(not(unix))]
+#[must_use = "the lock is held only while the guard lives"]
 pub fn acquire() -> Option<Held> {
     None
 }
@@ -32,6 +33,7 @@ pub fn acquire() -> Option<Held> {
 /// Takes the driver lock, waiting as long as another call holds it; `None`
 /// when the scenario was prepared without one (nothing to wait on).
 #[cfg(unix)]
+#[must_use = "the lock is held only while the guard lives"]
 pub fn acquire() -> Option<Held> {
     // Keeps the destructor in every library that takes the lock (an archive
     // member is linked only when something in it is needed).

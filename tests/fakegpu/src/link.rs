@@ -12,6 +12,7 @@
 //! own process), so the cache takes no lock: each process links into a
 //! folder of its own and renames it into place; the first rename wins and
 //! the others drop their copy. A reader only ever sees complete entries.
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -41,6 +42,8 @@ pub fn place(library: &Library, dir: &Path) -> Result<(), String> {
 
 /// The cached library, linked now if it is not there yet.
 fn cached(library: &Library, archive: &Path) -> Result<PathBuf, String> {
+    /// Scratch folders this process has made, for unique names.
+    static N: AtomicU32 = AtomicU32::new(0);
     let cache = archive.with_file_name("fakegpu-libs");
     // A rebuilt archive (new size or modification time) starts a new
     // generation; older generations are removed when the first library of
@@ -66,7 +69,6 @@ fn cached(library: &Library, archive: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(cache.join(&generation))
         .map_err(|e| format!("{}: {e}", cache.display()))?;
     remove_other_generations(&cache, &generation);
-    static N: AtomicU32 = AtomicU32::new(0);
     let scratch = cache.join(format!(
         "{generation}.tmp-{}-{}",
         std::process::id(),
@@ -135,14 +137,11 @@ fn archive() -> Result<PathBuf, String> {
 /// (old) driver would export.
 fn link(library: &Library, archive: &Path, cc: &str, dir: &Path) -> Result<(), String> {
     let map = dir.join(format!("{}.map", library.file));
-    let script = format!(
-        "{{\n  global:\n{}  local: *;\n}};\n",
-        library
-            .exported
-            .iter()
-            .map(|s| format!("    {s};\n"))
-            .collect::<String>()
-    );
+    let mut script = String::from("{\n  global:\n");
+    for symbol in library.exported {
+        let _ = writeln!(script, "    {symbol};");
+    }
+    script.push_str("  local: *;\n};\n");
     std::fs::write(&map, script).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(cc);
     cmd.arg("-shared")

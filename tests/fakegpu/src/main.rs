@@ -24,6 +24,7 @@
 mod link;
 mod windows;
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -59,58 +60,7 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = dir.canonicalize().map_err(|e| e.to_string())?;
     let cuda_dir = dir.join(&scenario.cuda_library_dir);
-    if scenario.cuda_library {
-        std::fs::create_dir_all(&cuda_dir).map_err(|e| e.to_string())?;
-        let exported = scenario.cuda_exports();
-        // A real driver installs libcuda.so.VERSION and the SONAME link.
-        let file = scenario
-            .cuda_library_version
-            .as_ref()
-            .map_or("libcuda.so.1".to_string(), |v| format!("libcuda.so.{v}"));
-        link::place(
-            &Library {
-                file: &file,
-                soname: "libcuda.so.1",
-                exported: &exported,
-            },
-            &cuda_dir,
-        )?;
-        if file != "libcuda.so.1" {
-            symlink(&file, &cuda_dir.join("libcuda.so.1"))?;
-        }
-    }
-    if scenario.nvml.present {
-        link::place(
-            &Library {
-                file: "libnvidia-ml.so.1",
-                soname: "libnvidia-ml.so.1",
-                exported: &fakegpu::nvml::exports_for(&scenario.nvml.driver_version),
-            },
-            &dir,
-        )?;
-    }
-    if let Some(cublas) = &scenario.cublas {
-        // What the toolkit or the wheel installs: the SONAME a program
-        // loads, cuBLAS itself loading libcuda.so.1 (cublas.rs). The real
-        // wheels' libcublas also NEEDs libcublasLt beside it (found through
-        // its RUNPATH or RPATH of $ORIGIN); the fake needs none.
-        let folder = match cublas.place.wheel_folder() {
-            None => dir.clone(),
-            Some(wheel) => dir
-                .join("root")
-                .join(cublas.site_packages.trim_start_matches('/'))
-                .join(wheel),
-        };
-        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-        link::place(
-            &Library {
-                file: &cublas.soname,
-                soname: &cublas.soname,
-                exported: fakegpu::cublas::EXPORTS,
-            },
-            &folder,
-        )?;
-    }
+    place_libraries(&scenario, &dir, &cuda_dir)?;
     let rm = dir.join("rm");
     // A fresh view: nothing queued, nothing taken (a folder prepared again
     // must not keep the last run's).
@@ -119,26 +69,7 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
     let root = dir.join("root");
     lay_out_root(&scenario, &root, &dir)?;
     if let Some(injected) = scenario.host.driver_mounts {
-        // A container's mount table: an overlay root, and (as the toolkit
-        // does) each driver library bind-mounted from the host.
-        let mut table = String::from("21 1 0:40 / / rw,relatime master:1 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l\n");
-        if injected {
-            let mut id = 30;
-            let mut mounted = vec![dir.join("libnvidia-ml.so.1")];
-            if !scenario.cuda_library_in_image {
-                mounted.insert(0, cuda_dir.join("libcuda.so.1"));
-            }
-            for lib in mounted {
-                if let Ok(real) = lib.canonicalize() {
-                    table.push_str(&format!(
-                        "{id} 21 259:2 /usr/lib/x86_64-linux-gnu/{} {} ro,nosuid,nodev,relatime master:1 - ext4 /dev/nvme0n1p2 rw\n",
-                        real.file_name().unwrap_or_default().to_string_lossy(),
-                        real.display()
-                    ));
-                    id += 1;
-                }
-            }
-        }
+        let table = mount_table(&scenario, &dir, &cuda_dir, injected);
         let proc_self = root.join("proc/self");
         std::fs::create_dir_all(&proc_self).map_err(|e| e.to_string())?;
         std::fs::write(proc_self.join("mountinfo"), table).map_err(|e| e.to_string())?;
@@ -174,8 +105,95 @@ fn prepare(scenario_path: &str, dir: &Path) -> Result<(), String> {
     for (k, v) in &scenario.env {
         env.push((k.clone(), v.replace("{dir}", &dir_text)));
     }
-    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let text = env.iter().fold(String::new(), |mut text, (k, v)| {
+        let _ = writeln!(text, "{k}={v}");
+        text
+    });
     std::fs::write(dir.join("env"), text).map_err(|e| e.to_string())
+}
+
+/// The scenario's libraries: libcuda (in `cuda_dir`), NVML and cuBLAS, each
+/// where the scenario has it.
+fn place_libraries(scenario: &Scenario, dir: &Path, cuda_dir: &Path) -> Result<(), String> {
+    if scenario.cuda_library {
+        std::fs::create_dir_all(cuda_dir).map_err(|e| e.to_string())?;
+        let exported = scenario.cuda_exports();
+        // A real driver installs libcuda.so.VERSION and the SONAME link.
+        let file = scenario
+            .cuda_library_version
+            .as_ref()
+            .map_or("libcuda.so.1".to_string(), |v| format!("libcuda.so.{v}"));
+        link::place(
+            &Library {
+                file: &file,
+                soname: "libcuda.so.1",
+                exported: &exported,
+            },
+            cuda_dir,
+        )?;
+        if file != "libcuda.so.1" {
+            symlink(&file, &cuda_dir.join("libcuda.so.1"))?;
+        }
+    }
+    if scenario.nvml.present {
+        link::place(
+            &Library {
+                file: "libnvidia-ml.so.1",
+                soname: "libnvidia-ml.so.1",
+                exported: &fakegpu::nvml::exports_for(&scenario.nvml.driver_version),
+            },
+            dir,
+        )?;
+    }
+    if let Some(cublas) = &scenario.cublas {
+        // What the toolkit or the wheel installs: the SONAME a program
+        // loads, cuBLAS itself loading libcuda.so.1 (cublas.rs). The real
+        // wheels' libcublas also NEEDs libcublasLt beside it (found through
+        // its RUNPATH or RPATH of $ORIGIN); the fake needs none.
+        let folder = match cublas.place.wheel_folder() {
+            None => dir.to_path_buf(),
+            Some(wheel) => dir
+                .join("root")
+                .join(cublas.site_packages.trim_start_matches('/'))
+                .join(wheel),
+        };
+        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        link::place(
+            &Library {
+                file: &cublas.soname,
+                soname: &cublas.soname,
+                exported: fakegpu::cublas::EXPORTS,
+            },
+            &folder,
+        )?;
+    }
+    Ok(())
+}
+
+/// A container's mount table (/proc/self/mountinfo): an overlay root, and
+/// (`injected`, as the toolkit does) each driver library bind-mounted from
+/// the host.
+fn mount_table(scenario: &Scenario, dir: &Path, cuda_dir: &Path, injected: bool) -> String {
+    let mut table = String::from("21 1 0:40 / / rw,relatime master:1 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l\n");
+    if injected {
+        let mut id = 30;
+        let mut mounted = vec![dir.join("libnvidia-ml.so.1")];
+        if !scenario.cuda_library_in_image {
+            mounted.insert(0, cuda_dir.join("libcuda.so.1"));
+        }
+        for lib in mounted {
+            if let Ok(real) = lib.canonicalize() {
+                let _ = writeln!(
+                    table,
+                    "{id} 21 259:2 /usr/lib/x86_64-linux-gnu/{} {} ro,nosuid,nodev,relatime master:1 - ext4 /dev/nvme0n1p2 rw",
+                    real.file_name().unwrap_or_default().to_string_lossy(),
+                    real.display()
+                );
+                id += 1;
+            }
+        }
+    }
+    table
 }
 
 fn symlink(target: &str, link: &Path) -> Result<(), String> {

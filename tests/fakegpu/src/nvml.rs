@@ -669,10 +669,10 @@ pub unsafe extern "C" fn nvmlDeviceGetEccMode(
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, Field::Ecc, |n| unsafe {
         let r = put(current, enabled(n.ecc_enabled));
-        if r != SUCCESS {
-            r
-        } else {
+        if r == SUCCESS {
             put(pending, enabled(n.ecc_enabled))
+        } else {
+            r
         }
     })
 }
@@ -692,8 +692,9 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEccErrors(
         let v = match (error_type, counter) {
             (1, 0) => n.ecc_uncorrected_volatile,
             (1, 1) => n.ecc_uncorrected_aggregate,
-            (0, 0) => n.ecc_corrected_volatile,
-            (0, 1) => n.ecc_corrected_volatile,
+            // One corrected count in the scenario: volatile and
+            // aggregate alike.
+            (0, 0 | 1) => n.ecc_corrected_volatile,
             _ => return INVALID_ARGUMENT,
         };
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
@@ -781,10 +782,10 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
     device_call(device, Field::MigMode, |n| unsafe {
         let r = put(current, enabled(n.mig_mode));
-        if r != SUCCESS {
-            r
-        } else {
+        if r == SUCCESS {
             put(pending, enabled(n.mig_mode))
+        } else {
+            r
         }
     })
 }

@@ -193,6 +193,7 @@ impl Default for Nvml {
     }
 }
 
+#[must_use]
 pub fn default_kernel_driver() -> String {
     "550.54.15".into()
 }
@@ -234,10 +235,18 @@ pub struct Host {
     pub runs_as_root: bool,
 }
 
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "the serde default of an Option field (null is a value of its own)"
+)]
 fn injected() -> Option<bool> {
     Some(true)
 }
 
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "the serde default of an Option field (null is a value of its own)"
+)]
 fn default_proc() -> Option<String> {
     Some(String::new())
 }
@@ -249,7 +258,7 @@ impl Default for Host {
             dev_unopenable: Vec::new(),
             dev_without_driver: Vec::new(),
             proc_driver_version: default_proc(),
-            files: Default::default(),
+            files: std::collections::BTreeMap::new(),
             driver_mounts: injected(),
             runs_as_root: false,
         }
@@ -954,6 +963,7 @@ impl Scenario {
 
 /// "GPU-" (or "MIG-" for a MIG instance) followed by 32 hex digits in
 /// 8-4-4-4-12 groups, to 16 bytes.
+#[must_use]
 pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     let hex: String = text
         .strip_prefix("GPU-")

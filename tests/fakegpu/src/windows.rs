@@ -10,6 +10,7 @@
 //! linked in statically, so the DLLs need nothing beside them but Windows'
 //! own libraries. No device nodes or /proc files: Windows has none, and the
 //! scenario file is named by FAKEGPU_SCENARIO as on Linux.
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -37,13 +38,10 @@ pub fn prepare(scenario_path: &str, dir: &Path, archive: &Path) -> Result<(), St
 
 fn link(file: &str, exported: &[&str], archive: &Path, dir: &Path) -> Result<(), String> {
     let def = dir.join(format!("{file}.def"));
-    let text = format!(
-        "LIBRARY {file}\nEXPORTS\n{}",
-        exported
-            .iter()
-            .map(|s| format!("    {s}\n"))
-            .collect::<String>()
-    );
+    let mut text = format!("LIBRARY {file}\nEXPORTS\n");
+    for symbol in exported {
+        let _ = writeln!(text, "    {symbol}");
+    }
     std::fs::write(&def, text).map_err(|e| format!("{}: {e}", def.display()))?;
     let mut cmd = Command::new(compiler());
     cmd.arg("-shared")

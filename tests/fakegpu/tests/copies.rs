@@ -40,6 +40,7 @@ unsafe fn timed(work: impl FnOnce()) -> (f32, bool) {
 
 #[test]
 fn copies_and_pinned_memory_behave_as_the_driver_does() {
+    const BYTES: usize = 64 << 20;
     // The healthy H100: memory 90% of 2 x 2619 MHz x 5120 bits / 8, host
     // copies 85% of a Gen5 x16 link.
     std::env::set_var(
@@ -48,7 +49,6 @@ fn copies_and_pinned_memory_behave_as_the_driver_does() {
     );
     let memory = 0.9 * 2.0 * 2619e6 * 5120.0 / 8.0;
     let link = 0.85 * 32e9 * 128.0 / 130.0 * 16.0 / 8.0;
-    const BYTES: usize = 64 << 20;
     unsafe {
         assert_eq!(cuInit(0), 0);
         let mut host: *mut c_void = std::ptr::null_mut();
@@ -86,7 +86,7 @@ fn copies_and_pinned_memory_behave_as_the_driver_does() {
             assert_eq!(
                 cuMemcpyHtoDAsync_v2(a, host, BYTES, std::ptr::null_mut()),
                 0
-            )
+            );
         });
         assert!(!early, "a pinned copy runs after the call returns");
         let want = BYTES as f64 / link * 1e3;
@@ -111,7 +111,7 @@ fn copies_and_pinned_memory_behave_as_the_driver_does() {
             assert_eq!(
                 cuMemcpyDtoHAsync_v2(host, b, BYTES, std::ptr::null_mut()),
                 0
-            )
+            );
         });
         assert!(!early);
         assert!(pinned().iter().enumerate().all(|(i, x)| *x == i as u8));

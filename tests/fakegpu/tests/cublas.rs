@@ -6,7 +6,9 @@
 //! driver already loaded under its SONAME (libcuda.so.1).
 use std::ffi::{c_int, c_void};
 
-use libloading::{Library, Symbol};
+use std::path::{Path, PathBuf};
+
+use libloading::Library;
 
 type Res = c_int;
 
@@ -44,8 +46,172 @@ fn tf32(x: f32) -> f32 {
     f32::from_bits(bits.wrapping_add(0x0fff + ((bits >> 13) & 1)) & !0x1fff)
 }
 
-#[test]
-fn sgemm_computes_what_cublas_documents_and_takes_gpu_time() {
+type Sgemm = unsafe extern "C" fn(
+    *mut c_void,
+    c_int,
+    c_int,
+    c_int,
+    c_int,
+    c_int,
+    *const f32,
+    u64,
+    c_int,
+    u64,
+    c_int,
+    *const f32,
+    u64,
+    c_int,
+) -> Res;
+
+/// The entry points the test calls, from the libraries `fakegpu prepare`
+/// laid out.
+struct Api {
+    _cuda: Library,
+    _cublas: Library,
+    init: unsafe extern "C" fn(u32) -> Res,
+    retain: unsafe extern "C" fn(*mut *mut c_void, c_int) -> Res,
+    set: unsafe extern "C" fn(*mut c_void) -> Res,
+    alloc: unsafe extern "C" fn(*mut u64, usize) -> Res,
+    up: unsafe extern "C" fn(u64, *const c_void, usize) -> Res,
+    down: unsafe extern "C" fn(*mut c_void, u64, usize) -> Res,
+    event: unsafe extern "C" fn(*mut *mut c_void, u32) -> Res,
+    record: unsafe extern "C" fn(*mut c_void, *mut c_void) -> Res,
+    sync: unsafe extern "C" fn(*mut c_void) -> Res,
+    elapsed: unsafe extern "C" fn(*mut f32, *mut c_void, *mut c_void) -> Res,
+    create: unsafe extern "C" fn(*mut *mut c_void) -> Res,
+    math: unsafe extern "C" fn(*mut c_void, c_int) -> Res,
+    sgemm: Sgemm,
+}
+
+impl Api {
+    /// # Safety
+    /// `dir` holds the fake's libcuda.so.1 and libcublas.so.12, which run
+    /// no initialiser of consequence; each signature is cuda.h's or
+    /// cublas_api.h's.
+    unsafe fn load(dir: &Path) -> Api {
+        unsafe {
+            let cuda = Library::new(dir.join("libcuda.so.1")).unwrap();
+            let cublas = Library::new(dir.join("libcublas.so.12")).unwrap();
+            Api {
+                init: *cuda.get(b"cuInit").unwrap(),
+                retain: *cuda.get(b"cuDevicePrimaryCtxRetain").unwrap(),
+                set: *cuda.get(b"cuCtxSetCurrent").unwrap(),
+                alloc: *cuda.get(b"cuMemAlloc_v2").unwrap(),
+                up: *cuda.get(b"cuMemcpyHtoD_v2").unwrap(),
+                down: *cuda.get(b"cuMemcpyDtoH_v2").unwrap(),
+                event: *cuda.get(b"cuEventCreate").unwrap(),
+                record: *cuda.get(b"cuEventRecord").unwrap(),
+                sync: *cuda.get(b"cuEventSynchronize").unwrap(),
+                elapsed: *cuda.get(b"cuEventElapsedTime").unwrap(),
+                create: *cublas.get(b"cublasCreate_v2").unwrap(),
+                math: *cublas.get(b"cublasSetMathMode").unwrap(),
+                sgemm: *cublas.get(b"cublasSgemm_v2").unwrap(),
+                _cuda: cuda,
+                _cublas: cublas,
+            }
+        }
+    }
+
+    /// A device buffer holding `host`.
+    unsafe fn buffer(&self, host: &[f32]) -> u64 {
+        let mut d = 0u64;
+        unsafe {
+            assert_eq!((self.alloc)(&raw mut d, host.len() * 4), 0);
+            assert_eq!((self.up)(d, host.as_ptr().cast(), host.len() * 4), 0);
+        }
+        d
+    }
+}
+
+/// op(A) 5 x 3 from A^T stored 3 x 5 (lda 4); op(B) 3 x 7 stored as is
+/// (ldb 3); C 5 x 7 at ldc 6, the padding row left alone. The values have
+/// more than TF32's mantissa, so the math mode shows.
+struct Problem {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c0: Vec<f32>,
+    alpha: f32,
+    beta: f32,
+}
+
+const M: usize = 5;
+const N: usize = 7;
+const K: usize = 3;
+const LDA: usize = 4;
+const LDB: usize = 3;
+const LDC: usize = 6;
+
+impl Problem {
+    fn new() -> Problem {
+        Problem {
+            a: (0..LDA * M).map(|i| 1.0 + i as f32 / 4096.0).collect(),
+            b: (0..LDB * N).map(|i| 2.0 - i as f32 / 8192.0).collect(),
+            c0: (0..LDC * N).map(|i| i as f32).collect(),
+            alpha: 1.5,
+            beta: 0.5,
+        }
+    }
+
+    /// C as cuBLAS documents it, with the inputs through `round`.
+    fn want(&self, round: fn(f32) -> f32) -> Vec<f32> {
+        let mut c = self.c0.clone();
+        reference(
+            (M, N, K),
+            &self.a,
+            LDA,
+            true,
+            &self.b,
+            LDB,
+            false,
+            (self.alpha, self.beta),
+            &mut c,
+            LDC,
+            round,
+        );
+        c
+    }
+}
+
+/// Runs the problem's GEMM in math `mode` between two events; C as it
+/// came back, and the events' milliseconds.
+unsafe fn timed_gemm(api: &Api, handle: *mut c_void, p: &Problem, mode: c_int) -> (Vec<f32>, f32) {
+    unsafe {
+        assert_eq!((api.math)(handle, mode), 0);
+        let (da, db, dc) = (api.buffer(&p.a), api.buffer(&p.b), api.buffer(&p.c0));
+        let (mut e0, mut e1) = (std::ptr::null_mut(), std::ptr::null_mut());
+        assert_eq!((api.event)(&raw mut e0, 0), 0);
+        assert_eq!((api.event)(&raw mut e1, 0), 0);
+        assert_eq!((api.record)(e0, std::ptr::null_mut()), 0);
+        let r = (api.sgemm)(
+            handle,
+            1,
+            0,
+            M as c_int,
+            N as c_int,
+            K as c_int,
+            &raw const p.alpha,
+            da,
+            LDA as c_int,
+            db,
+            LDB as c_int,
+            &raw const p.beta,
+            dc,
+            LDC as c_int,
+        );
+        assert_eq!(r, 0);
+        assert_eq!((api.record)(e1, std::ptr::null_mut()), 0);
+        assert_eq!((api.sync)(e1), 0);
+        let mut ms = 0f32;
+        assert_eq!((api.elapsed)(&raw mut ms, e0, e1), 0);
+        let mut got = vec![0f32; p.c0.len()];
+        assert_eq!((api.down)(got.as_mut_ptr().cast(), dc, got.len() * 4), 0);
+        (got, ms)
+    }
+}
+
+/// Lays out the cublas scenario with `fakegpu prepare` and takes on the
+/// environment it prepared.
+fn prepared() -> PathBuf {
     // `prepare` links the fake's libraries from its static library, which
     // only `cargo build -p fakegpu` makes (a test build makes the rlib).
     let built = std::process::Command::new(env!("CARGO"))
@@ -70,160 +236,39 @@ fn sgemm_computes_what_cublas_documents_and_takes_gpu_time() {
         let (k, v) = line.split_once('=').unwrap();
         std::env::set_var(k, v);
     }
-    // SAFETY: the fake libraries run no initialiser of consequence; every
-    // call below passes what cuda.h and cublas_api.h require.
+    dir
+}
+
+#[test]
+fn sgemm_computes_what_cublas_documents_and_takes_gpu_time() {
+    let dir = prepared();
+    let p = Problem::new();
+    // SAFETY: every call passes what cuda.h and cublas_api.h require.
     unsafe {
-        let cuda = Library::new(dir.join("libcuda.so.1")).unwrap();
-        let cublas = Library::new(dir.join("libcublas.so.12")).unwrap();
-        let init: Symbol<unsafe extern "C" fn(u32) -> Res> = cuda.get(b"cuInit").unwrap();
-        let retain: Symbol<unsafe extern "C" fn(*mut *mut c_void, c_int) -> Res> =
-            cuda.get(b"cuDevicePrimaryCtxRetain").unwrap();
-        let set: Symbol<unsafe extern "C" fn(*mut c_void) -> Res> =
-            cuda.get(b"cuCtxSetCurrent").unwrap();
-        let alloc: Symbol<unsafe extern "C" fn(*mut u64, usize) -> Res> =
-            cuda.get(b"cuMemAlloc_v2").unwrap();
-        let up: Symbol<unsafe extern "C" fn(u64, *const c_void, usize) -> Res> =
-            cuda.get(b"cuMemcpyHtoD_v2").unwrap();
-        let down: Symbol<unsafe extern "C" fn(*mut c_void, u64, usize) -> Res> =
-            cuda.get(b"cuMemcpyDtoH_v2").unwrap();
-        let event: Symbol<unsafe extern "C" fn(*mut *mut c_void, u32) -> Res> =
-            cuda.get(b"cuEventCreate").unwrap();
-        let record: Symbol<unsafe extern "C" fn(*mut c_void, *mut c_void) -> Res> =
-            cuda.get(b"cuEventRecord").unwrap();
-        let sync: Symbol<unsafe extern "C" fn(*mut c_void) -> Res> =
-            cuda.get(b"cuEventSynchronize").unwrap();
-        let elapsed: Symbol<unsafe extern "C" fn(*mut f32, *mut c_void, *mut c_void) -> Res> =
-            cuda.get(b"cuEventElapsedTime").unwrap();
-        let create: Symbol<unsafe extern "C" fn(*mut *mut c_void) -> Res> =
-            cublas.get(b"cublasCreate_v2").unwrap();
-        let math: Symbol<unsafe extern "C" fn(*mut c_void, c_int) -> Res> =
-            cublas.get(b"cublasSetMathMode").unwrap();
-        type Sgemm = unsafe extern "C" fn(
-            *mut c_void,
-            c_int,
-            c_int,
-            c_int,
-            c_int,
-            c_int,
-            *const f32,
-            u64,
-            c_int,
-            u64,
-            c_int,
-            *const f32,
-            u64,
-            c_int,
-        ) -> Res;
-        let sgemm: Symbol<Sgemm> = cublas.get(b"cublasSgemm_v2").unwrap();
-
-        assert_eq!(init(0), 0);
+        let api = Api::load(&dir);
+        assert_eq!((api.init)(0), 0);
         let mut ctx = std::ptr::null_mut();
-        assert_eq!(retain(&raw mut ctx, 0), 0);
-        assert_eq!(set(ctx), 0);
+        assert_eq!((api.retain)(&raw mut ctx, 0), 0);
+        assert_eq!((api.set)(ctx), 0);
         let mut handle = std::ptr::null_mut();
-        assert_eq!(create(&raw mut handle), 0);
-
-        // op(A) 5 x 3 from A^T stored 3 x 5 (lda 4); op(B) 3 x 7 stored as
-        // is (ldb 3); C 5 x 7 at ldc 6, the padding row left alone.
-        let (m, n, k) = (5usize, 7usize, 3usize);
-        let (lda, ldb, ldc) = (4usize, 3usize, 6usize);
-        // Values with more than TF32's mantissa, so the math mode shows.
-        let a: Vec<f32> = (0..lda * m).map(|i| 1.0 + i as f32 / 4096.0).collect();
-        let b: Vec<f32> = (0..ldb * n).map(|i| 2.0 - i as f32 / 8192.0).collect();
-        let c0: Vec<f32> = (0..ldc * n).map(|i| i as f32).collect();
-        let buffer = |host: &[f32]| {
-            let mut d = 0u64;
-            assert_eq!(alloc(&raw mut d, host.len() * 4), 0);
-            assert_eq!(up(d, host.as_ptr().cast(), host.len() * 4), 0);
-            d
-        };
-        let (da, db) = (buffer(&a), buffer(&b));
-        let (alpha, beta) = (1.5f32, 0.5f32);
+        assert_eq!((api.create)(&raw mut handle), 0);
         for (mode, round) in [(0, (|x| x) as fn(f32) -> f32), (3, tf32)] {
-            assert_eq!(math(handle, mode), 0);
-            let dc = buffer(&c0);
-            let (mut e0, mut e1) = (std::ptr::null_mut(), std::ptr::null_mut());
-            assert_eq!(event(&raw mut e0, 0), 0);
-            assert_eq!(event(&raw mut e1, 0), 0);
-            assert_eq!(record(e0, std::ptr::null_mut()), 0);
-            let r = sgemm(
-                handle,
-                1,
-                0,
-                m as c_int,
-                n as c_int,
-                k as c_int,
-                &alpha,
-                da,
-                lda as c_int,
-                db,
-                ldb as c_int,
-                &beta,
-                dc,
-                ldc as c_int,
-            );
-            assert_eq!(r, 0);
-            assert_eq!(record(e1, std::ptr::null_mut()), 0);
-            assert_eq!(sync(e1), 0);
-            let mut ms = 0f32;
-            assert_eq!(elapsed(&raw mut ms, e0, e1), 0);
+            let (got, ms) = timed_gemm(&api, handle, &p, mode);
             assert!(ms > 0.0, "the GEMM is a launch, and takes GPU time");
-            let mut got = vec![0f32; c0.len()];
-            assert_eq!(down(got.as_mut_ptr().cast(), dc, got.len() * 4), 0);
-            let mut want = c0.clone();
-            reference(
-                (m, n, k),
-                &a,
-                lda,
-                true,
-                &b,
-                ldb,
-                false,
-                (alpha, beta),
-                &mut want,
-                ldc,
-                round,
-            );
-            assert_eq!(got, want, "math mode {mode}");
+            assert_eq!(got, p.want(round), "math mode {mode}");
         }
         // The two modes differ on these inputs: the TF32 rounding happened.
-        let mut plain = c0.clone();
-        reference(
-            (m, n, k),
-            &a,
-            lda,
-            true,
-            &b,
-            ldb,
-            false,
-            (alpha, beta),
-            &mut plain,
-            ldc,
-            |x| x,
-        );
-        let mut rounded = c0.clone();
-        reference(
-            (m, n, k),
-            &a,
-            lda,
-            true,
-            &b,
-            ldb,
-            false,
-            (alpha, beta),
-            &mut rounded,
-            ldc,
-            tf32,
-        );
-        assert_ne!(plain, rounded);
+        assert_ne!(p.want(|x| x), p.want(tf32));
         // Argument checks as cublas_api.h lists them.
-        let bad = sgemm(handle, 0, 0, 5, 7, 3, &alpha, da, 4, db, 2, &beta, da, 6);
+        let (da, db) = (api.buffer(&p.a), api.buffer(&p.b));
+        let (alpha, beta) = (&raw const p.alpha, &raw const p.beta);
+        let bad = (api.sgemm)(handle, 0, 0, 5, 7, 3, alpha, da, 4, db, 2, beta, da, 6);
         assert_eq!(bad, 7, "ldb < k is CUBLAS_STATUS_INVALID_VALUE");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
+fn tempfile_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fakegpu-cublas-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

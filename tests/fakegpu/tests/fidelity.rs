@@ -81,6 +81,7 @@ unsafe fn sgemm(n: usize, grid: [u32; 3], block: [u32; 3], m_arg: i32) -> Result
 }
 
 #[test]
+#[allow(clippy::float_cmp, reason = "sums of ones are exact in f32")]
 fn the_fake_answers_as_the_driver_would() {
     std::env::set_var(
         "FAKEGPU_SCENARIO",
@@ -89,6 +90,31 @@ fn the_fake_answers_as_the_driver_would() {
             "/../scenarios/multi-gpu-one-corrupt.json"
         ),
     );
+    // In this order: the fake's state is per process.
+    unsafe {
+        initialisation_and_devices();
+        let mut ctx: *mut c_void = std::ptr::null_mut();
+        assert_eq!(cuDevicePrimaryCtxRetain(&raw mut ctx, 0), 0);
+        assert_eq!(cuCtxSetCurrent(ctx), 0);
+        launches_within_the_hardware_limits();
+        events_without_timing_cannot_be_timed();
+        unloading_a_module_invalidates_its_functions();
+        copies_stay_inside_and_a_bad_write_sticks();
+        // Another device is unaffected, and corrupts its copies as configured.
+        assert_eq!(cuDevicePrimaryCtxRetain(&raw mut ctx, 2), 0);
+        assert_eq!(cuCtxSetCurrent(ctx), 0);
+        let c = sgemm(20, [2, 2, 1], [16, 16, 1], 20).unwrap();
+        assert_eq!(
+            c.iter().filter(|x| **x != 20.0).count(),
+            1,
+            "GPU 2 corrupts one element"
+        );
+    }
+}
+
+/// Calls before cuInit fail; the devices' bus ids are CUDA's; nothing is
+/// allocated without a context.
+unsafe fn initialisation_and_devices() {
     unsafe {
         let mut count = 0;
         assert_eq!(
@@ -114,20 +140,20 @@ fn the_fake_answers_as_the_driver_would() {
             INVALID_CONTEXT,
             "allocation without a context"
         );
+    }
+}
 
-        let mut ctx: *mut c_void = std::ptr::null_mut();
-        assert_eq!(cuDevicePrimaryCtxRetain(&raw mut ctx, 0), 0);
-        assert_eq!(cuCtxSetCurrent(ctx), 0);
-
-        // A correct launch computes n for every element of ones x ones.
+/// A correct launch computes n for every element of ones x ones (exactly:
+/// sums of ones); a short grid shows; the hardware limits are enforced.
+#[allow(clippy::float_cmp, reason = "sums of ones are exact in f32")]
+unsafe fn launches_within_the_hardware_limits() {
+    let all_n = |c: &[f32]| c.iter().all(|x| *x == 20.0);
+    unsafe {
         let c = sgemm(20, [2, 2, 1], [16, 16, 1], 20).unwrap();
-        assert!(c.iter().all(|x| *x == 20.0), "correct launch");
-
+        assert!(all_n(&c), "correct launch");
         // A grid one block short leaves the last tile unwritten.
         let c = sgemm(20, [1, 2, 1], [16, 16, 1], 20).unwrap();
-        assert!(c.iter().any(|x| *x != 20.0), "short grid must show");
-
-        // Hardware limits are enforced.
+        assert!(!all_n(&c), "short grid must show");
         assert_eq!(
             sgemm(20, [2, 2, 1], [64, 32, 1], 20).unwrap_err(),
             INVALID_VALUE,
@@ -138,8 +164,11 @@ fn the_fake_answers_as_the_driver_would() {
             INVALID_VALUE,
             "empty grid"
         );
+    }
+}
 
-        // Events created without timing cannot be timed.
+unsafe fn events_without_timing_cannot_be_timed() {
+    unsafe {
         let (mut e0, mut e1) = (std::ptr::null_mut(), std::ptr::null_mut());
         assert_eq!(cuEventCreate(&raw mut e0, 2), 0);
         assert_eq!(cuEventCreate(&raw mut e1, 2), 0);
@@ -147,8 +176,11 @@ fn the_fake_answers_as_the_driver_would() {
         assert_eq!(cuEventRecord(e1, std::ptr::null_mut()), 0);
         let mut ms = 0f32;
         assert_eq!(cuEventElapsedTime(&raw mut ms, e0, e1), INVALID_HANDLE);
+    }
+}
 
-        // Unloading a module invalidates its functions.
+unsafe fn unloading_a_module_invalidates_its_functions() {
+    unsafe {
         let mut module: *mut c_void = std::ptr::null_mut();
         assert_eq!(cuModuleLoadData(&raw mut module, ptx().as_ptr().cast()), 0);
         let mut f: *mut c_void = std::ptr::null_mut();
@@ -178,8 +210,13 @@ fn the_fake_answers_as_the_driver_would() {
             INVALID_HANDLE
         );
         assert_eq!(cuModuleUnload(module), INVALID_HANDLE, "unloaded twice");
+    }
+}
 
-        // Copies must stay inside their allocation.
+/// Copies must stay inside their allocation; writing past C (m one row too
+/// many) is an illegal address, and the context stays broken, as on a GPU.
+unsafe fn copies_stay_inside_and_a_bad_write_sticks() {
+    unsafe {
         let mut small = 0u64;
         assert_eq!(cuMemAlloc_v2(&raw mut small, 16), 0);
         let buf = [0u8; 32];
@@ -187,27 +224,15 @@ fn the_fake_answers_as_the_driver_would() {
             cuMemcpyHtoD_v2(small, buf.as_ptr().cast(), 32),
             INVALID_VALUE
         );
-
-        // Writing past C (m one row too many) is an illegal address, and the
-        // context stays broken, as on a GPU.
         assert_eq!(
             sgemm(16, [1, 2, 1], [16, 16, 1], 17).unwrap_err(),
             ILLEGAL_ADDRESS
         );
+        let mut ptr = 0u64;
         assert_eq!(
             cuMemAlloc_v2(&raw mut ptr, 64),
             ILLEGAL_ADDRESS,
             "sticky error"
-        );
-
-        // Another device is unaffected, and corrupts its copies as configured.
-        assert_eq!(cuDevicePrimaryCtxRetain(&raw mut ctx, 2), 0);
-        assert_eq!(cuCtxSetCurrent(ctx), 0);
-        let c = sgemm(20, [2, 2, 1], [16, 16, 1], 20).unwrap();
-        assert_eq!(
-            c.iter().filter(|x| **x != 20.0).count(),
-            1,
-            "GPU 2 corrupts one element"
         );
     }
 }

@@ -59,19 +59,19 @@ fn cuda(path: &str) -> Result<Value, String> {
             .map_err(|e| e.to_string())?;
 
         let mut version = -1;
-        let version_rc = get_version(&mut version);
+        let version_rc = get_version(&raw mut version);
         let mut before = -1;
-        let count_before_rc = count(&mut before);
+        let count_before_rc = count(&raw mut before);
         let init_rc = init(0);
         let mut after = -1;
-        let count_after_rc = count(&mut after);
+        let count_after_rc = count(&raw mut after);
         let init_again_rc = init(0);
         let mut names = BTreeMap::new();
         for code in 0..=LAST_CODE {
             let mut n = std::ptr::null();
             let mut s = std::ptr::null();
-            let name_rc = name(code, &mut n);
-            let string_rc = string(code, &mut s);
+            let name_rc = name(code, &raw mut n);
+            let string_rc = string(code, &raw mut s);
             // Codes the driver does not know answer CUDA_ERROR_INVALID_VALUE;
             // only the known ones are listed, with anything else that differs.
             if name_rc != 1 || string_rc != 1 {

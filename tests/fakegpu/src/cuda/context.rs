@@ -3,10 +3,14 @@
 //! thread's current context and its sticky error, primary contexts
 //! (refused by compute mode or out of memory), and the error texts.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void};
 
 use super::devices::ordinal;
-use super::*;
+use super::{
+    lock, write, CUresult, Call, State, CURRENT, INVALID_CONTEXT, INVALID_DEVICE, INVALID_VALUE,
+    LAUNCH_TIMEOUT, NOT_INITIALIZED, OUT_OF_MEMORY, SUCCESS, UNKNOWN,
+};
 use crate::scenario::HangScope;
 
 enum Gate {
@@ -229,24 +233,14 @@ fn error_text(
     let known = crate::errors::CUDA
         .iter()
         .find(|(c, since, _, _)| *c == code && *since <= state.scenario.driver_version);
-    match known {
-        Some((_, _, name, text)) => {
-            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-            unsafe {
-                *out = if description {
-                    text.as_ptr()
-                } else {
-                    name.as_ptr()
-                }
-            };
-            SUCCESS
-        }
-        None => {
-            // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-            unsafe { *out = std::ptr::null() };
-            INVALID_VALUE
-        }
-    }
+    let Some((_, _, name, text)) = known else {
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+        unsafe { *out = std::ptr::null() };
+        return INVALID_VALUE;
+    };
+    // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+    unsafe { *out = if description { text } else { name }.as_ptr() };
+    SUCCESS
 }
 
 #[no_mangle]

@@ -5,8 +5,11 @@
 use std::ffi::{c_char, c_int, c_uint};
 
 use super::context::call;
-use super::*;
+use super::{
+    write, write_c_string, CUresult, Call, State, INVALID_DEVICE, INVALID_VALUE, NO_DEVICE, SUCCESS,
+};
 use crate::scenario::parse_uuid;
+use crate::scenario::{Device, Scenario};
 
 /// A device CUDA can enumerate: a GPU, or one MIG instance of a GPU in MIG
 /// mode.

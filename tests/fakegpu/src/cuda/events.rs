@@ -6,7 +6,7 @@ use std::ffi::{c_uint, c_void};
 use std::time::Instant;
 
 use super::context::in_context;
-use super::*;
+use super::{write, CUresult, Call, INVALID_HANDLE, INVALID_VALUE, NOT_READY, SUCCESS};
 
 pub(super) struct Event {
     timing: bool,

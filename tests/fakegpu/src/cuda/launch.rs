@@ -10,7 +10,11 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::context::{current, in_context};
-use super::*;
+use super::{
+    lock, modelled, write, CUresult, Call, ILLEGAL_ADDRESS, INVALID_HANDLE, INVALID_IMAGE,
+    INVALID_PTX, INVALID_VALUE, LAUNCH_FAILED, LAUNCH_TIMEOUT, NOT_FOUND, SUCCESS, UNKNOWN,
+    UNSUPPORTED_PTX_VERSION,
+};
 
 extern "C" {
     fn fakegpu_kernel_arity(name: *const c_char) -> c_int;

@@ -9,7 +9,8 @@ use std::ffi::c_void;
 use std::time::Instant;
 
 use super::context::in_context;
-use super::*;
+use super::{write, CUresult, Call, State, INVALID_HANDLE, INVALID_VALUE, OUT_OF_MEMORY, SUCCESS};
+use crate::scenario::Device;
 
 /// Bytes of canary on each side of every allocation.
 const REDZONE: usize = 256;
@@ -168,15 +169,13 @@ pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, bytes: us
         // A copy from pageable memory waits for the work before it (CUDA
         // driver API, "API synchronization behavior").
         state.settle(d);
-        match state.find(dst, bytes) {
-            None => INVALID_VALUE,
-            Some(_) => {
-                // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
-                unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst as *mut u8, bytes) };
-                state.advance(d, bytes as f64, state.device(d).host_bytes_per_second());
-                SUCCESS
-            }
+        if state.find(dst, bytes).is_none() {
+            return INVALID_VALUE;
         }
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+        unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst as *mut u8, bytes) };
+        state.advance(d, bytes as f64, state.device(d).host_bytes_per_second());
+        SUCCESS
     })
 }
 
