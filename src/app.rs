@@ -11,9 +11,10 @@ use crate::cli::{
 use crate::cpu::Repeat;
 use crate::exit_code;
 use crate::export::{self, Exporter};
+use crate::judge::{self, Plan, Policy};
 use crate::modes::{self, health};
-use crate::probe::{self, progress::Scope, Mode};
-use crate::report::Report;
+use crate::probe::{self, progress::Scope, CpuWork, GpuWork, Work};
+use crate::report::{Report, ReportCommand};
 
 /// Runs gpuprobe with the process's arguments; returns the exit code.
 #[must_use]
@@ -29,12 +30,12 @@ pub fn main() -> i32 {
     match &cli.command {
         None => {
             let p = &cli.probe;
-            let options = probe_options(Mode::Probe, &p.target, Some(&p.matmul), Some(&p.require));
-            publish(&run_probe(&options), &p.format, &p.output)
+            let plan = probe_plan(&p.target, &p.matmul, &p.require);
+            publish(&run_probe(&plan), &p.format, &p.output)
         }
         Some(Command::List(l)) => {
-            let options = probe_options(Mode::List, &l.target, None, None);
-            publish(&run_probe(&options), &l.format, &l.output)
+            let plan = plan(ReportCommand::List, Work::List, &l.target, None, None);
+            publish(&run_probe(&plan), &l.format, &l.output)
         }
         Some(Command::Schema) => deliver(export::PUBLISHED_SCHEMA)
             .err()
@@ -49,9 +50,26 @@ pub fn main() -> i32 {
             let (line, code) = if let (Some(path), Some(max_age)) = (&h.state, h.max_age) {
                 health::judge_state(path, max_age, std::time::SystemTime::now())
             } else {
-                let mut options = probe_options(Mode::Health, &h.target, None, Some(&h.require));
-                options.no_context = h.no_context;
-                health::judge(&crate::judge::run(&options, |_, _| {}))
+                let work = if h.no_context {
+                    Work::NvmlOnly
+                } else {
+                    // A liveness check: the FP32 product only, checked
+                    // against an untimed CPU product; no bandwidth.
+                    Work::Gpus(GpuWork {
+                        tensor_cores: false,
+                        bandwidth: None,
+                        burn: None,
+                        cpu: CpuWork::ReferenceOnly,
+                    })
+                };
+                let plan = plan(
+                    ReportCommand::Health,
+                    work,
+                    &h.target,
+                    None,
+                    Some(&h.require),
+                );
+                health::judge(&judge::run(&plan, |_, _| {}))
             };
             // The exit code is the health check's answer; a lost line does
             // not change it (Docker and Kubernetes read the code).
@@ -59,8 +77,8 @@ pub fn main() -> i32 {
             code
         }
         Some(Command::Exec(e)) => {
-            let options = probe_options(Mode::Probe, &e.target, Some(&e.matmul), Some(&e.require));
-            let report = run_probe(&options);
+            let plan = probe_plan(&e.target, &e.matmul, &e.require);
+            let report = run_probe(&plan);
             match write_output(&e.output, &report) {
                 Some(code) => code,
                 None => modes::exec::run(&report, &e.command, e.warn_only),
@@ -68,22 +86,34 @@ pub fn main() -> i32 {
         }
         Some(Command::Burn(b)) => {
             crate::signals::install();
-            let mut options =
-                probe_options(Mode::Burn, &b.target, Some(&b.matmul), Some(&b.require));
-            options.timeout = b
+            // A sustained FP32 load: no tensor cores, and no CPU baseline
+            // after it (its subject is the GPU under load).
+            let work = Work::Gpus(GpuWork {
+                tensor_cores: false,
+                bandwidth: Some(b.matmul.bandwidth_size),
+                burn: Some(probe::burn::Plan {
+                    duration: b.duration,
+                    sample: b.sample_every,
+                    verify: b.verify_every,
+                    stop: crate::signals::stop_requested,
+                }),
+                cpu: CpuWork::Timed { baseline: false },
+            });
+            let mut plan = plan(
+                ReportCommand::Burn,
+                work,
+                &b.target,
+                Some(&b.matmul),
+                Some(&b.require),
+            );
+            plan.probe.timeout = b
                 .target
                 .timeout
                 .unwrap_or_else(|| b.duration.saturating_add(BURN_TIMEOUT_MARGIN));
-            options.burn = Some(probe::burn::Plan {
-                duration: b.duration,
-                sample: b.sample_every,
-                verify: b.verify_every,
-                stop: crate::signals::stop_requested,
-            });
             // Ctrl-C ends the burn's intervals; what does not end within
             // the grace (a driver call that never returns) is reported.
             let mut line = ProgressLine::new();
-            let report = crate::judge::Session::new(options).run_with_grace(
+            let report = judge::Session::new(plan).run_with_grace(
                 |progress, elapsed| line.show(progress, elapsed),
                 crate::signals::stop_requested,
                 BURN_STOP_GRACE,
@@ -96,8 +126,8 @@ pub fn main() -> i32 {
             plotted.err().unwrap_or(published)
         }
         Some(Command::Watch(w)) => {
-            let options = probe_options(Mode::Probe, &w.target, Some(&w.matmul), Some(&w.require));
-            modes::watch::run(&options, w)
+            let plan = probe_plan(&w.target, &w.matmul, &w.require);
+            modes::watch::run(&plan, w)
         }
         Some(Command::Bench(b)) => {
             let mut sizes = b.sizes.clone();
@@ -110,9 +140,9 @@ pub fn main() -> i32 {
                 measure: b.measure.clone(),
                 bandwidth_size: DEFAULT_BANDWIDTH_SIZE,
             };
-            let mut options = probe_options(Mode::Bench, &b.target, Some(&matmul), None);
-            options.sizes = sizes;
-            let report = modes::bench::run(&options, b.format.format(), b.cublas.clone());
+            let work = Work::Sweep { sizes };
+            let plan = plan(ReportCommand::Bench, work, &b.target, Some(&matmul), None);
+            let report = modes::bench::run(&plan, b.format.format(), b.cublas.clone());
             // The report goes out whether or not the plot could be written.
             let plotted = modes::bench::plot(&report, b.plot.as_deref());
             let published = publish(&report, &b.format, &b.output);
@@ -307,15 +337,34 @@ fn is_health(args: &[OsString]) -> bool {
         .any(|a| a == "health")
 }
 
-/// The probe's settings from the option groups a command has; a command
-/// without a group gets that group's defaults (health: its own light ones).
-fn probe_options(
-    mode: Mode,
+/// The plan of the probe and of `exec` and `watch`: every check, the
+/// bandwidth at `--bandwidth-size`, the CPU baseline.
+fn probe_plan(target: &TargetArgs, matmul: &MatmulArgs, require: &RequireArgs) -> Plan {
+    let work = Work::Gpus(GpuWork {
+        tensor_cores: true,
+        bandwidth: Some(matmul.bandwidth_size),
+        burn: None,
+        cpu: CpuWork::Timed { baseline: true },
+    });
+    plan(
+        ReportCommand::Probe,
+        work,
+        target,
+        Some(matmul),
+        Some(require),
+    )
+}
+
+/// A command's plan from the option groups it has; a command without a
+/// group gets that group's defaults (health: its own light ones).
+fn plan(
+    command: ReportCommand,
+    work: Work,
     target: &TargetArgs,
     matmul: Option<&MatmulArgs>,
     require: Option<&RequireArgs>,
-) -> probe::Options {
-    let health = mode == Mode::Health;
+) -> Plan {
+    let health = command == ReportCommand::Health;
     let (size, repeat, seed) = match matmul {
         Some(MatmulArgs {
             size, measure: m, ..
@@ -331,32 +380,35 @@ fn probe_options(
         None if health => (health::SIZE, Repeat::Times(1), None),
         None => (DEFAULT_SIZE, Repeat::AtLeast(DEFAULT_MIN_TIME), None),
     };
-    let bandwidth_bytes = matmul.map_or(DEFAULT_BANDWIDTH_SIZE, |m| m.bandwidth_size);
-    probe::Options {
-        mode,
-        size,
-        repeat,
-        devices: target.devices.clone(),
-        seed: seed.unwrap_or_else(fresh_seed),
-        timeout: target.timeout.unwrap_or(match mode {
-            Mode::Health => health::DEFAULT_TIMEOUT,
-            Mode::Bench => DEFAULT_BENCH_TIMEOUT,
-            // burn: its own, from --duration (below).
-            Mode::Probe | Mode::List | Mode::Burn => DEFAULT_TIMEOUT,
-        }),
-        requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
-        strict: require.is_some_and(|r| r.strict),
-        no_context: false,
-        burn: None,
-        sizes: Vec::new(),
-        bandwidth_bytes,
+    let timeout = target.timeout.unwrap_or(match command {
+        ReportCommand::Health => health::DEFAULT_TIMEOUT,
+        ReportCommand::Bench => DEFAULT_BENCH_TIMEOUT,
+        // burn: its own, from --duration (its caller).
+        ReportCommand::Probe | ReportCommand::List | ReportCommand::Burn => DEFAULT_TIMEOUT,
+    });
+    Plan {
+        probe: probe::Options {
+            command,
+            work,
+            size,
+            repeat,
+            devices: target.devices.clone(),
+            seed: seed.unwrap_or_else(fresh_seed),
+            timeout,
+        },
+        policy: Policy {
+            requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
+            // `health` measures no speed to hold to a requirement.
+            measured_speed: !health,
+            strict: require.is_some_and(|r| r.strict),
+        },
     }
 }
 
 /// The probe with a progress line on a terminal.
-fn run_probe(options: &probe::Options) -> Report {
+fn run_probe(plan: &Plan) -> Report {
     let mut line = ProgressLine::new();
-    let report = crate::judge::run(options, |progress, elapsed| {
+    let report = judge::run(plan, |progress, elapsed| {
         line.show(progress, elapsed);
     });
     line.clear();

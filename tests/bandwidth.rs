@@ -128,26 +128,33 @@ fn health_skips_the_bandwidth_check_and_the_probe_runs_it() {
 #[test]
 #[ignore = "needs the fake driver on its library path; run by health_skips_the_bandwidth_check_and_the_probe_runs_it"]
 fn inner_health() {
-    use gpuprobe::probe::{Mode, Options, Selection};
+    use gpuprobe::judge::{Plan, Policy};
+    use gpuprobe::probe::{CpuWork, GpuWork, Options, Selection, Work};
+    use gpuprobe::report::ReportCommand;
     if std::env::var_os("FAKEGPU_SCENARIO").is_none() {
         eprintln!("inner test: runs inside health_skips_the_bandwidth_check_and_the_probe_runs_it");
         return;
     }
-    let options = |mode| Options {
-        mode,
-        size: 16,
-        repeat: gpuprobe::cpu::Repeat::Times(1),
-        devices: Selection::All,
-        seed: 1,
-        timeout: Duration::from_secs(30),
-        requirements: gpuprobe::judge::requirements::Requirements::default(),
-        strict: false,
-        no_context: false,
-        bandwidth_bytes: 64 << 10,
-        burn: None,
-        sizes: Vec::new(),
+    // The plans `health` and the probe build (src/app.rs), at test sizes.
+    let plan = |command, tensor_cores, bandwidth, cpu| Plan {
+        probe: Options {
+            command,
+            work: Work::Gpus(GpuWork {
+                tensor_cores,
+                bandwidth,
+                burn: None,
+                cpu,
+            }),
+            size: 16,
+            repeat: gpuprobe::cpu::Repeat::Times(1),
+            devices: Selection::All,
+            seed: 1,
+            timeout: Duration::from_secs(30),
+        },
+        policy: Policy::default(),
     };
-    let health = gpuprobe::judge::run(&options(Mode::Health), |_, _| {});
+    let health = plan(ReportCommand::Health, false, None, CpuWork::ReferenceOnly);
+    let health = gpuprobe::judge::run(&health, |_, _| {});
     assert_eq!(health.verdict, Verdict::Healthy, "{}", health.summary);
     let c = check(&health, "bandwidth");
     assert_eq!(c.status, CheckStatus::Skip);
@@ -155,7 +162,13 @@ fn inner_health() {
     assert!(health.devices[0].bandwidth.is_none());
     assert_eq!(health.settings.bandwidth_bytes, None);
     // The same run as the full probe measures.
-    let probe = gpuprobe::judge::run(&options(Mode::Probe), |_, _| {});
+    let probe = plan(
+        ReportCommand::Probe,
+        true,
+        Some(64 << 10),
+        CpuWork::Timed { baseline: true },
+    );
+    let probe = gpuprobe::judge::run(&probe, |_, _| {});
     assert_eq!(check(&probe, "bandwidth").status, CheckStatus::Pass);
     assert!(probe.devices[0].bandwidth.is_some());
     assert_eq!(probe.settings.bandwidth_bytes, Some(64 << 10));

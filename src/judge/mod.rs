@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::probe::ending::Ending;
 use crate::probe::progress::Progress;
-use crate::probe::{Mode, Options, Probed};
+use crate::probe::{Options, Probed};
 use crate::report::{Report, Severity, Verdict};
 use requirements::Requirements;
 
@@ -30,16 +30,12 @@ pub struct Policy {
     pub strict: bool,
 }
 
-impl Policy {
-    /// The policy of a run with `options`.
-    #[must_use]
-    pub fn of(options: &Options) -> Policy {
-        Policy {
-            requirements: options.requirements.clone(),
-            measured_speed: options.mode != Mode::Health,
-            strict: options.strict,
-        }
-    }
+/// A command's whole plan: what to probe, and what to hold it to. Each
+/// command builds one, once, from its own arguments (src/app.rs).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub probe: Options,
+    pub policy: Policy,
 }
 
 /// The summary, from its typed parts: the body each ending gives, the
@@ -151,10 +147,10 @@ pub struct Session {
 
 impl Session {
     #[must_use]
-    pub fn new(options: Options) -> Session {
+    pub fn new(plan: Plan) -> Session {
         Session {
-            policy: Policy::of(&options),
-            probe: crate::probe::Session::new(options),
+            policy: plan.policy,
+            probe: crate::probe::Session::new(plan.probe),
         }
     }
 
@@ -186,9 +182,9 @@ impl Session {
     }
 }
 
-/// Runs the probe once under `options.timeout` and concludes it. `on_tick`
-/// is called from the waiting thread while the probe runs (the terminal
-/// progress line).
-pub fn run(options: &Options, on_tick: impl FnMut(&Progress, Duration)) -> Report {
-    Session::new(options.clone()).run_with_grace(on_tick, || false, Duration::ZERO)
+/// Runs the probe once under the plan's timeout and concludes it.
+/// `on_tick` is called from the waiting thread while the probe runs (the
+/// terminal progress line).
+pub fn run(plan: &Plan, on_tick: impl FnMut(&Progress, Duration)) -> Report {
+    Session::new(plan.clone()).run_with_grace(on_tick, || false, Duration::ZERO)
 }

@@ -306,22 +306,18 @@ mod tests {
     use crate::judge::{conclude, Policy};
     use crate::probe::ending::Ending;
     use crate::probe::progress::{Done, Progress};
-    use crate::probe::{empty_report, Mode, Options, Selection};
+    use crate::probe::{empty_report, Options, Selection, Work};
+    use crate::report::ReportCommand;
 
     fn options() -> Options {
         Options {
-            mode: Mode::Probe,
+            command: ReportCommand::Probe,
+            work: Work::List,
             size: 16,
             repeat: crate::cpu::Repeat::Times(1),
             devices: Selection::All,
             seed: 1,
             timeout: Duration::from_millis(300),
-            requirements: crate::judge::requirements::Requirements::default(),
-            strict: false,
-            no_context: false,
-            bandwidth_bytes: 0,
-            burn: None,
-            sizes: Vec::new(),
         }
     }
 

@@ -11,7 +11,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::export::OutputFormat;
 use crate::plot::{render_svg, Panel, Plot, Scale, Series};
 use crate::probe::progress::{Progress, Scope};
-use crate::probe::{self};
 use crate::report::{BenchKernel, BenchStatus, CublasStatus, Figure, Report};
 use crate::stage::Stage;
 
@@ -20,13 +19,17 @@ use crate::stage::Stage;
 /// bar on stderr while it runs, when stderr is a terminal and the output
 /// is text (not with --json, whose reader is a program).
 #[must_use]
-pub fn run(options: &probe::Options, format: OutputFormat, cublas: Option<PathBuf>) -> Report {
+pub fn run(plan: &crate::judge::Plan, format: OutputFormat, cublas: Option<PathBuf>) -> Report {
     if let Some(path) = cublas {
         crate::cuda::cublas::use_explicit(path);
     }
     let shown = format == OutputFormat::Text && std::io::stderr().is_terminal();
-    let bar = Bar::new(shown, &options.sizes);
-    let report = crate::judge::run(options, |progress, _| bar.tick(progress));
+    let sizes = match &plan.probe.work {
+        crate::probe::Work::Sweep { sizes } => sizes.as_slice(),
+        _ => &[],
+    };
+    let bar = Bar::new(shown, sizes);
+    let report = crate::judge::run(plan, |progress, _| bar.tick(progress));
     bar.finish();
     report
 }

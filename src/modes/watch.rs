@@ -21,7 +21,6 @@ use crate::cli::WatchArgs;
 use crate::exit_code;
 use crate::export::{Exporter, Json, Prometheus};
 use crate::output::write_report;
-use crate::probe;
 use crate::signals;
 
 /// How often a sleeping watch looks for a stop request.
@@ -29,13 +28,13 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Runs until stopped; returns the exit code (see README, "Monitoring agent: `gpuprobe watch`").
 #[must_use]
-pub fn run(options: &probe::Options, args: &WatchArgs) -> i32 {
+pub fn run(plan: &crate::judge::Plan, args: &WatchArgs) -> i32 {
     signals::install();
     // One session for every cycle: a probe stuck in the driver is not
     // started again while it hangs (see probe::session).
-    let mut session = crate::judge::Session::new(options.clone());
+    let mut session = crate::judge::Session::new(plan.clone());
     let listen = args.listen.map(|addr| {
-        let fresh_for = crate::serve::fresh_for(args.interval, options.timeout);
+        let fresh_for = crate::serve::fresh_for(args.interval, plan.probe.timeout);
         crate::serve::start_for_watch(addr, fresh_for)
     });
     let server = match listen.transpose() {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 
-use super::device::Job;
+use super::gpu::Job;
 use super::progress::{Done, Failed};
 use crate::cuda::kernels::{self, stream_launch};
 use crate::cuda::{self, Buffer, Context, CopyError, CudaError, Event, Kernel, Module, Pinned};
@@ -204,11 +204,12 @@ impl Meter<'_> {
 /// came back changed.
 pub fn stage(
     job: &Job<'_>,
+    requested: Option<u64>,
     ctx: &Context<'_>,
     nvml: Option<&nvml_wrapper::Device<'static>>,
     link_under_load: &mut Option<telemetry::Link>,
 ) -> Result<Done<()>, Failed> {
-    let Some(requested) = job.bandwidth else {
+    let Some(requested) = requested else {
         return Ok(Done::skip(
             (),
             "not run: health checks the FP32 product only",

@@ -25,7 +25,7 @@ use crate::report::{
 };
 use crate::telemetry::{self, Sample};
 
-use super::device::Product;
+use super::gpu::Product;
 use super::progress::Failed;
 
 /// How a burn runs (`gpuprobe burn`'s options).

@@ -13,10 +13,14 @@ use std::time::{Duration, Instant};
 
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 
-use super::progress::{Done, Failed, Progress, Scope};
+use super::context::{bind_context, NoContext};
+use super::gpu::{
+    fit_to_deadline, iterations_for, missing, nvml_device, Job, Product, WATCHDOG_LAUNCH_MS,
+};
+use super::progress::{Done, Failed, Scope};
 use crate::cpu::Repeat;
-use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Event, Kernel, Module};
-use crate::report::{ComputeMode, Matmul, NotVerified, Verification};
+use crate::cuda::{kernels, Buffer, Context, Event, Kernel, Module};
+use crate::report::{Matmul, Verification};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::units::bytes;
@@ -25,23 +29,10 @@ use crate::verify::{self, Inputs, Reference};
 /// Below this fraction of free memory the GPU is reported busy (a warning).
 const BUSY_FREE_FRACTION: f64 = 0.10;
 
-/// Most timed launches a `--min-time` measurement makes.
-const MAX_ITERATIONS: u32 = 10_000;
-
-pub struct Job<'a> {
-    pub driver: &'a Driver,
-    pub progress: &'a Progress,
-    /// Index into `report.devices`.
-    pub slot: usize,
-    pub device: CuDevice,
-    pub inputs: &'a Inputs,
-    pub reference: &'a std::sync::OnceLock<Reference>,
-    pub repeat: Repeat,
-    /// NVML, for the telemetry read right after the matmul.
-    pub nvml: Option<&'static crate::telemetry::Loaded>,
-    /// When the session's deadline passes (`--timeout`); the matmul sizes
-    /// its timed launches to what is left.
-    pub deadline: Option<std::time::Instant>,
+/// A GPU's pipeline: the GPU's job (`gpu::Job`, what every check gets)
+/// and which checks the plan runs on it, with what they share.
+pub struct Pipeline<'a> {
+    pub job: Job<'a>,
     /// Whether to run the tensor-core check (not in `health`).
     pub tensor_cores: bool,
     /// The tensor-core check's inputs and CPU product, shared by the GPUs.
@@ -55,13 +46,20 @@ pub struct Job<'a> {
     /// The bandwidth check's buffer size in bytes (`--bandwidth-size`);
     /// `None` skips the check (`health`), and so does 0 (turned off).
     pub bandwidth: Option<u64>,
-    /// Held by the GPU whose bandwidth check copies to and from the host.
-    pub host_link: &'a std::sync::Mutex<()>,
+}
+
+/// A pipeline's checks read their GPU's job through it.
+impl<'a> std::ops::Deref for Pipeline<'a> {
+    type Target = Job<'a>;
+
+    fn deref(&self) -> &Job<'a> {
+        &self.job
+    }
 }
 
 /// What one GPU's stages have produced so far, in the context they share.
 struct Gpu<'a> {
-    job: &'a Job<'a>,
+    job: &'a Pipeline<'a>,
     ctx: &'a Context<'a>,
     /// The GPU as NVML sees it, when NVML is loaded and lists it.
     nvml: Option<nvml_wrapper::Device<'static>>,
@@ -125,7 +123,7 @@ const PIPELINE: &[(Stage, StageFn)] = &[
 const BURN: (Stage, StageFn) = (Stage::Burn, burn);
 
 /// The stages this job runs after the context, in order.
-fn stages(job: &Job<'_>) -> Vec<(Stage, StageFn)> {
+fn stages(job: &Pipeline<'_>) -> Vec<(Stage, StageFn)> {
     PIPELINE
         .iter()
         .copied()
@@ -134,7 +132,7 @@ fn stages(job: &Job<'_>) -> Vec<(Stage, StageFn)> {
 }
 
 /// Runs every stage on one device and records the matmul result.
-pub fn probe(job: &Job<'_>) {
+pub fn probe(job: &Pipeline<'_>) {
     let link = run_stages(job);
     // A GPU whose burn never started holds the others back no longer.
     if let (Some(line), false) = (job.start_line, job.at_start_line.get()) {
@@ -142,197 +140,21 @@ pub fn probe(job: &Job<'_>) {
     }
     // Also after a failure: NVML may say why (GPU lost, memory errors).
     if let Some(nvml) = job.nvml {
-        super::machine::read_telemetry(job.progress, nvml, job.slot, link);
+        super::gpu::read_telemetry(job.progress, nvml, job.slot, link);
     }
 }
 
 /// The stages from `at` in `PIPELINE` on, recorded as skipped.
-fn skip_after(job: &Job<'_>, at: usize, why: &str) {
+fn skip_after(job: &Pipeline<'_>, at: usize, why: &str) {
     for (stage, _) in &stages(job)[at..] {
         job.progress
             .skip(Scope::Device(job.slot), *stage, format!("not run: {why}"));
     }
 }
 
-/// The GPU in `slot` as NVML sees it, matched by UUID, then PCI bus id
-/// (also `bench`'s).
-pub(super) fn nvml_device(
-    progress: &Progress,
-    slot: usize,
-    nvml: Option<&'static telemetry::Loaded>,
-) -> Option<nvml_wrapper::Device<'static>> {
-    let nvml = nvml?;
-    let (uuid, pci) = progress.update(|r| {
-        let d = &r.devices[slot];
-        (d.uuid.clone(), d.pci_bus_id.clone())
-    });
-    telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref())
-}
-
-/// Why a GPU has no context: it admits none of this process (the check
-/// skipped), or the check failed.
-pub(super) enum NoContext {
-    Refused,
-    Failed,
-}
-
-/// The `context` check of the GPU in `slot` (also `bench`'s): skipped, not
-/// failed, when the GPU is busy (`busy_refusal`, `memory_refusal`): a busy
-/// GPU is not a broken one, and its health is then NVML's to tell (GP029);
-/// the reason is recorded as `compute_not_verified`, with NVML's memory
-/// readings, which need no context.
-pub(super) fn bind_context<'d>(
-    progress: &Progress,
-    slot: usize,
-    driver: &'d Driver,
-    device: CuDevice,
-    nvml: Option<&nvml_wrapper::Device<'_>>,
-) -> Result<Context<'d>, NoContext> {
-    let made = progress.stage(Scope::Device(slot), Stage::Context, || {
-        match Context::bind(driver, device) {
-            Ok(ctx) => Ok(Done::pass(Some(ctx), "primary context created and current")),
-            Err(e) => {
-                // Read after the refusal, with no context of ours on the
-                // GPU: every process NVML lists is another's.
-                let mode = compute_mode(driver, device, nvml);
-                let others = nvml.and_then(|d| telemetry::compute_processes(d).ok());
-                let memory = nvml.and_then(telemetry::memory);
-                let why = if busy_refusal(e.code, mode, others.map(|p| p.count)) {
-                    NotVerified::BusyComputeMode
-                } else if let Some(why) = memory_refusal(e.code, memory, others) {
-                    why
-                } else {
-                    return Err(e.into());
-                };
-                progress.update(|r| {
-                    let d = &mut r.devices[slot];
-                    d.compute_not_verified = Some(why);
-                    if let Some((free, used)) = memory {
-                        d.memory_free_bytes = Some(free);
-                        d.memory_used_bytes = Some(used);
-                    }
-                });
-                let mode = mode.map_or("unknown".into(), |m| m.to_string());
-                let others = others.map_or("unknown (no NVML)".into(), |p| {
-                    format!("{} holding {}", p.count, bytes(p.bytes))
-                });
-                let memory = memory.map_or(String::new(), |(free, used)| {
-                    format!("; {} used, {} free", bytes(used), bytes(free))
-                });
-                let detail = format!(
-                    "compute not verified: the GPU admits no context of this process (compute \
-                     mode {mode}; other compute processes {others}{memory}): {e}"
-                );
-                Ok(match why {
-                    NotVerified::MemoryHeldWithoutProcess => Done {
-                        error: Some(e),
-                        ..Done::warn(None, format!("{detail}; memory held with no process"))
-                    },
-                    NotVerified::BusyComputeMode | NotVerified::BusyMemory => {
-                        Done::skip(None, detail, Some(e))
-                    }
-                })
-            }
-        }
-    });
-    match made {
-        Some(Some(ctx)) => Ok(ctx),
-        Some(None) => Err(NoContext::Refused),
-        None => Err(NoContext::Failed),
-    }
-}
-
-/// Below this much free memory, NVML's reading explains a context that ran
-/// out of memory: a context with gpuprobe's modules costs hundreds of MiB
-/// (../shared/FACTS.md section 11; the probe measures it as
-/// `context_memory_bytes`), so with more free than this an out-of-memory
-/// context is no lack of room.
-const CONTEXT_ROOM: u64 = 1 << 30;
-
-/// The share of used memory the listed processes must hold for a full GPU
-/// to count as busy rather than holding memory with no process.
-const LISTED_SHARE: f64 = 0.9;
-
-/// Why a context that ran out of memory (CUDA_ERROR_OUT_OF_MEMORY, 2, and
-/// only that) was refused, from NVML's (free, used) memory and the (count,
-/// bytes) of the processes it lists, which need no context: busy when less
-/// than `CONTEXT_ROOM` is free and the listed processes hold at least
-/// `LISTED_SHARE` of what is used (a job using nearly all of it); memory
-/// held with no process when they hold less (an orphaned context or a
-/// leak: a reset frees it); `None` (a failure) otherwise, NVML silent
-/// included. A busy GPU's health is still NVML's signals' to judge.
-pub(super) fn memory_refusal(
-    code: i32,
-    memory: Option<(u64, u64)>,
-    others: Option<telemetry::Processes>,
-) -> Option<NotVerified> {
-    let ((free, used), listed) = (memory?, others?);
-    if code != crate::cuda::error::CUDA_ERROR_OUT_OF_MEMORY || free >= CONTEXT_ROOM {
-        return None;
-    }
-    // A listed process whose memory NVML cannot read (WDDM) may hold it
-    // all: busy, never "held by no process".
-    let held = listed.some_unknown && listed.count > 0
-        || (listed.bytes as f64 >= LISTED_SHARE * used as f64 && used > 0);
-    Some(if held {
-        NotVerified::BusyMemory
-    } else {
-        NotVerified::MemoryHeldWithoutProcess
-    })
-}
-
-/// The GPU's compute mode, from the driver (CU_DEVICE_ATTRIBUTE_COMPUTE_MODE
-/// needs no context) or else NVML; CUcomputemode and nvmlComputeMode_t
-/// share their numbers.
-fn compute_mode(
-    driver: &Driver,
-    device: CuDevice,
-    nvml: Option<&nvml_wrapper::Device<'_>>,
-) -> Option<ComputeMode> {
-    driver
-        .device_attribute(device, Attr::CU_DEVICE_ATTRIBUTE_COMPUTE_MODE)
-        .ok()
-        .and_then(|m| usize::try_from(m).ok())
-        .and_then(|m| ComputeMode::ALL.get(m).copied())
-        .or_else(|| {
-            nvml.and_then(|d| d.compute_mode().ok())
-                .map(ComputeMode::from)
-        })
-}
-
-/// Whether a refused context means a busy GPU rather than a broken one,
-/// from the code, the compute mode and how many other processes NVML lists
-/// (`None`: NVML cannot say). The codes by mode (../shared/FACTS.md
-/// section 12): PROHIBITED refuses every context, the first retain with
-/// CUDA_ERROR_UNKNOWN (999, cuda.h on cuDevicePrimaryCtxRetain) and later
-/// ones with CUDA_ERROR_DEVICE_UNAVAILABLE (46). EXCLUSIVE_PROCESS held by
-/// another process answers 46 from current drivers, 101 (INVALID_DEVICE)
-/// from older ones, 216 (CONTEXT_ALREADY_IN_USE) from the removed
-/// EXCLUSIVE_THREAD mode's: busy only when NVML lists that other process,
-/// except 46, which means exactly this (cuda.h), where NVML cannot look.
-/// Anything else is a failure: 999 is a missing nvidia-uvm outside
-/// PROHIBITED (GP009), 101 or 216 in DEFAULT mode a broken device. NVML's
-/// health signals still judge a busy GPU (GP015 and the others).
-pub(super) fn busy_refusal(code: i32, mode: Option<ComputeMode>, others: Option<u32>) -> bool {
-    use crate::cuda::error::{
-        CUDA_ERROR_CONTEXT_ALREADY_IN_USE as IN_USE, CUDA_ERROR_DEVICE_UNAVAILABLE as UNAVAILABLE,
-        CUDA_ERROR_INVALID_DEVICE as INVALID, CUDA_ERROR_UNKNOWN as UNKNOWN,
-    };
-    match mode {
-        Some(ComputeMode::Prohibited) => code == UNAVAILABLE || code == UNKNOWN,
-        Some(ComputeMode::ExclusiveProcess) => match others {
-            Some(n) => n >= 1 && [UNAVAILABLE, INVALID, IN_USE].contains(&code),
-            None => code == UNAVAILABLE,
-        },
-        // The mode unread: 46 still says busy (cuda.h), nothing else does.
-        None => code == UNAVAILABLE,
-        Some(ComputeMode::Default | ComputeMode::ExclusiveThread) => false,
-    }
-}
-
 /// The primary context, or `None` with the context check recorded and the
 /// stages after it skipped.
-fn context<'d>(job: &Job<'d>, nvml: Option<&nvml_wrapper::Device<'_>>) -> Option<Context<'d>> {
+fn context<'d>(job: &Pipeline<'d>, nvml: Option<&nvml_wrapper::Device<'_>>) -> Option<Context<'d>> {
     let why = match bind_context(job.progress, job.slot, job.driver, job.device, nvml) {
         Ok(ctx) => return Some(ctx),
         Err(NoContext::Refused) => "the GPU admits no context of this process".to_string(),
@@ -343,7 +165,7 @@ fn context<'d>(job: &Job<'d>, nvml: Option<&nvml_wrapper::Device<'_>>) -> Option
 }
 
 /// The stages; returns the PCIe link as read under load, if it was.
-fn run_stages(job: &Job<'_>) -> Option<telemetry::Link> {
+fn run_stages(job: &Pipeline<'_>) -> Option<telemetry::Link> {
     let scope = Scope::Device(job.slot);
     let nvml = nvml_device(job.progress, job.slot, job.nvml);
     // Before the context exists, so that its cost shows (`module`).
@@ -384,11 +206,6 @@ fn run_stages(job: &Job<'_>) -> Option<telemetry::Link> {
             .update(|r| r.devices[job.slot].matmul = Some(matmul));
     }
     gpu.link_under_load
-}
-
-/// A stage that ran before this one did not leave what it should have.
-fn missing(what: &str) -> Failed {
-    Failed::new(format!("internal: no {what} from an earlier stage"))
 }
 
 fn memory(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
@@ -625,12 +442,6 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 /// Rows of C in the watchdog's first launches: one tile of the kernel.
 const TILE_ROWS: u32 = 16;
 
-/// The longest a launch is planned to run under a kernel watchdog: a
-/// tenth of Windows' default TDR delay of 2 s (Microsoft, "Timeout
-/// Detection and Recovery (TDR)", TdrDelay), so a GPU slower than its first
-/// launches showed still stays far from the reset.
-pub(super) const WATCHDOG_LAUNCH_MS: f64 = 200.0;
-
 /// Rows of C per launch so that one takes about `WATCHDOG_LAUNCH_MS`:
 /// whole tiles, at least one, at most `m`.
 fn rows_per_launch(m: u32, per_row_ms: f64) -> u32 {
@@ -639,78 +450,6 @@ fn rows_per_launch(m: u32, per_row_ms: f64) -> u32 {
     }
     let rows = (WATCHDOG_LAUNCH_MS / per_row_ms).floor().min(f64::from(m)) as u32;
     (rows / TILE_ROWS * TILE_ROWS).max(TILE_ROWS).min(m.max(1))
-}
-
-/// The timed products that fit in `budget_ms` (half of what is left before
-/// the deadline: the rest is for the rounding pass, the copy back, the
-/// check and the CPU baseline), at most `requested`; `Err(budget)` when
-/// not even one does.
-pub(super) fn fit_to_deadline(
-    requested: u32,
-    product_ms: f64,
-    budget_ms: Option<f64>,
-) -> Result<u32, f64> {
-    let Some(budget) = budget_ms else {
-        return Ok(requested);
-    };
-    if product_ms > budget {
-        return Err(budget);
-    }
-    if product_ms <= 0.0 {
-        return Ok(requested);
-    }
-    Ok(requested.min((budget / product_ms).floor() as u32).max(1))
-}
-
-/// One product's buffers, shape and kernel.
-pub(super) struct Product<'b, 'c> {
-    a: &'b Buffer<'c>,
-    b: &'b Buffer<'c>,
-    pub(super) c: &'b Buffer<'c>,
-    pub(super) shape: (u32, u32, u32),
-    sgemm: kernels::Sgemm,
-}
-
-impl Product<'_, '_> {
-    /// Launches the product, `rows` rows of C (and A) per launch.
-    pub(super) fn launch(
-        &self,
-        ctx: &Context<'_>,
-        kernel: &Kernel<'_>,
-        rows: u32,
-    ) -> Result<(), Failed> {
-        let (m, n, k) = self.shape;
-        let rows = rows.clamp(1, m.max(1));
-        let mut row = 0;
-        while row < m {
-            let here = rows.min(m - row);
-            let at = |buffer: &Buffer<'_>, offset: usize| {
-                buffer
-                    .ptr_at(offset)
-                    .ok_or_else(|| missing("row block inside its buffer"))
-            };
-            let pointers = [
-                at(self.a, row as usize * k as usize)?,
-                self.b.ptr,
-                at(self.c, row as usize * n as usize)?,
-            ];
-            // SAFETY: `kernel` is `self.sgemm`'s entry point, a GEMM kernel
-            // loaded in `ctx`. The block's `here` rows of A and C start
-            // inside their buffers (checked by `ptr_at`) and end at most at
-            // m rows; B is whole.
-            unsafe {
-                cuda::launch_gemm(
-                    ctx,
-                    kernel,
-                    self.sgemm.launch(here, n),
-                    (here, n, k),
-                    pointers,
-                )?;
-            };
-            row += here;
-        }
-        Ok(())
-    }
 }
 
 fn download(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
@@ -749,7 +488,7 @@ fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let repeat = gpu
         .timing
         .map_or(gpu.job.repeat, |t| Repeat::Times(t.iterations));
-    super::tensor::stage(gpu.job, gpu.ctx, repeat, iterations_for)
+    super::tensor::stage(gpu.job, gpu.job.tensor, gpu.ctx, repeat, iterations_for)
 }
 
 /// `burn`: the product back to back for the duration (src/probe/burn.rs).
@@ -800,6 +539,7 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 fn bandwidth(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     super::bandwidth::stage(
         gpu.job,
+        gpu.job.bandwidth,
         gpu.ctx,
         gpu.nvml.as_ref(),
         &mut gpu.link_under_load,
@@ -807,7 +547,7 @@ fn bandwidth(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 }
 
 fn matmul_of(
-    job: &Job<'_>,
+    job: &Pipeline<'_>,
     timing: Timing,
     verification: Verification,
     clocks: Option<telemetry::Sample>,
@@ -854,27 +594,9 @@ fn matmul_of(
     }
 }
 
-/// Launches needed to fill `min_time` at the warm-up's pace.
-pub(super) fn iterations_for(min_time: Duration, warm_ms: f64) -> u32 {
-    if warm_ms <= 0.0 {
-        return MAX_ITERATIONS;
-    }
-    let n = (min_time.as_secs_f64() * 1e3 / warm_ms).ceil();
-    (n as u32).clamp(1, MAX_ITERATIONS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_deadline_shrinks_or_refuses_the_timed_products() {
-        assert_eq!(fit_to_deadline(10, 100.0, None), Ok(10));
-        assert_eq!(fit_to_deadline(10, 100.0, Some(5000.0)), Ok(10));
-        assert_eq!(fit_to_deadline(1000, 100.0, Some(5000.0)), Ok(50));
-        assert_eq!(fit_to_deadline(1000, 100.0, Some(100.0)), Ok(1));
-        assert_eq!(fit_to_deadline(3, 6000.0, Some(5000.0)), Err(5000.0));
-    }
 
     #[test]
     fn watchdog_launches_stay_near_a_tenth_of_tdr_in_whole_tiles() {
@@ -885,77 +607,5 @@ mod tests {
         // Slow: one tile, never less.
         assert_eq!(rows_per_launch(4096, 500.0), TILE_ROWS);
         assert_eq!(rows_per_launch(8, 500.0), 8);
-    }
-
-    #[test]
-    fn a_refusal_is_busy_by_its_code_mode_and_the_other_processes() {
-        use ComputeMode::{Default, ExclusiveProcess as Exclusive, Prohibited};
-        // PROHIBITED: 46, and 999 on the first retain (cuda.h).
-        assert!(busy_refusal(999, Some(Prohibited), None));
-        assert!(busy_refusal(46, Some(Prohibited), Some(0)));
-        assert!(!busy_refusal(101, Some(Prohibited), Some(1)));
-        // EXCLUSIVE_PROCESS: 46/101/216 while NVML lists another process.
-        for code in [46, 101, 216] {
-            assert!(busy_refusal(code, Some(Exclusive), Some(1)), "{code}");
-            assert!(!busy_refusal(code, Some(Exclusive), Some(0)), "{code}");
-        }
-        assert!(busy_refusal(46, Some(Exclusive), None));
-        assert!(!busy_refusal(101, Some(Exclusive), None));
-        assert!(!busy_refusal(999, Some(Exclusive), Some(1)));
-        // DEFAULT: nothing holds the GPU; every refusal is a failure.
-        for code in [46, 101, 216, 999] {
-            assert!(!busy_refusal(code, Some(Default), Some(3)), "{code}");
-        }
-        // The mode unread: only 46 means busy.
-        assert!(busy_refusal(46, None, None));
-        assert!(!busy_refusal(999, None, Some(1)));
-    }
-
-    #[test]
-    fn a_full_gpu_is_busy_when_its_processes_hold_the_memory() {
-        use telemetry::Processes;
-        const GIB: u64 = 1 << 30;
-        let listed = |count, bytes, some_unknown| {
-            Some(Processes {
-                count,
-                bytes,
-                some_unknown,
-            })
-        };
-        let full = Some((GIB / 4, 79 * GIB));
-        assert_eq!(
-            memory_refusal(2, full, listed(2, 78 * GIB, false)),
-            Some(NotVerified::BusyMemory)
-        );
-        assert_eq!(
-            memory_refusal(2, full, listed(0, 0, false)),
-            Some(NotVerified::MemoryHeldWithoutProcess)
-        );
-        // NVML cannot read a listed process's memory (WDDM): busy.
-        assert_eq!(
-            memory_refusal(2, full, listed(1, 0, true)),
-            Some(NotVerified::BusyMemory)
-        );
-        // Room enough, another code, or NVML silent: a failure.
-        assert_eq!(
-            memory_refusal(2, Some((8 * GIB, 70 * GIB)), listed(1, 70 * GIB, false)),
-            None
-        );
-        assert_eq!(memory_refusal(999, full, listed(2, 78 * GIB, false)), None);
-        assert_eq!(memory_refusal(2, None, listed(2, 78 * GIB, false)), None);
-    }
-
-    #[test]
-    fn iterations_fill_min_time_within_bounds() {
-        assert_eq!(iterations_for(Duration::from_millis(100), 10.0), 10);
-        assert_eq!(iterations_for(Duration::from_millis(100), 1000.0), 1);
-        assert_eq!(
-            iterations_for(Duration::from_secs(100), 0.001),
-            MAX_ITERATIONS
-        );
-        assert_eq!(
-            iterations_for(Duration::from_millis(1), 0.0),
-            MAX_ITERATIONS
-        );
     }
 }

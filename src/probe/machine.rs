@@ -12,7 +12,7 @@ use super::{Selection, Selector, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda::{self, Driver, LoadError};
 use crate::report::{
-    CheckStatus, CpuLimit, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure, LinkState,
+    CheckStatus, CpuLimit, CpuReport, DeviceReport, DeviceStatus, DriverLoadFailure,
 };
 use crate::stage::Stage;
 use crate::telemetry;
@@ -44,48 +44,6 @@ pub(super) fn load_nvml(progress: &Progress) -> Option<&'static telemetry::Loade
             }
         })
         .flatten()
-}
-
-/// Reads one device's telemetry into the report; `under_load` is the PCIe
-/// link as read while the device's matmul ran, which replaces the idle
-/// reading taken now.
-pub(super) fn read_telemetry(
-    progress: &Progress,
-    nvml: &telemetry::Loaded,
-    slot: usize,
-    under_load: Option<telemetry::Link>,
-) {
-    let (uuid, pci) = progress.update(|r| {
-        (
-            r.devices[slot].uuid.clone(),
-            r.devices[slot].pci_bus_id.clone(),
-        )
-    });
-    progress.stage(Scope::Device(slot), Stage::Telemetry, || {
-        let Some(device) = telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref()) else {
-            return Ok(Done::pass(
-                (),
-                "NVML does not list this GPU (matched by UUID, then PCI bus id)",
-            ));
-        };
-        let mut t = nvml.read(&device);
-        if let Some(link) = under_load {
-            t.pcie_generation = link.generation;
-            t.pcie_width_lanes = link.width;
-            t.pcie_link_state = Some(LinkState::UnderLoad);
-        }
-        let detail = format!(
-            "{} °C, {} W",
-            t.temperature_celsius
-                .value()
-                .map_or("?".into(), ToString::to_string),
-            t.power_draw_watts
-                .value()
-                .map_or("?".into(), |w| format!("{w:.0}"))
-        );
-        progress.update(|r| r.devices[slot].telemetry = Some(t));
-        Ok(Done::pass((), detail))
-    });
 }
 
 /// The driver, loaded once per process: watch mode probes again and again,

@@ -10,8 +10,10 @@
 mod bandwidth;
 mod bench;
 pub mod burn;
+mod context;
 mod device;
 pub mod ending;
+mod gpu;
 mod machine;
 pub mod progress;
 pub mod session;
@@ -25,34 +27,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::cpu::{self, Repeat};
 use crate::cuda;
-use crate::judge::requirements::Requirements;
-use crate::report::{DeviceStatus, DriverInfo, Report, Settings, Verdict, SCHEMA_VERSION};
+use crate::report::{
+    DeviceStatus, DriverInfo, Report, ReportCommand, Settings, Verdict, SCHEMA_VERSION,
+};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
 use ending::NoGpu;
+use gpu::read_telemetry;
 use machine::{
     cpu_baseline, cpu_reference, cpu_reference_fits, identify, initialise, load_driver, load_nvml,
-    read_telemetry, select,
+    select,
 };
 use progress::{Done, Failed, Progress, Scope};
-
-/// What to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Everything: enumerate, then the matmul and checks on each device.
-    Probe,
-    /// Enumerate devices only; no context, no kernel.
-    List,
-    /// The liveness check: a tiny launch and readback per device, verified,
-    /// with no CPU benchmark and no large allocation.
-    Health,
-    /// The probe's matmul, then the same product back to back for a set
-    /// duration on every GPU (`Options::burn`), with no CPU baseline.
-    Burn,
-    /// The GEMM sweep: every kernel at each of `Options::sizes`.
-    Bench,
-}
 
 /// Which devices to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,35 +92,78 @@ impl std::fmt::Display for Selection {
     }
 }
 
+/// What a command asks the probe to do, built once by the command from
+/// its own arguments (src/app.rs); nothing below asks which command runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub mode: Mode,
+    /// The command the report names.
+    pub command: ReportCommand,
+    /// The work on the GPUs.
+    pub work: Work,
+    /// The matmul's size (n x n x n).
     pub size: u32,
     pub repeat: Repeat,
     pub devices: Selection,
     pub seed: u64,
     pub timeout: Duration,
-    pub requirements: Requirements,
-    /// A degraded verdict counts as failed.
-    pub strict: bool,
-    /// `health --no-context`: enumerate and read NVML, make no context.
-    pub no_context: bool,
-    /// `burn`: how long and how to sample and verify (with `Mode::Burn`).
+}
+
+/// The work a command does once the driver sees its GPUs.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// `list`: NVML's readings of every device, no stage on one.
+    List,
+    /// `health --no-context`: NVML's readings of the selected devices, no
+    /// context.
+    NvmlOnly,
+    /// `bench`: every kernel at each size, ascending.
+    Sweep { sizes: Vec<u32> },
+    /// Each selected GPU's pipeline beside the CPU reference.
+    Gpus(GpuWork),
+}
+
+/// Which checks each GPU's pipeline runs, and what the CPU does beside it.
+#[derive(Debug, Clone, Copy)]
+pub struct GpuWork {
+    /// The tensor-core check (not in `health`, a liveness check, nor in
+    /// `burn`, a sustained FP32 load).
+    pub tensor_cores: bool,
+    /// The bandwidth check's buffer size in bytes (`--bandwidth-size`; 0:
+    /// recorded as skipped), `None` where the command has no such check.
+    pub bandwidth: Option<u64>,
+    /// `burn`: the sustained run after the other checks.
     pub burn: Option<burn::Plan>,
-    /// `bench`: the sizes to sweep, ascending (empty otherwise).
-    pub sizes: Vec<u32>,
-    /// The bandwidth check's buffer size in bytes (`--bandwidth-size`); 0
-    /// turns the check off.
-    pub bandwidth_bytes: u64,
+    pub cpu: CpuWork,
+}
+
+/// What the CPU does while the GPUs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuWork {
+    /// Only the product to check the readback against, untimed (`health`).
+    ReferenceOnly,
+    /// The timed CPU reference; `baseline`: and the CPU baseline after the
+    /// GPUs are done (not in `burn`, whose subject is the GPU under load).
+    Timed { baseline: bool },
 }
 
 impl Options {
     /// The bandwidth check's buffer size in bytes where this command runs
-    /// the check (the probe, `exec`, `watch`, `burn`; 0: recorded as
-    /// skipped), `None` where it has none (`health`, `list`, `bench`).
+    /// the check, `None` where it has none.
     #[must_use]
     pub fn bandwidth(&self) -> Option<u64> {
-        matches!(self.mode, Mode::Probe | Mode::Burn).then_some(self.bandwidth_bytes)
+        match &self.work {
+            Work::Gpus(w) => w.bandwidth,
+            _ => None,
+        }
+    }
+
+    /// `burn`'s plan, where the command burns.
+    #[must_use]
+    pub fn burn(&self) -> Option<burn::Plan> {
+        match &self.work {
+            Work::Gpus(w) => w.burn,
+            _ => None,
+        }
     }
 }
 
@@ -155,13 +185,7 @@ pub(crate) fn empty_report(options: &Options) -> Report {
     Report {
         schema_version: SCHEMA_VERSION,
         gpuprobe_version: env!("CARGO_PKG_VERSION").into(),
-        command: match options.mode {
-            Mode::Probe => crate::report::ReportCommand::Probe,
-            Mode::List => crate::report::ReportCommand::List,
-            Mode::Health => crate::report::ReportCommand::Health,
-            Mode::Burn => crate::report::ReportCommand::Burn,
-            Mode::Bench => crate::report::ReportCommand::Bench,
-        },
+        command: options.command,
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         duration_ms: 0.0,
         verdict: Verdict::Failed,
@@ -174,9 +198,9 @@ pub(crate) fn empty_report(options: &Options) -> Report {
             devices: options.devices.to_string(),
             seed: options.seed,
             timeout_ms: options.timeout.as_secs_f64() * 1e3,
-            no_context: options.no_context,
+            no_context: matches!(options.work, Work::NvmlOnly),
             bandwidth_bytes: options.bandwidth(),
-            burn: options.burn.map(|p| crate::report::BurnSettings {
+            burn: options.burn().map(|p| crate::report::BurnSettings {
                 duration_ms: p.duration.as_secs_f64() * 1e3,
                 sample_ms: p.sample.as_secs_f64() * 1e3,
                 verify_ms: p.verify.as_secs_f64() * 1e3,
@@ -237,43 +261,57 @@ fn probe_cuda(
     let handles: Vec<Option<cuda::CuDevice>> =
         (0..count).map(|i| identify(&driver, progress, i)).collect();
     let selected = select(progress, &options.devices);
-    let measured = if options.mode == Mode::List {
-        list_only(progress, nvml, handles.len());
-        false
-    } else if options.no_context {
-        nvml_only(progress, nvml, &selected);
-        false
-    } else {
-        let probed: Vec<(usize, cuda::CuDevice)> = handles
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, h)| h.filter(|_| selected.contains(&slot)).map(|h| (slot, h)))
-            .collect();
-        let cpus = cpu::available(&crate::environment::root());
-        if options.mode == Mode::Bench {
-            bench::run(progress, options, &driver, &probed, nvml, cpus, deadline);
-            progress.update(crate::peak::fill);
-            return Ok(false);
+    let measured = match &options.work {
+        Work::List => {
+            list_only(progress, nvml, handles.len());
+            false
         }
-        let fits = host_memory(progress, options.size, probed.len())
-            && (options.mode == Mode::Health
-                || cpu_reference_fits(progress, options.size, cpus.count, deadline));
-        if fits {
-            run_devices(progress, options, &driver, &probed, nvml, cpus, deadline);
-            compare_with_cpu(progress, &selected);
-        } else {
-            progress.update(|r| {
-                for d in &mut r.devices {
-                    d.status = DeviceStatus::Skipped;
-                }
-            });
+        Work::NvmlOnly => {
+            nvml_only(progress, nvml, &selected);
+            false
         }
-        fits
+        Work::Sweep { sizes } => {
+            let probed = probed(&handles, &selected);
+            let cpus = cpu::available(&crate::environment::root());
+            bench::run(
+                progress, options, sizes, &driver, &probed, nvml, cpus, deadline,
+            );
+            false
+        }
+        Work::Gpus(work) => {
+            let probed = probed(&handles, &selected);
+            let cpus = cpu::available(&crate::environment::root());
+            let fits = host_memory(progress, options.size, probed.len())
+                && (work.cpu == CpuWork::ReferenceOnly
+                    || cpu_reference_fits(progress, options.size, cpus.count, deadline));
+            if fits {
+                run_devices(
+                    progress, options, work, &driver, &probed, nvml, cpus, deadline,
+                );
+                compare_with_cpu(progress, &selected);
+            } else {
+                progress.update(|r| {
+                    for d in &mut r.devices {
+                        d.status = DeviceStatus::Skipped;
+                    }
+                });
+            }
+            fits
+        }
     };
     // Every mode's devices carry their peaks (`list` and `--no-context`
     // too), for the requirements, which judge the efficiency.
     progress.update(crate::peak::fill);
     Ok(measured)
+}
+
+/// The selected GPUs the driver identified: (slot, handle).
+fn probed(handles: &[Option<cuda::CuDevice>], selected: &[usize]) -> Vec<(usize, cuda::CuDevice)> {
+    handles
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, h)| h.filter(|_| selected.contains(&slot)).map(|h| (slot, h)))
+        .collect()
 }
 
 /// `list`: NVML's readings of every device, and no stage that runs on one.
@@ -335,9 +373,14 @@ fn host_memory(progress: &Progress, n: u32, gpus: usize) -> bool {
 /// product they are checked against; then, with every GPU thread done, the
 /// CPU baseline timed on its own (GPU threads waiting on their events
 /// would take cores from it: src/cpu.rs).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the machine-wide state a workload needs: the plan, the driver, NVML, the CPUs and the deadline"
+)]
 fn run_devices(
     progress: &Progress,
     options: &Options,
+    work: &GpuWork,
     driver: &cuda::Driver,
     probed: &[(usize, cuda::CuDevice)],
     nvml: Option<&'static telemetry::Loaded>,
@@ -352,26 +395,25 @@ fn run_devices(
     let start_line = burn::StartLine::new(probed.len());
     let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
-            let job = device::Job {
-                driver,
-                progress,
-                slot,
-                device,
-                inputs: &inputs,
-                reference: &reference,
-                repeat: options.repeat,
-                nvml,
-                deadline,
-                // `health` is a liveness check, `burn` a sustained FP32
-                // load: the FP32 product only.
-                tensor_cores: !matches!(options.mode, Mode::Health | Mode::Burn),
+            let job = device::Pipeline {
+                job: gpu::Job {
+                    driver,
+                    progress,
+                    slot,
+                    device,
+                    inputs: &inputs,
+                    reference: &reference,
+                    repeat: options.repeat,
+                    nvml,
+                    deadline,
+                    host_link: &host_link,
+                },
+                tensor_cores: work.tensor_cores,
                 tensor: &tensor,
-                burn: options.burn.filter(|_| options.mode == Mode::Burn),
-                start_line: (options.mode == Mode::Burn).then_some(&start_line),
+                burn: work.burn,
+                start_line: work.burn.is_some().then_some(&start_line),
                 at_start_line: std::cell::Cell::new(false),
-                // Likewise: no bandwidth measurements in `health`.
-                bandwidth: options.bandwidth(),
-                host_link: &host_link,
+                bandwidth: work.bandwidth,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))
@@ -386,7 +428,7 @@ fn run_devices(
                 );
             }
         }
-        if options.mode == Mode::Health {
+        if work.cpu == CpuWork::ReferenceOnly {
             // Only the product, to check the readback against; no timing.
             let mut product = vec![0f32; (n * n) as usize];
             cpu::naive_sgemm(
@@ -404,9 +446,7 @@ fn run_devices(
             cpu_reference(progress, &inputs, cpus.count, &reference)
         }
     });
-    // A burn's subject is the GPU under load; its CPU baseline would only
-    // add minutes after it.
-    if let Some(estimate) = product_time.filter(|_| options.mode != Mode::Burn) {
+    if let Some(estimate) = product_time.filter(|_| work.cpu == CpuWork::Timed { baseline: true }) {
         cpu_baseline(progress, &inputs, options.repeat, cpus, estimate, deadline);
     }
 }

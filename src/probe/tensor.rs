@@ -9,7 +9,7 @@
 //! the stage skips them and says so.
 use std::time::Duration;
 
-use super::device::Job;
+use super::gpu::Job;
 use super::progress::{Done, Failed};
 use crate::cpu::{self, Repeat};
 use crate::cuda::kernels::{self, Mma};
@@ -28,6 +28,7 @@ pub const MAX_EDGE: u32 = 1024;
 /// `tensor_cores`, failing when either product is wrong.
 pub fn stage(
     job: &Job<'_>,
+    tensor: &std::sync::OnceLock<Prepared>,
     ctx: &Context<'_>,
     repeat: Repeat,
     iterations_for: impl Fn(Duration, f64) -> u32,
@@ -48,9 +49,7 @@ pub fn stage(
     }
     let inputs = job.inputs;
     // The first GPU to get here makes them; the others wait for them.
-    let prepared = job
-        .tensor
-        .get_or_init(|| prepare((inputs.m, inputs.n, inputs.k), inputs.seed));
+    let prepared = tensor.get_or_init(|| prepare((inputs.m, inputs.n, inputs.k), inputs.seed));
     let results = run(ctx, prepared, repeat, iterations_for)?;
     let failed: Vec<String> = results
         .iter()

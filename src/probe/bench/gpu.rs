@@ -12,7 +12,8 @@ use super::{Prepared, Round};
 use crate::cpu::{self, Repeat};
 use crate::cuda::kernels::{self, Mma, Sgemm};
 use crate::cuda::{self, cublas, Buffer, Context, CuDevice, Driver, Event, Kernel, Module};
-use crate::probe::device::{self, fit_to_deadline, iterations_for, WATCHDOG_LAUNCH_MS};
+use crate::probe::context;
+use crate::probe::gpu::{self, fit_to_deadline, iterations_for, WATCHDOG_LAUNCH_MS};
 use crate::probe::progress::{Done, Failed, Progress, Scope};
 use crate::report::{BenchKernel, BenchRow, BenchStatus};
 use crate::stage::Stage;
@@ -39,12 +40,12 @@ pub(super) struct Job<'a> {
 pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &mpsc::Sender<()>) {
     // Before the context exists, so that what others use leaves out
     // gpuprobe's own context, as in the probe's `memory` check.
-    let nvml = device::nvml_device(job.progress, job.slot, job.nvml);
+    let nvml = gpu::nvml_device(job.progress, job.slot, job.nvml);
     let used_before_context = nvml
         .as_ref()
         .and_then(telemetry::memory)
         .map(|(_, used)| used);
-    let ctx = device::bind_context(
+    let ctx = context::bind_context(
         job.progress,
         job.slot,
         job.driver,
@@ -76,7 +77,7 @@ pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &m
         }
     }
     if let Some(nvml) = job.nvml {
-        super::super::machine::read_telemetry(job.progress, nvml, job.slot, None);
+        gpu::read_telemetry(job.progress, nvml, job.slot, None);
     }
 }
 

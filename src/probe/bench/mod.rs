@@ -95,9 +95,14 @@ impl Prepared {
 }
 
 /// Runs the sweep on the `probed` GPUs (slot, handle) and records it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the machine-wide state a workload needs: the plan, the driver, NVML, the CPUs and the deadline"
+)]
 pub(super) fn run(
     progress: &Progress,
     options: &Options,
+    sizes: &[u32],
     driver: &Driver,
     probed: &[(usize, CuDevice)],
     nvml: Option<&'static telemetry::Loaded>,
@@ -112,7 +117,7 @@ pub(super) fn run(
             }
         }
         r.bench = Some(BenchReport {
-            sizes: options.sizes.clone(),
+            sizes: sizes.to_vec(),
             cpu: Vec::new(),
             cublas: CublasInfo {
                 status: CublasStatus::NotChecked,
@@ -155,7 +160,7 @@ pub(super) fn run(
             }
         }
         let mut plan = Plan::new(options, cpus, gpus.len(), deadline);
-        for &size in &options.sizes {
+        for &size in sizes {
             let round = Arc::new(plan.prepare(progress, size));
             // A GPU thread that has gone (it panicked) is dropped from the
             // sweep; the others run the size in parallel.

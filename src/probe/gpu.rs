@@ -1,0 +1,214 @@
+//! What the checks on one GPU share: the GPU's job (`Job`), a product's
+//! buffers and launch (`Product`), how many timed launches fit, the GPU as
+//! NVML sees it and its telemetry stage. The pipeline (device.rs), the
+//! checks beside it (tensor.rs, bandwidth.rs, burn.rs) and `bench` build
+//! on this; it knows none of them.
+use std::time::Duration;
+
+use super::progress::{Done, Failed, Progress, Scope};
+use crate::cpu::Repeat;
+use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Kernel};
+use crate::report::LinkState;
+use crate::stage::Stage;
+use crate::telemetry;
+use crate::verify::{Inputs, Reference};
+
+/// What every check gets of its GPU: the driver and the device, where to
+/// record, the shared inputs and CPU product, the measurement's settings.
+pub struct Job<'a> {
+    pub driver: &'a Driver,
+    pub progress: &'a Progress,
+    /// Index into `report.devices`.
+    pub slot: usize,
+    pub device: CuDevice,
+    pub inputs: &'a Inputs,
+    pub reference: &'a std::sync::OnceLock<Reference>,
+    pub repeat: Repeat,
+    /// NVML, for the telemetry read right after the matmul.
+    pub nvml: Option<&'static crate::telemetry::Loaded>,
+    /// When the session's deadline passes (`--timeout`); the matmul sizes
+    /// its timed launches to what is left.
+    pub deadline: Option<std::time::Instant>,
+    /// Held by the GPU whose bandwidth check copies to and from the host.
+    pub host_link: &'a std::sync::Mutex<()>,
+}
+
+/// Most timed launches a `--min-time` measurement makes.
+const MAX_ITERATIONS: u32 = 10_000;
+
+/// The longest a launch is planned to run under a kernel watchdog: a
+/// tenth of Windows' default TDR delay of 2 s (Microsoft, "Timeout
+/// Detection and Recovery (TDR)", TdrDelay), so a GPU slower than its first
+/// launches showed still stays far from the reset.
+pub(super) const WATCHDOG_LAUNCH_MS: f64 = 200.0;
+
+/// The timed products that fit in `budget_ms` (half of what is left before
+/// the deadline: the rest is for the rounding pass, the copy back, the
+/// check and the CPU baseline), at most `requested`; `Err(budget)` when
+/// not even one does.
+pub(super) fn fit_to_deadline(
+    requested: u32,
+    product_ms: f64,
+    budget_ms: Option<f64>,
+) -> Result<u32, f64> {
+    let Some(budget) = budget_ms else {
+        return Ok(requested);
+    };
+    if product_ms > budget {
+        return Err(budget);
+    }
+    if product_ms <= 0.0 {
+        return Ok(requested);
+    }
+    Ok(requested.min((budget / product_ms).floor() as u32).max(1))
+}
+
+/// One product's buffers, shape and kernel.
+pub struct Product<'b, 'c> {
+    pub(super) a: &'b Buffer<'c>,
+    pub(super) b: &'b Buffer<'c>,
+    pub(super) c: &'b Buffer<'c>,
+    pub(super) shape: (u32, u32, u32),
+    pub(super) sgemm: kernels::Sgemm,
+}
+
+impl Product<'_, '_> {
+    /// Launches the product, `rows` rows of C (and A) per launch.
+    pub(super) fn launch(
+        &self,
+        ctx: &Context<'_>,
+        kernel: &Kernel<'_>,
+        rows: u32,
+    ) -> Result<(), Failed> {
+        let (m, n, k) = self.shape;
+        let rows = rows.clamp(1, m.max(1));
+        let mut row = 0;
+        while row < m {
+            let here = rows.min(m - row);
+            let at = |buffer: &Buffer<'_>, offset: usize| {
+                buffer
+                    .ptr_at(offset)
+                    .ok_or_else(|| missing("row block inside its buffer"))
+            };
+            let pointers = [
+                at(self.a, row as usize * k as usize)?,
+                self.b.ptr,
+                at(self.c, row as usize * n as usize)?,
+            ];
+            // SAFETY: `kernel` is `self.sgemm`'s entry point, a GEMM kernel
+            // loaded in `ctx`. The block's `here` rows of A and C start
+            // inside their buffers (checked by `ptr_at`) and end at most at
+            // m rows; B is whole.
+            unsafe {
+                cuda::launch_gemm(
+                    ctx,
+                    kernel,
+                    self.sgemm.launch(here, n),
+                    (here, n, k),
+                    pointers,
+                )?;
+            };
+            row += here;
+        }
+        Ok(())
+    }
+}
+
+/// Launches needed to fill `min_time` at the warm-up's pace.
+pub(super) fn iterations_for(min_time: Duration, warm_ms: f64) -> u32 {
+    if warm_ms <= 0.0 {
+        return MAX_ITERATIONS;
+    }
+    let n = (min_time.as_secs_f64() * 1e3 / warm_ms).ceil();
+    (n as u32).clamp(1, MAX_ITERATIONS)
+}
+
+/// A stage that ran before this one did not leave what it should have.
+pub(super) fn missing(what: &str) -> Failed {
+    Failed::new(format!("internal: no {what} from an earlier stage"))
+}
+
+/// The GPU in `slot` as NVML sees it, matched by UUID, then PCI bus id
+/// (also `bench`'s).
+pub(super) fn nvml_device(
+    progress: &Progress,
+    slot: usize,
+    nvml: Option<&'static telemetry::Loaded>,
+) -> Option<nvml_wrapper::Device<'static>> {
+    let nvml = nvml?;
+    let (uuid, pci) = progress.update(|r| {
+        let d = &r.devices[slot];
+        (d.uuid.clone(), d.pci_bus_id.clone())
+    });
+    telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref())
+}
+
+/// Reads one device's telemetry into the report; `under_load` is the PCIe
+/// link as read while the device's matmul ran, which replaces the idle
+/// reading taken now.
+pub(super) fn read_telemetry(
+    progress: &Progress,
+    nvml: &telemetry::Loaded,
+    slot: usize,
+    under_load: Option<telemetry::Link>,
+) {
+    let (uuid, pci) = progress.update(|r| {
+        (
+            r.devices[slot].uuid.clone(),
+            r.devices[slot].pci_bus_id.clone(),
+        )
+    });
+    progress.stage(Scope::Device(slot), Stage::Telemetry, || {
+        let Some(device) = telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref()) else {
+            return Ok(Done::pass(
+                (),
+                "NVML does not list this GPU (matched by UUID, then PCI bus id)",
+            ));
+        };
+        let mut t = nvml.read(&device);
+        if let Some(link) = under_load {
+            t.pcie_generation = link.generation;
+            t.pcie_width_lanes = link.width;
+            t.pcie_link_state = Some(LinkState::UnderLoad);
+        }
+        let detail = format!(
+            "{} °C, {} W",
+            t.temperature_celsius
+                .value()
+                .map_or("?".into(), ToString::to_string),
+            t.power_draw_watts
+                .value()
+                .map_or("?".into(), |w| format!("{w:.0}"))
+        );
+        progress.update(|r| r.devices[slot].telemetry = Some(t));
+        Ok(Done::pass((), detail))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_shrinks_or_refuses_the_timed_products() {
+        assert_eq!(fit_to_deadline(10, 100.0, None), Ok(10));
+        assert_eq!(fit_to_deadline(10, 100.0, Some(5000.0)), Ok(10));
+        assert_eq!(fit_to_deadline(1000, 100.0, Some(5000.0)), Ok(50));
+        assert_eq!(fit_to_deadline(1000, 100.0, Some(100.0)), Ok(1));
+        assert_eq!(fit_to_deadline(3, 6000.0, Some(5000.0)), Err(5000.0));
+    }
+
+    #[test]
+    fn iterations_fill_min_time_within_bounds() {
+        assert_eq!(iterations_for(Duration::from_millis(100), 10.0), 10);
+        assert_eq!(iterations_for(Duration::from_millis(100), 1000.0), 1);
+        assert_eq!(
+            iterations_for(Duration::from_secs(100), 0.001),
+            MAX_ITERATIONS
+        );
+        assert_eq!(
+            iterations_for(Duration::from_millis(1), 0.0),
+            MAX_ITERATIONS
+        );
+    }
+}
