@@ -1,0 +1,180 @@
+//! Faults NVML reports in a GPU itself: fallen off the bus, memory errors
+//! judged as NVIDIA's GPU memory error management does by architecture (row
+//! remapping or page retirement), and a PCIe link below its maximum.
+use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
+use crate::report::{LinkState, Reading, Report, Severity, Telemetry, Unavailable};
+
+/// Readings of every device with telemetry, labelled.
+fn telemetry(r: &Report) -> impl Iterator<Item = (Option<u32>, String, &Telemetry)> {
+    r.devices.iter().filter_map(|d| {
+        d.telemetry.as_ref().map(|t| {
+            (
+                Some(d.index),
+                format!("GPU {} ({})", d.index, d.uuid.as_deref().unwrap_or("?")),
+                t,
+            )
+        })
+    })
+}
+
+pub(super) const GP014: Rule = Rule {
+    code: "GP014",
+    severity: Severity::Error,
+    summary: "A GPU has fallen off the bus",
+    when: "NVML answers NVML_ERROR_GPU_IS_LOST (15) for a GPU",
+    fix: "Check the host's kernel log for Xid 79, reset the GPU (`nvidia-smi -r -i N`) or reboot, and keep the node drained until gpuprobe passes again.",
+    trigger: Trigger::PerDevice(gpu_lost),
+};
+
+fn gpu_lost(r: &Report) -> DeviceEvidence {
+    let mut evidence: Vec<(Option<u32>, String)> = r
+        .nvml
+        .lost_devices
+        .iter()
+        .map(|i| (None, format!("NVML GPU {i}: GPU is lost")))
+        .collect();
+    for (device, who, t) in telemetry(r) {
+        if t.temperature_celsius == Reading::Unavailable(Unavailable::GpuLost) {
+            evidence.push((device, format!("{who}: NVML says GPU is lost")));
+        }
+    }
+    evidence
+}
+
+/// Whether the GPU repairs memory by row remapping (Ampere GA100 and
+/// newer: compute capability 8.0 and up; `None` when its compute
+/// capability is unknown, and then both repairs' signals are judged),
+/// which replaced page retirement
+/// (NVIDIA, "GPU Memory Error Management": on these GPUs "retired pages"
+/// do not apply, and remapping is "not supported on pre-Ampere GPUs").
+fn remaps_rows(r: &Report, index: Option<u32>) -> Option<bool> {
+    r.devices
+        .iter()
+        .find(|d| Some(d.index) == index)
+        .and_then(|d| d.compute_capability.as_deref())
+        .and_then(crate::cuda::version::parse_version)
+        .map(|(major, _)| major >= 8)
+}
+
+/// A row remap that waits for a reset on a GPU that remaps rows, with no
+/// remap failed: the uncorrectable errors were contained (GP036).
+fn remap_pending_only(t: &Telemetry) -> bool {
+    t.remapped_rows_pending == Reading::Value(true)
+        && t.remapped_rows_failure != Reading::Value(true)
+}
+
+pub(super) const GP015: Rule = Rule {
+    code: "GP015",
+    severity: Severity::Error,
+    summary: "GPU memory has uncorrectable errors that need the GPU out of service",
+    when: "judged by architecture, as NVIDIA's GPU memory error management does. A GPU that remaps rows (compute capability 8.0+): a row remap failed, or volatile uncorrectable ECC errors with no row remap pending to contain them (a pending remap alone is GP036). A GPU that retires pages (before 8.0): volatile uncorrectable ECC errors, or pages pending retirement",
+    fix: "Drain the node. A failed row remap means the GPU has no spare rows left: replace it. Pages pending retirement are retired at the next GPU reset (`nvidia-smi -r`) or reboot; uncorrectable errors that recur after it mean the GPU needs replacing.",
+    trigger: Trigger::PerDevice(memory_errors),
+};
+
+/// GP015: memory faults that need the GPU out of service, judged as
+/// NVIDIA's memory error management does by architecture. With row
+/// remapping (Ampere+): a remap that failed (no spare rows: replace the
+/// GPU), or uncorrectable errors with no remap pending to contain them; a
+/// pending remap alone is GP036's. With page retirement (before Ampere):
+/// uncorrectable errors, or pages pending retirement.
+fn memory_errors(r: &Report) -> DeviceEvidence {
+    let mut evidence = Vec::new();
+    for (device, who, t) in telemetry(r) {
+        let remapping = remaps_rows(r, device);
+        if remapping == Some(true) && remap_pending_only(t) {
+            continue;
+        }
+        if let Some(n) = t.ecc_uncorrected_volatile.value().filter(|n| **n > 0) {
+            evidence.push((
+                device,
+                format!("{who}: {n} uncorrectable ECC error(s) since the driver loaded"),
+            ));
+        }
+        let remap: [(&Reading<bool>, &str); 2] = [
+            (
+                &t.remapped_rows_pending,
+                "a row remap is pending (needs a GPU reset)",
+            ),
+            (&t.remapped_rows_failure, "a row remap failed"),
+        ];
+        let retire = [(&t.retired_pages_pending, "pages are pending retirement")];
+        let signals: Vec<(&Reading<bool>, &str)> = match remapping {
+            Some(true) => remap.to_vec(),
+            Some(false) => retire.to_vec(),
+            None => remap.into_iter().chain(retire).collect(),
+        };
+        for (reading, what) in signals {
+            if *reading == Reading::Value(true) {
+                evidence.push((device, format!("{who}: {what}")));
+            }
+        }
+    }
+    evidence
+}
+
+pub(super) const GP036: Rule = Rule {
+    code: "GP036",
+    severity: Severity::Warning,
+    summary: "Uncorrectable memory errors were contained, and a row remap waits for a GPU reset",
+    when: "a GPU that remaps rows (compute capability 8.0+: Ampere GA100 and newer) reports a pending row remap and no failed one, whatever its volatile uncorrectable count: error containment kept the error to the process that hit it (CUDA_ERROR_ECC_UNCORRECTABLE, 214, sticky for that context only), and the remap takes effect at the next reset (NVIDIA, GPU Memory Error Management)",
+    fix: "Reset the GPU when it is idle (`nvidia-smi -r -i N`) or at the next maintenance window: the remap is applied then. Jobs can run meanwhile; the one that hit the error must restart. Drain and replace only if a remap fails or errors recur after the reset.",
+    trigger: Trigger::PerDevice(remap_pending),
+};
+
+/// GP036: on a GPU that remaps rows, uncorrectable errors contained by a
+/// row remap that waits for a reset, with no remap failed.
+fn remap_pending(r: &Report) -> DeviceEvidence {
+    telemetry(r)
+        .filter(|(device, _, t)| remaps_rows(r, *device) == Some(true) && remap_pending_only(t))
+        .map(|(device, who, t)| {
+            let errors = t
+                .ecc_uncorrected_volatile
+                .value()
+                .filter(|n| **n > 0)
+                .map_or(String::new(), |n| {
+                    format!("{n} uncorrectable ECC error(s) since the driver loaded; ")
+                });
+            (
+                device,
+                format!("{who}: {errors}a row remap is pending (applied at the next GPU reset)"),
+            )
+        })
+        .collect()
+}
+
+pub(super) const GP016: Rule = Rule {
+    code: "GP016",
+    severity: Severity::Warning,
+    summary: "A GPU's PCIe link runs below its maximum",
+    when: "the PCIe width is below the maximum of the GPU and its slot, or the generation is below it in a reading taken while the matmul ran (an idle link trains down to save power, so `list` and idle readings never judge the generation)",
+    fix: "Reseat the card and check the riser and slot, the BIOS PCIe settings and the GPU's power cables; a degraded link slows every host transfer.",
+    trigger: Trigger::PerDevice(pcie_degraded),
+};
+
+/// An idle link trains down to save power (nvidia-smi(1), "Link
+/// Width/Generation": the current values "may be reduced when the GPU is not
+/// in use"), so the generation is judged only from a reading taken while
+/// gpuprobe's launches ran; the width, which normally stays, from any
+/// reading. Both against the maximum of the GPU and its slot.
+fn pcie_degraded(r: &Report) -> DeviceEvidence {
+    let mut evidence = Vec::new();
+    for (device, who, t) in telemetry(r) {
+        let pair = |a: &Reading<u32>, b: &Reading<u32>| a.value().copied().zip(b.value().copied());
+        let under_load = t.pcie_link_state == Some(LinkState::UnderLoad);
+        if let Some((cur, max)) =
+            pair(&t.pcie_generation, &t.pcie_generation_max).filter(|(c, m)| under_load && c < m)
+        {
+            evidence.push((
+                device,
+                format!("{who}: PCIe gen {cur} of {max} while the matmul ran"),
+            ));
+        }
+        if let Some((cur, max)) =
+            pair(&t.pcie_width_lanes, &t.pcie_width_max_lanes).filter(|(c, m)| c < m)
+        {
+            evidence.push((device, format!("{who}: PCIe x{cur} of x{max}")));
+        }
+    }
+    evidence
+}

@@ -1,0 +1,112 @@
+//! The container as seen from inside (`Report::environment`): device nodes,
+//! the variables that decide GPU access, the kernel module, where the driver
+//! libraries came from, and what a Windows container holds of the host's
+//! driver.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a driver library file came from, as /proc/self/mountinfo tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LibraryOrigin {
+    /// Bind-mounted into the container by the GPU runtime.
+    Injected,
+    /// A file of the image itself.
+    Image,
+    /// Not in a container.
+    Host,
+    /// No /proc/self/mountinfo to tell.
+    Unknown,
+}
+
+/// The container as seen from inside.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Environment {
+    /// NVIDIA device nodes found under /dev, and whether they open.
+    pub device_nodes: Vec<DeviceNode>,
+    /// WSL2: /dev/dxg or /usr/lib/wsl/lib present.
+    pub wsl: bool,
+    /// The kernel module's version from /proc/driver/nvidia/version.
+    pub kernel_module_version: Option<String>,
+    /// Why the kernel module version is unknown, when the file is there but
+    /// unreadable or unrecognised.
+    pub kernel_module_error: Option<String>,
+    /// The variables that decide GPU access, as set (unset ones left out).
+    pub variables: Vec<Variable>,
+    /// LD_LIBRARY_PATH entries that hold the toolkit's stub libcuda.
+    pub library_path_stubs: Vec<String>,
+    /// LD_LIBRARY_PATH entries that hold CUDA forward-compatibility libraries.
+    pub library_path_compat: Vec<String>,
+    /// The driver version in the loaded libcuda's file name
+    /// (libcuda.so.VERSION), when it has one.
+    pub cuda_library_version: Option<String>,
+    /// Where the loaded libcuda came from: `injected` (bind-mounted into the
+    /// container by the GPU runtime), `image` (a file of the image itself),
+    /// `host` (not in a container), or `unknown` (no /proc/self/mountinfo).
+    pub cuda_library_origin: Option<LibraryOrigin>,
+    /// The same for libnvidia-ml.
+    pub nvml_library_origin: Option<LibraryOrigin>,
+    /// The loaded libcuda is a CUDA forward-compatibility library (NVIDIA's
+    /// cuda-compat package): it lies in a `compat` folder (such as
+    /// /usr/local/cuda/compat) or an LD_LIBRARY_PATH compat entry, and its
+    /// driver version is newer than the kernel module's (or one of the two
+    /// is unknown). Such a library is in the image on purpose.
+    #[serde(default)]
+    pub cuda_forward_compat: bool,
+    /// Windows only: what the GPU device class brings into a container.
+    pub windows: Option<WindowsEnvironment>,
+}
+
+/// One NVIDIA device node.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceNode {
+    pub path: String,
+    /// Whether it opens for reading and writing, as the driver opens it.
+    pub openable: bool,
+    /// The error when it does not.
+    pub error: Option<String>,
+    /// What kind of failure `error` is, when the node does not open.
+    #[serde(default)]
+    pub error_kind: Option<NodeError>,
+    /// The node was not there when gpuprobe started: the driver library made
+    /// it during this run (libcuda, run as root, creates missing nodes
+    /// itself), so the container runtime did not give it.
+    #[serde(default)]
+    pub created_during_run: bool,
+}
+
+/// Why a device node does not open, by the OS error (open(2)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeError {
+    /// EPERM or EACCES: the device cgroup, SELinux or file permissions
+    /// refuse it.
+    PermissionDenied,
+    /// ENXIO or ENODEV: the node exists but no kernel driver answers behind
+    /// it (the NVIDIA kernel module is not loaded).
+    NoDriver,
+    /// Any other error.
+    Other,
+}
+
+/// An environment variable.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Variable {
+    pub name: String,
+    pub value: String,
+}
+
+/// What a Windows container holds of the host's driver.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct WindowsEnvironment {
+    /// Whether this is a container (C:\Windows\System32\HostDriverStore, or
+    /// the container user) at all.
+    pub container: bool,
+    /// C:\Windows\System32\HostDriverStore exists: started with the GPU
+    /// device class.
+    pub host_driver_store: bool,
+    /// Where nvcuda.dll was found, if anywhere.
+    pub nvcuda_dll: Option<String>,
+    /// Where nvml.dll was found, if anywhere.
+    pub nvml_dll: Option<String>,
+}

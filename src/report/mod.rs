@@ -1,0 +1,230 @@
+//! The report: one tree of plain serde types that every output format is
+//! rendered from.
+//!
+//! This is a published contract (docs/report.md, docs/report.schema.json).
+//! Within a `schema_version` fields are only ever added, never renamed,
+//! retyped or removed. Values that are unknown are `null`, never zero.
+//!
+//! Readers are forward compatible (docs/report.md, "Compatibility policy"):
+//! no type here denies unknown fields, so a report from a newer gpuprobe of
+//! the same `schema_version` reads back with its new fields ignored, and
+//! `Report::from_json` refuses only another `schema_version`.
+//!
+//! Each part of the tree has a file of its own below; every type is
+//! re-exported here, so each is named `crate::report::X`.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+mod bandwidth;
+mod bench;
+mod burn;
+mod checks;
+mod device;
+mod diagnosis;
+mod driver;
+mod environment;
+mod matmul;
+mod nvml;
+mod peak;
+
+pub use bandwidth::{Bandwidth, LinkReading, PcieLink, Transfer};
+pub use bench::{
+    BenchCpu, BenchKernel, BenchReport, BenchRow, BenchStatus, CublasInfo, CublasSource,
+    CublasStatus,
+};
+pub use burn::{Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInterval};
+pub use checks::{Check, CheckStatus, DriverError};
+pub use device::{DeviceReport, DeviceStatus, NotVerified};
+pub use diagnosis::{Diagnosis, Severity};
+pub use driver::{DriverInfo, DriverLoadFailure};
+pub use environment::{
+    DeviceNode, Environment, LibraryOrigin, NodeError, Variable, WindowsEnvironment,
+};
+pub use matmul::{
+    CpuLimit, CpuReport, Matmul, Mismatch, MismatchKind, SampleCheck, TensorMatmul,
+    TensorPrecision, Verification,
+};
+pub use nvml::{
+    ComputeMode, LinkState, NeverAReason, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
+};
+pub use peak::{ClockSource, Figure, MissingInput, Peak};
+
+/// Major version of the JSON report. Bumped only for an incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The outcome of one gpuprobe run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    /// Major version of this format; fields are only added within a version.
+    pub schema_version: u32,
+    /// The gpuprobe release that wrote the report.
+    pub gpuprobe_version: String,
+    /// What ran: `probe` (the full check), `list` (enumeration only),
+    /// `health` (the liveness check) or `bench` (the GEMM sweep).
+    pub command: ReportCommand,
+    /// When the run started, RFC 3339 in UTC.
+    pub started_at: String,
+    /// Wall time of the whole run in milliseconds.
+    pub duration_ms: f64,
+    /// The overall result; see `Verdict`.
+    pub verdict: Verdict,
+    /// The process exit code that goes with `verdict`.
+    pub exit_code: i32,
+    /// One sentence saying what the verdict rests on.
+    pub summary: String,
+    /// The options the run used.
+    pub settings: Settings,
+    /// Stages that concern the whole machine (driver library, cuInit,
+    /// enumeration), in the order they ran.
+    pub checks: Vec<Check>,
+    /// The CUDA driver as gpuprobe found it.
+    pub driver: DriverInfo,
+    /// Every GPU visible to this process, in CUDA ordinal order.
+    pub devices: Vec<DeviceReport>,
+    /// The CPU reference GEMM, when one ran.
+    pub cpu: Option<CpuReport>,
+    /// NVML (libnvidia-ml) as gpuprobe found it.
+    pub nvml: NvmlInfo,
+    /// What the container looks like from inside: device nodes, variables,
+    /// the kernel module, where the driver libraries came from.
+    pub environment: Environment,
+    /// Misconfigurations found, with their fixes, most severe first.
+    pub diagnoses: Vec<Diagnosis>,
+    /// `bench`: the sizes, the CPU GEMM at each and cuBLAS as found; null
+    /// for other commands and in reports of older versions.
+    #[serde(default)]
+    pub bench: Option<BenchReport>,
+}
+
+/// Why bytes could not be read as a report of this `SCHEMA_VERSION`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not JSON, or not shaped like a report.
+    #[error("is not a gpuprobe report: {0}")]
+    Invalid(#[source] serde_json::Error),
+    /// A report of another major version, which this gpuprobe cannot read.
+    #[error("has schema_version {found}; this gpuprobe reads schema_version {SCHEMA_VERSION}")]
+    Version { found: u64 },
+}
+
+impl Report {
+    /// Reads a report written by any gpuprobe of this `SCHEMA_VERSION`,
+    /// ignoring fields added after this release. The version is checked
+    /// first, so a report of another major version is named as such rather
+    /// than failing on whichever field changed.
+    pub fn from_json(bytes: &[u8]) -> Result<Report, ReadError> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            schema_version: u64,
+        }
+        let found = serde_json::from_slice::<Versioned>(bytes)
+            .map_err(ReadError::Invalid)?
+            .schema_version;
+        if found != u64::from(SCHEMA_VERSION) {
+            return Err(ReadError::Version { found });
+        }
+        serde_json::from_slice(bytes).map_err(ReadError::Invalid)
+    }
+}
+
+/// The overall result of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every requested GPU passed every check. Exit code 0.
+    Healthy,
+    /// The GPUs work, with warnings worth reading. Exit code 0.
+    Degraded,
+    /// A GPU is there but a check failed. Exit code 1.
+    Failed,
+    /// No usable GPU: no driver, no device, or initialisation refused. Exit code 3.
+    NoGpu,
+    /// The deadline passed before the probe finished. Exit code 4.
+    Timeout,
+}
+
+impl Verdict {
+    /// The process exit code for this verdict (see `exit_code`).
+    #[must_use]
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Healthy | Verdict::Degraded => crate::exit_code::HEALTHY,
+            Verdict::Failed => crate::exit_code::FAILED,
+            Verdict::NoGpu => crate::exit_code::NO_GPU,
+            Verdict::Timeout => crate::exit_code::TIMEOUT,
+        }
+    }
+
+    /// Lower-case name as it appears in JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Degraded => "degraded",
+            Verdict::Failed => "failed",
+            Verdict::NoGpu => "no_gpu",
+            Verdict::Timeout => "timeout",
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportCommand {
+    /// The full probe: enumerate, then the matmul and checks on each device.
+    Probe,
+    /// Enumeration only: no context, no kernel.
+    List,
+    /// The liveness check: a tiny verified launch per device.
+    Health,
+    /// The probe, then the matmul back to back on every GPU for a set
+    /// duration, verified at intervals, with NVML sampled throughout.
+    Burn,
+    /// The GEMM sweep: every kernel at every size, each result verified.
+    Bench,
+}
+
+/// The options a run used, so a report can be reproduced.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Settings {
+    /// Matrix size N of the N x N x N matmul (`bench`: the largest size
+    /// swept; `bench.sizes` has them all).
+    pub size: u32,
+    /// Fixed number of timed iterations, when `--iterations` was given.
+    pub iterations: Option<u32>,
+    /// Minimum timed duration per measurement in milliseconds, when
+    /// iterations were not fixed.
+    pub min_time_ms: Option<f64>,
+    /// The devices asked for: `all`, or the `--devices` list as given.
+    pub devices: String,
+    /// Seed of the input generator; `--seed` with this value repeats the inputs.
+    pub seed: u64,
+    /// Deadline for the whole run in milliseconds.
+    pub timeout_ms: f64,
+    /// `health --no-context`: no CUDA context was created; the GPUs were
+    /// judged by their device nodes, NVML and the diagnoses only.
+    #[serde(default)]
+    pub no_context: bool,
+    /// `burn`: how long and how it sampled and verified.
+    #[serde(default)]
+    pub burn: Option<BurnSettings>,
+    /// `--bandwidth-size`: the bandwidth check's buffer size in bytes asked
+    /// for (0: the check turned off); null where the command runs no
+    /// bandwidth check (`health`, `list`, `bench`).
+    #[serde(default)]
+    pub bandwidth_bytes: Option<u64>,
+}
+
+/// The options of a `burn` run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BurnSettings {
+    /// `--duration`, ms.
+    pub duration_ms: f64,
+    /// `--sample-every`: one throughput measurement and NVML reading per
+    /// interval of this length, ms.
+    pub sample_ms: f64,
+    /// `--verify-every`: the product is copied back and compared bit for
+    /// bit at this interval (and at the end), ms.
+    pub verify_ms: f64,
+}
