@@ -5,8 +5,9 @@ use std::io::{IsTerminal, Write};
 use clap::Parser;
 
 use crate::cli::{
-    Cli, Command, FormatArgs, MatmulArgs, OutputArgs, RequireArgs, TargetArgs,
-    DEFAULT_BANDWIDTH_SIZE, DEFAULT_BENCH_TIMEOUT, DEFAULT_MIN_TIME, DEFAULT_SIZE, DEFAULT_TIMEOUT,
+    BenchArgs, BurnArgs, Cli, Command, FormatArgs, HealthArgs, MatmulArgs, OutputArgs, RequireArgs,
+    TargetArgs, DEFAULT_BANDWIDTH_SIZE, DEFAULT_BENCH_TIMEOUT, DEFAULT_MIN_TIME, DEFAULT_SIZE,
+    DEFAULT_TIMEOUT,
 };
 use crate::cpu::Repeat;
 use crate::exit_code;
@@ -46,36 +47,7 @@ pub fn main() -> i32 {
         Some(Command::Completions { shell }) => {
             deliver(shell.script()).err().unwrap_or(exit_code::HEALTHY)
         }
-        Some(Command::Health(h)) => {
-            let (line, code) = if let (Some(path), Some(max_age)) = (&h.state, h.max_age) {
-                health::judge_state(path, max_age, std::time::SystemTime::now())
-            } else {
-                let work = if h.no_context {
-                    Work::NvmlOnly
-                } else {
-                    // A liveness check: the FP32 product only, checked
-                    // against an untimed CPU product; no bandwidth.
-                    Work::Gpus(GpuWork {
-                        tensor_cores: false,
-                        bandwidth: None,
-                        burn: None,
-                        cpu: CpuWork::ReferenceOnly,
-                    })
-                };
-                let plan = plan(
-                    ReportCommand::Health,
-                    work,
-                    &h.target,
-                    None,
-                    Some(&h.require),
-                );
-                health::judge(&judge::run(&plan, |_, _| {}))
-            };
-            // The exit code is the health check's answer; a lost line does
-            // not change it (Docker and Kubernetes read the code).
-            let _ = deliver(&format!("{line}\n"));
-            code
-        }
+        Some(Command::Health(h)) => run_health(h),
         Some(Command::Exec(e)) => {
             let plan = probe_plan(&e.target, &e.matmul, &e.require);
             let report = run_probe(&plan);
@@ -84,70 +56,12 @@ pub fn main() -> i32 {
                 None => modes::exec::run(&report, &e.command, e.warn_only),
             }
         }
-        Some(Command::Burn(b)) => {
-            crate::signals::install();
-            // A sustained FP32 load: no tensor cores, and no CPU baseline
-            // after it (its subject is the GPU under load).
-            let work = Work::Gpus(GpuWork {
-                tensor_cores: false,
-                bandwidth: Some(b.matmul.bandwidth_size),
-                burn: Some(probe::burn::Plan {
-                    duration: b.duration,
-                    sample: b.sample_every,
-                    verify: b.verify_every,
-                    stop: crate::signals::stop_requested,
-                }),
-                cpu: CpuWork::Timed { baseline: false },
-            });
-            let mut plan = plan(
-                ReportCommand::Burn,
-                work,
-                &b.target,
-                Some(&b.matmul),
-                Some(&b.require),
-            );
-            plan.probe.timeout = b
-                .target
-                .timeout
-                .unwrap_or_else(|| b.duration.saturating_add(BURN_TIMEOUT_MARGIN));
-            // Ctrl-C ends the burn's intervals; what does not end within
-            // the grace (a driver call that never returns) is reported.
-            let mut line = ProgressLine::new();
-            let report = judge::Session::new(plan).run_with_grace(
-                |progress, elapsed| line.show(progress, elapsed),
-                crate::signals::stop_requested,
-                BURN_STOP_GRACE,
-            );
-            line.clear();
-            // The report goes out whether or not the plot could be written.
-            let plotted =
-                modes::bench::write_plot(b.plot.as_deref(), || modes::burn::chart(&report));
-            let published = publish(&report, &b.format, &b.output);
-            plotted.err().unwrap_or(published)
-        }
+        Some(Command::Burn(b)) => run_burn(b),
         Some(Command::Watch(w)) => {
             let plan = probe_plan(&w.target, &w.matmul, &w.require);
             modes::watch::run(&plan, w)
         }
-        Some(Command::Bench(b)) => {
-            let mut sizes = b.sizes.clone();
-            sizes.sort_unstable();
-            sizes.dedup();
-            let largest = sizes.last().copied().unwrap_or(DEFAULT_SIZE);
-            // The bench runs no bandwidth check: the size is unused.
-            let matmul = MatmulArgs {
-                size: largest,
-                measure: b.measure.clone(),
-                bandwidth_size: DEFAULT_BANDWIDTH_SIZE,
-            };
-            let work = Work::Sweep { sizes };
-            let plan = plan(ReportCommand::Bench, work, &b.target, Some(&matmul), None);
-            let report = modes::bench::run(&plan, b.format.format(), b.cublas.clone());
-            // The report goes out whether or not the plot could be written.
-            let plotted = modes::bench::plot(&report, b.plot.as_deref());
-            let published = publish(&report, &b.format, &b.output);
-            plotted.err().unwrap_or(published)
-        }
+        Some(Command::Bench(b)) => run_bench(b),
     }
 }
 
@@ -327,6 +241,101 @@ pub fn environment_flags() -> Vec<(String, String)> {
     let mut table = Vec::new();
     walk(&<Cli as clap::CommandFactory>::command(), &mut table);
     table
+}
+
+/// `health`: one line and the exit code Docker and Kubernetes read.
+fn run_health(h: &HealthArgs) -> i32 {
+    let (line, code) = if let (Some(path), Some(max_age)) = (&h.state, h.max_age) {
+        health::judge_state(path, max_age, std::time::SystemTime::now())
+    } else {
+        let work = if h.no_context {
+            Work::NvmlOnly
+        } else {
+            // A liveness check: the FP32 product only, checked
+            // against an untimed CPU product; no bandwidth.
+            Work::Gpus(GpuWork {
+                tensor_cores: false,
+                bandwidth: None,
+                burn: None,
+                cpu: CpuWork::ReferenceOnly,
+            })
+        };
+        let plan = plan(
+            ReportCommand::Health,
+            work,
+            &h.target,
+            None,
+            Some(&h.require),
+        );
+        health::judge(&judge::run(&plan, |_, _| {}))
+    };
+    // The exit code is the health check's answer; a lost line does
+    // not change it (Docker and Kubernetes read the code).
+    let _ = deliver(&format!("{line}\n"));
+    code
+}
+
+/// `burn`: the sustained load, its report and plot.
+fn run_burn(b: &BurnArgs) -> i32 {
+    crate::signals::install();
+    // A sustained FP32 load: no tensor cores, and no CPU baseline
+    // after it (its subject is the GPU under load).
+    let work = Work::Gpus(GpuWork {
+        tensor_cores: false,
+        bandwidth: Some(b.matmul.bandwidth_size),
+        burn: Some(probe::burn::Plan {
+            duration: b.duration,
+            sample: b.sample_every,
+            verify: b.verify_every,
+            stop: crate::signals::stop_requested,
+        }),
+        cpu: CpuWork::Timed { baseline: false },
+    });
+    let mut plan = plan(
+        ReportCommand::Burn,
+        work,
+        &b.target,
+        Some(&b.matmul),
+        Some(&b.require),
+    );
+    plan.probe.timeout = b
+        .target
+        .timeout
+        .unwrap_or_else(|| b.duration.saturating_add(BURN_TIMEOUT_MARGIN));
+    // Ctrl-C ends the burn's intervals; what does not end within
+    // the grace (a driver call that never returns) is reported.
+    let mut line = ProgressLine::new();
+    let report = judge::Session::new(plan).run_with_grace(
+        |progress, elapsed| line.show(progress, elapsed),
+        crate::signals::stop_requested,
+        BURN_STOP_GRACE,
+    );
+    line.clear();
+    // The report goes out whether or not the plot could be written.
+    let plotted = modes::bench::write_plot(b.plot.as_deref(), || modes::burn::chart(&report));
+    let published = publish(&report, &b.format, &b.output);
+    plotted.err().unwrap_or(published)
+}
+
+/// `bench`: the GEMM sweep, its report and plot.
+fn run_bench(b: &BenchArgs) -> i32 {
+    let mut sizes = b.sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let largest = sizes.last().copied().unwrap_or(DEFAULT_SIZE);
+    // The bench runs no bandwidth check: the size is unused.
+    let matmul = MatmulArgs {
+        size: largest,
+        measure: b.measure.clone(),
+        bandwidth_size: DEFAULT_BANDWIDTH_SIZE,
+    };
+    let work = Work::Sweep { sizes };
+    let plan = plan(ReportCommand::Bench, work, &b.target, Some(&matmul), None);
+    let report = modes::bench::run(&plan, b.format.format(), b.cublas.clone());
+    // The report goes out whether or not the plot could be written.
+    let plotted = modes::bench::plot(&report, b.plot.as_deref());
+    let published = publish(&report, &b.format, &b.output);
+    plotted.err().unwrap_or(published)
 }
 
 /// Whether the command line asks for `health` (before any `--`).

@@ -315,3 +315,119 @@ fn references_are_read_from_use_groups_inline_paths_and_super() {
     assert!(layer("judge::diagnose") > layer("probe::session"));
     assert!(layer("probe::burn") < layer("probe::session"));
 }
+
+/// Each function in `text` (outside its test module) as (name, lines),
+/// from its `fn` line to the line of its closing brace.
+fn function_lengths(text: &str) -> Vec<(String, usize)> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(rest) = ["pub(crate) fn ", "pub(super) fn ", "pub fn ", "fn "]
+            .iter()
+            .find_map(|p| trimmed.strip_prefix(p))
+        else {
+            continue;
+        };
+        let name = ident_at(rest).to_string();
+        // The body: from the first `{` after the signature to its match,
+        // skipping string and character literals.
+        let mut depth = 0usize;
+        let mut opened = false;
+        let mut end = None;
+        'lines: for (offset, body) in lines[at..].iter().enumerate() {
+            let mut chars = body.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '/' if chars.peek() == Some(&'/') => break,
+                    '"' => {
+                        while let Some(s) = chars.next() {
+                            match s {
+                                '\\' => {
+                                    chars.next();
+                                }
+                                '"' => break,
+                                _ => {}
+                            }
+                        }
+                    }
+                    '\'' => {
+                        // A character literal ('{', '\n'), not a lifetime.
+                        let mut probe = chars.clone();
+                        let first = probe.next();
+                        let literal = match first {
+                            Some('\\') => true,
+                            Some(_) => probe.next() == Some('\''),
+                            None => false,
+                        };
+                        if literal {
+                            for s in chars.by_ref() {
+                                if s == '\'' {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    ';' if !opened => break 'lines,
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => {
+                        depth = depth.saturating_sub(1);
+                        if opened && depth == 0 {
+                            end = Some(offset);
+                            break 'lines;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(end) = end {
+            out.push((name, end + 1));
+        }
+    }
+    out
+}
+
+/// The judge and the orchestrator read in one screen: no function over 60
+/// lines (the rest of the crate answers to clippy's too_many_lines at 100).
+#[test]
+fn the_judge_and_the_orchestrator_read_in_one_screen() {
+    const LIMIT: usize = 60;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let mut long = Vec::new();
+    for file in files {
+        let module = module_of(&root, &file).join("::");
+        let layer = LAYERS[layer(&module)].0;
+        if layer != "judge" && layer != "orchestrator" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (name, lines) in function_lengths(&text) {
+            if lines > LIMIT {
+                long.push(format!("{module}::{name}: {lines} lines"));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "over {LIMIT} lines in the judge or the orchestrator:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn function_lengths_are_counted_from_fn_to_its_closing_brace() {
+    let text = "fn a() {\n    let s = \"}\";\n    let c = '{';\n}\n\
+                pub fn b<'x>(v: &'x str) -> &'x str {\n    v\n}\n\
+                fn declared();\n";
+    assert_eq!(
+        function_lengths(text),
+        vec![("a".to_string(), 4), ("b".to_string(), 3)]
+    );
+}

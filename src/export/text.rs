@@ -294,48 +294,7 @@ impl Text {
             name,
             self.paint(colour, word)
         );
-        let row = |out: &mut String, label: &str, value: String| {
-            let _ = writeln!(out, "  {label:<16}{value}");
-        };
-        if let Some(u) = &d.uuid {
-            match &d.mig_parent_uuid {
-                Some(gpu) => row(out, "uuid", format!("{u} (a MIG instance of {gpu})")),
-                None => row(out, "uuid", u.clone()),
-            }
-        }
-        if let Some(p) = &d.pci_bus_id {
-            row(out, "pci bus id", p.clone());
-        }
-        if let Some(cc) = &d.compute_capability {
-            let sms = d
-                .multiprocessors
-                .map_or(String::new(), |s| format!(", {s} SMs"));
-            let clock = d
-                .clock_mhz
-                .map_or(String::new(), |c| format!(" at {c} MHz"));
-            row(out, "compute", format!("capability {cc}{sms}{clock}"));
-        }
-        if let Some(p) = &d.peak {
-            let shown = |f: Figure, unit: &str| match f {
-                Figure::Value(v) => format!("{v:.0} {unit}"),
-                Figure::Missing(why) => format!("unknown ({why})"),
-            };
-            row(
-                out,
-                "peak",
-                format!(
-                    "FP32 {}, memory {}",
-                    shown(p.fp32_gflops, "GFLOP/s"),
-                    shown(p.memory_bandwidth_gbps, "GB/s")
-                ),
-            );
-        }
-        if let Some(total) = d.memory_total_bytes {
-            let free = d
-                .memory_free_bytes
-                .map_or(String::new(), |f| format!(" ({} free)", bytes(f)));
-            row(out, "memory", format!("{}{free}", bytes(total)));
-        }
+        identity_rows(out, d);
         if let Some(t) = &d.telemetry {
             let [first, second, third] = telemetry_lines(t);
             row(out, "telemetry", first);
@@ -343,84 +302,10 @@ impl Text {
             row(out, "", third);
         }
         if let Some(m) = &d.matmul {
-            let cpu = r.cpu.as_ref().map_or(String::new(), |c| {
-                format!(" vs {} on the CPU", flops(c.gflops))
-            });
-            let speedup = m
-                .speedup_vs_cpu
-                .map_or(String::new(), |s| format!(": {s:.1}x"));
-            row(
-                out,
-                &format!("matmul {}³", m.m),
-                format!(
-                    "{} on the GPU{cpu}{speedup}{}",
-                    flops(m.gpu_gflops),
-                    m.efficiency
-                        .and_then(Figure::value)
-                        .map_or(String::new(), |e| format!(
-                            "; {} of the FP32 peak",
-                            percent(e)
-                        ))
-                ),
-            );
-            let v = &m.verification;
-            let verdict = if v.passed {
-                self.paint(GREEN, "correct")
-            } else {
-                self.paint(RED, "WRONG")
-            };
-            let first = if v.exact {
-                format!(
-                    "{} of {} elements differ from the exact product",
-                    v.mismatches.saturating_sub(v.f64_sample.mismatches),
-                    v.elements
-                )
-            } else {
-                format!(
-                    "{} of {} elements outside tolerance; max error {:.2e} (tolerance {:.2e})",
-                    v.mismatches.saturating_sub(v.f64_sample.mismatches),
-                    v.elements,
-                    v.max_abs_error,
-                    v.tolerance
-                )
-            };
-            row(
-                out,
-                "result",
-                format!(
-                    "{verdict}: {first}; rounding pass {} of {} outside {:.2e} (max error {:.2e})",
-                    v.f64_sample.mismatches,
-                    v.f64_sample.elements,
-                    v.f64_sample.tolerance,
-                    v.f64_sample.max_abs_error
-                ),
-            );
+            self.matmul_rows(out, m, r);
         }
         if let Some(b) = &d.burn {
-            let worst = b.worst_interval.as_ref().map_or(String::new(), |w| {
-                format!(", worst {} at {:.0} s", flops(w.gflops), w.at_ms / 1e3)
-            });
-            let wrong = b
-                .errors
-                .iter()
-                .filter(|e| e.kind != crate::report::BurnErrorKind::EccCorrected)
-                .count();
-            let verdict = if wrong == 0 {
-                self.paint(GREEN, "no error")
-            } else {
-                self.paint(RED, &format!("{wrong} error(s)"))
-            };
-            row(
-                out,
-                "burn",
-                format!(
-                    "{:.0} s, {} products: mean {}{worst}; {} comparison(s), {verdict}",
-                    b.duration_ms / 1e3,
-                    b.products,
-                    flops(b.gflops_mean),
-                    b.verifications
-                ),
-            );
+            self.burn_row(out, b);
         }
         super::bench::table(out, d, self.color);
         if let Some(b) = &d.bandwidth {
@@ -448,5 +333,137 @@ impl Text {
         if !timings.is_empty() {
             row(out, "stages", timings.join(", "));
         }
+    }
+
+    /// The matmul's speed and the verification's result.
+    fn matmul_rows(&self, out: &mut String, m: &crate::report::Matmul, r: &Report) {
+        let cpu = r.cpu.as_ref().map_or(String::new(), |c| {
+            format!(" vs {} on the CPU", flops(c.gflops))
+        });
+        let speedup = m
+            .speedup_vs_cpu
+            .map_or(String::new(), |s| format!(": {s:.1}x"));
+        row(
+            out,
+            &format!("matmul {}³", m.m),
+            format!(
+                "{} on the GPU{cpu}{speedup}{}",
+                flops(m.gpu_gflops),
+                m.efficiency
+                    .and_then(Figure::value)
+                    .map_or(String::new(), |e| format!(
+                        "; {} of the FP32 peak",
+                        percent(e)
+                    ))
+            ),
+        );
+        let v = &m.verification;
+        let verdict = if v.passed {
+            self.paint(GREEN, "correct")
+        } else {
+            self.paint(RED, "WRONG")
+        };
+        let first = if v.exact {
+            format!(
+                "{} of {} elements differ from the exact product",
+                v.mismatches.saturating_sub(v.f64_sample.mismatches),
+                v.elements
+            )
+        } else {
+            format!(
+                "{} of {} elements outside tolerance; max error {:.2e} (tolerance {:.2e})",
+                v.mismatches.saturating_sub(v.f64_sample.mismatches),
+                v.elements,
+                v.max_abs_error,
+                v.tolerance
+            )
+        };
+        row(
+            out,
+            "result",
+            format!(
+                "{verdict}: {first}; rounding pass {} of {} outside {:.2e} (max error {:.2e})",
+                v.f64_sample.mismatches,
+                v.f64_sample.elements,
+                v.f64_sample.tolerance,
+                v.f64_sample.max_abs_error
+            ),
+        );
+    }
+
+    /// The burn's line.
+    fn burn_row(&self, out: &mut String, b: &crate::report::Burn) {
+        let worst = b.worst_interval.as_ref().map_or(String::new(), |w| {
+            format!(", worst {} at {:.0} s", flops(w.gflops), w.at_ms / 1e3)
+        });
+        let wrong = b
+            .errors
+            .iter()
+            .filter(|e| e.kind != crate::report::BurnErrorKind::EccCorrected)
+            .count();
+        let verdict = if wrong == 0 {
+            self.paint(GREEN, "no error")
+        } else {
+            self.paint(RED, &format!("{wrong} error(s)"))
+        };
+        row(
+            out,
+            "burn",
+            format!(
+                "{:.0} s, {} products: mean {}{worst}; {} comparison(s), {verdict}",
+                b.duration_ms / 1e3,
+                b.products,
+                flops(b.gflops_mean),
+                b.verifications
+            ),
+        );
+    }
+}
+
+/// One labelled row of a GPU's block.
+fn row(out: &mut String, label: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "  {label:<16}{value}");
+}
+
+/// What the GPU is: its UUID, PCI bus id, compute, peak and memory.
+fn identity_rows(out: &mut String, d: &DeviceReport) {
+    if let Some(u) = &d.uuid {
+        match &d.mig_parent_uuid {
+            Some(gpu) => row(out, "uuid", format!("{u} (a MIG instance of {gpu})")),
+            None => row(out, "uuid", u.clone()),
+        }
+    }
+    if let Some(p) = &d.pci_bus_id {
+        row(out, "pci bus id", p.clone());
+    }
+    if let Some(cc) = &d.compute_capability {
+        let sms = d
+            .multiprocessors
+            .map_or(String::new(), |s| format!(", {s} SMs"));
+        let clock = d
+            .clock_mhz
+            .map_or(String::new(), |c| format!(" at {c} MHz"));
+        row(out, "compute", format!("capability {cc}{sms}{clock}"));
+    }
+    if let Some(p) = &d.peak {
+        let shown = |f: Figure, unit: &str| match f {
+            Figure::Value(v) => format!("{v:.0} {unit}"),
+            Figure::Missing(why) => format!("unknown ({why})"),
+        };
+        row(
+            out,
+            "peak",
+            format!(
+                "FP32 {}, memory {}",
+                shown(p.fp32_gflops, "GFLOP/s"),
+                shown(p.memory_bandwidth_gbps, "GB/s")
+            ),
+        );
+    }
+    if let Some(total) = d.memory_total_bytes {
+        let free = d
+            .memory_free_bytes
+            .map_or(String::new(), |f| format!(" ({} free)", bytes(f)));
+        row(out, "memory", format!("{}{free}", bytes(total)));
     }
 }

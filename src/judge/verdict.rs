@@ -10,25 +10,6 @@ use crate::units::flops;
 /// A probe that timed out: each hung GPU marked `timeout`, and where it
 /// hung, and whether what hung is a GPU or the driver.
 pub(super) fn timed_out(report: &mut Report, t: &TimedOut) -> String {
-    let place = |report: &mut Report, h: &Hung| {
-        let call = match (h.stuck, h.call) {
-            (true, Some(c)) => format!(", stuck in {c}"),
-            _ => String::new(),
-        };
-        match h.scope {
-            Scope::Machine => format!("stage {}{call}", h.stage),
-            Scope::Device(i) => {
-                let d = &mut report.devices[i];
-                d.status = DeviceStatus::Timeout;
-                format!(
-                    "GPU {} ({}) in stage {}{call}",
-                    d.index,
-                    d.uuid.as_deref().unwrap_or("uuid unknown"),
-                    h.stage
-                )
-            }
-        }
-    };
     let (stuck, working): (Vec<&Hung>, Vec<&Hung>) = t.hung.iter().partition(|h| h.stuck);
     let stuck: Vec<String> = stuck.into_iter().map(|h| place(report, h)).collect();
     let working: Vec<String> = working.into_iter().map(|h| place(report, h)).collect();
@@ -50,8 +31,37 @@ pub(super) fn timed_out(report: &mut Report, t: &TimedOut) -> String {
     if !working.is_empty() {
         places = format!("{places} (still working: {})", working.join(", "));
     }
-    // GPUs that ran every stage meanwhile show that the driver itself
-    // still answered: what is stuck is the GPU, not the driver ...
+    let cause = hang_cause(report, t, !stuck.is_empty());
+    format!("no answer within {limit}: {places}; the driver call there never returned ({cause})")
+}
+
+/// Where a stage hung ("GPU 1 (GPU-…) in stage matmul, stuck in
+/// cuStreamSynchronize"), its GPU marked `timeout`.
+fn place(report: &mut Report, h: &Hung) -> String {
+    let call = match (h.stuck, h.call) {
+        (true, Some(c)) => format!(", stuck in {c}"),
+        _ => String::new(),
+    };
+    match h.scope {
+        Scope::Machine => format!("stage {}{call}", h.stage),
+        Scope::Device(i) => {
+            let d = &mut report.devices[i];
+            d.status = DeviceStatus::Timeout;
+            format!(
+                "GPU {} ({}) in stage {}{call}",
+                d.index,
+                d.uuid.as_deref().unwrap_or("uuid unknown"),
+                h.stage
+            )
+        }
+    }
+}
+
+/// What hung: a GPU, when other GPUs ran every stage meanwhile (so the
+/// driver itself still answered) and a driver call returned after the
+/// stuck one began (a GPU that finished before the driver wedged proves
+/// nothing); else the GPU or the driver, which cannot be told apart.
+fn hang_cause(report: &Report, t: &TimedOut, any_stuck: bool) -> String {
     let hung_slots: Vec<usize> = t
         .hung
         .iter()
@@ -71,17 +81,14 @@ pub(super) fn timed_out(report: &mut Report, t: &TimedOut) -> String {
         })
         .map(|(_, d)| format!("GPU {}", d.index))
         .collect();
-    // ... and only if a driver call returned after the stuck one began:
-    // a GPU that finished before the driver wedged proves nothing.
-    let cause = if finished.is_empty() || stuck.is_empty() || !t.answered_since {
+    if finished.is_empty() || !any_stuck || !t.answered_since {
         "a wedged GPU or driver".to_string()
     } else {
         format!(
             "a hung GPU: {} finished meanwhile, so the driver answered",
             finished.join(", ")
         )
-    };
-    format!("no answer within {limit}: {places}; the driver call there never returned ({cause})")
+    }
 }
 
 /// Why no GPU could be used, in one line. What was found, not why: the
@@ -190,6 +197,31 @@ fn busy_summary(busy: &[&DeviceReport]) -> String {
 /// Every probed GPU computed correctly: healthy, or degraded when a check
 /// warned, with the best speed against the CPU and the warnings. GPUs that
 /// admitted no context (busy) are named; NVML and the diagnoses judge them.
+/// ", up to 12.3 TFLOP/s (45.6x the CPU)": the matmul's best speed, or
+/// the best verified one of `bench`'s rows.
+fn best_speed(r: &Report, probed: &[&DeviceReport]) -> String {
+    let best = probed
+        .iter()
+        .filter_map(|d| d.matmul.as_ref())
+        .map(|m| m.gpu_gflops)
+        .chain(probed.iter().flat_map(|d| &d.bench).filter_map(|row| {
+            (row.status == crate::report::BenchStatus::Pass)
+                .then_some(row.gpu_gflops)
+                .flatten()
+        }))
+        .fold(0.0, f64::max);
+    match &r.cpu {
+        Some(c) => format!(
+            ", up to {} ({:.1}x the CPU)",
+            flops(best),
+            best / c.gflops.max(f64::MIN_POSITIVE)
+        ),
+        // `bench` compares with the CPU size by size, in its rows.
+        None if r.bench.is_some() && best > 0.0 => format!(", up to {}", flops(best)),
+        None => String::new(),
+    }
+}
+
 fn passed_outcome(r: &Report, probed: &[&DeviceReport]) -> (Verdict, String) {
     let (busy, probed): (Vec<&DeviceReport>, Vec<&DeviceReport>) =
         probed.iter().partition(|d| d.admits_no_context());
@@ -202,27 +234,7 @@ fn passed_outcome(r: &Report, probed: &[&DeviceReport]) -> (Verdict, String) {
     } else {
         format!("; {}", busy_summary(&busy))
     };
-    // The matmul's speed, or the best verified one of `bench`'s rows.
-    let best = probed
-        .iter()
-        .filter_map(|d| d.matmul.as_ref())
-        .map(|m| m.gpu_gflops)
-        .chain(probed.iter().flat_map(|d| &d.bench).filter_map(|row| {
-            (row.status == crate::report::BenchStatus::Pass)
-                .then_some(row.gpu_gflops)
-                .flatten()
-        }))
-        .fold(0.0, f64::max);
-    let speed = match &r.cpu {
-        Some(c) => format!(
-            ", up to {} ({:.1}x the CPU)",
-            flops(best),
-            best / c.gflops.max(f64::MIN_POSITIVE)
-        ),
-        // `bench` compares with the CPU size by size, in its rows.
-        None if r.bench.is_some() && best > 0.0 => format!(", up to {}", flops(best)),
-        None => String::new(),
-    };
+    let speed = best_speed(r, &probed);
     let warnings: Vec<String> = probed
         .iter()
         .flat_map(|d| {

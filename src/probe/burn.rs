@@ -146,6 +146,10 @@ pub(super) struct Workload<'w, 'a> {
 }
 
 /// Runs the burn; returns what it saw and the check's status and detail.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one loop of intervals, each launching, comparing, sampling and recording in order; split, its state (interval, counts, samples, the stop) would pass between functions by hand"
+)]
 pub(super) fn run(
     w: &Workload<'_, '_>,
     plan: &Plan,

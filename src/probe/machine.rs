@@ -98,24 +98,27 @@ pub(super) fn load_driver(progress: &Progress) -> Result<Arc<Driver>, NoGpu> {
             });
             Ok(driver)
         }
-        Err(e) => {
-            let failure = match &e {
-                LoadError::NotFound { .. } => DriverLoadFailure::NotFound,
-                LoadError::Unloadable { .. } => DriverLoadFailure::Unloadable,
-                LoadError::MissingSymbols { .. } => DriverLoadFailure::MissingSymbols,
-            };
-            progress.update(|r| r.driver.load_failure = Some(failure));
-            Err(match e {
-                LoadError::NotFound { .. } => NoGpu::DriverNotFound,
-                LoadError::Unloadable { .. } => NoGpu::DriverBroken(e.to_string()),
-                LoadError::MissingSymbols { path, missing } => {
-                    progress.update(|r| {
-                        r.driver.library_path = Some(path.clone());
-                        r.driver.missing_symbols.clone_from(&missing);
-                    });
-                    NoGpu::DriverTooOld { path, missing }
-                }
-            })
+        Err(e) => Err(no_driver(progress, e)),
+    }
+}
+
+/// Why the driver could not be loaded, recorded in the report.
+fn no_driver(progress: &Progress, e: LoadError) -> NoGpu {
+    let failure = match &e {
+        LoadError::NotFound { .. } => DriverLoadFailure::NotFound,
+        LoadError::Unloadable { .. } => DriverLoadFailure::Unloadable,
+        LoadError::MissingSymbols { .. } => DriverLoadFailure::MissingSymbols,
+    };
+    progress.update(|r| r.driver.load_failure = Some(failure));
+    match e {
+        LoadError::NotFound { .. } => NoGpu::DriverNotFound,
+        LoadError::Unloadable { .. } => NoGpu::DriverBroken(e.to_string()),
+        LoadError::MissingSymbols { path, missing } => {
+            progress.update(|r| {
+                r.driver.library_path = Some(path.clone());
+                r.driver.missing_symbols.clone_from(&missing);
+            });
+            NoGpu::DriverTooOld { path, missing }
         }
     }
 }
@@ -173,31 +176,7 @@ pub(super) fn identify(
     ordinal: u32,
 ) -> Option<cuda::CuDevice> {
     let slot = progress.update(|r| {
-        r.devices.push(DeviceReport {
-            index: ordinal,
-            name: None,
-            uuid: None,
-            mig_parent_uuid: None,
-            pci_bus_id: None,
-            compute_capability: None,
-            multiprocessors: None,
-            clock_mhz: None,
-            memory_total_bytes: None,
-            memory_free_bytes: None,
-            memory_used_bytes: None,
-            context_memory_bytes: None,
-            compute_not_verified: None,
-            status: DeviceStatus::Pass,
-            checks: Vec::new(),
-            matmul: None,
-            telemetry: None,
-            tensor_cores: Vec::new(),
-            peak: None,
-            module_load_ms: None,
-            burn: None,
-            bench: Vec::new(),
-            bandwidth: None,
-        });
+        r.devices.push(DeviceReport::new(ordinal));
         r.devices.len() - 1
     });
     let found = progress.stage(Scope::Device(slot), Stage::Identify, || {

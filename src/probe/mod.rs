@@ -428,27 +428,33 @@ fn run_devices(
                 );
             }
         }
-        if work.cpu == CpuWork::ReferenceOnly {
-            // Only the product, to check the readback against; no timing.
-            let mut product = vec![0f32; (n * n) as usize];
-            cpu::naive_sgemm(
-                n as usize,
-                n as usize,
-                n as usize,
-                &inputs.a,
-                &inputs.b,
-                &mut product,
-            );
-            // The only publication in this run, so `set` cannot find it taken.
-            let _ = reference.set(Reference::new(&inputs, product, options.seed ^ SAMPLE_SALT));
-            None
-        } else {
-            cpu_reference(progress, &inputs, cpus.count, &reference)
-        }
+        cpu_product(progress, work.cpu, &inputs, cpus, &reference)
     });
     if let Some(estimate) = product_time.filter(|_| work.cpu == CpuWork::Timed { baseline: true }) {
         cpu_baseline(progress, &inputs, options.repeat, cpus, estimate, deadline);
     }
+}
+
+/// The CPU's product the GPUs are checked against, published in
+/// `reference`: untimed (`CpuWork::ReferenceOnly`), or timed, returning
+/// how long it took.
+fn cpu_product(
+    progress: &Progress,
+    work: CpuWork,
+    inputs: &Inputs,
+    cpus: cpu::Cpus,
+    reference: &OnceLock<Reference>,
+) -> Option<Duration> {
+    if work != CpuWork::ReferenceOnly {
+        return cpu_reference(progress, inputs, cpus.count, reference);
+    }
+    // Only the product, to check the readback against; no timing.
+    let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
+    let mut product = vec![0f32; m * n];
+    cpu::naive_sgemm(m, n, k, &inputs.a, &inputs.b, &mut product);
+    // The only publication in this run, so `set` cannot find it taken.
+    let _ = reference.set(Reference::new(inputs, product, inputs.seed ^ SAMPLE_SALT));
+    None
 }
 
 /// Each GPU's speed over the CPU's; GPUs not selected are skipped.

@@ -119,23 +119,13 @@ impl Session {
         // gets it too, to size its work to what is left of it.
         let mut deadline = started.checked_add(self.options.timeout);
         let mut stopping = false;
-        let (done_tx, done) = mpsc::channel();
-        let worker = {
-            let progress = Arc::clone(&progress);
-            let options = self.options.clone();
-            std::thread::Builder::new()
-                .name("probe".into())
-                .spawn(move || {
-                    let ending =
-                        catch_unwind(AssertUnwindSafe(|| probe(&progress, &options, deadline)))
-                            .unwrap_or(Ending::Internal(Internal::Panic));
-                    let _ = done_tx.send(ending);
-                })
+        let done = match self.start(&progress, deadline) {
+            Ok(done) => done,
+            Err(e) => {
+                let ending = Ending::Internal(Internal::ThreadStart(e.to_string()));
+                return Some(finish(progress.report(), started, ending));
+            }
         };
-        if let Err(e) = worker {
-            let ending = Ending::Internal(Internal::ThreadStart(e.to_string()));
-            return Some(finish(progress.report(), started, ending));
-        }
 
         loop {
             let now = Instant::now();
@@ -171,6 +161,27 @@ impl Session {
                 Err(mpsc::RecvTimeoutError::Timeout) => on_tick(&progress, started.elapsed()),
             }
         }
+    }
+
+    /// Starts the probe on its worker thread; the receiver gets how it
+    /// ended (a panic is an internal error).
+    fn start(
+        &self,
+        progress: &Arc<Progress>,
+        deadline: Option<Instant>,
+    ) -> std::io::Result<mpsc::Receiver<Ending>> {
+        let (done_tx, done) = mpsc::channel();
+        let progress = Arc::clone(progress);
+        let options = self.options.clone();
+        std::thread::Builder::new()
+            .name("probe".into())
+            .spawn(move || {
+                let ending =
+                    catch_unwind(AssertUnwindSafe(|| probe(&progress, &options, deadline)))
+                        .unwrap_or(Ending::Internal(Internal::Panic));
+                let _ = done_tx.send(ending);
+            })?;
+        Ok(done)
     }
 
     /// The report of a cycle that found an earlier probe still stuck: that

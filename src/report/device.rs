@@ -93,6 +93,36 @@ pub struct DeviceReport {
 }
 
 impl DeviceReport {
+    /// A device the driver counted, before anything is known of it.
+    #[must_use]
+    pub fn new(index: u32) -> DeviceReport {
+        DeviceReport {
+            index,
+            name: None,
+            uuid: None,
+            mig_parent_uuid: None,
+            pci_bus_id: None,
+            compute_capability: None,
+            multiprocessors: None,
+            clock_mhz: None,
+            memory_total_bytes: None,
+            memory_free_bytes: None,
+            memory_used_bytes: None,
+            context_memory_bytes: None,
+            compute_not_verified: None,
+            status: DeviceStatus::Pass,
+            checks: Vec::new(),
+            matmul: None,
+            telemetry: None,
+            tensor_cores: Vec::new(),
+            peak: None,
+            module_load_ms: None,
+            burn: None,
+            bench: Vec::new(),
+            bandwidth: None,
+        }
+    }
+
     /// The GPU admitted no context of this process and was not probed
     /// further, for a reason gpuprobe records as a fact
     /// (`compute_not_verified`): its compute was not checked.

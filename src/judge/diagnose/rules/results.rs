@@ -16,6 +16,41 @@ pub(super) const GP035: Rule = Rule {
 /// GPUs whose wrong results point at software rather than silicon (GP035):
 /// the same wrong elements on two or more GPUs, bit for bit, or a
 /// tensor-core check that failed where the FP32 matmul was exact.
+/// Tensor-core kernels that got wrong results on a GPU whose FP32 matmul
+/// on the same integer inputs was exact, and that no other GPU of the node
+/// ran right (then this GPU's tensor units are the suspects).
+fn tensor_only_faults(r: &Report) -> DeviceEvidence {
+    let mut evidence = Vec::new();
+    let passed_elsewhere = |index: u32, kernel: &str| {
+        r.devices.iter().any(|o| {
+            o.index != index
+                && o.tensor_cores
+                    .iter()
+                    .any(|t| t.kernel == kernel && t.verification.passed)
+        })
+    };
+    for d in &r.devices {
+        if !d.matmul.as_ref().is_some_and(|m| m.verification.passed) {
+            continue;
+        }
+        for t in d
+            .tensor_cores
+            .iter()
+            .filter(|t| !t.verification.passed && !passed_elsewhere(d.index, &t.kernel))
+        {
+            evidence.push((
+                Some(d.index),
+                format!(
+                    "GPU {}: the tensor-core kernel {} got {} of {} elements wrong while the \
+                     FP32 matmul on the same integer inputs was exact",
+                    d.index, t.kernel, t.verification.mismatches, t.verification.elements
+                ),
+            ));
+        }
+    }
+    evidence
+}
+
 fn software_fault(r: &Report) -> DeviceEvidence {
     use crate::report::Verification;
     let wrong: Vec<(u32, &Verification)> = r
@@ -58,34 +93,6 @@ fn software_fault(r: &Report) -> DeviceEvidence {
             ));
         }
     }
-    // A tensor-core kernel that another GPU of the node ran right is no
-    // software fault: this GPU's tensor units are the suspects then.
-    let passed_elsewhere = |index: u32, kernel: &str| {
-        r.devices.iter().any(|o| {
-            o.index != index
-                && o.tensor_cores
-                    .iter()
-                    .any(|t| t.kernel == kernel && t.verification.passed)
-        })
-    };
-    for d in &r.devices {
-        if !d.matmul.as_ref().is_some_and(|m| m.verification.passed) {
-            continue;
-        }
-        for t in d
-            .tensor_cores
-            .iter()
-            .filter(|t| !t.verification.passed && !passed_elsewhere(d.index, &t.kernel))
-        {
-            evidence.push((
-                Some(d.index),
-                format!(
-                    "GPU {}: the tensor-core kernel {} got {} of {} elements wrong while the \
-                     FP32 matmul on the same integer inputs was exact",
-                    d.index, t.kernel, t.verification.mismatches, t.verification.elements
-                ),
-            ));
-        }
-    }
+    evidence.extend(tensor_only_faults(r));
     evidence
 }
