@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 
+use crate::checks::progress::Scope;
 use crate::cli::{
     BenchArgs, BurnArgs, Cli, Command, FormatArgs, HealthArgs, MatmulArgs, OutputArgs, RequireArgs,
     TargetArgs, DEFAULT_BANDWIDTH_SIZE, DEFAULT_BENCH_TIMEOUT, DEFAULT_MIN_TIME, DEFAULT_SIZE,
@@ -14,7 +15,7 @@ use crate::exit_code;
 use crate::export::{self, Exporter};
 use crate::judge::{self, Plan, Policy};
 use crate::modes::{self, health};
-use crate::probe::{self, progress::Scope, CpuWork, GpuWork, Work};
+use crate::probe::{self, CpuWork, GpuWork, Work};
 use crate::report::{Report, ReportCommand};
 
 /// Runs gpuprobe with the process's arguments; returns the exit code.
@@ -283,7 +284,7 @@ fn run_burn(b: &BurnArgs) -> i32 {
     let work = Work::Gpus(GpuWork {
         tensor_cores: false,
         bandwidth: Some(b.matmul.bandwidth_size),
-        burn: Some(probe::burn::Plan {
+        burn: Some(crate::checks::burn::Plan {
             duration: b.duration,
             sample: b.sample_every,
             verify: b.verify_every,
@@ -484,7 +485,7 @@ impl ProgressLine {
         }
     }
 
-    fn show(&mut self, progress: &probe::progress::Progress, elapsed: std::time::Duration) {
+    fn show(&mut self, progress: &crate::checks::progress::Progress, elapsed: std::time::Duration) {
         if !self.enabled || elapsed < Self::AFTER {
             return;
         }

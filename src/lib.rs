@@ -3,6 +3,7 @@
 //! The binary's logic lives here so that benches and tests can drive it;
 //! `main.rs` only maps the outcome to an exit code.
 pub mod app;
+pub mod checks;
 pub mod cli;
 pub mod cpu;
 pub mod cuda;

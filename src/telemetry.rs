@@ -347,7 +347,7 @@ impl Loaded {
             pcie_width_lanes: reading(device.current_pcie_link_width()),
             pcie_width_max_lanes: reading(device.max_pcie_link_width()),
             // Read after gpuprobe's work, or with none (`list`); the probe
-            // puts its reading under load in its place (probe/device.rs).
+            // puts its reading under load in its place (checks/pipeline.rs).
             pcie_link_state: Some(LinkState::Idle),
             ecc_uncorrected_volatile: reading(
                 device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile),

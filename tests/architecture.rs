@@ -13,22 +13,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary", &["report", "stage", "exit_code", "units"]),
     ("seams", &["cuda", "telemetry", "environment"]),
-    (
-        "checks",
-        &[
-            "cpu",
-            "verify",
-            "peak",
-            "probe::progress",
-            "probe::gpu",
-            "probe::context",
-            "probe::device",
-            "probe::tensor",
-            "probe::bandwidth",
-            "probe::burn",
-            "probe::bench",
-        ],
-    ),
+    ("checks", &["cpu", "verify", "peak", "checks"]),
     ("orchestrator", &["probe"]),
     ("judge", &["judge"]),
     ("renderers", &["export", "plot"]),
@@ -313,7 +298,7 @@ fn references_are_read_from_use_groups_inline_paths_and_super() {
     }
     assert!(!found.iter().any(|p| p.contains("nocrate") || p == "x"));
     assert!(layer("judge::diagnose") > layer("probe::session"));
-    assert!(layer("probe::burn") < layer("probe::session"));
+    assert!(layer("checks::burn") < layer("probe::session"));
 }
 
 /// Each function in `text` (outside its test module) as (name, lines),

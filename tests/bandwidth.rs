@@ -1,4 +1,4 @@
-//! The bandwidth check (src/probe/bandwidth.rs) through the real binary and
+//! The bandwidth check (src/checks/bandwidth.rs) through the real binary and
 //! the fake driver: what it measures and judges on a healthy GPU; `health`
 //! skips it; a PCIe link trained down under load is diagnosed (GP031) only
 //! with copies long enough to judge; refused pinned memory skips the host

@@ -6,7 +6,7 @@
 //! As with the driver (src/cuda/driver.rs), every entry point is resolved up
 //! front, so a library lacking one is a finding rather than a crash. This
 //! module loads one candidate, by name or by path; where `bench` looks, and
-//! in which order, is src/probe/bench/cublas.rs.
+//! in which order, is src/checks/bench/cublas.rs.
 //!
 //! cuBLAS runs on the CUDA runtime, which uses the context current on the
 //! calling thread when there is one ("If a context is created and made
@@ -51,7 +51,7 @@ pub enum Candidate {
     /// A file, loaded by its full path. Its own dependencies (libcublasLt,
     /// which cuBLAS 11 and later need) are looked for beside it: on Linux
     /// through the library's RUNPATH or RPATH of `$ORIGIN`, which the pip
-    /// wheels' libcublas carries (src/probe/bench/cublas.rs), on Windows by
+    /// wheels' libcublas carries (src/checks/bench/cublas.rs), on Windows by
     /// LOAD_WITH_ALTERED_SEARCH_PATH.
     File(PathBuf),
 }

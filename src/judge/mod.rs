@@ -13,8 +13,8 @@ mod verdict;
 
 use std::time::Duration;
 
+use crate::checks::progress::Progress;
 use crate::probe::ending::Ending;
-use crate::probe::progress::Progress;
 use crate::probe::{Options, Probed};
 use crate::report::{Report, Severity, Verdict};
 use requirements::Requirements;

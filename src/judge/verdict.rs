@@ -1,8 +1,8 @@
 //! From facts to a verdict: each device's status, the verdict and the
 //! summary's body for each way a probe ends. `super::conclude` adds the
 //! diagnoses and the policy.
+use crate::checks::progress::{Hung, Scope};
 use crate::probe::ending::{Internal, NoGpu, TimedOut};
-use crate::probe::progress::{Hung, Scope};
 use crate::report::{CheckStatus, DeviceReport, DeviceStatus, NotVerified, Report, Verdict};
 use crate::stage::Stage;
 use crate::units::flops;
@@ -314,10 +314,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::checks::progress::{Done, Progress};
     use crate::cuda::error::InFlight;
     use crate::judge::{conclude, Policy};
     use crate::probe::ending::Ending;
-    use crate::probe::progress::{Done, Progress};
     use crate::probe::{empty_report, Options, Selection, Work};
     use crate::report::ReportCommand;
 

@@ -1,4 +1,4 @@
-//! `gpuprobe bench`: the sweep (src/probe/bench) with a progress bar on a
+//! `gpuprobe bench`: the sweep (src/checks/bench) with a progress bar on a
 //! terminal, and its GFLOP/s drawn as an SVG (`--plot`).
 //!
 //! The report is the probe's, with `command: bench`, each GPU's `bench`
@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::checks::progress::{Progress, Scope};
 use crate::export::OutputFormat;
 use crate::plot::{render_svg, Panel, Plot, Scale, Series};
-use crate::probe::progress::{Progress, Scope};
 use crate::report::{BenchKernel, BenchStatus, CublasStatus, Figure, Report};
 use crate::stage::Stage;
 

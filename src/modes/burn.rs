@@ -1,7 +1,7 @@
 //! `gpuprobe burn`'s plot: each GPU's throughput, SM clock and temperature
 //! over the burn, in three panels sharing the time axis, so that a slowdown
 //! and what came with it (a falling clock, a rising temperature) line up.
-//! The burn itself is a stage of the probe (src/probe/burn.rs).
+//! The burn itself is a stage of the probe (src/checks/burn.rs).
 use crate::plot::{Panel, Plot, Scale, Series};
 use crate::report::Report;
 

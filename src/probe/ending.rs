@@ -4,7 +4,7 @@
 //! decides what that means.
 use std::time::Duration;
 
-use super::progress::Hung;
+use crate::checks::progress::Hung;
 
 /// How a probe ended.
 #[derive(Debug, Clone)]

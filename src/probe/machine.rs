@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 
 use super::ending::NoGpu;
-use super::progress::{Done, Failed, Progress, Scope};
-use super::{Selection, Selector, SAMPLE_SALT};
+use super::{Selection, Selector};
+use crate::checks::progress::{Done, Failed, Progress, Scope};
+use crate::checks::SAMPLE_SALT;
 use crate::cpu::{self, Repeat};
 use crate::cuda::{self, Driver, LoadError};
 use crate::report::{

@@ -7,17 +7,9 @@
 //! the calling thread is the watchdog. A driver call that never returns
 //! cannot hang gpuprobe: at the deadline the report as it stands is returned
 //! with the stuck stage of each device marked `timeout`.
-mod bandwidth;
-mod bench;
-pub mod burn;
-mod context;
-mod device;
 pub mod ending;
-mod gpu;
 mod machine;
-pub mod progress;
 pub mod session;
-mod tensor;
 
 pub use ending::Ending;
 pub use session::Session;
@@ -25,6 +17,8 @@ pub use session::Session;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::checks::progress::{Done, Failed, Progress, Scope};
+use crate::checks::{bench, burn, gpu, pipeline, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda;
 use crate::report::{
@@ -39,7 +33,6 @@ use machine::{
     cpu_baseline, cpu_reference, cpu_reference_fits, identify, initialise, load_driver, load_nvml,
     select,
 };
-use progress::{Done, Failed, Progress, Scope};
 
 /// Which devices to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,9 +160,6 @@ impl Options {
     }
 }
 
-/// Keeps the sample's seed apart from the inputs' seed.
-const SAMPLE_SALT: u64 = 0x5EED_5A4D_1E5E_ED00;
-
 /// A probe's facts and how it ended, for the judge to conclude.
 #[derive(Debug, Clone)]
 pub struct Probed {
@@ -273,9 +263,12 @@ fn probe_cuda(
         Work::Sweep { sizes } => {
             let probed = probed(&handles, &selected);
             let cpus = cpu::available(&crate::environment::root());
-            bench::run(
-                progress, options, sizes, &driver, &probed, nvml, cpus, deadline,
-            );
+            let sweep = bench::Sweep {
+                sizes,
+                seed: options.seed,
+                repeat: options.repeat,
+            };
+            bench::run(progress, &sweep, &driver, &probed, nvml, cpus, deadline);
             false
         }
         Work::Gpus(work) => {
@@ -395,7 +388,7 @@ fn run_devices(
     let start_line = burn::StartLine::new(probed.len());
     let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
-            let job = device::Pipeline {
+            let job = pipeline::Pipeline {
                 job: gpu::Job {
                     driver,
                     progress,
@@ -417,7 +410,7 @@ fn run_devices(
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))
-                .spawn_scoped(scope, move || device::probe(&job));
+                .spawn_scoped(scope, move || pipeline::probe(&job));
             if let Err(e) = spawned {
                 // No thread, no burn: the others need not wait for it.
                 start_line.leave();

@@ -23,8 +23,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::ending::{Ending, Internal, TimedOut};
-use super::progress::{Hung, Progress};
 use super::{empty_report, finish, probe, Options, Probed};
+use crate::checks::progress::{Hung, Progress};
 use crate::report::Report;
 
 /// How often the watchdog wakes to check the deadline and report progress.

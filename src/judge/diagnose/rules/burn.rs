@@ -49,7 +49,7 @@ fn burn_slowdown(r: &Report) -> DeviceEvidence {
         let (Some(ratio), Some(w)) = (b.worst_over_best, &b.worst_interval) else {
             continue;
         };
-        if ratio >= crate::probe::burn::SLOWDOWN {
+        if ratio >= crate::checks::burn::SLOWDOWN {
             continue;
         }
         let causes = burn_slowdown_causes(b);

@@ -146,7 +146,7 @@ pub(super) fn nvml_device(
 /// Reads one device's telemetry into the report; `under_load` is the PCIe
 /// link as read while the device's matmul ran, which replaces the idle
 /// reading taken now.
-pub(super) fn read_telemetry(
+pub fn read_telemetry(
     progress: &Progress,
     nvml: &telemetry::Loaded,
     slot: usize,

@@ -23,7 +23,7 @@ use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::progress::{Done, Progress, Scope};
-use super::{Options, SAMPLE_SALT};
+use super::SAMPLE_SALT;
 use crate::cpu::{self, Repeat};
 use crate::cuda::{kernels, CuDevice, Driver};
 use crate::report::{
@@ -94,15 +94,18 @@ impl Prepared {
     }
 }
 
+/// What the sweep runs: the sizes, ascending, and the inputs' seed and
+/// repeat (`probe::Work::Sweep` and the plan's matmul settings).
+pub struct Sweep<'a> {
+    pub sizes: &'a [u32],
+    pub seed: u64,
+    pub repeat: Repeat,
+}
+
 /// Runs the sweep on the `probed` GPUs (slot, handle) and records it.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the machine-wide state a workload needs: the plan, the driver, NVML, the CPUs and the deadline"
-)]
-pub(super) fn run(
+pub fn run(
     progress: &Progress,
-    options: &Options,
-    sizes: &[u32],
+    sweep: &Sweep<'_>,
     driver: &Driver,
     probed: &[(usize, CuDevice)],
     nvml: Option<&'static telemetry::Loaded>,
@@ -117,7 +120,7 @@ pub(super) fn run(
             }
         }
         r.bench = Some(BenchReport {
-            sizes: sizes.to_vec(),
+            sizes: sweep.sizes.to_vec(),
             cpu: Vec::new(),
             cublas: CublasInfo {
                 status: CublasStatus::NotChecked,
@@ -143,7 +146,7 @@ pub(super) fn run(
                 slot,
                 device,
                 cublas,
-                repeat: options.repeat,
+                repeat: sweep.repeat,
                 deadline,
                 nvml,
             };
@@ -159,8 +162,8 @@ pub(super) fn run(
                 ),
             }
         }
-        let mut plan = Plan::new(options, cpus, gpus.len(), deadline);
-        for &size in sizes {
+        let mut plan = Plan::new(sweep, cpus, gpus.len(), deadline);
+        for &size in sweep.sizes {
             let round = Arc::new(plan.prepare(progress, size));
             // A GPU thread that has gone (it panicked) is dropped from the
             // sweep; the others run the size in parallel.
@@ -206,10 +209,10 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(options: &Options, cpus: cpu::Cpus, gpus: usize, deadline: Option<Instant>) -> Plan {
+    fn new(sweep: &Sweep<'_>, cpus: cpu::Cpus, gpus: usize, deadline: Option<Instant>) -> Plan {
         Plan {
-            seed: options.seed,
-            repeat: options.repeat,
+            seed: sweep.seed,
+            repeat: sweep.repeat,
             cpus,
             gpus,
             deadline,

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 
 use super::{Prepared, Round};
+use crate::checks::context;
+use crate::checks::gpu::{self, fit_to_deadline, iterations_for, WATCHDOG_LAUNCH_MS};
+use crate::checks::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::{self, Repeat};
 use crate::cuda::kernels::{self, Mma, Sgemm};
 use crate::cuda::{self, cublas, Buffer, Context, CuDevice, Driver, Event, Kernel, Module};
-use crate::probe::context;
-use crate::probe::gpu::{self, fit_to_deadline, iterations_for, WATCHDOG_LAUNCH_MS};
-use crate::probe::progress::{Done, Failed, Progress, Scope};
 use crate::report::{BenchKernel, BenchRow, BenchStatus};
 use crate::stage::Stage;
 use crate::telemetry;

@@ -478,7 +478,7 @@ fn verify(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     outcome
 }
 
-/// The tensor-core matmuls (src/probe/tensor.rs).
+/// The tensor-core matmuls (src/checks/tensor.rs).
 fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     if !gpu.job.tensor_cores {
         return Ok(Done::skip(
@@ -495,7 +495,7 @@ fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     super::tensor::stage(gpu.job, gpu.job.tensor, gpu.ctx, repeat, iterations_for)
 }
 
-/// `burn`: the product back to back for the duration (src/probe/burn.rs).
+/// `burn`: the product back to back for the duration (src/checks/burn.rs).
 fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let job = gpu.job;
     let plan = job.burn.ok_or_else(|| missing("burn plan"))?;
@@ -537,7 +537,7 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     }
 }
 
-/// Device memory and host-link bandwidth (src/probe/bandwidth.rs); a
+/// Device memory and host-link bandwidth (src/checks/bandwidth.rs); a
 /// reading of the PCIe link under load there stands in for the matmul's
 /// when that had none.
 fn bandwidth(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {

@@ -37,8 +37,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::checks::progress::{Done, Failed, Progress, Scope};
 use crate::cuda::cublas::{self, Candidate, Cublas, LoadError};
-use crate::probe::progress::{Done, Failed, Progress, Scope};
 use crate::report::{CublasInfo, CublasSource, CublasStatus};
 use crate::stage::Stage;
 
