@@ -52,8 +52,9 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
-/// tests/burn.rs checks their evidence. Other rules fire beside them (a
-/// GPU throttled by heat is GP017's too).
+/// tests/burn.rs checks their evidence. A GPU throttled by heat during the
+/// burn is GP032's alone: GP017's and GP030's findings on that GPU join its
+/// evidence (judge::diagnose::SAME_CAUSE).
 const BURN_CASES: &[(&str, &str, Verdict, i32)] = &[
     ("burn-throttles", "GP032", Verdict::Degraded, 0),
     ("burn-corrupts-when-hot", "GP033", Verdict::Failed, 1),
@@ -195,6 +196,18 @@ fn burn_rules_fire_in_their_scenarios() {
         assert!(!d.evidence.is_empty() && !d.fix.is_empty(), "{scenario}");
         assert_eq!(report.verdict, *verdict, "{scenario}");
         assert_eq!(run.code(), *exit, "{scenario}");
+        // One cause, one diagnosis: the throttling GP032 explains is not
+        // GP017's or GP030's again.
+        if *code == "GP032" {
+            assert!(
+                report
+                    .diagnoses
+                    .iter()
+                    .all(|x| x.code != "GP017" && x.code != "GP030"),
+                "{scenario}: {:?}",
+                report.diagnoses
+            );
+        }
     }
 }
 

@@ -39,39 +39,78 @@ pub enum Trigger {
 /// Evidence lines, each with the CUDA index of the GPU it is about.
 pub type DeviceEvidence = Vec<(Option<u32>, String)>;
 
-impl Trigger {
-    fn run(&self, report: &Report) -> Option<(Vec<String>, Vec<u32>)> {
-        match self {
-            Trigger::Machine(f) => f(report).map(|evidence| (evidence, Vec::new())),
-            Trigger::PerDevice(f) => {
-                let found = f(report);
-                if found.is_empty() {
-                    return None;
-                }
-                let mut devices: Vec<u32> = found.iter().filter_map(|(d, _)| *d).collect();
-                devices.dedup();
-                Some((found.into_iter().map(|(_, e)| e).collect(), devices))
-            }
-        }
-    }
+/// Diagnoses that share a cause on one GPU. Where `primary` fires for a
+/// GPU, what each rule of `follows` says of that same GPU is that cause
+/// seen again: its evidence joins the primary's ("also GP017: …") and it
+/// no longer stands as a diagnosis of its own for that GPU. One cause, one
+/// diagnosis; applied in order.
+pub struct SameCause {
+    pub primary: &'static str,
+    pub follows: &'static [&'static str],
+    /// Why they are one cause, for docs/diagnoses.md.
+    pub why: &'static str,
 }
 
-/// Every rule that fires on `report`, most severe first.
+/// The table of shared causes; a test checks every code is a rule's.
+pub const SAME_CAUSE: &[SameCause] = &[
+    SameCause {
+        primary: "GP032",
+        follows: &["GP017", "GP030"],
+        why: "a GPU that slows under sustained load is held by the power or cooling that \
+              throttled its matmul (GP017) and kept that matmul far below its peak (GP030); \
+              GP032's fix covers both",
+    },
+    SameCause {
+        primary: "GP017",
+        follows: &["GP030"],
+        why: "a matmul far below its peak on a GPU throttled by temperature or power is slow \
+              for that reason",
+    },
+];
+
+/// What a rule found: machine-wide evidence, or lines about GPUs.
+enum Found {
+    Machine(Vec<String>),
+    PerDevice(DeviceEvidence),
+}
+
+/// Every rule that fires on `report`, most severe first, diagnoses that
+/// share a cause on a GPU joined (`SAME_CAUSE`).
 #[must_use]
 pub fn diagnose(report: &Report) -> Vec<Diagnosis> {
-    let mut out: Vec<Diagnosis> = RULES
+    let mut fired: Vec<(&Rule, Found)> = RULES
         .iter()
-        .filter_map(|rule| {
-            rule.trigger
-                .run(report)
-                .map(|(evidence, devices)| Diagnosis {
-                    code: rule.code.into(),
-                    severity: rule.severity,
-                    summary: rule.summary.into(),
-                    evidence,
-                    devices,
-                    fix: rule.fix.into(),
-                })
+        .filter_map(|rule| match rule.trigger {
+            Trigger::Machine(f) => f(report).map(|e| (rule, Found::Machine(e))),
+            Trigger::PerDevice(f) => {
+                let found = f(report);
+                (!found.is_empty()).then_some((rule, Found::PerDevice(found)))
+            }
+        })
+        .collect();
+    for relation in SAME_CAUSE {
+        join_same_cause(&mut fired, relation);
+    }
+    let mut out: Vec<Diagnosis> = fired
+        .into_iter()
+        .filter_map(|(rule, found)| {
+            let (evidence, devices) = match found {
+                Found::Machine(evidence) => (evidence, Vec::new()),
+                Found::PerDevice(found) if found.is_empty() => return None,
+                Found::PerDevice(found) => {
+                    let mut devices: Vec<u32> = found.iter().filter_map(|(d, _)| *d).collect();
+                    devices.dedup();
+                    (found.into_iter().map(|(_, e)| e).collect(), devices)
+                }
+            };
+            Some(Diagnosis {
+                code: rule.code.into(),
+                severity: rule.severity,
+                summary: rule.summary.into(),
+                evidence,
+                devices,
+                fix: rule.fix.into(),
+            })
         })
         .collect();
     out.sort_by(|a, b| {
@@ -80,6 +119,38 @@ pub fn diagnose(report: &Report) -> Vec<Diagnosis> {
             .then_with(|| a.code.cmp(&b.code))
     });
     out
+}
+
+/// Moves what each follower found on the primary's GPUs into the
+/// primary's evidence, marked with the follower's code.
+fn join_same_cause(fired: &mut [(&Rule, Found)], relation: &SameCause) {
+    let Some(at) = fired.iter().position(|(r, _)| r.code == relation.primary) else {
+        return;
+    };
+    let gpus: Vec<u32> = match &fired[at].1 {
+        Found::PerDevice(found) => found.iter().filter_map(|(d, _)| *d).collect(),
+        Found::Machine(_) => return,
+    };
+    let mut joined = Vec::new();
+    for (rule, found) in fired.iter_mut() {
+        let Found::PerDevice(lines) = found else {
+            continue;
+        };
+        if !relation.follows.contains(&rule.code) {
+            continue;
+        }
+        let (same, other): (DeviceEvidence, DeviceEvidence) = std::mem::take(lines)
+            .into_iter()
+            .partition(|(d, _)| d.is_some_and(|d| gpus.contains(&d)));
+        *lines = other;
+        joined.extend(
+            same.into_iter()
+                .map(|(d, line)| (d, format!("also {}: {line}", rule.code))),
+        );
+    }
+    if let Found::PerDevice(lines) = &mut fired[at].1 {
+        lines.extend(joined);
+    }
 }
 
 /// Each GPU a diagnosis names takes its severity: an error fails a
@@ -113,6 +184,19 @@ pub fn markdown() -> String {
          Severity sets the verdict: `error` makes a working verdict `failed`,\n\
          `warning` makes `healthy` `degraded`, `info` changes nothing.\n",
     );
+    out.push_str(
+        "\nDiagnoses that share a cause on one GPU are one diagnosis: where the first\n\
+         fires for a GPU, the others' evidence about that GPU joins it (\"also GPnnn: ...\").\n\n",
+    );
+    for relation in SAME_CAUSE {
+        let _ = writeln!(
+            out,
+            "- {} takes {}: {}",
+            relation.primary,
+            relation.follows.join(", "),
+            relation.why
+        );
+    }
     for rule in RULES {
         let severity = match rule.severity {
             Severity::Info => "info",
@@ -126,4 +210,58 @@ pub fn markdown() -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(code: &str) -> &'static Rule {
+        RULES.iter().find(|r| r.code == code).expect(code)
+    }
+
+    #[test]
+    fn shared_causes_name_rules_no_more_severe_than_their_primary() {
+        for relation in SAME_CAUSE {
+            let primary = rule(relation.primary);
+            for code in relation.follows {
+                assert!(rule(code).severity <= primary.severity, "{code}");
+            }
+        }
+    }
+
+    /// GP032 on GPU 0 takes GP017's and GP030's lines about GPU 0; GP017 on
+    /// GPU 1 stays, and takes GP030's line about GPU 1.
+    #[test]
+    fn one_cause_on_one_gpu_is_one_diagnosis() {
+        let line = |gpu: u32, what: &str| (Some(gpu), format!("GPU {gpu}: {what}"));
+        let mut fired = vec![
+            (
+                rule("GP017"),
+                Found::PerDevice(vec![line(0, "hot"), line(1, "hot")]),
+            ),
+            (
+                rule("GP030"),
+                Found::PerDevice(vec![line(0, "slow"), line(1, "slow")]),
+            ),
+            (rule("GP032"), Found::PerDevice(vec![line(0, "slowed")])),
+        ];
+        for relation in SAME_CAUSE {
+            join_same_cause(&mut fired, relation);
+        }
+        let lines = |code: &str| match &fired.iter().find(|(r, _)| r.code == code).unwrap().1 {
+            Found::PerDevice(found) => found.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(),
+            Found::Machine(_) => unreachable!(),
+        };
+        assert_eq!(
+            lines("GP032"),
+            [
+                "GPU 0: slowed",
+                "also GP017: GPU 0: hot",
+                "also GP030: GPU 0: slow"
+            ]
+        );
+        assert_eq!(lines("GP017"), ["GPU 1: hot", "also GP030: GPU 1: slow"]);
+        assert!(lines("GP030").is_empty());
+    }
 }
