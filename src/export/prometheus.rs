@@ -420,7 +420,7 @@ fn machine_families(r: &Report) -> Vec<Family> {
         "gpuprobe_exit_code",
         "Exit code of the latest probe (0 healthy, 1 failed, 3 no GPU, 4 timeout).",
     );
-    exit.add("", f64::from(r.exit_code));
+    exit.add("", f64::from(r.verdict.exit_code()));
     let mut when = Family::new(
         "gpuprobe_last_probe_timestamp_seconds",
         "When the latest probe started, Unix time.",

@@ -102,7 +102,7 @@ impl Exporter for Text {
             out,
             "\nverdict: {} (exit {}): {}",
             self.paint(&format!("{BOLD};{colour}"), word),
-            r.exit_code,
+            r.verdict.exit_code(),
             r.summary
         );
         out

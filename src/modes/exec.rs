@@ -37,9 +37,9 @@ pub fn run(report: &Report, command: &[OsString], warn_only: bool) -> i32 {
             crate::output::stderr_line!(
                 "gpuprobe: did not start {shown}: the GPU check ended {} (exit {}); `gpuprobe exec --warn-only` starts it anyway",
                 report.verdict.as_str(),
-                report.exit_code
+                report.verdict.exit_code()
             );
-            return report.exit_code;
+            return report.verdict.exit_code();
         }
         crate::output::stderr_line!("gpuprobe: --warn-only: starting {shown} anyway");
     }

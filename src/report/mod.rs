@@ -69,6 +69,8 @@ pub struct Report {
     /// The overall result; see `Verdict`.
     pub verdict: Verdict,
     /// The process exit code that goes with `verdict`.
+    // The wire's copy: written by judge::conclude alone, from the verdict;
+    // gpuprobe itself reads `verdict.exit_code()`, never this field.
     pub exit_code: i32,
     /// One sentence saying what the verdict rests on.
     pub summary: String,
