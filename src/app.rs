@@ -430,7 +430,9 @@ fn run_probe(plan: &Plan) -> Report {
 fn publish(report: &Report, format: &FormatArgs, output: &OutputArgs) -> i32 {
     let written = write_output(output, report);
     let printed = deliver(&format.format().render(report));
-    written.or(printed.err()).unwrap_or(report.verdict.exit_code())
+    written
+        .or(printed.err())
+        .unwrap_or(report.verdict.exit_code())
 }
 
 /// Writes --output if asked; `Some(OUTPUT)` when that fails.

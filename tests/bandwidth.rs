@@ -159,6 +159,10 @@ fn inner_health() {
     let c = check(&health, "bandwidth");
     assert_eq!(c.status, CheckStatus::Skip);
     assert!(c.detail.contains("health"), "{}", c.detail);
+    // A check the plan leaves out says which command left it out.
+    let t = check(&health, "tensor_cores");
+    assert_eq!(t.status, CheckStatus::Skip);
+    assert_eq!(t.detail, "not run: health checks the FP32 product only");
     assert!(health.devices[0].bandwidth.is_none());
     assert_eq!(health.settings.bandwidth_bytes, None);
     // The same run as the full probe measures.

@@ -198,24 +198,17 @@ impl Meter<'_> {
     }
 }
 
-/// The `bandwidth` stage: skipped in `health` and with `--bandwidth-size
-/// 0`; else measured, recorded in
-/// the device's `bandwidth`, and failed only by a driver error or data that
-/// came back changed.
+/// The `bandwidth` stage (where the plan runs it): skipped with
+/// `--bandwidth-size 0`; else measured, recorded in the device's
+/// `bandwidth`, and failed only by a driver error or data that came back
+/// changed.
 pub fn stage(
     job: &Job<'_>,
-    requested: Option<u64>,
+    requested: u64,
     ctx: &Context<'_>,
     nvml: Option<&nvml_wrapper::Device<'static>>,
     link_under_load: &mut Option<telemetry::Link>,
 ) -> Result<Done<()>, Failed> {
-    let Some(requested) = requested else {
-        return Ok(Done::skip(
-            (),
-            "not run: health checks the FP32 product only",
-            None,
-        ));
-    };
     if requested == 0 {
         // Turned off: a `watch` beside a workload need not take its
         // memory bandwidth, its PCIe link and pinned host memory each cycle.

@@ -20,7 +20,7 @@ use super::gpu::{
 use super::progress::{Done, Failed, Scope};
 use crate::cpu::Repeat;
 use crate::cuda::{kernels, Buffer, Context, Event, Kernel, Module};
-use crate::report::{Matmul, Verification};
+use crate::report::{Matmul, ReportCommand, Verification};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::units::bytes;
@@ -33,6 +33,9 @@ const BUSY_FREE_FRACTION: f64 = 0.10;
 /// and which checks the plan runs on it, with what they share.
 pub struct Pipeline<'a> {
     pub job: Job<'a>,
+    /// The command whose plan this is: a check the plan leaves out says
+    /// which command left it out.
+    pub command: ReportCommand,
     /// Whether to run the tensor-core check (not in `health`).
     pub tensor_cores: bool,
     /// The tensor-core check's inputs and CPU product, shared by the GPUs.
@@ -478,14 +481,19 @@ fn verify(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     outcome
 }
 
+/// A check the command's plan leaves out, skipped with the command named.
+fn left_out(command: ReportCommand) -> Done<()> {
+    Done::skip(
+        (),
+        format!("not run: {} checks the FP32 product only", command.as_str()),
+        None,
+    )
+}
+
 /// The tensor-core matmuls (src/checks/tensor.rs).
 fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     if !gpu.job.tensor_cores {
-        return Ok(Done::skip(
-            (),
-            "not run: health and burn check the FP32 product only",
-            None,
-        ));
+        return Ok(left_out(gpu.job.command));
     }
     // As many timed products as the FP32 matmul made: it has already fitted
     // its count to --iterations or --min-time and to the deadline.
@@ -541,9 +549,12 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 /// reading of the PCIe link under load there stands in for the matmul's
 /// when that had none.
 fn bandwidth(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    let Some(requested) = gpu.job.bandwidth else {
+        return Ok(left_out(gpu.job.command));
+    };
     super::bandwidth::stage(
         gpu.job,
-        gpu.job.bandwidth,
+        requested,
         gpu.ctx,
         gpu.nvml.as_ref(),
         &mut gpu.link_under_load,

@@ -83,7 +83,11 @@ pub fn run(plan: &crate::judge::Plan, args: &WatchArgs) -> i32 {
         };
         if args.count.is_some_and(|n| cycles >= n) {
             // A counted watch is a script's probe: its result is the last one's.
-            return if lost { ended } else { report.verdict.exit_code() };
+            return if lost {
+                ended
+            } else {
+                report.verdict.exit_code()
+            };
         }
         let Some(next) = started.checked_add(args.interval) else {
             return ended;

@@ -389,6 +389,7 @@ fn run_devices(
     let product_time = std::thread::scope(|scope| {
         for &(slot, device) in probed {
             let job = pipeline::Pipeline {
+                command: options.command,
                 job: gpu::Job {
                     driver,
                     progress,

@@ -187,6 +187,20 @@ pub enum ReportCommand {
     Bench,
 }
 
+impl ReportCommand {
+    /// The command as typed ("health"); the probe's is `gpuprobe` itself.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportCommand::Probe => "gpuprobe",
+            ReportCommand::List => "list",
+            ReportCommand::Health => "health",
+            ReportCommand::Burn => "burn",
+            ReportCommand::Bench => "bench",
+        }
+    }
+}
+
 /// The options a run used, so a report can be reproduced.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Settings {
