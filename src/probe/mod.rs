@@ -14,25 +14,20 @@ pub mod session;
 pub use ending::Ending;
 pub use session::Session;
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::checks::progress::{Done, Failed, Progress, Scope};
-use crate::checks::{bench, burn, gpu, pipeline, SAMPLE_SALT};
+use crate::checks::gpu::read_telemetry;
+use crate::checks::progress::Progress;
+use crate::checks::{bench, burn, gpus};
+pub use crate::checks::{CpuWork, GpuWork};
 use crate::cpu::{self, Repeat};
 use crate::cuda;
 use crate::report::{
     DeviceStatus, DriverInfo, Report, ReportCommand, Settings, Verdict, SCHEMA_VERSION,
 };
-use crate::stage::Stage;
 use crate::telemetry;
-use crate::verify::{Inputs, Reference};
 use ending::NoGpu;
-use gpu::read_telemetry;
-use machine::{
-    cpu_baseline, cpu_reference, cpu_reference_fits, identify, initialise, load_driver, load_nvml,
-    select,
-};
+use machine::{identify, initialise, load_driver, load_nvml, select};
 
 /// Which devices to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,30 +108,6 @@ pub enum Work {
     Sweep { sizes: Vec<u32> },
     /// Each selected GPU's pipeline beside the CPU reference.
     Gpus(GpuWork),
-}
-
-/// Which checks each GPU's pipeline runs, and what the CPU does beside it.
-#[derive(Debug, Clone, Copy)]
-pub struct GpuWork {
-    /// The tensor-core check (not in `health`, a liveness check, nor in
-    /// `burn`, a sustained FP32 load).
-    pub tensor_cores: bool,
-    /// The bandwidth check's buffer size in bytes (`--bandwidth-size`; 0:
-    /// recorded as skipped), `None` where the command has no such check.
-    pub bandwidth: Option<u64>,
-    /// `burn`: the sustained run after the other checks.
-    pub burn: Option<burn::Plan>,
-    pub cpu: CpuWork,
-}
-
-/// What the CPU does while the GPUs run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuWork {
-    /// Only the product to check the readback against, untimed (`health`).
-    ReferenceOnly,
-    /// The timed CPU reference; `baseline`: and the CPU baseline after the
-    /// GPUs are done (not in `burn`, whose subject is the GPU under load).
-    Timed { baseline: bool },
 }
 
 impl Options {
@@ -272,24 +243,19 @@ fn probe_cuda(
             false
         }
         Work::Gpus(work) => {
-            let probed = probed(&handles, &selected);
-            let cpus = cpu::available(&crate::environment::root());
-            let fits = host_memory(progress, options.size, probed.len())
-                && (work.cpu == CpuWork::ReferenceOnly
-                    || cpu_reference_fits(progress, options.size, cpus.count, deadline));
-            if fits {
-                run_devices(
-                    progress, options, work, &driver, &probed, nvml, cpus, deadline,
-                );
-                compare_with_cpu(progress, &selected);
-            } else {
-                progress.update(|r| {
-                    for d in &mut r.devices {
-                        d.status = DeviceStatus::Skipped;
-                    }
-                });
-            }
-            fits
+            let gpus = gpus::Gpus {
+                progress,
+                driver: &driver,
+                nvml,
+                deadline,
+                probed: probed(&handles, &selected),
+                selected: &selected,
+                command: options.command,
+                size: options.size,
+                repeat: options.repeat,
+                seed: options.seed,
+            };
+            gpus::run(&gpus, work)
         }
     };
     // Every mode's devices carry their peaks (`list` and `--no-context`
@@ -335,131 +301,6 @@ fn nvml_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, sele
     progress.update(|r| {
         for (slot, d) in r.devices.iter_mut().enumerate() {
             if !selected.contains(&slot) {
-                d.status = DeviceStatus::Skipped;
-            }
-        }
-    });
-}
-
-/// Whether the matmul's host buffers fit in what this process may take:
-/// A and B of both verification passes, the CPU product and its scratch
-/// copy, and two results per GPU.
-fn host_memory(progress: &Progress, n: u32, gpus: usize) -> bool {
-    let need = (6 + 2 * gpus as u64) * u64::from(n) * u64::from(n) * 4;
-    progress
-        .stage(Scope::Machine, Stage::HostMemory, || {
-            let available = crate::environment::available_memory(&crate::environment::root());
-            let detail = format!(
-                "the {n}x{n}x{n} matmul needs {} of host memory, {} available",
-                crate::units::bytes(need),
-                available.map_or("unknown".into(), crate::units::bytes)
-            );
-            match available {
-                Some(a) if need > a => Err(Failed::new(format!("{detail}; try a smaller --size"))),
-                _ => Ok(Done::pass((), detail)),
-            }
-        })
-        .is_some()
-}
-
-/// Each selected GPU's pipeline on a thread of its own, beside the CPU
-/// product they are checked against; then, with every GPU thread done, the
-/// CPU baseline timed on its own (GPU threads waiting on their events
-/// would take cores from it: src/cpu.rs).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the machine-wide state a workload needs: the plan, the driver, NVML, the CPUs and the deadline"
-)]
-fn run_devices(
-    progress: &Progress,
-    options: &Options,
-    work: &GpuWork,
-    driver: &cuda::Driver,
-    probed: &[(usize, cuda::CuDevice)],
-    nvml: Option<&'static telemetry::Loaded>,
-    cpus: cpu::Cpus,
-    deadline: Option<Instant>,
-) {
-    let n = options.size;
-    let inputs = Inputs::generate(n, n, n, options.seed);
-    let reference = OnceLock::new();
-    let tensor = OnceLock::new();
-    let host_link = std::sync::Mutex::new(());
-    let start_line = burn::StartLine::new(probed.len());
-    let product_time = std::thread::scope(|scope| {
-        for &(slot, device) in probed {
-            let job = pipeline::Pipeline {
-                command: options.command,
-                job: gpu::Job {
-                    driver,
-                    progress,
-                    slot,
-                    device,
-                    inputs: &inputs,
-                    reference: &reference,
-                    repeat: options.repeat,
-                    nvml,
-                    deadline,
-                    host_link: &host_link,
-                },
-                tensor_cores: work.tensor_cores,
-                tensor: &tensor,
-                burn: work.burn,
-                start_line: work.burn.is_some().then_some(&start_line),
-                at_start_line: std::cell::Cell::new(false),
-                bandwidth: work.bandwidth,
-            };
-            let spawned = std::thread::Builder::new()
-                .name(format!("gpu{slot}"))
-                .spawn_scoped(scope, move || pipeline::probe(&job));
-            if let Err(e) = spawned {
-                // No thread, no burn: the others need not wait for it.
-                start_line.leave();
-                progress.skip(
-                    Scope::Device(slot),
-                    Stage::Context,
-                    format!("could not start a thread: {e}"),
-                );
-            }
-        }
-        cpu_product(progress, work.cpu, &inputs, cpus, &reference)
-    });
-    if let Some(estimate) = product_time.filter(|_| work.cpu == CpuWork::Timed { baseline: true }) {
-        cpu_baseline(progress, &inputs, options.repeat, cpus, estimate, deadline);
-    }
-}
-
-/// The CPU's product the GPUs are checked against, published in
-/// `reference`: untimed (`CpuWork::ReferenceOnly`), or timed, returning
-/// how long it took.
-fn cpu_product(
-    progress: &Progress,
-    work: CpuWork,
-    inputs: &Inputs,
-    cpus: cpu::Cpus,
-    reference: &OnceLock<Reference>,
-) -> Option<Duration> {
-    if work != CpuWork::ReferenceOnly {
-        return cpu_reference(progress, inputs, cpus.count, reference);
-    }
-    // Only the product, to check the readback against; no timing.
-    let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
-    let mut product = vec![0f32; m * n];
-    cpu::naive_sgemm(m, n, k, &inputs.a, &inputs.b, &mut product);
-    // The only publication in this run, so `set` cannot find it taken.
-    let _ = reference.set(Reference::new(inputs, product, inputs.seed ^ SAMPLE_SALT));
-    None
-}
-
-/// Each GPU's speed over the CPU's; GPUs not selected are skipped.
-fn compare_with_cpu(progress: &Progress, selected: &[usize]) {
-    progress.update(|r| {
-        let cpu_gflops = r.cpu.as_ref().map(|c| c.gflops).filter(|g| *g > 0.0);
-        for d in &mut r.devices {
-            if let (Some(m), Some(cpu)) = (d.matmul.as_mut(), cpu_gflops) {
-                m.speedup_vs_cpu = Some(m.gpu_gflops / cpu);
-            }
-            if !selected.contains(&(d.index as usize)) {
                 d.status = DeviceStatus::Skipped;
             }
         }

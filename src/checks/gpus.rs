@@ -1,0 +1,167 @@
+//! The work of `probe::Work::Gpus`: each selected GPU's pipeline on a
+//! thread of its own beside the CPU product it is checked against, then the
+//! CPU baseline and each GPU's speed over it. The orchestrator hands over
+//! the GPUs and the plan's `GpuWork`; which checks run is the plan's.
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::cpu_reference::{cpu_baseline, cpu_reference, cpu_reference_fits};
+use super::progress::{Done, Failed, Progress, Scope};
+use super::{burn, gpu, pipeline, CpuWork, GpuWork, SAMPLE_SALT};
+use crate::cpu::{self, Repeat};
+use crate::cuda;
+use crate::report::{DeviceStatus, ReportCommand};
+use crate::stage::Stage;
+use crate::telemetry;
+use crate::verify::{Inputs, Reference};
+
+/// The GPUs the orchestrator found and what the plan asks of them.
+pub struct Gpus<'a> {
+    pub progress: &'a Progress,
+    pub driver: &'a cuda::Driver,
+    pub nvml: Option<&'static telemetry::Loaded>,
+    pub deadline: Option<Instant>,
+    /// The selected GPUs the driver identified: (slot, handle).
+    pub probed: Vec<(usize, cuda::CuDevice)>,
+    /// Every selected slot (a GPU not identified included).
+    pub selected: &'a [usize],
+    pub command: ReportCommand,
+    /// The matmul's edge, repeat and the inputs' seed.
+    pub size: u32,
+    pub repeat: Repeat,
+    pub seed: u64,
+}
+
+/// Runs `work` on the GPUs; whether the matmul ran (its host buffers and
+/// the CPU reference fit), so that the requirements judge it.
+#[must_use]
+pub fn run(g: &Gpus<'_>, work: &GpuWork) -> bool {
+    let cpus = cpu::available(&crate::environment::root());
+    let fits = host_memory(g.progress, g.size, g.probed.len())
+        && (work.cpu == CpuWork::ReferenceOnly
+            || cpu_reference_fits(g.progress, g.size, cpus.count, g.deadline));
+    if fits {
+        run_devices(g, work, cpus);
+        compare_with_cpu(g.progress, g.selected);
+    } else {
+        g.progress.update(|r| {
+            for d in &mut r.devices {
+                d.status = DeviceStatus::Skipped;
+            }
+        });
+    }
+    fits
+}
+
+/// Whether the matmul's host buffers fit in what this process may take:
+/// A and B of both verification passes, the CPU product and its scratch
+/// copy, and two results per GPU.
+fn host_memory(progress: &Progress, n: u32, gpus: usize) -> bool {
+    let need = (6 + 2 * gpus as u64) * u64::from(n) * u64::from(n) * 4;
+    progress
+        .stage(Scope::Machine, Stage::HostMemory, || {
+            let available = crate::environment::available_memory(&crate::environment::root());
+            let detail = format!(
+                "the {n}x{n}x{n} matmul needs {} of host memory, {} available",
+                crate::units::bytes(need),
+                available.map_or("unknown".into(), crate::units::bytes)
+            );
+            match available {
+                Some(a) if need > a => Err(Failed::new(format!("{detail}; try a smaller --size"))),
+                _ => Ok(Done::pass((), detail)),
+            }
+        })
+        .is_some()
+}
+
+/// Each selected GPU's pipeline on a thread of its own, beside the CPU
+/// product they are checked against; then, with every GPU thread done, the
+/// CPU baseline timed on its own (GPU threads waiting on their events
+/// would take cores from it: src/cpu.rs).
+fn run_devices(g: &Gpus<'_>, work: &GpuWork, cpus: cpu::Cpus) {
+    let (progress, probed) = (g.progress, g.probed.as_slice());
+    let n = g.size;
+    let inputs = Inputs::generate(n, n, n, g.seed);
+    let reference = OnceLock::new();
+    let tensor = OnceLock::new();
+    let host_link = std::sync::Mutex::new(());
+    let start_line = burn::StartLine::new(probed.len());
+    let product_time = std::thread::scope(|scope| {
+        for &(slot, device) in probed {
+            let job = pipeline::Pipeline {
+                command: g.command,
+                job: gpu::Job {
+                    driver: g.driver,
+                    progress,
+                    slot,
+                    device,
+                    inputs: &inputs,
+                    reference: &reference,
+                    repeat: g.repeat,
+                    nvml: g.nvml,
+                    deadline: g.deadline,
+                    host_link: &host_link,
+                },
+                tensor_cores: work.tensor_cores,
+                tensor: &tensor,
+                burn: work.burn,
+                start_line: work.burn.is_some().then_some(&start_line),
+                at_start_line: std::cell::Cell::new(false),
+                bandwidth: work.bandwidth,
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("gpu{slot}"))
+                .spawn_scoped(scope, move || pipeline::probe(&job));
+            if let Err(e) = spawned {
+                // No thread, no burn: the others need not wait for it.
+                start_line.leave();
+                progress.skip(
+                    Scope::Device(slot),
+                    Stage::Context,
+                    format!("could not start a thread: {e}"),
+                );
+            }
+        }
+        cpu_product(progress, work.cpu, &inputs, cpus, &reference)
+    });
+    if let Some(estimate) = product_time.filter(|_| work.cpu == CpuWork::Timed { baseline: true }) {
+        cpu_baseline(progress, &inputs, g.repeat, cpus, estimate, g.deadline);
+    }
+}
+
+/// The CPU's product the GPUs are checked against, published in
+/// `reference`: untimed (`CpuWork::ReferenceOnly`), or timed, returning
+/// how long it took.
+fn cpu_product(
+    progress: &Progress,
+    work: CpuWork,
+    inputs: &Inputs,
+    cpus: cpu::Cpus,
+    reference: &OnceLock<Reference>,
+) -> Option<Duration> {
+    if work != CpuWork::ReferenceOnly {
+        return cpu_reference(progress, inputs, cpus.count, reference);
+    }
+    // Only the product, to check the readback against; no timing.
+    let (m, n, k) = (inputs.m as usize, inputs.n as usize, inputs.k as usize);
+    let mut product = vec![0f32; m * n];
+    cpu::naive_sgemm(m, n, k, &inputs.a, &inputs.b, &mut product);
+    // The only publication in this run, so `set` cannot find it taken.
+    let _ = reference.set(Reference::new(inputs, product, inputs.seed ^ SAMPLE_SALT));
+    None
+}
+
+/// Each GPU's speed over the CPU's; GPUs not selected are skipped.
+fn compare_with_cpu(progress: &Progress, selected: &[usize]) {
+    progress.update(|r| {
+        let cpu_gflops = r.cpu.as_ref().map(|c| c.gflops).filter(|g| *g > 0.0);
+        for d in &mut r.devices {
+            if let (Some(m), Some(cpu)) = (d.matmul.as_mut(), cpu_gflops) {
+                m.speedup_vs_cpu = Some(m.gpu_gflops / cpu);
+            }
+            if !selected.contains(&(d.index as usize)) {
+                d.status = DeviceStatus::Skipped;
+            }
+        }
+    });
+}
