@@ -1,7 +1,7 @@
 //! What the checks on one GPU share: the GPU's job (`Job`), a product's
 //! buffers and launch (`Product`), how many timed launches fit, the GPU as
 //! NVML sees it and its telemetry stage. The pipeline (device.rs), the
-//! checks beside it (tensor.rs, bandwidth.rs, burn.rs) and `bench` build
+//! checks beside it (tensor.rs, bandwidth.rs, burn/) and `bench` build
 //! on this; it knows none of them.
 use std::time::Duration;
 

@@ -503,7 +503,7 @@ fn tensor_cores(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     super::tensor::stage(gpu.job, gpu.job.tensor, gpu.ctx, repeat, iterations_for)
 }
 
-/// `burn`: the product back to back for the duration (src/checks/burn.rs).
+/// `burn`: the product back to back for the duration (src/checks/burn/).
 fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let job = gpu.job;
     let plan = job.burn.ok_or_else(|| missing("burn plan"))?;

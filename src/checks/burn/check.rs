@@ -1,0 +1,215 @@
+//! The burn check: the status and the detail of a finished burn, from what
+//! its log recorded (wrong results, driver and ECC errors, slowdowns, how
+//! it ended).
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::report::{Burn, BurnEnd, BurnErrorKind, CheckStatus};
+
+/// The worst interval below this fraction of the best is a slowdown worth a
+/// warning. Both leave out the first interval, whose clocks may still be
+/// ramping up. A GPU under steady load stays within a few percent of its
+/// best (its clocks move in small steps); a thermal slowdown, a clock
+/// pulled down mid-run, or a GPU that settles far below its early pace at
+/// its power limit costs more, and GP032 then says which from NVML's
+/// throttle reasons (power capping is how a GPU at its limit runs; thermal
+/// slowdown is a cooling fault). Against the median instead, a GPU that
+/// spends most of the burn throttled would look steady.
+pub const SLOWDOWN: f64 = 0.85;
+
+/// The burn check: failed by a wrong result, a driver error or a new
+/// uncorrectable ECC error; a warning for a slowdown, correctable ECC
+/// errors, or a burn cut short; passed otherwise.
+#[must_use]
+pub fn judge(b: &Burn, asked: Duration) -> (CheckStatus, String) {
+    let mut detail = format!(
+        "{:.1} s of {}: {} products, mean {}",
+        b.duration_ms / 1e3,
+        humantime::format_duration(asked),
+        b.products,
+        crate::units::flops(b.gflops_mean)
+    );
+    if let Some(w) = &b.worst_interval {
+        let _ = write!(
+            detail,
+            ", worst interval {} at {:.1} s ({} of the best)",
+            crate::units::flops(w.gflops),
+            w.at_ms / 1e3,
+            b.worst_over_best.map_or("?".into(), crate::units::percent)
+        );
+    }
+    let _ = write!(
+        detail,
+        "; {} product(s) compared bit for bit with the verified one{}",
+        b.verifications,
+        if b.compared_on_gpu {
+            ", each on the GPU"
+        } else {
+            ""
+        }
+    );
+    if let Some(t) = b.temperature_max_celsius {
+        let _ = write!(detail, "; up to {t} °C");
+    }
+    if let (Some(lo), Some(hi)) = (b.sm_clock_min_mhz, b.sm_clock_max_mhz) {
+        let _ = write!(detail, ", SM clock down to {lo} of {hi} MHz");
+    }
+    // Every error of the kind, not only the listed (at most 25 a kind).
+    let count = |kind: BurnErrorKind| {
+        b.error_counts
+            .iter()
+            .find(|c| c.kind == kind)
+            .map_or(0, |c| c.count)
+    };
+    let failing = [
+        (BurnErrorKind::WrongResult, "wrong result(s)"),
+        (BurnErrorKind::Driver, "driver error(s)"),
+        (
+            BurnErrorKind::EccUncorrected,
+            "uncorrectable ECC error report(s)",
+        ),
+    ];
+    let failures: Vec<String> = failing
+        .iter()
+        .filter(|(kind, _)| count(*kind) > 0)
+        .map(|(kind, what)| format!("{} {what}", count(*kind)))
+        .collect();
+    if let Some(first) = b
+        .errors
+        .iter()
+        .find(|e| e.kind != BurnErrorKind::EccCorrected)
+    {
+        if !failures.is_empty() {
+            return (
+                CheckStatus::Fail,
+                format!(
+                    "{}; the first at {:.1} s: {} ({detail})",
+                    failures.join(", "),
+                    first.at_ms / 1e3,
+                    first.detail
+                ),
+            );
+        }
+    }
+    let mut warnings = Vec::new();
+    if let Some(r) = b.worst_over_best.filter(|r| *r < SLOWDOWN) {
+        warnings.push(format!(
+            "throughput fell to {} of its best",
+            crate::units::percent(r)
+        ));
+    }
+    let corrected = count(BurnErrorKind::EccCorrected);
+    if corrected > 0 {
+        warnings.push(format!("{corrected} correctable ECC error report(s)"));
+    }
+    match b.ended {
+        BurnEnd::Interrupted => warnings.push("interrupted (SIGINT/SIGTERM)".into()),
+        BurnEnd::Deadline => warnings.push("cut short by the run's --timeout".into()),
+        BurnEnd::Completed | BurnEnd::Error => {}
+    }
+    if b.products == 0 {
+        warnings.push("no product completed".into());
+    }
+    if warnings.is_empty() {
+        (CheckStatus::Pass, detail)
+    } else {
+        (
+            CheckStatus::Warn,
+            format!("{}: {detail}", warnings.join("; ")),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::burn::interval::Measured;
+    use crate::checks::burn::log::{Log, MAX_ERRORS_PER_KIND};
+    use crate::report::BurnErrorCount;
+
+    #[test]
+    fn the_check_counts_every_error_not_the_listed() {
+        let b = burn(
+            &[100.0, 100.0],
+            &[BurnErrorKind::WrongResult; 30],
+            BurnEnd::Completed,
+        );
+        assert_eq!(b.errors.len(), MAX_ERRORS_PER_KIND);
+        let (status, detail) = judge(&b, Duration::from_secs(2));
+        assert_eq!(status, CheckStatus::Fail);
+        assert!(detail.starts_with("30 wrong result(s)"), "{detail}");
+        assert_eq!(
+            b.error_counts,
+            [BurnErrorCount {
+                kind: BurnErrorKind::WrongResult,
+                count: 30
+            }]
+        );
+    }
+
+    #[test]
+    fn a_wrong_result_after_many_listed_errors_still_fails() {
+        // Correctable ECC errors past the list's limit for their kind do
+        // not push a later wrong result off the list.
+        let mut errors = vec![BurnErrorKind::EccCorrected; 40];
+        errors.push(BurnErrorKind::WrongResult);
+        let b = burn(&[100.0, 100.0], &errors, BurnEnd::Completed);
+        assert_eq!(b.errors_not_listed, 15);
+        assert!(b
+            .errors
+            .iter()
+            .any(|e| e.kind == BurnErrorKind::WrongResult));
+        assert_eq!(judge(&b, Duration::from_secs(2)).0, CheckStatus::Fail);
+    }
+
+    /// A burn of one product per interval at these GFLOP/s, with these
+    /// errors, through the same `Log` a real burn keeps.
+    fn burn(intervals: &[f64], errors: &[BurnErrorKind], ended: BurnEnd) -> Burn {
+        let mut log = Log::new(None);
+        for (i, g) in intervals.iter().enumerate() {
+            let measured = Measured {
+                gpu_ms: 1000.0 / g,
+                sample: None,
+                differed: Some(false),
+            };
+            let at = Duration::from_secs(i as u64);
+            log.interval(at, 1, measured, *g, Some(true), 1);
+        }
+        for kind in errors {
+            log.error(Duration::from_millis(1500), *kind, "seen".into());
+        }
+        log.finish("k".into(), (1, 1, 1), Duration::from_secs(3), ended, None)
+    }
+
+    #[test]
+    fn the_check_fails_on_errors_and_warns_on_slowdowns() {
+        let secs = Duration::from_secs(3);
+        let steady = burn(&[100.0, 99.0, 100.0], &[], BurnEnd::Completed);
+        assert_eq!(judge(&steady, secs).0, CheckStatus::Pass);
+        let slow = burn(&[100.0, 100.0, 50.0, 100.0], &[], BurnEnd::Completed);
+        let (status, detail) = judge(&slow, secs);
+        assert_eq!(status, CheckStatus::Warn);
+        assert!(detail.contains("fell to 50% of its best"), "{detail}");
+        assert_eq!(
+            slow.worst_interval.as_ref().map(|w| w.at_ms as u32),
+            Some(2000)
+        );
+        // A slow first interval is a GPU ramping its clocks, not slowing.
+        let ramping = burn(&[50.0, 100.0, 100.0, 99.0], &[], BurnEnd::Completed);
+        assert_eq!(judge(&ramping, secs).0, CheckStatus::Pass);
+        // Boost steps of a few percent are steady.
+        let steps = burn(&[100.0, 100.0, 96.0, 99.0, 95.0], &[], BurnEnd::Completed);
+        assert_eq!(judge(&steps, secs).0, CheckStatus::Pass);
+        // Throttled for most of the run is still a slowdown.
+        let throttled = burn(&[100.0, 100.0, 60.0, 60.0, 60.0], &[], BurnEnd::Completed);
+        assert_eq!(judge(&throttled, secs).0, CheckStatus::Warn);
+        let wrong = burn(&[100.0], &[BurnErrorKind::WrongResult], BurnEnd::Completed);
+        let (status, detail) = judge(&wrong, secs);
+        assert_eq!(status, CheckStatus::Fail);
+        assert!(detail.contains("at 1.5 s"), "{detail}");
+        let corrected = burn(&[100.0], &[BurnErrorKind::EccCorrected], BurnEnd::Completed);
+        assert_eq!(judge(&corrected, secs).0, CheckStatus::Warn);
+        let stopped = burn(&[100.0], &[], BurnEnd::Interrupted);
+        assert_eq!(judge(&stopped, secs).0, CheckStatus::Warn);
+    }
+}
