@@ -1,7 +1,7 @@
 //! The kernels: the committed PTX is what the source compiles to, NVIDIA's
 //! own assembler accepts it for every GPU generation gpuprobe targets, every
 //! kernel's product at odd shapes equals the CPU's bit for bit on the fake
-//! driver's emulation (the exact verification of src/verify.rs), and the
+//! driver's emulation (the exact verification of src/verify/), and the
 //! streaming kernel copies every float of odd lengths exactly, and nothing
 //! past them.
 //!
@@ -152,7 +152,7 @@ const ODD_SHAPES: &[(u32, u32, u32)] = &[
 ];
 
 /// What the fake driver computed for one kernel, launch and shape, checked
-/// as the probe checks it (both passes of src/verify.rs).
+/// as the probe checks it (both passes of src/verify/).
 fn run_sgemm(
     ctx: &Context<'_>,
     sgemm: Sgemm,

@@ -78,7 +78,7 @@ struct Gpu<'a> {
     /// The SGEMM kernel chosen for the shape, loaded by `module`.
     kernel: Option<(kernels::Sgemm, Kernel<'a>)>,
     /// A, B and C of the exact pass (timed), then of the rounding pass
-    /// (src/verify.rs).
+    /// (src/verify/).
     buffers: Option<[Buffer<'a>; 6]>,
     /// What the timed launches measured.
     timing: Option<Timing>,

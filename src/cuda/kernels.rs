@@ -180,7 +180,7 @@ impl Mma {
 /// `x` with its f32 significand cut to BF16's 8 bits (the top 16 bits of
 /// the f32, rounding toward zero): representable in BF16, hence in TF32
 /// (11 bits). An integer times a power of two stays one, no larger in
-/// magnitude, so the exact pass's argument (src/verify.rs) still holds.
+/// magnitude, so the exact pass's argument (src/verify/) still holds.
 #[must_use]
 pub fn to_bf16_exact(x: f32) -> f32 {
     f32::from_bits(x.to_bits() & 0xffff_0000)

@@ -185,7 +185,7 @@ struct Gpu<'a, 'c> {
     stopped: Option<String>,
 }
 
-/// A, B and C of the exact pass, then of the rounding pass (src/verify.rs).
+/// A, B and C of the exact pass, then of the rounding pass (src/verify/).
 struct Buffers<'c> {
     exact: [Buffer<'c>; 3],
     rounding: [Buffer<'c>; 3],
