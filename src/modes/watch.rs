@@ -3,7 +3,7 @@
 //! Probes every `--interval` and publishes each report three ways: a JSON
 //! line on stdout, the state file `health --state` reads, and a Prometheus
 //! textfile for node_exporter's textfile collector; with `--listen`, also
-//! over HTTP (src/serve.rs). Files are replaced
+//! over HTTP (src/serve/). Files are replaced
 //! atomically, so a reader never sees half a report. SIGTERM and SIGINT end
 //! it between or during probes, with exit code 0.
 //!
