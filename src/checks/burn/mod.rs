@@ -29,7 +29,7 @@ mod check;
 mod interval;
 mod log;
 
-pub use check::{judge, SLOWDOWN};
+pub use check::judge;
 pub use interval::difference;
 
 use interval::{compare, measure, Checker};

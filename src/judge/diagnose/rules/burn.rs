@@ -4,6 +4,17 @@ use super::facts::CLOCK_HELD_DOWN;
 use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
 use crate::report::{Report, Severity};
 
+/// The worst interval below this fraction of the best is a slowdown worth a
+/// warning (GP032). Both leave out the first interval, whose clocks may still be
+/// ramping up. A GPU under steady load stays within a few percent of its
+/// best (its clocks move in small steps); a thermal slowdown, a clock
+/// pulled down mid-run, or a GPU that settles far below its early pace at
+/// its power limit costs more, and GP032 then says which from NVML's
+/// throttle reasons (power capping is how a GPU at its limit runs; thermal
+/// slowdown is a cooling fault). Against the median instead, a GPU that
+/// spends most of the burn throttled would look steady.
+const SLOWDOWN: f64 = 0.85;
+
 /// What NVML saw in a burn's worst interval that slows a GPU: the SM clock
 /// held below `CLOCK_HELD_DOWN` of its maximum, a throttle reason, and the
 /// temperature then.
@@ -49,7 +60,7 @@ fn burn_slowdown(r: &Report) -> DeviceEvidence {
         let (Some(ratio), Some(w)) = (b.worst_over_best, &b.worst_interval) else {
             continue;
         };
-        if ratio >= crate::checks::burn::SLOWDOWN {
+        if ratio >= SLOWDOWN {
             continue;
         }
         let causes = burn_slowdown_causes(b);
