@@ -186,6 +186,20 @@ proptest! {
         prop_assert_eq!(report.exit_code, report.verdict.exit_code());
     }
 
+    /// A report's compute capability as a hand-edited or older report may
+    /// hold it: any text (unknown when it is none, as when consumers parsed
+    /// the text). The report reads and is judged.
+    #[test]
+    fn any_compute_capability_text_reads_and_is_judged(capability in hostile_text()) {
+        let mut json = fixture();
+        json["devices"][0]["compute_capability"] = capability.clone().into();
+        let report = Report::from_json(json.to_string().as_bytes()).unwrap();
+        prop_assert_eq!(report.devices[0].compute_capability, capability.parse().ok());
+        let ending = gpuprobe::probe::Ending::Finished { measured: true };
+        let report = gpuprobe::judge::conclude(report, &ending, &gpuprobe::judge::Policy::default());
+        prop_assert_eq!(report.exit_code, report.verdict.exit_code());
+    }
+
     #[test]
     fn proc_and_sys_texts_parse_or_refuse(text in any::<String>(), library in hostile_text()) {
         let _ = gpuprobe::environment::kernel_module_version(&text);

@@ -19,6 +19,7 @@ mod bandwidth;
 mod bench;
 mod burn;
 mod checks;
+mod compute_capability;
 mod device;
 mod diagnosis;
 mod driver;
@@ -34,6 +35,7 @@ pub use bench::{
 };
 pub use burn::{Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInterval};
 pub use checks::{Check, CheckStatus, DriverError};
+pub use compute_capability::{BadComputeCapability, ComputeCapability};
 pub use device::{DeviceReport, DeviceStatus, NotVerified};
 pub use diagnosis::{Diagnosis, Severity};
 pub use driver::{DriverInfo, DriverLoadFailure};
