@@ -27,6 +27,7 @@ mod environment;
 mod matmul;
 mod nvml;
 mod peak;
+mod throttle;
 
 pub use bandwidth::{Bandwidth, LinkReading, PcieLink, Transfer};
 pub use bench::{
@@ -50,6 +51,7 @@ pub use nvml::{
     ComputeMode, LinkState, NeverAReason, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
 };
 pub use peak::{ClockSource, Figure, MissingInput, Peak};
+pub use throttle::ThrottleReason;
 
 /// Major version of the JSON report. Bumped only for an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
