@@ -11,10 +11,11 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::cuda::version::parse_version;
+use crate::cuda::CudaVersion;
 pub use crate::export::OutputFormat;
 use crate::judge::requirements::Requirements;
 use crate::probe::{Selection, Selector};
+use crate::report::ComputeCapability;
 use crate::units::parse_size;
 
 /// `--version`: the crate version, the git commit it was built from (short
@@ -389,12 +390,12 @@ pub struct RequireArgs {
     pub require_memory: Option<u64>,
 
     /// Fail unless every GPU has at least this compute capability, e.g. 8.0.
-    #[arg(long, value_name = "X.Y", env = "GPUPROBE_REQUIRE_COMPUTE_CAPABILITY", value_parser = parse_version_arg, allow_hyphen_values = true)]
-    pub require_compute_capability: Option<(u32, u32)>,
+    #[arg(long, value_name = "X.Y", env = "GPUPROBE_REQUIRE_COMPUTE_CAPABILITY", value_parser = parse_version_arg::<ComputeCapability>, allow_hyphen_values = true)]
+    pub require_compute_capability: Option<ComputeCapability>,
 
     /// Fail unless the driver supports at least this CUDA version, e.g. 12.2.
-    #[arg(long, value_name = "X.Y", env = "GPUPROBE_REQUIRE_DRIVER", value_parser = parse_version_arg, allow_hyphen_values = true)]
-    pub require_driver: Option<(u32, u32)>,
+    #[arg(long, value_name = "X.Y", env = "GPUPROBE_REQUIRE_DRIVER", value_parser = parse_version_arg::<CudaVersion>, allow_hyphen_values = true)]
+    pub require_driver: Option<CudaVersion>,
 
     /// Fail unless every GPU's matmul is at least X times the CPU's.
     #[arg(long, value_name = "X", env = "GPUPROBE_REQUIRE_SPEEDUP", value_parser = parse_speedup, allow_hyphen_values = true)]
@@ -417,7 +418,7 @@ impl RequireArgs {
             gpus: self.require_gpus,
             memory: self.require_memory,
             compute_capability: self.require_compute_capability,
-            driver: self.require_driver.map(crate::cuda::CudaVersion::from),
+            driver: self.require_driver,
             speedup: self.require_speedup,
             efficiency: self.require_efficiency.map(|p| p / 100.0),
         }
@@ -440,8 +441,11 @@ fn parse_cublas_path(text: &str) -> Result<PathBuf, String> {
     }
 }
 
-fn parse_version_arg(text: &str) -> Result<(u32, u32), String> {
-    parse_version(text).ok_or_else(|| format!("{text:?} is not a version like 8.0"))
+/// A compute capability or a CUDA version, "major.minor" or "major"
+/// (`units::parse_major_minor`).
+fn parse_version_arg<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a version like 8.0"))
 }
 
 fn parse_speedup(text: &str) -> Result<f64, String> {

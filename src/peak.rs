@@ -8,7 +8,6 @@
 //! finished report (the driver's attributes and NVML's readings), so that
 //! every mode computes them alike; each missing input is named
 //! (`MissingInput`), never guessed.
-use crate::cuda::version::parse_version;
 use crate::report::{
     ClockSource, DeviceReport, Figure, MissingInput, Peak, Reading, Report, Telemetry, Transfer,
 };
@@ -52,10 +51,8 @@ fn figure(value: Result<f64, MissingInput>) -> Figure {
 #[must_use]
 pub fn peak_of(device: &DeviceReport) -> Peak {
     let t = device.telemetry.as_ref();
-    let lanes = match device.compute_capability.as_deref().and_then(parse_version) {
-        Some((major, minor)) => {
-            fp32_lanes_per_sm(major, minor).ok_or(MissingInput::UnknownArchitecture)
-        }
+    let lanes = match device.compute_capability {
+        Some(cc) => fp32_lanes_per_sm(cc.major, cc.minor).ok_or(MissingInput::UnknownArchitecture),
         None => Err(MissingInput::DeviceAttribute),
     };
     let sms = device
@@ -190,6 +187,7 @@ pub fn fill(report: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::ComputeCapability;
 
     #[test]
     fn lanes_follow_the_cuda_samples_table() {
@@ -247,7 +245,7 @@ mod tests {
     #[test]
     fn missing_inputs_are_named() {
         let mut d = bench_device();
-        d.compute_capability = Some("13.0".into());
+        d.compute_capability = Some(ComputeCapability::new(13, 0));
         let p = peak_of(&d);
         assert_eq!(p.fp32_lanes_per_sm, None);
         assert_eq!(

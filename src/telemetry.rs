@@ -11,15 +11,14 @@
 use std::ffi::{c_uint, c_void};
 use std::sync::OnceLock;
 
-use nvml_wrapper::bitmasks::device::ThrottleReasons;
 use nvml_wrapper::enum_wrappers::device::{
     Clock, ComputeMode as NvmlComputeMode, EccCounter, MemoryError, TemperatureSensor,
 };
-use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::error::{Bits, NvmlError};
 use nvml_wrapper::{Device, Nvml};
 
 use crate::report::{
-    ComputeMode, LinkState, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
+    ComputeMode, LinkState, NvmlInfo, NvmlStatus, Reading, Telemetry, ThrottleReason, Unavailable,
 };
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
@@ -190,9 +189,9 @@ pub struct Sample {
     pub sm_clock_max_mhz: Option<u32>,
     pub temperature_celsius: Option<u32>,
     pub power_draw_watts: Option<f64>,
-    /// nvmlClocksThrottleReasons names, as `Telemetry::throttle_reasons`
+    /// nvmlClocksThrottleReasons, as `Telemetry::throttle_reasons`
     /// (empty: none); `None` when NVML cannot say.
-    pub throttle_reasons: Option<Vec<String>>,
+    pub throttle_reasons: Option<Vec<ThrottleReason>>,
     /// The volatile ECC counters (since the driver loaded).
     pub ecc_corrected_volatile: Option<u64>,
     pub ecc_uncorrected_volatile: Option<u64>,
@@ -206,10 +205,7 @@ pub fn sample(device: &Device<'_>) -> Sample {
         sm_clock_max_mhz: device.max_clock_info(Clock::SM).ok(),
         temperature_celsius: device.temperature(TemperatureSensor::Gpu).ok(),
         power_draw_watts: device.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
-        throttle_reasons: device
-            .current_throttle_reasons()
-            .map(throttle_reason_names)
-            .ok(),
+        throttle_reasons: throttle_reasons(device).ok(),
         ecc_corrected_volatile: device
             .total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile)
             .ok(),
@@ -272,16 +268,18 @@ pub fn compute_processes(device: &Device<'_>) -> Result<Processes, NvmlError> {
     Ok(p)
 }
 
-/// The names of the set nvmlClocksThrottleReasons bits, as nvml-wrapper's
-/// `ThrottleReasons` flags name them, in lower case (`sw_power_cap`). Bits
-/// the wrapper does not know are dropped by it (`from_bits_truncate`); a
-/// deprecated alias is never named twice, because `iter_names` yields each
-/// bit once, under its first name.
-fn throttle_reason_names(reasons: ThrottleReasons) -> Vec<String> {
-    reasons
-        .iter_names()
-        .map(|(name, _)| name.to_ascii_lowercase())
-        .collect()
+/// The reasons NVML holds the clocks down for
+/// (nvmlDeviceGetCurrentClocksThrottleReasons), every bit it sets kept:
+/// nvml-wrapper's `current_throttle_reasons` drops the bits it does not
+/// name (`from_bits_truncate`), so the strict call is made, whose
+/// `IncorrectBits` error carries the whole mask when NVML sets such a bit.
+fn throttle_reasons(device: &Device<'_>) -> Result<Vec<ThrottleReason>, NvmlError> {
+    let bits = match device.current_throttle_reasons_strict() {
+        Ok(named) => named.bits(),
+        Err(NvmlError::IncorrectBits(Bits::U64(all))) => all,
+        Err(e) => return Err(e),
+    };
+    Ok(ThrottleReason::from_bits(bits))
 }
 
 impl From<NvmlComputeMode> for ComputeMode {
@@ -363,7 +361,7 @@ impl Loaded {
             remapped_rows_pending: remapped.clone().map(|r| r.2),
             remapped_rows_failure: remapped.clone().map(|r| r.3),
             remapped_rows_uncorrectable: remapped.map(|r| r.1),
-            throttle_reasons: reading(device.current_throttle_reasons().map(throttle_reason_names)),
+            throttle_reasons: reading(throttle_reasons(device)),
             persistence_mode: persistence_mode(device),
             compute_mode: reading(device.compute_mode().map(ComputeMode::from)),
             mig_enabled: reading(device.mig_mode().map(|m| m.current == 1)),
@@ -411,31 +409,21 @@ impl Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nvml_wrapper::bitmasks::device::ThrottleReasons;
 
     #[test]
     fn throttle_reasons_keep_their_report_names() {
-        // The names docs/report.md promises, from nvml.h's
-        // nvmlClocksThrottleReason* constants.
-        let names = throttle_reason_names(ThrottleReasons::from_bits_truncate(0x1ff));
-        assert_eq!(
-            names,
-            [
-                "gpu_idle",
-                "applications_clocks_setting",
-                "sw_power_cap",
-                "hw_slowdown",
-                "sync_boost",
-                "sw_thermal_slowdown",
-                "hw_thermal_slowdown",
-                "hw_power_brake_slowdown",
-                "display_clock_setting",
-            ]
-        );
-        assert!(throttle_reason_names(ThrottleReasons::NONE).is_empty());
-        assert_eq!(
-            throttle_reason_names(ThrottleReasons::from_bits_truncate(0x44)),
-            ["sw_power_cap", "hw_thermal_slowdown"]
-        );
+        // The words docs/report.md promises are nvml-wrapper's flag names in
+        // lower case, as the report wrote them before it had its own type;
+        // the bits are the same nvml.h constants.
+        let mut named = 0;
+        for (name, flag) in ThrottleReasons::all().iter_names() {
+            let reasons = ThrottleReason::from_bits(flag.bits());
+            assert_eq!(reasons.len(), 1, "{name}");
+            assert_eq!(reasons[0].word(), name.to_ascii_lowercase());
+            named |= flag.bits();
+        }
+        assert_eq!(named, 0x1ff);
     }
 
     #[test]

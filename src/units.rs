@@ -1,4 +1,5 @@
-//! Human-readable quantities for text output and details.
+//! Human-readable quantities for text output and details, and the two
+//! grammars of quantities given as text: sizes and "major.minor" versions.
 
 /// Bytes in binary units, as nvidia-smi and free(1) count them: "79.1 GiB".
 #[must_use]
@@ -99,6 +100,25 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("{text:?} is too large"));
     }
     Ok(bytes as u64)
+}
+
+/// "12.2", or "12" for "12.0", to (major, minor): the grammar of CUDA
+/// versions (`cuda::CudaVersion`) and compute capabilities
+/// (`report::ComputeCapability`) alike. Surrounding spaces are ignored;
+/// parts beyond u32 are refused rather than wrapped.
+#[must_use]
+pub fn parse_major_minor(text: &str) -> Option<(u32, u32)> {
+    let trimmed = text.trim();
+    let (major, minor) = trimmed.split_once('.').unwrap_or((trimmed, "0"));
+    let part = |p: &str| {
+        // u32::from_str takes a leading '+'; a version does not.
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            p.parse::<u32>().ok()
+        } else {
+            None
+        }
+    };
+    Some((part(major)?, part(minor)?))
 }
 
 #[cfg(test)]

@@ -2,14 +2,15 @@
 //! policy"): a report from a newer gpuprobe of the same `schema_version`,
 //! with fields this release does not know at several levels, passes the
 //! published schema, reads into the typed report and is judged by
-//! `health --state` on its verdict, not refused; a report of another
+//! `health --state` on its verdict, not refused (a throttle reason it does
+//! not name kept as written); a report of another
 //! `schema_version` is refused by name; and the test suite's own drift check
 //! still notices fields the types do not know.
 mod common;
 
 use std::time::SystemTime;
 
-use gpuprobe::report::{ReadError, Report, SCHEMA_VERSION};
+use gpuprobe::report::{ReadError, Report, ThrottleReason, SCHEMA_VERSION};
 use serde_json::{json, Value};
 
 /// benches/report-one-gpu.json (a healthy one-GPU report) as a later
@@ -31,6 +32,10 @@ fn future_report(verdict: &str) -> Value {
     device["serial"] = json!("1320123456789");
     device["matmul"]["verification"]["f64_sample"]["strategy"] = json!("stratified");
     device["telemetry"]["fan_speed_percent"] = json!(40);
+    // A throttle reason this release does not name (throttle reasons are an
+    // open-ended set), beside one it does and a bit it keeps unnamed.
+    device["telemetry"]["throttle_reasons"] =
+        json!(["sw_power_cap", "board_limit", "unknown_0x400"]);
     r["nvml"]["cuda_driver_version"] = json!(12040);
     r["environment"]["cgroup_version"] = json!(2);
     r
@@ -49,6 +54,22 @@ fn a_future_report_reads_into_the_typed_report_ignoring_new_fields() {
     let report = Report::from_json(json.to_string().as_bytes()).expect("a future report reads");
     assert_eq!(report.gpuprobe_version, "0.9.0");
     assert_eq!(report.devices.len(), 1);
+    let reasons = report.devices[0]
+        .telemetry
+        .as_ref()
+        .unwrap()
+        .throttle_reasons
+        .value();
+    assert_eq!(
+        reasons.map(Vec::as_slice),
+        Some(
+            &[
+                ThrottleReason::SwPowerCap,
+                ThrottleReason::Other("board_limit".into()),
+                ThrottleReason::Unknown(0x400)
+            ][..]
+        )
+    );
     // The drift check of the test suite must see what the types dropped.
     let drift = common::round_trip_drift(&json, &report).expect("dropped fields are noticed");
     assert!(drift.contains("/host"), "{drift}");

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{command_with, gpuprobe_with, parse_report};
-use gpuprobe::report::{CheckStatus, LinkState, Reading, Verdict};
+use gpuprobe::report::{CheckStatus, LinkState, Reading, ThrottleReason, Verdict};
 
 const SMALL: &[&str] = &["--size", "16", "--iterations", "1"];
 
@@ -333,7 +333,7 @@ fn efficiency_is_judged_only_where_the_clock_is_held_down_and_the_gpu_filled() {
     assert_eq!((m.blocks, m.sm_clock_mhz_under_load), (Some(16), Some(712)));
     assert_eq!(
         m.throttle_reasons_under_load.as_deref(),
-        Some(&["applications_clocks_setting".to_string()][..])
+        Some(&[ThrottleReason::ApplicationsClocksSetting][..])
     );
     let gp030 = run
         .report
@@ -351,7 +351,7 @@ fn efficiency_is_judged_only_where_the_clock_is_held_down_and_the_gpu_filled() {
     assert!(t
         .throttle_reasons
         .value()
-        .is_some_and(|r| r.iter().any(|r| r == "gpu_idle")));
+        .is_some_and(|r| r.contains(&ThrottleReason::GpuIdle)));
     assert_eq!(t.sm_clock_mhz.value(), Some(&345));
     // The peak at the current clock is the clock under load's.
     let p = d.peak.as_ref().unwrap();
@@ -360,6 +360,58 @@ fn efficiency_is_judged_only_where_the_clock_is_held_down_and_the_gpu_filled() {
     assert!(
         (at_load / at_max - 712.0 / 1425.0).abs() < 1e-9,
         "{at_load} {at_max}"
+    );
+}
+
+/// A clocks event bit nvml-wrapper does not name (0x400, which NVIDIA's
+/// current NVML names "reliability") reaches the report as `unknown_0x400`
+/// beside the named reasons, in the reading under load and after it, and
+/// GP030 gives it as a cause; nvml-wrapper's `current_throttle_reasons`
+/// drops such a bit.
+#[test]
+fn a_throttle_bit_nvml_wrapper_does_not_name_is_kept() {
+    let mut scenario: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::scenario("clocks-held-down")).unwrap(),
+    )
+    .unwrap();
+    // ApplicationsClocksSetting (0x2), as the scenario has it, and 0x400.
+    scenario["devices"][0]["nvml"]["throttle_reasons"] = 0x402.into();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("unknown-bit.json");
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    let (mut cmd, _dir) = common::command_with_file(&path);
+    let out = cmd
+        .args(["--json", "--size", "512", "--iterations", "1"])
+        .output()
+        .unwrap();
+    let (json, report) = parse_report(&out.stdout);
+    let device = &json["devices"][0];
+    assert_eq!(
+        device["matmul"]["throttle_reasons_under_load"],
+        serde_json::json!(["applications_clocks_setting", "unknown_0x400"])
+    );
+    // After the run the fake is idle: GpuIdle set, the rest as they were.
+    assert_eq!(
+        device["telemetry"]["throttle_reasons"],
+        serde_json::json!(["gpu_idle", "applications_clocks_setting", "unknown_0x400"])
+    );
+    let d = &report.devices[0];
+    assert_eq!(
+        d.matmul.as_ref().unwrap().throttle_reasons_under_load,
+        Some(vec![
+            ThrottleReason::ApplicationsClocksSetting,
+            ThrottleReason::Unknown(0x400)
+        ])
+    );
+    let gp030 = report
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP030")
+        .expect("GP030");
+    assert!(
+        gp030.evidence[0].contains("throttle reasons applications_clocks_setting, unknown_0x400"),
+        "{:?}",
+        gp030.evidence
     );
 }
 

@@ -186,6 +186,35 @@ proptest! {
         prop_assert_eq!(report.exit_code, report.verdict.exit_code());
     }
 
+    /// A report's typed values as a hand-edited or later report may hold
+    /// them: any text as the compute capability (unknown when it is none,
+    /// as when consumers parsed the text), any words as throttle reasons
+    /// (kept as written). The report reads, writes them back unchanged and
+    /// is judged.
+    #[test]
+    fn odd_typed_values_read_and_are_judged(
+        capability in hostile_text(),
+        words in proptest::collection::vec(prop_oneof![
+            hostile_text(),
+            any::<u64>().prop_map(|b| format!("unknown_{b:#x}")),
+            Just("sw_power_cap".to_string()),
+            Just("board_limit".to_string()),
+        ], 0..4),
+    ) {
+        let mut json = fixture();
+        json["devices"][0]["compute_capability"] = capability.clone().into();
+        json["devices"][0]["telemetry"]["throttle_reasons"] = words.clone().into();
+        json["devices"][0]["matmul"]["throttle_reasons_under_load"] = words.clone().into();
+        let report = Report::from_json(json.to_string().as_bytes()).unwrap();
+        let d = &report.devices[0];
+        prop_assert_eq!(d.compute_capability, capability.parse().ok());
+        let written = serde_json::to_value(&d.telemetry.as_ref().unwrap().throttle_reasons).unwrap();
+        prop_assert_eq!(written, serde_json::Value::from(words));
+        let ending = gpuprobe::probe::Ending::Finished { measured: true };
+        let report = gpuprobe::judge::conclude(report, &ending, &gpuprobe::judge::Policy::default());
+        prop_assert_eq!(report.exit_code, report.verdict.exit_code());
+    }
+
     #[test]
     fn proc_and_sys_texts_parse_or_refuse(text in any::<String>(), library in hostile_text()) {
         let _ = gpuprobe::environment::kernel_module_version(&text);

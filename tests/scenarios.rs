@@ -7,7 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::gpuprobe_with;
-use gpuprobe::report::{CheckStatus, DeviceStatus, MismatchKind, Reading, Verdict};
+use gpuprobe::report::{
+    CheckStatus, ComputeCapability, DeviceStatus, MismatchKind, Reading, Verdict,
+};
 
 const SMALL: &[&str] = &["--size", "48", "--iterations", "2"];
 
@@ -42,7 +44,7 @@ fn healthy_gpu_passes_with_measured_speeds_and_error_within_tolerance() {
         d.uuid.as_deref(),
         Some("GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b")
     );
-    assert_eq!(d.compute_capability.as_deref(), Some("9.0"));
+    assert_eq!(d.compute_capability, Some(ComputeCapability::new(9, 0)));
     assert_eq!(d.memory_total_bytes, Some(85_520_809_984));
     assert_eq!(d.memory_used_bytes, Some(566_231_040));
     let m = d.matmul.as_ref().expect("matmul ran");

@@ -1,6 +1,7 @@
 //! CUDA versions: the one type that parses, compares and prints them, for
 //! the driver's own version (cuDriverGetVersion), `--require-driver` and
-//! NVIDIA_REQUIRE_CUDA.
+//! NVIDIA_REQUIRE_CUDA. A GPU's compute capability, written the same way,
+//! is a type of the report's (`report::ComputeCapability`).
 //!
 //! Versions compare as (major, minor) pairs, never through the driver's
 //! integer encoding, so an absurd requirement ("cuda>=9999999.0") is simply
@@ -39,24 +40,11 @@ impl CudaVersion {
 impl FromStr for CudaVersion {
     type Err = BadVersion;
 
-    /// "12.2", or "12" for "12.0"; surrounding spaces are ignored. Parts
-    /// beyond u32 are refused rather than wrapped.
+    /// "12.2", or "12" for "12.0" (`units::parse_major_minor`).
     fn from_str(text: &str) -> Result<Self, BadVersion> {
-        let bad = || BadVersion(text.to_string());
-        let trimmed = text.trim();
-        let (major, minor) = trimmed.split_once('.').unwrap_or((trimmed, "0"));
-        let part = |p: &str| {
-            // u32::from_str takes a leading '+'; a version does not.
-            if p.bytes().all(|b| b.is_ascii_digit()) {
-                p.parse::<u32>().ok()
-            } else {
-                None
-            }
-        };
-        Ok(CudaVersion::new(
-            part(major).ok_or_else(bad)?,
-            part(minor).ok_or_else(bad)?,
-        ))
+        crate::units::parse_major_minor(text)
+            .map(CudaVersion::from)
+            .ok_or_else(|| BadVersion(text.to_string()))
     }
 }
 
@@ -70,14 +58,6 @@ impl From<(u32, u32)> for CudaVersion {
     fn from((major, minor): (u32, u32)) -> Self {
         CudaVersion::new(major, minor)
     }
-}
-
-/// "8.0" or "12" to (major, minor), for compute capabilities and CUDA
-/// versions alike; the grammar is `CudaVersion`'s.
-#[must_use]
-pub fn parse_version(text: &str) -> Option<(u32, u32)> {
-    let v: CudaVersion = text.parse().ok()?;
-    Some((v.major, v.minor))
 }
 
 #[cfg(test)]

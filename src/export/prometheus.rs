@@ -385,7 +385,7 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
                 .and_then(|t| t.throttle_reasons.value())
                 .into_iter()
                 .flatten()
-                .map(|reason| (Some(format!("reason=\"{}\"", escape(reason))), 1.0))
+                .map(|reason| (Some(format!("reason=\"{}\"", escape(&reason.word()))), 1.0))
                 .collect()
         },
     },

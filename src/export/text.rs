@@ -186,7 +186,10 @@ fn telemetry_lines(t: &Telemetry) -> [String; 3] {
             show(&t.throttle_reasons, |r| if r.is_empty() {
                 "none".into()
             } else {
-                r.join(", ")
+                r.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }),
             show(&t.persistence_mode, |b| if *b {
                 "on".into()

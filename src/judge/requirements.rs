@@ -5,9 +5,10 @@
 //! measured value beside the required one, so a failed start says exactly
 //! which promise the machine did not keep. Like the diagnoses, the
 //! requirements judge a report; they know nothing of how it was probed.
-use crate::cuda::version::parse_version;
 use crate::cuda::CudaVersion;
-use crate::report::{Check, CheckStatus, DeviceReport, DeviceStatus, Figure, MissingInput, Report};
+use crate::report::{
+    Check, CheckStatus, ComputeCapability, DeviceReport, DeviceStatus, Figure, MissingInput, Report,
+};
 use crate::stage::Stage;
 use crate::units::{self, bytes};
 
@@ -17,8 +18,8 @@ pub struct Requirements {
     pub gpus: Option<u32>,
     /// Free memory per GPU, bytes.
     pub memory: Option<u64>,
-    /// Compute capability (major, minor) per GPU.
-    pub compute_capability: Option<(u32, u32)>,
+    /// Compute capability per GPU, at least.
+    pub compute_capability: Option<ComputeCapability>,
     /// CUDA version the driver supports.
     pub driver: Option<CudaVersion>,
     /// GPU GFLOP/s over CPU GFLOP/s, per GPU.
@@ -130,14 +131,14 @@ impl Requirements {
                 format!("{have}, required {}", bytes(need)),
             ));
         }
-        if let Some((major, minor)) = self.compute_capability {
-            let have = device.compute_capability.as_deref().and_then(parse_version);
+        if let Some(need) = self.compute_capability {
+            let have = device.compute_capability;
             checks.push(check(
                 Stage::RequireComputeCapability,
-                have.is_some_and(|h| h >= (major, minor)),
+                have.is_some_and(|h| h >= need),
                 format!(
-                    "compute capability {}, required {major}.{minor}",
-                    device.compute_capability.as_deref().unwrap_or("unknown")
+                    "compute capability {}, required {need}",
+                    have.map_or("unknown".to_string(), |h| h.to_string())
                 ),
             ));
         }
@@ -217,11 +218,45 @@ mod tests {
         assert!(parse_size("").is_err());
     }
 
+    /// `--require-compute-capability` compares the device's pair with the
+    /// required one as numbers: 12.0 meets 9.0 (as text it sorts below), 8.6
+    /// does not meet 8.9, and an unknown one meets nothing.
     #[test]
-    fn versions() {
-        assert_eq!(parse_version("8.0"), Some((8, 0)));
-        assert_eq!(parse_version("12"), Some((12, 0)));
-        assert_eq!(parse_version("9.x"), None);
-        assert!((8, 6) >= (8, 0) && (9, 0) > (8, 9));
+    fn compute_capability_is_judged_on_the_pairs() {
+        let judge = |have: Option<ComputeCapability>, need: ComputeCapability| {
+            let mut device = DeviceReport::new(0);
+            device.compute_capability = have;
+            let requirements = Requirements {
+                compute_capability: Some(need),
+                ..Requirements::default()
+            };
+            let checks = requirements.judge_device(&device, true);
+            assert_eq!(checks.len(), 1);
+            assert_eq!(checks[0].name, "require_compute_capability");
+            (checks[0].status, checks[0].detail.clone())
+        };
+        let cc = ComputeCapability::new;
+        assert_eq!(
+            judge(Some(cc(12, 0)), cc(9, 0)),
+            (
+                CheckStatus::Pass,
+                "compute capability 12.0, required 9.0".into()
+            )
+        );
+        assert_eq!(
+            judge(Some(cc(8, 6)), cc(8, 9)),
+            (
+                CheckStatus::Fail,
+                "compute capability 8.6, required 8.9".into()
+            )
+        );
+        assert_eq!(judge(Some(cc(8, 9)), cc(8, 9)).0, CheckStatus::Pass);
+        assert_eq!(
+            judge(None, cc(7, 0)),
+            (
+                CheckStatus::Fail,
+                "compute capability unknown, required 7.0".into()
+            )
+        );
     }
 }

@@ -9,7 +9,9 @@ use super::ending::NoGpu;
 use super::{Selection, Selector};
 use crate::checks::progress::{Done, Failed, Progress, Scope};
 use crate::cuda::{self, Driver, LoadError};
-use crate::report::{CheckStatus, DeviceReport, DeviceStatus, DriverLoadFailure};
+use crate::report::{
+    CheckStatus, ComputeCapability, DeviceReport, DeviceStatus, DriverLoadFailure,
+};
 use crate::stage::Stage;
 use crate::telemetry;
 
@@ -198,7 +200,11 @@ pub(super) fn identify(
             d.uuid = Some(uuid);
             d.mig_parent_uuid = identity.mig_parent;
             d.pci_bus_id = Some(pci);
-            d.compute_capability = Some(format!("{major}.{minor}"));
+            // No driver returns a negative attribute; one would be unknown.
+            d.compute_capability = u32::try_from(major)
+                .ok()
+                .zip(u32::try_from(minor).ok())
+                .map(|(major, minor)| ComputeCapability::new(major, minor));
             d.multiprocessors = Some(sms.max(0) as u32);
             d.clock_mhz = Some((clock_khz.max(0) / 1000) as u32);
             d.memory_total_bytes = Some(total);

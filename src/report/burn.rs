@@ -4,6 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::ThrottleReason;
+
 /// A GPU's sustained run (`gpuprobe burn`): the probe's matmul launched back
 /// to back for the duration, each interval timed with events and NVML read
 /// while the launches ran, and the product copied back and compared bit for
@@ -97,7 +99,7 @@ pub struct BurnInterval {
     pub power_draw_watts: Option<f64>,
     /// nvmlClocksThrottleReasons names, as in `telemetry.throttle_reasons`
     /// (empty: none); null when NVML could not say.
-    pub throttle_reasons: Option<Vec<String>>,
+    pub throttle_reasons: Option<Vec<ThrottleReason>>,
     /// Whether the interval's products matched the verified one bit for
     /// bit: `true` when every comparison of the interval did (each product
     /// on the GPU, and the last one copied back when it was), `false` when

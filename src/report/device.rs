@@ -5,7 +5,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Bandwidth, BenchRow, Burn, Check, Matmul, Peak, Telemetry, TensorMatmul};
+use super::compute_capability::no_default;
+use super::{
+    Bandwidth, BenchRow, Burn, Check, ComputeCapability, Matmul, Peak, Telemetry, TensorMatmul,
+};
 
 /// One GPU and what gpuprobe measured on it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -26,7 +29,9 @@ pub struct DeviceReport {
     /// PCI address, "domain:bus:device.function".
     pub pci_bus_id: Option<String>,
     /// Compute capability, "major.minor".
-    pub compute_capability: Option<String>,
+    #[serde(default, deserialize_with = "ComputeCapability::read_or_unknown")]
+    #[schemars(transform = no_default)]
+    pub compute_capability: Option<ComputeCapability>,
     /// Streaming multiprocessors.
     pub multiprocessors: Option<u32>,
     /// Maximum SM clock in MHz.

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Figure;
+use super::{Figure, ThrottleReason};
 
 /// The GPU matmul: speed, and whether its result was right.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -66,7 +66,7 @@ pub struct Matmul {
     pub sm_clock_mhz_under_load: Option<u32>,
     /// NVML's throttle reasons at that moment (names as in `telemetry`).
     #[serde(default)]
-    pub throttle_reasons_under_load: Option<Vec<String>>,
+    pub throttle_reasons_under_load: Option<Vec<ThrottleReason>>,
     /// NVML's power draw at that moment, in watts.
     #[serde(default)]
     pub power_draw_watts_under_load: Option<f64>,

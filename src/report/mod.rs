@@ -19,6 +19,7 @@ mod bandwidth;
 mod bench;
 mod burn;
 mod checks;
+mod compute_capability;
 mod device;
 mod diagnosis;
 mod driver;
@@ -26,6 +27,7 @@ mod environment;
 mod matmul;
 mod nvml;
 mod peak;
+mod throttle;
 
 pub use bandwidth::{Bandwidth, LinkReading, PcieLink, Transfer};
 pub use bench::{
@@ -34,6 +36,7 @@ pub use bench::{
 };
 pub use burn::{Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInterval};
 pub use checks::{Check, CheckStatus, DriverError};
+pub use compute_capability::{BadComputeCapability, ComputeCapability};
 pub use device::{DeviceReport, DeviceStatus, NotVerified};
 pub use diagnosis::{Diagnosis, Severity};
 pub use driver::{DriverInfo, DriverLoadFailure};
@@ -48,6 +51,7 @@ pub use nvml::{
     ComputeMode, LinkState, NeverAReason, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
 };
 pub use peak::{ClockSource, Figure, MissingInput, Peak};
+pub use throttle::ThrottleReason;
 
 /// Major version of the JSON report. Bumped only for an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -5,6 +5,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::ThrottleReason;
+
 /// A reading NVML may not give: the value, or why there is none.
 ///
 /// On the wire a reading is its value as is (`71`, `true`, `[...]`,
@@ -30,7 +32,8 @@ impl NeverAReason for u32 {}
 impl NeverAReason for u64 {}
 impl NeverAReason for f64 {}
 impl NeverAReason for bool {}
-impl NeverAReason for Vec<String> {}
+// An array is never a string.
+impl<T> NeverAReason for Vec<T> {}
 impl NeverAReason for ComputeMode {}
 
 impl<'de, T> Deserialize<'de> for Reading<T>
@@ -227,7 +230,7 @@ pub struct Telemetry {
     pub remapped_rows_uncorrectable: Reading<u32>,
     /// Why clocks were held down right after the benchmark, e.g.
     /// `sw_power_cap`, `hw_thermal_slowdown`; empty when none.
-    pub throttle_reasons: Reading<Vec<String>>,
+    pub throttle_reasons: Reading<Vec<ThrottleReason>>,
     pub persistence_mode: Reading<bool>,
     /// `default`, `exclusive_process`, `prohibited` (or, from old drivers,
     /// `exclusive_thread`).
@@ -309,14 +312,15 @@ mod tests {
                 Reading::Unavailable(reason)
             );
             assert_eq!(
-                round_trip::<Vec<String>>(&Reading::Unavailable(reason)),
+                round_trip::<Vec<ThrottleReason>>(&Reading::Unavailable(reason)),
                 Reading::Unavailable(reason)
             );
         }
         for mode in ComputeMode::ALL {
             assert_eq!(round_trip(&Reading::Value(mode)), Reading::Value(mode));
         }
-        let reasons = vec!["not_supported".to_string()];
+        // A reason word inside the array is a throttle reason, kept.
+        let reasons = vec![ThrottleReason::from_word("not_supported")];
         assert_eq!(
             round_trip(&Reading::Value(reasons.clone())),
             Reading::Value(reasons)

@@ -143,8 +143,13 @@ impl Run {
 /// A gpuprobe command wired to a scenario's fake driver; keep the folder
 /// alive while the command runs.
 pub fn command_with(scenario_name: &str) -> (std::process::Command, tempfile::TempDir) {
-    let path = scenario(scenario_name);
-    let dir = fake_driver(&path);
+    command_with_file(&scenario(scenario_name))
+}
+
+/// `command_with` for a scenario file of the test's own (a shipped
+/// scenario changed in one field).
+pub fn command_with_file(path: &Path) -> (std::process::Command, tempfile::TempDir) {
+    let dir = fake_driver(path);
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("gpuprobe"));
     for var in [
         "CUDA_VISIBLE_DEVICES",

@@ -1,8 +1,8 @@
 //! What `gpuprobe burn` finds under sustained load: a GPU that slows down,
 //! and wrong results or uncorrectable memory errors once warm.
-use super::facts::CLOCK_HELD_DOWN;
+use super::facts::{listed, CLOCK_HELD_DOWN};
 use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{Report, Severity};
+use crate::report::{Report, Severity, ThrottleReason};
 
 /// The worst interval below this fraction of the best is a slowdown worth a
 /// warning (GP032). Both leave out the first interval, whose clocks may still be
@@ -28,15 +28,14 @@ fn burn_slowdown_causes(b: &crate::report::Burn) -> Vec<String> {
             causes.push(format!("SM clock {now} MHz of its maximum {max} MHz"));
         }
     }
-    let held: Vec<&str> = w
+    let held: Vec<&ThrottleReason> = w
         .throttle_reasons
         .iter()
         .flatten()
-        .map(String::as_str)
-        .filter(|r| *r != "gpu_idle")
+        .filter(|r| **r != ThrottleReason::GpuIdle)
         .collect();
     if !held.is_empty() {
-        causes.push(format!("throttle reasons {}", held.join(", ")));
+        causes.push(format!("throttle reasons {}", listed(held)));
     }
     if let (false, Some(t)) = (causes.is_empty(), w.temperature_celsius) {
         causes.push(format!("{t} °C"));

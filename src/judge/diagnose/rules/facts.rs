@@ -1,8 +1,9 @@
 //! What several rules read from the finished report: a variable as set, a
 //! machine-wide check and cuInit's error, whether libcuda was found, the
-//! device nodes the container was given, and the clock threshold the
-//! slowdown rules share. One rule's own lookups stay in its file.
-use crate::report::{Check, DeviceNode, DriverLoadFailure, Report};
+//! device nodes the container was given, and the clock threshold and the
+//! wording of throttle reasons the slowdown rules share. One rule's own
+//! lookups stay in its file.
+use crate::report::{Check, DeviceNode, DriverLoadFailure, Report, ThrottleReason};
 use crate::stage::Stage;
 
 pub(super) fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
@@ -45,3 +46,13 @@ pub(super) fn non_empty(evidence: Vec<String>) -> Option<Vec<String>> {
 
 /// Below this fraction of its maximum the SM clock counts as held down.
 pub(super) const CLOCK_HELD_DOWN: f64 = 0.9;
+
+/// Throttle reasons as evidence names them, by their report words:
+/// "sw_power_cap, hw_thermal_slowdown".
+pub(super) fn listed<'r>(reasons: impl IntoIterator<Item = &'r ThrottleReason>) -> String {
+    reasons
+        .into_iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -2,7 +2,9 @@
 //! judged as NVIDIA's GPU memory error management does by architecture (row
 //! remapping or page retirement), and a PCIe link below its maximum.
 use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{LinkState, Reading, Report, Severity, Telemetry, Unavailable};
+use crate::report::{
+    ComputeCapability, LinkState, Reading, Report, Severity, Telemetry, Unavailable,
+};
 
 /// Readings of every device with telemetry, labelled.
 fn telemetry(r: &Report) -> impl Iterator<Item = (Option<u32>, String, &Telemetry)> {
@@ -41,6 +43,9 @@ fn gpu_lost(r: &Report) -> DeviceEvidence {
     evidence
 }
 
+/// The first compute capability that remaps rows (GA100, Ampere).
+const ROW_REMAPPING: ComputeCapability = ComputeCapability::new(8, 0);
+
 /// Whether the GPU repairs memory by row remapping (Ampere GA100 and
 /// newer: compute capability 8.0 and up; `None` when its compute
 /// capability is unknown, and then both repairs' signals are judged),
@@ -51,9 +56,8 @@ fn remaps_rows(r: &Report, index: Option<u32>) -> Option<bool> {
     r.devices
         .iter()
         .find(|d| Some(d.index) == index)
-        .and_then(|d| d.compute_capability.as_deref())
-        .and_then(crate::cuda::version::parse_version)
-        .map(|(major, _)| major >= 8)
+        .and_then(|d| d.compute_capability)
+        .map(|cc| cc >= ROW_REMAPPING)
 }
 
 /// A row remap that waits for a reset on a GPU that remaps rows, with no

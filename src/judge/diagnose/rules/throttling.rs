@@ -2,18 +2,22 @@
 //! temperature or power (nvml.h's throttle reasons, with a power cap judged
 //! against the draw and the default limit), and a matmul far below the FP32
 //! peak with clocks NVML saw held down.
-use super::facts::CLOCK_HELD_DOWN;
+use super::facts::{listed, CLOCK_HELD_DOWN};
 use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{Report, Severity, Telemetry};
+use crate::report::{Report, Severity, Telemetry, ThrottleReason};
 
-/// Throttle reasons that mean the GPU could not run at full speed.
-const BAD_THROTTLE: [&str; 5] = [
-    "sw_power_cap",
-    "hw_slowdown",
-    "sw_thermal_slowdown",
-    "hw_thermal_slowdown",
-    "hw_power_brake_slowdown",
-];
+/// Whether a throttle reason means the GPU could not run at full speed:
+/// held by power or temperature, in software or hardware.
+fn slows_the_gpu(reason: &ThrottleReason) -> bool {
+    matches!(
+        reason,
+        ThrottleReason::SwPowerCap
+            | ThrottleReason::HwSlowdown
+            | ThrottleReason::SwThermalSlowdown
+            | ThrottleReason::HwThermalSlowdown
+            | ThrottleReason::HwPowerBrakeSlowdown
+    )
+}
 
 pub(super) const GP017: Rule = Rule {
     code: "GP017",
@@ -48,15 +52,11 @@ fn throttled(r: &Report) -> DeviceEvidence {
                 None => continue,
             },
         };
-        let bad: Vec<&str> = reasons
-            .iter()
-            .map(String::as_str)
-            .filter(|x| BAD_THROTTLE.contains(x))
-            .collect();
+        let bad: Vec<&ThrottleReason> = reasons.iter().filter(|r| slows_the_gpu(r)).collect();
         if bad.is_empty() {
             continue;
         }
-        let power = if bad == ["sw_power_cap"] {
+        let power = if bad == [&ThrottleReason::SwPowerCap] {
             match power_capping(t, draw) {
                 PowerCap::HoldingItsLimit => continue,
                 PowerCap::Unusual(why) => format!(": {why}"),
@@ -70,7 +70,7 @@ fn throttled(r: &Report) -> DeviceEvidence {
             .map_or(String::new(), |c| format!(" at {c} °C"));
         evidence.push((
             Some(d.index),
-            format!("{who}: clocks held down by {}{temp}{power}", bad.join(", ")),
+            format!("{who}: clocks held down by {}{temp}{power}", listed(bad)),
         ));
     }
     evidence
@@ -151,16 +151,15 @@ fn slowdown_causes(d: &crate::report::DeviceReport, t: &Telemetry) -> Vec<String
     let mut causes = vec![format!(
         "SM clock {now} MHz of its maximum {max} MHz while the matmul ran"
     )];
-    let held: Vec<&str> = m
+    let held: Vec<&ThrottleReason> = m
         .throttle_reasons_under_load
         .iter()
         .flatten()
-        .map(String::as_str)
         // GP017 reports power and thermal throttling on its own.
-        .filter(|r| *r != "gpu_idle" && !BAD_THROTTLE.contains(r))
+        .filter(|r| **r != ThrottleReason::GpuIdle && !slows_the_gpu(r))
         .collect();
     if !held.is_empty() {
-        causes.push(format!("throttle reasons {}", held.join(", ")));
+        causes.push(format!("throttle reasons {}", listed(held)));
     }
     // A MIG slice alone explains nothing: its peak counts only its own SMs
     // (the driver's SM count of a MIG device). With a cause, it is context:
