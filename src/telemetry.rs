@@ -165,7 +165,7 @@ pub fn find<'n>(
 }
 
 /// A PCIe link's current generation and width.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Link {
     pub generation: Reading<u32>,
     pub width: Reading<u32>,
@@ -212,6 +212,58 @@ pub fn sample(device: &Device<'_>) -> Sample {
         ecc_uncorrected_volatile: device
             .total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile)
             .ok(),
+    }
+}
+
+/// What gpuprobe reads of a GPU while its timed work runs: the PCIe link,
+/// and the SM clock, its reasons and the power draw that the matmul's
+/// efficiency is judged by (six cheap calls: no ECC counters, no
+/// temperature, so a poll costs the GPU nothing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtWork {
+    pub link: Link,
+    pub sm_clock_mhz: Option<u32>,
+    pub power_draw_watts: Option<f64>,
+    /// As `Sample::throttle_reasons`.
+    pub throttle_reasons: Option<Vec<ThrottleReason>>,
+}
+
+/// Reads an `AtWork` of `device`.
+#[must_use]
+pub fn at_work(device: &Device<'_>) -> AtWork {
+    AtWork {
+        link: pcie_link(device),
+        sm_clock_mhz: device.clock_info(Clock::SM).ok(),
+        power_draw_watts: device.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
+        throttle_reasons: throttle_reasons(device).ok(),
+    }
+}
+
+impl Link {
+    /// The link at work, from readings taken while gpuprobe's work had run
+    /// long enough for the link to ramp up: the generation from the highest
+    /// reading (it follows the performance state, which only rises with
+    /// load), the width from the lowest (a width that drops under load is
+    /// the fault). A getter NVML never answered keeps the first reading's
+    /// reason; `None` without readings.
+    #[must_use]
+    pub fn at_work<'a>(readings: impl IntoIterator<Item = &'a Link>) -> Option<Link> {
+        let mut readings = readings.into_iter();
+        let mut link = readings.next()?.clone();
+        for r in readings {
+            link.generation = pick(&link.generation, &r.generation, Ord::max);
+            link.width = pick(&link.width, &r.width, Ord::min);
+        }
+        Some(link)
+    }
+}
+
+/// `better` of two readings where both have a value, else the one that has.
+fn pick(a: &Reading<u32>, b: &Reading<u32>, better: fn(u32, u32) -> u32) -> Reading<u32> {
+    match (a, b) {
+        (Reading::Value(x), Reading::Value(y)) => Reading::Value(better(*x, *y)),
+        (Reading::Value(_), _) => a.clone(),
+        _ => b.clone(),
     }
 }
 
@@ -410,6 +462,34 @@ impl Loaded {
 mod tests {
     use super::*;
     use nvml_wrapper::bitmasks::device::ThrottleReasons;
+
+    #[test]
+    fn the_link_at_work_takes_the_highest_generation_and_the_lowest_width() {
+        let link = |g: Reading<u32>, w: Reading<u32>| Link {
+            generation: g,
+            width: w,
+        };
+        let lost = || Reading::Unavailable(Unavailable::GpuLost);
+        assert_eq!(Link::at_work(&[]), None);
+        let readings = [
+            link(Reading::Value(1), Reading::Value(16)),
+            link(Reading::Value(5), Reading::Value(8)),
+            link(lost(), lost()),
+            link(Reading::Value(4), Reading::Value(16)),
+        ];
+        assert_eq!(
+            Link::at_work(&readings),
+            Some(link(Reading::Value(5), Reading::Value(8)))
+        );
+        // A getter that never answered keeps the first reading's reason.
+        assert_eq!(
+            Link::at_work(&[
+                link(lost(), Reading::Value(16)),
+                link(lost(), Reading::Value(4))
+            ]),
+            Some(link(lost(), Reading::Value(4)))
+        );
+    }
 
     #[test]
     fn throttle_reasons_keep_their_report_names() {

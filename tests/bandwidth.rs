@@ -19,6 +19,9 @@ use gpuprobe::report::{
 use serde_json::{json, Value};
 
 const SMALL: &[&str] = &["--size", "16", "--iterations", "1"];
+/// Timed products long enough for the matmul to read the PCIe link at work
+/// (checks::gpu::LINK_RAMP, 100 ms); 16³ products emulate in a few ms.
+const AT_WORK: &[&str] = &["--size", "16", "--min-time", "400ms"];
 
 fn check<'a>(report: &'a Report, name: &str) -> &'a Check {
     report.devices[0]
@@ -88,7 +91,7 @@ fn run_in(driver: &Path, args: &[&str]) -> Run {
 #[test]
 fn a_healthy_gpu_measures_every_path_near_what_it_should() {
     // 4 MiB: host copies long enough for GP031 to judge them.
-    let run = gpuprobe_with("healthy", SMALL, &[("GPUPROBE_BANDWIDTH_SIZE", "4MiB")]);
+    let run = gpuprobe_with("healthy", AT_WORK, &[("GPUPROBE_BANDWIDTH_SIZE", "4MiB")]);
     let r = &run.report;
     assert_eq!(r.verdict, Verdict::Healthy, "{}", r.summary);
     assert!(r.diagnoses.is_empty(), "{:?}", r.diagnoses);
@@ -199,9 +202,11 @@ fn bandwidth_size_0_turns_the_check_off() {
 
 #[test]
 fn a_link_trained_down_under_load_is_diagnosed_from_long_enough_copies() {
+    // The matmul's products run long enough to read the link at work
+    // (100 ms); the host copies' batches, a share of a 300 ms box, do not.
     let run = gpuprobe_with(
         "link-degraded-under-load",
-        SMALL,
+        AT_WORK,
         &[("GPUPROBE_BANDWIDTH_SIZE", "4MiB")],
     );
     let r = &run.report;
@@ -231,7 +236,7 @@ fn a_link_trained_down_under_load_is_diagnosed_from_long_enough_copies() {
 
     // Copies of 64 KiB are mostly their fixed cost on a real GPU: reported,
     // not judged.
-    let short = gpuprobe_with("link-degraded-under-load", SMALL, &[]);
+    let short = gpuprobe_with("link-degraded-under-load", AT_WORK, &[]);
     assert!(bandwidth(&short.report).host_to_device.is_some());
     let codes: Vec<&str> = short
         .report

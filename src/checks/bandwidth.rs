@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 
-use super::gpu::Job;
+use super::gpu::{poll_batch, Job, Polled};
 use super::progress::{Done, Failed};
 use crate::cuda::kernels::{self, stream_launch};
 use crate::cuda::{self, Buffer, Context, CopyError, CudaError, Event, Kernel, Module, Pinned};
@@ -141,17 +141,18 @@ impl Meter<'_> {
 
     /// Warms up on at most `WARM_UP_FLOATS` of `n` floats, then times the
     /// copies that fit the share; `moved` bytes count per byte copied (2:
-    /// read and written). `read` runs while the timed copies are queued;
-    /// the flag says whether they were still running after it. `None`, with
-    /// a note saying why, when the warm-up alone outlasts the share.
-    fn measure(
+    /// read and written). `read` runs while the timed copies run
+    /// (`gpu::poll_batch`: copies return before they finish), and what it
+    /// read comes back with the transfer. `None`, with a note saying why,
+    /// when the warm-up alone outlasts the share.
+    fn measure<T: Send>(
         &mut self,
         what: &str,
         n: usize,
         moved: u64,
         copy: &dyn Fn(usize) -> Result<(), Failed>,
-        read: &mut dyn FnMut(),
-    ) -> Result<(Option<Transfer>, bool), Failed> {
+        read: Option<&(dyn Fn() -> T + Sync)>,
+    ) -> Result<(Option<Transfer>, Polled<T>), Failed> {
         let warm_len = n.min(WARM_UP_FLOATS);
         let warm_ms = self.time(&|| copy(warm_len))?;
         if warm_ms > self.share_ms {
@@ -160,18 +161,21 @@ impl Meter<'_> {
                  share of the time box",
                 self.share_ms
             ));
-            return Ok((None, false));
+            return Ok((None, Polled::default()));
         }
         let (len, reps) = fit(n, warm_len, warm_ms, self.share_ms);
-        self.start.record()?;
-        for _ in 0..reps {
-            copy(len)?;
-        }
-        self.stop.record()?;
-        // Copies return before they finish: the GPU is still at them now,
-        // unless the stop event says it is already done.
-        read();
-        let under_load = !self.stop.query()?;
+        let expected = Duration::try_from_secs_f64(
+            warm_ms / warm_len.max(1) as f64 * len as f64 * f64::from(reps) / 1e3,
+        )
+        .unwrap_or_default();
+        let polled = poll_batch(&self.stop, expected, read, |begun| {
+            self.start.record()?;
+            for _ in 0..reps {
+                copy(len)?;
+                begun();
+            }
+            Ok(self.stop.record()?)
+        })?;
         self.stop.synchronize()?;
         let time_ms = self.start.elapsed_ms(&self.stop)? / f64::from(reps);
         let copied = len as u64 * 4;
@@ -194,7 +198,7 @@ impl Meter<'_> {
             expected_gbps: None,
             efficiency: None,
         };
-        Ok((Some(transfer), under_load))
+        Ok((Some(transfer), polled))
     }
 }
 
@@ -320,18 +324,22 @@ impl Measuring<'_, '_> {
             buffers: [a, b],
             n,
         } = *self;
-        let mut clock = None;
-        let (t, loaded) = meter.measure(
+        let read = nvml.map(|d| move || telemetry::memory_clock(d));
+        let (t, clocks) = meter.measure(
             "device copy",
             n,
             2,
             &|len| Ok(b.copy_from(a, len)?),
-            &mut || clock = nvml.and_then(telemetry::memory_clock),
+            read.as_ref()
+                .map(|r| r as &(dyn Fn() -> Option<u32> + Sync)),
         )?;
-        (report.device_copy, report.memory_clock_mhz_under_load) = (t, clock.filter(|_| loaded));
+        // The memory clock does not train down as a link does: the first
+        // reading at work serves.
+        (report.device_copy, report.memory_clock_mhz_under_load) =
+            (t, clocks.first().copied().flatten());
         let copy = |len| stream(ctx, kernel, sms, len, a, b);
         report.stream_kernel = meter
-            .measure("streaming kernel", n, 2, &copy, &mut || ())?
+            .measure::<()>("streaming kernel", n, 2, &copy, None)?
             .0;
 
         let turn = host_link_turn(job.host_link, job.deadline);
@@ -366,36 +374,50 @@ impl Measuring<'_, '_> {
             }
         };
         if let Some(pinned) = &pinned {
-            // The first reading of the link under load, from either direction.
-            let mut loaded: Option<telemetry::Link> = None;
+            // The readings of the link at work, from both directions.
+            let mut at_work: Vec<telemetry::Link> = Vec::new();
             for up in [true, false] {
                 let (what, copy): (&str, &dyn Fn(usize) -> Result<(), Failed>) = if up {
                     ("host to device", &|len| Ok(a.upload_async(pinned, len)?))
                 } else {
                     ("device to host", &|len| Ok(b.download_async(pinned, len)?))
                 };
-                let mut link = None;
-                let (t, under_load) = meter.measure(what, n, 1, copy, &mut || {
-                    link = nvml.map(telemetry::pcie_link);
-                })?;
+                let read = nvml.map(|d| move || telemetry::pcie_link(d));
+                let (t, links) = meter.measure(
+                    what,
+                    n,
+                    1,
+                    copy,
+                    read.as_ref()
+                        .map(|r| r as &(dyn Fn() -> telemetry::Link + Sync)),
+                )?;
                 if up {
                     report.host_to_device = t;
                 } else {
                     report.device_to_host = t;
                 }
-                if loaded.is_none() && under_load {
-                    loaded = link.filter(|l| pcie_link(l, LinkReading::UnderLoad).is_some());
-                }
+                at_work.extend(links.settled().cloned());
             }
-            report.pcie_link = match &loaded {
-                Some(l) => pcie_link(l, LinkReading::UnderLoad),
+            // The link at work: from the copies' own readings once they
+            // had run long enough for it to ramp up (`gpu::LINK_RAMP`),
+            // else from the matmul's, read at work moments before (each
+            // timed batch here lasts a share of a 300 ms box, under the
+            // ramp); against its maximum when neither read it.
+            let own = telemetry::Link::at_work(&at_work)
+                .filter(|l| pcie_link(l, LinkReading::UnderLoad).is_some());
+            let loaded = own.clone().or_else(|| link_under_load.clone());
+            report.pcie_link = match loaded
+                .as_ref()
+                .and_then(|l| pcie_link(l, LinkReading::UnderLoad))
+            {
+                Some(l) => Some(l),
                 None => {
                     nvml.and_then(|d| pcie_link(&telemetry::pcie_link_max(d), LinkReading::Max))
                 }
             };
-            // The matmul's reading, when it had none under load.
+            // The matmul's reading, when it had none at work.
             if link_under_load.is_none() {
-                *link_under_load = loaded;
+                *link_under_load = own;
             }
             if let Some(l) = &report.pcie_link {
                 let when = match l.reading {

@@ -3,7 +3,7 @@
 //! NVML sees it and its telemetry stage. The pipeline (device.rs), the
 //! checks beside it (tensor.rs, bandwidth.rs, burn/) and `bench` build
 //! on this; it knows none of them.
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::Repeat;
@@ -61,6 +61,145 @@ pub(super) fn fit_to_deadline(
         return Ok(requested);
     }
     Ok(requested.min((budget / product_ms).floor() as u32).max(1))
+}
+
+/// How long gpuprobe's timed work must have run on a GPU before a reading
+/// of its PCIe link counts as one taken at work. The link's generation
+/// follows the performance state, which the driver raises with load and
+/// not instantly (NVIDIA/open-gpu-kernel-modules#731; ../shared/FACTS.md
+/// section 12), so a reading right after the work was queued can still
+/// show the idle link. 100 ms is half the default `--min-time` (a default
+/// run reads the link at work for the second half of its timed products)
+/// and twice the ramp the fake models; the real ramp is unmeasured
+/// (docs/gpu-validation.md).
+pub const LINK_RAMP: Duration = Duration::from_millis(100);
+
+/// Between two readings while a timed batch runs: a reading costs a few
+/// NVML calls, so 10 ms takes nothing from the GPU and gives a default run
+/// about ten readings at work.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// Readings taken while a timed batch ran on the GPU (`poll_batch`), with
+/// how long the batch had run when each was taken.
+#[derive(Debug)]
+pub struct Polled<T> {
+    readings: Vec<(Duration, T)>,
+}
+
+impl<T> Default for Polled<T> {
+    fn default() -> Self {
+        Polled {
+            readings: Vec::new(),
+        }
+    }
+}
+
+impl<T> Polled<T> {
+    /// The first reading taken while the batch ran.
+    #[must_use]
+    pub fn first(&self) -> Option<&T> {
+        self.readings.first().map(|(_, r)| r)
+    }
+
+    /// The readings taken once the batch had run `LINK_RAMP`.
+    #[must_use]
+    pub fn settled(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator {
+        let from = self.readings.partition_point(|(at, _)| *at < LINK_RAMP);
+        self.readings[from..].iter().map(|(_, r)| r)
+    }
+}
+
+/// How long a batch's end waits for a first reading the reading thread is
+/// still taking (a slow NVML), before the batch is judged without it.
+const FIRST_READING_WAIT: Duration = Duration::from_secs(1);
+
+/// Queues a timed batch with `queue` and reads the GPU with `read` every
+/// `POLL_EVERY` from another thread while the batch runs, until `stop`
+/// completes or the batch's `expected` time has passed (the caller then
+/// waits for `stop`). `queue` records `stop` after its work and calls the
+/// function it is given once its first launch or copy is queued: the
+/// readings start then, beside the queueing, because launches can block
+/// (once the driver's launch queue is full a launch returns only when an
+/// earlier one finishes, so most of a batch of short products can run
+/// before the last launch returns). A reading counts only if the batch was
+/// seen running after it began: one taken after the end shows an idle GPU.
+pub fn poll_batch<T: Send>(
+    stop: &cuda::Event<'_>,
+    expected: Duration,
+    read: Option<&(dyn Fn() -> T + Sync)>,
+    queue: impl FnOnce(&dyn Fn()) -> Result<(), Failed>,
+) -> Result<Polled<T>, Failed> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let started = Instant::now();
+    let Some(read) = read else {
+        queue(&|| ())?;
+        return Ok(Polled::default());
+    };
+    let (begun, done, taken) = (
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+        AtomicUsize::new(0),
+    );
+    let (running_until, readings) = std::thread::scope(|scope| {
+        let poller = scope.spawn(|| {
+            let mut readings = Vec::new();
+            while !done.load(Ordering::Acquire) {
+                if begun.load(Ordering::Acquire) {
+                    readings.push((started.elapsed(), read()));
+                    taken.fetch_add(1, Ordering::Release);
+                }
+                std::thread::sleep(if begun.load(Ordering::Acquire) {
+                    POLL_EVERY
+                } else {
+                    Duration::from_millis(1)
+                });
+            }
+            readings
+        });
+        let queued = queue(&|| begun.store(true, Ordering::Release));
+        // A batch whose first launch failed never began.
+        begun.store(true, Ordering::Release);
+        let running_until = queued.and_then(|()| {
+            let first = || taken.load(Ordering::Acquire) > 0;
+            seen_running(stop, started, expected, &first)
+        });
+        done.store(true, Ordering::Release);
+        // A reading thread that panicked leaves no readings, never a panic
+        // here: the batch's measurement stands without them.
+        (running_until, poller.join().unwrap_or_default())
+    });
+    let running_until = running_until?;
+    Ok(Polled {
+        readings: readings
+            .into_iter()
+            .take_while(|(at, _)| *at < running_until)
+            .collect(),
+    })
+}
+
+/// How long after `started` the batch ending at `stop` was last seen
+/// running: polls `stop` until it completes, or `expected` has passed and
+/// the reading thread has a first reading (`first`), waiting for that at
+/// most `FIRST_READING_WAIT` more.
+fn seen_running(
+    stop: &cuda::Event<'_>,
+    started: Instant,
+    expected: Duration,
+    first: &dyn Fn() -> bool,
+) -> Result<Duration, Failed> {
+    let mut running_until = Duration::ZERO;
+    loop {
+        let now = started.elapsed();
+        if stop.query()? {
+            return Ok(running_until);
+        }
+        running_until = now;
+        if now >= expected && (first() || now >= expected + FIRST_READING_WAIT) {
+            return Ok(running_until);
+        }
+        let wait = expected.saturating_sub(now).max(Duration::from_millis(1));
+        std::thread::sleep(POLL_EVERY.min(wait));
+    }
 }
 
 /// One product's buffers, shape and kernel.

@@ -73,7 +73,7 @@ struct Gpu<'a> {
     /// NVML's SM clock and reasons while the matmul's timed products ran,
     /// when read before they ended (after the run a GPU clocks down and
     /// reports GpuIdle, which says nothing of the run).
-    clocks_under_load: Option<telemetry::Sample>,
+    clocks_under_load: Option<telemetry::AtWork>,
     free: u64,
     /// The SGEMM kernel chosen for the shape, loaded by `module`.
     kernel: Option<(kernels::Sgemm, Kernel<'a>)>,
@@ -386,23 +386,33 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
             shape.0, shape.1, shape.2
         ))
     })?;
-    start.record()?;
-    for _ in 0..iterations {
-        exact.launch(ctx, kernel, rows)?;
-    }
-    stop.record()?;
-    // The PCIe link at work: launches return before their kernels finish,
-    // so the GPU is still running them now. The reading counts as under
-    // load only if they were still running after it (`stop` not reached);
-    // a batch that ended first leaves the idle reading (telemetry).
-    let link = gpu.nvml.as_ref().map(telemetry::pcie_link);
-    // The SM clock and its reasons at work too: after the run a GPU clocks
-    // down and reports GpuIdle, which says nothing of the run (nvml.h).
-    let clocks = gpu.nvml.as_ref().map(telemetry::sample);
-    let under_load = !stop.query()?;
-    if under_load {
-        gpu.link_under_load = link;
-    }
+    // The PCIe link, the SM clock and its reasons at work: read while the
+    // products run, never after them, when a GPU clocks down, reports
+    // GpuIdle and may train its link down (nvml.h; nvidia-smi(1)).
+    let expected =
+        Duration::try_from_secs_f64(product_ms * f64::from(iterations) / 1e3).unwrap_or_default();
+    let read = gpu.nvml.as_ref().map(|d| move || telemetry::at_work(d));
+    let polled = super::gpu::poll_batch(
+        &stop,
+        expected,
+        read.as_ref()
+            .map(|r| r as &(dyn Fn() -> telemetry::AtWork + Sync)),
+        |begun| {
+            start.record()?;
+            for _ in 0..iterations {
+                exact.launch(ctx, kernel, rows)?;
+                begun();
+            }
+            Ok(stop.record()?)
+        },
+    )?;
+    // The link judged only from readings taken once it could ramp up; a
+    // batch too short for that leaves the idle reading (telemetry).
+    gpu.link_under_load = telemetry::Link::at_work(polled.settled().map(|r| &r.link));
+    let link_note = gpu
+        .nvml
+        .as_ref()
+        .map(|_| link_note(gpu.link_under_load.as_ref(), polled.settled().len()));
     stop.synchronize()?;
     let time_ms = start.elapsed_ms(&stop)? / f64::from(iterations);
     // The rounding pass's product, once, untimed.
@@ -425,7 +435,10 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         rows,
         sgemm,
     });
-    gpu.clocks_under_load = clocks.filter(|_| under_load);
+    // The clocks from the last reading at work; from the first when the
+    // batch was too short to settle (clocks drop only after the GPU idles,
+    // and the warm-up launches ran just before).
+    gpu.clocks_under_load = polled.settled().last().or(polled.first()).cloned();
     let mut detail = format!(
         "{iterations} products by {}, {time_ms:.3} ms each; first launch {first_ms:.3} ms, untimed",
         sgemm.entry().to_string_lossy()
@@ -443,7 +456,32 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
             "; {requested} asked for, {iterations} fit in half of what was left before the deadline"
         );
     }
+    if let Some(note) = link_note {
+        let _ = write!(detail, "; {note}");
+    }
     Ok(Done::pass((), detail))
+}
+
+/// What the matmul's readings of the PCIe link came to, for its detail.
+fn link_note(link: Option<&telemetry::Link>, readings: usize) -> String {
+    let ramp = super::gpu::LINK_RAMP.as_millis();
+    match link {
+        Some(l) => {
+            let show = |r: &crate::report::Reading<u32>| {
+                r.value()
+                    .map_or_else(|| "?".to_string(), ToString::to_string)
+            };
+            format!(
+                "PCIe gen {} x{} at work ({readings} reading(s) from {ramp} ms into the products)",
+                show(&l.generation),
+                show(&l.width)
+            )
+        }
+        None => format!(
+            "PCIe link not read at work: the timed products ended within the {ramp} ms a link \
+             may take to train up"
+        ),
+    }
 }
 
 /// Rows of C in the watchdog's first launches: one tile of the kernel.
@@ -565,7 +603,7 @@ fn matmul_of(
     job: &Pipeline<'_>,
     timing: Timing,
     verification: Verification,
-    clocks: Option<telemetry::Sample>,
+    clocks: Option<telemetry::AtWork>,
 ) -> Matmul {
     let (m, n, k) = (job.inputs.m, job.inputs.n, job.inputs.k);
     let Timing {

@@ -66,8 +66,10 @@ pub struct PcieLink {
     pub generation: u32,
     /// Lanes.
     pub width: u32,
-    /// `under_load` (read while the host copies ran) or `max` (the
-    /// maximum of the GPU and its slot, when no reading under load was had).
+    /// `under_load` (read at work: while the host copies or the matmul
+    /// ran, once gpuprobe's work had run long enough for the link to ramp
+    /// up) or `max` (the maximum of the GPU and its slot, when no reading
+    /// at work was had).
     pub reading: LinkReading,
 }
 
@@ -75,7 +77,9 @@ pub struct PcieLink {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkReading {
-    /// nvmlDeviceGetCurrPcieLinkGeneration/Width while copies ran.
+    /// nvmlDeviceGetCurrPcieLinkGeneration/Width at work: the highest
+    /// generation and lowest width of the readings taken once the copies
+    /// (or the matmul before them) had run 100 ms.
     UnderLoad,
     /// nvmlDeviceGetMaxPcieLinkGeneration/Width.
     Max,

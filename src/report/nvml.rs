@@ -209,10 +209,13 @@ pub struct Telemetry {
     /// The widest link the GPU and its slot support.
     pub pcie_width_max_lanes: Reading<u32>,
     /// When `pcie_generation` and `pcie_width_lanes` were read: `under_load`
-    /// (while the matmul's launches were still running on the GPU) or
-    /// `idle` (no work of gpuprobe's on the GPU: `list`, or the launches
-    /// finished before the reading). An idle link trains down to save power,
-    /// so only an `under_load` generation says anything about the link.
+    /// (at work: the highest generation and lowest width of the readings
+    /// taken while the matmul's timed products, or else the bandwidth
+    /// check's copies, had run at least 100 ms, the time a link may take to
+    /// train up) or `idle` (no such reading: `list`, `health --no-context`,
+    /// or timed work too short; the reading is then the one taken after the
+    /// work). An idle link may train down in generation and width to save
+    /// power, so only an `under_load` link says anything of the link.
     #[serde(default)]
     pub pcie_link_state: Option<LinkState>,
     pub ecc_enabled: Reading<bool>,

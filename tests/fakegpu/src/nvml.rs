@@ -489,14 +489,17 @@ macro_rules! uint_getter {
     };
 }
 
-/// The link as it is now: trained up while work is queued on the GPU,
-/// the scenario's idle state otherwise (nvidia-smi(1): the current
-/// generation and width "may be reduced when the GPU is not in use").
+/// The link as it is now: trained up once work has been queued on the GPU
+/// for the link's ramp time (`Pcie::ramp_ms`), the scenario's idle state
+/// otherwise (nvidia-smi(1): the current generation and width "may be
+/// reduced when the GPU is not in use").
 fn current_link(index: usize, gpu: &Device) -> Link {
-    if crate::rm::read(index).busy {
-        gpu.nvml.pcie.load
+    let rm = crate::rm::read(index);
+    let pcie = &gpu.nvml.pcie;
+    if rm.busy && rm.busy_for_ms() >= pcie.ramp_ms {
+        pcie.load
     } else {
-        gpu.nvml.pcie.idle
+        pcie.idle
     }
 }
 

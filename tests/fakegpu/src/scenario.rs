@@ -606,6 +606,17 @@ pub struct Pcie {
     pub idle: Link,
     pub load: Link,
     pub max: Link,
+    /// How long, in ms of wall time, work must have been queued on an idle
+    /// GPU before its link reaches the `load` state; before that NVML still
+    /// reads the `idle` one. The link's generation follows the GPU's
+    /// performance state, which the driver raises with load and not
+    /// instantly (NVIDIA/open-gpu-kernel-modules#731: P8 at Gen1, P0 at
+    /// Gen3 and up; ../shared/FACTS.md section 12). Users report the
+    /// retrain as quick ("under load the link immediately retrains",
+    /// open-gpu-kernel-modules#1010) without a number: the default, 50 ms,
+    /// stands for a few of the driver's performance-state samples and is
+    /// unconfirmed on a real GPU (docs/gpu-validation.md).
+    pub ramp_ms: f64,
 }
 
 impl Default for Pcie {
@@ -620,6 +631,7 @@ impl Default for Pcie {
             idle: full,
             load: full,
             max: full,
+            ramp_ms: 50.0,
         }
     }
 }
@@ -887,6 +899,12 @@ impl Scenario {
                 if !(e > 0.0 && e <= 1.0) {
                     return Err(format!("devices[{i}].{key}: {e} is not in (0, 1]"));
                 }
+            }
+            let ramp = d.nvml.pcie.ramp_ms;
+            if !(ramp.is_finite() && ramp >= 0.0) {
+                return Err(format!(
+                    "devices[{i}].nvml.pcie.ramp_ms: {ramp} is not a time in ms"
+                ));
             }
             if !d.mig_instances.is_empty() && !d.nvml.mig_mode {
                 return Err(format!(

@@ -151,33 +151,34 @@ pub(super) const GP016: Rule = Rule {
     code: "GP016",
     severity: Severity::Warning,
     summary: "A GPU's PCIe link runs below its maximum",
-    when: "the PCIe width is below the maximum of the GPU and its slot, or the generation is below it in a reading taken while the matmul ran (an idle link trains down to save power, so `list` and idle readings never judge the generation)",
+    when: "in readings taken while gpuprobe's work had run long enough for the link to ramp up, the highest generation is below the maximum of the GPU and its slot, or the lowest width is below its maximum (an idle link may train down in generation and width to save power, so `list` and idle readings never judge the link)",
     fix: "Reseat the card and check the riser and slot, the BIOS PCIe settings and the GPU's power cables; a degraded link slows every host transfer.",
     trigger: Trigger::PerDevice(pcie_degraded),
 };
 
-/// An idle link trains down to save power (nvidia-smi(1), "Link
-/// Width/Generation": the current values "may be reduced when the GPU is not
-/// in use"), so the generation is judged only from a reading taken while
-/// gpuprobe's launches ran; the width, which normally stays, from any
-/// reading. Both against the maximum of the GPU and its slot.
+/// An idle link trains down to save power, in generation and in width
+/// (nvidia-smi(1), "Link Width/Generation": the current values "may be
+/// reduced when the GPU is not in use"), and back up with load, not
+/// instantly (checks::gpu::LINK_RAMP). So the link is judged only from
+/// readings taken while gpuprobe's work had run long enough to ramp it
+/// (`LinkState::UnderLoad`): the generation from the highest, the width
+/// from the lowest, both against the maximum of the GPU and its slot.
 fn pcie_degraded(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
     for (device, who, t) in telemetry(r) {
+        if t.pcie_link_state != Some(LinkState::UnderLoad) {
+            continue;
+        }
         let pair = |a: &Reading<u32>, b: &Reading<u32>| a.value().copied().zip(b.value().copied());
-        let under_load = t.pcie_link_state == Some(LinkState::UnderLoad);
         if let Some((cur, max)) =
-            pair(&t.pcie_generation, &t.pcie_generation_max).filter(|(c, m)| under_load && c < m)
+            pair(&t.pcie_generation, &t.pcie_generation_max).filter(|(c, m)| c < m)
         {
-            evidence.push((
-                device,
-                format!("{who}: PCIe gen {cur} of {max} while the matmul ran"),
-            ));
+            evidence.push((device, format!("{who}: PCIe gen {cur} of {max} under load")));
         }
         if let Some((cur, max)) =
             pair(&t.pcie_width_lanes, &t.pcie_width_max_lanes).filter(|(c, m)| c < m)
         {
-            evidence.push((device, format!("{who}: PCIe x{cur} of x{max}")));
+            evidence.push((device, format!("{who}: PCIe x{cur} of x{max} under load")));
         }
     }
     evidence

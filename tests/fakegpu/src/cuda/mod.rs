@@ -109,6 +109,9 @@ struct State {
     /// cannot see a real GPU finish before then.
     launched: Vec<u64>,
     waited: Vec<u64>,
+    /// Per visible device: when it last went from idle to busy (`rm::Rm`),
+    /// ms since the Unix epoch; `None` while idle.
+    busy_since_ms: Vec<Option<f64>>,
     /// Per visible device: retains of its primary context.
     contexts: Vec<u32>,
     /// Page-locked host allocations (cuMemAllocHost_v2) by address.
@@ -153,13 +156,22 @@ impl State {
     }
 
     /// Tells the kernel module (and so NVML) what this device holds now.
-    fn publish(&self, ordinal: usize) {
+    fn publish(&mut self, ordinal: usize) {
+        let busy = self.launched[ordinal] > self.waited[ordinal];
+        let since = &mut self.busy_since_ms[ordinal];
+        *since = if busy {
+            Some(since.unwrap_or_else(crate::rm::now_ms))
+        } else {
+            None
+        };
+        let busy_since_ms = since.unwrap_or(0.0);
         crate::rm::write(
             self.visible[ordinal],
             crate::rm::Rm {
-                busy: self.launched[ordinal] > self.waited[ordinal],
+                busy,
                 used_bytes: self.used_bytes(ordinal),
                 worked_ms: self.worked_ms(ordinal),
+                busy_since_ms,
             },
         );
     }
@@ -238,6 +250,7 @@ fn load_state() -> Result<State, String> {
         refusals: vec![0; visible.len()],
         launched: vec![0; visible.len()],
         waited: vec![0; visible.len()],
+        busy_since_ms: vec![None; visible.len()],
         contexts: vec![0; visible.len()],
         modelled: vec![std::time::Duration::ZERO; visible.len()],
         pinned: BTreeMap::new(),
