@@ -250,6 +250,34 @@ fn the_deadline_cuts_the_burn_short_without_a_timeout() {
     assert!(burn_check(&run.report).1.contains("--timeout"));
 }
 
+/// A wait on the GPU that never returns mid-burn: the watchdog ends the
+/// run (exit 4), and the intervals measured before the hang stay in the
+/// report, marked unfinished, instead of a burn that never was.
+#[test]
+fn a_burn_that_hangs_keeps_the_intervals_measured_before() {
+    let run = burn(
+        "burn-hangs-mid-run",
+        &["--duration", "10m", "--timeout", "6s"],
+    );
+    assert_eq!(run.code(), 4, "{}", run.report.summary);
+    assert_eq!(run.report.verdict, Verdict::Timeout);
+    assert!(
+        run.report.summary.contains("in stage burn"),
+        "{}",
+        run.report.summary
+    );
+    let b = run.report.devices[0]
+        .burn
+        .as_ref()
+        .expect("the burn's intervals before the hang");
+    assert_eq!(b.ended, BurnEnd::Unfinished);
+    assert!(b.intervals.len() >= 2, "{b:?}");
+    assert!(b.products >= b.intervals.len() as u64);
+    assert!(b.gflops_median.is_some_and(|g| g > 0.0), "{b:?}");
+    // Every comparison made before the hang matched.
+    assert!(b.errors.is_empty(), "{:?}", b.errors);
+}
+
 #[test]
 fn no_gpu_is_exit_3_and_bad_flags_are_usage_errors() {
     let run = burn("no-runtime", &["--duration", "1s"]);

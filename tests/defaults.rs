@@ -227,6 +227,11 @@ fn burn_finishes_on_burn_corrupts_when_hot() {
 }
 
 #[test]
+fn burn_finishes_on_burn_hangs_mid_run() {
+    burn("burn-hangs-mid-run");
+}
+
+#[test]
 fn every_burn_scenario_has_its_test() {
     let burns: Vec<String> = scenarios()
         .into_iter()

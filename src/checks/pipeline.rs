@@ -573,7 +573,11 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         job.at_start_line.set(true);
         line.arrive(job.deadline);
     }
-    let (report, status, detail) = super::burn::run(&workload, &plan, job.deadline);
+    let publish = |so_far| {
+        job.progress
+            .update(|r| r.devices[job.slot].burn = Some(so_far));
+    };
+    let (report, status, detail) = super::burn::run(&workload, &plan, job.deadline, &publish);
     job.progress
         .update(|r| r.devices[job.slot].burn = Some(report));
     match status {

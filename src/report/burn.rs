@@ -80,6 +80,11 @@ pub enum BurnEnd {
     Deadline,
     /// A driver error ended it: the GPU could not go on.
     Error,
+    /// The burn had not returned when the run ended: a driver call of its
+    /// hung (the watchdog's timeout, exit 4) or the run was stopped before
+    /// it could finish. What it holds is what it had measured by the end of
+    /// its last whole interval. Added within schema version 1.
+    Unfinished,
 }
 
 /// One measured interval of a burn.

@@ -88,6 +88,9 @@ pub fn judge(b: &Burn, asked: Duration) -> (CheckStatus, String) {
     match b.ended {
         BurnEnd::Interrupted => warnings.push("interrupted (SIGINT/SIGTERM)".into()),
         BurnEnd::Deadline => warnings.push("cut short by the run's --timeout".into()),
+        BurnEnd::Unfinished => {
+            warnings.push("unfinished: the run ended while the burn was still at work".into());
+        }
         BurnEnd::Completed | BurnEnd::Error => {}
     }
     if b.products == 0 {

@@ -21,6 +21,7 @@ pub(super) const MAX_ERRORS_PER_KIND: usize = 25;
 const MAX_INTERVALS: usize = 3600;
 
 /// The burn as it goes.
+#[derive(Clone)]
 pub(super) struct Log {
     intervals: Vec<BurnInterval>,
     /// The slowest interval after the first (whose clocks may still be

@@ -130,6 +130,9 @@ pub(super) struct Workload<'w, 'a> {
 }
 
 /// Runs the burn; returns what it saw and the check's status and detail.
+/// After each interval it gives `publish` what it has measured so far
+/// (`BurnEnd::Unfinished`), so that a burn whose next driver call hangs
+/// still leaves its intervals in the report the watchdog's timeout ends.
 #[allow(
     clippy::too_many_lines,
     reason = "one loop of intervals, each launching, comparing, sampling and recording in order; split, its state (interval, counts, samples, the stop) would pass between functions by hand"
@@ -138,6 +141,7 @@ pub(super) fn run(
     w: &Workload<'_, '_>,
     plan: &Plan,
     deadline: Option<Instant>,
+    publish: &dyn Fn(Burn),
 ) -> (Burn, CheckStatus, String) {
     let (m, n, k) = w.product.shape;
     let flops = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
@@ -246,6 +250,13 @@ pub(super) fn run(
         if ended == BurnEnd::Error {
             break;
         }
+        publish(log.clone().finish(
+            w.kernel_name.clone(),
+            w.product.shape,
+            started.elapsed(),
+            BurnEnd::Unfinished,
+            None,
+        ));
     }
     // Whatever ended the burn, the last products are copied back and
     // compared too (unless the GPU itself failed, or they just were).
