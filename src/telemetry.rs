@@ -18,7 +18,8 @@ use nvml_wrapper::error::{Bits, NvmlError};
 use nvml_wrapper::{Device, Nvml};
 
 use crate::report::{
-    ComputeMode, LinkState, NvmlInfo, NvmlStatus, Reading, Telemetry, ThrottleReason, Unavailable,
+    ComputeMode, FabricState, GpuFabric, LinkState, NvmlInfo, NvmlStatus, Reading, RecoveryAction,
+    Telemetry, ThrottleReason, Unavailable,
 };
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
@@ -28,12 +29,54 @@ pub struct Loaded {
     /// nvmlDeviceGetRemappedRows, resolved once (nvml-wrapper does not wrap
     /// it); `None` on drivers that predate it.
     remapped_rows: Option<RemappedRows>,
-    // Keeps `remapped_rows` valid.
+    /// nvmlDeviceGetGpuFabricInfoV (R550 on) and nvmlDeviceGetGpuFabricInfo
+    /// (R535 on), resolved once likewise.
+    fabric_info: FabricInfoCalls,
+    // Keeps `remapped_rows` and `fabric_info` valid.
     _lib: Option<libloading::Library>,
 }
 
 type RemappedRows =
     unsafe extern "C" fn(*mut c_void, *mut c_uint, *mut c_uint, *mut c_uint, *mut c_uint) -> i32;
+
+/// nvml.h's nvmlGpuFabricInfo_t (v1, nvmlDeviceGetGpuFabricInfo).
+#[repr(C)]
+#[derive(Default)]
+struct RawFabricV1 {
+    cluster_uuid: [u8; 16],
+    status: i32,
+    clique_id: c_uint,
+    state: u8,
+}
+
+/// nvml.h's nvmlGpuFabricInfo_v2_t (nvmlDeviceGetGpuFabricInfoV): v1 with a
+/// version first and the health mask last.
+#[repr(C)]
+#[derive(Default)]
+struct RawFabricV2 {
+    version: c_uint,
+    cluster_uuid: [u8; 16],
+    status: i32,
+    clique_id: c_uint,
+    state: u8,
+    health_mask: c_uint,
+}
+
+/// nvml.h's NVML_STRUCT_VERSION(GpuFabricInfo, 2): the struct's size with
+/// the version in the top byte.
+const FABRIC_INFO_V2: c_uint = size_of::<RawFabricV2>() as c_uint | (2 << 24);
+
+type FabricInfoV = unsafe extern "C" fn(*mut c_void, *mut RawFabricV2) -> i32;
+type FabricInfoV1 = unsafe extern "C" fn(*mut c_void, *mut RawFabricV1) -> i32;
+
+#[derive(Default)]
+struct FabricInfoCalls {
+    v2: Option<FabricInfoV>,
+    v1: Option<FabricInfoV1>,
+}
+
+/// NVML_FI_DEV_GET_GPU_RECOVERY_ACTION (nvml.h, drivers from R565).
+const FI_GPU_RECOVERY_ACTION: u32 = 230;
 
 /// The NVML library to load: its SONAME on Linux; on Windows nvml.dll where
 /// a container has it (System32, or the driver package's folder in the
@@ -75,6 +118,22 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 .as_ref()
                 .and_then(|l| unsafe { l.get::<RemappedRows>(b"nvmlDeviceGetRemappedRows\0") }.ok())
                 .map(|f| *f);
+            // SAFETY: `FabricInfoV` and `FabricInfoV1` are nvml.h's
+            // prototypes of the two calls (the device handle as an opaque
+            // pointer, the structs laid out as nvml.h's: see RawFabricV1/V2),
+            // called only while `Loaded` keeps `lib` loaded.
+            let fabric_info = FabricInfoCalls {
+                v2: lib.as_ref().and_then(|l| {
+                    unsafe { l.get::<FabricInfoV>(b"nvmlDeviceGetGpuFabricInfoV\0") }
+                        .ok()
+                        .map(|f| *f)
+                }),
+                v1: lib.as_ref().and_then(|l| {
+                    unsafe { l.get::<FabricInfoV1>(b"nvmlDeviceGetGpuFabricInfo\0") }
+                        .ok()
+                        .map(|f| *f)
+                }),
+            };
             let mut info = NvmlInfo {
                 status: NvmlStatus::Loaded,
                 library_path: lib.as_ref().and_then(library_path),
@@ -94,6 +153,7 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 nvml,
                 info,
                 remapped_rows,
+                fabric_info,
                 _lib: lib,
             })
         }
@@ -354,6 +414,39 @@ impl<T: Clone> Reading<T> {
     }
 }
 
+/// The health mask's "degraded bandwidth" field
+/// (NVML_GPU_FABRIC_HEALTH_MASK_SHIFT_DEGRADED_BW 0, width 2: 1 degraded,
+/// 2 not degraded, 0 not supported).
+fn bandwidth_degraded(mask: u32) -> Option<bool> {
+    match mask & 0b11 {
+        1 => Some(true),
+        2 => Some(false),
+        _ => None,
+    }
+}
+
+/// What the driver says the GPU needs (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION,
+/// through nvmlDeviceGetFieldValues). Drivers before R565 do not know the
+/// field: their answer for it (NOT_SUPPORTED or INVALID_ARGUMENT in the
+/// field's own return) is `not_supported`.
+fn recovery_action(device: &Device<'_>) -> Reading<RecoveryAction> {
+    use nvml_wrapper::enums::device::SampleValue;
+    use nvml_wrapper::structs::device::FieldId;
+    let sample = device
+        .field_values_for(&[FieldId(FI_GPU_RECOVERY_ACTION)])
+        .and_then(|mut v| v.pop().ok_or(NvmlError::Unknown))
+        .and_then(|s| s.and_then(|s| s.value));
+    let value = match sample {
+        Ok(SampleValue::U32(v)) => Ok(v),
+        Ok(SampleValue::U64(v)) => u32::try_from(v).map_err(|_| NvmlError::Unknown),
+        Ok(SampleValue::I64(v)) => u32::try_from(v).map_err(|_| NvmlError::Unknown),
+        Ok(_) => Err(NvmlError::Unknown),
+        Err(NvmlError::InvalidArg) => Err(NvmlError::NotSupported),
+        Err(e) => Err(e),
+    };
+    reading(value.map(RecoveryAction::from_value))
+}
+
 /// Persistence mode exists only in the Linux driver.
 #[cfg(unix)]
 fn persistence_mode(device: &Device<'_>) -> Reading<bool> {
@@ -417,6 +510,7 @@ impl Loaded {
             persistence_mode: persistence_mode(device),
             compute_mode: reading(device.compute_mode().map(ComputeMode::from)),
             mig_enabled: reading(device.mig_mode().map(|m| m.current == 1)),
+            recovery_action: recovery_action(device),
             compute_processes: processes.clone().map(|p| p.count),
             // A floor when some process's memory is unknown: reported as
             // not readable then, never as a smaller number.
@@ -427,6 +521,68 @@ impl Loaded {
                 other => other.map(|p| p.bytes),
             },
         }
+    }
+
+    /// The fabric registration of every GPU NVML sees that is on an NVLink
+    /// fabric (NVSwitch systems): read anew at each call, since it changes
+    /// as the fabric manager works; empty where no GPU is on one.
+    #[must_use]
+    pub fn fabric(&self) -> Vec<GpuFabric> {
+        let count = self.nvml.device_count().unwrap_or(0);
+        (0..count)
+            .filter_map(|index| {
+                let device = self.nvml.device_by_index(index).ok()?;
+                let mut fabric = self.fabric_info(&device)?;
+                fabric.index = index;
+                fabric.uuid = device.uuid().ok();
+                Some(fabric)
+            })
+            .collect()
+    }
+
+    /// One GPU's fabric registration: the v2 call where the driver has it
+    /// (with the health mask), else v1; `None` where the GPU is on no
+    /// fabric (NVML_GPU_FABRIC_STATE_NOT_SUPPORTED), the call answers an
+    /// error (NOT_SUPPORTED before Hopper), or the driver lacks both calls.
+    fn fabric_info(&self, device: &Device<'_>) -> Option<GpuFabric> {
+        // SAFETY: the raw handle of a device of this NVML, passed to NVML
+        // below while the device (and `self`) live; never freed here.
+        let handle: *mut c_void = unsafe { device.handle() }.cast();
+        let (state, status, health_mask) = if let Some(f) = self.fabric_info.v2 {
+            let mut raw = RawFabricV2 {
+                version: FABRIC_INFO_V2,
+                ..RawFabricV2::default()
+            };
+            // SAFETY: `f` is valid while `self` keeps the library loaded;
+            // `handle` is a device of this NVML; `raw` is a live
+            // nvmlGpuFabricInfo_v2_t with its version set, as the call asks.
+            (unsafe { f(handle, &raw mut raw) } == 0).then_some((
+                raw.state,
+                raw.status,
+                Some(raw.health_mask),
+            ))?
+        } else {
+            let f = self.fabric_info.v1?;
+            let mut raw = RawFabricV1::default();
+            // SAFETY: as above, with a live nvmlGpuFabricInfo_t.
+            (unsafe { f(handle, &raw mut raw) } == 0).then_some((raw.state, raw.status, None))?
+        };
+        let state = match state {
+            1 => FabricState::NotStarted,
+            2 => FabricState::InProgress,
+            3 => FabricState::Completed,
+            // 0, NVML_GPU_FABRIC_STATE_NOT_SUPPORTED: on no fabric.
+            _ => return None,
+        };
+        Some(GpuFabric {
+            index: 0,
+            uuid: None,
+            state,
+            // "Must be checked only if state returns complete" (nvml.h).
+            status: (state == FabricState::Completed).then_some(status),
+            health_mask,
+            bandwidth_degraded: health_mask.and_then(bandwidth_degraded),
+        })
     }
 
     /// nvmlDeviceGetRemappedRows (Ampere and newer):

@@ -49,6 +49,15 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("kernel-bug-every-gpu", "GP035", Verdict::Failed, 1),
     ("ecc-remap-pending", "GP036", Verdict::Degraded, 0),
     ("volta-pages-pending", "GP015", Verdict::Failed, 1),
+    ("fabric-manager-not-running", "GP037", Verdict::NoGpu, 3),
+    (
+        "fabric-registration-in-progress",
+        "GP037",
+        Verdict::NoGpu,
+        3,
+    ),
+    ("fabric-registration-failed", "GP037", Verdict::NoGpu, 3),
+    ("recovery-action-reset", "GP038", Verdict::Failed, 1),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;

@@ -75,7 +75,11 @@ def devices(path):
               f"PCIe gen {t.get('pcie_generation')}/{t.get('pcie_generation_max')} "
               f"x{t.get('pcie_width_lanes')}/{t.get('pcie_width_max_lanes')} "
               f"persistence {fig(t.get('persistence_mode'))} compute mode {fig(t.get('compute_mode'))} "
-              f"mig {fig(t.get('mig_enabled'))}")
+              f"mig {fig(t.get('mig_enabled'))} recovery action {fig(t.get('recovery_action'))}")
+    fabric = nvml.get("fabric") or []
+    print(f"NVLink fabric: {len(fabric)} GPU(s) on one" + "".join(
+        f"; NVML GPU {f.get('index')} {f.get('state')} status {fig(f.get('status'))} "
+        f"health mask {fig(f.get('health_mask'))}" for f in fabric))
 
 
 def sgemm(path, cublas_out, size, code):

@@ -276,6 +276,18 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
         },
     },
     DeviceGauge {
+        name: "gpuprobe_device_recovery_action_pending",
+        help: "1 when the driver asks for the GPU to be recovered before use, labelled with the action (gpu_reset, node_reboot, drain_p2p, drain_and_reset; NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, drivers from R565), 0 when it asks for none; absent where the driver does not say.",
+        samples: |d| {
+            let Some(Reading::Value(action)) = d.telemetry.as_ref().map(|t| &t.recovery_action)
+            else {
+                return Vec::new();
+            };
+            let pending = *action != crate::report::RecoveryAction::None;
+            vec![(Some(format!("action=\"{action}\"")), flag(pending))]
+        },
+    },
+    DeviceGauge {
         name: "gpuprobe_device_compute_processes",
         help: "Processes with a compute context on the GPU (NVML; gpuprobe's own among them while it holds one).",
         samples: |d| {
@@ -440,7 +452,26 @@ fn machine_families(r: &Report) -> Vec<Family> {
     if let Some(n) = r.driver.device_count {
         visible.add("", f64::from(n));
     }
-    vec![info, verdict, exit, when, duration, visible]
+    let mut fabric = Family::new(
+        "gpuprobe_fabric_registered",
+        "NVSwitch systems: 1 when the GPU's NVLink fabric registration completed without error, 0 while it is not started or in progress or when it failed (state label); one sample per GPU NVML sees on a fabric, none elsewhere.",
+    );
+    for f in &r.nvml.fabric {
+        let state = match f.state {
+            crate::report::FabricState::NotStarted => "not_started",
+            crate::report::FabricState::InProgress => "in_progress",
+            crate::report::FabricState::Completed => "completed",
+        };
+        fabric.add(
+            &format!(
+                "{{nvml_index=\"{}\",uuid=\"{}\",state=\"{state}\"}}",
+                f.index,
+                escape(f.uuid.as_deref().unwrap_or(""))
+            ),
+            flag(f.state == crate::report::FabricState::Completed && f.status == Some(0)),
+        );
+    }
+    vec![info, verdict, exit, when, duration, visible, fabric]
 }
 
 /// One family per entry of `DEVICE_GAUGES`, over the GPUs that were probed.

@@ -26,7 +26,13 @@ pub(super) fn load_nvml(progress: &Progress) -> Option<&'static telemetry::Loade
                     loaded.info.driver_version.as_deref().unwrap_or("?"),
                     loaded.info.device_uuids.len() + loaded.info.lost_devices.len()
                 );
-                progress.update(|r| r.nvml = loaded.info.clone());
+                // The fabric changes as the fabric manager works: read at
+                // every probe, also before (and whether or not) CUDA starts.
+                let fabric = loaded.fabric();
+                progress.update(|r| {
+                    r.nvml = loaded.info.clone();
+                    r.nvml.fabric = fabric;
+                });
                 Ok(Done::pass(Some(loaded), detail))
             }
             Err(info) => {

@@ -24,6 +24,7 @@ mod device;
 mod diagnosis;
 mod driver;
 mod environment;
+mod fabric;
 mod matmul;
 mod nvml;
 mod peak;
@@ -43,6 +44,7 @@ pub use driver::{DriverInfo, DriverLoadFailure};
 pub use environment::{
     DeviceNode, Environment, LibraryOrigin, NodeError, Variable, WindowsEnvironment,
 };
+pub use fabric::{FabricState, GpuFabric, RecoveryAction};
 pub use matmul::{
     CpuLimit, CpuReport, Matmul, Mismatch, MismatchKind, SampleCheck, TensorMatmul,
     TensorPrecision, Verification,

@@ -35,6 +35,10 @@ impl NeverAReason for bool {}
 // An array is never a string.
 impl<T> NeverAReason for Vec<T> {}
 impl NeverAReason for ComputeMode {}
+/// Its words (`none`, `gpu_reset`, ..., `unknown_N`) are no reason's (see
+/// the tests); `Other` holds only words read back, where a reason word
+/// reads as the reason first.
+impl NeverAReason for super::RecoveryAction {}
 
 impl<'de, T> Deserialize<'de> for Reading<T>
 where
@@ -180,6 +184,12 @@ pub struct NvmlInfo {
     pub device_uuids: Vec<String>,
     /// NVML indices of GPUs that answered NVML_ERROR_GPU_IS_LOST.
     pub lost_devices: Vec<u32>,
+    /// The registration with the NVLink fabric of every GPU NVML sees that
+    /// is on one (NVSwitch systems; read at each probe, also when cuInit
+    /// failed): empty on PCIe-only machines, before Hopper, and from
+    /// drivers before R535. Added within schema version 1.
+    #[serde(default)]
+    pub fabric: Vec<crate::report::GpuFabric>,
 }
 
 /// NVML readings for one GPU. Units are in the names.
@@ -248,6 +258,12 @@ pub struct Telemetry {
     /// The device memory those processes hold, in bytes.
     #[serde(default = "not_read::<u64>")]
     pub compute_processes_memory_bytes: Reading<u64>,
+    /// What the driver says the GPU needs (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION,
+    /// drivers from R565): `none`, `gpu_reset`, `node_reboot`, `drain_p2p`,
+    /// `drain_and_reset` (or `unknown_N`); `not_supported` from older
+    /// drivers. Added within schema version 1.
+    #[serde(default = "not_read::<crate::report::RecoveryAction>")]
+    pub recovery_action: Reading<crate::report::RecoveryAction>,
 }
 
 /// A reading absent from a report of an older gpuprobe.
@@ -292,6 +308,17 @@ mod tests {
         T: Serialize + for<'de> Deserialize<'de> + NeverAReason,
     {
         serde_json::from_str(&serde_json::to_string(reading).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn no_recovery_action_is_spelled_like_a_reason() {
+        let reasons: Vec<String> = REASONS.iter().map(word).collect();
+        for v in 0..16 {
+            let action = super::super::RecoveryAction::from_value(v);
+            assert!(!reasons.contains(&action.word().into_owned()), "{action}");
+            let reading = Reading::Value(action);
+            assert_eq!(round_trip(&reading), reading);
+        }
     }
 
     #[test]

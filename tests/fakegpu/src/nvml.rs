@@ -112,6 +112,10 @@ crate::names::closed_set! {
         PersistenceMode = "persistence_mode",
         /// nvmlDeviceGetMigMode.
         MigMode = "mig_mode",
+        /// nvmlDeviceGetGpuFabricInfo and nvmlDeviceGetGpuFabricInfoV.
+        Fabric = "fabric",
+        /// nvmlDeviceGetFieldValues.
+        FieldValues = "field_values",
     }
 }
 
@@ -793,6 +797,165 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     })
 }
 
+/// The driver branch the scenario's NVML stands for (550 of "550.54.15").
+fn branch() -> u32 {
+    read_state(|s| {
+        s.scenario
+            .nvml
+            .driver_version
+            .split('.')
+            .next()
+            .and_then(|major| major.parse::<u32>().ok())
+            .unwrap_or(u32::MAX)
+    })
+    .unwrap_or(u32::MAX)
+}
+
+/// nvml.h's nvmlGpuFabricInfo_t.
+#[repr(C)]
+pub struct FabricInfoV1 {
+    cluster_uuid: [u8; 16],
+    status: NvmlReturn,
+    clique_id: c_uint,
+    state: u8,
+}
+
+/// nvml.h's nvmlGpuFabricInfo_v2_t.
+#[repr(C)]
+pub struct FabricInfoV2 {
+    version: c_uint,
+    cluster_uuid: [u8; 16],
+    status: NvmlReturn,
+    clique_id: c_uint,
+    state: u8,
+    health_mask: c_uint,
+}
+
+/// NVML_STRUCT_VERSION(GpuFabricInfo, 2).
+const FABRIC_INFO_V2: c_uint = std::mem::size_of::<FabricInfoV2>() as c_uint | (2 << 24);
+/// NVML_ERROR_ARGUMENT_VERSION_MISMATCH: a versioned struct of another version.
+const ARGUMENT_VERSION_MISMATCH: NvmlReturn = 25;
+
+/// A GPU's fabric state, status and health mask: NOT_SUPPORTED before
+/// Hopper ("for Hopper or newer fully supported devices", NVML API
+/// Reference), state NOT_SUPPORTED (0) on a Hopper on no fabric.
+fn fabric_of(gpu: &Device) -> Result<(u8, NvmlReturn, c_uint), NvmlReturn> {
+    if gpu.compute_capability[0] < 9 {
+        return Err(NOT_SUPPORTED);
+    }
+    Ok(gpu.nvml.fabric.map_or((0, SUCCESS, 0), |f| {
+        (f.state.value(), f.status, f.health_mask)
+    }))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetGpuFabricInfo(
+    device: *mut c_void,
+    out: *mut FabricInfoV1,
+) -> NvmlReturn {
+    gpu_call(device, Field::Fabric, |_, gpu| match fabric_of(gpu) {
+        Err(e) => e,
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+        Ok((state, status, _)) => unsafe {
+            put(
+                out,
+                FabricInfoV1 {
+                    cluster_uuid: [0; 16],
+                    status,
+                    clique_id: 0,
+                    state,
+                },
+            )
+        },
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetGpuFabricInfoV(
+    device: *mut c_void,
+    out: *mut FabricInfoV2,
+) -> NvmlReturn {
+    gpu_call(device, Field::Fabric, |_, gpu| {
+        if out.is_null() {
+            return INVALID_ARGUMENT;
+        }
+        // SAFETY: non-null, and the caller's nvmlGpuFabricInfo_v2_t (module doc).
+        if unsafe { (*out).version } != FABRIC_INFO_V2 {
+            return ARGUMENT_VERSION_MISMATCH;
+        }
+        match fabric_of(gpu) {
+            Err(e) => e,
+            // SAFETY: as above.
+            Ok((state, status, health_mask)) => unsafe {
+                put(
+                    out,
+                    FabricInfoV2 {
+                        version: FABRIC_INFO_V2,
+                        cluster_uuid: [0; 16],
+                        status,
+                        clique_id: 0,
+                        state,
+                        health_mask,
+                    },
+                )
+            },
+        }
+    })
+}
+
+/// nvml.h's nvmlFieldValue_t.
+#[repr(C)]
+pub struct FieldValue {
+    field_id: c_uint,
+    scope_id: c_uint,
+    timestamp: i64,
+    latency_usec: i64,
+    value_type: c_uint,
+    nvml_return: NvmlReturn,
+    value: u64,
+}
+
+/// NVML_FI_DEV_GET_GPU_RECOVERY_ACTION (nvml.h, from R565).
+const FI_GPU_RECOVERY_ACTION: c_uint = 230;
+/// NVML_VALUE_TYPE_UNSIGNED_INT.
+const VALUE_TYPE_UNSIGNED_INT: c_uint = 1;
+
+/// The fields a scenario models: the GPU recovery action, known to drivers
+/// from R565 (older ones answer the field NVML_ERROR_NOT_SUPPORTED); every
+/// other field answers NOT_SUPPORTED in its own return, as NVML does for a
+/// field a GPU lacks, while the call itself succeeds.
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
+    device: *mut c_void,
+    count: c_int,
+    values: *mut FieldValue,
+) -> NvmlReturn {
+    let branch = branch();
+    gpu_call(device, Field::FieldValues, |_, gpu| {
+        let Ok(count) = usize::try_from(count) else {
+            return INVALID_ARGUMENT;
+        };
+        if values.is_null() {
+            return INVALID_ARGUMENT;
+        }
+        // SAFETY: the caller's array of `count` nvmlFieldValue_t (module doc).
+        let values = unsafe { std::slice::from_raw_parts_mut(values, count) };
+        for v in values {
+            (v.nvml_return, v.value_type, v.value) =
+                if v.field_id == FI_GPU_RECOVERY_ACTION && branch >= 565 {
+                    (
+                        SUCCESS,
+                        VALUE_TYPE_UNSIGNED_INT,
+                        u64::from(gpu.nvml.recovery_action.unwrap_or(0)),
+                    )
+                } else {
+                    (NOT_SUPPORTED, 0, 0)
+                };
+        }
+        SUCCESS
+    })
+}
+
 /// Every symbol this library exports as NVML.
 /// Exports that older NVML libraries lack, with the first driver branch
 /// among the pinned real ones (470, 535, 550) that has them: the fake for an
@@ -804,6 +967,8 @@ pub const NEWER_EXPORTS: &[(&str, u32)] = &[
     ("nvmlDeviceGetMemoryInfo_v2", 535),
     // The _v3 process list came with the 510 drivers (nvml.h of CUDA 11.6).
     ("nvmlDeviceGetComputeRunningProcesses_v3", 510),
+    ("nvmlDeviceGetGpuFabricInfo", 535),
+    ("nvmlDeviceGetGpuFabricInfoV", 550),
 ];
 
 /// What the fake NVML of driver `version` (e.g. "470.256.02") exports.
@@ -859,4 +1024,7 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetCurrentClocksThrottleReasons",
     "nvmlDeviceGetPersistenceMode",
     "nvmlDeviceGetMigMode",
+    "nvmlDeviceGetGpuFabricInfo",
+    "nvmlDeviceGetGpuFabricInfoV",
+    "nvmlDeviceGetFieldValues",
 ];

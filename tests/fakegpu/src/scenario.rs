@@ -688,6 +688,64 @@ pub struct DeviceNvml {
     #[serde(deserialize_with = "not_supported")]
     pub not_supported: Vec<crate::nvml::Field>,
     pub lost: bool,
+    /// The GPU's registration with the NVLink fabric of an NVSwitch system
+    /// (nvmlDeviceGetGpuFabricInfo(V)); absent: on no fabric
+    /// (NVML_GPU_FABRIC_STATE_NOT_SUPPORTED, or NVML_ERROR_NOT_SUPPORTED
+    /// before Hopper: the calls are "for Hopper or newer fully supported
+    /// devices", NVML API Reference). Until every GPU's registration has
+    /// completed without error, cuInit answers CUDA_ERROR_SYSTEM_NOT_READY
+    /// (802), as on an HGX whose fabric manager is not running
+    /// (../shared/FACTS.md section 13).
+    pub fabric: Option<Fabric>,
+    /// NVML_FI_DEV_GET_GPU_RECOVERY_ACTION (nvml.h's
+    /// nvmlDeviceGpuRecoveryAction_t: 0 none, 1 GPU reset, 2 node reboot,
+    /// 3 drain P2P, 4 drain and reset), which drivers from R565 report;
+    /// older drivers (`nvml.driver_version`) answer the field
+    /// NVML_ERROR_NOT_SUPPORTED. Absent on a newer driver: 0.
+    pub recovery_action: Option<u32>,
+}
+
+/// `DeviceNvml::fabric`: nvmlGpuFabricInfo_v2_t's state, status and
+/// health mask.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fabric {
+    pub state: FabricState,
+    /// The registration's nvmlReturn_t, once `completed` (0: success).
+    #[serde(default)]
+    pub status: i32,
+    /// NVML_GPU_FABRIC_HEALTH_MASK_* fields (drivers from R550).
+    #[serde(default)]
+    pub health_mask: u32,
+}
+
+/// nvmlGpuFabricState_t, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FabricState {
+    NotStarted,
+    InProgress,
+    Completed,
+}
+
+impl FabricState {
+    /// NVML_GPU_FABRIC_STATE_*.
+    #[must_use]
+    pub fn value(self) -> u8 {
+        match self {
+            FabricState::NotStarted => 1,
+            FabricState::InProgress => 2,
+            FabricState::Completed => 3,
+        }
+    }
+}
+
+impl Fabric {
+    /// Whether CUDA may start work on this GPU: registered, without error.
+    #[must_use]
+    pub fn ready(&self) -> bool {
+        self.state == FabricState::Completed && self.status == 0
+    }
 }
 
 /// nvmlClocksEventReasonGpuIdle and nvmlClocksEventReasonSwPowerCap
@@ -741,6 +799,8 @@ impl Default for DeviceNvml {
             mig_mode: false,
             not_supported: Vec::new(),
             lost: false,
+            fabric: None,
+            recovery_action: None,
         }
     }
 }

@@ -11,6 +11,7 @@ mod burn;
 mod busy;
 mod container;
 mod driver;
+mod fabric;
 mod facts;
 mod hardware;
 mod libraries;
@@ -56,6 +57,8 @@ pub const RULES: &[Rule] = &[
     busy::GP034,
     results::GP035,
     hardware::GP036,
+    fabric::GP037,
+    fabric::GP038,
 ];
 
 #[cfg(test)]

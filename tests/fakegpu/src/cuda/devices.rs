@@ -6,7 +6,8 @@ use std::ffi::{c_char, c_int, c_uint};
 
 use super::context::call;
 use super::{
-    write, write_c_string, CUresult, Call, State, INVALID_DEVICE, INVALID_VALUE, NO_DEVICE, SUCCESS,
+    write, write_c_string, CUresult, Call, State, INVALID_DEVICE, INVALID_VALUE, NO_DEVICE,
+    SUCCESS, SYSTEM_NOT_READY,
 };
 use crate::scenario::parse_uuid;
 use crate::scenario::{Device, Scenario};
@@ -125,6 +126,16 @@ pub extern "C" fn cuInit(flags: c_uint) -> CUresult {
         }
         if state.visible.is_empty() {
             return NO_DEVICE;
+        }
+        // An NVSwitch system whose fabric manager has not registered every
+        // GPU with the fabric (scenario::DeviceNvml::fabric).
+        let fabric_ready = state
+            .scenario
+            .devices
+            .iter()
+            .all(|d| d.nvml.fabric.is_none_or(|f| f.ready()));
+        if !fabric_ready {
+            return SYSTEM_NOT_READY;
         }
         state.initialized = true;
         SUCCESS

@@ -68,6 +68,9 @@ const NOT_FOUND: CUresult = 500;
 const ILLEGAL_ADDRESS: CUresult = 700;
 const LAUNCH_TIMEOUT: CUresult = 702;
 const LAUNCH_FAILED: CUresult = 719;
+/// CUDA_ERROR_SYSTEM_NOT_READY: "the system is not yet ready to start any
+/// CUDA work" (cuda.h).
+const SYSTEM_NOT_READY: CUresult = 802;
 const UNKNOWN: CUresult = 999;
 
 struct State {
