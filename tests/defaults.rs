@@ -227,6 +227,11 @@ fn burn_finishes_on_burn_corrupts_when_hot() {
 }
 
 #[test]
+fn burn_finishes_on_burn_ecc_contained() {
+    burn("burn-ecc-contained");
+}
+
+#[test]
 fn every_burn_scenario_has_its_test() {
     let burns: Vec<String> = scenarios()
         .into_iter()
