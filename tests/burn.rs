@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{command_with, gpuprobe_args, parse_report, Run};
-use gpuprobe::report::{BurnEnd, BurnErrorKind, CheckStatus, Report, Verdict};
+use gpuprobe::report::{BurnEnd, BurnErrorKind, CheckStatus, DeviceStatus, Report, Verdict};
 
 /// A short burn of a small product: the emulator is slow.
 const SHORT: &[&str] = &[
@@ -169,7 +169,75 @@ fn wrong_results_under_load_fail_with_their_times() {
         .iter()
         .map(|d| d.code.as_str())
         .collect();
-    assert!(codes.contains(&"GP033"), "{codes:?}");
+    // NVML then shows uncorrectable errors with no row remap pending to
+    // contain them: GP015 (out of service) leads, and what the burn met is
+    // its evidence (one cause, one diagnosis).
+    assert!(!codes.contains(&"GP033"), "{codes:?}");
+    let gp015 = run
+        .report
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP015")
+        .expect("GP015");
+    assert!(
+        gp015.evidence.iter().any(|e| e.starts_with("also GP033: ")),
+        "{:?}",
+        gp015.evidence
+    );
+}
+
+#[test]
+fn a_contained_ecc_error_ends_one_gpus_burn_and_asks_for_a_reset_not_a_drain() {
+    // GPU 0 meets an uncorrectable ECC error after 2.5 s of (modelled)
+    // work, contained: its context gets CUDA_ERROR_ECC_UNCORRECTABLE (214),
+    // sticky, and NVML then shows one row remap pending, none failed.
+    let run = burn("burn-ecc-contained", &["--duration", "3s"]);
+    // NVIDIA's GPU Memory Error Management: a contained error needs a reset
+    // when convenient, not the node out of service.
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    assert_eq!(
+        run.report.verdict,
+        Verdict::Degraded,
+        "{}",
+        run.report.summary
+    );
+    let codes: Vec<&str> = run
+        .report
+        .diagnoses
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert_eq!(codes, ["GP036"], "{:?}", run.report.diagnoses);
+    let gp036 = &run.report.diagnoses[0];
+    assert_eq!(gp036.devices, [0]);
+    let (hit, other) = (&run.report.devices[0], &run.report.devices[1]);
+    // GPU 0's burn ended at the error, with the interval and the error.
+    let b = hit.burn.as_ref().unwrap();
+    assert_eq!(b.ended, BurnEnd::Error);
+    let error = b
+        .errors
+        .iter()
+        .find(|e| e.kind == BurnErrorKind::EccUncorrectable)
+        .expect("the 214 recorded");
+    assert!(error.detail.contains("214"), "{}", error.detail);
+    // The interval it ended is the one after the last measured.
+    assert_eq!(error.interval, Some(b.intervals.len() as u64));
+    assert!(b.products > 0);
+    assert!(gp036
+        .evidence
+        .iter()
+        .any(|e| e.contains("under sustained load") && e.contains("214")));
+    let c = hit.checks.iter().find(|c| c.name == "burn").unwrap();
+    assert_eq!(c.status, CheckStatus::Warn, "{}", c.detail);
+    // GPU 1 burned on to the end, and passed.
+    let b1 = other.burn.as_ref().unwrap();
+    assert_eq!(b1.ended, BurnEnd::Completed);
+    assert!(b1.errors.is_empty(), "{:?}", b1.errors);
+    assert!(other
+        .checks
+        .iter()
+        .all(|c| matches!(c.status, CheckStatus::Pass | CheckStatus::Skip)));
+    assert_eq!(other.status, DeviceStatus::Pass);
 }
 
 /// How long the fake GPU of a prepared scenario folder has worked, ms (what
