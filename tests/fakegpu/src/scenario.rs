@@ -228,6 +228,15 @@ pub struct Host {
     /// null: no mountinfo at all.
     #[serde(default = "injected")]
     pub driver_mounts: Option<bool>,
+    /// What the kernel log answers syslog(2) SYSLOG_ACTION_READ_ALL (what
+    /// `dmesg` reads), laid out as the root's proc/kmsg, the file form of
+    /// the same log (proc(5)), where gpuprobe reads it under a test root.
+    /// Absent: no log to read (a host with kernel.dmesg_restrict, the
+    /// usual container). gVisor's sentry answers with a log of its own
+    /// that starts "Starting gVisor..." (gVisor docs, "Verify the
+    /// runtime"; pkg/sentry/kernel/syslog.go: records "<6>[%11.6f] %s").
+    #[serde(default)]
+    pub kernel_log: Option<String>,
     /// The process runs as root: cuInit creates /dev/nvidiactl when it is
     /// missing, as NVIDIA's libcuda does (observed with the 470, 535 and 550
     /// drivers: mknod 195:255 during cuInit, even with no kernel module).
@@ -260,6 +269,7 @@ impl Default for Host {
             proc_driver_version: default_proc(),
             files: std::collections::BTreeMap::new(),
             driver_mounts: injected(),
+            kernel_log: None,
             runs_as_root: false,
         }
     }
