@@ -1,7 +1,9 @@
 //! `gpuprobe burn` against the fake driver: a steady GPU passes, a GPU
 //! whose clock falls mid-burn (the scenario's `under_load` phases) is caught
 //! and explained, one that turns wrong when hot fails with the time of each
-//! error, and SIGINT and the deadline end the burn with a report.
+//! error, an uncorrectable ECC error ends that GPU's burn and is judged by
+//! what NVML says of it (contained: reset when convenient; remap failed:
+//! out of service), and SIGINT and the deadline end the burn with a report.
 #![cfg(target_os = "linux")]
 mod common;
 
@@ -238,6 +240,52 @@ fn a_contained_ecc_error_ends_one_gpus_burn_and_asks_for_a_reset_not_a_drain() {
         .iter()
         .all(|c| matches!(c.status, CheckStatus::Pass | CheckStatus::Skip)));
     assert_eq!(other.status, DeviceStatus::Pass);
+}
+
+#[test]
+fn an_ecc_error_whose_row_remap_failed_takes_the_gpu_out_of_service() {
+    // burn-ecc-contained with the remap failed: the GPU has no spare row
+    // left (NVIDIA, GPU Memory Error Management: replace it). GP015 leads,
+    // and what the burn met joins it (one cause, one diagnosis).
+    let mut scenario: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::scenario("burn-ecc-contained")).unwrap(),
+    )
+    .unwrap();
+    scenario["devices"][0]["under_load"][0]["remapped_rows_failure"] = true.into();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("burn-ecc-remap-failed.json");
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    let (mut cmd, _dir) = common::command_with_file(&path);
+    let out = cmd
+        .args([
+            "burn",
+            "--json",
+            "--duration",
+            "3s",
+            "--verify-every",
+            "500ms",
+        ])
+        .args(SHORT)
+        .output()
+        .unwrap();
+    let report = parse_report(&out.stdout).1;
+    assert_eq!(out.status.code(), Some(1), "{}", report.summary);
+    assert_eq!(report.verdict, Verdict::Failed);
+    let codes: Vec<&str> = report.diagnoses.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["GP015"], "{:?}", report.diagnoses);
+    let gp015 = &report.diagnoses[0];
+    assert_eq!(gp015.devices, [0]);
+    assert!(
+        gp015
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("also GP033: ") && e.contains("214")),
+        "{:?}",
+        gp015.evidence
+    );
+    assert!(report.summary.starts_with("GP015: "), "{}", report.summary);
+    // GPU 1 burned on and passed.
+    assert_eq!(report.devices[1].status, DeviceStatus::Pass);
 }
 
 /// How long the fake GPU of a prepared scenario folder has worked, ms (what
