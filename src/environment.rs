@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::report::{
-    DeviceNode, Environment, LibraryOrigin, NodeError, Variable, WindowsEnvironment,
+    DeviceNode, Environment, LibraryOrigin, NodeError, Sandbox, Variable, WindowsEnvironment,
 };
 
 /// The variables reported and diagnosed.
@@ -117,8 +117,11 @@ pub fn gather(root: &Path, cuda_library: Option<&str>, nvml_library: Option<&str
 
 /// Whether a library file was put into the container by the GPU runtime.
 /// The NVIDIA Container Toolkit (and CDI) bind-mount each driver file from
-/// the host, so the file is a mount point in /proc/self/mountinfo; a file
-/// installed in the image is not.
+/// the host, so the file is a mount point in /proc/self/mountinfo; GKE's
+/// device plugin mounts the host's driver folder as a volume
+/// (/usr/local/nvidia), under gVisor too, so a folder above the file is one;
+/// a file installed in the image is under the container's root mount
+/// alone.
 #[must_use]
 pub fn origin(mountinfo: Option<&str>, library: &str) -> LibraryOrigin {
     let Some(text) = mountinfo else {
@@ -137,6 +140,12 @@ pub fn origin(mountinfo: Option<&str>, library: &str) -> LibraryOrigin {
     if mounts.iter().any(|(point, _)| point == library) {
         return LibraryOrigin::Injected;
     }
+    let under_volume = mounts.iter().any(|(point, _)| {
+        point != "/"
+            && library
+                .strip_prefix(point.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    });
     // A FUSE file system shows as "fuse.SUBTYPE" (proc(5)): rootless Docker
     // and Podman, and Docker on hosts without kernel overlay support, run on
     // fuse-overlayfs, which mountinfo lists as "fuse.fuse-overlayfs".
@@ -147,7 +156,9 @@ pub fn origin(mountinfo: Option<&str>, library: &str) -> LibraryOrigin {
                 "overlay" | "fuse-overlayfs" | "aufs" | "overlayfs" | "zfs" | "btrfs"
             )
     });
-    if container_root {
+    if container_root && under_volume {
+        LibraryOrigin::Injected
+    } else if container_root {
         LibraryOrigin::Image
     } else {
         LibraryOrigin::Host
@@ -220,6 +231,7 @@ fn gather_linux(root: &Path, env: &mut Environment) {
         });
     }
     env.wsl = dev.join("dxg").exists() || root.join("usr/lib/wsl/lib").is_dir();
+    env.sandbox = kernel_log(root).as_deref().and_then(sandbox);
     match std::fs::read(root.join("proc/driver/nvidia/version")) {
         Ok(bytes) => match kernel_module_version(&String::from_utf8_lossy(&bytes)) {
             Some(v) => env.kernel_module_version = Some(v),
@@ -231,6 +243,58 @@ fn gather_linux(root: &Path, env: &mut Environment) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => env.kernel_module_error = Some(format!("/proc/driver/nvidia/version: {e}")),
     }
+}
+
+/// The sandbox a kernel log says the container runs in. gVisor's sentry
+/// answers syslog(2) with a log of its own whose first record is "Starting
+/// gVisor..." (gVisor, "Verify the runtime": `dmesg`; the sentry's
+/// pkg/sentry/kernel/syslog.go writes it at 0.000000 s). gVisor warns that
+/// the log is easily imitated: it names the sandbox in the report and
+/// decides nothing that matters for security.
+#[must_use]
+pub fn sandbox(log: &str) -> Option<Sandbox> {
+    // syslog(2) records: "<level>[seconds] message".
+    let (_, message) = log.lines().next()?.split_once("] ")?;
+    (message.trim_end() == "Starting gVisor...").then_some(Sandbox::Gvisor)
+}
+
+/// How many bytes of the kernel log to read: gVisor's whole log (a dozen
+/// short lines), and a host's most recent records, which never start with
+/// gVisor's.
+const KERNEL_LOG_BYTES: usize = 4096;
+
+/// The kernel log as syslog(2) SYSLOG_ACTION_READ_ALL gives it (what
+/// `dmesg` reads): unprivileged in gVisor; on a host with
+/// kernel.dmesg_restrict set, refused without CAP_SYSLOG, and then `None`.
+/// Under a test root, that root's proc/kmsg, the file form of the same log
+/// (proc(5): "can be used instead of the syslog(2) system call"), which the
+/// real /proc/kmsg is never read as: a read there consumes the messages.
+fn kernel_log(root: &Path) -> Option<String> {
+    if root != Path::new("/") {
+        return std::fs::read(root.join("proc/kmsg"))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+    }
+    read_syslog()
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn read_syslog() -> Option<String> {
+    /// SYSLOG_ACTION_READ_ALL (syslog(2)): read the log, non-destructively.
+    const SYSLOG_ACTION_READ_ALL: libc::c_int = 3;
+    let mut buf = vec![0u8; KERNEL_LOG_BYTES];
+    let len = libc::c_int::try_from(buf.len()).ok()?;
+    // SAFETY: klogctl writes at most `len` bytes into `buf`, which holds
+    // that many; it returns how many it wrote, or -1.
+    let n = unsafe { libc::klogctl(SYSLOG_ACTION_READ_ALL, buf.as_mut_ptr().cast(), len) };
+    let n = usize::try_from(n).ok()?;
+    buf.truncate(n.min(KERNEL_LOG_BYTES));
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn read_syslog() -> Option<String> {
+    None
 }
 
 /// The GPU device class maps the host's driver store into the container
@@ -473,6 +537,41 @@ mod tests {
             LibraryOrigin::Unknown
         );
         assert_eq!(origin(Some("garbage\n\u{0}"), "/x"), LibraryOrigin::Host);
+        // GKE's device plugin mounts the host's driver folder as a volume
+        // (here as gVisor lists its gofer mounts); a folder named like it
+        // but not above the file is no such mount.
+        let volume = "1 0 0:1 / / rw - overlay none rw
+\
+                      5 1 0:5 / /usr/local/nvidia ro - 9p none ro,trans=fd
+";
+        assert_eq!(
+            origin(Some(volume), "/usr/local/nvidia/lib64/libcuda.so.1"),
+            LibraryOrigin::Injected
+        );
+        assert_eq!(
+            origin(Some(volume), "/usr/local/nvidia-old/libcuda.so.1"),
+            LibraryOrigin::Image
+        );
+    }
+
+    #[test]
+    fn gvisor_is_told_by_the_first_record_of_its_kernel_log() {
+        // pkg/sentry/kernel/syslog.go: "<6>[%11.6f] %s\n", first at 0.0.
+        let gvisor = "<6>[   0.000000] Starting gVisor...\n<6>[   0.312345] Ready!\n";
+        assert_eq!(sandbox(gvisor), Some(Sandbox::Gvisor));
+        // A host's log that mentions it later, or another first record.
+        assert_eq!(
+            sandbox("<6>[    1.0] Linux version 6.8\n<6>[ 9.0] Starting gVisor...\n"),
+            None
+        );
+        assert_eq!(sandbox(""), None);
+        assert_eq!(sandbox("Starting gVisor..."), None);
+    }
+
+    #[test]
+    fn the_real_kernel_log_is_read_without_panic() {
+        // Refused (dmesg_restrict) or read: either is an answer.
+        let _ = kernel_log(Path::new("/"));
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! `gpuprobe burn` against the fake driver: a steady GPU passes, a GPU
 //! whose clock falls mid-burn (the scenario's `under_load` phases) is caught
 //! and explained, one that turns wrong when hot fails with the time of each
-//! error, and SIGINT and the deadline end the burn with a report.
+//! error, an uncorrectable ECC error ends that GPU's burn and is judged by
+//! what NVML says of it (contained: reset when convenient; remap failed:
+//! out of service), and SIGINT and the deadline end the burn with a report.
 #![cfg(target_os = "linux")]
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{command_with, gpuprobe_args, parse_report, Run};
-use gpuprobe::report::{BurnEnd, BurnErrorKind, CheckStatus, Report, Verdict};
+use gpuprobe::report::{BurnEnd, BurnErrorKind, CheckStatus, DeviceStatus, Report, Verdict};
 
 /// A short burn of a small product: the emulator is slow.
 const SHORT: &[&str] = &[
@@ -169,7 +171,121 @@ fn wrong_results_under_load_fail_with_their_times() {
         .iter()
         .map(|d| d.code.as_str())
         .collect();
-    assert!(codes.contains(&"GP033"), "{codes:?}");
+    // NVML then shows uncorrectable errors with no row remap pending to
+    // contain them: GP015 (out of service) leads, and what the burn met is
+    // its evidence (one cause, one diagnosis).
+    assert!(!codes.contains(&"GP033"), "{codes:?}");
+    let gp015 = run
+        .report
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP015")
+        .expect("GP015");
+    assert!(
+        gp015.evidence.iter().any(|e| e.starts_with("also GP033: ")),
+        "{:?}",
+        gp015.evidence
+    );
+}
+
+#[test]
+fn a_contained_ecc_error_ends_one_gpus_burn_and_asks_for_a_reset_not_a_drain() {
+    // GPU 0 meets an uncorrectable ECC error after 2.5 s of (modelled)
+    // work, contained: its context gets CUDA_ERROR_ECC_UNCORRECTABLE (214),
+    // sticky, and NVML then shows one row remap pending, none failed.
+    let run = burn("burn-ecc-contained", &["--duration", "3s"]);
+    // NVIDIA's GPU Memory Error Management: a contained error needs a reset
+    // when convenient, not the node out of service.
+    assert_eq!(run.code(), 0, "{}", run.report.summary);
+    assert_eq!(
+        run.report.verdict,
+        Verdict::Degraded,
+        "{}",
+        run.report.summary
+    );
+    let codes: Vec<&str> = run
+        .report
+        .diagnoses
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert_eq!(codes, ["GP036"], "{:?}", run.report.diagnoses);
+    let gp036 = &run.report.diagnoses[0];
+    assert_eq!(gp036.devices, [0]);
+    let (hit, other) = (&run.report.devices[0], &run.report.devices[1]);
+    // GPU 0's burn ended at the error, with the interval and the error.
+    let b = hit.burn.as_ref().unwrap();
+    assert_eq!(b.ended, BurnEnd::Error);
+    let error = b
+        .errors
+        .iter()
+        .find(|e| e.kind == BurnErrorKind::EccUncorrectable)
+        .expect("the 214 recorded");
+    assert!(error.detail.contains("214"), "{}", error.detail);
+    // The interval it ended is the one after the last measured.
+    assert_eq!(error.interval, Some(b.intervals.len() as u64));
+    assert!(b.products > 0);
+    assert!(gp036
+        .evidence
+        .iter()
+        .any(|e| e.contains("under sustained load") && e.contains("214")));
+    let c = hit.checks.iter().find(|c| c.name == "burn").unwrap();
+    assert_eq!(c.status, CheckStatus::Warn, "{}", c.detail);
+    // GPU 1 burned on to the end, and passed.
+    let b1 = other.burn.as_ref().unwrap();
+    assert_eq!(b1.ended, BurnEnd::Completed);
+    assert!(b1.errors.is_empty(), "{:?}", b1.errors);
+    assert!(other
+        .checks
+        .iter()
+        .all(|c| matches!(c.status, CheckStatus::Pass | CheckStatus::Skip)));
+    assert_eq!(other.status, DeviceStatus::Pass);
+}
+
+#[test]
+fn an_ecc_error_whose_row_remap_failed_takes_the_gpu_out_of_service() {
+    // burn-ecc-contained with the remap failed: the GPU has no spare row
+    // left (NVIDIA, GPU Memory Error Management: replace it). GP015 leads,
+    // and what the burn met joins it (one cause, one diagnosis).
+    let mut scenario: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::scenario("burn-ecc-contained")).unwrap(),
+    )
+    .unwrap();
+    scenario["devices"][0]["under_load"][0]["remapped_rows_failure"] = true.into();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("burn-ecc-remap-failed.json");
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    let (mut cmd, _dir) = common::command_with_file(&path);
+    let out = cmd
+        .args([
+            "burn",
+            "--json",
+            "--duration",
+            "3s",
+            "--verify-every",
+            "500ms",
+        ])
+        .args(SHORT)
+        .output()
+        .unwrap();
+    let report = parse_report(&out.stdout).1;
+    assert_eq!(out.status.code(), Some(1), "{}", report.summary);
+    assert_eq!(report.verdict, Verdict::Failed);
+    let codes: Vec<&str> = report.diagnoses.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["GP015"], "{:?}", report.diagnoses);
+    let gp015 = &report.diagnoses[0];
+    assert_eq!(gp015.devices, [0]);
+    assert!(
+        gp015
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("also GP033: ") && e.contains("214")),
+        "{:?}",
+        gp015.evidence
+    );
+    assert!(report.summary.starts_with("GP015: "), "{}", report.summary);
+    // GPU 1 burned on and passed.
+    assert_eq!(report.devices[1].status, DeviceStatus::Pass);
 }
 
 /// How long the fake GPU of a prepared scenario folder has worked, ms (what

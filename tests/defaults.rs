@@ -232,6 +232,11 @@ fn burn_finishes_on_burn_hangs_mid_run() {
 }
 
 #[test]
+fn burn_finishes_on_burn_ecc_contained() {
+    burn("burn-ecc-contained");
+}
+
+#[test]
 fn every_burn_scenario_has_its_test() {
     let burns: Vec<String> = scenarios()
         .into_iter()

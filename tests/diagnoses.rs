@@ -63,10 +63,16 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
 /// tests/burn.rs checks their evidence. A GPU throttled by heat during the
 /// burn is GP032's alone: GP017's and GP030's findings on that GPU join its
-/// evidence (judge::diagnose::SAME_CAUSE).
+/// evidence (judge::diagnose::SAME_CAUSE); likewise uncorrectable memory
+/// errors met under load are judged by NVML's memory-error signals: GP015
+/// takes GP033's evidence where they need the GPU out of service, and a
+/// contained one with a row remap pending is GP036's (a reset when
+/// convenient).
 const BURN_CASES: &[(&str, &str, Verdict, i32)] = &[
     ("burn-throttles", "GP032", Verdict::Degraded, 0),
-    ("burn-corrupts-when-hot", "GP033", Verdict::Failed, 1),
+    ("burn-transient-fault", "GP033", Verdict::Failed, 1),
+    ("burn-corrupts-when-hot", "GP015", Verdict::Failed, 1),
+    ("burn-ecc-contained", "GP036", Verdict::Degraded, 0),
 ];
 /// Arguments a scenario needs beyond `SMALL`: GP031 judges only device
 /// copies of 64 MiB or more (shorter ones are mostly their fixed cost).

@@ -697,3 +697,45 @@ fn one_gpu_hanging_does_not_take_the_others_with_it() {
         run.report.summary
     );
 }
+
+/// A GPU pod under gVisor (runsc --nvproxy, GKE Sandbox): no
+/// /proc/driver/nvidia/version, only nvidiactl, nvidia-uvm and nvidia0 under
+/// /dev, the host's driver folder mounted as a volume. All of it is normal
+/// there: the probe and `list` are healthy with no diagnosis, `health` says
+/// healthy, and the environment names the sandbox.
+#[test]
+fn a_gvisor_sandbox_is_healthy_named_and_raises_no_false_alarm() {
+    use gpuprobe::report::{LibraryOrigin, Sandbox};
+    for run in [
+        gpuprobe_with(
+            "gvisor-nvproxy",
+            &["--size", "16", "--iterations", "1"],
+            &[],
+        ),
+        common::gpuprobe_args("gvisor-nvproxy", &["list", "--json"]),
+    ] {
+        let what = run.report.command;
+        assert_eq!(run.code(), 0, "{what:?}: {}", run.report.summary);
+        assert_eq!(run.report.verdict, Verdict::Healthy, "{what:?}");
+        assert!(
+            run.report.diagnoses.is_empty(),
+            "{what:?}: {:?}",
+            run.report.diagnoses
+        );
+        let env = &run.report.environment;
+        assert_eq!(env.sandbox, Some(Sandbox::Gvisor), "{what:?}");
+        assert_eq!(env.kernel_module_version, None);
+        let nodes: Vec<&str> = env.device_nodes.iter().map(|n| n.path.as_str()).collect();
+        assert_eq!(nodes, ["/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidiactl"]);
+        assert_eq!(env.cuda_library_origin, Some(LibraryOrigin::Injected));
+        assert_eq!(env.nvml_library_origin, Some(LibraryOrigin::Injected));
+    }
+    let (mut cmd, _dir) = common::command_with("gvisor-nvproxy");
+    let health = cmd.arg("health").output().unwrap();
+    let line = String::from_utf8_lossy(&health.stdout);
+    assert_eq!(health.status.code(), Some(0), "{line}");
+    assert!(line.starts_with("healthy: "), "{line}");
+    // Outside gVisor, no sandbox is named.
+    let run = gpuprobe_with("healthy", &["--size", "16", "--iterations", "1"], &[]);
+    assert_eq!(run.report.environment.sandbox, None);
+}

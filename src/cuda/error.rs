@@ -77,6 +77,12 @@ pub const CUDA_ERROR_CONTEXT_ALREADY_IN_USE: CuResult =
 pub const CUDA_ERROR_OUT_OF_MEMORY: CuResult = code(cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY);
 /// Work before an event or on a stream has not finished (cuEventQuery).
 pub const CUDA_ERROR_NOT_READY: CuResult = code(cudaError_enum::CUDA_ERROR_NOT_READY);
+/// "An uncorrectable ECC error was detected during execution" (cuda.h):
+/// sticky for the context whose work it hit; with error containment
+/// (GA100, GH100) only that context's (NVIDIA, GPU Memory Error
+/// Management, "Error Containment").
+pub const CUDA_ERROR_ECC_UNCORRECTABLE: CuResult =
+    code(cudaError_enum::CUDA_ERROR_ECC_UNCORRECTABLE);
 
 /// The codes users meet in containers, named for drivers that cannot name
 /// them (the stub library, very old drivers): the name is cudarc's variant
@@ -92,6 +98,7 @@ const KNOWN: &[cudaError_enum] = &[
     cudaError_enum::CUDA_ERROR_INVALID_IMAGE,
     cudaError_enum::CUDA_ERROR_INVALID_CONTEXT,
     cudaError_enum::CUDA_ERROR_NO_BINARY_FOR_GPU,
+    cudaError_enum::CUDA_ERROR_ECC_UNCORRECTABLE,
     cudaError_enum::CUDA_ERROR_INVALID_PTX,
     cudaError_enum::CUDA_ERROR_JIT_COMPILER_NOT_FOUND,
     cudaError_enum::CUDA_ERROR_UNSUPPORTED_PTX_VERSION,

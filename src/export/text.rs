@@ -133,6 +133,9 @@ fn header(out: &mut String, r: &Report) {
     if let Some(v) = &r.environment.kernel_module_version {
         versions.push(format!("kernel module {v}"));
     }
+    if r.environment.sandbox == Some(crate::report::Sandbox::Gvisor) {
+        versions.push("in a gVisor sandbox (nvproxy)".into());
+    }
     if !versions.is_empty() {
         let _ = writeln!(out, "{}", versions.join(", "));
     }

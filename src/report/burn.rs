@@ -117,6 +117,13 @@ pub struct BurnInterval {
 pub struct BurnError {
     /// When it was seen, ms after the burn started.
     pub at_ms: f64,
+    /// The interval it was seen in, counting from 0 in the order the
+    /// intervals ran (its start is `at_ms`); the interval a driver error
+    /// ended is not among `intervals`, which hold the measured ones. Null
+    /// for what was seen after the last interval (the final comparison,
+    /// NVML's reading after the run).
+    #[serde(default)]
+    pub interval: Option<u64>,
     pub kind: BurnErrorKind,
     /// What was seen, in words.
     pub detail: String,
@@ -142,4 +149,12 @@ pub enum BurnErrorKind {
     /// NVML's volatile correctable ECC count grew (a warning: the GPU
     /// corrected them).
     EccCorrected,
+    /// The driver failed the burn's work with CUDA_ERROR_ECC_UNCORRECTABLE
+    /// (214): an uncorrectable ECC error hit this context's work. It is
+    /// sticky for the context, so the burn stops on this GPU (`ended`:
+    /// `error`); with error containment the GPU goes on serving other
+    /// contexts. The diagnoses judge it from NVML's memory-error signals
+    /// read after it (GP036 contained, a remap pending; GP015 or GP033
+    /// otherwise).
+    EccUncorrectable,
 }

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LibraryOrigin {
-    /// Bind-mounted into the container by the GPU runtime.
+    /// Mounted into the container by the GPU runtime: the file itself
+    /// bind-mounted (the NVIDIA Container Toolkit, CDI), or a folder above
+    /// it other than the root (a volume of the host's driver folder, as
+    /// GKE's device plugin mounts /usr/local/nvidia).
     Injected,
     /// A file of the image itself.
     Image,
@@ -55,6 +58,24 @@ pub struct Environment {
     pub cuda_forward_compat: bool,
     /// Windows only: what the GPU device class brings into a container.
     pub windows: Option<WindowsEnvironment>,
+    /// The sandbox the container runs in, when gpuprobe can tell; null when
+    /// it found none (runc, a VM, or a sandbox it cannot tell). Added in
+    /// schema 1.
+    #[serde(default)]
+    pub sandbox: Option<Sandbox>,
+}
+
+/// A sandbox between the container and the host's kernel, which changes
+/// what the container sees of the GPU driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sandbox {
+    /// gVisor (runsc, GKE Sandbox): its kernel log starts with "Starting
+    /// gVisor...", the check gVisor's documentation gives ("Verify the
+    /// runtime": `dmesg`). GPUs reach it through nvproxy, which exposes
+    /// only /dev/nvidiactl, /dev/nvidia-uvm and /dev/nvidiaN and no
+    /// /proc/driver/nvidia/version (gVisor, "GPU Support").
+    Gvisor,
 }
 
 /// One NVIDIA device node.

@@ -42,7 +42,7 @@ pub use device::{DeviceReport, DeviceStatus, NotVerified};
 pub use diagnosis::{Diagnosis, Severity};
 pub use driver::{DriverInfo, DriverLoadFailure};
 pub use environment::{
-    DeviceNode, Environment, LibraryOrigin, NodeError, Variable, WindowsEnvironment,
+    DeviceNode, Environment, LibraryOrigin, NodeError, Sandbox, Variable, WindowsEnvironment,
 };
 pub use fabric::{FabricState, GpuFabric, RecoveryAction};
 pub use matmul::{

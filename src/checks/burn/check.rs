@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use crate::report::{Burn, BurnEnd, BurnErrorKind, CheckStatus};
 
-/// The burn check: failed by a wrong result, a driver error or a new
-/// uncorrectable ECC error; a warning for correctable ECC errors or a burn
-/// cut short; passed otherwise.
+/// The burn check: failed by a wrong result or a driver error; a warning
+/// for uncorrectable ECC errors (judged by the diagnoses, from NVML's
+/// memory-error signals), correctable ones, or a burn cut short; passed
+/// otherwise.
 #[must_use]
 pub fn judge(b: &Burn, asked: Duration) -> (CheckStatus, String) {
     let mut detail = format!(
@@ -43,45 +44,11 @@ pub fn judge(b: &Burn, asked: Duration) -> (CheckStatus, String) {
     if let (Some(lo), Some(hi)) = (b.sm_clock_min_mhz, b.sm_clock_max_mhz) {
         let _ = write!(detail, ", SM clock down to {lo} of {hi} MHz");
     }
-    // Every error of the kind, not only the listed (at most 25 a kind).
-    let count = |kind: BurnErrorKind| {
-        b.error_counts
-            .iter()
-            .find(|c| c.kind == kind)
-            .map_or(0, |c| c.count)
-    };
-    let failing = [
-        (BurnErrorKind::WrongResult, "wrong result(s)"),
-        (BurnErrorKind::Driver, "driver error(s)"),
-        (
-            BurnErrorKind::EccUncorrected,
-            "uncorrectable ECC error report(s)",
-        ),
-    ];
-    let failures: Vec<String> = failing
-        .iter()
-        .filter(|(kind, _)| count(*kind) > 0)
-        .map(|(kind, what)| format!("{} {what}", count(*kind)))
-        .collect();
-    if let Some(first) = b
-        .errors
-        .iter()
-        .find(|e| e.kind != BurnErrorKind::EccCorrected)
-    {
-        if !failures.is_empty() {
-            return (
-                CheckStatus::Fail,
-                format!(
-                    "{}; the first at {:.1} s: {} ({detail})",
-                    failures.join(", "),
-                    first.at_ms / 1e3,
-                    first.detail
-                ),
-            );
-        }
+    if let Some(judged) = judge_errors(b, &detail) {
+        return judged;
     }
+    let corrected = count(b, BurnErrorKind::EccCorrected);
     let mut warnings = Vec::new();
-    let corrected = count(BurnErrorKind::EccCorrected);
     if corrected > 0 {
         warnings.push(format!("{corrected} correctable ECC error report(s)"));
     }
@@ -104,6 +71,74 @@ pub fn judge(b: &Burn, asked: Duration) -> (CheckStatus, String) {
             format!("{}: {detail}", warnings.join("; ")),
         )
     }
+}
+
+/// Every error of `kind` the burn saw, not only the listed (at most 25 a
+/// kind).
+fn count(b: &Burn, kind: BurnErrorKind) -> u64 {
+    b.error_counts
+        .iter()
+        .find(|c| c.kind == kind)
+        .map_or(0, |c| c.count)
+}
+
+/// The check's status and text from the errors that fail or warn it:
+/// `None` when there are none (correctable ECC errors aside).
+fn judge_errors(b: &Burn, detail: &str) -> Option<(CheckStatus, String)> {
+    let listed = |kinds: &[(BurnErrorKind, &str)]| -> Vec<String> {
+        kinds
+            .iter()
+            .filter(|(kind, _)| count(b, *kind) > 0)
+            .map(|(kind, what)| format!("{} {what}", count(b, *kind)))
+            .collect()
+    };
+    let failures = listed(&[
+        (BurnErrorKind::WrongResult, "wrong result(s)"),
+        (BurnErrorKind::Driver, "driver error(s)"),
+    ]);
+    // Uncorrectable memory errors are judged once, by the diagnoses, from
+    // what NVML reads after them: contained with a row remap pending on a
+    // GPU that remaps rows is "reset when convenient" (GP036), anything
+    // else takes the GPU out of service (GP015, GP033). The check records
+    // them and warns.
+    let memory = listed(&[
+        (
+            BurnErrorKind::EccUncorrectable,
+            "uncorrectable ECC error(s) in the burn's own work",
+        ),
+        (
+            BurnErrorKind::EccUncorrected,
+            "uncorrectable ECC error report(s) (NVML)",
+        ),
+    ]);
+    let first = b
+        .errors
+        .iter()
+        .find(|e| e.kind != BurnErrorKind::EccCorrected)?;
+    let when = format!(
+        "the first at {:.1} s{}: {}",
+        first.at_ms / 1e3,
+        first
+            .interval
+            .map_or(String::new(), |i| format!(" (interval {i})")),
+        first.detail
+    );
+    if !failures.is_empty() {
+        let all: Vec<String> = failures.into_iter().chain(memory).collect();
+        return Some((
+            CheckStatus::Fail,
+            format!("{}; {when} ({detail})", all.join(", ")),
+        ));
+    }
+    (!memory.is_empty()).then(|| {
+        (
+            CheckStatus::Warn,
+            format!(
+                "{}, {when}; the memory-error diagnoses judge it from NVML ({detail})",
+                memory.join(", ")
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -148,6 +183,33 @@ mod tests {
         assert_eq!(judge(&b, Duration::from_secs(2)).0, CheckStatus::Fail);
     }
 
+    #[test]
+    fn uncorrectable_memory_errors_warn_for_the_diagnoses_to_judge() {
+        // Alone, an uncorrectable ECC error is judged by the memory-error
+        // diagnoses from NVML (GP036 contained, GP015 or GP033 otherwise).
+        for kind in [
+            BurnErrorKind::EccUncorrectable,
+            BurnErrorKind::EccUncorrected,
+        ] {
+            let b = burn(&[100.0, 100.0], &[kind], BurnEnd::Error);
+            let (status, detail) = judge(&b, Duration::from_secs(3));
+            assert_eq!(status, CheckStatus::Warn, "{kind:?}");
+            assert!(detail.contains("at 1.5 s (interval 1)"), "{detail}");
+        }
+        // Beside a wrong result, the check fails and lists both.
+        let b = burn(
+            &[100.0],
+            &[BurnErrorKind::EccUncorrectable, BurnErrorKind::WrongResult],
+            BurnEnd::Error,
+        );
+        let (status, detail) = judge(&b, Duration::from_secs(3));
+        assert_eq!(status, CheckStatus::Fail);
+        assert!(
+            detail.starts_with("1 wrong result(s), 1 uncorrectable ECC error(s)"),
+            "{detail}"
+        );
+    }
+
     /// A burn of one product per interval at these GFLOP/s, with these
     /// errors, through the same `Log` a real burn keeps.
     fn burn(intervals: &[f64], errors: &[BurnErrorKind], ended: BurnEnd) -> Burn {
@@ -162,7 +224,7 @@ mod tests {
             log.interval(at, 1, measured, *g, Some(true), 1);
         }
         for kind in errors {
-            log.error(Duration::from_millis(1500), *kind, "seen".into());
+            log.error(Duration::from_millis(1500), Some(1), *kind, "seen".into());
         }
         log.finish("k".into(), (1, 1, 1), Duration::from_secs(3), ended, None)
     }

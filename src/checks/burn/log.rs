@@ -34,6 +34,8 @@ pub(super) struct Log {
     /// Every error seen, by kind, listed or not.
     error_counts: Vec<BurnErrorCount>,
     pub(super) products: u64,
+    /// Intervals measured so far, merged or not: the number of the next.
+    pub(super) measured: u64,
     gpu_ms: f64,
     pub(super) verifications: u64,
     pub(super) compared_on_gpu: bool,
@@ -56,6 +58,7 @@ impl Log {
             errors_not_listed: 0,
             error_counts: Vec::new(),
             products: 0,
+            measured: 0,
             gpu_ms: 0.0,
             verifications: 0,
             compared_on_gpu: false,
@@ -68,7 +71,15 @@ impl Log {
         }
     }
 
-    pub(super) fn error(&mut self, at: Duration, kind: BurnErrorKind, detail: String) {
+    /// Records an error seen at `at` in interval `interval` (`None`: after
+    /// the last).
+    pub(super) fn error(
+        &mut self,
+        at: Duration,
+        interval: Option<u64>,
+        kind: BurnErrorKind,
+        detail: String,
+    ) {
         match self.error_counts.iter_mut().find(|c| c.kind == kind) {
             Some(c) => c.count += 1,
             None => self.error_counts.push(BurnErrorCount { kind, count: 1 }),
@@ -76,6 +87,7 @@ impl Log {
         if self.errors.iter().filter(|e| e.kind == kind).count() < MAX_ERRORS_PER_KIND {
             self.errors.push(BurnError {
                 at_ms: ms(at),
+                interval,
                 kind,
                 detail,
             });
@@ -97,7 +109,8 @@ impl Log {
         self.gpu_ms += m.gpu_ms;
         self.verifications += compared;
         let s = m.sample.unwrap_or_default();
-        self.ecc_growth(at, &s);
+        self.ecc_growth(at, Some(self.measured), &s);
+        self.measured += 1;
         self.temperature_max = self.temperature_max.max(s.temperature_celsius);
         self.power_max = match (self.power_max, s.power_draw_watts) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -133,7 +146,7 @@ impl Log {
 
     /// An ECC counter that grew since the previous reading is an error at
     /// this interval.
-    fn ecc_growth(&mut self, at: Duration, now: &Sample) {
+    fn ecc_growth(&mut self, at: Duration, interval: Option<u64>, now: &Sample) {
         let Some(prev) = self.previous.clone() else {
             return;
         };
@@ -144,6 +157,7 @@ impl Log {
         if let Some(d) = grew(prev.ecc_uncorrected_volatile, now.ecc_uncorrected_volatile) {
             self.error(
                 at,
+                interval,
                 BurnErrorKind::EccUncorrected,
                 format!("{d} new uncorrectable ECC error(s) (NVML, volatile)"),
             );
@@ -151,6 +165,7 @@ impl Log {
         if let Some(d) = grew(prev.ecc_corrected_volatile, now.ecc_corrected_volatile) {
             self.error(
                 at,
+                interval,
                 BurnErrorKind::EccCorrected,
                 format!("{d} new correctable ECC error(s) (NVML, volatile)"),
             );
@@ -166,7 +181,7 @@ impl Log {
         after: Option<&Sample>,
     ) -> Burn {
         if let Some(a) = after {
-            self.ecc_growth(took, a);
+            self.ecc_growth(took, None, a);
         }
         let flops = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
         // The best after the first interval (the first itself when it is

@@ -19,7 +19,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::cuda::{Context, Kernel};
+use crate::checks::progress::Failed;
+use crate::cuda::{self, Context, Kernel};
 use crate::report::{Burn, BurnEnd, BurnErrorKind, CheckStatus};
 use crate::telemetry;
 
@@ -189,10 +190,11 @@ pub(super) fn run(
         }
         let count = products_for(span, per_product);
         let at = now - started;
+        let index = Some(log.measured);
         let interval = match measure(w, checker.as_ref().ok(), count) {
             Ok(i) => i,
             Err(e) => {
-                log.error(at, BurnErrorKind::Driver, e.detail);
+                driver_error(&mut log, at, index, &e);
                 ended = BurnEnd::Error;
                 break;
             }
@@ -215,6 +217,7 @@ pub(super) fn run(
         if interval.differed == Some(true) {
             log.error(
                 at,
+                index,
                 BurnErrorKind::WrongResult,
                 format!(
                     "at least one of the interval's {count} products differed from the verified \
@@ -227,7 +230,7 @@ pub(super) fn run(
         let last = after + (after - now) >= end;
         let copied = if after - last_verify >= plan.verify || last {
             last_verify = after;
-            let matched = copy_back(w, &mut log, at);
+            let matched = copy_back(w, &mut log, at, index);
             if matched.is_none() {
                 ended = BurnEnd::Error;
             }
@@ -261,7 +264,7 @@ pub(super) fn run(
     // Whatever ended the burn, the last products are copied back and
     // compared too (unless the GPU itself failed, or they just were).
     if ended != BurnEnd::Error && !verified_last && log.products > 0 {
-        match copy_back(w, &mut log, started.elapsed()) {
+        match copy_back(w, &mut log, started.elapsed(), None) {
             Some(_) => log.verifications += 1,
             None => ended = BurnEnd::Error,
         }
@@ -292,20 +295,47 @@ fn ms_duration(ms: f64) -> Duration {
 }
 
 /// Copies the product back and compares it with the verified one, logging
-/// what differs at `at`: whether it matched, `None` after a driver error
-/// (logged too).
-fn copy_back(w: &Workload<'_, '_>, log: &mut Log, at: Duration) -> Option<bool> {
+/// what differs at `at` (in interval `interval`, `None` after the last):
+/// whether it matched, `None` after a driver error (logged too).
+fn copy_back(
+    w: &Workload<'_, '_>,
+    log: &mut Log,
+    at: Duration,
+    interval: Option<u64>,
+) -> Option<bool> {
     match compare(w) {
         Ok(None) => Some(true),
         Ok(Some(wrong)) => {
-            log.error(at, BurnErrorKind::WrongResult, wrong);
+            log.error(at, interval, BurnErrorKind::WrongResult, wrong);
             Some(false)
         }
         Err(e) => {
-            log.error(at, BurnErrorKind::Driver, e.detail);
+            driver_error(log, at, interval, &e);
             None
         }
     }
+}
+
+/// Logs the driver error that ends this GPU's burn. An uncorrectable ECC
+/// error in the context's work (CUDA_ERROR_ECC_UNCORRECTABLE, 214) is a
+/// kind of its own: sticky for this context, so the burn cannot go on
+/// here, while with error containment the GPU serves other contexts (NVIDIA,
+/// GPU Memory Error Management); the diagnoses judge it from what NVML
+/// reads after it.
+fn driver_error(log: &mut Log, at: Duration, interval: Option<u64>, e: &Failed) {
+    let code = e.error.as_ref().map(|e| e.code);
+    let (kind, detail) = if code == Some(cuda::error::CUDA_ERROR_ECC_UNCORRECTABLE) {
+        (
+            BurnErrorKind::EccUncorrectable,
+            format!(
+                "{}; sticky for this context: the burn on this GPU ends",
+                e.detail
+            ),
+        )
+    } else {
+        (BurnErrorKind::Driver, e.detail.clone())
+    };
+    log.error(at, interval, kind, detail);
 }
 
 /// Products that fill `interval` at `per_product_ms` each: at least one.

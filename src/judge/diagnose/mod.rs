@@ -61,6 +61,20 @@ pub const SAME_CAUSE: &[SameCause] = &[
               GP032's fix covers both",
     },
     SameCause {
+        primary: "GP015",
+        follows: &["GP033"],
+        why: "uncorrectable memory errors that take a GPU out of service (GP015) are the cause \
+              of what the burn met on that GPU: its uncorrectable ECC errors, and wrong results \
+              from the failing memory (GP033)",
+    },
+    SameCause {
+        primary: "GP033",
+        follows: &["GP036"],
+        why: "a GPU that computed wrong results under load is out of service whatever NVML says \
+              of its contained errors; the pending row remap (GP036) is applied by the reset \
+              GP033's fix includes",
+    },
+    SameCause {
         primary: "GP017",
         follows: &["GP030"],
         why: "a matmul far below its peak on a GPU throttled by temperature or power is slow \

@@ -229,6 +229,11 @@ fn lay_out_root(scenario: &Scenario, root: &Path, dir: &Path) -> Result<(), Stri
         std::fs::create_dir_all(&proc_dir).map_err(io)?;
         std::fs::write(proc_dir.join("version"), text).map_err(io)?;
     }
+    if let Some(log) = &scenario.host.kernel_log {
+        let proc_dir = root.join("proc");
+        std::fs::create_dir_all(&proc_dir).map_err(io)?;
+        std::fs::write(proc_dir.join("kmsg"), log).map_err(io)?;
+    }
     for (path, contents) in &scenario.host.files {
         let path = root.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(path.parent().unwrap_or(root)).map_err(io)?;

@@ -228,6 +228,15 @@ pub struct Host {
     /// null: no mountinfo at all.
     #[serde(default = "injected")]
     pub driver_mounts: Option<bool>,
+    /// What the kernel log answers syslog(2) SYSLOG_ACTION_READ_ALL (what
+    /// `dmesg` reads), laid out as the root's proc/kmsg, the file form of
+    /// the same log (proc(5)), where gpuprobe reads it under a test root.
+    /// Absent: no log to read (a host with kernel.dmesg_restrict, the
+    /// usual container). gVisor's sentry answers with a log of its own
+    /// that starts "Starting gVisor..." (gVisor docs, "Verify the
+    /// runtime"; pkg/sentry/kernel/syslog.go: records "<6>[%11.6f] %s").
+    #[serde(default)]
+    pub kernel_log: Option<String>,
     /// The process runs as root: cuInit creates /dev/nvidiactl when it is
     /// missing, as NVIDIA's libcuda does (observed with the 470, 535 and 550
     /// drivers: mknod 195:255 during cuInit, even with no kernel module).
@@ -260,6 +269,7 @@ impl Default for Host {
             proc_driver_version: default_proc(),
             files: std::collections::BTreeMap::new(),
             driver_mounts: injected(),
+            kernel_log: None,
             runs_as_root: false,
         }
     }
@@ -469,6 +479,31 @@ pub struct LoadPhase {
     pub ecc_corrected_volatile: Option<u64>,
     #[serde(default)]
     pub ecc_uncorrected_volatile: Option<u64>,
+    /// NVML's aggregate uncorrectable count (nvmlDeviceGetTotalEccErrors,
+    /// NVML_AGGREGATE_ECC: kept across driver reloads in the InfoROM), which
+    /// grows with the volatile one.
+    #[serde(default)]
+    pub ecc_uncorrected_aggregate: Option<u64>,
+    /// nvmlDeviceGetRemappedRows from this phase on: a row marked for
+    /// remapping after an uncorrectable error waits for the next GPU reset
+    /// (`remapped_rows_pending`), and the rows remapped for uncorrectable
+    /// errors count it (`remapped_rows_uncorrectable`); `remapped_rows_failure`
+    /// when no spare row was left (NVIDIA, GPU Memory Error Management,
+    /// "Row Remapping"; Xid 63 records the entry, Xid 64 a failure to).
+    #[serde(default)]
+    pub remapped_rows_pending: Option<bool>,
+    #[serde(default)]
+    pub remapped_rows_failure: Option<bool>,
+    #[serde(default)]
+    pub remapped_rows_uncorrectable: Option<u32>,
+    /// From this phase on, the work of this process's context on the GPU
+    /// has hit an error the driver reports to that context alone, sticky
+    /// (`ContextError`): the launch running when the phase starts is the
+    /// one hit. Set it in the same phase as the NVML counters that record
+    /// the fault, so that they move at the same moment, as they do on a
+    /// real GPU.
+    #[serde(default)]
+    pub context_error: Option<ContextError>,
     /// As `Device::corrupt_results`, from this phase on: memory that fails
     /// only once hot, seen in every copy to the host.
     #[serde(default)]
@@ -479,6 +514,35 @@ pub struct LoadPhase {
     /// hot, seen by any later reader of C, on the GPU or after a copy.
     #[serde(default)]
     pub corrupt_products: Option<u32>,
+}
+
+/// An error that ends the work of the context that met it, and only that
+/// context's: the driver reports it to the context at the next call that
+/// waits for its work (launches are asynchronous: cuda.h, "may also return
+/// error codes from previous, asynchronous launches"), and every later call
+/// of that context returns it too (sticky). Other processes' contexts on
+/// the GPU go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextError {
+    /// CUDA_ERROR_ECC_UNCORRECTABLE (214, cuda.h: "an uncorrectable ECC
+    /// error was detected during execution"). With error containment
+    /// (NVIDIA, GPU Memory Error Management, "Error Containment": GA100 and
+    /// GH100) "the impact will be limited to the applications that
+    /// encounter the error", with no GPU reset needed; the driver logs Xid
+    /// 94 ("Contained ... RST: No"), offlines the page and marks its row
+    /// for remapping at the next reset.
+    EccUncorrectable,
+}
+
+impl ContextError {
+    /// The CUresult the context's calls return.
+    #[must_use]
+    pub fn code(self) -> i32 {
+        match self {
+            ContextError::EccUncorrectable => 214,
+        }
+    }
 }
 
 impl Device {
@@ -507,8 +571,29 @@ impl Device {
             n.ecc_uncorrected_volatile = p
                 .ecc_uncorrected_volatile
                 .unwrap_or(n.ecc_uncorrected_volatile);
+            n.ecc_uncorrected_aggregate = p
+                .ecc_uncorrected_aggregate
+                .unwrap_or(n.ecc_uncorrected_aggregate);
+            n.remapped_rows_pending = p.remapped_rows_pending.unwrap_or(n.remapped_rows_pending);
+            n.remapped_rows_failure = p.remapped_rows_failure.unwrap_or(n.remapped_rows_failure);
+            n.remapped_rows_uncorrectable = p
+                .remapped_rows_uncorrectable
+                .unwrap_or(n.remapped_rows_uncorrectable);
         }
         n
+    }
+
+    /// The error a context of this GPU meets once the GPU has worked
+    /// `worked_ms`: the first phase reached that sets one (a later phase
+    /// does not take it back: the error is sticky).
+    #[must_use]
+    pub fn context_error_after(&self, worked_ms: f64) -> Option<ContextError> {
+        self.under_load
+            .iter()
+            .filter(|p| p.after_ms <= worked_ms)
+            .filter_map(|p| p.context_error.map(|e| (p.after_ms, e)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, e)| e)
     }
 
     /// Words of C each GEMM launch leaves wrong after `worked_ms`.

@@ -1,8 +1,10 @@
 //! What `gpuprobe burn` finds under sustained load: a GPU that slows down,
-//! and wrong results or uncorrectable memory errors once warm.
-use super::facts::{listed, CLOCK_HELD_DOWN};
+//! and wrong results or uncorrectable memory errors once warm (those judged
+//! with NVML's memory-error signals, as GP015 and GP036 judge them).
+use super::facts::{is_memory_error, listed, when, CLOCK_HELD_DOWN};
+use super::hardware::contained;
 use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{Report, Severity, ThrottleReason};
+use crate::report::{BurnErrorKind, Report, Severity, ThrottleReason};
 
 /// The worst interval below this fraction of the best is a slowdown worth a
 /// warning (GP032). Both leave out the first interval, whose clocks may still be
@@ -90,31 +92,31 @@ fn burn_slowdown(r: &Report) -> DeviceEvidence {
 pub(super) const GP033: Rule = Rule {
     code: "GP033",
     severity: Severity::Error,
-    summary: "A GPU computed wrong results, or reported uncorrectable memory errors, under sustained load",
-    when: "`burn`: a product copied back during the burn differs in any bit from the same product verified against the CPU at the start, or NVML's volatile uncorrectable ECC count grew during the burn",
-    fix: "Take the node out of service: a GPU that is right when cool and wrong under load has failing memory or an unstable core (heat, power delivery). Check `nvidia-smi -q -d ECC,ROW_REMAPPER,TEMPERATURE`, reset the GPU (`nvidia-smi -r`) to apply pending row remaps, run `dcgmi diag -r 3`, and open an RMA with the evidence if it repeats.",
+    summary: "A GPU computed wrong results, or met uncorrectable memory errors not known to be contained, under sustained load",
+    when: "`burn`: a product copied back during the burn differs in any bit from the same product verified against the CPU at the start; or an uncorrectable ECC error (CUDA_ERROR_ECC_UNCORRECTABLE, 214, in the burn's own work, or NVML's volatile uncorrectable count growing) on a GPU whose memory-error signals read after it do not show it contained. Contained (a GPU that remaps rows, a remap pending, none failed) it is GP036's, a reset when convenient; where GP015 fires on the same GPU it takes this evidence",
+    fix: "Take the node out of service: a GPU that is right when cool and wrong under load has failing memory or an unstable core (heat, power delivery), and an uncorrectable memory error that NVML does not show contained may have hit every process on the GPU. Check `nvidia-smi -q -d ECC,ROW_REMAPPER,TEMPERATURE` and the kernel log (Xid 94 contained, 95 uncontained, 48 double-bit), reset the GPU (`nvidia-smi -r`) to apply pending row remaps, run `dcgmi diag -r 3`, and open an RMA with the evidence if it repeats.",
     trigger: Trigger::PerDevice(burn_errors),
 };
 
+/// GP033: wrong results under load, and uncorrectable memory errors that
+/// NVML does not show contained (`hardware::contained`; contained ones are
+/// GP036's).
 fn burn_errors(r: &Report) -> DeviceEvidence {
-    use crate::report::BurnErrorKind;
     let mut evidence = Vec::new();
     for d in &r.devices {
         let Some(b) = &d.burn else { continue };
+        let contained = contained(r, d.index);
         for e in b.errors.iter().filter(|e| {
-            matches!(
-                e.kind,
-                BurnErrorKind::WrongResult | BurnErrorKind::EccUncorrected
-            )
+            e.kind == BurnErrorKind::WrongResult || (is_memory_error(e.kind) && !contained)
         }) {
             evidence.push((
                 Some(d.index),
                 format!(
-                    "GPU {} ({}): at {:.1} s of sustained load, after the probe's own \
-                     check had passed: {}",
+                    "GPU {} ({}): {} of sustained load, after the probe's own check had \
+                     passed: {}",
                     d.index,
                     d.uuid.as_deref().unwrap_or("?"),
-                    e.at_ms / 1e3,
+                    when(e),
                     e.detail
                 ),
             ));

@@ -1,9 +1,12 @@
 //! What several rules read from the finished report: a variable as set, a
 //! machine-wide check and cuInit's error, whether libcuda was found, the
 //! device nodes the container was given, and the clock threshold and the
-//! wording of throttle reasons the slowdown rules share. One rule's own
-//! lookups stay in its file.
-use crate::report::{Check, DeviceNode, DriverLoadFailure, Report, ThrottleReason};
+//! wording of throttle reasons the slowdown rules share, and the burn's
+//! memory errors the memory-error rules share. One rule's own lookups stay
+//! in its file.
+use crate::report::{
+    BurnError, BurnErrorKind, Check, DeviceNode, DriverLoadFailure, Report, ThrottleReason,
+};
 use crate::stage::Stage;
 
 pub(super) fn var<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
@@ -55,4 +58,21 @@ pub(super) fn listed<'r>(reasons: impl IntoIterator<Item = &'r ThrottleReason>) 
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// An uncorrectable memory error met by `burn`: the driver's 214 in its own
+/// work, or NVML's volatile uncorrectable count growing.
+pub(super) fn is_memory_error(kind: BurnErrorKind) -> bool {
+    matches!(
+        kind,
+        BurnErrorKind::EccUncorrectable | BurnErrorKind::EccUncorrected
+    )
+}
+
+/// When a burn error was seen, in words: the time and the interval.
+pub(super) fn when(e: &BurnError) -> String {
+    match e.interval {
+        Some(i) => format!("at {:.1} s (interval {i})", e.at_ms / 1e3),
+        None => format!("at {:.1} s (after the last interval)", e.at_ms / 1e3),
+    }
 }

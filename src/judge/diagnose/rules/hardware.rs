@@ -1,6 +1,7 @@
 //! Faults NVML reports in a GPU itself: fallen off the bus, memory errors
 //! judged as NVIDIA's GPU memory error management does by architecture (row
 //! remapping or page retirement), and a PCIe link below its maximum.
+use super::facts::{is_memory_error, when};
 use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
 use crate::report::{
     ComputeCapability, LinkState, Reading, Report, Severity, Telemetry, Unavailable,
@@ -67,6 +68,19 @@ fn remap_pending_only(t: &Telemetry) -> bool {
         && t.remapped_rows_failure != Reading::Value(true)
 }
 
+/// Whether NVML's memory-error signals, read after the probe's work, say
+/// that the GPU's uncorrectable errors were contained: a GPU that remaps
+/// rows with a remap pending and none failed (GP036's condition). Then an
+/// uncorrectable error met under load (`burn`) is GP036's to judge, not
+/// GP033's.
+pub(super) fn contained(r: &Report, index: u32) -> bool {
+    r.devices
+        .iter()
+        .find(|d| d.index == index)
+        .and_then(|d| d.telemetry.as_ref())
+        .is_some_and(|t| remaps_rows(r, Some(index)) == Some(true) && remap_pending_only(t))
+}
+
 pub(super) const GP015: Rule = Rule {
     code: "GP015",
     severity: Severity::Error,
@@ -121,30 +135,52 @@ pub(super) const GP036: Rule = Rule {
     code: "GP036",
     severity: Severity::Warning,
     summary: "Uncorrectable memory errors were contained, and a row remap waits for a GPU reset",
-    when: "a GPU that remaps rows (compute capability 8.0+: Ampere GA100 and newer) reports a pending row remap and no failed one, whatever its volatile uncorrectable count: error containment kept the error to the process that hit it (CUDA_ERROR_ECC_UNCORRECTABLE, 214, sticky for that context only), and the remap takes effect at the next reset (NVIDIA, GPU Memory Error Management)",
+    when: "a GPU that remaps rows (compute capability 8.0+: Ampere GA100 and newer) reports a pending row remap and no failed one, whatever its volatile uncorrectable count: error containment kept the error to the process that hit it (CUDA_ERROR_ECC_UNCORRECTABLE, 214, sticky for that context only), and the remap takes effect at the next reset (NVIDIA, GPU Memory Error Management). Also when that process was `burn`'s own: the evidence says in which interval the error ended that GPU's burn, and what NVML read after it",
     fix: "Reset the GPU when it is idle (`nvidia-smi -r -i N`) or at the next maintenance window: the remap is applied then. Jobs can run meanwhile; the one that hit the error must restart. Drain and replace only if a remap fails or errors recur after the reset.",
     trigger: Trigger::PerDevice(remap_pending),
 };
 
 /// GP036: on a GPU that remaps rows, uncorrectable errors contained by a
-/// row remap that waits for a reset, with no remap failed.
+/// row remap that waits for a reset, with no remap failed; with what
+/// `burn` met of them on that GPU (the error that ended its burn, NVML's
+/// counters that grew).
 fn remap_pending(r: &Report) -> DeviceEvidence {
-    telemetry(r)
+    let mut evidence = Vec::new();
+    for (device, who, t) in telemetry(r)
         .filter(|(device, _, t)| remaps_rows(r, *device) == Some(true) && remap_pending_only(t))
-        .map(|(device, who, t)| {
-            let errors = t
-                .ecc_uncorrected_volatile
-                .value()
-                .filter(|n| **n > 0)
-                .map_or(String::new(), |n| {
-                    format!("{n} uncorrectable ECC error(s) since the driver loaded; ")
-                });
-            (
+    {
+        let errors = t
+            .ecc_uncorrected_volatile
+            .value()
+            .filter(|n| **n > 0)
+            .map_or(String::new(), |n| {
+                format!("{n} uncorrectable ECC error(s) since the driver loaded; ")
+            });
+        evidence.push((
+            device,
+            format!("{who}: {errors}a row remap is pending (applied at the next GPU reset)"),
+        ));
+        let burn = r
+            .devices
+            .iter()
+            .find(|d| Some(d.index) == device)
+            .and_then(|d| d.burn.as_ref());
+        for e in burn
+            .iter()
+            .flat_map(|b| &b.errors)
+            .filter(|e| is_memory_error(e.kind))
+        {
+            evidence.push((
                 device,
-                format!("{who}: {errors}a row remap is pending (applied at the next GPU reset)"),
-            )
-        })
-        .collect()
+                format!(
+                    "{who}: under sustained load (`burn`), {}: {}",
+                    when(e),
+                    e.detail
+                ),
+            ));
+        }
+    }
+    evidence
 }
 
 pub(super) const GP016: Rule = Rule {

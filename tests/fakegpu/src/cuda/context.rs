@@ -8,8 +8,9 @@ use std::ffi::{c_char, c_int, c_void};
 
 use super::devices::ordinal;
 use super::{
-    lock, write, CUresult, Call, State, CURRENT, INVALID_CONTEXT, INVALID_DEVICE, INVALID_VALUE,
-    LAUNCH_TIMEOUT, NOT_INITIALIZED, OUT_OF_MEMORY, SUCCESS, UNKNOWN,
+    lock, write, CUresult, Call, State, CURRENT, ECC_UNCORRECTABLE, INVALID_CONTEXT,
+    INVALID_DEVICE, INVALID_VALUE, LAUNCH_TIMEOUT, NOT_INITIALIZED, OUT_OF_MEMORY, SUCCESS,
+    UNKNOWN,
 };
 use crate::scenario::HangScope;
 
@@ -102,18 +103,26 @@ const QUEUEING: [Call; 4] = [
     Call::cuEventDestroy_v2,
 ];
 
+/// Sticky errors that the GPU meets while it runs queued work (a kernel
+/// the watchdog killed, an uncorrectable ECC error in the context's
+/// work): the host learns of them only at a call that waits for the GPU.
+const ASYNCHRONOUS: [CUresult; 2] = [LAUNCH_TIMEOUT, ECC_UNCORRECTABLE];
+
 /// Context-scoped calls: the current context's device, or INVALID_CONTEXT.
 pub(super) fn in_context(name: Call, body: impl FnOnce(&mut State, usize) -> CUresult) -> CUresult {
     let dev = current();
     call(name, dev, true, |state| match dev {
         None => INVALID_CONTEXT,
-        Some(d) => match state.sticky[d] {
-            // A launch the watchdog killed is known only to calls that
-            // wait for the GPU; queueing more work (a launch, an event
-            // record) still returns success, as on a real GPU.
-            // (A kernel queued on the dead context never runs.)
-            Some(LAUNCH_TIMEOUT) if name == Call::cuLaunchKernel => SUCCESS,
-            Some(LAUNCH_TIMEOUT) if QUEUEING.contains(&name) => body(state, d),
+        Some(d) => match context_error(state, d) {
+            // A launch the watchdog killed, or one an uncorrectable error
+            // hit, is known only to calls that wait for the GPU; queueing
+            // more work (a launch, an event record) still returns success,
+            // as on a real GPU. (A kernel queued on the dead context never
+            // runs.)
+            Some(code) if ASYNCHRONOUS.contains(&code) && name == Call::cuLaunchKernel => SUCCESS,
+            Some(code) if ASYNCHRONOUS.contains(&code) && QUEUEING.contains(&name) => {
+                body(state, d)
+            }
             Some(code) => code,
             None => {
                 // Recording or querying an event orders nothing before it
@@ -125,6 +134,20 @@ pub(super) fn in_context(name: Call, body: impl FnOnce(&mut State, usize) -> CUr
             }
         },
     })
+}
+
+/// The context's sticky error: one already met, or the scenario's
+/// `context_error` once the GPU's work has reached its phase (the work
+/// running then is what the error hit), which stays from then on.
+fn context_error(state: &mut State, d: usize) -> Option<CUresult> {
+    if state.sticky[d].is_none() {
+        let worked = state.worked_ms(d);
+        state.sticky[d] = state
+            .device(d)
+            .context_error_after(worked)
+            .map(crate::scenario::ContextError::code);
+    }
+    state.sticky[d]
 }
 
 fn context_handle(ordinal: usize) -> *mut c_void {

@@ -5,7 +5,8 @@
 //! calls need a current context on the calling thread, copies must stay inside
 //! an allocation, launches are checked against the hardware limits, events
 //! created without timing cannot be timed, and a kernel that writes outside
-//! its buffers leaves the context with a sticky CUDA_ERROR_ILLEGAL_ADDRESS,
+//! its buffers leaves the context with a sticky CUDA_ERROR_ILLEGAL_ADDRESS
+//! (and a GPU past a scenario's `context_error` phase one with that error),
 //! copies from and to pinned host memory (and between device buffers) run
 //! after their call returns while pageable ones have finished by then, and
 //! events see the work's modelled time (`State::modelled`). Kernels run the
@@ -60,6 +61,9 @@ const NO_DEVICE: CUresult = 100;
 const INVALID_DEVICE: CUresult = 101;
 const INVALID_IMAGE: CUresult = 200;
 const INVALID_CONTEXT: CUresult = 201;
+/// cuda.h: "an uncorrectable ECC error was detected during execution"
+/// (a scenario's `under_load` `context_error`).
+const ECC_UNCORRECTABLE: CUresult = 214;
 const INVALID_PTX: CUresult = 218;
 const UNSUPPORTED_PTX_VERSION: CUresult = 222;
 const INVALID_HANDLE: CUresult = 400;
@@ -88,7 +92,9 @@ struct State {
     functions: HashMap<usize, Function>,
     events: HashMap<usize, Event>,
     next_handle: usize,
-    /// A sticky error per visible device, as after an illegal address.
+    /// A sticky error per visible device (this process's context on it),
+    /// as after an illegal address, a watchdog's kill or an uncorrectable
+    /// ECC error in its work.
     sticky: Vec<Option<CUresult>>,
     /// Contexts refused so far, per visible device.
     refusals: Vec<u32>,
