@@ -405,6 +405,11 @@ fn plan(
             devices: target.devices.clone(),
             seed: seed.unwrap_or_else(fresh_seed),
             timeout,
+            // NVML's events, where a command's work could cause them.
+            events: matches!(
+                command,
+                ReportCommand::Probe | ReportCommand::Burn | ReportCommand::Bench
+            ),
         },
         policy: Policy {
             requirements: require.map(RequireArgs::requirements).unwrap_or_default(),

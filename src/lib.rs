@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cpu;
 pub mod cuda;
 pub mod environment;
+pub mod events;
 pub mod exit_code;
 pub mod export;
 pub mod judge;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// same table.
 const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary", &["report", "stage", "exit_code", "units"]),
-    ("seams", &["cuda", "telemetry", "environment"]),
+    ("seams", &["cuda", "telemetry", "environment", "events"]),
     ("checks", &["cpu", "verify", "peak", "checks"]),
     ("orchestrator", &["probe"]),
     ("judge", &["judge"]),

@@ -153,6 +153,7 @@ fn inner_health() {
             devices: Selection::All,
             seed: 1,
             timeout: Duration::from_secs(30),
+            events: false,
         },
         policy: Policy::default(),
     };

@@ -122,3 +122,103 @@ fn a_pending_recovery_action_fails_the_gpu_with_that_action() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("GP038"), "{}", text(&out));
 }
+
+/// NVML's events, watched for the probe's life: a hardware Xid fails the
+/// GPU with the catalog's action; another process's application Xid is
+/// info only; one that repeats is a warning; one that meets gpuprobe's own
+/// verified kernels is the GPU's; a refused registration is no fault.
+#[test]
+fn xid_events_are_judged_by_the_catalog_and_by_whose_work_met_them() {
+    use gpuprobe::report::{EventKind, EventsStatus};
+    for (scenario, code, verdict, exit, says) in [
+        ("xid-48-during-probe", "GP040", Verdict::Failed, 1, "Xid 48"),
+        (
+            "xid-13-other-process",
+            "GP042",
+            Verdict::Healthy,
+            0,
+            "another process's",
+        ),
+        (
+            "xid-31-repeats",
+            "GP041",
+            Verdict::Degraded,
+            0,
+            "seen 3 times",
+        ),
+        (
+            "xid-31-own-kernel",
+            "GP040",
+            Verdict::Failed,
+            1,
+            "gpuprobe's own",
+        ),
+    ] {
+        let run = gpuprobe_with(scenario, SMALL, &[]);
+        let r = &run.report;
+        assert_eq!(
+            (r.verdict, run.code()),
+            (verdict, exit),
+            "{scenario}: {}",
+            r.summary
+        );
+        let events = r.events.as_ref().expect("events watched by the probe");
+        assert_eq!(events.status, EventsStatus::Watched, "{scenario}");
+        assert!(events.gpus[0].registered.contains(&EventKind::CriticalXid));
+        assert!(
+            events
+                .events
+                .iter()
+                .any(|e| e.kind == EventKind::CriticalXid
+                    && e.nvml_index == Some(0)
+                    && e.uuid == r.devices[0].uuid),
+            "{scenario}: {:?}",
+            events.events
+        );
+        let d = r
+            .diagnoses
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{scenario}: no {code}: {:?}", r.diagnoses));
+        assert_eq!(d.devices, [0], "{scenario}");
+        assert_eq!(d.evidence.len(), 1, "{scenario}: {:?}", d.evidence);
+        assert!(d.evidence[0].contains(says), "{scenario}: {:?}", d.evidence);
+    }
+    // Registration refused: not available, said so, healthy.
+    let run = gpuprobe_with("events-not-supported", SMALL, &[]);
+    let events = run.report.events.as_ref().unwrap();
+    assert_eq!(events.status, EventsStatus::NotAvailable);
+    assert!(events.reason.is_some() && events.gpus[0].error.is_some());
+    assert_eq!(
+        run.report.verdict,
+        Verdict::Healthy,
+        "{}",
+        run.report.summary
+    );
+    // `list` and `health` watch no events.
+    let (mut cmd, _dir) = command_with("xid-48-during-probe");
+    let out = cmd.args(["list", "--json"]).output().unwrap();
+    let (_, list) = common::parse_report(&out.stdout);
+    assert!(list.events.is_none());
+}
+
+/// A GPU that falls off the bus mid-run: the Xid 79 the driver logged is
+/// named with its GPU even though the GPU answers nothing any more, and it
+/// joins GP014's evidence (one cause, one diagnosis).
+#[test]
+fn a_gpu_lost_mid_run_is_one_diagnosis_with_its_xid() {
+    let run = gpuprobe_with("gpu-lost-mid-run", SMALL, &[]);
+    let r = &run.report;
+    assert_eq!((r.verdict, run.code()), (Verdict::Failed, 1));
+    let codes: Vec<&str> = r.diagnoses.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["GP014"], "{:?}", r.diagnoses);
+    let evidence = r.diagnoses[0].evidence.join("\n");
+    assert!(
+        evidence.contains("also GP040") && evidence.contains("Xid 79"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains(r.devices[0].uuid.as_deref().unwrap()),
+        "{evidence}"
+    );
+}

@@ -471,7 +471,66 @@ fn machine_families(r: &Report) -> Vec<Family> {
             flag(f.state == crate::report::FabricState::Completed && f.status == Some(0)),
         );
     }
-    vec![info, verdict, exit, when, duration, visible, fabric]
+    vec![
+        info,
+        verdict,
+        exit,
+        when,
+        duration,
+        visible,
+        fabric,
+        events_watched(r),
+        xid_events(r),
+    ]
+}
+
+/// Whether NVML's events were watched for the latest report.
+fn events_watched(r: &Report) -> Family {
+    let mut family = Family::new(
+        "gpuprobe_events_watched",
+        "1 when NVML's events (critical Xids, ECC errors) were watched for the latest probe, 0 when NVML offers none here (no NVML, Windows, registration refused); absent for commands that do not watch.",
+    );
+    if let Some(e) = &r.events {
+        family.add("", flag(e.status == crate::report::EventsStatus::Watched));
+    }
+    family
+}
+
+/// A GPU (NVML index, UUID) and an Xid.
+type XidKey<'a> = (Option<u32>, Option<&'a str>, u64);
+
+/// Critical Xids delivered during the latest probe (a `watch` cycle: since
+/// the cycle before), counted per GPU and Xid.
+fn xid_events(r: &Report) -> Family {
+    let mut family = Family::new(
+        "gpuprobe_xid_events",
+        "Critical Xid events NVML delivered during the latest probe (watch: since the cycle before), per GPU (NVML index, UUID) and Xid; GP040-GP042 judge them by NVIDIA's Xid catalog.",
+    );
+    let mut counts: Vec<(XidKey<'_>, u32)> = Vec::new();
+    for e in r.events.iter().flat_map(|e| &e.events) {
+        let Some(xid) = e
+            .xid
+            .filter(|_| e.kind == crate::report::EventKind::CriticalXid)
+        else {
+            continue;
+        };
+        let key = (e.nvml_index, e.uuid.as_deref(), xid);
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key, 1)),
+        }
+    }
+    for ((index, uuid, xid), n) in counts {
+        family.add(
+            &format!(
+                "{{nvml_index=\"{}\",uuid=\"{}\",xid=\"{xid}\"}}",
+                index.map_or(String::new(), |i| i.to_string()),
+                escape(uuid.unwrap_or(""))
+            ),
+            f64::from(n),
+        );
+    }
+    family
 }
 
 /// One family per entry of `DEVICE_GAUGES`, over the GPUs that were probed.

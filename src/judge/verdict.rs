@@ -330,6 +330,7 @@ mod tests {
             devices: Selection::All,
             seed: 1,
             timeout: Duration::from_millis(300),
+            events: false,
         }
     }
 

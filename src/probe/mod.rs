@@ -94,6 +94,9 @@ pub struct Options {
     pub devices: Selection,
     pub seed: u64,
     pub timeout: Duration,
+    /// Watch NVML's events (critical Xids, ECC errors) while the probe
+    /// runs (`crate::events`): the probe, burn, bench and watch do.
+    pub events: bool,
 }
 
 /// The work a command does once the driver sees its GPUs.
@@ -178,6 +181,7 @@ pub(crate) fn empty_report(options: &Options) -> Report {
         environment: crate::report::Environment::default(),
         diagnoses: Vec::new(),
         bench: None,
+        events: None,
     }
 }
 

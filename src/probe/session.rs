@@ -49,6 +49,9 @@ impl Stuck {
 pub struct Session {
     options: Options,
     stuck: Option<Stuck>,
+    /// NVML's event stream, watched from the session's first probe on
+    /// (where `options.events` asks), for as long as the session lives.
+    events: Option<crate::events::Watcher>,
 }
 
 impl Session {
@@ -57,7 +60,25 @@ impl Session {
         Session {
             options,
             stuck: None,
+            events: None,
         }
+    }
+
+    /// Starts the event watch before the first probe, so that what the
+    /// probe's work causes is seen (NVML loses events from before).
+    fn watch_events(&mut self) {
+        if self.options.events && self.events.is_none() {
+            let nvml = crate::telemetry::load().ok();
+            self.events = Some(crate::events::Watcher::start(nvml));
+        }
+    }
+
+    /// The report with the events delivered since the last one.
+    fn with_events(&self, mut probed: Probed) -> Probed {
+        if let Some(w) = &self.events {
+            probed.report.events = Some(w.take());
+        }
+        probed
     }
 
     /// Whether a probe of this session is still stuck in the driver.
@@ -79,7 +100,9 @@ impl Session {
         on_tick: impl FnMut(&Progress, Duration),
         stop: impl Fn() -> bool,
     ) -> Option<Probed> {
-        self.run_until(on_tick, stop, None)
+        self.watch_events();
+        let probed = self.run_until(on_tick, stop, None)?;
+        Some(self.with_events(probed))
     }
 
     /// As `run`, except that a stop request does not abandon the probe: the
@@ -94,13 +117,16 @@ impl Session {
         stop: impl Fn() -> bool,
         grace: Duration,
     ) -> Probed {
+        self.watch_events();
         // With a grace a stop never abandons the probe, so there is always
         // a report; `Abandoned` only keeps this total.
-        self.run_until(on_tick, stop, Some(grace))
+        let probed = self
+            .run_until(on_tick, stop, Some(grace))
             .unwrap_or_else(|| Probed {
                 report: empty_report(&self.options),
                 ending: Ending::Internal(Internal::Abandoned),
-            })
+            });
+        self.with_events(probed)
     }
 
     fn run_until(

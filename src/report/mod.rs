@@ -24,6 +24,7 @@ mod device;
 mod diagnosis;
 mod driver;
 mod environment;
+mod events;
 mod fabric;
 mod matmul;
 mod nvml;
@@ -44,6 +45,7 @@ pub use driver::{DriverInfo, DriverLoadFailure};
 pub use environment::{
     DeviceNode, Environment, LibraryOrigin, NodeError, Sandbox, Variable, WindowsEnvironment,
 };
+pub use events::{EventGpu, EventKind, Events, EventsStatus, GpuEvent};
 pub use fabric::{FabricState, GpuFabric, RecoveryAction};
 pub use matmul::{
     CpuLimit, CpuReport, Matmul, Mismatch, MismatchKind, SampleCheck, TensorMatmul,
@@ -102,6 +104,12 @@ pub struct Report {
     /// for other commands and in reports of older versions.
     #[serde(default)]
     pub bench: Option<BenchReport>,
+    /// The GPU events NVML delivered while this run (or `watch` cycle)
+    /// watched: critical Xids and ECC errors; null for commands that do not
+    /// watch (`list`, `health`) and in reports of older versions. Added
+    /// within schema version 1.
+    #[serde(default)]
+    pub events: Option<Events>,
 }
 
 /// Why bytes could not be read as a report of this `SCHEMA_VERSION`.

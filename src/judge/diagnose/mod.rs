@@ -80,6 +80,12 @@ pub const SAME_CAUSE: &[SameCause] = &[
         why: "a matmul far below its peak on a GPU throttled by temperature or power is slow \
               for that reason",
     },
+    SameCause {
+        primary: "GP014",
+        follows: &["GP039"],
+        why: "a GPU that has fallen off the bus (GP014) explains the Xids it logged on the way \
+              (79 and what came before it, GP039); the reboot GP014's fix asks for covers them",
+    },
 ];
 
 /// What a rule found: machine-wide evidence, or lines about GPUs.

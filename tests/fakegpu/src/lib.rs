@@ -15,5 +15,6 @@ pub mod names;
 #[cfg(unix)]
 pub mod nodes;
 pub mod nvml;
+pub mod nvml_events;
 pub mod rm;
 pub mod scenario;

@@ -16,7 +16,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::scenario::{Device, DeviceNvml, Link, Scenario};
 
-type NvmlReturn = c_int;
+pub(crate) type NvmlReturn = c_int;
 const SUCCESS: NvmlReturn = 0;
 const UNINITIALIZED: NvmlReturn = 1;
 const INVALID_ARGUMENT: NvmlReturn = 2;
@@ -64,7 +64,7 @@ fn read_state<R>(f: impl FnOnce(&mut State) -> R) -> Result<R, NvmlReturn> {
     }
 }
 
-fn handle(index: usize) -> *mut c_void {
+pub(crate) fn handle(index: usize) -> *mut c_void {
     ((index + 1) << 4) as *mut c_void
 }
 
@@ -116,6 +116,9 @@ crate::names::closed_set! {
         Fabric = "fabric",
         /// nvmlDeviceGetFieldValues.
         FieldValues = "field_values",
+        /// nvmlDeviceGetSupportedEventTypes and nvmlDeviceRegisterEvents
+        /// (crate::nvml_events).
+        Events = "events",
     }
 }
 
@@ -141,7 +144,7 @@ fn device_call(
 
 /// `device_call` for getters that need the whole device and its scenario
 /// index (what the kernel module knows of it: `crate::rm`).
-fn gpu_call(
+pub(crate) fn gpu_call(
     device: *mut c_void,
     field: Field,
     f: impl FnOnce(usize, &Device) -> NvmlReturn,
@@ -157,7 +160,7 @@ fn gpu_call(
             return INVALID_ARGUMENT;
         };
         let gpu = &state.scenario.devices[index];
-        if gpu.nvml.lost {
+        if gpu.nvml.lost || crate::nvml_events::lost(gpu) {
             return GPU_IS_LOST;
         }
         if gpu.nvml.not_supported.contains(&field) {
@@ -194,6 +197,7 @@ unsafe fn put_str(out: *mut c_char, len: c_uint, text: &str) -> NvmlReturn {
 
 #[no_mangle]
 pub extern "C" fn nvmlInit_v2() -> NvmlReturn {
+    crate::nvml_events::start_clock();
     with_state(|s| {
         let r = s.scenario.nvml.init_result;
         if r == SUCCESS {
@@ -797,6 +801,20 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     })
 }
 
+/// The scenario's devices, as NVML indexes them (for the event wait, which
+/// holds no driver lock while it sleeps).
+pub(crate) fn scenario_devices() -> Result<Vec<Device>, NvmlReturn> {
+    read_state(|s| s.scenario.devices.clone())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetIndex(device: *mut c_void, out: *mut c_uint) -> NvmlReturn {
+    gpu_call(device, Field::Uuid, |index, _| {
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+        unsafe { put(out, index as c_uint) }
+    })
+}
+
 /// The driver branch the scenario's NVML stands for (550 of "550.54.15").
 fn branch() -> u32 {
     read_state(|s| {
@@ -1027,4 +1045,11 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetGpuFabricInfo",
     "nvmlDeviceGetGpuFabricInfoV",
     "nvmlDeviceGetFieldValues",
+    "nvmlDeviceGetIndex",
+    "nvmlEventSetCreate",
+    "nvmlEventSetFree",
+    "nvmlEventSetWait",
+    "nvmlEventSetWait_v2",
+    "nvmlDeviceRegisterEvents",
+    "nvmlDeviceGetSupportedEventTypes",
 ];

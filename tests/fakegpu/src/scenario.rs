@@ -788,6 +788,51 @@ pub struct DeviceNvml {
     /// older drivers (`nvml.driver_version`) answer the field
     /// NVML_ERROR_NOT_SUPPORTED. Absent on a newer driver: 0.
     pub recovery_action: Option<u32>,
+    /// Events the driver raises on this GPU, each `after_ms` of wall time
+    /// after NVML was first initialised (`crate::nvml_events`): an
+    /// application that registered for the kind before then gets it from
+    /// nvmlEventSetWait; one that registered after never does (NVML
+    /// delivers no event from before registration).
+    pub events: Vec<ScheduledEvent>,
+    /// The GPU falls off the bus this long (wall time, ms) after NVML was
+    /// first initialised: from then on every NVML getter and the event wait
+    /// answer NVML_ERROR_GPU_IS_LOST, as for `lost` (Xid 79; the Xid event
+    /// itself may or may not arrive first: list it in `events` when it does).
+    pub lost_after_ms: Option<f64>,
+}
+
+/// One event of `DeviceNvml::events`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledEvent {
+    pub after_ms: f64,
+    pub kind: EventKind,
+    /// The Xid, for `critical_xid` (nvmlEventData_t::eventData).
+    #[serde(default)]
+    pub xid: Option<u64>,
+}
+
+/// The NVML event types the fake raises (nvmlEventType*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    CriticalXid,
+    DoubleBitEcc,
+    SingleBitEcc,
+    ClockChange,
+}
+
+impl EventKind {
+    /// nvmlEventType* bit.
+    #[must_use]
+    pub fn bit(self) -> u64 {
+        match self {
+            EventKind::SingleBitEcc => 0x1,
+            EventKind::DoubleBitEcc => 0x2,
+            EventKind::CriticalXid => 0x8,
+            EventKind::ClockChange => 0x10,
+        }
+    }
 }
 
 /// `DeviceNvml::fabric`: nvmlGpuFabricInfo_v2_t's state, status and
@@ -886,6 +931,8 @@ impl Default for DeviceNvml {
             lost: false,
             fabric: None,
             recovery_action: None,
+            events: Vec::new(),
+            lost_after_ms: None,
         }
     }
 }

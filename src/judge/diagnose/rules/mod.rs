@@ -19,6 +19,7 @@ mod platform;
 mod results;
 mod throttling;
 mod visible_devices;
+mod xid;
 
 pub const RULES: &[Rule] = &[
     container::GP001,
@@ -59,6 +60,9 @@ pub const RULES: &[Rule] = &[
     hardware::GP036,
     fabric::GP037,
     fabric::GP038,
+    xid::GP039,
+    xid::GP040,
+    xid::GP041,
 ];
 
 #[cfg(test)]
