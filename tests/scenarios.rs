@@ -697,3 +697,22 @@ fn one_gpu_hanging_does_not_take_the_others_with_it() {
         run.report.summary
     );
 }
+
+/// A V100 reads a V100's clocks and bus from NVML, not an H100's: its FP32
+/// peak is 80 SMs × 64 lanes × 2 × 1530 MHz = 15.7 TFLOP/s and its memory
+/// bandwidth 2 × 877 MHz × 4096 bits / 8 = 898 GB/s (NVIDIA's V100
+/// datasheet: 15.7 TFLOPS, 900 GB/s), its link PCIe Gen3 x16 and its
+/// limit 300 W, though the scenario states none of them.
+#[test]
+fn a_v100_has_a_v100s_peaks() {
+    let run = gpuprobe_with("volta", SMALL, &[]);
+    let d = &run.report.devices[0];
+    let peak = d.peak.as_ref().expect("peaks");
+    let tflops = peak.fp32_gflops.value().expect("an FP32 peak") / 1e3;
+    assert!((tflops - 15.67).abs() < 0.05, "{tflops} TFLOP/s");
+    let gbps = peak.memory_bandwidth_gbps.value().expect("a bandwidth");
+    assert!((gbps - 898.0).abs() < 1.0, "{gbps} GB/s");
+    let t = d.telemetry.as_ref().expect("NVML");
+    assert_eq!(t.pcie_generation_max, Reading::Value(3));
+    assert_eq!(t.power_limit_watts, Reading::Value(300.0));
+}

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::cuda::Call;
 use crate::names::{self, ClosedSet};
+use crate::nvml::Field;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,10 +286,6 @@ pub struct Device {
     /// Memory already taken by other processes when the probe starts.
     #[serde(default)]
     pub memory_used_bytes: u64,
-    #[serde(default = "default_memory_clock_mhz")]
-    pub memory_clock_mhz: i32,
-    #[serde(default = "default_bus_width")]
-    pub memory_bus_width_bits: i32,
     /// Elements of every device-to-host copy that come back wrong (a bit
     /// flipped in the exponent), as on a GPU with bad memory.
     #[serde(default)]
@@ -698,13 +695,21 @@ impl DeviceNvml {
     }
 }
 
+/// The default board: an H100 SXM5 (700 W) drawing 72.5 W.
+const DEFAULT_POWER_DRAW_WATTS: f64 = 72.5;
+const DEFAULT_POWER_LIMIT_WATTS: f64 = 700.0;
+
 impl Default for DeviceNvml {
+    /// An H100 SXM5's readings (NVIDIA H100 datasheet: 1980 MHz boost,
+    /// 5120-bit HBM3 at 2619 MHz, 700 W, PCIe Gen5 x16): what a device
+    /// whose model `crate::models` does not know reads
+    /// (`Scenario::resolve_models`).
     fn default() -> Self {
         DeviceNvml {
             temperature_celsius: 34,
-            power_draw_watts: 72.5,
-            power_idle_watts: 72.5,
-            power_limit_watts: 700.0,
+            power_draw_watts: DEFAULT_POWER_DRAW_WATTS,
+            power_idle_watts: DEFAULT_POWER_DRAW_WATTS,
+            power_limit_watts: DEFAULT_POWER_LIMIT_WATTS,
             power_default_limit_watts: None,
             utilization_gpu_percent: 0,
             utilization_memory_percent: 0,
@@ -735,14 +740,6 @@ impl Default for DeviceNvml {
 
 fn default_watchdog_ms() -> f64 {
     2000.0
-}
-
-fn default_memory_clock_mhz() -> i32 {
-    2619
-}
-
-fn default_bus_width() -> i32 {
-    5120
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -836,8 +833,78 @@ impl Scenario {
                 None => format!("{path}: {message}"),
             }
         })?;
+        let mut scenario = scenario;
+        // The same text parsed again, to tell a stated reading from a
+        // defaulted one (serde's defaults cannot).
+        let raw: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        scenario.resolve_models(&raw);
         scenario.validate().map_err(|e| format!("{path}: {e}"))?;
         Ok(scenario)
+    }
+
+    /// Gives each device the NVML readings of its model (`crate::models`)
+    /// where the scenario states none: a V100 reads a V100's clocks, bus,
+    /// power limit and link. `raw` is the file as JSON, to tell what it
+    /// states. A model not in the table keeps `DeviceNvml::default()`, an
+    /// H100 SXM5's readings, as every device had before the table.
+    fn resolve_models(&mut self, raw: &serde_json::Value) {
+        for (i, d) in self.devices.iter_mut().enumerate() {
+            let Some(model) = crate::models::model(&d.name) else {
+                continue;
+            };
+            let stated_nvml = &raw["devices"][i]["nvml"];
+            let stated = |key: &str| stated_nvml.get(key).is_some();
+            let n = &mut d.nvml;
+            if !stated("sm_clock_max_mhz") {
+                n.sm_clock_max_mhz = model.sm_clock_max_mhz;
+            }
+            // A GPU at work runs at its boost clock unless held down.
+            if !stated("sm_clock_mhz") {
+                n.sm_clock_mhz = n.sm_clock_max_mhz;
+            }
+            if !stated("memory_clock_max_mhz") {
+                n.memory_clock_max_mhz = model.memory_clock_mhz;
+            }
+            if !stated("memory_clock_mhz") {
+                n.memory_clock_mhz = n.memory_clock_max_mhz;
+            }
+            if !stated("memory_bus_width_bits") {
+                n.memory_bus_width_bits = model.memory_bus_width_bits;
+            }
+            if !stated("power_limit_watts") {
+                n.power_limit_watts = model.power_limit_watts;
+            }
+            // No datasheet gives a board's draw with nothing queued: the
+            // default H100's 72.5 W of 700 W, as a share of the limit.
+            let share = DEFAULT_POWER_DRAW_WATTS / DEFAULT_POWER_LIMIT_WATTS;
+            if !stated("power_draw_watts") {
+                n.power_draw_watts = n.power_limit_watts * share;
+            }
+            if !stated("power_idle_watts") {
+                n.power_idle_watts = n.power_limit_watts * share;
+            }
+            let link = Link {
+                generation: model.pcie_generation,
+                width: model.pcie_width,
+            };
+            let stated_pcie = &stated_nvml["pcie"];
+            for (key, state) in [
+                ("idle", &mut n.pcie.idle),
+                ("load", &mut n.pcie.load),
+                ("max", &mut n.pcie.max),
+            ] {
+                if stated_pcie.get(key).is_none() {
+                    *state = link;
+                }
+            }
+            // A board without ECC memory answers NOT_SUPPORTED for its ECC
+            // mode and counters, unless the scenario says otherwise.
+            if !model.ecc && !stated("ecc_enabled") && !n.not_supported.contains(&Field::Ecc) {
+                n.ecc_enabled = false;
+                n.not_supported.push(Field::Ecc);
+            }
+        }
     }
 
     /// What the fake libcuda exports for this scenario: every entry point

@@ -312,18 +312,21 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
                 .collect();
             // Attribute numbers: CUdevice_attribute in cuda.h.
             let v = match attrib {
-                1 => 1024,                                   // MAX_THREADS_PER_BLOCK
-                8 => 48 * 1024,                              // MAX_SHARED_MEMORY_PER_BLOCK
-                10 => 32,                                    // WARP_SIZE
-                13 => device.clock_mhz * 1000,               // CLOCK_RATE (kHz)
-                16 => device.multiprocessors,                // MULTIPROCESSOR_COUNT
-                33 => bus.get(1).copied().unwrap_or(0),      // PCI_BUS_ID
-                34 => bus.get(2).copied().unwrap_or(0),      // PCI_DEVICE_ID
-                36 => device.memory_clock_mhz * 1000,        // MEMORY_CLOCK_RATE (kHz)
-                37 => device.memory_bus_width_bits,          // GLOBAL_MEMORY_BUS_WIDTH
-                50 => bus.first().copied().unwrap_or(0),     // PCI_DOMAIN_ID
-                75 => device.compute_capability[0],          // COMPUTE_CAPABILITY_MAJOR
-                76 => device.compute_capability[1],          // COMPUTE_CAPABILITY_MINOR
+                1 => 1024,                              // MAX_THREADS_PER_BLOCK
+                8 => 48 * 1024,                         // MAX_SHARED_MEMORY_PER_BLOCK
+                10 => 32,                               // WARP_SIZE
+                13 => device.clock_mhz * 1000,          // CLOCK_RATE (kHz)
+                16 => device.multiprocessors,           // MULTIPROCESSOR_COUNT
+                33 => bus.get(1).copied().unwrap_or(0), // PCI_BUS_ID
+                34 => bus.get(2).copied().unwrap_or(0), // PCI_DEVICE_ID
+                // MEMORY_CLOCK_RATE (kHz) and GLOBAL_MEMORY_BUS_WIDTH: the
+                // peak memory clock and the bus NVML reports too (one
+                // reading of the scenario for both libraries).
+                36 => to_int(device.nvml.memory_clock_max_mhz.saturating_mul(1000)),
+                37 => to_int(device.nvml.memory_bus_width_bits),
+                50 => bus.first().copied().unwrap_or(0), // PCI_DOMAIN_ID
+                75 => device.compute_capability[0],      // COMPUTE_CAPABILITY_MAJOR
+                76 => device.compute_capability[1],      // COMPUTE_CAPABILITY_MINOR
                 17 => i32::from(device.kernel_exec_timeout), // KERNEL_EXEC_TIMEOUT
                 // COMPUTE_MODE: CUcomputemode, the same numbers as NVML's.
                 20 => device.nvml.compute_mode as i32,
@@ -333,4 +336,9 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
             unsafe { write(value, v) }
         },
     )
+}
+
+/// An NVML reading as a CUDA attribute's int.
+fn to_int(v: u32) -> c_int {
+    c_int::try_from(v).unwrap_or(c_int::MAX)
 }
