@@ -716,3 +716,38 @@ fn a_v100_has_a_v100s_peaks() {
     assert_eq!(t.pcie_generation_max, Reading::Value(3));
     assert_eq!(t.power_limit_watts, Reading::Value(300.0));
 }
+
+/// CUDA_VISIBLE_DEVICES indices count GPUs, never MIG instances (CUDA
+/// Programming Guide, "CUDA Environment Variables"): on the A100 in MIG
+/// mode (GPU 0, two instances) beside an H100 (GPU 1), `1` is the H100,
+/// `0` the A100's first MIG device, and `2` names no GPU, so GP005 names it.
+#[test]
+fn visible_device_indices_count_gpus_not_mig_instances() {
+    const FIRST: &str = "MIG-1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f1";
+    const H100: &str = "GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b";
+    for (visible, uuids) in [
+        ("1", vec![H100]),
+        ("0", vec![FIRST]),
+        ("0,1", vec![FIRST, H100]),
+        ("1,0", vec![H100, FIRST]),
+        // A MIG GPU named by its own UUID is reached as by its index.
+        ("GPU-7e1a", vec![FIRST]),
+    ] {
+        let run = gpuprobe_with("mig", SMALL, &[("CUDA_VISIBLE_DEVICES", visible)]);
+        let r = &run.report;
+        let seen: Vec<&str> = r.devices.iter().filter_map(|d| d.uuid.as_deref()).collect();
+        assert_eq!(seen, uuids, "CUDA_VISIBLE_DEVICES={visible}");
+        assert_eq!(run.code(), 0, "{visible}: {}", r.summary);
+        assert!(r.diagnoses.is_empty(), "{visible}: {:?}", r.diagnoses);
+    }
+    let run = gpuprobe_with("mig", SMALL, &[("CUDA_VISIBLE_DEVICES", "0,2")]);
+    let r = &run.report;
+    assert_eq!(r.driver.device_count, Some(1), "CUDA stops at index 2");
+    let codes: Vec<&str> = r.diagnoses.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["GP005"]);
+    assert!(
+        r.diagnoses[0].evidence[0].contains("\"2\""),
+        "{:?}",
+        r.diagnoses[0]
+    );
+}

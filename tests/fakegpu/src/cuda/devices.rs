@@ -64,6 +64,15 @@ fn targets(scenario: &Scenario) -> Vec<Target> {
 /// process enumerates one MIG device at most (same section: with CUDA 11 and
 /// 12, a CUDA process can enumerate only a single MIG device), so later MIG
 /// devices are dropped.
+///
+/// An index counts GPUs in nvidia-smi's order, never MIG instances (CUDA
+/// Programming Guide, "CUDA Environment Variables": integer indices
+/// "correspond to the ordinal number of the GPU in the system, as
+/// determined by nvidia-smi"; ../shared/FACTS.md section 12); an index of a
+/// GPU in MIG mode gives its first MIG device, which is how CUDA reaches a
+/// MIG GPU named as a whole (Datadog's agent models CUDA so:
+/// DataDog/datadog-agent#36377, "selecting a parent device when there are
+/// MIG children just returns the first MIG child").
 pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<Target> {
     let all = targets(scenario);
     let mut out: Vec<Target> = Vec::new();
@@ -79,7 +88,7 @@ pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<Target> 
     };
     for entry in var.split(',').map(str::trim) {
         let found = if let Ok(i) = entry.parse::<usize>() {
-            all.get(i).copied()
+            all.iter().copied().find(|t| t.gpu == i)
         } else if let Some(legacy) = entry.strip_prefix("MIG-GPU-") {
             let mut parts = legacy.split('/');
             let (parent, gi, ci) = (parts.next(), parts.next(), parts.next());
@@ -92,11 +101,21 @@ pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<Target> 
                         && ci == Some(inst.compute_instance_id.to_string().as_str())
                 })
             })
-        } else if entry.starts_with("GPU-") || entry.starts_with("MIG-") {
+        } else if entry.starts_with("GPU-") {
+            // A GPU by its UUID, as by its index: a MIG GPU's first MIG
+            // device.
+            let gpus: Vec<usize> = (0..scenario.devices.len())
+                .filter(|g| scenario.devices[*g].uuid.starts_with(entry))
+                .collect();
+            match gpus.as_slice() {
+                [g] => all.iter().copied().find(|t| t.gpu == *g),
+                _ => None,
+            }
+        } else if entry.starts_with("MIG-") {
             let matches: Vec<_> = all
                 .iter()
                 .copied()
-                .filter(|t| t.device(scenario).uuid.starts_with(entry))
+                .filter(|t| t.mig.is_some() && t.device(scenario).uuid.starts_with(entry))
                 .collect();
             (matches.len() == 1).then(|| matches[0])
         } else {
