@@ -751,3 +751,32 @@ fn visible_device_indices_count_gpus_not_mig_instances() {
         r.diagnoses[0]
     );
 }
+
+/// NVML answers a MIG device by its own handle (nvmlDeviceGetHandleByUUID
+/// with its `MIG-…` UUID): its memory is the instance's, so the context's
+/// cost is measured on the instance (the fake's 512 MiB) and not as the
+/// whole GPU's free memory less the instance's; what the instance shares
+/// with its GPU (temperature, clocks, power, ECC, MIG mode) comes from the
+/// GPU's handle, and what a MIG GPU answers for nothing (utilization,
+/// remapped rows) is `not_supported`, never a fault.
+#[test]
+fn a_mig_instance_reads_its_own_memory_and_its_gpus_sensors() {
+    let run = gpuprobe_with("mig", SMALL, &[]);
+    let r = &run.report;
+    assert_eq!(run.code(), 0, "{}", r.summary);
+    assert!(r.diagnoses.is_empty(), "{:?}", r.diagnoses);
+    let d = &r.devices[0];
+    assert_eq!(d.context_memory_bytes, Some(512 << 20));
+    assert_eq!(d.memory_used_bytes, Some(0), "nothing else on the instance");
+    let t = d.telemetry.as_ref().expect("NVML");
+    assert_eq!(t.temperature_celsius, Reading::Value(34));
+    assert_eq!(t.sm_clock_max_mhz, Reading::Value(1410));
+    assert_eq!(t.mig_enabled, Reading::Value(true));
+    assert_eq!(t.ecc_enabled, Reading::Value(true));
+    let not_supported = gpuprobe::report::Unavailable::NotSupported;
+    assert_eq!(
+        t.utilization_gpu_percent,
+        Reading::Unavailable(not_supported)
+    );
+    assert_eq!(t.remapped_rows_pending, Reading::Unavailable(not_supported));
+}

@@ -65,7 +65,7 @@ struct Gpu<'a> {
     job: &'a Pipeline<'a>,
     ctx: &'a Context<'a>,
     /// The GPU as NVML sees it, when NVML is loaded and lists it.
-    nvml: Option<nvml_wrapper::Device<'static>>,
+    nvml: Option<telemetry::NvmlDevice<'static>>,
     /// NVML's (free, used) bytes before the context existed.
     before_context: Option<(u64, u64)>,
     /// The PCIe link read while the timed launches ran.
@@ -157,7 +157,10 @@ fn skip_after(job: &Pipeline<'_>, at: usize, why: &str) {
 
 /// The primary context, or `None` with the context check recorded and the
 /// stages after it skipped.
-fn context<'d>(job: &Pipeline<'d>, nvml: Option<&nvml_wrapper::Device<'_>>) -> Option<Context<'d>> {
+fn context<'d>(
+    job: &Pipeline<'d>,
+    nvml: Option<&telemetry::NvmlDevice<'_>>,
+) -> Option<Context<'d>> {
     let why = match bind_context(job.progress, job.slot, job.driver, job.device, nvml) {
         Ok(ctx) => return Some(ctx),
         Err(NoContext::Refused) => "the GPU admits no context of this process".to_string(),
@@ -172,7 +175,11 @@ fn run_stages(job: &Pipeline<'_>) -> Option<telemetry::Link> {
     let scope = Scope::Device(job.slot);
     let nvml = nvml_device(job.progress, job.slot, job.nvml);
     // Before the context exists, so that its cost shows (`module`).
-    let before_context = nvml.as_ref().and_then(telemetry::memory);
+    // The device's own memory: a MIG device's, not its GPU's.
+    let before_context = nvml
+        .as_ref()
+        .and_then(telemetry::NvmlDevice::own)
+        .and_then(telemetry::memory);
     // The context owns everything the later stages make, so it is made
     // first, outside their state.
     let ctx = context(job, nvml.as_ref())?;
@@ -395,10 +402,10 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     // so the GPU is still running them now. The reading counts as under
     // load only if they were still running after it (`stop` not reached);
     // a batch that ended first leaves the idle reading (telemetry).
-    let link = gpu.nvml.as_ref().map(telemetry::pcie_link);
+    let link = gpu.nvml.as_ref().map(|d| telemetry::pcie_link(d.gpu()));
     // The SM clock and its reasons at work too: after the run a GPU clocks
     // down and reports GpuIdle, which says nothing of the run (nvml.h).
-    let clocks = gpu.nvml.as_ref().map(telemetry::sample);
+    let clocks = gpu.nvml.as_ref().map(|d| telemetry::sample(d.gpu()));
     let under_load = !stop.query()?;
     if under_load {
         gpu.link_under_load = link;
@@ -524,7 +531,7 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         rows: timing.rows,
         product_ms: timing.time_ms,
         golden: &gpu.result,
-        nvml: gpu.nvml.as_ref(),
+        nvml: gpu.nvml.as_ref().map(telemetry::NvmlDevice::gpu),
         kernel_name: sgemm.entry().to_string_lossy().into_owned(),
         sms: job
             .progress
@@ -556,7 +563,7 @@ fn bandwidth(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         gpu.job,
         requested,
         gpu.ctx,
-        gpu.nvml.as_ref(),
+        gpu.nvml.as_ref().map(telemetry::NvmlDevice::gpu),
         &mut gpu.link_under_load,
     )
 }

@@ -64,9 +64,57 @@ fn read_state<R>(f: impl FnOnce(&mut State) -> R) -> Result<R, NvmlReturn> {
     }
 }
 
+/// GPU `index`'s handle; its low four bits are zero.
 fn handle(index: usize) -> *mut c_void {
     ((index + 1) << 4) as *mut c_void
 }
+
+/// The handle of GPU `index`'s MIG device `mig` (an index into its
+/// `mig_instances`, at most 7 of them: MIG User Guide, "Supported GPUs"):
+/// the GPU's handle with `mig + 1` in the low four bits.
+fn mig_handle(index: usize, mig: usize) -> *mut c_void {
+    (((index + 1) << 4) | (mig + 1)) as *mut c_void
+}
+
+/// A handle's GPU and, for a MIG device handle, its MIG device: unchecked
+/// against the scenario.
+fn decode(device: *mut c_void) -> Option<(usize, Option<usize>)> {
+    let bits = device as usize;
+    let gpu = (bits >> 4).checked_sub(1)?;
+    Some((gpu, (bits & 0xF).checked_sub(1)))
+}
+
+/// The MIG device of GPU `gpu` that this process's CUDA enumerates, if
+/// any: the kernel module knows which instance holds this process's
+/// context, and CUDA enumerates one MIG device per process at most (MIG
+/// User Guide, "CUDA Device Enumeration"), so this process's memory on a
+/// MIG GPU is that instance's.
+fn own_instance(scenario: &Scenario, gpu: usize) -> Option<usize> {
+    crate::cuda::visible_devices(scenario, std::env::var("CUDA_VISIBLE_DEVICES").ok())
+        .into_iter()
+        .find(|t| t.gpu == gpu)
+        .and_then(|t| t.mig)
+}
+
+/// `own_instance` of the GPU of `device`, a handle.
+fn own_instance_of(device: *mut c_void) -> Option<usize> {
+    read_state(|s| decode(device).and_then(|(gpu, _)| own_instance(&s.scenario, gpu)))
+        .ok()
+        .flatten()
+}
+
+/// The readings a MIG device handle answers for itself: its UUID, its
+/// memory ("Per-instance information can be queried by using specific MIG
+/// device handles", NVML reference, nvmlDeviceGetMemoryInfo) and its
+/// processes (nvmlDeviceGetComputeRunningProcesses: on MIG, per-instance
+/// lists through MIG device handles). Sensors, clocks, power, the PCIe
+/// link, ECC and the modes belong to the GPU, which the instance shares:
+/// on a MIG handle their getters answer NVML_ERROR_NOT_SUPPORTED and the
+/// parent's handle (nvmlDeviceGetDeviceHandleFromMigDeviceHandle) answers
+/// them (../shared/FACTS.md section 12: many getters are NOT_SUPPORTED on
+/// MIG handles; which exactly is to be confirmed on a real MIG GPU,
+/// docs/gpu-validation.md, "Item 9").
+const MIG_HANDLE_FIELDS: &[Field] = &[Field::Uuid, Field::Memory, Field::ComputeProcesses];
 
 crate::names::closed_set! {
     /// A reading of one device that a scenario can make unsupported
@@ -146,22 +194,42 @@ fn gpu_call(
         if !state.initialized {
             return UNINITIALIZED;
         }
-        let Some(index) = (device as usize >> 4)
-            .checked_sub(1)
-            .filter(|i| *i < state.scenario.devices.len())
-        else {
+        let Some((index, mig)) = decode(device).filter(|(i, m)| {
+            state
+                .scenario
+                .devices
+                .get(*i)
+                .is_some_and(|d| m.is_none_or(|m| m < d.mig_instances.len()))
+        }) else {
             return INVALID_ARGUMENT;
         };
         let gpu = &state.scenario.devices[index];
         if gpu.nvml.lost {
             return GPU_IS_LOST;
         }
-        if gpu.nvml.not_supported.contains(&field) {
+        if mig.is_some() && !MIG_HANDLE_FIELDS.contains(&field) {
+            return NOT_SUPPORTED;
+        }
+        if gpu.nvml.not_supported.contains(&field) || mig_gpu_lacks(gpu, field) {
             return NOT_SUPPORTED;
         }
         f(index, gpu)
     })
     .unwrap_or(UNKNOWN)
+}
+
+/// What a GPU in MIG mode no longer answers even on its own handle:
+/// utilization ("On MIG-enabled GPUs, querying device utilization rates is
+/// not currently supported", NVML reference, nvmlDeviceGetUtilizationRates;
+/// nvidia-smi prints N/A for GPU-Util) and, with instances made, remapped
+/// rows (../shared/FACTS.md section 12: "not supported on MIG-enabled GPUs
+/// with active instances").
+fn mig_gpu_lacks(gpu: &Device, field: Field) -> bool {
+    match field {
+        Field::Utilization => gpu.nvml.mig_mode,
+        Field::RemappedRows => gpu.nvml.mig_mode && !gpu.mig_instances.is_empty(),
+        _ => false,
+    }
 }
 
 unsafe fn put<T>(out: *mut T, value: T) -> NvmlReturn {
@@ -317,7 +385,64 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByUUID(
     let wanted = unsafe { CStr::from_ptr(uuid) }
         .to_string_lossy()
         .into_owned();
+    if wanted.starts_with("MIG-") {
+        return find_mig_device(out, &wanted);
+    }
     find_device(out, |d| d.uuid.eq_ignore_ascii_case(&wanted))
+}
+
+/// nvmlDeviceGetHandleByUUID of a MIG device: "The UUID of the target GPU
+/// or MIG instance", returning a MIG device handle (NVML reference), in
+/// either form CUDA_VISIBLE_DEVICES takes, `MIG-<uuid>` and the older
+/// `MIG-GPU-<gpu uuid>/<gi>/<ci>` (../shared/FACTS.md section 12;
+/// NVIDIA/go-nvml#57), on a GPU in MIG mode.
+fn find_mig_device(out: *mut *mut c_void, wanted: &str) -> NvmlReturn {
+    with_state(|s| {
+        if !s.initialized {
+            return UNINITIALIZED;
+        }
+        let legacy = wanted.strip_prefix("MIG-GPU-").map(|rest| {
+            let mut parts = rest.split('/');
+            (
+                format!("GPU-{}", parts.next().unwrap_or("")),
+                parts.next().and_then(|p| p.parse::<u32>().ok()),
+                parts.next().and_then(|p| p.parse::<u32>().ok()),
+            )
+        });
+        for (i, d) in s.scenario.devices.iter().enumerate() {
+            if !d.nvml.mig_mode {
+                continue;
+            }
+            let found = d.mig_instances.iter().position(|m| match &legacy {
+                Some((gpu, gi, ci)) => {
+                    d.uuid.eq_ignore_ascii_case(gpu)
+                        && *gi == Some(m.gpu_instance_id)
+                        && *ci == Some(m.compute_instance_id)
+                }
+                None => m.uuid.eq_ignore_ascii_case(wanted),
+            });
+            if let Some(m) = found {
+                // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+                return unsafe { put(out, mig_handle(i, m)) };
+            }
+        }
+        NOT_FOUND
+    })
+    .unwrap_or(UNKNOWN)
+}
+
+/// nvmlDeviceGetDeviceHandleFromMigDeviceHandle: the GPU of a MIG device
+/// handle; a GPU's own handle is no MIG device (INVALID_ARGUMENT).
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetDeviceHandleFromMigDeviceHandle(
+    mig: *mut c_void,
+    out: *mut *mut c_void,
+) -> NvmlReturn {
+    let Some((gpu, Some(_))) = decode(mig) else {
+        return INVALID_ARGUMENT;
+    };
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+    gpu_call(mig, Field::Uuid, |_, _| unsafe { put(out, handle(gpu)) })
 }
 
 /// "0000:18:00.0" and "00000000:18:00.0" name the same device.
@@ -348,11 +473,14 @@ pub unsafe extern "C" fn nvmlDeviceGetUUID(
     out: *mut c_char,
     len: c_uint,
 ) -> NvmlReturn {
+    // A MIG device handle's UUID is the instance's (`MIG-…`).
     let uuid = with_state(|s| {
-        (device as usize >> 4)
-            .checked_sub(1)
-            .and_then(|i| s.scenario.devices.get(i))
-            .map(|d| d.uuid.clone())
+        let (gpu, mig) = decode(device)?;
+        let d = s.scenario.devices.get(gpu)?;
+        match mig {
+            Some(m) => d.mig_instances.get(m).map(|m| m.uuid.clone()),
+            None => Some(d.uuid.clone()),
+        }
     });
     device_call(device, Field::Uuid, |_| match &uuid {
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
@@ -562,6 +690,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
     device: *mut c_void,
     out: *mut MemoryV2,
 ) -> NvmlReturn {
+    let own = own_instance_of(device);
     gpu_call(device, Field::Memory, |index, gpu| {
         if out.is_null() {
             return INVALID_ARGUMENT;
@@ -572,17 +701,33 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
         if unsafe { (*out).version } != version {
             return VERSION_MISMATCH;
         }
-        let used =
-            (gpu.memory_used_bytes + crate::rm::read(index).used_bytes).min(gpu.memory_bytes);
+        // A MIG device handle: the instance's memory, of which this
+        // process's context and allocations are all that is used when
+        // CUDA enumerated this instance (others' use of it is not modelled).
+        let (total, used) = match decode(device).and_then(|(_, m)| m) {
+            Some(m) => {
+                let used = if own == Some(m) {
+                    crate::rm::read(index).used_bytes
+                } else {
+                    0
+                };
+                let total = gpu.mig_instances[m].memory_bytes;
+                (total, used.min(total))
+            }
+            None => (
+                gpu.memory_bytes,
+                (gpu.memory_used_bytes + crate::rm::read(index).used_bytes).min(gpu.memory_bytes),
+            ),
+        };
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         unsafe {
             put(
                 out,
                 MemoryV2 {
                     version,
-                    total: gpu.memory_bytes,
+                    total,
                     reserved: 0,
-                    free: gpu.memory_bytes - used,
+                    free: total - used,
                     used,
                 },
             )
@@ -615,27 +760,41 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
     count: *mut c_uint,
     infos: *mut ProcessInfo,
 ) -> NvmlReturn {
+    let own_instance = own_instance_of(device);
     gpu_call(device, Field::ComputeProcesses, |index, d| {
         if count.is_null() {
             return INVALID_ARGUMENT;
         }
         let own = crate::rm::read(index).used_bytes;
-        let mut listed: Vec<ProcessInfo> = d
-            .other_processes
-            .iter()
-            .map(|p| ProcessInfo {
-                pid: p.pid,
-                used_gpu_memory: p.used_memory_bytes,
-                gpu_instance_id: u32::MAX,
-                compute_instance_id: u32::MAX,
-            })
-            .collect();
-        if own > 0 {
+        // A MIG device handle lists the processes on its instance: this
+        // process's, when its context is there (the scenario's other
+        // processes are not placed on instances, so they are listed on the
+        // GPU's handle only).
+        let mig = decode(device).and_then(|(_, m)| m);
+        let mut listed: Vec<ProcessInfo> = if mig.is_some() {
+            Vec::new()
+        } else {
+            d.other_processes
+                .iter()
+                .map(|p| ProcessInfo {
+                    pid: p.pid,
+                    used_gpu_memory: p.used_memory_bytes,
+                    gpu_instance_id: u32::MAX,
+                    compute_instance_id: u32::MAX,
+                })
+                .collect()
+        };
+        if own > 0 && mig.is_none_or(|m| own_instance == Some(m)) {
+            // Instance IDs name where the process runs on a MIG GPU.
+            let (gi, ci) = own_instance.map_or((u32::MAX, u32::MAX), |m| {
+                let inst = &d.mig_instances[m];
+                (inst.gpu_instance_id, inst.compute_instance_id)
+            });
             listed.push(ProcessInfo {
                 pid: std::process::id(),
                 used_gpu_memory: own,
-                gpu_instance_id: u32::MAX,
-                compute_instance_id: u32::MAX,
+                gpu_instance_id: gi,
+                compute_instance_id: ci,
             });
         }
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
@@ -832,6 +991,7 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetCount_v2",
     "nvmlDeviceGetHandleByIndex_v2",
     "nvmlDeviceGetHandleByUUID",
+    "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
     "nvmlDeviceGetHandleByPciBusId_v2",
     "nvmlDeviceGetUUID",
     "nvmlDeviceGetTemperature",
