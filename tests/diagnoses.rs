@@ -48,6 +48,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("memory-held-without-process", "GP034", Verdict::Degraded, 0),
     ("kernel-bug-every-gpu", "GP035", Verdict::Failed, 1),
     ("ecc-remap-pending", "GP036", Verdict::Degraded, 0),
+    ("persistence-off", "GP037", Verdict::Healthy, 0),
     ("volta-pages-pending", "GP015", Verdict::Failed, 1),
 ];
 

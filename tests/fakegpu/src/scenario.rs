@@ -79,7 +79,23 @@ pub struct Scenario {
     /// switch ports). Absent: each GPU has a link of its own.
     #[serde(default)]
     pub shared_host_link: bool,
+    /// How long the first cuInit of a process takes, ms. NVIDIA's Driver
+    /// Persistence guide ("Overview"): a program that makes the driver
+    /// initialise a GPU "may incur a short (order of 1-3 second) startup
+    /// cost per GPU due to ECC scrubbing", which a GPU kept initialised
+    /// (persistence mode, nvidia-persistenced, or another process holding
+    /// it) does not pay. Absent: `INIT_MS_PER_COLD_GPU` for each GPU with
+    /// persistence mode off and no other process on it, none otherwise (a
+    /// warm cuInit's own fraction of a second, ../shared/FACTS.md section
+    /// 12, is not modelled, to keep tests fast). A test states a small
+    /// value to model a cold start cheaply.
+    #[serde(default)]
+    pub cu_init_ms: Option<f64>,
 }
+
+/// A cold GPU's start-up in cuInit, ms: the middle of NVIDIA's "order of
+/// 1-3 second" per GPU (Driver Persistence, "Overview").
+pub const INIT_MS_PER_COLD_GPU: f64 = 2000.0;
 
 fn yes() -> bool {
     true
@@ -907,6 +923,24 @@ impl Scenario {
         }
     }
 
+    /// How long the first cuInit takes (`cu_init_ms`, or its default by
+    /// the GPUs' persistence mode), ms.
+    #[must_use]
+    pub fn cu_init_ms(&self) -> f64 {
+        self.cu_init_ms.unwrap_or_else(|| {
+            let cold = self
+                .devices
+                .iter()
+                .filter(|d| {
+                    !d.nvml.persistence_mode
+                        && !d.held_by_other_process
+                        && d.other_processes.is_empty()
+                })
+                .count();
+            INIT_MS_PER_COLD_GPU * cold as f64
+        })
+    }
+
     /// What the fake libcuda exports for this scenario: every entry point
     /// but its `missing_symbols`.
     #[must_use]
@@ -933,6 +967,11 @@ impl Scenario {
 
     fn validate(&self) -> Result<(), String> {
         self.validate_names()?;
+        if let Some(ms) = self.cu_init_ms {
+            if !(ms.is_finite() && ms >= 0.0) {
+                return Err(format!("cu_init_ms: {ms} is not a time"));
+            }
+        }
         if let Some(c) = &self.cublas {
             if !c.soname.starts_with("libcublas.so") || c.soname.contains('/') {
                 return Err(format!("cublas.soname {:?} is no libcublas name", c.soname));

@@ -56,6 +56,7 @@ pub const RULES: &[Rule] = &[
     busy::GP034,
     results::GP035,
     hardware::GP036,
+    driver::GP037,
 ];
 
 #[cfg(test)]

@@ -145,6 +145,15 @@ pub extern "C" fn cuInit(flags: c_uint) -> CUresult {
         if state.visible.is_empty() {
             return NO_DEVICE;
         }
+        // The first cuInit of a process starts the GPUs the driver has not
+        // kept initialised (`Scenario::cu_init_ms`); later ones find them
+        // started.
+        if !state.initialized {
+            let ms = state.scenario.cu_init_ms();
+            if ms > 0.0 {
+                std::thread::sleep(std::time::Duration::from_secs_f64(ms / 1e3));
+            }
+        }
         state.initialized = true;
         SUCCESS
     })
