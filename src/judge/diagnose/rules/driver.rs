@@ -204,4 +204,27 @@ mod tests {
         assert_eq!(required_cuda("brand=tesla"), None);
         assert_eq!(required_cuda("cuda>=twelve"), None);
     }
+
+    #[test]
+    fn a_cold_start_needs_both_a_slow_cu_init_and_persistence_off() {
+        use crate::report::Reading;
+        let fixture =
+            Report::from_json(include_bytes!("../../../../benches/report-one-gpu.json")).unwrap();
+        let run = |init_ms: f64, persistence: Reading<bool>| {
+            let mut r = fixture.clone();
+            r.checks
+                .iter_mut()
+                .find(|c| Stage::CuInit.is(&c.name))
+                .expect("the fixture's cu_init check")
+                .duration_ms = init_ms;
+            r.devices[0].telemetry.as_mut().unwrap().persistence_mode = persistence;
+            !cold_start(&r).is_empty()
+        };
+        assert!(run(2100.0, Reading::Value(false)));
+        assert!(run(SLOW_INIT_MS, Reading::Value(false)));
+        assert!(!run(450.0, Reading::Value(false)), "a warm start");
+        assert!(!run(2100.0, Reading::Value(true)), "another cause");
+        let unknown = Reading::Unavailable(crate::report::Unavailable::NotSupported);
+        assert!(!run(2100.0, unknown), "persistence mode unknown (Windows)");
+    }
 }
