@@ -14,6 +14,16 @@
 //! bandwidth, the clock is the bandwidth over the bus width, rounded as the
 //! driver reports it; the rows marked "unconfirmed" are checked on the next
 //! real GPU (docs/gpu-validation.md, "Item 9").
+//!
+//! Which getters a model answers, checked against reports of real boards:
+//! ECC only where the board has ECC memory (`Model::ecc`);
+//! nvmlDeviceGetPowerManagementDefaultLimit on every desktop board here
+//! (a 450 W GeForce's `nvidia-smi -q` shows its default_power_limit:
+//! 1Panel-dev/1Panel#11910; laptop GPUs answer NOT_SUPPORTED,
+//! Dreaming-Codes/nvidia_oc#22, and none is in the table); and
+//! nvmlDeviceGetRemappedRows by architecture alone (nvml.rs), since a
+//! GeForce RTX 4090, which remaps no rows, still answers it rather than
+//! NOT_SUPPORTED (leptonai/gpud#351).
 
 /// One GPU model's defaults.
 #[derive(Debug, Clone, Copy)]
