@@ -438,11 +438,26 @@ pub unsafe extern "C" fn nvmlDeviceGetDeviceHandleFromMigDeviceHandle(
     mig: *mut c_void,
     out: *mut *mut c_void,
 ) -> NvmlReturn {
-    let Some((gpu, Some(_))) = decode(mig) else {
+    let Some((gpu, Some(m))) = decode(mig) else {
         return INVALID_ARGUMENT;
     };
-    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
-    gpu_call(mig, Field::Uuid, |_, _| unsafe { put(out, handle(gpu)) })
+    with_state(|s| {
+        if !s.initialized {
+            return UNINITIALIZED;
+        }
+        match s.scenario.devices.get(gpu) {
+            Some(d) if m < d.mig_instances.len() => {
+                if d.nvml.lost {
+                    GPU_IS_LOST
+                } else {
+                    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+                    unsafe { put(out, handle(gpu)) }
+                }
+            }
+            _ => INVALID_ARGUMENT,
+        }
+    })
+    .unwrap_or(UNKNOWN)
 }
 
 /// "0000:18:00.0" and "00000000:18:00.0" name the same device.
