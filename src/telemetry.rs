@@ -22,6 +22,9 @@ use crate::report::{
     Telemetry, ThrottleReason, Unavailable,
 };
 
+mod device;
+pub use device::{find, NvmlDevice};
+
 /// NVML, initialised once per process (watch mode probes repeatedly).
 pub struct Loaded {
     pub nvml: Nvml,
@@ -211,17 +214,6 @@ fn reading<T>(r: Result<T, NvmlError>) -> Reading<T> {
         Err(NvmlError::GpuLost) => Reading::Unavailable(Unavailable::GpuLost),
         Err(_) => Reading::Unavailable(Unavailable::Error),
     }
-}
-
-/// The NVML device behind a CUDA device: by UUID, then by PCI bus id.
-#[must_use]
-pub fn find<'n>(
-    nvml: &'n Nvml,
-    uuid: Option<&str>,
-    pci_bus_id: Option<&str>,
-) -> Option<Device<'n>> {
-    uuid.and_then(|u| nvml.device_by_uuid(u).ok())
-        .or_else(|| pci_bus_id.and_then(|p| nvml.device_by_pci_bus_id(p).ok()))
 }
 
 /// A PCIe link's current generation and width.
@@ -459,58 +451,60 @@ fn persistence_mode(_device: &Device<'_>) -> Reading<bool> {
 }
 
 impl Loaded {
-    /// Reads every telemetry field of one device.
+    /// Reads every telemetry field of one device: each from the device's
+    /// own handle, or its GPU's where a MIG device answers NOT_SUPPORTED
+    /// (`NvmlDevice::reading`), so a MIG instance reports its GPU's
+    /// sensors and never a reading missing for it alone.
     #[must_use]
-    pub fn read(&self, device: &Device<'_>) -> Telemetry {
-        let ecc = reading(device.is_ecc_enabled().map(|e| e.currently_enabled));
-        let remapped = self.remapped_rows(device);
-        let processes = reading(compute_processes(device));
+    pub fn read(&self, device: &NvmlDevice<'_>) -> Telemetry {
+        let ecc = device.reading(|d| reading(d.is_ecc_enabled().map(|e| e.currently_enabled)));
+        let remapped = device.reading(|d| self.remapped_rows(d));
+        let processes = match device.own() {
+            Some(own) => reading(compute_processes(own)),
+            // The GPU's list would count other instances' processes.
+            None => Reading::Unavailable(Unavailable::NotSupported),
+        };
+        let utilization = device.reading(|d| reading(d.utilization_rates()));
+        let watts = |mw: u32| f64::from(mw) / 1000.0;
         Telemetry {
-            temperature_celsius: reading(device.temperature(TemperatureSensor::Gpu)),
-            power_draw_watts: reading(device.power_usage().map(|mw| f64::from(mw) / 1000.0)),
-            power_limit_watts: reading(
-                device
-                    .enforced_power_limit()
-                    .map(|mw| f64::from(mw) / 1000.0),
-            ),
-            power_default_limit_watts: reading(
-                device
-                    .power_management_limit_default()
-                    .map(|mw| f64::from(mw) / 1000.0),
-            ),
-            utilization_gpu_percent: reading(device.utilization_rates().map(|u| u.gpu)),
-            utilization_memory_percent: reading(device.utilization_rates().map(|u| u.memory)),
-            sm_clock_mhz: reading(device.clock_info(Clock::SM)),
-            sm_clock_max_mhz: reading(device.max_clock_info(Clock::SM)),
-            memory_clock_mhz: reading(device.clock_info(Clock::Memory)),
-            memory_clock_max_mhz: reading(device.max_clock_info(Clock::Memory)),
-            memory_bus_width_bits: reading(device.memory_bus_width()),
-            pcie_generation: reading(device.current_pcie_link_gen()),
-            pcie_generation_max: reading(device.max_pcie_link_gen()),
-            pcie_width_lanes: reading(device.current_pcie_link_width()),
-            pcie_width_max_lanes: reading(device.max_pcie_link_width()),
+            temperature_celsius: device.reading(|d| reading(d.temperature(TemperatureSensor::Gpu))),
+            power_draw_watts: device.reading(|d| reading(d.power_usage().map(watts))),
+            power_limit_watts: device.reading(|d| reading(d.enforced_power_limit().map(watts))),
+            power_default_limit_watts: device
+                .reading(|d| reading(d.power_management_limit_default().map(watts))),
+            utilization_gpu_percent: utilization.clone().map(|u| u.gpu),
+            utilization_memory_percent: utilization.map(|u| u.memory),
+            sm_clock_mhz: device.reading(|d| reading(d.clock_info(Clock::SM))),
+            sm_clock_max_mhz: device.reading(|d| reading(d.max_clock_info(Clock::SM))),
+            memory_clock_mhz: device.reading(|d| reading(d.clock_info(Clock::Memory))),
+            memory_clock_max_mhz: device.reading(|d| reading(d.max_clock_info(Clock::Memory))),
+            memory_bus_width_bits: device.reading(|d| reading(d.memory_bus_width())),
+            pcie_generation: device.reading(|d| reading(d.current_pcie_link_gen())),
+            pcie_generation_max: device.reading(|d| reading(d.max_pcie_link_gen())),
+            pcie_width_lanes: device.reading(|d| reading(d.current_pcie_link_width())),
+            pcie_width_max_lanes: device.reading(|d| reading(d.max_pcie_link_width())),
             // Read after gpuprobe's work, or with none (`list`); the probe
             // puts its reading under load in its place (checks/pipeline.rs).
             pcie_link_state: Some(LinkState::Idle),
-            ecc_uncorrected_volatile: reading(
-                device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile),
-            ),
-            ecc_uncorrected_aggregate: reading(
-                device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate),
-            ),
-            ecc_corrected_volatile: reading(
-                device.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile),
-            ),
+            ecc_uncorrected_volatile: device.reading(|d| {
+                reading(d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile))
+            }),
+            ecc_uncorrected_aggregate: device.reading(|d| {
+                reading(d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate))
+            }),
+            ecc_corrected_volatile: device.reading(|d| {
+                reading(d.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile))
+            }),
             ecc_enabled: ecc,
-            retired_pages_pending: reading(device.are_pages_pending_retired()),
+            retired_pages_pending: device.reading(|d| reading(d.are_pages_pending_retired())),
             remapped_rows_pending: remapped.clone().map(|r| r.2),
             remapped_rows_failure: remapped.clone().map(|r| r.3),
             remapped_rows_uncorrectable: remapped.map(|r| r.1),
-            throttle_reasons: reading(throttle_reasons(device)),
-            persistence_mode: persistence_mode(device),
-            compute_mode: reading(device.compute_mode().map(ComputeMode::from)),
-            mig_enabled: reading(device.mig_mode().map(|m| m.current == 1)),
-            recovery_action: recovery_action(device),
+            throttle_reasons: device.reading(|d| reading(throttle_reasons(d))),
+            persistence_mode: device.reading(persistence_mode),
+            compute_mode: device.reading(|d| reading(d.compute_mode().map(ComputeMode::from))),
+            mig_enabled: device.reading(|d| reading(d.mig_mode().map(|m| m.current == 1))),
+            recovery_action: device.reading(recovery_action),
             compute_processes: processes.clone().map(|p| p.count),
             // A floor when some process's memory is unknown: reported as
             // not readable then, never as a smaller number.

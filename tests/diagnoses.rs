@@ -48,16 +48,20 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("memory-held-without-process", "GP034", Verdict::Degraded, 0),
     ("kernel-bug-every-gpu", "GP035", Verdict::Failed, 1),
     ("ecc-remap-pending", "GP036", Verdict::Degraded, 0),
+    ("persistence-off", "GP037", Verdict::Healthy, 0),
     ("volta-pages-pending", "GP015", Verdict::Failed, 1),
-    ("fabric-manager-not-running", "GP037", Verdict::NoGpu, 3),
+    ("fabric-manager-not-running", "GP038", Verdict::NoGpu, 3),
     (
         "fabric-registration-in-progress",
-        "GP037",
+        "GP038",
         Verdict::NoGpu,
         3,
     ),
-    ("fabric-registration-failed", "GP037", Verdict::NoGpu, 3),
-    ("recovery-action-reset", "GP038", Verdict::Failed, 1),
+    ("fabric-registration-failed", "GP038", Verdict::NoGpu, 3),
+    ("recovery-action-reset", "GP039", Verdict::Failed, 1),
+    ("xid-48-during-probe", "GP040", Verdict::Failed, 1),
+    ("xid-31-repeats", "GP041", Verdict::Degraded, 0),
+    ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;

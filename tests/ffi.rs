@@ -2,7 +2,9 @@
 //! the fake driver: a device buffer refuses a host slice larger than itself
 //! in either direction instead of copying part of it; an allocation whose
 //! byte count overflows is refused, not wrapped or panicked on; pinned
-//! memory of another context is refused by the asynchronous copies.
+//! memory of another context is refused by the asynchronous copies; NVML
+//! answers a MIG device by its own handle, and gpuprobe finds both it and
+//! its GPU.
 //!
 //! The loader reads LD_LIBRARY_PATH when a process starts, so the outer test
 //! runs this test binary again with the scenario's environment, asking it
@@ -107,4 +109,59 @@ fn inner_refusals() {
     let own = Pinned::alloc(&ctx, 4).unwrap();
     buffer.upload_async(&own, 4).unwrap();
     buffer.download_async(&own, 4).unwrap();
+}
+
+#[test]
+fn nvml_answers_a_mig_device_by_its_own_handle_and_its_gpu_by_the_parents() {
+    common::run_inner("mig", "inner_mig_handles");
+}
+
+#[test]
+#[ignore = "needs the fake driver on its library path; run by nvml_answers_a_mig_device_by_its_own_handle_and_its_gpu_by_the_parents"]
+fn inner_mig_handles() {
+    use gpuprobe::report::Reading;
+    use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+    use nvml_wrapper::error::NvmlError;
+    const INSTANCE: &str = "MIG-2f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f2";
+    const GPU: &str = "GPU-7e1a2b3c-4d5e-4f60-8a71-92b3c4d5e6f7";
+    if std::env::var_os("FAKEGPU_SCENARIO").is_none() {
+        eprintln!("inner test: runs inside nvml_answers_a_mig_device_by_its_own_handle_and_its_gpu_by_the_parents");
+        return;
+    }
+    let loaded = gpuprobe::telemetry::load().expect("the fake NVML loads");
+    let nvml = &loaded.nvml;
+    let mig = nvml.device_by_uuid(INSTANCE).expect("a MIG device handle");
+    assert_eq!(mig.uuid().unwrap(), INSTANCE);
+    assert_eq!(mig.memory_info().unwrap().total, 10_200_547_328);
+    assert!(matches!(
+        mig.temperature(TemperatureSensor::Gpu),
+        Err(NvmlError::NotSupported)
+    ));
+    let parent = mig.mig_parent_device().expect("the MIG device's GPU");
+    assert_eq!(parent.uuid().unwrap(), GPU);
+    assert_eq!(parent.temperature(TemperatureSensor::Gpu).unwrap(), 34);
+    assert_eq!(parent.memory_info().unwrap().total, 85_899_345_920);
+    assert!(matches!(
+        parent.utilization_rates(),
+        Err(NvmlError::NotSupported)
+    ));
+    assert!(
+        parent.mig_parent_device().is_err(),
+        "a GPU is no MIG device"
+    );
+    // The older form names the same instance.
+    let legacy = nvml
+        .device_by_uuid(format!("MIG-{GPU}/2/0"))
+        .expect("the MIG-GPU-<uuid>/<gi>/<ci> form");
+    assert_eq!(legacy.uuid().unwrap(), INSTANCE);
+    assert!(nvml.device_by_uuid(format!("MIG-{GPU}/3/0")).is_err());
+
+    // gpuprobe's lookup holds both handles and reads each where it answers.
+    let found = gpuprobe::telemetry::find(nvml, Some(INSTANCE), Some("0000:07:00.0"))
+        .expect("found by its MIG UUID");
+    assert_eq!(found.own().unwrap().uuid().unwrap(), INSTANCE);
+    assert_eq!(found.gpu().uuid().unwrap(), GPU);
+    let t = loaded.read(&found);
+    assert_eq!(t.temperature_celsius, Reading::Value(34));
+    assert_eq!(t.mig_enabled, Reading::Value(true));
 }

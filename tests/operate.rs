@@ -39,6 +39,27 @@ fn health_is_one_line_and_exit_0_when_healthy() {
     assert!(out.starts_with("healthy: ") && out.len() < 4096, "{out}");
 }
 
+/// A cold start (persistence mode off: cuInit waits while the driver
+/// starts the GPU) leaves a healthy GPU healthy, exit 0, and the one line
+/// names persistence mode as what would spare every health check the wait.
+#[test]
+fn health_names_persistence_mode_for_a_cold_start_and_stays_healthy() {
+    let (code, out) = health("persistence-off", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 1);
+    assert!(out.starts_with("healthy: "), "{out}");
+    assert!(
+        out.contains("persistence mode is off")
+            && out.contains("nvidia-persistenced")
+            && out.contains("nvidia-smi -pm 1"),
+        "{out}"
+    );
+    // A warm start gives no such advice.
+    let (code, out) = health("healthy", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("persistence"), "{out}");
+}
+
 #[test]
 fn health_fails_a_corrupt_gpu_with_exit_1() {
     let (code, out) = health("multi-gpu-one-corrupt", &[]);

@@ -739,3 +739,87 @@ fn a_gvisor_sandbox_is_healthy_named_and_raises_no_false_alarm() {
     let run = gpuprobe_with("healthy", &["--size", "16", "--iterations", "1"], &[]);
     assert_eq!(run.report.environment.sandbox, None);
 }
+
+/// A V100 reads a V100's clocks and bus from NVML, not an H100's: its FP32
+/// peak is 80 SMs × 64 lanes × 2 × 1530 MHz = 15.7 TFLOP/s and its memory
+/// bandwidth 2 × 877 MHz × 4096 bits / 8 = 898 GB/s (NVIDIA's V100
+/// datasheet: 15.7 TFLOPS, 900 GB/s), its link PCIe Gen3 x16 and its
+/// limit 300 W, though the scenario states none of them.
+#[test]
+fn a_v100_has_a_v100s_peaks() {
+    let run = gpuprobe_with("volta", SMALL, &[]);
+    let d = &run.report.devices[0];
+    let peak = d.peak.as_ref().expect("peaks");
+    let tflops = peak.fp32_gflops.value().expect("an FP32 peak") / 1e3;
+    assert!((tflops - 15.67).abs() < 0.05, "{tflops} TFLOP/s");
+    let gbps = peak.memory_bandwidth_gbps.value().expect("a bandwidth");
+    assert!((gbps - 898.0).abs() < 1.0, "{gbps} GB/s");
+    let t = d.telemetry.as_ref().expect("NVML");
+    assert_eq!(t.pcie_generation_max, Reading::Value(3));
+    assert_eq!(t.power_limit_watts, Reading::Value(300.0));
+}
+
+/// CUDA_VISIBLE_DEVICES indices count GPUs, never MIG instances (CUDA
+/// Programming Guide, "CUDA Environment Variables"): on the A100 in MIG
+/// mode (GPU 0, two instances) beside an H100 (GPU 1), `1` is the H100,
+/// `0` the A100's first MIG device, and `2` names no GPU, so GP005 names it.
+#[test]
+fn visible_device_indices_count_gpus_not_mig_instances() {
+    const FIRST: &str = "MIG-1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f1";
+    const H100: &str = "GPU-5b3a8f1e-2c4d-4e6f-8a9b-0c1d2e3f4a5b";
+    for (visible, uuids) in [
+        ("1", vec![H100]),
+        ("0", vec![FIRST]),
+        // (Whether CUDA moves a MIG device after the whole GPUs in a list
+        // such as "0,1" is unconfirmed: docs/gpu-validation.md, "Item 9".)
+        ("1,0", vec![H100, FIRST]),
+        // A MIG GPU named by its own UUID is reached as by its index.
+        ("GPU-7e1a", vec![FIRST]),
+    ] {
+        let run = gpuprobe_with("mig", SMALL, &[("CUDA_VISIBLE_DEVICES", visible)]);
+        let r = &run.report;
+        let seen: Vec<&str> = r.devices.iter().filter_map(|d| d.uuid.as_deref()).collect();
+        assert_eq!(seen, uuids, "CUDA_VISIBLE_DEVICES={visible}");
+        assert_eq!(run.code(), 0, "{visible}: {}", r.summary);
+        assert!(r.diagnoses.is_empty(), "{visible}: {:?}", r.diagnoses);
+    }
+    let run = gpuprobe_with("mig", SMALL, &[("CUDA_VISIBLE_DEVICES", "0,2")]);
+    let r = &run.report;
+    assert_eq!(r.driver.device_count, Some(1), "CUDA stops at index 2");
+    let codes: Vec<&str> = r.diagnoses.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["GP005"]);
+    assert!(
+        r.diagnoses[0].evidence[0].contains("\"2\""),
+        "{:?}",
+        r.diagnoses[0]
+    );
+}
+
+/// NVML answers a MIG device by its own handle (nvmlDeviceGetHandleByUUID
+/// with its `MIG-…` UUID): its memory is the instance's, so the context's
+/// cost is measured on the instance (the fake's 512 MiB) and not as the
+/// whole GPU's free memory less the instance's; what the instance shares
+/// with its GPU (temperature, clocks, power, ECC, MIG mode) comes from the
+/// GPU's handle, and what a MIG GPU answers for nothing (utilization,
+/// remapped rows) is `not_supported`, never a fault.
+#[test]
+fn a_mig_instance_reads_its_own_memory_and_its_gpus_sensors() {
+    let run = gpuprobe_with("mig", SMALL, &[]);
+    let r = &run.report;
+    assert_eq!(run.code(), 0, "{}", r.summary);
+    assert!(r.diagnoses.is_empty(), "{:?}", r.diagnoses);
+    let d = &r.devices[0];
+    assert_eq!(d.context_memory_bytes, Some(512 << 20));
+    assert_eq!(d.memory_used_bytes, Some(0), "nothing else on the instance");
+    let t = d.telemetry.as_ref().expect("NVML");
+    assert_eq!(t.temperature_celsius, Reading::Value(34));
+    assert_eq!(t.sm_clock_max_mhz, Reading::Value(1410));
+    assert_eq!(t.mig_enabled, Reading::Value(true));
+    assert_eq!(t.ecc_enabled, Reading::Value(true));
+    let not_supported = gpuprobe::report::Unavailable::NotSupported;
+    assert_eq!(
+        t.utilization_gpu_percent,
+        Reading::Unavailable(not_supported)
+    );
+    assert_eq!(t.remapped_rows_pending, Reading::Unavailable(not_supported));
+}

@@ -53,7 +53,7 @@ fn cuda_802_names_the_fabric_manager_with_each_gpus_state() {
         assert_eq!(r.nvml.fabric.len(), gpus, "{scenario}");
         assert_eq!(r.nvml.fabric[gpus - 1].state, state, "{scenario}");
         let d = &r.diagnoses[0];
-        assert_eq!(d.code, "GP037", "{scenario}: {}", r.summary);
+        assert_eq!(d.code, "GP038", "{scenario}: {}", r.summary);
         assert!(
             d.evidence[0].contains("cuInit returned 802"),
             "{:?}",
@@ -79,7 +79,7 @@ fn cuda_802_names_the_fabric_manager_with_each_gpus_state() {
     let (mut cmd, _dir) = command_with("fabric-manager-not-running");
     let out = cmd.arg("health").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("GP037"), "{}", text(&out));
+    assert!(text(&out).contains("GP038"), "{}", text(&out));
 }
 
 /// A machine with no fabric (the healthy H100 of a PCIe server) lists none,
@@ -113,14 +113,14 @@ fn a_pending_recovery_action_fails_the_gpu_with_that_action() {
     );
     let t = r.devices[0].telemetry.as_ref().unwrap();
     assert_eq!(t.recovery_action, Reading::Value(RecoveryAction::GpuReset));
-    let d = r.diagnoses.iter().find(|d| d.code == "GP038").unwrap();
+    let d = r.diagnoses.iter().find(|d| d.code == "GP039").unwrap();
     assert_eq!(d.devices, [0]);
     assert!(d.evidence[0].contains("gpu_reset"), "{:?}", d.evidence);
     assert!(d.evidence[0].contains("nvidia-smi -r"), "{:?}", d.evidence);
     let (mut cmd, _dir) = command_with("recovery-action-reset");
     let out = cmd.args(["health", "--no-context"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("GP038"), "{}", text(&out));
+    assert!(text(&out).contains("GP039"), "{}", text(&out));
 }
 
 /// NVML's events, watched for the probe's life: a hardware Xid fails the

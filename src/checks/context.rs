@@ -27,7 +27,7 @@ pub(super) fn bind_context<'d>(
     slot: usize,
     driver: &'d Driver,
     device: CuDevice,
-    nvml: Option<&nvml_wrapper::Device<'_>>,
+    nvml: Option<&telemetry::NvmlDevice<'_>>,
 ) -> Result<Context<'d>, NoContext> {
     let made = progress.stage(Scope::Device(slot), Stage::Context, || {
         match Context::bind(driver, device) {
@@ -35,9 +35,11 @@ pub(super) fn bind_context<'d>(
             Err(e) => {
                 // Read after the refusal, with no context of ours on the
                 // GPU: every process NVML lists is another's.
-                let mode = compute_mode(driver, device, nvml);
-                let others = nvml.and_then(|d| telemetry::compute_processes(d).ok());
-                let memory = nvml.and_then(telemetry::memory);
+                let mode = compute_mode(driver, device, nvml.map(telemetry::NvmlDevice::gpu));
+                // The device's own: a MIG device's processes and memory.
+                let own = nvml.and_then(telemetry::NvmlDevice::own);
+                let others = own.and_then(|d| telemetry::compute_processes(d).ok());
+                let memory = own.and_then(telemetry::memory);
                 let why = if busy_refusal(e.code, mode, others.map(|p| p.count)) {
                     NotVerified::BusyComputeMode
                 } else if let Some(why) = memory_refusal(e.code, memory, others) {

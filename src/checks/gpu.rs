@@ -273,7 +273,7 @@ pub(super) fn nvml_device(
     progress: &Progress,
     slot: usize,
     nvml: Option<&'static telemetry::Loaded>,
-) -> Option<nvml_wrapper::Device<'static>> {
+) -> Option<telemetry::NvmlDevice<'static>> {
     let nvml = nvml?;
     let (uuid, pci) = progress.update(|r| {
         let d = &r.devices[slot];

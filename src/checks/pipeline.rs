@@ -65,7 +65,7 @@ struct Gpu<'a> {
     job: &'a Pipeline<'a>,
     ctx: &'a Context<'a>,
     /// The GPU as NVML sees it, when NVML is loaded and lists it.
-    nvml: Option<nvml_wrapper::Device<'static>>,
+    nvml: Option<telemetry::NvmlDevice<'static>>,
     /// NVML's (free, used) bytes before the context existed.
     before_context: Option<(u64, u64)>,
     /// The PCIe link read while the timed launches ran.
@@ -157,7 +157,10 @@ fn skip_after(job: &Pipeline<'_>, at: usize, why: &str) {
 
 /// The primary context, or `None` with the context check recorded and the
 /// stages after it skipped.
-fn context<'d>(job: &Pipeline<'d>, nvml: Option<&nvml_wrapper::Device<'_>>) -> Option<Context<'d>> {
+fn context<'d>(
+    job: &Pipeline<'d>,
+    nvml: Option<&telemetry::NvmlDevice<'_>>,
+) -> Option<Context<'d>> {
     let why = match bind_context(job.progress, job.slot, job.driver, job.device, nvml) {
         Ok(ctx) => return Some(ctx),
         Err(NoContext::Refused) => "the GPU admits no context of this process".to_string(),
@@ -172,7 +175,11 @@ fn run_stages(job: &Pipeline<'_>) -> Option<telemetry::Link> {
     let scope = Scope::Device(job.slot);
     let nvml = nvml_device(job.progress, job.slot, job.nvml);
     // Before the context exists, so that its cost shows (`module`).
-    let before_context = nvml.as_ref().and_then(telemetry::memory);
+    // The device's own memory: a MIG device's, not its GPU's.
+    let before_context = nvml
+        .as_ref()
+        .and_then(telemetry::NvmlDevice::own)
+        .and_then(telemetry::memory);
     // The context owns everything the later stages make, so it is made
     // first, outside their state.
     let ctx = context(job, nvml.as_ref())?;
@@ -391,7 +398,10 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     // GpuIdle and may train its link down (nvml.h; nvidia-smi(1)).
     let expected =
         Duration::try_from_secs_f64(product_ms * f64::from(iterations) / 1e3).unwrap_or_default();
-    let read = gpu.nvml.as_ref().map(|d| move || telemetry::at_work(d));
+    let read = gpu
+        .nvml
+        .as_ref()
+        .map(|d| move || telemetry::at_work(d.gpu()));
     let polled = super::gpu::poll_batch(
         &stop,
         expected,
@@ -562,7 +572,7 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         rows: timing.rows,
         product_ms: timing.time_ms,
         golden: &gpu.result,
-        nvml: gpu.nvml.as_ref(),
+        nvml: gpu.nvml.as_ref().map(telemetry::NvmlDevice::gpu),
         kernel_name: sgemm.entry().to_string_lossy().into_owned(),
         sms: job
             .progress
@@ -598,7 +608,7 @@ fn bandwidth(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         gpu.job,
         requested,
         gpu.ctx,
-        gpu.nvml.as_ref(),
+        gpu.nvml.as_ref().map(telemetry::NvmlDevice::gpu),
         &mut gpu.link_under_load,
     )
 }

@@ -38,12 +38,19 @@ pub fn is_ok(verdict: Verdict) -> bool {
 #[must_use]
 pub fn judge(report: &Report) -> (String, i32) {
     let ok = is_ok(report.verdict);
-    // The most severe diagnosis's fix: what to do, in the one line Docker keeps.
-    let fix = report
-        .diagnoses
-        .first()
-        .filter(|d| !ok && d.severity > crate::report::Severity::Info)
-        .map_or(String::new(), |d| format!(" Fix: {}", d.fix));
+    // The most severe diagnosis's fix: what to do, in the one line Docker
+    // keeps. A GPU that passes may still come with advice (a cold start
+    // that persistence mode would spare every health check, GP037): it is
+    // named as advice, the exit code unchanged.
+    let fix = report.diagnoses.first().map_or(String::new(), |d| {
+        if !ok && d.severity > crate::report::Severity::Info {
+            format!(" Fix: {}", d.fix)
+        } else if ok {
+            format!(" Advice: {}. {}", d.summary, d.fix)
+        } else {
+            String::new()
+        }
+    });
     let line = format!(
         "{}: {} [{}, {:.0} ms]{fix}",
         if ok { "healthy" } else { "unhealthy" },

@@ -43,6 +43,7 @@ pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &m
     let nvml = gpu::nvml_device(job.progress, job.slot, job.nvml);
     let used_before_context = nvml
         .as_ref()
+        .and_then(telemetry::NvmlDevice::own)
         .and_then(telemetry::memory)
         .map(|(_, used)| used);
     let ctx = context::bind_context(

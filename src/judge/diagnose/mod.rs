@@ -82,9 +82,9 @@ pub const SAME_CAUSE: &[SameCause] = &[
     },
     SameCause {
         primary: "GP014",
-        follows: &["GP039"],
+        follows: &["GP040"],
         why: "a GPU that has fallen off the bus (GP014) explains the Xids it logged on the way \
-              (79 and what came before it, GP039); the reboot GP014's fix asks for covers them",
+              (79 and what came before it, GP040); the reboot GP014's fix asks for covers them",
     },
 ];
 

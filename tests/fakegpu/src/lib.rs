@@ -11,6 +11,7 @@ pub mod cublas;
 pub mod cuda;
 pub mod driver_lock;
 pub mod errors;
+pub mod models;
 pub mod names;
 #[cfg(unix)]
 pub mod nodes;

@@ -16,6 +16,9 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::scenario::{Device, DeviceNvml, Link, Scenario};
 
+mod mig;
+use mig::{decode, find_mig_device, mig_gpu_lacks, own_instance_of, MIG_HANDLE_FIELDS};
+
 pub(crate) type NvmlReturn = c_int;
 const SUCCESS: NvmlReturn = 0;
 const UNINITIALIZED: NvmlReturn = 1;
@@ -64,6 +67,7 @@ fn read_state<R>(f: impl FnOnce(&mut State) -> R) -> Result<R, NvmlReturn> {
     }
 }
 
+/// GPU `index`'s handle; its low four bits are zero.
 pub(crate) fn handle(index: usize) -> *mut c_void {
     ((index + 1) << 4) as *mut c_void
 }
@@ -153,17 +157,23 @@ pub(crate) fn gpu_call(
         if !state.initialized {
             return UNINITIALIZED;
         }
-        let Some(index) = (device as usize >> 4)
-            .checked_sub(1)
-            .filter(|i| *i < state.scenario.devices.len())
-        else {
+        let Some((index, mig)) = decode(device).filter(|(i, m)| {
+            state
+                .scenario
+                .devices
+                .get(*i)
+                .is_some_and(|d| m.is_none_or(|m| m < d.mig_instances.len()))
+        }) else {
             return INVALID_ARGUMENT;
         };
         let gpu = &state.scenario.devices[index];
         if gpu.nvml.lost || crate::nvml_events::lost(gpu) {
             return GPU_IS_LOST;
         }
-        if gpu.nvml.not_supported.contains(&field) {
+        if mig.is_some() && !MIG_HANDLE_FIELDS.contains(&field) {
+            return NOT_SUPPORTED;
+        }
+        if gpu.nvml.not_supported.contains(&field) || mig_gpu_lacks(gpu, field) {
             return NOT_SUPPORTED;
         }
         f(index, gpu)
@@ -325,6 +335,9 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByUUID(
     let wanted = unsafe { CStr::from_ptr(uuid) }
         .to_string_lossy()
         .into_owned();
+    if wanted.starts_with("MIG-") {
+        return find_mig_device(out, &wanted);
+    }
     find_device(out, |d| d.uuid.eq_ignore_ascii_case(&wanted))
 }
 
@@ -356,11 +369,14 @@ pub unsafe extern "C" fn nvmlDeviceGetUUID(
     out: *mut c_char,
     len: c_uint,
 ) -> NvmlReturn {
+    // A MIG device handle's UUID is the instance's (`MIG-…`).
     let uuid = with_state(|s| {
-        (device as usize >> 4)
-            .checked_sub(1)
-            .and_then(|i| s.scenario.devices.get(i))
-            .map(|d| d.uuid.clone())
+        let (gpu, mig) = decode(device)?;
+        let d = s.scenario.devices.get(gpu)?;
+        match mig {
+            Some(m) => d.mig_instances.get(m).map(|m| m.uuid.clone()),
+            None => Some(d.uuid.clone()),
+        }
     });
     device_call(device, Field::Uuid, |_| match &uuid {
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
@@ -573,6 +589,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
     device: *mut c_void,
     out: *mut MemoryV2,
 ) -> NvmlReturn {
+    let own = own_instance_of(device);
     gpu_call(device, Field::Memory, |index, gpu| {
         if out.is_null() {
             return INVALID_ARGUMENT;
@@ -583,17 +600,33 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
         if unsafe { (*out).version } != version {
             return VERSION_MISMATCH;
         }
-        let used =
-            (gpu.memory_used_bytes + crate::rm::read(index).used_bytes).min(gpu.memory_bytes);
+        // A MIG device handle: the instance's memory, of which this
+        // process's context and allocations are all that is used when
+        // CUDA enumerated this instance (others' use of it is not modelled).
+        let (total, used) = match decode(device).and_then(|(_, m)| m) {
+            Some(m) => {
+                let used = if own == Some(m) {
+                    crate::rm::read(index).used_bytes
+                } else {
+                    0
+                };
+                let total = gpu.mig_instances[m].memory_bytes;
+                (total, used.min(total))
+            }
+            None => (
+                gpu.memory_bytes,
+                (gpu.memory_used_bytes + crate::rm::read(index).used_bytes).min(gpu.memory_bytes),
+            ),
+        };
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
         unsafe {
             put(
                 out,
                 MemoryV2 {
                     version,
-                    total: gpu.memory_bytes,
+                    total,
                     reserved: 0,
-                    free: gpu.memory_bytes - used,
+                    free: total - used,
                     used,
                 },
             )
@@ -626,27 +659,41 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
     count: *mut c_uint,
     infos: *mut ProcessInfo,
 ) -> NvmlReturn {
+    let own_instance = own_instance_of(device);
     gpu_call(device, Field::ComputeProcesses, |index, d| {
         if count.is_null() {
             return INVALID_ARGUMENT;
         }
         let own = crate::rm::read(index).used_bytes;
-        let mut listed: Vec<ProcessInfo> = d
-            .other_processes
-            .iter()
-            .map(|p| ProcessInfo {
-                pid: p.pid,
-                used_gpu_memory: p.used_memory_bytes,
-                gpu_instance_id: u32::MAX,
-                compute_instance_id: u32::MAX,
-            })
-            .collect();
-        if own > 0 {
+        // A MIG device handle lists the processes on its instance: this
+        // process's, when its context is there (the scenario's other
+        // processes are not placed on instances, so they are listed on the
+        // GPU's handle only).
+        let mig = decode(device).and_then(|(_, m)| m);
+        let mut listed: Vec<ProcessInfo> = if mig.is_some() {
+            Vec::new()
+        } else {
+            d.other_processes
+                .iter()
+                .map(|p| ProcessInfo {
+                    pid: p.pid,
+                    used_gpu_memory: p.used_memory_bytes,
+                    gpu_instance_id: u32::MAX,
+                    compute_instance_id: u32::MAX,
+                })
+                .collect()
+        };
+        if own > 0 && mig.is_none_or(|m| own_instance == Some(m)) {
+            // Instance IDs name where the process runs on a MIG GPU.
+            let (gi, ci) = own_instance.map_or((u32::MAX, u32::MAX), |m| {
+                let inst = &d.mig_instances[m];
+                (inst.gpu_instance_id, inst.compute_instance_id)
+            });
             listed.push(ProcessInfo {
                 pid: std::process::id(),
                 used_gpu_memory: own,
-                gpu_instance_id: u32::MAX,
-                compute_instance_id: u32::MAX,
+                gpu_instance_id: gi,
+                compute_instance_id: ci,
             });
         }
         // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
@@ -1018,6 +1065,7 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetCount_v2",
     "nvmlDeviceGetHandleByIndex_v2",
     "nvmlDeviceGetHandleByUUID",
+    "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
     "nvmlDeviceGetHandleByPciBusId_v2",
     "nvmlDeviceGetUUID",
     "nvmlDeviceGetTemperature",

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::cuda::Call;
 use crate::names::{self, ClosedSet};
+use crate::nvml::Field;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,7 +79,23 @@ pub struct Scenario {
     /// switch ports). Absent: each GPU has a link of its own.
     #[serde(default)]
     pub shared_host_link: bool,
+    /// How long the first cuInit of a process takes, ms. NVIDIA's Driver
+    /// Persistence guide ("Overview"): a program that makes the driver
+    /// initialise a GPU "may incur a short (order of 1-3 second) startup
+    /// cost per GPU due to ECC scrubbing", which a GPU kept initialised
+    /// (persistence mode, nvidia-persistenced, or another process holding
+    /// it) does not pay. Absent: `INIT_MS_PER_COLD_GPU` for each GPU with
+    /// persistence mode off and no other process on it, none otherwise (a
+    /// warm cuInit's own fraction of a second, ../shared/FACTS.md section
+    /// 12, is not modelled, to keep tests fast). A test states a small
+    /// value to model a cold start cheaply.
+    #[serde(default)]
+    pub cu_init_ms: Option<f64>,
 }
+
+/// A cold GPU's start-up in cuInit, ms: the middle of NVIDIA's "order of
+/// 1-3 second" per GPU (Driver Persistence, "Overview").
+pub const INIT_MS_PER_COLD_GPU: f64 = 2000.0;
 
 fn yes() -> bool {
     true
@@ -295,10 +312,6 @@ pub struct Device {
     /// Memory already taken by other processes when the probe starts.
     #[serde(default)]
     pub memory_used_bytes: u64,
-    #[serde(default = "default_memory_clock_mhz")]
-    pub memory_clock_mhz: i32,
-    #[serde(default = "default_bus_width")]
-    pub memory_bus_width_bits: i32,
     /// Elements of every device-to-host copy that come back wrong (a bit
     /// flipped in the exponent), as on a GPU with bad memory.
     #[serde(default)]
@@ -898,13 +911,21 @@ impl DeviceNvml {
     }
 }
 
+/// The default board: an H100 SXM5 (700 W) drawing 72.5 W.
+const DEFAULT_POWER_DRAW_WATTS: f64 = 72.5;
+const DEFAULT_POWER_LIMIT_WATTS: f64 = 700.0;
+
 impl Default for DeviceNvml {
+    /// An H100 SXM5's readings (NVIDIA H100 datasheet: 1980 MHz boost,
+    /// 5120-bit HBM3 at 2619 MHz, 700 W, PCIe Gen5 x16): what a device
+    /// whose model `crate::models` does not know reads
+    /// (`Scenario::resolve_models`).
     fn default() -> Self {
         DeviceNvml {
             temperature_celsius: 34,
-            power_draw_watts: 72.5,
-            power_idle_watts: 72.5,
-            power_limit_watts: 700.0,
+            power_draw_watts: DEFAULT_POWER_DRAW_WATTS,
+            power_idle_watts: DEFAULT_POWER_DRAW_WATTS,
+            power_limit_watts: DEFAULT_POWER_LIMIT_WATTS,
             power_default_limit_watts: None,
             utilization_gpu_percent: 0,
             utilization_memory_percent: 0,
@@ -939,14 +960,6 @@ impl Default for DeviceNvml {
 
 fn default_watchdog_ms() -> f64 {
     2000.0
-}
-
-fn default_memory_clock_mhz() -> i32 {
-    2619
-}
-
-fn default_bus_width() -> i32 {
-    5120
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1040,8 +1053,96 @@ impl Scenario {
                 None => format!("{path}: {message}"),
             }
         })?;
+        let mut scenario = scenario;
+        // The same text parsed again, to tell a stated reading from a
+        // defaulted one (serde's defaults cannot).
+        let raw: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        scenario.resolve_models(&raw);
         scenario.validate().map_err(|e| format!("{path}: {e}"))?;
         Ok(scenario)
+    }
+
+    /// Gives each device the NVML readings of its model (`crate::models`)
+    /// where the scenario states none: a V100 reads a V100's clocks, bus,
+    /// power limit and link. `raw` is the file as JSON, to tell what it
+    /// states. A model not in the table keeps `DeviceNvml::default()`, an
+    /// H100 SXM5's readings, as every device had before the table.
+    fn resolve_models(&mut self, raw: &serde_json::Value) {
+        for (i, d) in self.devices.iter_mut().enumerate() {
+            let Some(model) = crate::models::model(&d.name) else {
+                continue;
+            };
+            let stated_nvml = &raw["devices"][i]["nvml"];
+            let stated = |key: &str| stated_nvml.get(key).is_some();
+            let n = &mut d.nvml;
+            if !stated("sm_clock_max_mhz") {
+                n.sm_clock_max_mhz = model.sm_clock_max_mhz;
+            }
+            // A GPU at work runs at its boost clock unless held down.
+            if !stated("sm_clock_mhz") {
+                n.sm_clock_mhz = n.sm_clock_max_mhz;
+            }
+            if !stated("memory_clock_max_mhz") {
+                n.memory_clock_max_mhz = model.memory_clock_mhz;
+            }
+            if !stated("memory_clock_mhz") {
+                n.memory_clock_mhz = n.memory_clock_max_mhz;
+            }
+            if !stated("memory_bus_width_bits") {
+                n.memory_bus_width_bits = model.memory_bus_width_bits;
+            }
+            if !stated("power_limit_watts") {
+                n.power_limit_watts = model.power_limit_watts;
+            }
+            // No datasheet gives a board's draw with nothing queued: the
+            // default H100's 72.5 W of 700 W, as a share of the limit.
+            let share = DEFAULT_POWER_DRAW_WATTS / DEFAULT_POWER_LIMIT_WATTS;
+            if !stated("power_draw_watts") {
+                n.power_draw_watts = n.power_limit_watts * share;
+            }
+            if !stated("power_idle_watts") {
+                n.power_idle_watts = n.power_limit_watts * share;
+            }
+            let link = Link {
+                generation: model.pcie_generation,
+                width: model.pcie_width,
+            };
+            let stated_pcie = &stated_nvml["pcie"];
+            for (key, state) in [
+                ("idle", &mut n.pcie.idle),
+                ("load", &mut n.pcie.load),
+                ("max", &mut n.pcie.max),
+            ] {
+                if stated_pcie.get(key).is_none() {
+                    *state = link;
+                }
+            }
+            // A board without ECC memory answers NOT_SUPPORTED for its ECC
+            // mode and counters, unless the scenario says otherwise.
+            if !model.ecc && !stated("ecc_enabled") && !n.not_supported.contains(&Field::Ecc) {
+                n.ecc_enabled = false;
+                n.not_supported.push(Field::Ecc);
+            }
+        }
+    }
+
+    /// How long the first cuInit takes (`cu_init_ms`, or its default by
+    /// the GPUs' persistence mode), ms.
+    #[must_use]
+    pub fn cu_init_ms(&self) -> f64 {
+        self.cu_init_ms.unwrap_or_else(|| {
+            let cold = self
+                .devices
+                .iter()
+                .filter(|d| {
+                    !d.nvml.persistence_mode
+                        && !d.held_by_other_process
+                        && d.other_processes.is_empty()
+                })
+                .count();
+            INIT_MS_PER_COLD_GPU * cold as f64
+        })
     }
 
     /// What the fake libcuda exports for this scenario: every entry point
@@ -1070,6 +1171,11 @@ impl Scenario {
 
     fn validate(&self) -> Result<(), String> {
         self.validate_names()?;
+        if let Some(ms) = self.cu_init_ms {
+            if !(ms.is_finite() && ms >= 0.0) {
+                return Err(format!("cu_init_ms: {ms} is not a time"));
+            }
+        }
         if let Some(c) = &self.cublas {
             if !c.soname.starts_with("libcublas.so") || c.soname.contains('/') {
                 return Err(format!("cublas.soname {:?} is no libcublas name", c.soname));

@@ -6,7 +6,7 @@ use super::facts::{machine_check, non_empty, var};
 use crate::cuda::error::{CUDA_ERROR_JIT_COMPILER_NOT_FOUND, CUDA_ERROR_UNSUPPORTED_PTX_VERSION};
 use crate::cuda::CudaVersion;
 use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{Report, Severity};
+use crate::report::{Reading, Report, Severity};
 use crate::stage::Stage;
 
 /// nvml.h's NVML_ERROR_LIB_RM_VERSION_MISMATCH: user-space NVML and the
@@ -148,6 +148,49 @@ fn driver_too_old(r: &Report) -> Option<Vec<String>> {
     non_empty(evidence)
 }
 
+/// A cuInit this slow is a cold start: twice what it takes with the GPUs
+/// kept initialised (about 0.5 s, ../shared/FACTS.md section 12), the low
+/// end of the 1-3 s per GPU NVIDIA gives for initialising one (Driver
+/// Persistence, "Overview").
+const SLOW_INIT_MS: f64 = 1000.0;
+
+pub(super) const GP037: Rule = Rule {
+    code: "GP037",
+    severity: Severity::Info,
+    summary: "CUDA was slow to start because persistence mode is off: every new process waits for each GPU to start again",
+    when: "cuInit took 1 s or more and NVML reports persistence mode off on a GPU: without persistence the driver deinitialises a GPU when its last client exits, and the next process to use it waits for it to start again, about 1-3 s per GPU (NVIDIA, Driver Persistence). A slow start, not a fault: the verdict does not change",
+    fix: "Keep the GPUs initialised on the host: run NVIDIA's persistence daemon (`systemctl enable --now nvidia-persistenced`), or set persistence mode as root (`nvidia-smi -pm 1`, the older way). It is the host's setting, not the container's; until then give health checks a timeout that allows a cold start.",
+    trigger: Trigger::PerDevice(cold_start),
+};
+
+/// GP037: a slow cuInit, on each GPU NVML says is not kept initialised.
+fn cold_start(r: &Report) -> DeviceEvidence {
+    let Some(init) = machine_check(r, Stage::CuInit).filter(|c| c.duration_ms >= SLOW_INIT_MS)
+    else {
+        return Vec::new();
+    };
+    r.devices
+        .iter()
+        .filter(|d| {
+            d.telemetry
+                .as_ref()
+                .is_some_and(|t| t.persistence_mode == Reading::Value(false))
+        })
+        .map(|d| {
+            (
+                Some(d.index),
+                format!(
+                    "GPU {} ({}): persistence mode off; cuInit took {:.1} s of the run's {:.1} s",
+                    d.index,
+                    d.uuid.as_deref().unwrap_or("?"),
+                    init.duration_ms / 1e3,
+                    r.duration_ms / 1e3
+                ),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +203,28 @@ mod tests {
         );
         assert_eq!(required_cuda("brand=tesla"), None);
         assert_eq!(required_cuda("cuda>=twelve"), None);
+    }
+
+    #[test]
+    fn a_cold_start_needs_both_a_slow_cu_init_and_persistence_off() {
+        use crate::report::Reading;
+        let fixture =
+            Report::from_json(include_bytes!("../../../../benches/report-one-gpu.json")).unwrap();
+        let run = |init_ms: f64, persistence: Reading<bool>| {
+            let mut r = fixture.clone();
+            r.checks
+                .iter_mut()
+                .find(|c| Stage::CuInit.is(&c.name))
+                .expect("the fixture's cu_init check")
+                .duration_ms = init_ms;
+            r.devices[0].telemetry.as_mut().unwrap().persistence_mode = persistence;
+            !cold_start(&r).is_empty()
+        };
+        assert!(run(2100.0, Reading::Value(false)));
+        assert!(run(SLOW_INIT_MS, Reading::Value(false)));
+        assert!(!run(450.0, Reading::Value(false)), "a warm start");
+        assert!(!run(2100.0, Reading::Value(true)), "another cause");
+        let unknown = Reading::Unavailable(crate::report::Unavailable::NotSupported);
+        assert!(!run(2100.0, unknown), "persistence mode unknown (Windows)");
     }
 }

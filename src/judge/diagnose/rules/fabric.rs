@@ -10,8 +10,8 @@ use crate::report::{FabricState, Reading, RecoveryAction, Report, Severity};
 /// registered the GPUs with the fabric (../shared/FACTS.md section 13).
 const CUDA_ERROR_SYSTEM_NOT_READY: i32 = 802;
 
-pub(super) const GP037: Rule = Rule {
-    code: "GP037",
+pub(super) const GP038: Rule = Rule {
+    code: "GP038",
     severity: Severity::Error,
     summary: "The NVLink fabric has not registered this node's GPUs: CUDA is not ready",
     when: "a CUDA call (cuInit, or a context) returns 802 (CUDA_ERROR_SYSTEM_NOT_READY), or NVML's GPU fabric info says a GPU's registration completed with an error; the evidence gives each GPU's fabric state as NVML reads it (not started: no fabric manager at work; in progress: registering; completed with an error status)",
@@ -73,8 +73,8 @@ fn fabric_not_ready(r: &Report) -> Option<Vec<String>> {
     Some(evidence)
 }
 
-pub(super) const GP038: Rule = Rule {
-    code: "GP038",
+pub(super) const GP039: Rule = Rule {
+    code: "GP039",
     severity: Severity::Error,
     summary: "The driver asks for a GPU to be recovered before it is used",
     when: "NVML's GPU recovery action (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, drivers from R565) is anything but none: gpu_reset, node_reboot, drain_p2p or drain_and_reset; read with or without a context (`health --no-context` too). Older drivers do not report it (`not_supported`), which is never a fault",

@@ -58,11 +58,12 @@ pub const RULES: &[Rule] = &[
     busy::GP034,
     results::GP035,
     hardware::GP036,
-    fabric::GP037,
+    driver::GP037,
     fabric::GP038,
-    xid::GP039,
+    fabric::GP039,
     xid::GP040,
     xid::GP041,
+    xid::GP042,
 ];
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ pub(super) const GP005: Rule = Rule {
     severity: Severity::Warning,
     summary: "CUDA_VISIBLE_DEVICES names a GPU that does not exist, hiding it and every GPU listed after it",
     when: "an entry of CUDA_VISIBLE_DEVICES is out of range, an unknown UUID, or not an index or UUID, while CUDA still sees some GPU; a MIG entry (`MIG-<uuid>`, or `MIG-GPU-<uuid>/<gi>/<ci>` of drivers before 470) counts as unknown only when no GPU here is in MIG mode, or its GPU does not exist",
-    fix: "Correct CUDA_VISIBLE_DEVICES: CUDA stops reading the list at the first entry that names no GPU, silently dropping the rest. Inside a container, indices count only the GPUs the container was given.",
+    fix: "Correct CUDA_VISIBLE_DEVICES: CUDA stops reading the list at the first entry that names no GPU, silently dropping the rest. Indices count GPUs in nvidia-smi's order, never MIG instances (a GPU in MIG mode is one index; its MIG devices are named by their `MIG-` UUIDs), and inside a container only the GPUs the container was given.",
     trigger: Trigger::Machine(cuda_visible_unknown_entry),
 };
 

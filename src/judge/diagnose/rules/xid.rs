@@ -26,7 +26,7 @@ enum Bucket {
     /// Worth watching; act if it repeats.
     Watch,
     /// Xid 154: the driver changed the GPU's recovery action, which
-    /// `telemetry.recovery_action` (GP038) says.
+    /// `telemetry.recovery_action` (GP039) says.
     RecoveryAction,
 }
 
@@ -139,8 +139,8 @@ fn count(r: &Report, e: &GpuEvent, xid: u64) -> usize {
         .count()
 }
 
-pub(super) const GP039: Rule = Rule {
-    code: "GP039",
+pub(super) const GP040: Rule = Rule {
+    code: "GP040",
     severity: Severity::Error,
     summary: "A GPU reported a hardware or driver fault (Xid) while gpuprobe watched",
     when: "NVML delivered, while gpuprobe ran, a critical Xid that NVIDIA's Xid catalog answers with a GPU reset, a reboot or an NVLink check (48, 61, 62, 64, 74, 79, 95, 119, 120, 140, or 154, the recovery action changed), the GPU was lost (NVML_ERROR_GPU_IS_LOST), or an application Xid (13, 31, 43, 45, 68, 69, 109) met gpuprobe's own verified kernels (its context saw a kernel exception, 700 or 714-719, on that GPU)",
@@ -157,7 +157,7 @@ fn hardware_xids(r: &Report) -> DeviceEvidence {
             Some((_, Bucket::RebootNode)) => "reboot the node",
             Some((_, Bucket::CheckNvlink)) => "check the GPU's NVLink links, then reset it",
             Some((_, Bucket::RecoveryAction)) => {
-                "do what its recovery action says (telemetry.recovery_action, GP038)"
+                "do what its recovery action says (telemetry.recovery_action, GP039)"
             }
             Some((_, Bucket::Application)) if own(r, index) => {
                 "gpuprobe's own verified kernel met it: the GPU is at fault, drain and reset it"
@@ -180,8 +180,8 @@ fn hardware_xids(r: &Report) -> DeviceEvidence {
     evidence
 }
 
-pub(super) const GP040: Rule = Rule {
-    code: "GP040",
+pub(super) const GP041: Rule = Rule {
+    code: "GP041",
     severity: Severity::Warning,
     summary: "A GPU reported an Xid that needs attention, not a drain",
     when: "NVML delivered a critical Xid that NVIDIA's Xid catalog answers with a reset when convenient or with watching (63 and 94: a row remap recorded or an error contained; 92 and 121: corrected errors at a high rate), an Xid gpuprobe's table does not name, or the same application Xid three or more times on one GPU in one run",
@@ -226,12 +226,12 @@ fn attention_xids(r: &Report) -> DeviceEvidence {
     evidence
 }
 
-pub(super) const GP041: Rule = Rule {
-    code: "GP041",
+pub(super) const GP042: Rule = Rule {
+    code: "GP042",
     severity: Severity::Info,
     summary: "Another application met an error on a GPU (an application Xid): not the node's fault",
     when: "NVML delivered an application Xid (13, 31, 43, 45, 68, 69, 109: NVIDIA's Xid catalog answers them with restarting the application) fewer than three times on a GPU, while gpuprobe's own kernels there ran without a kernel exception: Xid events carry no process, so it belongs to another process on the GPU (a job beside gpuprobe)",
-    fix: "Nothing to do on the node: the application that met it should look at its own error (an illegal address, an exception in its kernel). If it repeats, GP040 says so.",
+    fix: "Nothing to do on the node: the application that met it should look at its own error (an illegal address, an exception in its kernel). If it repeats, GP041 says so.",
     trigger: Trigger::PerDevice(application_xids),
 };
 

@@ -65,6 +65,15 @@ fn targets(scenario: &Scenario) -> Vec<Target> {
 /// process enumerates one MIG device at most (same section: with CUDA 11 and
 /// 12, a CUDA process can enumerate only a single MIG device), so later MIG
 /// devices are dropped.
+///
+/// An index counts GPUs in nvidia-smi's order, never MIG instances (CUDA
+/// Programming Guide, "CUDA Environment Variables": integer indices
+/// "correspond to the ordinal number of the GPU in the system, as
+/// determined by nvidia-smi"; ../shared/FACTS.md section 12); an index of a
+/// GPU in MIG mode gives its first MIG device, which is how CUDA reaches a
+/// MIG GPU named as a whole (Datadog's agent models CUDA so:
+/// DataDog/datadog-agent#36377, "selecting a parent device when there are
+/// MIG children just returns the first MIG child").
 pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<Target> {
     let all = targets(scenario);
     let mut out: Vec<Target> = Vec::new();
@@ -80,7 +89,7 @@ pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<Target> 
     };
     for entry in var.split(',').map(str::trim) {
         let found = if let Ok(i) = entry.parse::<usize>() {
-            all.get(i).copied()
+            all.iter().copied().find(|t| t.gpu == i)
         } else if let Some(legacy) = entry.strip_prefix("MIG-GPU-") {
             let mut parts = legacy.split('/');
             let (parent, gi, ci) = (parts.next(), parts.next(), parts.next());
@@ -93,11 +102,21 @@ pub fn visible_devices(scenario: &Scenario, var: Option<String>) -> Vec<Target> 
                         && ci == Some(inst.compute_instance_id.to_string().as_str())
                 })
             })
-        } else if entry.starts_with("GPU-") || entry.starts_with("MIG-") {
+        } else if entry.starts_with("GPU-") {
+            // A GPU by its UUID, as by its index: a MIG GPU's first MIG
+            // device.
+            let gpus: Vec<usize> = (0..scenario.devices.len())
+                .filter(|g| scenario.devices[*g].uuid.starts_with(entry))
+                .collect();
+            match gpus.as_slice() {
+                [g] => all.iter().copied().find(|t| t.gpu == *g),
+                _ => None,
+            }
+        } else if entry.starts_with("MIG-") {
             let matches: Vec<_> = all
                 .iter()
                 .copied()
-                .filter(|t| t.device(scenario).uuid.starts_with(entry))
+                .filter(|t| t.mig.is_some() && t.device(scenario).uuid.starts_with(entry))
                 .collect();
             (matches.len() == 1).then(|| matches[0])
         } else {
@@ -136,6 +155,15 @@ pub extern "C" fn cuInit(flags: c_uint) -> CUresult {
             .all(|d| d.nvml.fabric.is_none_or(|f| f.ready()));
         if !fabric_ready {
             return SYSTEM_NOT_READY;
+        }
+        // The first cuInit of a process starts the GPUs the driver has not
+        // kept initialised (`Scenario::cu_init_ms`); later ones find them
+        // started.
+        if !state.initialized {
+            let ms = state.scenario.cu_init_ms();
+            if ms > 0.0 {
+                std::thread::sleep(std::time::Duration::from_secs_f64(ms / 1e3));
+            }
         }
         state.initialized = true;
         SUCCESS
@@ -323,18 +351,21 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
                 .collect();
             // Attribute numbers: CUdevice_attribute in cuda.h.
             let v = match attrib {
-                1 => 1024,                                   // MAX_THREADS_PER_BLOCK
-                8 => 48 * 1024,                              // MAX_SHARED_MEMORY_PER_BLOCK
-                10 => 32,                                    // WARP_SIZE
-                13 => device.clock_mhz * 1000,               // CLOCK_RATE (kHz)
-                16 => device.multiprocessors,                // MULTIPROCESSOR_COUNT
-                33 => bus.get(1).copied().unwrap_or(0),      // PCI_BUS_ID
-                34 => bus.get(2).copied().unwrap_or(0),      // PCI_DEVICE_ID
-                36 => device.memory_clock_mhz * 1000,        // MEMORY_CLOCK_RATE (kHz)
-                37 => device.memory_bus_width_bits,          // GLOBAL_MEMORY_BUS_WIDTH
-                50 => bus.first().copied().unwrap_or(0),     // PCI_DOMAIN_ID
-                75 => device.compute_capability[0],          // COMPUTE_CAPABILITY_MAJOR
-                76 => device.compute_capability[1],          // COMPUTE_CAPABILITY_MINOR
+                1 => 1024,                              // MAX_THREADS_PER_BLOCK
+                8 => 48 * 1024,                         // MAX_SHARED_MEMORY_PER_BLOCK
+                10 => 32,                               // WARP_SIZE
+                13 => device.clock_mhz * 1000,          // CLOCK_RATE (kHz)
+                16 => device.multiprocessors,           // MULTIPROCESSOR_COUNT
+                33 => bus.get(1).copied().unwrap_or(0), // PCI_BUS_ID
+                34 => bus.get(2).copied().unwrap_or(0), // PCI_DEVICE_ID
+                // MEMORY_CLOCK_RATE (kHz) and GLOBAL_MEMORY_BUS_WIDTH: the
+                // peak memory clock and the bus NVML reports too (one
+                // reading of the scenario for both libraries).
+                36 => to_int(device.nvml.memory_clock_max_mhz.saturating_mul(1000)),
+                37 => to_int(device.nvml.memory_bus_width_bits),
+                50 => bus.first().copied().unwrap_or(0), // PCI_DOMAIN_ID
+                75 => device.compute_capability[0],      // COMPUTE_CAPABILITY_MAJOR
+                76 => device.compute_capability[1],      // COMPUTE_CAPABILITY_MINOR
                 17 => i32::from(device.kernel_exec_timeout), // KERNEL_EXEC_TIMEOUT
                 // COMPUTE_MODE: CUcomputemode, the same numbers as NVML's.
                 20 => device.nvml.compute_mode as i32,
@@ -344,4 +375,9 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
             unsafe { write(value, v) }
         },
     )
+}
+
+/// An NVML reading as a CUDA attribute's int.
+fn to_int(v: u32) -> c_int {
+    c_int::try_from(v).unwrap_or(c_int::MAX)
 }
