@@ -261,6 +261,7 @@ pub fn sandbox(log: &str) -> Option<Sandbox> {
 /// How many bytes of the kernel log to read: gVisor's whole log (a dozen
 /// short lines), and a host's most recent records, which never start with
 /// gVisor's.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const KERNEL_LOG_BYTES: usize = 4096;
 
 /// The kernel log as syslog(2) SYSLOG_ACTION_READ_ALL gives it (what

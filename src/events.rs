@@ -19,13 +19,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::report::{EventGpu, EventKind, Events, EventsStatus, GpuEvent};
+#[cfg(target_os = "linux")]
+use crate::report::EventKind;
+use crate::report::{EventGpu, Events, EventsStatus, GpuEvent};
 use crate::telemetry::Loaded;
 
 /// Events listed per report; the rest are counted.
+#[cfg(target_os = "linux")]
 const MAX_LISTED: usize = 100;
 
 /// How long one nvmlEventSetWait blocks, so that a stop is seen this soon.
+#[cfg(target_os = "linux")]
 const WAIT_MS: u32 = 250;
 
 /// How long the session waits for registration before its probe starts, so
@@ -126,10 +130,11 @@ fn lock(c: &Mutex<Collected>) -> std::sync::MutexGuard<'_, Collected> {
     c.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Each registered GPU's NVML handle, index and UUID, to name the GPU of an
-/// event even once it is lost (a lost GPU answers no getter).
+/// Each GPU's NVML device, handle, index and UUID: to name the GPU of an
+/// event even once it is lost (a lost GPU answers no getter), and to find
+/// which GPU the event wait's GPU_IS_LOST is about.
 #[cfg(target_os = "linux")]
-type Handles = Vec<(usize, u32, Option<String>)>;
+type Handles = Vec<(nvml_wrapper::Device<'static>, usize, u32, Option<String>)>;
 
 /// The watching thread: registers every GPU, says so on `registered`, then
 /// waits for events until `stop`.
@@ -191,9 +196,10 @@ fn register(
     for index in 0..nvml.nvml.device_count().unwrap_or(0) {
         let device = nvml.nvml.device_by_index(index);
         let uuid = device.as_ref().ok().and_then(|d| d.uuid().ok());
-        if let Ok(d) = &device {
+        if let Ok(d) = nvml.nvml.device_by_index(index) {
             // SAFETY: the handle is only compared, never used to call NVML.
-            handles.push((unsafe { d.handle() } as usize, index, uuid.clone()));
+            let handle = unsafe { d.handle() } as usize;
+            handles.push((d, handle, index, uuid.clone()));
         }
         let mut gpu = EventGpu {
             nvml_index: index,
@@ -249,8 +255,8 @@ fn deliver(
                 let handle = unsafe { data.device.handle() } as usize;
                 let (nvml_index, uuid) = handles
                     .iter()
-                    .find(|(h, _, _)| *h == handle)
-                    .map_or((None, None), |(_, i, u)| (Some(*i), u.clone()));
+                    .find(|(_, h, _, _)| *h == handle)
+                    .map_or((None, None), |(_, _, i, u)| (Some(*i), u.clone()));
                 let Some(kind) = kinds(data.event_type).first().copied() else {
                     continue;
                 };
@@ -269,34 +275,48 @@ fn deliver(
             Err(NvmlError::Timeout) => continue,
             Err(e) => {
                 // The wait answers the same until the GPU is back: the
-                // thread slows down rather than spin, and says a loss once.
+                // thread slows down rather than spin, and says each lost
+                // GPU once (the one whose own getters answer GPU_IS_LOST).
                 std::thread::sleep(Duration::from_millis(u64::from(WAIT_MS)));
-                let said = lock(collected)
-                    .events
-                    .iter()
-                    .any(|e| e.kind == EventKind::GpuLost);
-                if !matches!(e, NvmlError::GpuLost) || said {
-                    continue;
+                if matches!(e, NvmlError::GpuLost) {
+                    for (device, _, index, uuid) in handles {
+                        let said = lock(collected)
+                            .events
+                            .iter()
+                            .any(|e| e.kind == EventKind::GpuLost && e.nvml_index == Some(*index));
+                        if !said && matches!(device.uuid(), Err(NvmlError::GpuLost)) {
+                            record(
+                                collected,
+                                GpuEvent {
+                                    at_ms: 0.0,
+                                    nvml_index: Some(*index),
+                                    uuid: uuid.clone(),
+                                    kind: EventKind::GpuLost,
+                                    xid: None,
+                                },
+                            );
+                        }
+                    }
                 }
-                GpuEvent {
-                    at_ms: 0.0,
-                    nvml_index: None,
-                    uuid: None,
-                    kind: EventKind::GpuLost,
-                    xid: None,
-                }
+                continue;
             }
         };
-        let mut c = lock(collected);
-        let event = GpuEvent {
-            at_ms: c.since.elapsed().as_secs_f64() * 1e3,
-            ..event
-        };
-        if c.events.len() < MAX_LISTED {
-            c.events.push(event);
-        } else {
-            c.not_listed += 1;
-        }
+        record(collected, event);
+    }
+}
+
+/// Keeps one event, stamped now, or counts it beyond `MAX_LISTED`.
+#[cfg(target_os = "linux")]
+fn record(collected: &Mutex<Collected>, event: GpuEvent) {
+    let mut c = lock(collected);
+    let event = GpuEvent {
+        at_ms: c.since.elapsed().as_secs_f64() * 1e3,
+        ..event
+    };
+    if c.events.len() < MAX_LISTED {
+        c.events.push(event);
+    } else {
+        c.not_listed += 1;
     }
 }
 

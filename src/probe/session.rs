@@ -68,6 +68,10 @@ impl Session {
     /// probe's work causes is seen (NVML loses events from before).
     fn watch_events(&mut self) {
         if self.options.events && self.events.is_none() {
+            // Loading NVML may make /dev/nvidiactl (as root, the library
+            // does): the device nodes the container was given are noted
+            // first, as the probe itself does before any driver call.
+            crate::environment::note_nodes_before_driver(&crate::environment::root());
             let nvml = crate::telemetry::load().ok();
             self.events = Some(crate::events::Watcher::start(nvml));
         }

@@ -171,9 +171,12 @@ fn hardware_xids(r: &Report) -> DeviceEvidence {
         if e.kind == EventKind::GpuLost {
             evidence.push((
                 cuda_index(r, e),
-                "NVML's event wait answered GPU_IS_LOST: a GPU fell off the bus while gpuprobe \
-                 watched (reboot the node)"
-                    .into(),
+                format!(
+                    "NVML GPU {} ({}): fell off the bus while gpuprobe watched (the event wait \
+                     answered GPU_IS_LOST): reboot the node",
+                    e.nvml_index.map_or("?".into(), |i| i.to_string()),
+                    e.uuid.as_deref().unwrap_or("?")
+                ),
             ));
         }
     }
