@@ -62,6 +62,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("xid-48-during-probe", "GP040", Verdict::Failed, 1),
     ("xid-31-repeats", "GP041", Verdict::Degraded, 0),
     ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
+    ("four-h100-one-slow", "GP043", Verdict::Degraded, 0),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
@@ -260,6 +261,62 @@ fn healthy_scenarios_raise_no_false_alarm() {
             "{scenario}: {:?}",
             run.report.diagnoses
         );
+    }
+}
+
+/// GP043 on modelled launch times (the scenarios' `launch_ns_per_thread`,
+/// on the events' clock), so the comparison is the same on any test
+/// machine: of four identical H100s, GPU 2 takes 1/0.7 as long per launch,
+/// in the probe's matmul and in a burn, and only it is named, with the
+/// measure, its value against the best and how far below; four that keep
+/// pace raise nothing.
+#[test]
+fn a_gpu_slower_than_its_identical_neighbours_is_named_and_matched_ones_are_not() {
+    let burn = [
+        "burn",
+        "--json",
+        "--duration",
+        "1s",
+        "--sample-every",
+        "200ms",
+    ];
+    let burn: Vec<&str> = burn.iter().chain(SMALL).copied().collect();
+    let probe = common::gpuprobe_with("four-h100-one-slow", SMALL, &[]);
+    let burned = common::gpuprobe_args("four-h100-one-slow", &burn);
+    for (run, measure) in [(&probe, "matmul"), (&burned, "burn throughput")] {
+        let d = run
+            .report
+            .diagnoses
+            .iter()
+            .find(|d| d.code == "GP043")
+            .unwrap_or_else(|| panic!("{measure}: {}", run.report.summary));
+        assert_eq!(d.devices, [2], "{measure}");
+        let line = d
+            .evidence
+            .iter()
+            .find(|l| l.contains(measure))
+            .unwrap_or_else(|| panic!("{measure}: {:?}", d.evidence));
+        assert!(line.starts_with("GPU 2 ("), "{line}");
+        assert!(
+            line.contains("30% below the best of the node's 4"),
+            "{line}"
+        );
+        assert!(
+            line.contains("132 SMs, power limit 700 W): GPU 0's"),
+            "{line}"
+        );
+        assert_eq!(run.report.verdict, Verdict::Degraded, "{measure}");
+    }
+    let matched = common::gpuprobe_with("four-h100-matched", SMALL, &[]);
+    let burned = common::gpuprobe_args("four-h100-matched", &burn);
+    for run in [&matched, &burned] {
+        assert!(
+            run.report.diagnoses.is_empty(),
+            "{:?}",
+            run.report.diagnoses
+        );
+        assert_eq!(run.report.verdict, Verdict::Healthy);
+        assert!(run.report.devices.iter().all(|d| d.matmul.is_some()));
     }
 }
 
