@@ -23,15 +23,30 @@ const OF_THE_BEST: f64 = 0.9;
 /// fills (checks::gpu::LINK_RAMP reasons alike about the link).
 const MIN_TIMED_MATMUL_MS: f64 = 100.0;
 
+/// Whether every SM got at least one thread block of the matmul: a
+/// smaller product runs on some SMs only, so it measures those (and the
+/// launch), not the GPU. GP030, which judges against the peak, asks for
+/// two per SM; a comparison between twins, whose tails are alike, needs
+/// only the whole GPU at work (gpuprobe's default 2048 product is 256
+/// blocks: every SM of an H100, 132, or of a B200, 148).
+fn every_sm_worked(d: &DeviceReport) -> bool {
+    match (d.matmul.as_ref().and_then(|m| m.blocks), d.multiprocessors) {
+        (Some(blocks), Some(sms)) => blocks >= u64::from(sms),
+        _ => false,
+    }
+}
+
 /// What is compared between twins, each as the report holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Measure {
-    /// The matmul's GFLOP/s (`matmul.gpu_gflops`), verified products only.
+    /// The matmul's GFLOP/s (`matmul.gpu_gflops`): verified products that
+    /// gave every SM work.
     Matmul,
     /// The bandwidth check's device copy, GB/s (`bandwidth.device_copy`).
     DeviceCopy,
     /// The burn's mean throughput, GFLOP/s (`burn.gflops_mean`), of burns
-    /// that ran their whole duration without an error.
+    /// that ran their whole duration without an error, of the matmul's
+    /// product (so, as it, giving every SM work).
     Burn,
 }
 
@@ -49,6 +64,7 @@ impl Measure {
     /// The GPU's value, where it measured one long enough to compare.
     fn value(self, d: &DeviceReport) -> Option<f64> {
         let v = match self {
+            Self::Matmul | Self::Burn if !every_sm_worked(d) => None,
             Self::Matmul => d
                 .matmul
                 .as_ref()
@@ -106,7 +122,7 @@ pub(super) const GP043: Rule = Rule {
     code: "GP043",
     severity: Severity::Warning,
     summary: "A GPU is more than 10% slower than the best of its identical neighbours",
-    when: "among two or more GPUs of the node with the same model name, SM count and power limit (MIG instances aside), one's matmul GFLOP/s (verified, at least 100 ms of timed products), device-copy bandwidth (copies of 64 MiB or more) or burn throughput (a burn that ran its duration without errors) is below 90% of the best of them, gpu-fryer's rule; the evidence names the GPU, the measure, its value against the best and how far below it is. It stands beside the absolute checks against the model's peak, which a GPU can pass while its twins run faster",
+    when: "among two or more GPUs of the node with the same model name, SM count and power limit (MIG instances aside), one's matmul GFLOP/s (verified, at least 100 ms of timed products, at least one thread block per SM: a smaller product measures some SMs, not the GPU), device-copy bandwidth (copies of 64 MiB or more) or burn throughput (a burn of that product that ran its duration without errors) is below 90% of the best of them, gpu-fryer's rule; the evidence names the GPU, the measure, its value against the best and how far below it is. It stands beside the absolute checks against the model's peak, which a GPU can pass while its twins run faster",
     fix: "Compare the slow GPU with its neighbours under load: `nvidia-smi -q -d PERFORMANCE,CLOCK,POWER,TEMPERATURE` (throttle reasons, clocks held down, a lower enforced power limit, a hotter slot), `nvidia-smi -q -d PCIE` and the kernel log for Xids. Reset its clocks (`nvidia-smi -rgc`, `-rmc`, `-rac`), check airflow and power cabling for its slot; if it stays slow with nothing to show, run `dcgmi diag -r 3` and raise it with the vendor.",
     trigger: Trigger::PerDevice(slower_than_twins),
 };
@@ -173,6 +189,7 @@ mod tests {
                 d.index = i;
                 d.uuid = Some(format!("GPU-{i}"));
                 let m = d.matmul.as_mut().unwrap();
+                m.blocks = Some(256);
                 m.gpu_gflops = 1000.0;
                 m.gpu_time_ms = 50.0;
                 m.iterations = 4;
@@ -184,6 +201,12 @@ mod tests {
             })
             .collect();
         r
+    }
+
+    fn m_blocks_all(r: &mut Report, blocks: u64) {
+        for d in &mut r.devices {
+            d.matmul.as_mut().unwrap().blocks = Some(blocks);
+        }
     }
 
     fn fired(r: &Report) -> Vec<(Option<u32>, String)> {
@@ -256,6 +279,13 @@ mod tests {
         m.gpu_gflops = 500.0;
         m.gpu_time_ms = 1.0;
         assert!(fired(&r).is_empty(), "1 ms x 4 of timed products");
+        let mut r = four();
+        let m = r.devices[1].matmul.as_mut().unwrap();
+        m.gpu_gflops = 500.0;
+        m.blocks = Some(131);
+        assert!(fired(&r).is_empty(), "an SM of the 132 without work");
+        m_blocks_all(&mut r, 132);
+        assert_eq!(fired(&r).len(), 1, "every SM at work");
         let mut r = four();
         let m = r.devices[1].matmul.as_mut().unwrap();
         m.gpu_gflops = 500.0;
