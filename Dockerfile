@@ -41,6 +41,15 @@ RUN set -e; mkdir -p /out; \
 
 FROM ${BASE}
 COPY --from=build /out/gpuprobe /usr/local/bin/gpuprobe
+# Not root: gpuprobe needs no privilege, only the device nodes and driver
+# libraries the NVIDIA Container Toolkit gives the container (the device
+# nodes are read-write for every user: the driver's default
+# NVreg_DeviceFileMode is 0666). nobody, by number, so that Kubernetes'
+# runAsNonRoot can check it: the kubelet refuses to start a container whose
+# image names its user by name and no runAsUser says which (docs/fleet.md,
+# "Least privilege"). A workload built FROM this image that needs another
+# user sets its own USER.
+USER 65534:65534
 # Docker: exit 0 healthy, 1 unhealthy (2 is reserved, and `health` never
 # uses it). The timeout leaves room for a cold cuInit; `health` keeps its
 # own 10 s deadline below it (Docker reference, "HEALTHCHECK").

@@ -62,6 +62,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("xid-48-during-probe", "GP040", Verdict::Failed, 1),
     ("xid-31-repeats", "GP041", Verdict::Degraded, 0),
     ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
+    ("four-t4-one-slow", "GP043", Verdict::Degraded, 0),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
@@ -95,8 +96,17 @@ fn args_for(scenario: &str) -> Vec<&'static str> {
     if scenario == "clocks-held-down" {
         args = vec!["--size", "512", "--iterations", "1"];
     }
+    // GP043 compares only products that give every SM a thread block: 49
+    // on the scenario's 40.
+    if scenario.starts_with("four-t4-") {
+        args = EVERY_SM.to_vec();
+    }
     args
 }
+
+/// An 800-wide product: 49 blocks of 128 x 128, a block for each of a T4's
+/// 40 SMs.
+const EVERY_SM: &[&str] = &["--size", "800", "--iterations", "1"];
 
 /// Windows rules: scenarios with a Windows-layout root, read by the Windows
 /// environment code (the binary itself runs them only on Windows).
@@ -261,6 +271,79 @@ fn healthy_scenarios_raise_no_false_alarm() {
             run.report.diagnoses
         );
     }
+}
+
+/// GP043 on modelled launch times (the scenarios' `launch_ns_per_thread`,
+/// on the events' clock), so the comparison is the same on any test
+/// machine: of four identical T4s, GPU 2 takes 1/0.7 as long per launch,
+/// in the probe's matmul and in a burn, and its device copies reach 60% of
+/// the memory's bandwidth where the others reach 90%; only it is named,
+/// with the measure, its value against the best and how far below; four
+/// that keep pace raise nothing.
+#[test]
+fn a_gpu_slower_than_its_identical_neighbours_is_named_and_matched_ones_are_not() {
+    let burn = [
+        "burn",
+        "--json",
+        "--duration",
+        "3s",
+        "--sample-every",
+        "500ms",
+    ];
+    let burn: Vec<&str> = burn.iter().chain(EVERY_SM).copied().collect();
+    // Device copies of 64 MiB: shorter ones are not compared.
+    let copies = [EVERY_SM, &["--bandwidth-size", "64MiB"]].concat();
+    let probe = common::gpuprobe_with("four-t4-one-slow", &copies, &[]);
+    let burned = common::gpuprobe_args("four-t4-one-slow", &burn);
+    for (run, measure, below) in [
+        (&probe, "matmul", "30%"),
+        (&probe, "device copy", "33%"),
+        (&burned, "burn throughput", "30%"),
+    ] {
+        let d = run
+            .report
+            .diagnoses
+            .iter()
+            .find(|d| d.code == "GP043")
+            .unwrap_or_else(|| panic!("{measure}: {}", run.report.summary));
+        assert_eq!(d.devices, [2], "{measure}");
+        let line = d
+            .evidence
+            .iter()
+            .find(|l| l.contains(measure))
+            .unwrap_or_else(|| panic!("{measure}: {:?}", d.evidence));
+        assert!(line.starts_with("GPU 2 ("), "{line}");
+        assert!(
+            line.contains(&format!("{below} below the best of the node's 4")),
+            "{line}"
+        );
+        assert!(
+            line.contains("(40 SMs, power limit 70 W): GPU 0's"),
+            "{line}"
+        );
+        assert_eq!(run.report.verdict, Verdict::Degraded, "{measure}");
+    }
+    let matched = common::gpuprobe_with("four-t4-matched", EVERY_SM, &[]);
+    let burned = common::gpuprobe_args("four-t4-matched", &burn);
+    for run in [&matched, &burned] {
+        assert!(
+            run.report.diagnoses.is_empty(),
+            "{:?}",
+            run.report.diagnoses
+        );
+        assert_eq!(run.report.verdict, Verdict::Healthy);
+        assert!(run.report.devices.iter().all(|d| d.matmul.is_some()));
+    }
+    // The same four with a 384-wide product: 230 ms of GPU time each, but
+    // 9 blocks for 40 SMs, so it measures some SMs, not the GPUs: nothing
+    // is compared.
+    let some_sms = ["--size", "384", "--iterations", "1"];
+    let run = common::gpuprobe_with("four-t4-one-slow", &some_sms, &[]);
+    assert!(
+        run.report.diagnoses.is_empty(),
+        "{:?}",
+        run.report.diagnoses
+    );
 }
 
 #[test]

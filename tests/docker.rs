@@ -265,6 +265,13 @@ impl Drop for BuildStage {
     }
 }
 
+/// The Dockerfile's image runs as nobody: the libraries the toolkit injects
+/// are readable by every user, and so must the fake's folder be when it is
+/// mounted in their place (a temporary folder is its owner's alone).
+fn readable_by_all(dir: &Path) {
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
 #[test]
 #[ignore = "needs a Docker daemon: run with --run-ignored all; .ci/run does, with GPUPROBE_REQUIRE_DOCKER=1"]
 fn dockerfile_image_gates_on_the_gpu_and_reports_health() {
@@ -273,6 +280,7 @@ fn dockerfile_image_gates_on_the_gpu_and_reports_health() {
     }
     let scenario = common::scenario("healthy");
     let fake = common::fake_driver(&scenario);
+    readable_by_all(fake.path());
     let binary = assert_cmd::cargo::cargo_bin("gpuprobe");
     let base = imported_base(&[&binary, &fake.path().join("libcuda.so.1")]);
 
@@ -309,6 +317,8 @@ fn dockerfile_image_gates_on_the_gpu_and_reports_health() {
         inspect(&image.tag, "{{json .Config.Entrypoint}}"),
         r#"["gpuprobe","exec","--"]"#
     );
+    // Not root, and a number Kubernetes' runAsNonRoot can check.
+    assert_eq!(inspect(&image.tag, "{{.Config.User}}"), "65534:65534");
 
     // No GPU runtime: the gate refuses with 3 and CMD never starts.
     let out = docker(&["run", "--rm", "--network", "none", &image.tag]);

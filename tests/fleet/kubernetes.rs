@@ -14,7 +14,7 @@ use crate::support::{run_ok, tool};
 /// and a recent release kubernetes-validate 1.37 bundles schemas for.
 const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.34.0"];
 
-fn manifests() -> Vec<PathBuf> {
+pub fn manifests() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![root().join("deploy/kubernetes")];
     while let Some(dir) = dirs.pop() {
@@ -52,6 +52,9 @@ fn manifests_validate_against_kubernetes_schemas() {
             "deployment/trainer",
             "daemonset/gpuprobe",
             "service/gpuprobe",
+            "namespace/gpuprobe",
+            "priorityclass/gpuprobe-node-check",
+            "job/gpuprobe-node-check",
         ] {
             assert!(
                 out.contains(&format!("passed for resource {kind}")),

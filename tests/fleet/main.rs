@@ -11,6 +11,9 @@
 //!   versions (kubernetes-validate); the node-problem-detector plugin config
 //!   uses only NPD's fields, and `gpuprobe health`'s exit codes map onto
 //!   NPD's OK / NonOK, never Unknown.
+//! - `pod_security`: every pod the manifests run meets the Kubernetes
+//!   "restricted" Pod Security Standard, control by control, and every
+//!   Namespace there enforces it.
 //! - `slurm`: a real one-node Slurm (munged, slurmctld, slurmd) drains and
 //!   resumes the node on the health-check script's word.
 //!
@@ -23,6 +26,7 @@ mod common;
 mod grafana;
 mod http;
 mod kubernetes;
+mod pod_security;
 mod prometheus;
 mod slurm;
 mod support;

@@ -55,10 +55,10 @@ pub struct SameCause {
 pub const SAME_CAUSE: &[SameCause] = &[
     SameCause {
         primary: "GP032",
-        follows: &["GP017", "GP030"],
+        follows: &["GP017", "GP030", "GP043"],
         why: "a GPU that slows under sustained load is held by the power or cooling that \
-              throttled its matmul (GP017) and kept that matmul far below its peak (GP030); \
-              GP032's fix covers both",
+              throttled its matmul (GP017), kept that matmul far below its peak (GP030) and \
+              behind its identical neighbours (GP043); GP032's fix covers them",
     },
     SameCause {
         primary: "GP015",
@@ -76,9 +76,15 @@ pub const SAME_CAUSE: &[SameCause] = &[
     },
     SameCause {
         primary: "GP017",
-        follows: &["GP030"],
-        why: "a matmul far below its peak on a GPU throttled by temperature or power is slow \
-              for that reason",
+        follows: &["GP030", "GP043"],
+        why: "a matmul far below its peak (GP030), or behind its identical neighbours (GP043), \
+              on a GPU throttled by temperature or power is slow for that reason",
+    },
+    SameCause {
+        primary: "GP030",
+        follows: &["GP043"],
+        why: "a GPU whose clocks NVML saw held down while its matmul ran (GP030) is behind its \
+              identical neighbours (GP043) for that reason",
     },
     SameCause {
         primary: "GP014",

@@ -21,7 +21,7 @@ const MIN_JUDGED_HOST_BYTES: u64 = 4 << 20;
 
 /// Device copies shorter than this are not judged, likewise (64 MiB take
 /// 40 µs through 3.35 TB/s, reading and writing).
-const MIN_JUDGED_DEVICE_BYTES: u64 = 64 << 20;
+pub(super) const MIN_JUDGED_DEVICE_BYTES: u64 = 64 << 20;
 
 pub(super) const GP031: Rule = Rule {
     code: "GP031",

@@ -14,6 +14,7 @@ mod driver;
 mod fabric;
 mod facts;
 mod hardware;
+mod homogeneity;
 mod libraries;
 mod platform;
 mod results;
@@ -64,6 +65,7 @@ pub const RULES: &[Rule] = &[
     xid::GP040,
     xid::GP041,
     xid::GP042,
+    homogeneity::GP043,
 ];
 
 #[cfg(test)]
