@@ -623,13 +623,16 @@ fn watch_on_a_wedged_gpu_stays_flat_and_reports_the_wedge_every_cycle() {
 }
 
 /// (VmRSS in KiB, open file descriptors) of a running process, each the
-/// least of a few readings: the process is mid-cycle when read, and a file
-/// open for a moment (a lock, a state file being replaced) is no leak, while
-/// a leaked one is there in every reading.
+/// least of readings over half a second: the process is mid-cycle when
+/// read, and a file open for a moment (the driver's lock file, held by a
+/// call and by the NVML readings queued behind it; a state file being
+/// replaced) is no leak, while a leaked one is there in every reading. Ten
+/// readings over 50 ms were too few on a loaded machine: the lock file was
+/// open in each of them once in a few runs.
 fn footprint(pid: u32) -> (u64, usize) {
-    (0..10)
+    (0..25)
         .map(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(std::time::Duration::from_millis(20));
             footprint_now(pid)
         })
         .fold((u64::MAX, usize::MAX), |(r, f), (r1, f1)| {
