@@ -609,6 +609,10 @@ fn watch_on_a_wedged_gpu_stays_flat_and_reports_the_wedge_every_cycle() {
             early = Some((threads(pid), footprint(pid)));
         }
     }
+    // Go on reading while the footprint is taken (half a second of
+    // cycles): a full pipe would block the watch's write, and a process
+    // blocked in write(2) cannot act on SIGTERM.
+    let drain = std::thread::spawn(move || lines.count());
     let (threads0, (rss0, fds0)) = early.unwrap();
     let (threads1, (rss1, fds1)) = (threads(pid), footprint(pid));
     assert_eq!(threads1, threads0, "threads grew from cycle 5 to 100");
@@ -620,6 +624,7 @@ fn watch_on_a_wedged_gpu_stays_flat_and_reports_the_wedge_every_cycle() {
     // SAFETY: kill(2) on our own child's pid touches no memory of ours.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(0));
+    drain.join().unwrap();
 }
 
 /// (VmRSS in KiB, open file descriptors) of a running process, each the
@@ -680,6 +685,8 @@ fn watch_memory_and_descriptors_stay_flat_and_sigterm_stops_it_cleanly() {
             early = Some(footprint(pid));
         }
     }
+    // Go on reading while the footprint is taken (see above).
+    let drain = std::thread::spawn(move || lines.count());
     let (rss0, fds0) = early.unwrap();
     let (rss1, fds1) = footprint(pid);
     assert_eq!(fds1, fds0, "file descriptors grew from cycle 30 to 150");
@@ -698,6 +705,7 @@ fn watch_memory_and_descriptors_stay_flat_and_sigterm_stops_it_cleanly() {
         stopped.elapsed()
     );
     assert_eq!(status.code(), Some(0), "SIGTERM ends watch with exit 0");
+    drain.join().unwrap();
 }
 
 #[test]
