@@ -21,12 +21,13 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on'
             cand --size 'Matrix size N of the N x N x N matmul'
             cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
             cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
             cand --seed 'Seed for the input matrices, to repeat a run exactly (default: fresh)'
             cand --bandwidth-size 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU''s free memory and of the host''s available memory; 0 turns the bandwidth check off (watch beside a workload)'
+            cand --memtest 'Also run one pass of the memory test over SIZE of each GPU''s free memory (e.g. 4GiB), a FRACTION of it (0.5, 50%) or `all` that is safe (off by default; `gpuprobe memtest` runs it for a duration)'
             cand --require-gpus 'Fail unless at least N GPUs pass'
             cand --require-memory 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB'
             cand --require-compute-capability 'Fail unless every GPU has at least this compute capability, e.g. 8.0'
@@ -47,6 +48,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
             cand bench 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot'
             cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, each product compared bit for bit with the verified one, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
+            cand memtest 'Memory test: a small verified matmul, then patterns (walking ones and zeros, own address, moving inversions of ones and zeros and of seeded random words) written over the GPU''s free memory and read back by its kernels for --duration; every word that reads back wrong is reported with its offset and bits'
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -54,7 +56,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on'
             cand --json 'Shorthand for --format json'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -71,7 +73,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --state 'Check the report that `watch --state FILE` keeps instead of touching the GPU: healthy when it is fresh and its verdict is healthy or degraded'
             cand --max-age 'How old the state file''s report may be, e.g. 2m'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on'
             cand --require-gpus 'Fail unless at least N GPUs pass'
             cand --require-memory 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB'
             cand --require-compute-capability 'Fail unless every GPU has at least this compute capability, e.g. 8.0'
@@ -86,7 +88,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
         &'gpuprobe;exec'= {
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on'
             cand --size 'Matrix size N of the N x N x N matmul'
             cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
             cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
@@ -110,7 +112,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --listen 'Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener)'
             cand --count 'Stop after this many probes (default: until SIGTERM or SIGINT)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on'
             cand --size 'Matrix size N of the N x N x N matmul'
             cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
             cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
@@ -134,7 +136,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on'
             cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
             cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
             cand --seed 'Seed for the input matrices, to repeat a run exactly (default: fresh)'
@@ -150,12 +152,31 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
-            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a stuck driver call is reported, not waited on'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on'
             cand --size 'Matrix size N of the N x N x N matmul'
             cand --iterations 'Timed iterations per measurement (default: as many as fill --min-time)'
             cand --min-time 'Minimum measured time per measurement, e.g. 200ms, 1s'
             cand --seed 'Seed for the input matrices, to repeat a run exactly (default: fresh)'
             cand --bandwidth-size 'Bytes each bandwidth copy moves, e.g. 256MiB, 64MB; at most an eighth of the GPU''s free memory and of the host''s available memory; 0 turns the bandwidth check off (watch beside a workload)'
+            cand --require-gpus 'Fail unless at least N GPUs pass'
+            cand --require-memory 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB'
+            cand --require-compute-capability 'Fail unless every GPU has at least this compute capability, e.g. 8.0'
+            cand --require-driver 'Fail unless the driver supports at least this CUDA version, e.g. 12.2'
+            cand --require-speedup 'Fail unless every GPU''s matmul is at least X times the CPU''s'
+            cand --require-efficiency 'Fail unless every GPU''s matmul reaches this percentage of the GPU''s theoretical FP32 peak, e.g. 40'
+            cand --json 'Shorthand for --format json'
+            cand --strict 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gpuprobe;memtest'= {
+            cand --duration 'How long to run passes of every pattern (at least one pattern runs)'
+            cand --size 'How much of each GPU''s free memory to test: a SIZE (4GiB), a FRACTION (0.5, 50%) or `all` that is safe. At least 512 MiB or 5% of the memory always stays free for the driver; beside another compute process at most 1 GiB or 5%, whichever is smaller'
+            cand --seed 'Seed of the random patterns (and of the matmul''s inputs), to repeat a run exactly (default: fresh)'
+            cand --format 'Output format'
+            cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
+            cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
+            cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on'
             cand --require-gpus 'Fail unless at least N GPUs pass'
             cand --require-memory 'Fail unless every GPU has this much free memory, e.g. 16GiB, 500MB'
             cand --require-compute-capability 'Fail unless every GPU has at least this compute capability, e.g. 8.0'
@@ -180,6 +201,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand watch 'Probe every --interval, writing JSON lines, a state file and Prometheus metrics'
             cand bench 'Sweep matrix sizes: every GEMM kernel (and cuBLAS''s, when present) on each GPU against the CPU, each result verified; a table, JSON or an SVG plot'
             cand burn 'Sustained load for node acceptance: the probe, then the matmul back to back on every GPU for --duration, each product compared bit for bit with the verified one, with throughput and NVML (clocks, temperature, power, throttling, ECC) recorded over time'
+            cand memtest 'Memory test: a small verified matmul, then patterns (walking ones and zeros, own address, moving inversions of ones and zeros and of seeded random words) written over the GPU''s free memory and read back by its kernels for --duration; every word that reads back wrong is reported with its offset and bits'
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -198,6 +220,8 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
         &'gpuprobe;help;bench'= {
         }
         &'gpuprobe;help;burn'= {
+        }
+        &'gpuprobe;help;memtest'= {
         }
         &'gpuprobe;help;completions'= {
         }

@@ -15,6 +15,7 @@ mod fabric;
 mod facts;
 mod hardware;
 mod libraries;
+mod memtest;
 mod platform;
 mod results;
 mod throttling;
@@ -64,6 +65,7 @@ pub const RULES: &[Rule] = &[
     xid::GP040,
     xid::GP041,
     xid::GP042,
+    memtest::GP043,
 ];
 
 #[cfg(test)]
