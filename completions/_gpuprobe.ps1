@@ -160,6 +160,7 @@ Register-ArgumentCompleter -Native -CommandName 'gpuprobe' -ScriptBlock {
             [CompletionResult]::new('--sample-every', '--sample-every', [CompletionResultType]::ParameterName, 'Length of one measured interval: its GFLOP/s and an NVML reading')
             [CompletionResult]::new('--verify-every', '--verify-every', [CompletionResultType]::ParameterName, 'How often a product is also copied back and compared element by element, naming what differs (and always at the end); every product is compared on the GPU')
             [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Also draw GFLOP/s, SM clock and temperature over time, per GPU, as an SVG to FILE (replaced atomically)')
+            [CompletionResult]::new('--memtest', '--memtest', [CompletionResultType]::ParameterName, 'Also run one pass of the memory test before the burn, over SIZE of each GPU''s free memory, a FRACTION of it or `all` that is safe (off by default)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)')
             [CompletionResult]::new('--devices', '--devices', [CompletionResultType]::ParameterName, 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`')

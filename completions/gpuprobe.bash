@@ -221,7 +221,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__burn)
-            opts="-h --duration --sample-every --verify-every --plot --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            opts="-h --duration --sample-every --verify-every --plot --memtest --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -240,6 +240,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --plot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memtest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -311,6 +311,10 @@ fn run_burn(b: &BurnArgs) -> i32 {
         .target
         .timeout
         .unwrap_or_else(|| b.duration.saturating_add(BURN_TIMEOUT_MARGIN));
+    if let Some(size) = b.memtest {
+        // One pass, before the burn: the memory as the burn will use it.
+        add_memtest(&mut plan, std::time::Duration::ZERO, size);
+    }
     // Ctrl-C ends the burn's intervals; what does not end within
     // the grace (a driver call that never returns) is reported.
     let mut line = ProgressLine::new();

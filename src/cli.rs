@@ -308,6 +308,12 @@ pub struct BurnArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
+    /// Also run one pass of the memory test before the burn, over SIZE of
+    /// each GPU's free memory, a FRACTION of it or `all` that is safe (off
+    /// by default).
+    #[arg(long, value_name = "SIZE|FRACTION", value_parser = MemtestSize::parse)]
+    pub memtest: Option<MemtestSize>,
+
     #[command(flatten)]
     pub format: FormatArgs,
     #[command(flatten)]
