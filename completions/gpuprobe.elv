@@ -149,7 +149,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --sample-every 'Length of one measured interval: its GFLOP/s and an NVML reading'
             cand --verify-every 'How often a product is also copied back and compared element by element, naming what differs (and always at the end); every product is compared on the GPU'
             cand --plot 'Also draw GFLOP/s, SM clock and temperature over time, per GPU, as an SVG to FILE (replaced atomically)'
-            cand --memtest 'Also run one pass of the memory test before the burn, over SIZE of each GPU''s free memory, a FRACTION of it or `all` that is safe (off by default)'
+            cand --memtest 'Also run the memory test, interleaved with the products: one of its patterns after each interval, over SIZE of each GPU''s free memory (left after the burn''s buffers), a FRACTION of it or `all` that is safe (off by default)'
             cand --format 'Output format'
             cand --output 'Also write the JSON report to FILE (a regular file is replaced atomically: temp file + rename; a device or FIFO is written in place)'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'

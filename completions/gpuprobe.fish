@@ -136,7 +136,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l duration -d '
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l sample-every -d 'Length of one measured interval: its GFLOP/s and an NVML reading' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l verify-every -d 'How often a product is also copied back and compared element by element, naming what differs (and always at the end); every product is compared on the GPU' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l plot -d 'Also draw GFLOP/s, SM clock and temperature over time, per GPU, as an SVG to FILE (replaced atomically)' -r -F
-complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l memtest -d 'Also run one pass of the memory test before the burn, over SIZE of each GPU\'s free memory, a FRACTION of it or `all` that is safe (off by default)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l memtest -d 'Also run the memory test, interleaved with the products: one of its patterns after each interval, over SIZE of each GPU\'s free memory (left after the burn\'s buffers), a FRACTION of it or `all` that is safe (off by default)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l format -d 'Output format' -r -f -a "text\t'Human text (colour on a terminal unless NO_COLOR is set)'
 json\t'The versioned JSON report (docs/report.md)'
 prometheus\t'Prometheus text exposition format'"

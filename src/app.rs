@@ -312,7 +312,8 @@ fn run_burn(b: &BurnArgs) -> i32 {
         .timeout
         .unwrap_or_else(|| b.duration.saturating_add(BURN_TIMEOUT_MARGIN));
     if let Some(size) = b.memtest {
-        // One pass, before the burn: the memory as the burn will use it.
+        // Its patterns between the burn's intervals, for as long as the
+        // burn runs (the duration is the burn's).
         add_memtest(&mut plan, std::time::Duration::ZERO, size);
     }
     // Ctrl-C ends the burn's intervals; what does not end within

@@ -308,9 +308,10 @@ pub struct BurnArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
-    /// Also run one pass of the memory test before the burn, over SIZE of
-    /// each GPU's free memory, a FRACTION of it or `all` that is safe (off
-    /// by default).
+    /// Also run the memory test, interleaved with the products: one of its
+    /// patterns after each interval, over SIZE of each GPU's free memory
+    /// (left after the burn's buffers), a FRACTION of it or `all` that is
+    /// safe (off by default).
     #[arg(long, value_name = "SIZE|FRACTION", value_parser = MemtestSize::parse)]
     pub memtest: Option<MemtestSize>,
 

@@ -3,7 +3,8 @@
 //! caught with its offset and bit; a coupling between two cells is caught
 //! by the moving inversions of random words and by nothing else; a GPU
 //! shared with another process gets a capped test; the probe runs one pass
-//! only when asked (`--memtest`), and `health` and `watch` never.
+//! only when asked (`--memtest`), `burn --memtest` a pattern after each of
+//! its intervals, and `health` and `watch` never.
 #![cfg(target_os = "linux")]
 mod common;
 
@@ -197,4 +198,42 @@ fn health_and_watch_take_no_memtest() {
             "{args:?}"
         );
     }
+}
+
+#[test]
+fn burn_interleaves_the_patterns_with_its_intervals() {
+    let run = gpuprobe_args(
+        "memtest-stuck-bit",
+        &[
+            "burn",
+            "--json",
+            "--duration",
+            "2s",
+            "--sample-every",
+            "200ms",
+            "--size",
+            "32",
+            "--iterations",
+            "1",
+            "--memtest",
+            "4MiB",
+        ],
+    );
+    let d = &run.report.devices[0];
+    let burn = d.burn.as_ref().expect("the burn ran");
+    assert!(burn.errors.is_empty(), "the burn's own products are right");
+    let m = found(&run.report);
+    // One pattern after each interval: as many as the burn had, at most.
+    let runs: u32 = m.patterns.iter().map(|p| p.runs).sum();
+    assert!(runs >= 2, "{runs} pattern runs");
+    assert!(runs as usize <= burn.intervals.len() + 1);
+    assert_eq!(m.first_mismatches[0].bits, [13]);
+    assert_eq!(run.report.verdict, Verdict::Failed);
+    let codes: Vec<&str> = run
+        .report
+        .diagnoses
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert_eq!(codes, ["GP043"]);
 }

@@ -352,12 +352,42 @@ pub fn stage(
     ctx: &Context<'_>,
     others: Option<u32>,
 ) -> Result<Done<()>, Failed> {
+    let mut running = match start(job, plan, ctx, others)? {
+        Start::Skipped(done) => return Ok(done),
+        Start::Running(r) => r,
+    };
+    let deadline = job.deadline;
+    let near = || deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d);
+    while running.step(&near)? {
+        if running.next == 0 && running.started.elapsed() >= plan.duration {
+            break;
+        }
+    }
+    running.finish(job)
+}
+
+/// A memory test begun: its region allocated, or the reason it did not
+/// run.
+pub enum Start<'c> {
+    Skipped(Done<()>),
+    Running(Box<Running<'c>>),
+}
+
+/// Allocates the region and loads the kernels: a test ready to run its
+/// patterns one `Running::step` at a time (the `memtest` stage in a row,
+/// `burn` between its intervals).
+pub fn start<'c>(
+    job: &Job<'_>,
+    plan: &Plan,
+    ctx: &'c Context<'c>,
+    others: Option<u32>,
+) -> Result<Start<'c>, Failed> {
     let started = Instant::now();
     let (free, total) = ctx.memory_info()?;
     let shared = others.is_some_and(|n| n > 0);
     let want = region_bytes(plan.size, free, total, shared);
     if want < MIN_BYTES {
-        return Ok(Done::skip(
+        return Ok(Start::Skipped(Done::skip(
             (),
             format!(
                 "not run: {} free of {}, and at least {} (or 5%) stays free for the driver",
@@ -366,56 +396,114 @@ pub fn stage(
                 bytes(RESERVE_BYTES)
             ),
             None,
-        ));
+        )));
     }
     let (chunks, short) = allocate(ctx, want, job.deadline)?;
     let bench = prepare(job, ctx, chunks)?;
-    let tally = run_passes(&bench, plan, job.deadline, started)?;
-    let found = bench.count()?;
-    let tested: u64 = bench.chunks.iter().map(|c| c.len() as u64 * 4).sum();
-    let report = Memtest {
-        bytes_tested: tested,
-        chunks: bench.chunks.len() as u32,
-        fraction_of_free: if free > 0 {
-            tested as f64 / free as f64
-        } else {
-            0.0
-        },
-        capped_for_other_process: shared,
-        passes: tally.passes,
-        patterns: tally.patterns.clone(),
+    Ok(Start::Running(Box::new(Running {
+        bench,
         seed: plan.seed,
-        duration_ms: started.elapsed().as_secs_f64() * 1e3,
-        bytes_moved: tally.bytes_moved,
-        gpu_time_ms: tally.gpu_ms,
-        gbps: if tally.gpu_ms > 0.0 {
-            tally.bytes_moved as f64 / (tally.gpu_ms * 1e6)
-        } else {
-            0.0
-        },
-        expected_gbps: None,
-        efficiency: None,
-        mismatches: found,
-        first_mismatches: bench.records(found)?,
-    };
-    let mut detail = detail(&report, short.as_deref());
-    let unfinished = tally.cut_short && tally.passes == 0;
-    if tally.cut_short {
-        let _ = write!(
-            detail,
-            "; the deadline ended it after {} whole pass(es): raise --timeout or test less",
-            tally.passes
-        );
+        tally: Tally::default(),
+        started,
+        free,
+        shared,
+        short,
+        next: 0,
+    })))
+}
+
+/// A memory test under way.
+pub struct Running<'c> {
+    bench: Bench<'c>,
+    seed: u32,
+    tally: Tally,
+    started: Instant,
+    free: u64,
+    shared: bool,
+    /// Why the region is smaller than asked, if it is.
+    short: Option<String>,
+    /// The pattern the next step runs (index into `PATTERNS`).
+    next: usize,
+}
+
+impl Running<'_> {
+    /// Runs the next pattern; false when `near` (the deadline) stopped it
+    /// before or during that pattern: the test is over.
+    pub fn step(&mut self, near: &dyn Fn() -> bool) -> Result<bool, Failed> {
+        let pattern = PATTERNS[self.next];
+        let seed = self.seed.wrapping_add(self.tally.passes);
+        if near() || !self.bench.run(pattern, seed, &mut self.tally, near)? {
+            self.tally.cut_short = true;
+            return Ok(false);
+        }
+        self.next = (self.next + 1) % PATTERNS.len();
+        if self.next == 0 {
+            self.tally.passes += 1;
+        }
+        Ok(true)
     }
-    job.progress
-        .update(|r| r.devices[job.slot].memtest = Some(report));
-    if found > 0 {
-        Err(Failed::new(detail))
-    } else if unfinished {
-        // Not one whole pass: no pattern vouches for all of the region.
-        Ok(Done::warn((), detail))
-    } else {
-        Ok(Done::pass((), detail))
+
+    /// The report (`devices[].memtest`) and the check: failed on any
+    /// mismatch, a warning when not one whole pass ran.
+    pub fn finish(self, job: &Job<'_>) -> Result<Done<()>, Failed> {
+        let Running {
+            bench,
+            seed,
+            tally,
+            started,
+            free,
+            shared,
+            short,
+            ..
+        } = self;
+        let found = bench.count()?;
+        let tested: u64 = bench.chunks.iter().map(|c| c.len() as u64 * 4).sum();
+        let report = Memtest {
+            bytes_tested: tested,
+            chunks: bench.chunks.len() as u32,
+            fraction_of_free: if free > 0 {
+                tested as f64 / free as f64
+            } else {
+                0.0
+            },
+            capped_for_other_process: shared,
+            passes: tally.passes,
+            patterns: tally.patterns.clone(),
+            seed,
+            duration_ms: started.elapsed().as_secs_f64() * 1e3,
+            bytes_moved: tally.bytes_moved,
+            gpu_time_ms: tally.gpu_ms,
+            gbps: if tally.gpu_ms > 0.0 {
+                tally.bytes_moved as f64 / (tally.gpu_ms * 1e6)
+            } else {
+                0.0
+            },
+            expected_gbps: None,
+            efficiency: None,
+            mismatches: found,
+            first_mismatches: bench.records(found)?,
+        };
+        let mut detail = detail(&report, short.as_deref());
+        let unfinished = tally.passes == 0;
+        if tally.cut_short {
+            let _ = write!(
+                detail,
+                "; the deadline ended it after {} whole pass(es): raise --timeout or test less",
+                tally.passes
+            );
+        } else if unfinished {
+            detail.push_str("; ended before one whole pass: run it longer");
+        }
+        job.progress
+            .update(|r| r.devices[job.slot].memtest = Some(report));
+        if found > 0 {
+            Err(Failed::new(detail))
+        } else if unfinished {
+            // Not one whole pass: no pattern vouches for all of the region.
+            Ok(Done::warn((), detail))
+        } else {
+            Ok(Done::pass((), detail))
+        }
     }
 }
 
@@ -444,32 +532,6 @@ fn prepare<'c>(
         sms,
         events: [Event::new(ctx)?, Event::new(ctx)?],
     })
-}
-
-/// Passes of every pattern until the duration has passed (one pass at
-/// least) or the deadline comes near; each pass's random pattern has a
-/// seed of its own.
-fn run_passes(
-    bench: &Bench<'_>,
-    plan: &Plan,
-    deadline: Option<Instant>,
-    started: Instant,
-) -> Result<Tally, Failed> {
-    let mut tally = Tally::default();
-    let near = || deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d);
-    loop {
-        for pattern in PATTERNS {
-            let seed = plan.seed.wrapping_add(tally.passes);
-            if near() || !bench.run(pattern, seed, &mut tally, &near)? {
-                tally.cut_short = true;
-                return Ok(tally);
-            }
-        }
-        tally.passes += 1;
-        if started.elapsed() >= plan.duration {
-            return Ok(tally);
-        }
-    }
 }
 
 /// The check's detail: what was tested, how fast, what was found.
