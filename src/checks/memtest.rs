@@ -399,6 +399,18 @@ pub fn start<'c>(
         )));
     }
     let (chunks, short) = allocate(ctx, want, job.deadline)?;
+    if chunks.is_empty() {
+        // Nothing tested is no pass (DCGM's memtest passing what it could
+        // not allocate, NVIDIA/DCGM#284, ../shared/FACTS.md section 13).
+        return Ok(Start::Skipped(Done::warn(
+            (),
+            format!(
+                "not run: none of the {} asked for could be allocated ({})",
+                bytes(want),
+                short.as_deref().unwrap_or("no reason given")
+            ),
+        )));
+    }
     let bench = prepare(job, ctx, chunks)?;
     Ok(Start::Running(Box::new(Running {
         bench,

@@ -513,8 +513,8 @@ pub enum MemoryFaultKind {
     /// Stuck-at-1: the cell reads 1 whatever was written.
     #[serde(rename = "stuck_at_1")]
     StuckAt1,
-    /// A soft error: the cell flips once, after the first write that
-    /// reaches its allocation, and holds what is written after that.
+    /// A soft error: the cell flips once, after the first kernel that runs
+    /// while its allocation exists, and holds what is written after that.
     Flip,
     /// A state coupling (bridging) fault: the victim cell reads what the
     /// aggressor cell holds. Patterns that write the same value to both

@@ -368,7 +368,7 @@ pub unsafe extern "C" fn cuLaunchKernel(
             unsafe { corrupt_product(&name, params, bug, 0) };
         }
         // The kernel wrote into device memory: its faulty cells settle.
-        state.apply_faults(d);
+        state.apply_faults(d, true);
         // Nothing models this launch: the GPU took what the emulation took.
         if unmodelled {
             state.modelled[d] += emulated;

@@ -112,7 +112,9 @@ impl State {
     /// then holds what its fault leaves, so every later read, a kernel's or
     /// a copy's, sees it. A write is a whole launch or copy here, so a
     /// coupling acts on what the aggressor holds at the end of it.
-    pub(super) fn apply_faults(&mut self, d: usize) {
+    /// `kernel`: the write was a kernel's (a soft error, `flip`, strikes
+    /// after the first kernel that runs while its allocation exists).
+    pub(super) fn apply_faults(&mut self, d: usize, kernel: bool) {
         let faults = self.device(d).memory_faults.clone();
         for (index, fault) in faults.iter().enumerate() {
             let reach = fault.offset.max(fault.aggressor().map_or(0, |(at, _)| at)) + 4;
@@ -136,7 +138,7 @@ impl State {
             let new = match fault.kind {
                 MemoryFaultKind::StuckAt0 => old & !mask,
                 MemoryFaultKind::StuckAt1 => old | mask,
-                MemoryFaultKind::Flip if alloc.flipped.contains(&index) => old,
+                MemoryFaultKind::Flip if !kernel || alloc.flipped.contains(&index) => old,
                 MemoryFaultKind::Flip => {
                     alloc.flipped.push(index);
                     old ^ mask
@@ -229,7 +231,7 @@ pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, bytes: us
         }
         // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst as *mut u8, bytes) };
-        state.apply_faults(d);
+        state.apply_faults(d, false);
         state.advance(d, bytes as f64, state.device(d).host_bytes_per_second());
         SUCCESS
     })
@@ -307,7 +309,7 @@ pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, bytes: usize) -> CUresult 
         // SAFETY: both ranges lie in live allocations (checked above); they
         // may overlap, which `copy` allows.
         unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
-        state.apply_faults(d);
+        state.apply_faults(d, false);
         let rate = state.device(d).memory_bytes_per_second();
         state.queue(d, 2.0 * bytes as f64, rate, started.elapsed());
         SUCCESS
