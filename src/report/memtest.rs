@@ -33,7 +33,7 @@ pub struct Memtest {
     pub duration_ms: f64,
     /// Bytes the kernels wrote and read.
     pub bytes_moved: u64,
-    /// GPU time of the kernels, ms (CUDA events around each pattern).
+    /// GPU time of the kernels, ms (CUDA events around each sweep).
     pub gpu_time_ms: f64,
     /// `bytes_moved` per second of `gpu_time_ms`, over 10⁹.
     pub gbps: f64,
