@@ -209,6 +209,7 @@ VOLATILE = [
     # The run as a whole.
     (None, "$.started_at", "any", "wall-clock time the run began"),
     (None, "$.duration_ms", "number", "wall-clock length of the run"),
+    (None, "$.events.watched_ms", "number", "NVML's events are watched for the run's wall-clock length"),
     (":list$", "$.settings.seed", "number",
      "list takes no --seed, so the report carries a fresh one"),
     (None, "$.summary", "digits", "quotes the measured GFLOP/s and speedup"),
@@ -270,7 +271,8 @@ VOLATILE = [
     (":burn$", "$.diagnoses[*].evidence[*]", "digits", "quotes when in the burn each error came"),
     # memtest: passes of every pattern until a wall-clock duration.
     (None, "$.devices[*].memtest.passes", "number", "whole passes that fit in --duration"),
-    (None, "$.devices[*].memtest.patterns", "any", "each pattern's runs and finds follow the passes"),
+    (None, "$.devices[*].memtest.patterns[*].runs", "number", "follows the passes"),
+    (None, "$.devices[*].memtest.patterns[*].mismatches", "number", "follows the passes"),
     (None, "$.devices[*].memtest.duration_ms", "number", "the test's wall-clock length"),
     (None, "$.devices[*].memtest.bytes_moved", "number", "follows the passes"),
     (None, "$.devices[*].memtest.gpu_time_ms", "number", "follows the passes"),
