@@ -603,7 +603,12 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         job.progress
             .update(|r| r.devices[job.slot].burn = Some(so_far));
     };
-    let mut memtest = Interleaved::start(gpu);
+    let mut memtest = super::memtest::Interleaved::start(
+        job,
+        job.memtest.as_ref(),
+        gpu.ctx,
+        gpu.others_before_context,
+    );
     let (report, status, detail) =
         super::burn::run(&workload, &plan, job.deadline, &publish, &mut || {
             memtest.step(job.deadline);
@@ -618,79 +623,11 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     }
 }
 
-/// The memory test (src/checks/memtest.rs), where the plan runs it.
+/// The memory test (src/checks/memtest/), where the plan runs it.
 fn memtest(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
     let plan = gpu.job.memtest.ok_or_else(|| missing("memtest plan"))?;
     super::memtest::stage(gpu.job, &plan, gpu.ctx, gpu.others_before_context)
 }
-
-/// `burn --memtest`: the memory test's patterns one at a time between the
-/// burn's intervals, recorded as the `memtest` check when the burn ends
-/// (a test that could not start is recorded before it).
-struct Interleaved<'c> {
-    running: Option<Box<super::memtest::Running<'c>>>,
-    /// A driver error that ended the test.
-    failed: Option<Failed>,
-}
-
-impl<'c> Interleaved<'c> {
-    fn start(gpu: &Gpu<'c>) -> Interleaved<'c> {
-        let job = gpu.job;
-        let mut none = Interleaved {
-            running: None,
-            failed: None,
-        };
-        let Some(plan) = job.memtest else {
-            return none;
-        };
-        let scope = Scope::Device(job.slot);
-        match super::memtest::start(job, &plan, gpu.ctx, gpu.others_before_context) {
-            Ok(super::memtest::Start::Running(r)) => none.running = Some(r),
-            Ok(super::memtest::Start::Skipped(done)) => {
-                job.progress.stage(scope, Stage::Memtest, || Ok(done));
-            }
-            Err(e) => {
-                job.progress
-                    .stage(scope, Stage::Memtest, || Err::<Done<()>, _>(e));
-            }
-        }
-        none
-    }
-
-    /// The next pattern, unless the test is over (the deadline, an error).
-    fn step(&mut self, deadline: Option<Instant>) {
-        let Some(r) = self.running.as_mut() else {
-            return;
-        };
-        if self.failed.is_some() {
-            return;
-        }
-        let near = || deadline.is_some_and(|d| Instant::now() + MEMTEST_RESERVE >= d);
-        // Ok(false): the deadline is near; later steps see it too.
-        if let Err(e) = r.step(&near) {
-            self.failed = Some(e);
-        }
-    }
-
-    fn finish(self, job: &Pipeline<'_>) {
-        let Some(r) = self.running else { return };
-        let scope = Scope::Device(job.slot);
-        match self.failed {
-            Some(e) => {
-                let _ = r.finish(job);
-                job.progress
-                    .stage(scope, Stage::Memtest, || Err::<Done<()>, _>(e));
-            }
-            None => {
-                job.progress.stage(scope, Stage::Memtest, || r.finish(job));
-            }
-        }
-    }
-}
-
-/// Time an interleaved memory test leaves before the deadline: the burn's
-/// last comparison and the report.
-const MEMTEST_RESERVE: Duration = Duration::from_secs(5);
 
 /// Device memory and host-link bandwidth (src/checks/bandwidth.rs); a
 /// reading of the PCIe link under load there stands in for the matmul's

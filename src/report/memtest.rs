@@ -80,6 +80,20 @@ pub enum MemtestPatternKind {
     MovingInversionsRandom,
 }
 
+impl MemtestPatternKind {
+    /// The pattern as the report names it ("walking_ones").
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MemtestPatternKind::WalkingOnes => "walking_ones",
+            MemtestPatternKind::WalkingZeros => "walking_zeros",
+            MemtestPatternKind::OwnAddress => "own_address",
+            MemtestPatternKind::MovingInversionsOnesZeros => "moving_inversions_ones_zeros",
+            MemtestPatternKind::MovingInversionsRandom => "moving_inversions_random",
+        }
+    }
+}
+
 /// A word that did not read back as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MemtestMismatch {
@@ -91,4 +105,23 @@ pub struct MemtestMismatch {
     pub actual: u32,
     /// The bits that differ, 0 the least significant.
     pub bits: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_names_are_the_wire_form() {
+        use MemtestPatternKind as K;
+        for k in [
+            K::WalkingOnes,
+            K::WalkingZeros,
+            K::OwnAddress,
+            K::MovingInversionsOnesZeros,
+            K::MovingInversionsRandom,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! What the memory test finds: words of device memory that do not read
 //! back as written.
 use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{MemtestPatternKind, Report, Severity};
+use crate::report::{Report, Severity};
 
 pub(super) const GP043: Rule = Rule {
     code: "GP043",
@@ -23,7 +23,7 @@ fn memory_corrupts(r: &Report) -> DeviceEvidence {
             .patterns
             .iter()
             .filter(|p| p.mismatches > 0)
-            .map(|p| format!("{} {}", pattern_word(p.pattern), p.mismatches))
+            .map(|p| format!("{} {}", p.pattern.as_str(), p.mismatches))
             .collect();
         let first = m.first_mismatches.first().map_or(String::new(), |f| {
             let bits: Vec<String> = f.bits.iter().map(u32::to_string).collect();
@@ -48,12 +48,4 @@ fn memory_corrupts(r: &Report) -> DeviceEvidence {
         ));
     }
     evidence
-}
-
-/// A pattern as the report names it.
-fn pattern_word(p: MemtestPatternKind) -> String {
-    serde_json::to_value(p)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }

@@ -12,22 +12,24 @@
 //! job beside the test is never starved. Allocated in chunks of at most
 //! `CHUNK`, each word's pattern a function of its index in the region, so a
 //! mismatch names its place. Passes of every pattern run until the duration
-//! has passed (at least one pattern, and none past the deadline).
+//! has passed (at least one whole pass, and none past the deadline): in a
+//! row as the `memtest` stage, or one pattern after each of a burn's
+//! intervals (`Interleaved`). patterns.rs holds the patterns, their sweeps
+//! and the kernels' launches.
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use cudarc::driver::sys::CUdevice_attribute as Attr;
-
 use super::gpu::Job;
-use super::progress::{Done, Failed};
+use super::progress::{Done, Failed, Scope};
 use crate::cuda::error::CUDA_ERROR_OUT_OF_MEMORY;
-use crate::cuda::kernels::{memtest_launch, MemtestKernel, PatternFn, MEMTEST_PTX};
-use crate::cuda::{
-    launch_memtest, Buffer, Context, CopyError, Event, Kernel, MemtestFindings, MemtestSweep,
-    Module,
-};
-use crate::report::{Memtest, MemtestMismatch, MemtestPattern, MemtestPatternKind};
+use crate::cuda::{Buffer, Context, CopyError};
+use crate::report::Memtest;
+use crate::stage::Stage;
 use crate::units::{bytes, parse_size};
+
+mod patterns;
+
+use patterns::{prepare, Bench, Tally, PATTERNS};
 
 /// How much of the free memory a memory test takes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,9 +98,6 @@ const SHARED_FRACTION: f64 = 0.05;
 /// The smallest region worth testing.
 const MIN_BYTES: u64 = 64 << 10;
 
-/// Mismatches recorded with their place (all are counted).
-const RECORDS: u32 = 25;
-
 /// Time kept back from the deadline for the report after the last pattern.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
@@ -115,204 +114,6 @@ fn region_bytes(size: Size, free: u64, total: u64, shared: bool) -> u64 {
         Size::Fraction(f) => (f * free as f64) as u64,
     };
     asked.min(safe) / 16 * 16
-}
-
-/// One sweep of the region: a kernel with a pattern.
-#[derive(Debug, Clone, Copy)]
-struct Sweep {
-    kernel: MemtestKernel,
-    kind: PatternFn,
-    param: u32,
-}
-
-const fn sweep(kernel: MemtestKernel, kind: PatternFn, param: u32) -> Sweep {
-    Sweep {
-        kernel,
-        kind,
-        param,
-    }
-}
-
-/// A pattern's sweeps, in order.
-fn sweeps(pattern: MemtestPatternKind) -> Vec<Sweep> {
-    use MemtestKernel::{Verify, VerifyInvert, Write};
-    let walk = |bits: fn(u32) -> u32| {
-        (0..32)
-            .flat_map(|k| {
-                [
-                    sweep(Write, PatternFn::Solid, bits(k)),
-                    sweep(Verify, PatternFn::Solid, bits(k)),
-                ]
-            })
-            .collect()
-    };
-    // memtest86's moving inversions: write p; read p and write !p; read !p
-    // and write p; read p.
-    let inversions = |kind| {
-        vec![
-            sweep(Write, kind, 0),
-            sweep(VerifyInvert, kind, 0),
-            sweep(VerifyInvert, kind, !0),
-            sweep(Verify, kind, 0),
-        ]
-    };
-    match pattern {
-        MemtestPatternKind::WalkingOnes => walk(|k| 1 << k),
-        MemtestPatternKind::WalkingZeros => walk(|k| !(1 << k)),
-        MemtestPatternKind::OwnAddress => vec![
-            sweep(Write, PatternFn::OwnAddress, 0),
-            sweep(Verify, PatternFn::OwnAddress, 0),
-            sweep(Write, PatternFn::OwnAddress, !0),
-            sweep(Verify, PatternFn::OwnAddress, !0),
-        ],
-        MemtestPatternKind::MovingInversionsOnesZeros => inversions(PatternFn::Solid),
-        MemtestPatternKind::MovingInversionsRandom => inversions(PatternFn::Random),
-    }
-}
-
-/// The patterns of one pass.
-const PATTERNS: [MemtestPatternKind; 5] = [
-    MemtestPatternKind::WalkingOnes,
-    MemtestPatternKind::WalkingZeros,
-    MemtestPatternKind::OwnAddress,
-    MemtestPatternKind::MovingInversionsOnesZeros,
-    MemtestPatternKind::MovingInversionsRandom,
-];
-
-/// The region's chunks, the kernels and the findings' buffers.
-struct Bench<'c> {
-    ctx: &'c Context<'c>,
-    chunks: Vec<Buffer<'c>>,
-    kernels: [Kernel<'c>; 3],
-    count: Buffer<'c>,
-    records: Buffer<'c>,
-    sms: u32,
-    events: [Event<'c>; 2],
-}
-
-/// What the patterns have found so far.
-#[derive(Default)]
-struct Tally {
-    patterns: Vec<MemtestPattern>,
-    mismatches: u64,
-    bytes_moved: u64,
-    gpu_ms: f64,
-    passes: u32,
-    /// The deadline ended the test before its first pass was whole or
-    /// its duration had passed.
-    cut_short: bool,
-}
-
-impl Bench<'_> {
-    /// Runs one pattern over every chunk and adds what it found to
-    /// `tally`; false when `near` (the deadline) cut it short, checked
-    /// after each sweep, which is waited for: queued launches would return
-    /// at once and run on past the deadline. A sweep over a whole GPU is
-    /// tens of milliseconds, so the wait costs it nothing.
-    fn run(
-        &self,
-        pattern: MemtestPatternKind,
-        seed: u32,
-        tally: &mut Tally,
-        near: &dyn Fn() -> bool,
-    ) -> Result<bool, Failed> {
-        let [start, stop] = &self.events;
-        let findings = MemtestFindings {
-            count: self.count.ptr_at(0).ok_or_else(|| missing("counter"))?,
-            records: self.records.ptr_at(0).ok_or_else(|| missing("records"))?,
-            max_records: RECORDS,
-        };
-        let mut whole = true;
-        for s in sweeps(pattern) {
-            let kernel = &self.kernels[s.kernel as usize];
-            // Each sweep timed on its own: the host's wait between two
-            // sweeps is no pattern traffic.
-            start.record()?;
-            let mut base = 0u64;
-            for chunk in &self.chunks {
-                let n = chunk.len() as u64;
-                let sweep = MemtestSweep {
-                    n,
-                    buf: chunk.ptr_at(0).ok_or_else(|| missing("chunk"))?,
-                    base,
-                    kind: s.kind,
-                    param: s.param,
-                    seed,
-                };
-                // SAFETY: `kernel` is `s.kernel`'s entry, loaded in this
-                // context from MEMTEST_PTX (`prepare`, in `ALL` order);
-                // `chunk` holds n words, `count` two (8 bytes) and
-                // `records` 4 * RECORDS, all allocations of this context.
-                unsafe {
-                    launch_memtest(
-                        self.ctx,
-                        kernel,
-                        s.kernel,
-                        memtest_launch(n, self.sms),
-                        sweep,
-                        findings,
-                    )?;
-                }
-                tally.bytes_moved += s.kernel.bytes_moved(n);
-                base += n;
-            }
-            stop.record()?;
-            stop.synchronize()?;
-            tally.gpu_ms += start.elapsed_ms(stop)?;
-            if near() {
-                whole = false;
-                break;
-            }
-        }
-        let total = self.count()?;
-        let found = total.saturating_sub(tally.mismatches);
-        tally.mismatches = total;
-        let runs = u32::from(whole);
-        match tally.patterns.iter_mut().find(|p| p.pattern == pattern) {
-            Some(p) => {
-                p.runs += runs;
-                p.mismatches += found;
-            }
-            None => tally.patterns.push(MemtestPattern {
-                pattern,
-                runs,
-                mismatches: found,
-            }),
-        }
-        Ok(whole)
-    }
-
-    /// The mismatch counter.
-    fn count(&self) -> Result<u64, CopyError> {
-        let mut words = [0f32; 2];
-        self.count.download(&mut words)?;
-        Ok(u64::from(words[0].to_bits()) | (u64::from(words[1].to_bits()) << 32))
-    }
-
-    /// The recorded mismatches, at most `found` of them.
-    fn records(&self, found: u64) -> Result<Vec<MemtestMismatch>, CopyError> {
-        let mut words = vec![0f32; 4 * RECORDS as usize];
-        self.records.download(&mut words)?;
-        let kept = found.min(u64::from(RECORDS)) as usize;
-        Ok(words
-            .chunks_exact(4)
-            .take(kept)
-            .map(|r| {
-                let [lo, hi, expected, actual] = [0, 1, 2, 3].map(|i| r[i].to_bits());
-                let xor = expected ^ actual;
-                MemtestMismatch {
-                    offset: (u64::from(lo) | (u64::from(hi) << 32)) * 4,
-                    expected,
-                    actual,
-                    bits: (0..32).filter(|b| xor & (1 << b) != 0).collect(),
-                }
-            })
-            .collect())
-    }
-}
-
-fn missing(what: &str) -> Failed {
-    super::gpu::missing(what)
 }
 
 /// The chunks of `want` bytes, fewer when the driver runs out of memory
@@ -522,32 +323,81 @@ impl Running<'_> {
     }
 }
 
-/// The kernels, the findings' buffers (cleared) and the SM count.
-fn prepare<'c>(
-    job: &Job<'_>,
-    ctx: &'c Context<'c>,
-    chunks: Vec<Buffer<'c>>,
-) -> Result<Bench<'c>, Failed> {
-    let kernels =
-        Module::load(ctx, MEMTEST_PTX)?.kernels(MemtestKernel::ALL.map(MemtestKernel::entry))?;
-    let count = Buffer::alloc(ctx, 2)?;
-    count.upload(&[0.0, 0.0])?;
-    let records = Buffer::alloc(ctx, 4 * RECORDS as usize)?;
-    records.upload(&vec![0.0; 4 * RECORDS as usize])?;
-    let sms = job
-        .driver
-        .device_attribute(job.device, Attr::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?
-        .max(1) as u32;
-    Ok(Bench {
-        ctx,
-        chunks,
-        kernels,
-        count,
-        records,
-        sms,
-        events: [Event::new(ctx)?, Event::new(ctx)?],
-    })
+/// `burn --memtest`: the memory test's patterns one at a time between the
+/// burn's intervals, recorded as the `memtest` check when the burn ends
+/// (a test that could not start is recorded before it).
+pub struct Interleaved<'c> {
+    running: Option<Box<Running<'c>>>,
+    /// A driver error that ended the test.
+    failed: Option<Failed>,
 }
+
+impl<'c> Interleaved<'c> {
+    /// Starts the plan's test, if there is one; a test that cannot start
+    /// is recorded as the `memtest` check at once.
+    #[must_use]
+    pub fn start(
+        job: &Job<'_>,
+        plan: Option<&Plan>,
+        ctx: &'c Context<'c>,
+        others: Option<u32>,
+    ) -> Interleaved<'c> {
+        let mut none = Interleaved {
+            running: None,
+            failed: None,
+        };
+        let Some(plan) = plan else {
+            return none;
+        };
+        let scope = Scope::Device(job.slot);
+        match start(job, plan, ctx, others) {
+            Ok(Start::Running(r)) => none.running = Some(r),
+            Ok(Start::Skipped(done)) => {
+                job.progress.stage(scope, Stage::Memtest, || Ok(done));
+            }
+            Err(e) => {
+                job.progress
+                    .stage(scope, Stage::Memtest, || Err::<Done<()>, _>(e));
+            }
+        }
+        none
+    }
+
+    /// The next pattern, unless the test is over (the deadline, an error).
+    pub fn step(&mut self, deadline: Option<Instant>) {
+        let Some(r) = self.running.as_mut() else {
+            return;
+        };
+        if self.failed.is_some() {
+            return;
+        }
+        let near = || deadline.is_some_and(|d| Instant::now() + MEMTEST_RESERVE >= d);
+        // Ok(false): the deadline is near; later steps see it too.
+        if let Err(e) = r.step(&near) {
+            self.failed = Some(e);
+        }
+    }
+
+    /// Records the `memtest` check and the report.
+    pub fn finish(self, job: &Job<'_>) {
+        let Some(r) = self.running else { return };
+        let scope = Scope::Device(job.slot);
+        match self.failed {
+            Some(e) => {
+                let _ = r.finish(job);
+                job.progress
+                    .stage(scope, Stage::Memtest, || Err::<Done<()>, _>(e));
+            }
+            None => {
+                job.progress.stage(scope, Stage::Memtest, || r.finish(job));
+            }
+        }
+    }
+}
+
+/// Time an interleaved memory test leaves before the deadline: the burn's
+/// last comparison and the report.
+const MEMTEST_RESERVE: Duration = Duration::from_secs(5);
 
 /// The check's detail: what was tested, how fast, what was found.
 fn detail(m: &Memtest, short: Option<&str>) -> String {
@@ -574,7 +424,7 @@ fn detail(m: &Memtest, short: Option<&str>) -> String {
         .patterns
         .iter()
         .filter(|p| p.mismatches > 0)
-        .map(|p| format!("{} {}", pattern_name(p.pattern), p.mismatches))
+        .map(|p| format!("{} {}", p.pattern.as_str(), p.mismatches))
         .collect();
     let _ = write!(
         text,
@@ -598,18 +448,6 @@ fn detail(m: &Memtest, short: Option<&str>) -> String {
         );
     }
     text
-}
-
-/// A pattern's name, as in the report.
-#[must_use]
-pub fn pattern_name(p: MemtestPatternKind) -> &'static str {
-    match p {
-        MemtestPatternKind::WalkingOnes => "walking_ones",
-        MemtestPatternKind::WalkingZeros => "walking_zeros",
-        MemtestPatternKind::OwnAddress => "own_address",
-        MemtestPatternKind::MovingInversionsOnesZeros => "moving_inversions_ones_zeros",
-        MemtestPatternKind::MovingInversionsRandom => "moving_inversions_random",
-    }
 }
 
 #[cfg(test)]
@@ -655,23 +493,5 @@ mod tests {
         );
         // Nothing safe: nothing.
         assert_eq!(region_bytes(Size::All, 256 << 20, total, false), 0);
-    }
-
-    #[test]
-    fn a_pass_walks_every_bit_and_moves_each_inversion_back() {
-        assert_eq!(sweeps(MemtestPatternKind::WalkingOnes).len(), 64);
-        let zeros = sweeps(MemtestPatternKind::WalkingZeros);
-        assert!(zeros.iter().all(|s| s.param.count_ones() == 31));
-        let mi = sweeps(MemtestPatternKind::MovingInversionsRandom);
-        let kernels: Vec<_> = mi.iter().map(|s| s.kernel).collect();
-        assert_eq!(
-            kernels,
-            [
-                MemtestKernel::Write,
-                MemtestKernel::VerifyInvert,
-                MemtestKernel::VerifyInvert,
-                MemtestKernel::Verify
-            ]
-        );
     }
 }
