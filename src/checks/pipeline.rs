@@ -603,15 +603,11 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         job.progress
             .update(|r| r.devices[job.slot].burn = Some(so_far));
     };
-    let mut memtest = super::memtest::Interleaved::start(
-        job,
-        job.memtest.as_ref(),
-        gpu.ctx,
-        gpu.others_before_context,
-    );
+    let mut memtest = super::memtest::Interleaved::new(job.memtest, gpu.others_before_context);
+    let ctx = gpu.ctx;
     let (report, status, detail) =
         super::burn::run(&workload, &plan, job.deadline, &publish, &mut || {
-            memtest.step(job.deadline);
+            memtest.step(job, ctx);
         });
     memtest.finish(job);
     job.progress

@@ -327,50 +327,51 @@ impl Running<'_> {
 /// burn's intervals, recorded as the `memtest` check when the burn ends
 /// (a test that could not start is recorded before it).
 pub struct Interleaved<'c> {
+    /// The plan and the other processes, until the first step starts it.
+    pending: Option<(Plan, Option<u32>)>,
     running: Option<Box<Running<'c>>>,
     /// A driver error that ended the test.
     failed: Option<Failed>,
 }
 
 impl<'c> Interleaved<'c> {
-    /// Starts the plan's test, if there is one; a test that cannot start
-    /// is recorded as the `memtest` check at once.
+    /// The plan's test, if there is one, to start at the first step: after
+    /// the burn's first interval, when the burn's own buffers (the copy of
+    /// the product it compares with) are allocated, so the region is what
+    /// is left beside them.
     #[must_use]
-    pub fn start(
-        job: &Job<'_>,
-        plan: Option<&Plan>,
-        ctx: &'c Context<'c>,
-        others: Option<u32>,
-    ) -> Interleaved<'c> {
-        let mut none = Interleaved {
+    pub fn new(plan: Option<Plan>, others: Option<u32>) -> Interleaved<'c> {
+        Interleaved {
+            pending: plan.map(|p| (p, others)),
             running: None,
             failed: None,
-        };
-        let Some(plan) = plan else {
-            return none;
-        };
-        let scope = Scope::Device(job.slot);
-        match start(job, plan, ctx, others) {
-            Ok(Start::Running(r)) => none.running = Some(r),
-            Ok(Start::Skipped(done)) => {
-                job.progress.stage(scope, Stage::Memtest, || Ok(done));
-            }
-            Err(e) => {
-                job.progress
-                    .stage(scope, Stage::Memtest, || Err::<Done<()>, _>(e));
-            }
         }
-        none
     }
 
-    /// The next pattern, unless the test is over (the deadline, an error).
-    pub fn step(&mut self, deadline: Option<Instant>) {
+    /// Starts the test at the first call (a test that cannot start is
+    /// recorded as the `memtest` check at once), then runs its next
+    /// pattern, unless the test is over (the deadline, an error).
+    pub fn step(&mut self, job: &Job<'_>, ctx: &'c Context<'c>) {
+        if let Some((plan, others)) = self.pending.take() {
+            let scope = Scope::Device(job.slot);
+            match start(job, &plan, ctx, others) {
+                Ok(Start::Running(r)) => self.running = Some(r),
+                Ok(Start::Skipped(done)) => {
+                    job.progress.stage(scope, Stage::Memtest, || Ok(done));
+                }
+                Err(e) => {
+                    job.progress
+                        .stage(scope, Stage::Memtest, || Err::<Done<()>, _>(e));
+                }
+            }
+        }
         let Some(r) = self.running.as_mut() else {
             return;
         };
         if self.failed.is_some() {
             return;
         }
+        let deadline = job.deadline;
         let near = || deadline.is_some_and(|d| Instant::now() + MEMTEST_RESERVE >= d);
         // Ok(false): the deadline is near; later steps see it too.
         if let Err(e) = r.step(&near) {
@@ -378,10 +379,19 @@ impl<'c> Interleaved<'c> {
         }
     }
 
-    /// Records the `memtest` check and the report.
+    /// Records the `memtest` check and the report; a test the burn ended
+    /// before its first step is recorded as not run.
     pub fn finish(self, job: &Job<'_>) {
-        let Some(r) = self.running else { return };
         let scope = Scope::Device(job.slot);
+        if self.pending.is_some() {
+            job.progress.skip(
+                scope,
+                Stage::Memtest,
+                "not run: the burn ended before its first interval did",
+            );
+            return;
+        }
+        let Some(r) = self.running else { return };
         match self.failed {
             Some(e) => {
                 let _ = r.finish(job);
