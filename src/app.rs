@@ -486,8 +486,9 @@ fn plan(
         },
         policy: Policy {
             requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
-            // `health` measures no speed to hold to a requirement.
-            measured_speed: !health,
+            // `health` and `memtest` (one small product) measure no speed
+            // to hold to a requirement.
+            measured_speed: !health && command != ReportCommand::Memtest,
             strict: require.is_some_and(|r| r.strict),
         },
     }

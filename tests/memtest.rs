@@ -262,3 +262,35 @@ fn a_soft_error_flips_once_and_is_counted_once() {
     );
     assert_eq!(first.bits, [30]);
 }
+
+#[test]
+fn memtest_holds_no_speed_requirement_it_does_not_measure() {
+    let run = gpuprobe_args(
+        "healthy",
+        &[
+            "memtest",
+            "--json",
+            "--duration",
+            "1ms",
+            "--size",
+            "4MiB",
+            "--require-speedup",
+            "2",
+            "--require-gpus",
+            "1",
+        ],
+    );
+    assert_eq!(
+        run.report.verdict,
+        Verdict::Healthy,
+        "{}",
+        run.report.summary
+    );
+    let checks = &run.report.devices[0].checks;
+    let speedup = checks
+        .iter()
+        .chain(&run.report.checks)
+        .find(|c| c.name == "require_speedup")
+        .expect("the requirement is recorded");
+    assert_eq!(speedup.status, CheckStatus::Skip);
+}
