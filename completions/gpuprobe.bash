@@ -40,6 +40,9 @@ _gpuprobe() {
             gpuprobe,list)
                 cmd="gpuprobe__subcmd__list"
                 ;;
+            gpuprobe,memtest)
+                cmd="gpuprobe__subcmd__memtest"
+                ;;
             gpuprobe,schema)
                 cmd="gpuprobe__subcmd__schema"
                 ;;
@@ -70,6 +73,9 @@ _gpuprobe() {
             gpuprobe__subcmd__help,list)
                 cmd="gpuprobe__subcmd__help__subcmd__list"
                 ;;
+            gpuprobe__subcmd__help,memtest)
+                cmd="gpuprobe__subcmd__help__subcmd__memtest"
+                ;;
             gpuprobe__subcmd__help,schema)
                 cmd="gpuprobe__subcmd__help__subcmd__schema"
                 ;;
@@ -83,7 +89,7 @@ _gpuprobe() {
 
     case "${cmd}" in
         gpuprobe)
-            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help --version list schema diagnoses health exec watch bench burn completions help"
+            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --memtest --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help --version list schema diagnoses health exec watch bench burn memtest completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -122,6 +128,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --bandwidth-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memtest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -211,7 +221,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__burn)
-            opts="-h --duration --sample-every --verify-every --plot --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            opts="-h --duration --sample-every --verify-every --plot --memtest --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -230,6 +240,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --plot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memtest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -453,7 +467,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__help)
-            opts="list schema diagnoses health exec watch bench burn completions help"
+            opts="list schema diagnoses health exec watch bench burn memtest completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -578,6 +592,20 @@ _gpuprobe() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gpuprobe__subcmd__help__subcmd__memtest)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gpuprobe__subcmd__help__subcmd__schema)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -626,6 +654,72 @@ _gpuprobe() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gpuprobe__subcmd__memtest)
+            opts="-h --duration --size --seed --format --json --output --devices --timeout --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --devices)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-gpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-compute-capability)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-driver)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-speedup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-efficiency)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -29,3 +29,21 @@ typedef float gp_float4 __attribute__((vector_size(16)));
 #else
 #define GP_LAUNCH_BOUNDS(threads, blocks)
 #endif
+
+// atomicAdd on an unsigned 64-bit word: returns the value before the add
+// (CUDA C++ Programming Guide, "atomicAdd()": the unsigned long long form,
+// every compute capability). Without nvcc's headers the device side is
+// clang's NVPTX builtin (atom.add.u64, PTX ISA "atom"); the host emulation
+// uses the compiler's own atomic, as threads of a block may run in turn.
+#ifndef GPUPROBE_HOST_EMULATION
+static __device__ inline unsigned long long
+gp_atomic_add_u64(unsigned long long *p, unsigned long long v) {
+  return (unsigned long long)__nvvm_atom_add_gen_ll((long long *)p,
+                                                    (long long)v);
+}
+#else
+static inline unsigned long long gp_atomic_add_u64(unsigned long long *p,
+                                                   unsigned long long v) {
+  return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+#endif

@@ -38,16 +38,18 @@ SEED = "1"
 FAKE_SIZE = ["--size", "128"]
 FAKE_BENCH_SIZES = ["--sizes", "32,64,128"]
 FAKE_BANDWIDTH_SIZE = "1MiB"
+FAKE_MEMTEST_SIZE = ["--size", "4MiB"]
 
 # Each command: its arguments after the binary, and its deadline in seconds
 # (tests/defaults.rs: probe and list 60 s, health 10 s, bench and burn
-# 180 s). `health` prints one line and takes neither --json nor --seed.
+# 180 s, memtest 150 s). `health` prints one line and takes neither --json nor --seed.
 COMMANDS = {
     "probe": (FAKE_SIZE + ["--json", "--seed", SEED], 60),
     "health": (["health"], 10),
     "list": (["list", "--json"], 60),
     "burn": (["burn"] + FAKE_SIZE + ["--json", "--seed", SEED], 180),
     "bench": (["bench"] + FAKE_BENCH_SIZES + ["--json", "--seed", SEED], 180),
+    "memtest": (["memtest"] + FAKE_MEMTEST_SIZE + ["--json", "--seed", SEED], 150),
 }
 
 # Scenarios whose driver call hangs on purpose end at their deadline by
@@ -77,6 +79,8 @@ def commands_for(name, scenario):
     commands = ["probe", "health", "list"]
     if name.startswith("burn-"):
         commands.append("burn")
+    if name.startswith("memtest-"):
+        commands.append("memtest")
     cublas = scenario.get("cublas")
     if cublas is True or isinstance(cublas, dict):
         commands.append("bench")
@@ -205,6 +209,7 @@ VOLATILE = [
     # The run as a whole.
     (None, "$.started_at", "any", "wall-clock time the run began"),
     (None, "$.duration_ms", "number", "wall-clock length of the run"),
+    (None, "$.events.watched_ms", "number", "NVML's events are watched for the run's wall-clock length"),
     (":list$", "$.settings.seed", "number",
      "list takes no --seed, so the report carries a fresh one"),
     (None, "$.summary", "digits", "quotes the measured GFLOP/s and speedup"),
@@ -264,6 +269,16 @@ VOLATILE = [
     (None, "$.devices[*].burn.errors_not_listed", "number", "errors past the listed ones, per product run"),
     (None, "$.devices[*].burn.error_counts[*].count", "number", "errors that fit in --duration"),
     (":burn$", "$.diagnoses[*].evidence[*]", "digits", "quotes when in the burn each error came"),
+    # memtest: passes of every pattern until a wall-clock duration.
+    (None, "$.devices[*].memtest.passes", "number", "whole passes that fit in --duration"),
+    (None, "$.devices[*].memtest.patterns[*].runs", "number", "follows the passes"),
+    (None, "$.devices[*].memtest.patterns[*].mismatches", "number", "follows the passes"),
+    (None, "$.devices[*].memtest.duration_ms", "number", "the test's wall-clock length"),
+    (None, "$.devices[*].memtest.bytes_moved", "number", "follows the passes"),
+    (None, "$.devices[*].memtest.gpu_time_ms", "number", "follows the passes"),
+    (None, "$.devices[*].memtest.mismatches", "number", "a faulty cell counts once per sweep that catches it"),
+    (None, "$.devices[*].checks[memtest].detail", "digits", "quotes the passes and the mismatches"),
+    (":memtest$", "$.diagnoses[*].evidence[*]", "digits", "quotes the mismatches"),
 ]
 
 # Temporary paths are not masked but named: each run's scenario folder and

@@ -6,9 +6,9 @@ use clap::Parser;
 
 use crate::checks::progress::Scope;
 use crate::cli::{
-    BenchArgs, BurnArgs, Cli, Command, FormatArgs, HealthArgs, MatmulArgs, OutputArgs, RequireArgs,
-    TargetArgs, DEFAULT_BANDWIDTH_SIZE, DEFAULT_BENCH_TIMEOUT, DEFAULT_MIN_TIME, DEFAULT_SIZE,
-    DEFAULT_TIMEOUT,
+    BenchArgs, BurnArgs, Cli, Command, FormatArgs, HealthArgs, MatmulArgs, MemtestArgs,
+    MemtestSize, OutputArgs, RequireArgs, TargetArgs, DEFAULT_BANDWIDTH_SIZE,
+    DEFAULT_BENCH_TIMEOUT, DEFAULT_MIN_TIME, DEFAULT_SIZE, DEFAULT_TIMEOUT,
 };
 use crate::cpu::Repeat;
 use crate::exit_code;
@@ -32,7 +32,11 @@ pub fn main() -> i32 {
     match &cli.command {
         None => {
             let p = &cli.probe;
-            let plan = probe_plan(&p.target, &p.matmul, &p.require);
+            let mut plan = probe_plan(&p.target, &p.matmul, &p.require);
+            if let Some(size) = p.memtest {
+                // One pass over the size asked for.
+                add_memtest(&mut plan, std::time::Duration::ZERO, size);
+            }
             publish(&run_probe(&plan), &p.format, &p.output)
         }
         Some(Command::List(l)) => {
@@ -58,6 +62,7 @@ pub fn main() -> i32 {
             }
         }
         Some(Command::Burn(b)) => run_burn(b),
+        Some(Command::Memtest(m)) => run_memtest(m),
         Some(Command::Watch(w)) => {
             let plan = probe_plan(&w.target, &w.matmul, &w.require);
             modes::watch::run(&plan, w)
@@ -78,6 +83,7 @@ fn refuse_unwritable(cli: &Cli) -> Option<i32> {
         Some(Command::Watch(w)) => vec![("--state", &w.state), ("--prometheus", &w.prometheus)],
         Some(Command::Bench(b)) => vec![("--output", &b.output.output), ("--plot", &b.plot)],
         Some(Command::Burn(b)) => vec![("--output", &b.output.output), ("--plot", &b.plot)],
+        Some(Command::Memtest(m)) => vec![("--output", &m.output.output)],
         Some(
             Command::Health(_) | Command::Schema | Command::Diagnoses | Command::Completions { .. },
         ) => Vec::new(),
@@ -258,6 +264,7 @@ fn run_health(h: &HealthArgs) -> i32 {
                 tensor_cores: false,
                 bandwidth: None,
                 burn: None,
+                memtest: None,
                 cpu: CpuWork::ReferenceOnly,
             })
         };
@@ -290,6 +297,7 @@ fn run_burn(b: &BurnArgs) -> i32 {
             verify: b.verify_every,
             stop: crate::signals::stop_requested,
         }),
+        memtest: None,
         cpu: CpuWork::Timed { baseline: false },
     });
     let mut plan = plan(
@@ -303,6 +311,11 @@ fn run_burn(b: &BurnArgs) -> i32 {
         .target
         .timeout
         .unwrap_or_else(|| b.duration.saturating_add(BURN_TIMEOUT_MARGIN));
+    if let Some(size) = b.memtest {
+        // Its patterns between the burn's intervals, for as long as the
+        // burn runs (the duration is the burn's).
+        add_memtest(&mut plan, std::time::Duration::ZERO, size);
+    }
     // Ctrl-C ends the burn's intervals; what does not end within
     // the grace (a driver call that never returns) is reported.
     let mut line = ProgressLine::new();
@@ -316,6 +329,59 @@ fn run_burn(b: &BurnArgs) -> i32 {
     let plotted = modes::bench::write_plot(b.plot.as_deref(), || modes::burn::chart(&report));
     let published = publish(&report, &b.format, &b.output);
     plotted.err().unwrap_or(published)
+}
+
+/// `memtest`'s default deadline beyond `--duration`: the small matmul
+/// before it, the allocation of the region, and the pass under way when
+/// the duration ends (a pass over 80 GiB takes seconds on a GPU).
+const MEMTEST_TIMEOUT_MARGIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `memtest`: a small verified matmul (the GPU computes), then the memory
+/// test for the duration.
+fn run_memtest(m: &MemtestArgs) -> i32 {
+    let work = Work::Gpus(GpuWork {
+        tensor_cores: false,
+        bandwidth: None,
+        burn: None,
+        memtest: None,
+        cpu: CpuWork::ReferenceOnly,
+    });
+    // health's small product, once: the memory test is the subject.
+    let matmul = MatmulArgs {
+        size: health::SIZE,
+        measure: crate::cli::MeasureArgs {
+            iterations: Some(1),
+            min_time: None,
+            seed: m.seed,
+        },
+        bandwidth_size: DEFAULT_BANDWIDTH_SIZE,
+    };
+    let mut plan = plan(
+        ReportCommand::Memtest,
+        work,
+        &m.target,
+        Some(&matmul),
+        Some(&m.require),
+    );
+    plan.probe.timeout = m
+        .target
+        .timeout
+        .unwrap_or_else(|| m.duration.saturating_add(MEMTEST_TIMEOUT_MARGIN));
+    add_memtest(&mut plan, m.duration, m.size);
+    publish(&run_probe(&plan), &m.format, &m.output)
+}
+
+/// Adds the memory test to a plan whose work runs the GPUs' pipelines,
+/// its random patterns seeded from the plan's seed.
+fn add_memtest(plan: &mut Plan, duration: std::time::Duration, size: MemtestSize) {
+    let seed = (plan.probe.seed ^ (plan.probe.seed >> 32)) as u32;
+    if let Work::Gpus(g) = &mut plan.probe.work {
+        g.memtest = Some(crate::checks::memtest::Plan {
+            duration,
+            size,
+            seed,
+        });
+    }
 }
 
 /// `bench`: the GEMM sweep, its report and plot.
@@ -354,6 +420,7 @@ fn probe_plan(target: &TargetArgs, matmul: &MatmulArgs, require: &RequireArgs) -
         tensor_cores: true,
         bandwidth: Some(matmul.bandwidth_size),
         burn: None,
+        memtest: None,
         cpu: CpuWork::Timed { baseline: true },
     });
     plan(
@@ -393,8 +460,11 @@ fn plan(
     let timeout = target.timeout.unwrap_or(match command {
         ReportCommand::Health => health::DEFAULT_TIMEOUT,
         ReportCommand::Bench => DEFAULT_BENCH_TIMEOUT,
-        // burn: its own, from --duration (its caller).
-        ReportCommand::Probe | ReportCommand::List | ReportCommand::Burn => DEFAULT_TIMEOUT,
+        // burn and memtest: their own, from --duration (their callers).
+        ReportCommand::Probe
+        | ReportCommand::List
+        | ReportCommand::Burn
+        | ReportCommand::Memtest => DEFAULT_TIMEOUT,
     });
     Plan {
         probe: probe::Options {
@@ -408,13 +478,17 @@ fn plan(
             // NVML's events, where a command's work could cause them.
             events: matches!(
                 command,
-                ReportCommand::Probe | ReportCommand::Burn | ReportCommand::Bench
+                ReportCommand::Probe
+                    | ReportCommand::Burn
+                    | ReportCommand::Bench
+                    | ReportCommand::Memtest
             ),
         },
         policy: Policy {
             requirements: require.map(RequireArgs::requirements).unwrap_or_default(),
-            // `health` measures no speed to hold to a requirement.
-            measured_speed: !health,
+            // `health` and `memtest` (one small product) measure no speed
+            // to hold to a requirement.
+            measured_speed: !health && command != ReportCommand::Memtest,
             strict: require.is_some_and(|r| r.strict),
         },
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+pub use crate::checks::memtest::Size as MemtestSize;
 use crate::cuda::CudaVersion;
 pub use crate::export::OutputFormat;
 use crate::judge::requirements::Requirements;
@@ -76,6 +77,12 @@ pub enum Command {
     /// bit with the verified one, with throughput and NVML (clocks,
     /// temperature, power, throttling, ECC) recorded over time.
     Burn(BurnArgs),
+    /// Memory test: a small verified matmul, then patterns (walking ones
+    /// and zeros, own address, moving inversions of ones and zeros and of
+    /// seeded random words) written over the GPU's free memory and read
+    /// back by its kernels for --duration; every word that reads back
+    /// wrong is reported with its offset and bits.
+    Memtest(MemtestArgs),
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish,
     /// powershell), e.g. `gpuprobe completions bash > /etc/bash_completion.d/gpuprobe`.
     Completions {
@@ -122,6 +129,40 @@ pub struct ProbeArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub matmul: MatmulArgs,
+    /// Also run one pass of the memory test over SIZE of each GPU's free
+    /// memory (e.g. 4GiB), a FRACTION of it (0.5, 50%) or `all` that is
+    /// safe (off by default; `gpuprobe memtest` runs it for a duration).
+    #[arg(long, value_name = "SIZE|FRACTION", value_parser = MemtestSize::parse)]
+    pub memtest: Option<MemtestSize>,
+    #[command(flatten)]
+    pub require: RequireArgs,
+}
+
+/// `memtest`: the memory test for a duration.
+#[derive(Debug, Args)]
+pub struct MemtestArgs {
+    /// How long to run passes of every pattern (at least one pattern runs).
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub duration: Duration,
+
+    /// How much of each GPU's free memory to test: a SIZE (4GiB), a
+    /// FRACTION (0.5, 50%) or `all` that is safe. At least 512 MiB or 5%
+    /// of the memory always stays free for the driver; beside another
+    /// compute process at most 1 GiB or 5%, whichever is smaller.
+    #[arg(long, value_name = "SIZE|FRACTION", default_value = "all", value_parser = MemtestSize::parse)]
+    pub size: MemtestSize,
+
+    /// Seed of the random patterns (and of the matmul's inputs), to repeat
+    /// a run exactly (default: fresh).
+    #[arg(long, allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
     #[command(flatten)]
     pub require: RequireArgs,
 }
@@ -267,6 +308,13 @@ pub struct BurnArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
+    /// Also run the memory test, interleaved with the products: one of its
+    /// patterns after each interval, over SIZE of each GPU's free memory
+    /// (left after the burn's buffers), a FRACTION of it or `all` that is
+    /// safe (off by default).
+    #[arg(long, value_name = "SIZE|FRACTION", value_parser = MemtestSize::parse)]
+    pub memtest: Option<MemtestSize>,
+
     #[command(flatten)]
     pub format: FormatArgs,
     #[command(flatten)]
@@ -320,7 +368,7 @@ pub struct TargetArgs {
     #[arg(long, default_value = "all", value_parser = parse_devices, allow_hyphen_values = true)]
     pub devices: Selection,
 
-    /// Deadline for the whole run (default 60s; health 10s, bench 3m, burn --duration plus 2m); a
+    /// Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a
     /// stuck driver call is reported, not waited on.
     #[arg(long, value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,

@@ -162,12 +162,33 @@ fn fill_bandwidth(d: &mut DeviceReport, memory: Figure) {
     }
 }
 
+/// The memory test's pattern traffic against the theoretical memory
+/// bandwidth (a MIG instance has a share NVML does not state).
+fn fill_memtest(d: &mut DeviceReport, memory: Figure) {
+    let mig = d.mig_parent_uuid.is_some();
+    let Some(m) = d.memtest.as_mut() else {
+        return;
+    };
+    let expected = if mig {
+        Figure::Missing(MissingInput::MigInstance)
+    } else {
+        memory
+    };
+    m.expected_gbps = Some(expected);
+    m.efficiency = Some(match expected {
+        Figure::Value(e) if e > 0.0 && m.gbps.is_finite() => Figure::Value(m.gbps / e),
+        Figure::Value(_) => Figure::Missing(MissingInput::NvmlReading),
+        missing @ Figure::Missing(_) => missing,
+    });
+}
+
 /// Each device's peaks, each matmul's expected throughput and efficiency,
 /// and each bandwidth measurement's, derived afresh from the report.
 pub fn fill(report: &mut Report) {
     for d in &mut report.devices {
         let peak = peak_of(d);
         fill_bandwidth(d, peak.memory_bandwidth_gbps);
+        fill_memtest(d, peak.memory_bandwidth_gbps);
         if let Some(m) = d.matmul.as_mut() {
             m.expected_gflops = Some(peak.fp32_gflops);
             m.efficiency = Some(match peak.fp32_gflops {

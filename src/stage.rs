@@ -66,6 +66,9 @@ pub enum Stage {
     /// Device memory and host-link bandwidth, against what the GPU and its
     /// PCIe link allow; skipped in `health`.
     Bandwidth,
+    /// The memory test: patterns written over the free memory and read
+    /// back by the GPU's kernels (`memtest`, `--memtest`).
+    Memtest,
     /// `burn`: the matmul back to back for the duration, each product
     /// compared with the verified one.
     Burn,
@@ -113,6 +116,7 @@ impl Stage {
             Stage::Verify => "verify",
             Stage::TensorCores => "tensor_cores",
             Stage::Bandwidth => "bandwidth",
+            Stage::Memtest => "memtest",
             Stage::Burn => "burn",
             Stage::Bench => "bench",
             Stage::Telemetry => "telemetry",

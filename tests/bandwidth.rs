@@ -146,6 +146,7 @@ fn inner_health() {
                 tensor_cores,
                 bandwidth,
                 burn: None,
+                memtest: None,
                 cpu,
             }),
             size: 16,

@@ -1,6 +1,7 @@
 //! Every scenario in tests/scenarios finishes, at the defaults of each
 //! command it is meant for, before that command's deadline: the probe,
-//! `health` and `list` on every scenario, `burn` on the burn-* ones, `bench`
+//! `health` and `list` on every scenario, `burn` on the burn-* ones, `memtest`
+//! on the memtest-* ones, `bench`
 //! on those whose image carries cuBLAS. Each runs through
 //! scripts/with-fakegpu exactly as a person would run it, so with the
 //! script's fake-sized defaults (`--size 128`, `--sizes 32,64,128`, 1 MiB
@@ -195,6 +196,15 @@ fn list_finishes_on_every_scenario() {
 fn bench_finishes_where_the_image_has_cublas() {
     each(&["bench"], Duration::from_secs(180), |_, s| {
         s["cublas"] == true || s["cublas"].is_object()
+    });
+}
+
+/// `memtest` at its defaults (30 s; deadline the duration plus 2 minutes;
+/// with-fakegpu's 4 MiB region) on the memtest-* scenarios.
+#[test]
+fn memtest_finishes_on_the_memtest_scenarios() {
+    each(&["memtest"], Duration::from_secs(150), |name, _| {
+        name.starts_with("memtest-")
     });
 }
 

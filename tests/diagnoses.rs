@@ -63,6 +63,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("xid-31-repeats", "GP041", Verdict::Degraded, 0),
     ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
     ("four-t4-one-slow", "GP043", Verdict::Degraded, 0),
+    ("memtest-stuck-bit", "GP044", Verdict::Failed, 1),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
@@ -87,6 +88,10 @@ fn args_for(scenario: &str) -> Vec<&'static str> {
     // more (checks::gpu::LINK_RAMP).
     if scenario == "pcie-degraded" {
         args = vec!["--size", "16", "--min-time", "400ms"];
+    }
+    // GP043 judges the memory test: one pass over 4 MiB.
+    if scenario.starts_with("memtest-") {
+        args.extend(["--memtest", "4MiB"]);
     }
     if scenario == "memory-clock-held-down" {
         args.extend(["--bandwidth-size", "64MiB"]);

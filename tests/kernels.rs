@@ -88,6 +88,13 @@ fn ptx_is_old_enough_for_every_supported_driver() {
     assert!(compare.lines().any(|l| l.trim() == ".version 4.2"));
     assert!(compare.lines().any(|l| l.trim() == ".target sm_52"));
     assert!(compare.contains(&format!(".entry {}(", kernels::COMPARE.to_str().unwrap())));
+    let memtest = std::fs::read_to_string(common::root().join("kernels/memtest.ptx")).unwrap();
+    assert!(memtest.lines().any(|l| l.trim() == ".version 4.2"));
+    assert!(memtest.lines().any(|l| l.trim() == ".target sm_52"));
+    for entry in kernels::MemtestKernel::ALL.map(kernels::MemtestKernel::entry) {
+        let name = entry.to_str().unwrap();
+        assert!(memtest.contains(&format!(".entry {name}(")), "{name}");
+    }
     // mma.sync .tf32/.bf16 need sm_80 and PTX ISA 7.0, which CUDA 11.0
     // drivers JIT (PTX ISA release notes).
     let mma = std::fs::read_to_string(common::root().join("kernels/mma.ptx")).unwrap();
@@ -113,6 +120,7 @@ fn ptxas_assembles_the_ptx_for_sm_52_70_80_90() {
         ("matmul.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
         ("stream.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
         ("compare.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
+        ("memtest.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
         // Tensor-core PTX: sm_80 and newer only.
         ("mma.ptx", &["sm_80", "sm_90"][..]),
     ];

@@ -197,6 +197,26 @@ def burn(path, code):
             print(f"GPU {i} burn error at {fig((e.get('at_ms') or 0) / 1e3)} s {e.get('kind')}: {e.get('detail')}")
 
 
+def memtest(path, code):
+    r, err = load(path)
+    if err:
+        print(f"memtest: exit {code}, {err}")
+        return
+    print(verdict_line(r, code))
+    for d in r.get("devices") or []:
+        m = d.get("memtest") or {}
+        i = d.get("index")
+        c = check(d, "memtest")
+        if c is not None and c.get("status") != "pass":
+            print(f"GPU {i} memtest check {c.get('status')}: {c.get('detail')}")
+        if not m:
+            continue
+        print(f"GPU {i} memtest {m.get('bytes_tested')} B in {m.get('chunks')} chunk(s) "
+              f"({fig(m.get('fraction_of_free'), '.3f')} of free), {m.get('passes')} pass(es), "
+              f"{fig(m.get('gbps'))} GB/s expected {fig(m.get('expected_gbps'))} "
+              f"efficiency {fig(m.get('efficiency'), '.3f')}, mismatches {m.get('mismatches')}")
+
+
 def size(path, n, code):
     r, err = load(path)
     if err:
@@ -286,6 +306,7 @@ SECTIONS = {
     "tensor": tensor,
     "bandwidth": bandwidth,
     "burn": burn,
+    "memtest": memtest,
     "size": size,
     "jit": jit,
     "visible": visible,

@@ -108,6 +108,7 @@ fn run_devices(g: &Gpus<'_>, work: &GpuWork, cpus: cpu::Cpus) {
                 start_line: work.burn.is_some().then_some(&start_line),
                 at_start_line: std::cell::Cell::new(false),
                 bandwidth: work.bandwidth,
+                memtest: work.memtest,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))

@@ -20,6 +20,7 @@ pub mod context;
 pub mod cpu_reference;
 pub mod gpu;
 pub mod gpus;
+pub mod memtest;
 pub mod pipeline;
 pub mod progress;
 pub mod tensor;
@@ -38,6 +39,9 @@ pub struct GpuWork {
     pub bandwidth: Option<u64>,
     /// `burn`: the sustained run after the other checks.
     pub burn: Option<burn::Plan>,
+    /// The memory test after the other checks (`memtest`, `--memtest`;
+    /// never in `health` nor `watch`).
+    pub memtest: Option<memtest::Plan>,
     pub cpu: CpuWork,
 }
 

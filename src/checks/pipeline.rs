@@ -49,6 +49,8 @@ pub struct Pipeline<'a> {
     /// The bandwidth check's buffer size in bytes (`--bandwidth-size`);
     /// `None` skips the check (`health`), and so does 0 (turned off).
     pub bandwidth: Option<u64>,
+    /// The memory test after the other checks, before a burn.
+    pub memtest: Option<super::memtest::Plan>,
 }
 
 /// A pipeline's checks read their GPU's job through it.
@@ -68,6 +70,9 @@ struct Gpu<'a> {
     nvml: Option<telemetry::NvmlDevice<'static>>,
     /// NVML's (free, used) bytes before the context existed.
     before_context: Option<(u64, u64)>,
+    /// The compute processes NVML listed before the context existed: every
+    /// one is another's.
+    others_before_context: Option<u32>,
     /// The PCIe link read while the timed launches ran.
     link_under_load: Option<telemetry::Link>,
     /// NVML's SM clock and reasons while the matmul's timed products ran,
@@ -122,7 +127,10 @@ const PIPELINE: &[(Stage, StageFn)] = &[
     (Stage::Bandwidth, bandwidth),
 ];
 
-/// `burn`'s stage, after `PIPELINE`.
+/// The memory test's stage, after `PIPELINE`.
+const MEMTEST: (Stage, StageFn) = (Stage::Memtest, memtest);
+
+/// `burn`'s stage, after `PIPELINE` (and the memory test).
 const BURN: (Stage, StageFn) = (Stage::Burn, burn);
 
 /// The stages this job runs after the context, in order.
@@ -130,6 +138,8 @@ fn stages(job: &Pipeline<'_>) -> Vec<(Stage, StageFn)> {
     PIPELINE
         .iter()
         .copied()
+        // With a burn the memory test runs between its intervals.
+        .chain((job.memtest.is_some() && job.burn.is_none()).then_some(MEMTEST))
         .chain(job.burn.is_some().then_some(BURN))
         .collect()
 }
@@ -180,6 +190,11 @@ fn run_stages(job: &Pipeline<'_>) -> Option<telemetry::Link> {
         .as_ref()
         .and_then(telemetry::NvmlDevice::own)
         .and_then(telemetry::memory);
+    let others_before_context = nvml
+        .as_ref()
+        .and_then(telemetry::NvmlDevice::own)
+        .and_then(|d| telemetry::compute_processes(d).ok())
+        .map(|p| p.count);
     // The context owns everything the later stages make, so it is made
     // first, outside their state.
     let ctx = context(job, nvml.as_ref())?;
@@ -188,6 +203,7 @@ fn run_stages(job: &Pipeline<'_>) -> Option<telemetry::Link> {
         ctx: &ctx,
         nvml,
         before_context,
+        others_before_context,
         link_under_load: None,
         clocks_under_load: None,
         free: 0,
@@ -587,7 +603,13 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         job.progress
             .update(|r| r.devices[job.slot].burn = Some(so_far));
     };
-    let (report, status, detail) = super::burn::run(&workload, &plan, job.deadline, &publish);
+    let mut memtest = super::memtest::Interleaved::new(job.memtest, gpu.others_before_context);
+    let ctx = gpu.ctx;
+    let (report, status, detail) =
+        super::burn::run(&workload, &plan, job.deadline, &publish, &mut || {
+            memtest.step(job, ctx);
+        });
+    memtest.finish(job);
     job.progress
         .update(|r| r.devices[job.slot].burn = Some(report));
     match status {
@@ -595,6 +617,12 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         crate::report::CheckStatus::Warn => Ok(Done::warn((), detail)),
         _ => Ok(Done::pass((), detail)),
     }
+}
+
+/// The memory test (src/checks/memtest/), where the plan runs it.
+fn memtest(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
+    let plan = gpu.job.memtest.ok_or_else(|| missing("memtest plan"))?;
+    super::memtest::stage(gpu.job, &plan, gpu.ctx, gpu.others_before_context)
 }
 
 /// Device memory and host-link bandwidth (src/checks/bandwidth.rs); a

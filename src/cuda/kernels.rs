@@ -132,6 +132,77 @@ pub fn compare_launch(n: u64, sms: u32) -> ([u32; 3], [u32; 3]) {
     ([blocks, 1, 1], [STREAM_THREADS, 1, 1])
 }
 
+/// kernels/memtest.ptx (sm_52, PTX ISA 4.2, like matmul.ptx),
+/// NUL-terminated for cuModuleLoadData.
+pub const MEMTEST_PTX: &CStr = match CStr::from_bytes_with_nul(
+    concat!(include_str!("../../kernels/memtest.ptx"), "\0").as_bytes(),
+) {
+    Ok(ptx) => ptx,
+    Err(_) => panic!("kernels/memtest.ptx contains a NUL byte"),
+};
+
+/// The memory test's kernels in kernels/memtest.cu. Each takes
+/// `(n, buf, base, kind, param, seed, ...)` and walks n words grid-stride.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemtestKernel {
+    /// Writes the pattern into every word.
+    Write,
+    /// Reads every word and counts and records those that differ from
+    /// the pattern.
+    Verify,
+    /// As `Verify`, then writes the pattern's inverse into the word.
+    VerifyInvert,
+}
+
+impl MemtestKernel {
+    pub const ALL: [MemtestKernel; 3] = [
+        MemtestKernel::Write,
+        MemtestKernel::Verify,
+        MemtestKernel::VerifyInvert,
+    ];
+
+    /// Entry point name in kernels/memtest.ptx.
+    #[must_use]
+    pub fn entry(self) -> &'static CStr {
+        match self {
+            MemtestKernel::Write => c"gpuprobe_memtest_write",
+            MemtestKernel::Verify => c"gpuprobe_memtest_verify",
+            MemtestKernel::VerifyInvert => c"gpuprobe_memtest_verify_invert",
+        }
+    }
+
+    /// Bytes of device memory a launch over `n` words reads and writes.
+    #[must_use]
+    pub fn bytes_moved(self, n: u64) -> u64 {
+        match self {
+            MemtestKernel::Write | MemtestKernel::Verify => 4 * n,
+            MemtestKernel::VerifyInvert => 8 * n,
+        }
+    }
+}
+
+/// How a memory-test kernel computes each word's pattern from its index in
+/// the tested region (GP_SOLID, GP_OWN_ADDRESS, GP_RANDOM in
+/// kernels/memtest.cu).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum PatternFn {
+    /// `param` in every word.
+    Solid = 0,
+    /// The word's index (low xor high 32 bits) xor `param`.
+    OwnAddress = 1,
+    /// A hash of (seed, index) xor `param`.
+    Random = 2,
+}
+
+/// Grid and block of a memory-test kernel over `n` words on a GPU with
+/// `sms` SMs: as `compare_launch`, one word per thread per step, at most
+/// `STREAM_BLOCKS_PER_SM` blocks of `STREAM_THREADS` per SM.
+#[must_use]
+pub fn memtest_launch(n: u64, sms: u32) -> ([u32; 3], [u32; 3]) {
+    compare_launch(n, sms)
+}
+
 /// kernels/mma.ptx (sm_80, PTX ISA 7.0: drivers from CUDA 11.0 on),
 /// NUL-terminated for cuModuleLoadData. A GPU below compute capability 8.0
 /// cannot load it; the tensor-core check skips those.

@@ -57,6 +57,19 @@ impl<'c> Buffer<'c> {
         Ok(Buffer { ctx, ptr, len })
     }
 
+    /// Floats the buffer holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer holds no float (cuMemAlloc refuses 0 bytes, so
+    /// never for a buffer `alloc` made).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Copies `data` to the start of the buffer; refuses a slice longer than
     /// the buffer rather than copying part of it.
     pub fn upload(&self, data: &[f32]) -> Result<(), CopyError> {

@@ -31,5 +31,8 @@ pub use driver::{CuDevice, Driver, LoadError};
 pub use error::{call_in_flight, CudaError};
 pub use event::Event;
 pub use memory::{Buffer, CopyError, Pinned};
-pub use module::{launch, launch_compare, launch_gemm, launch_stream_copy, Kernel, Module};
+pub use module::{
+    launch, launch_compare, launch_gemm, launch_memtest, launch_stream_copy, Kernel,
+    MemtestFindings, MemtestSweep, Module,
+};
 pub use version::CudaVersion;

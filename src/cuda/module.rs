@@ -165,6 +165,75 @@ pub unsafe fn launch_compare(
     unsafe { launch(ctx, kernel, grid, block, &mut params) }
 }
 
+/// Where a memory-test launch writes its findings: a 64-bit mismatch
+/// counter and room for `max_records` records of four words.
+#[derive(Debug, Clone, Copy)]
+pub struct MemtestFindings {
+    pub count: CuDevicePtr,
+    pub records: CuDevicePtr,
+    pub max_records: u32,
+}
+
+/// What one memory-test launch writes or checks: `n` words at `buf`, which
+/// are words `base..base + n` of the tested region, in the pattern `kind`
+/// with `param` and `seed` (kernels/memtest.cu).
+#[derive(Debug, Clone, Copy)]
+pub struct MemtestSweep {
+    pub n: u64,
+    pub buf: CuDevicePtr,
+    pub base: u64,
+    pub kind: super::kernels::PatternFn,
+    pub param: u32,
+    pub seed: u32,
+}
+
+/// Launches one of the memory test's kernels (kernels/memtest.cu) on the
+/// default stream; `findings` is for the verify kernels and ignored by the
+/// write kernel.
+///
+/// # Safety
+/// `kernel` must be `which`, loaded in `ctx` from kernels/memtest.ptx;
+/// `sweep.buf` must point into an allocation of this context holding at
+/// least `sweep.n` words; for the verify kernels `findings.count` must
+/// point to a live 8-byte word and `findings.records` to at least
+/// `4 * max_records` live words, both in this context.
+pub unsafe fn launch_memtest(
+    ctx: &Context<'_>,
+    kernel: &Kernel<'_>,
+    which: super::kernels::MemtestKernel,
+    (grid, block): ([u32; 3], [u32; 3]),
+    sweep: MemtestSweep,
+    findings: MemtestFindings,
+) -> Result<(), CudaError> {
+    let (mut n, mut buf, mut base) = (sweep.n, sweep.buf, sweep.base);
+    let (mut kind, mut param, mut seed) = (sweep.kind as u32, sweep.param, sweep.seed);
+    let (mut count, mut records, mut max) =
+        (findings.count, findings.records, findings.max_records);
+    let mut params: [*mut c_void; 9] = [
+        (&raw mut n).cast(),
+        (&raw mut buf).cast(),
+        (&raw mut base).cast(),
+        (&raw mut kind).cast(),
+        (&raw mut param).cast(),
+        (&raw mut seed).cast(),
+        (&raw mut count).cast(),
+        (&raw mut records).cast(),
+        (&raw mut max).cast(),
+    ];
+    let used = match which {
+        super::kernels::MemtestKernel::Write => 6,
+        _ => 9,
+    };
+    // SAFETY: the first `used` entries of `params` point to one live value
+    // per parameter of the kernel's signature, in order: `(unsigned long
+    // long n, unsigned *buf, unsigned long long base, unsigned kind,
+    // unsigned param, unsigned seed)` for the write kernel, and those
+    // followed by `(unsigned long long *count, unsigned *records, unsigned
+    // max_records)` for the verify kernels; cuLaunchKernel reads as many
+    // as the kernel has. The caller promises the kernel and the buffers.
+    unsafe { launch(ctx, kernel, grid, block, &mut params[..used]) }
+}
+
 /// Launches a GEMM kernel of gpuprobe's kernels/ (every one takes
 /// `(int m, int n, int k, const float *a, const float *b, float *c)`) on the
 /// default stream: C (m x n) = A (m x k) B (k x n), row-major.

@@ -196,6 +196,21 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
         },
     },
     DeviceGauge {
+        name: "gpuprobe_device_memtest_mismatches",
+        help: "Memory test: words that did not read back as written (absent when the test did not run).",
+        samples: |d| one(d.memtest.as_ref().map(|m| m.mismatches as f64)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_memtest_bytes_per_second",
+        help: "Memory test: pattern traffic (bytes written and read) per second of GPU time.",
+        samples: |d| one(d.memtest.as_ref().map(|m| m.gbps * 1e9)),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_memtest_tested_bytes",
+        help: "Memory test: bytes of device memory the patterns covered.",
+        samples: |d| one(d.memtest.as_ref().map(|m| m.bytes_tested as f64)),
+    },
+    DeviceGauge {
         name: "gpuprobe_device_burn_flop_per_second",
         help: "burn: sustained FP32 matmul throughput; stat mean (the whole run), best and worst (intervals after the first).",
         samples: burn_flops,

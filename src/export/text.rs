@@ -209,6 +209,29 @@ fn telemetry_lines(t: &Telemetry) -> [String; 3] {
     ]
 }
 
+/// The memory test in one line: what was tested, how fast, what was found.
+fn memtest_line(m: &crate::report::Memtest) -> String {
+    let share = m
+        .efficiency
+        .and_then(Figure::value)
+        .map_or(String::new(), |e| format!(" ({})", percent(e)));
+    let found = match m.mismatches {
+        0 => "no word read back wrong".to_string(),
+        n => format!("{n} word(s) read back wrong"),
+    };
+    let capped = if m.capped_for_other_process {
+        ", capped beside another process"
+    } else {
+        ""
+    };
+    format!(
+        "{} tested{capped}, {} pass(es), {:.1} GB/s{share}; {found}",
+        bytes(m.bytes_tested),
+        m.passes,
+        m.gbps
+    )
+}
+
 /// The bandwidth check in one line: each measurement with its share of
 /// what the GPU should reach, and the link the host copies were judged by.
 fn bandwidth_line(b: &Bandwidth) -> String {
@@ -316,6 +339,9 @@ impl Text {
         super::bench::table(out, d, self.color);
         if let Some(b) = &d.bandwidth {
             row(out, "bandwidth", bandwidth_line(b));
+        }
+        if let Some(m) = &d.memtest {
+            row(out, "memtest", memtest_line(m));
         }
         for c in d.checks.iter().filter(|c| {
             matches!(

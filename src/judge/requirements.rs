@@ -64,9 +64,9 @@ fn check(stage: Stage, met: bool, detail: String) -> Check {
 
 impl Requirements {
     /// A check per requirement, judged on the probe's report as it ends
-    /// (before the verdict). `measured_speed` is false in health mode, which
-    /// does not time the CPU: a speedup requirement is then recorded as
-    /// skipped, not guessed.
+    /// (before the verdict). `measured_speed` is false for `health` and
+    /// `memtest`, which do not time the CPU: a speedup requirement is then
+    /// recorded as skipped, not guessed.
     #[must_use]
     pub fn judge(&self, report: &Report, measured_speed: bool) -> Judged {
         let mut judged = Judged::default();
@@ -156,7 +156,9 @@ impl Requirements {
             } else {
                 checks.push(Check {
                     status: CheckStatus::Skip,
-                    detail: "health does not time the CPU; checked by the full probe".into(),
+                    detail: "this command (health, memtest) does not time the CPU; checked by \
+                             the full probe"
+                        .into(),
                     ..check(Stage::RequireSpeedup, true, String::new())
                 });
             }
@@ -174,9 +176,9 @@ fn judge_efficiency(device: &DeviceReport, need: f64, measured_speed: bool) -> C
     if !measured_speed {
         return Check {
             status: CheckStatus::Skip,
-            detail:
-                "health does not time the matmul against the GPU's peak; checked by the full probe"
-                    .into(),
+            detail: "this command (health, memtest) does not time the matmul against the GPU's \
+                     peak; checked by the full probe"
+                .into(),
             ..check(Stage::RequireEfficiency, true, String::new())
         };
     }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::compute_capability::no_default;
 use super::{
-    Bandwidth, BenchRow, Burn, Check, ComputeCapability, Matmul, Peak, Telemetry, TensorMatmul,
+    Bandwidth, BenchRow, Burn, Check, ComputeCapability, Matmul, Memtest, Peak, Telemetry,
+    TensorMatmul,
 };
 
 /// One GPU and what gpuprobe measured on it.
@@ -95,6 +96,11 @@ pub struct DeviceReport {
     /// versions.
     #[serde(default)]
     pub bandwidth: Option<Bandwidth>,
+    /// The memory test (`memtest`, `--memtest`, `burn --memtest`): patterns
+    /// written and read back over the GPU's free memory by its kernels.
+    /// Null when it did not run, and in reports of older versions.
+    #[serde(default)]
+    pub memtest: Option<Memtest>,
 }
 
 impl DeviceReport {
@@ -125,6 +131,7 @@ impl DeviceReport {
             burn: None,
             bench: Vec::new(),
             bandwidth: None,
+            memtest: None,
         }
     }
 

@@ -27,6 +27,7 @@ mod environment;
 mod events;
 mod fabric;
 mod matmul;
+mod memtest;
 mod nvml;
 mod peak;
 mod throttle;
@@ -51,6 +52,7 @@ pub use matmul::{
     CpuLimit, CpuReport, Matmul, Mismatch, MismatchKind, SampleCheck, TensorMatmul,
     TensorPrecision, Verification,
 };
+pub use memtest::{Memtest, MemtestMismatch, MemtestPattern, MemtestPatternKind};
 pub use nvml::{
     ComputeMode, LinkState, NeverAReason, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
 };
@@ -199,6 +201,8 @@ pub enum ReportCommand {
     Burn,
     /// The GEMM sweep: every kernel at every size, each result verified.
     Bench,
+    /// A small verified matmul, then the memory test for a set duration.
+    Memtest,
 }
 
 impl ReportCommand {
@@ -211,6 +215,7 @@ impl ReportCommand {
             ReportCommand::Health => "health",
             ReportCommand::Burn => "burn",
             ReportCommand::Bench => "bench",
+            ReportCommand::Memtest => "memtest",
         }
     }
 }

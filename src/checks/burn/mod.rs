@@ -134,6 +134,8 @@ pub(super) struct Workload<'w, 'a> {
 /// After each interval it gives `publish` what it has measured so far
 /// (`BurnEnd::Unfinished`), so that a burn whose next driver call hangs
 /// still leaves its intervals in the report the watchdog's timeout ends.
+/// `between` runs after each interval: the memory test's next pattern when
+/// the plan interleaves it (`burn --memtest`), else nothing.
 #[allow(
     clippy::too_many_lines,
     reason = "one loop of intervals, each launching, comparing, sampling and recording in order; split, its state (interval, counts, samples, the stop) would pass between functions by hand"
@@ -143,6 +145,7 @@ pub(super) fn run(
     plan: &Plan,
     deadline: Option<Instant>,
     publish: &dyn Fn(Burn),
+    between: &mut dyn FnMut(),
 ) -> (Burn, CheckStatus, String) {
     let (m, n, k) = w.product.shape;
     let flops = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
@@ -260,6 +263,7 @@ pub(super) fn run(
             BurnEnd::Unfinished,
             None,
         ));
+        between();
     }
     // Whatever ended the burn, the last products are copied back and
     // compared too (unless the GPU itself failed, or they just were).

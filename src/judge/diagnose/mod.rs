@@ -87,6 +87,20 @@ pub const SAME_CAUSE: &[SameCause] = &[
               identical neighbours (GP043) for that reason",
     },
     SameCause {
+        primary: "GP015",
+        follows: &["GP044"],
+        why: "uncorrectable memory errors that take a GPU out of service (GP015) explain the \
+              words its memory test read back wrong (GP044); GP015's fix, by NVML's account of \
+              the memory, covers both",
+    },
+    SameCause {
+        primary: "GP044",
+        follows: &["GP033"],
+        why: "a GPU whose memory does not hold what is written to it (GP044) computes wrong \
+              results under load from the corrupted data (GP033); the memory is the cause, and \
+              GP044's fix covers both",
+    },
+    SameCause {
         primary: "GP014",
         follows: &["GP040"],
         why: "a GPU that has fallen off the bus (GP014) explains the Xids it logged on the way \
@@ -289,5 +303,42 @@ mod tests {
         );
         assert_eq!(lines("GP017"), ["GPU 1: hot", "also GP030: GPU 1: slow"]);
         assert!(lines("GP030").is_empty());
+    }
+    /// `burn --memtest` on a GPU with bad memory: the memory test's finding
+    /// (GP044) takes the burn's wrong results on that GPU (GP033); NVML's
+    /// uncorrectable errors (GP015) on another GPU take its memory test's.
+    #[test]
+    fn bad_memory_is_one_diagnosis_with_the_wrong_results_it_causes() {
+        let line = |gpu: u32, what: &str| (Some(gpu), format!("GPU {gpu}: {what}"));
+        let mut fired = vec![
+            (
+                rule("GP015"),
+                Found::PerDevice(vec![line(1, "remap failed")]),
+            ),
+            (
+                rule("GP033"),
+                Found::PerDevice(vec![line(0, "wrong product"), line(2, "wrong product")]),
+            ),
+            (
+                rule("GP044"),
+                Found::PerDevice(vec![line(0, "bit 13"), line(1, "bit 7")]),
+            ),
+        ];
+        for relation in SAME_CAUSE {
+            join_same_cause(&mut fired, relation);
+        }
+        let lines = |code: &str| match &fired.iter().find(|(r, _)| r.code == code).unwrap().1 {
+            Found::PerDevice(found) => found.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(),
+            Found::Machine(_) => unreachable!(),
+        };
+        assert_eq!(
+            lines("GP015"),
+            ["GPU 1: remap failed", "also GP044: GPU 1: bit 7"]
+        );
+        assert_eq!(
+            lines("GP044"),
+            ["GPU 0: bit 13", "also GP033: GPU 0: wrong product"]
+        );
+        assert_eq!(lines("GP033"), ["GPU 2: wrong product"]);
     }
 }

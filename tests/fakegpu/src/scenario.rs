@@ -407,6 +407,16 @@ pub struct Device {
     /// "CUDA Device Enumeration").
     #[serde(default)]
     pub mig_instances: Vec<MigInstance>,
+    /// Faulty cells of this GPU's memory (HBM), as a memory test finds
+    /// them: bits stuck at 0 or 1, a bit that flips once after it is
+    /// written, and a bit coupled to a neighbour's (`memory::apply_faults`).
+    /// Stuck-at and coupling faults are the classic fault models of RAM
+    /// cells (van de Goor, "Testing Semiconductor Memories", 1991; the
+    /// memtest86 test descriptions), and HBM faults were 17.2% of the
+    /// unplanned stops of Llama 3 405B's training on 16,384 H100
+    /// (../shared/FACTS.md section 13).
+    #[serde(default)]
+    pub memory_faults: Vec<MemoryFault>,
     /// `cuDeviceGetUuid` (the pre-11.4 entry point) of a MIG instance
     /// answers with the parent GPU's UUID; `cuDeviceGetUuid_v2`, added in
     /// CUDA 11.4 for this, with the instance's own. Set by the fake when it
@@ -433,6 +443,85 @@ pub struct MigInstance {
     pub multiprocessors: i32,
     /// The instance's share of the GPU's memory.
     pub memory_bytes: u64,
+}
+
+/// One faulty cell of `Device::memory_faults`. A cell sits at one
+/// physical place, which one allocation covers: the fake puts it in the
+/// oldest live allocation of the device that reaches past `offset` (and
+/// `aggressor_offset`), so a small allocation made before a large one does
+/// not hide it, and a freed allocation hands it to the next.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryFault {
+    /// Byte offset of the faulty 32-bit word in its allocation (a multiple
+    /// of 4).
+    pub offset: u64,
+    /// Bit of that word, 0 (least significant) to 31.
+    pub bit: u32,
+    pub kind: MemoryFaultKind,
+    /// `coupled`: the word holding the aggressor cell, byte offset in the
+    /// same allocation (a multiple of 4).
+    #[serde(default)]
+    pub aggressor_offset: Option<u64>,
+    /// `coupled`: the aggressor cell's bit, 0 to 31.
+    #[serde(default)]
+    pub aggressor_bit: Option<u32>,
+}
+
+impl MemoryFault {
+    /// The aggressor cell of a coupling fault: (byte offset, bit).
+    #[must_use]
+    pub fn aggressor(&self) -> Option<(u64, u32)> {
+        self.aggressor_offset.zip(self.aggressor_bit)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let word = |offset: u64, bit: u32| {
+            if !offset.is_multiple_of(4) || bit > 31 {
+                Err(format!(
+                    "offset {offset} bit {bit} is no bit of a 32-bit word"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        word(self.offset, self.bit)?;
+        match (self.kind, self.aggressor()) {
+            (MemoryFaultKind::Coupled, Some((at, bit))) if at == self.offset && bit == self.bit => {
+                Err("a cell cannot be coupled to itself".into())
+            }
+            (MemoryFaultKind::Coupled, Some((at, bit))) => word(at, bit),
+            (MemoryFaultKind::Coupled, None) => {
+                Err("coupled needs aggressor_offset and aggressor_bit".into())
+            }
+            (_, Some(_)) => Err("only a coupled fault has an aggressor".into()),
+            (_, None) => Ok(()),
+        }
+    }
+}
+
+/// How a faulty cell misbehaves. The device's memory settles after every
+/// write the fake makes into it (a kernel launch, a copy to the device):
+/// the faulty cells then hold what their fault leaves, and every later read
+/// (a kernel's, a copy back) sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryFaultKind {
+    /// Stuck-at-0: the cell reads 0 whatever was written.
+    #[serde(rename = "stuck_at_0")]
+    StuckAt0,
+    /// Stuck-at-1: the cell reads 1 whatever was written.
+    #[serde(rename = "stuck_at_1")]
+    StuckAt1,
+    /// A soft error: the cell flips once, after the first kernel that runs
+    /// while its allocation exists, and holds what is written after that.
+    Flip,
+    /// A state coupling (bridging) fault: the victim cell reads what the
+    /// aggressor cell holds. Patterns that write the same value to both
+    /// cells (solid and walking patterns, when both are the same bit
+    /// position) cannot see it; patterns that differ from word to word
+    /// (random data and its inverse, the moving inversions) can.
+    Coupled,
 }
 
 fn default_memory_copy_efficiency() -> f64 {
@@ -1197,6 +1286,10 @@ impl Scenario {
                 if !(e > 0.0 && e <= 1.0) {
                     return Err(format!("devices[{i}].{key}: {e} is not in (0, 1]"));
                 }
+            }
+            for (j, f) in d.memory_faults.iter().enumerate() {
+                f.validate()
+                    .map_err(|e| format!("devices[{i}].memory_faults[{j}]: {e}"))?;
             }
             let ramp = d.nvml.pcie.ramp_ms;
             if !(ramp.is_finite() && ramp >= 0.0) {

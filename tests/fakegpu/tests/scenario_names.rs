@@ -183,6 +183,41 @@ fn a_kernel_bug_in_no_kernel_is_rejected() {
 }
 
 #[test]
+fn a_memory_fault_that_names_no_cell_is_rejected() {
+    for (name, fault, needle) in [
+        (
+            "fault-misaligned",
+            json!({"offset": 6, "bit": 3, "kind": "stuck_at_1"}),
+            "no bit of a 32-bit word",
+        ),
+        (
+            "fault-bit-32",
+            json!({"offset": 8, "bit": 32, "kind": "stuck_at_0"}),
+            "no bit of a 32-bit word",
+        ),
+        (
+            "fault-coupled-alone",
+            json!({"offset": 8, "bit": 3, "kind": "coupled"}),
+            "aggressor_offset and aggressor_bit",
+        ),
+        (
+            "fault-coupled-to-itself",
+            json!({"offset": 8, "bit": 3, "kind": "coupled", "aggressor_offset": 8, "aggressor_bit": 3}),
+            "coupled to itself",
+        ),
+    ] {
+        let scenario = edited(name, |s| {
+            s["devices"][0]["memory_faults"] = json!([fault]);
+        });
+        assert_rejected(
+            name,
+            &fakegpu(&["check"], &scenario),
+            &["devices[0].memory_faults[0]", needle],
+        );
+    }
+}
+
+#[test]
 fn a_denied_node_that_is_not_laid_out_is_rejected() {
     let scenario = edited("dev-unopenable", |s| {
         s["host"] = json!({"dev_unopenable": ["nvidai0"]});

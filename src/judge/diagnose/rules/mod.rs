@@ -16,6 +16,7 @@ mod facts;
 mod hardware;
 mod homogeneity;
 mod libraries;
+mod memtest;
 mod platform;
 mod results;
 mod throttling;
@@ -66,6 +67,7 @@ pub const RULES: &[Rule] = &[
     xid::GP041,
     xid::GP042,
     homogeneity::GP043,
+    memtest::GP044,
 ];
 
 #[cfg(test)]

@@ -50,19 +50,28 @@ static LAUNCH: Mutex<()> = Mutex::new(());
 /// Bytes a memory-bound kernel moves by its contract, from its parameters:
 /// `gpuprobe_stream_copy(n, src, dst)` reads and writes n floats
 /// (kernels/stream.cu), `gpuprobe_compare(n, got, want, differ)` reads two
-/// sets of n words (kernels/compare.cu). Their time on a GPU is those bytes
+/// sets of n words (kernels/compare.cu), the memory test's kernels
+/// `(n, buf, ...)` write or read n words, or both (kernels/memtest.cu). Their time on a GPU is those bytes
 /// at the memory's rate, whatever the emulation's cost.
 ///
 /// # Safety
 /// `params` holds the kernel's parameters, as cuLaunchKernel requires.
 unsafe fn memory_bound_bytes(name: &CStr, params: *mut *mut c_void) -> Option<f64> {
-    if (name != c"gpuprobe_stream_copy" && name != c"gpuprobe_compare") || params.is_null() {
+    // Bytes per word: stream_copy and compare read and write (or read
+    // twice), the memory test's write and verify touch each word once,
+    // verify_invert reads and writes it (kernels/memtest.cu).
+    let per_word = match name.to_bytes() {
+        b"gpuprobe_stream_copy" | b"gpuprobe_compare" | b"gpuprobe_memtest_verify_invert" => 8.0,
+        b"gpuprobe_memtest_write" | b"gpuprobe_memtest_verify" => 4.0,
+        _ => return None,
+    };
+    if params.is_null() {
         return None;
     }
     // SAFETY: the kernel's first parameter is an unsigned long long
     // (cuLaunchKernel's contract, module doc).
     let n = unsafe { (*params).cast::<u64>().read_unaligned() };
-    Some(2.0 * 4.0 * n as f64)
+    Some(per_word * n as f64)
 }
 
 /// A GEMM launch's C with `wrong` words flipped (the exponent's top bit),
@@ -358,6 +367,8 @@ pub unsafe extern "C" fn cuLaunchKernel(
             // SAFETY: as above.
             unsafe { corrupt_product(&name, params, bug, 0) };
         }
+        // The kernel wrote into device memory: its faulty cells settle.
+        state.apply_faults(d, true);
         // Nothing models this launch: the GPU took what the emulation took.
         if unmodelled {
             state.modelled[d] += emulated;

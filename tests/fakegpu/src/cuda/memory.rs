@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::context::in_context;
 use super::{write, CUresult, Call, State, INVALID_HANDLE, INVALID_VALUE, OUT_OF_MEMORY, SUCCESS};
-use crate::scenario::Device;
+use crate::scenario::{Device, MemoryFaultKind};
 
 /// Bytes of canary on each side of every allocation.
 const REDZONE: usize = 256;
@@ -24,6 +24,12 @@ pub(super) struct Alloc {
     /// Backing store; the device pointer is `data + offset`.
     pub(super) storage: Vec<u8>,
     pub(super) offset: usize,
+    /// When it was made, among the process's allocations: a faulty cell
+    /// of the scenario lies in the oldest live one that reaches it.
+    pub(super) serial: usize,
+    /// The `flip` faults (by index in `memory_faults`) that have fired in
+    /// this allocation: a soft error flips a cell once.
+    pub(super) flipped: Vec<usize>,
 }
 
 impl Alloc {
@@ -100,6 +106,55 @@ impl State {
     }
 }
 
+impl State {
+    /// Settles device `d`'s memory after a write into it (a kernel, a copy
+    /// to the device): each faulty cell of the scenario's `memory_faults`
+    /// then holds what its fault leaves, so every later read, a kernel's or
+    /// a copy's, sees it. A write is a whole launch or copy here, so a
+    /// coupling acts on what the aggressor holds at the end of it.
+    /// `kernel`: the write was a kernel's (a soft error, `flip`, strikes
+    /// after the first kernel that runs while its allocation exists).
+    pub(super) fn apply_faults(&mut self, d: usize, kernel: bool) {
+        let faults = self.device(d).memory_faults.clone();
+        for (index, fault) in faults.iter().enumerate() {
+            let reach = fault.offset.max(fault.aggressor().map_or(0, |(at, _)| at)) + 4;
+            let Some(alloc) = self
+                .allocs
+                .values_mut()
+                .filter(|a| a.device == d && a.size as u64 >= reach)
+                .min_by_key(|a| a.serial)
+            else {
+                continue;
+            };
+            let word = |alloc: &Alloc, at: u64| {
+                let start = alloc.offset + at as usize;
+                let bytes: [u8; 4] = alloc.storage[start..start + 4]
+                    .try_into()
+                    .unwrap_or_default();
+                u32::from_le_bytes(bytes)
+            };
+            let old = word(alloc, fault.offset);
+            let mask = 1u32 << fault.bit;
+            let new = match fault.kind {
+                MemoryFaultKind::StuckAt0 => old & !mask,
+                MemoryFaultKind::StuckAt1 => old | mask,
+                MemoryFaultKind::Flip if !kernel || alloc.flipped.contains(&index) => old,
+                MemoryFaultKind::Flip => {
+                    alloc.flipped.push(index);
+                    old ^ mask
+                }
+                MemoryFaultKind::Coupled => {
+                    let (at, bit) = fault.aggressor().unwrap_or((fault.offset, fault.bit));
+                    let aggressor = (word(alloc, at) >> bit) & 1;
+                    (old & !mask) | (aggressor << fault.bit)
+                }
+            };
+            let start = alloc.offset + fault.offset as usize;
+            alloc.storage[start..start + 4].copy_from_slice(&new.to_le_bytes());
+        }
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> CUresult {
     in_context(Call::cuMemGetInfo_v2, |state, d| {
@@ -138,6 +193,8 @@ pub unsafe extern "C" fn cuMemAlloc_v2(ptr: *mut u64, bytes: usize) -> CUresult 
             size: bytes,
             storage,
             offset,
+            serial: state.handle(),
+            flipped: Vec::new(),
         };
         let p = alloc.ptr();
         state.allocs.insert(p, alloc);
@@ -174,6 +231,7 @@ pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, bytes: us
         }
         // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst as *mut u8, bytes) };
+        state.apply_faults(d, false);
         state.advance(d, bytes as f64, state.device(d).host_bytes_per_second());
         SUCCESS
     })
@@ -251,6 +309,7 @@ pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, bytes: usize) -> CUresult 
         // SAFETY: both ranges lie in live allocations (checked above); they
         // may overlap, which `copy` allows.
         unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
+        state.apply_faults(d, false);
         let rate = state.device(d).memory_bytes_per_second();
         state.queue(d, 2.0 * bytes as f64, rate, started.elapsed());
         SUCCESS
