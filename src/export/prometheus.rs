@@ -603,7 +603,21 @@ fn summary_families(r: &Report) -> Vec<Family> {
             1.0,
         );
     }
-    vec![cpu, diagnosis]
+    let mut action = Family::new(
+        "gpuprobe_diagnosis_action",
+        "1 for each diagnosis the latest probe made, labelled with what it asks of the node or the workload (none, fix_configuration, restart_workload, reset_gpu, drain_and_reset, reboot_node, drain_and_service; docs/diagnoses.md).",
+    );
+    for d in &r.diagnoses {
+        action.add(
+            &format!(
+                "{{code=\"{}\",action=\"{}\"}}",
+                escape(&d.code),
+                d.action.as_str()
+            ),
+            1.0,
+        );
+    }
+    vec![cpu, diagnosis, action]
 }
 
 impl Exporter for Prometheus {

@@ -89,6 +89,9 @@ impl Exporter for Text {
                     let _ = writeln!(out, "      seen: {e}");
                 }
                 let _ = writeln!(out, "      -> fix: {}", d.fix);
+                if d.action != crate::report::Action::None {
+                    let _ = writeln!(out, "      -> action: {}", d.action.as_str());
+                }
             }
         }
         let (word, colour) = match r.verdict {

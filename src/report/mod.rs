@@ -41,7 +41,7 @@ pub use burn::{Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInte
 pub use checks::{Check, CheckStatus, DriverError};
 pub use compute_capability::{BadComputeCapability, ComputeCapability};
 pub use device::{DeviceReport, DeviceStatus, NotVerified};
-pub use diagnosis::{Diagnosis, Severity};
+pub use diagnosis::{Action, Diagnosis, Severity};
 pub use driver::{DriverInfo, DriverLoadFailure};
 pub use environment::{
     DeviceNode, Environment, LibraryOrigin, NodeError, Sandbox, Variable, WindowsEnvironment,
