@@ -253,9 +253,9 @@ fn error_text(
     if out.is_null() {
         return INVALID_VALUE;
     }
-    let known = crate::errors::CUDA
-        .iter()
-        .find(|(c, since, _, _)| *c == code && *since <= state.scenario.driver_version);
+    let known = crate::errors::CUDA.iter().find(|(c, since, _, _)| {
+        *c == code && crate::errors::cuda_knows(code, *since, state.scenario.driver_version)
+    });
     let Some((_, _, name, text)) = known else {
         // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { *out = std::ptr::null() };
