@@ -64,6 +64,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
     ("four-t4-one-slow", "GP043", Verdict::Degraded, 0),
     ("memtest-stuck-bit", "GP044", Verdict::Failed, 1),
+    ("peer-iommu-corrupts", "GP058", Verdict::Failed, 1),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
@@ -105,6 +106,10 @@ fn args_for(scenario: &str) -> Vec<&'static str> {
     // on the scenario's 40.
     if scenario.starts_with("four-t4-") {
         args = EVERY_SM.to_vec();
+    }
+    // GP058: four GPUs' peer writes, without the bandwidth check's copies.
+    if scenario.starts_with("peer-") {
+        args.extend(["--bandwidth-size", "0"]);
     }
     args
 }

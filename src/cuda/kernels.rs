@@ -122,6 +122,16 @@ pub const PEER_PTX: &CStr = match CStr::from_bytes_with_nul(
 /// grid-stride).
 pub const PEER_WRITE: &CStr = c"gpuprobe_peer_write";
 
+/// Grid and block of `gpuprobe_peer_write` for `n` words: a thread per
+/// word up to 1024 blocks of 256 (the stores are few; the grid-stride loop
+/// covers the rest), at least one block.
+#[must_use]
+pub fn peer_launch(n: u64) -> ([u32; 3], [u32; 3]) {
+    const THREADS: u32 = 256;
+    let blocks = n.div_ceil(u64::from(THREADS)).clamp(1, 1024) as u32;
+    ([blocks, 1, 1], [THREADS, 1, 1])
+}
+
 /// Word `at` of the pattern `gpuprobe_peer_write` stores for `seed`
 /// (kernels/peer.cu: lowbias32 of the index's halves and the seed), for the
 /// host to check what arrived.

@@ -30,6 +30,7 @@ mod matmul;
 mod memtest;
 mod nvml;
 mod peak;
+mod peer;
 mod throttle;
 
 pub use bandwidth::{Bandwidth, LinkReading, PcieLink, Transfer};
@@ -57,6 +58,7 @@ pub use nvml::{
     ComputeMode, LinkState, NeverAReason, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
 };
 pub use peak::{ClockSource, Figure, MissingInput, Peak};
+pub use peer::{PeerAccess, PeerMismatch, PeerPair, PeerWrite, Peers};
 pub use throttle::ThrottleReason;
 
 /// Major version of the JSON report. Bumped only for an incompatible change.
@@ -112,6 +114,12 @@ pub struct Report {
     /// within schema version 1.
     #[serde(default)]
     pub events: Option<Events>,
+    /// The peer-to-peer check across the selected GPUs (docs/report.md,
+    /// "Peers"); null where it did not run (one GPU, a command without it,
+    /// the deadline; each GPU's `peer` check says why) and in reports of
+    /// older versions. Added within schema version 1.
+    #[serde(default)]
+    pub peers: Option<Peers>,
 }
 
 /// Why bytes could not be read as a report of this `SCHEMA_VERSION`.
