@@ -64,6 +64,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
     ("four-t4-one-slow", "GP043", Verdict::Degraded, 0),
     ("memtest-stuck-bit", "GP044", Verdict::Failed, 1),
+    ("env-traps", "GP045", Verdict::Degraded, 0),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
@@ -593,4 +594,78 @@ fn forward_compat_is_not_a_baked_in_driver() {
     // The same libcuda outside a compat folder is a baked-in driver.
     let run = gpuprobe_with("driver-baked-in", SMALL, &[]);
     assert!(!run.report.environment.cuda_forward_compat);
+}
+
+/// GP045 names each variable of `env-traps` with its value and what it
+/// does; the same H100 with the MPS pipe directory holding a real UNIX
+/// socket named `control` (as nvidia-cuda-mps-control makes it) is not
+/// flagged for MPS, and with none of the variables set nothing fires.
+#[test]
+fn environment_traps_are_named_and_a_live_mps_socket_is_not_one() {
+    let run = gpuprobe_with("env-traps", SMALL, &[]);
+    let d = run
+        .report
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP045")
+        .expect("GP045");
+    let names: Vec<&str> = run
+        .report
+        .environment
+        .traps
+        .iter()
+        .map(|t| t.variable.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CUDA_INJECTION64_PATH",
+            "CUDA_ENABLE_COREDUMP_ON_EXCEPTION",
+            "CUDA_LAUNCH_BLOCKING",
+            "CUDA_MPS_PIPE_DIRECTORY"
+        ]
+    );
+    assert_eq!(d.evidence.len(), 4, "{:?}", d.evidence);
+    assert!(
+        d.evidence
+            .iter()
+            .any(|l| l.starts_with("CUDA_LAUNCH_BLOCKING=\"1\": ") && l.contains("wait")),
+        "{:?}",
+        d.evidence
+    );
+    assert!(
+        d.evidence
+            .iter()
+            .any(|l| l.starts_with("CUDA_MPS_PIPE_DIRECTORY=\"/run/nvidia/mps\"")
+                && l.contains("without MPS")),
+        "{:?}",
+        d.evidence
+    );
+
+    // The same directory, under the scenario's root, with the daemon's socket.
+    let (cmd, dir) = common::command_with("env-traps");
+    let root = common::scenario_env(dir.path())
+        .into_iter()
+        .find(|(k, _)| k == "GPUPROBE_TEST_ROOT")
+        .map(|(_, v)| std::path::PathBuf::from(v))
+        .unwrap();
+    std::fs::create_dir_all(root.join("run/nvidia/mps")).unwrap();
+    let _daemon =
+        std::os::unix::net::UnixListener::bind(root.join("run/nvidia/mps/control")).unwrap();
+    let mut cmd = assert_cmd::Command::from_std(cmd);
+    let output = cmd.arg("--json").args(SMALL).output().unwrap();
+    let (_, report) = parse_report(&output.stdout);
+    let traps: Vec<&str> = report
+        .environment
+        .traps
+        .iter()
+        .map(|t| t.variable.as_str())
+        .collect();
+    assert!(!traps.contains(&"CUDA_MPS_PIPE_DIRECTORY"), "{traps:?}");
+    assert_eq!(traps.len(), 3, "{traps:?}");
+
+    // None set: nothing.
+    let run = gpuprobe_with("healthy", SMALL, &[("CUDA_LAUNCH_BLOCKING", "0")]);
+    assert!(run.report.environment.traps.is_empty());
+    assert!(run.report.diagnoses.is_empty(), "{:?}", run.report.diagnoses);
 }

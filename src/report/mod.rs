@@ -44,7 +44,8 @@ pub use device::{DeviceReport, DeviceStatus, NotVerified};
 pub use diagnosis::{Diagnosis, Severity};
 pub use driver::{DriverInfo, DriverLoadFailure};
 pub use environment::{
-    DeviceNode, Environment, LibraryOrigin, NodeError, Sandbox, Variable, WindowsEnvironment,
+    DeviceNode, Environment, EnvironmentTrap, LibraryOrigin, NodeError, Sandbox, TrapVariable,
+    Variable, WindowsEnvironment,
 };
 pub use events::{EventGpu, EventKind, Events, EventsStatus, GpuEvent};
 pub use fabric::{FabricState, GpuFabric, RecoveryAction};

@@ -20,6 +20,7 @@ mod memtest;
 mod platform;
 mod results;
 mod throttling;
+mod traps;
 mod visible_devices;
 mod xid;
 
@@ -68,6 +69,7 @@ pub const RULES: &[Rule] = &[
     xid::GP042,
     homogeneity::GP043,
     memtest::GP044,
+    traps::GP045,
 ];
 
 #[cfg(test)]
