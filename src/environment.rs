@@ -509,7 +509,11 @@ mod tests {
         // Documented "off" values are no trap.
         assert!(traps(
             root.path(),
-            env(&[("CUDA_LAUNCH_BLOCKING", "0"), ("CUDA_PROFILE", " "), ("CUDA_INJECTION64_PATH", "")])
+            env(&[
+                ("CUDA_LAUNCH_BLOCKING", "0"),
+                ("CUDA_PROFILE", " "),
+                ("CUDA_INJECTION64_PATH", "")
+            ])
         )
         .is_empty());
         let found = traps(
@@ -517,13 +521,20 @@ mod tests {
             env(&[
                 ("CUDA_LAUNCH_BLOCKING", "yes please"),
                 ("CUDA_AUTO_BOOST", "0"),
-                ("CUDA_INJECTION64_PATH", "/opt/nsight/libToolsInjection64.so"),
+                (
+                    "CUDA_INJECTION64_PATH",
+                    "/opt/nsight/libToolsInjection64.so",
+                ),
             ]),
         );
         let names: Vec<&str> = found.iter().map(|t| t.variable.as_str()).collect();
         assert_eq!(
             names,
-            ["CUDA_INJECTION64_PATH", "CUDA_AUTO_BOOST", "CUDA_LAUNCH_BLOCKING"]
+            [
+                "CUDA_INJECTION64_PATH",
+                "CUDA_AUTO_BOOST",
+                "CUDA_LAUNCH_BLOCKING"
+            ]
         );
         assert_eq!(found[2].value, "yes please");
         // Not UTF-8, and very long: shown lossily, cut.

@@ -15,6 +15,7 @@ mod fabric;
 mod facts;
 mod hardware;
 mod homogeneity;
+mod leftovers;
 mod libraries;
 mod memtest;
 mod platform;
@@ -70,6 +71,8 @@ pub const RULES: &[Rule] = &[
     homogeneity::GP043,
     memtest::GP044,
     traps::GP045,
+    leftovers::GP046,
+    leftovers::GP047,
 ];
 
 #[cfg(test)]
