@@ -38,6 +38,19 @@ pub fn is_ok(verdict: Verdict) -> bool {
 #[must_use]
 pub fn judge(report: &Report) -> (String, i32) {
     let ok = is_ok(report.verdict);
+    // A `watch` cycle that failed before `--unhealthy-after` failures in a
+    // row: the node stays healthy, and the line says what failed.
+    if let Some(w) = report.watch.filter(|w| !ok && !w.unhealthy) {
+        let line = format!(
+            "healthy: this probe failed, {} of {} consecutive failures before unhealthy: {} [{}, {:.0} ms]",
+            w.consecutive_failures,
+            w.unhealthy_after,
+            report.summary,
+            report.verdict.as_str(),
+            report.duration_ms
+        );
+        return (shorten(line), HEALTHY);
+    }
     // The most severe diagnosis's fix: what to do, in the one line Docker
     // keeps. A GPU that passes may still come with advice (a cold start
     // that persistence mode would spare every health check, GP037): it is

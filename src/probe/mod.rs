@@ -182,6 +182,7 @@ pub(crate) fn empty_report(options: &Options) -> Report {
         diagnoses: Vec::new(),
         bench: None,
         events: None,
+        watch: None,
     }
 }
 

@@ -31,6 +31,7 @@ mod memtest;
 mod nvml;
 mod peak;
 mod throttle;
+mod watch;
 
 pub use bandwidth::{Bandwidth, LinkReading, PcieLink, Transfer};
 pub use bench::{
@@ -59,6 +60,7 @@ pub use nvml::{
 };
 pub use peak::{ClockSource, Figure, MissingInput, Peak};
 pub use throttle::ThrottleReason;
+pub use watch::WatchStreak;
 
 /// Major version of the JSON report. Bumped only for an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -113,6 +115,12 @@ pub struct Report {
     /// within schema version 1.
     #[serde(default)]
     pub events: Option<Events>,
+    /// `watch` only: this cycle's place in the run of failed cycles, which
+    /// decides whether the watch calls the node unhealthy
+    /// (`--unhealthy-after`); null for other commands and in reports of
+    /// older versions. Added within schema version 1.
+    #[serde(default)]
+    pub watch: Option<WatchStreak>,
 }
 
 /// Why bytes could not be read as a report of this `SCHEMA_VERSION`.

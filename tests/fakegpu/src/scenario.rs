@@ -1107,6 +1107,12 @@ pub struct Fault {
     /// Calls that succeed before the fault starts.
     #[serde(default)]
     pub after: u32,
+    /// How many calls the fault lasts once it starts; the calls after
+    /// them succeed again: a fault that comes and goes, as a marginal
+    /// link or a neighbour's transient load does between one monitoring
+    /// cycle and the next. Absent: every later call.
+    #[serde(default)]
+    pub times: Option<u32>,
 }
 
 /// `Fault::hang_scope`.

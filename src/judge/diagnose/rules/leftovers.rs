@@ -57,72 +57,96 @@ fn left_behind(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
     for (d, t) in gpus(r) {
         let (who, i) = names(d);
-        let mut lines = Vec::new();
-        let below = |now: &Reading<u32>, default: &Reading<u32>| match (now, default) {
-            (Reading::Value(now), Reading::Value(default)) if now < default => {
-                Some((*now, *default))
-            }
-            _ => None,
-        };
-        let graphics = below(&t.applications_clock_mhz, &t.applications_clock_default_mhz);
-        let memory = below(
-            &t.applications_memory_clock_mhz,
-            &t.applications_memory_clock_default_mhz,
-        );
-        if graphics.is_some() || memory.is_some() {
-            let clocks: Vec<String> = [("graphics", graphics), ("memory", memory)]
-                .into_iter()
-                .filter_map(|(name, v)| {
-                    v.map(|(now, default)| format!("{name} {now} MHz of its default {default} MHz"))
-                })
-                .collect();
-            lines.push(format!(
-                "applications clocks lowered ({}): restore with `nvidia-smi{i} -rac`",
-                clocks.join(", ")
-            ));
-        }
-        if let (Reading::Value(limit), Reading::Value(default)) =
-            (&t.power_limit_watts, &t.power_default_limit_watts)
-        {
-            // A watt of slack for rounding (NVML reports milliwatts), as GP017.
-            if limit + 1.0 < *default {
-                lines.push(format!(
-                    "power limit {limit:.0} W, below the board's default {default:.0} W: restore with `nvidia-smi{i} -pl {default:.0}`"
-                ));
-            }
-        }
-        let on_off = |b: bool| if b { "on" } else { "off" };
-        if let (Reading::Value(now), Reading::Value(pending)) =
-            (&t.ecc_enabled, &t.ecc_pending_enabled)
-        {
-            if now != pending {
-                lines.push(format!(
-                    "ECC {} now, {} after the next reset (a pending change): reset the GPU (`nvidia-smi{i} -r`) or reboot to apply it, or undo it with `nvidia-smi{i} -e {}`",
-                    on_off(*now),
-                    on_off(*pending),
-                    u8::from(*now)
-                ));
-            }
-        }
-        if let (Reading::Value(now), Reading::Value(pending)) =
-            (&t.mig_enabled, &t.mig_pending_enabled)
-        {
-            if now != pending {
-                lines.push(format!(
-                    "MIG mode {} now, {} after the next reset (a pending change): reset the GPU (`nvidia-smi{i} -r`) to apply it, or undo it with `nvidia-smi{i} -mig {}`",
-                    on_off(*now),
-                    on_off(*pending),
-                    u8::from(*now)
-                ));
-            }
-        }
+        let lines = [
+            lowered_clocks(t, &i),
+            lowered_power_limit(t, &i),
+            pending("ECC", &t.ecc_enabled, &t.ecc_pending_enabled, &i, "-e"),
+            pending(
+                "MIG mode",
+                &t.mig_enabled,
+                &t.mig_pending_enabled,
+                &i,
+                "-mig",
+            ),
+        ];
         evidence.extend(
             lines
                 .into_iter()
+                .flatten()
                 .map(|line| (Some(d.index), format!("{who}: {line}"))),
         );
     }
     evidence
+}
+
+/// Applications clocks below their defaults (`nvidia-smi -ac`).
+fn lowered_clocks(t: &Telemetry, i: &str) -> Option<String> {
+    let below = |now: &Reading<u32>, default: &Reading<u32>| match (now, default) {
+        (Reading::Value(now), Reading::Value(default)) if now < default => Some((*now, *default)),
+        _ => None,
+    };
+    let clocks: Vec<String> = [
+        (
+            "graphics",
+            below(&t.applications_clock_mhz, &t.applications_clock_default_mhz),
+        ),
+        (
+            "memory",
+            below(
+                &t.applications_memory_clock_mhz,
+                &t.applications_memory_clock_default_mhz,
+            ),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| {
+        v.map(|(now, default)| format!("{name} {now} MHz of its default {default} MHz"))
+    })
+    .collect();
+    (!clocks.is_empty()).then(|| {
+        format!(
+            "applications clocks lowered ({}): restore with `nvidia-smi{i} -rac`",
+            clocks.join(", ")
+        )
+    })
+}
+
+/// An enforced power limit below the board's default (`nvidia-smi -pl`).
+fn lowered_power_limit(t: &Telemetry, i: &str) -> Option<String> {
+    let (Reading::Value(limit), Reading::Value(default)) =
+        (&t.power_limit_watts, &t.power_default_limit_watts)
+    else {
+        return None;
+    };
+    // A watt of slack for rounding (NVML reports milliwatts), as GP017.
+    (limit + 1.0 < *default).then(|| {
+        format!(
+            "power limit {limit:.0} W, below the board's default {default:.0} W: restore with `nvidia-smi{i} -pl {default:.0}`"
+        )
+    })
+}
+
+/// A mode whose pending value (after the next reset) differs from the
+/// current one; `flag` is nvidia-smi's switch that sets it.
+fn pending(
+    what: &str,
+    now: &Reading<bool>,
+    after_reset: &Reading<bool>,
+    i: &str,
+    flag: &str,
+) -> Option<String> {
+    let (Reading::Value(now), Reading::Value(after)) = (now, after_reset) else {
+        return None;
+    };
+    let on_off = |b: bool| if b { "on" } else { "off" };
+    (now != after).then(|| {
+        format!(
+            "{what} {} now, {} after the next reset (a pending change): reset the GPU (`nvidia-smi{i} -r`) or reboot to apply it, or undo it with `nvidia-smi{i} {flag} {}`",
+            on_off(*now),
+            on_off(*after),
+            u8::from(*now)
+        )
+    })
 }
 
 pub(super) const GP047: Rule = Rule {
