@@ -197,6 +197,37 @@ mod tests {
         path
     }
 
+    /// A failed `watch` cycle short of `--unhealthy-after` failures in a
+    /// row is healthy, and says so; at the threshold it is unhealthy; a
+    /// report of any other command is judged by its verdict alone.
+    #[test]
+    fn a_watch_cycle_is_judged_by_its_run_of_failures() {
+        let fixture = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/report-one-gpu.json"),
+        )
+        .unwrap();
+        let mut report = Report::from_json(&fixture).unwrap();
+        report.verdict = crate::report::Verdict::Failed;
+        assert_eq!(judge(&report).1, UNHEALTHY);
+        let streak = |failures: u32| crate::report::WatchStreak {
+            cycle: 7,
+            consecutive_failures: failures,
+            unhealthy_after: 3,
+            unhealthy: failures >= 3,
+        };
+        report.watch = Some(streak(2));
+        let (line, code) = judge(&report);
+        assert_eq!(code, HEALTHY, "{line}");
+        assert!(
+            line.starts_with(
+                "healthy: this probe failed, 2 of 3 consecutive failures before unhealthy: "
+            ),
+            "{line}"
+        );
+        report.watch = Some(streak(3));
+        assert_eq!(judge(&report).1, UNHEALTHY);
+    }
+
     #[test]
     fn a_huge_duration_is_unhealthy_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
