@@ -113,6 +113,10 @@ fn one_failed_cycle_keeps_healthz_200() {
     assert!(metrics
         .body
         .contains("gpuprobe_verdict{verdict=\"failed\"} 1"));
+    assert!(metrics
+        .body
+        .contains("\ngpuprobe_watch_consecutive_failures 1\n"));
+    assert!(metrics.body.contains("\ngpuprobe_watch_unhealthy 0\n"));
     drop(watch);
 
     let watch = Watch::start("flapping", &["--interval", "50ms"]);
