@@ -457,7 +457,9 @@ impl Loaded {
     /// sensors and never a reading missing for it alone.
     #[must_use]
     pub fn read(&self, device: &NvmlDevice<'_>) -> Telemetry {
-        let ecc = device.reading(|d| reading(d.is_ecc_enabled().map(|e| e.currently_enabled)));
+        let ecc_mode = device.reading(|d| reading(d.is_ecc_enabled()));
+        let ecc = ecc_mode.clone().map(|e| e.currently_enabled);
+        let mig = device.reading(|d| reading(d.mig_mode()));
         let remapped = device.reading(|d| self.remapped_rows(d));
         let processes = match device.own() {
             Some(own) => reading(compute_processes(own)),
@@ -503,7 +505,17 @@ impl Loaded {
             throttle_reasons: device.reading(|d| reading(throttle_reasons(d))),
             persistence_mode: device.reading(persistence_mode),
             compute_mode: device.reading(|d| reading(d.compute_mode().map(ComputeMode::from))),
-            mig_enabled: device.reading(|d| reading(d.mig_mode().map(|m| m.current == 1))),
+            mig_enabled: mig.clone().map(|m| m.current == 1),
+            mig_pending_enabled: mig.map(|m| m.pending == 1),
+            ecc_pending_enabled: ecc_mode.map(|e| e.pending_enabled),
+            applications_clock_mhz: device
+                .reading(|d| reading(d.applications_clock(Clock::Graphics))),
+            applications_clock_default_mhz: device
+                .reading(|d| reading(d.default_applications_clock(Clock::Graphics))),
+            applications_memory_clock_mhz: device
+                .reading(|d| reading(d.applications_clock(Clock::Memory))),
+            applications_memory_clock_default_mhz: device
+                .reading(|d| reading(d.default_applications_clock(Clock::Memory))),
             recovery_action: device.reading(recovery_action),
             compute_processes: processes.clone().map(|p| p.count),
             // A floor when some process's memory is unknown: reported as

@@ -497,6 +497,27 @@ fn machine_families(r: &Report) -> Vec<Family> {
         events_watched(r),
         xid_events(r),
     ]
+    .into_iter()
+    .chain(watch_streak(r))
+    .collect()
+}
+
+/// `watch` only: the run of failed probes and whether it has made the
+/// node unhealthy (`--unhealthy-after`); absent for other commands.
+fn watch_streak(r: &Report) -> [Family; 2] {
+    let mut failures = Family::new(
+        "gpuprobe_watch_consecutive_failures",
+        "watch: consecutive failed probes ending with the latest (0 when it passed).",
+    );
+    let mut unhealthy = Family::new(
+        "gpuprobe_watch_unhealthy",
+        "watch: 1 when --unhealthy-after consecutive probes failed, so /healthz and health --state call the node unhealthy.",
+    );
+    if let Some(w) = r.watch {
+        failures.add("", f64::from(w.consecutive_failures));
+        unhealthy.add("", flag(w.unhealthy));
+    }
+    [failures, unhealthy]
 }
 
 /// Whether NVML's events were watched for the latest report.

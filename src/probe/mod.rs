@@ -183,6 +183,7 @@ pub(crate) fn empty_report(options: &Options) -> Report {
         bench: None,
         events: None,
         peers: None,
+        watch: None,
     }
 }
 

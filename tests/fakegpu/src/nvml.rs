@@ -116,6 +116,10 @@ crate::names::closed_set! {
         PersistenceMode = "persistence_mode",
         /// nvmlDeviceGetMigMode.
         MigMode = "mig_mode",
+        /// nvmlDeviceGetApplicationsClock and
+        /// nvmlDeviceGetDefaultApplicationsClock (GeForce boards before
+        /// Maxwell, and laptop parts, answer NOT_SUPPORTED).
+        ApplicationsClocks = "applications_clocks",
         /// nvmlDeviceGetGpuFabricInfo and nvmlDeviceGetGpuFabricInfoV.
         Fabric = "fabric",
         /// nvmlDeviceGetFieldValues.
@@ -492,6 +496,48 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxClockInfo(
     })
 }
 
+/// The applications clock of a clock type (nvmlClockType_t: GRAPHICS 0
+/// and SM 1 share the graphics clock, MEM 2), now or by default.
+fn applications_clock(n: &DeviceNvml, kind: c_uint, default: bool) -> Option<c_uint> {
+    let graphics_default = n
+        .applications_clock_default_mhz
+        .unwrap_or(n.sm_clock_max_mhz);
+    match (kind, default) {
+        (0 | 1, false) => Some(n.applications_clock_mhz.unwrap_or(graphics_default)),
+        (0 | 1, true) => Some(graphics_default),
+        (2, false) => Some(
+            n.applications_memory_clock_mhz
+                .unwrap_or(n.memory_clock_max_mhz),
+        ),
+        (2, true) => Some(n.memory_clock_max_mhz),
+        _ => None,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetApplicationsClock(
+    device: *mut c_void,
+    kind: c_uint,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, Field::ApplicationsClocks, |n| {
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+        applications_clock(n, kind, false).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetDefaultApplicationsClock(
+    device: *mut c_void,
+    kind: c_uint,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, Field::ApplicationsClocks, |n| {
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+        applications_clock(n, kind, true).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
+    })
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn nvmlDeviceGetMemoryBusWidth(
     device: *mut c_void,
@@ -728,7 +774,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEccMode(
     device_call(device, Field::Ecc, |n| unsafe {
         let r = put(current, enabled(n.ecc_enabled));
         if r == SUCCESS {
-            put(pending, enabled(n.ecc_enabled))
+            put(pending, enabled(n.ecc_pending.unwrap_or(n.ecc_enabled)))
         } else {
             r
         }
@@ -841,7 +887,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     device_call(device, Field::MigMode, |n| unsafe {
         let r = put(current, enabled(n.mig_mode));
         if r == SUCCESS {
-            put(pending, enabled(n.mig_mode))
+            put(pending, enabled(n.mig_pending.unwrap_or(n.mig_mode)))
         } else {
             r
         }
@@ -1075,6 +1121,8 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetUtilizationRates",
     "nvmlDeviceGetClockInfo",
     "nvmlDeviceGetMaxClockInfo",
+    "nvmlDeviceGetApplicationsClock",
+    "nvmlDeviceGetDefaultApplicationsClock",
     "nvmlDeviceGetMemoryBusWidth",
     "nvmlDeviceGetMemoryInfo_v2",
     "nvmlDeviceGetCurrPcieLinkGeneration",

@@ -1019,6 +1019,26 @@ pub struct DeviceNvml {
     /// nvmlComputeMode_t: 0 default, 2 prohibited, 3 exclusive process.
     pub compute_mode: u32,
     pub mig_mode: bool,
+    /// MIG mode after the next GPU reset (nvmlDeviceGetMigMode's pending
+    /// mode): a change made with `nvidia-smi -mig` "is pending until the
+    /// GPU is reset" (NVIDIA MIG user guide); absent, `mig_mode`.
+    pub mig_pending: Option<bool>,
+    /// ECC after the next reset or reboot (nvmlDeviceGetEccMode's pending
+    /// mode: `nvidia-smi -e` takes effect "after the next reboot", NVML
+    /// reference, nvmlDeviceSetEccMode); absent, `ecc_enabled`.
+    pub ecc_pending: Option<bool>,
+    /// The graphics applications clock now (nvmlDeviceGetApplicationsClock),
+    /// as `nvidia-smi -ac MEM,GRAPHICS` left it; absent, the default.
+    pub applications_clock_mhz: Option<u32>,
+    /// The default graphics applications clock
+    /// (nvmlDeviceGetDefaultApplicationsClock, restored by `nvidia-smi
+    /// -rac`); absent, `sm_clock_max_mhz`. Boards differ (an A100's is
+    /// 1155 MHz below its 1410 MHz boost: ../shared/FACTS.md section 12),
+    /// so a scenario about applications clocks states it.
+    pub applications_clock_default_mhz: Option<u32>,
+    /// The memory applications clock now; absent, the default, which is
+    /// `memory_clock_max_mhz` (memory runs at one clock under load).
+    pub applications_memory_clock_mhz: Option<u32>,
     /// Readings whose getters answer NVML_ERROR_NOT_SUPPORTED (any of
     /// `nvml::Field`, e.g. "power_draw_watts", "ecc").
     #[serde(deserialize_with = "not_supported")]
@@ -1186,6 +1206,11 @@ impl Default for DeviceNvml {
             persistence_mode: true,
             compute_mode: 0,
             mig_mode: false,
+            mig_pending: None,
+            ecc_pending: None,
+            applications_clock_mhz: None,
+            applications_clock_default_mhz: None,
+            applications_memory_clock_mhz: None,
             not_supported: Vec::new(),
             lost: false,
             fabric: None,
@@ -1231,6 +1256,12 @@ pub struct Fault {
     /// Calls that succeed before the fault starts.
     #[serde(default)]
     pub after: u32,
+    /// How many calls the fault lasts once it starts; the calls after
+    /// them succeed again: a fault that comes and goes, as a marginal
+    /// link or a neighbour's transient load does between one monitoring
+    /// cycle and the next. Absent: every later call.
+    #[serde(default)]
+    pub times: Option<u32>,
 }
 
 /// `Fault::hang_scope`.

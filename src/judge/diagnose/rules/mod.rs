@@ -15,12 +15,14 @@ mod fabric;
 mod facts;
 mod hardware;
 mod homogeneity;
+mod leftovers;
 mod libraries;
 mod memtest;
 mod peer;
 mod platform;
 mod results;
 mod throttling;
+mod traps;
 mod visible_devices;
 mod xid;
 
@@ -69,6 +71,9 @@ pub const RULES: &[Rule] = &[
     xid::GP042,
     homogeneity::GP043,
     memtest::GP044,
+    traps::GP045,
+    leftovers::GP046,
+    leftovers::GP047,
     peer::GP058,
 ];
 
