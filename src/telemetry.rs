@@ -22,7 +22,9 @@ use crate::report::{
     Telemetry, ThrottleReason, Unavailable,
 };
 
+mod counters;
 mod device;
+pub use counters::{Before, Counts};
 pub use device::{find, NvmlDevice};
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
@@ -35,7 +37,9 @@ pub struct Loaded {
     /// nvmlDeviceGetGpuFabricInfoV (R550 on) and nvmlDeviceGetGpuFabricInfo
     /// (R535 on), resolved once likewise.
     fabric_info: FabricInfoCalls,
-    // Keeps `remapped_rows` and `fabric_info` valid.
+    /// nvmlDeviceGetSramEccErrorStatus (R535 on), resolved once likewise.
+    sram_ecc: Option<counters::SramEccStatus>,
+    // Keeps `remapped_rows`, `fabric_info` and `sram_ecc` valid.
     _lib: Option<libloading::Library>,
 }
 
@@ -137,6 +141,13 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                         .map(|f| *f)
                 }),
             };
+            // SAFETY: `SramEccStatus` is nvml.h's prototype of the call
+            // (see counters.rs), called only while `Loaded` keeps `lib`.
+            let sram_ecc = lib.as_ref().and_then(|l| {
+                unsafe { l.get::<counters::SramEccStatus>(b"nvmlDeviceGetSramEccErrorStatus\0") }
+                    .ok()
+                    .map(|f| *f)
+            });
             let mut info = NvmlInfo {
                 status: NvmlStatus::Loaded,
                 library_path: lib.as_ref().and_then(library_path),
@@ -157,6 +168,7 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 info,
                 remapped_rows,
                 fabric_info,
+                sram_ecc,
                 _lib: lib,
             })
         }

@@ -64,6 +64,9 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
     ("four-t4-one-slow", "GP043", Verdict::Degraded, 0),
     ("memtest-stuck-bit", "GP044", Verdict::Failed, 1),
+    ("counters-replays-fast", "GP050", Verdict::Degraded, 0),
+    ("counters-ecc-corrected-fast", "GP051", Verdict::Degraded, 0),
+    ("counters-sram-uncorrectable", "GP052", Verdict::Failed, 1),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;

@@ -16,6 +16,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::scenario::{Device, DeviceNvml, Link, Scenario};
 
+mod counters;
 mod mig;
 use mig::{decode, find_mig_device, mig_gpu_lacks, own_instance_of, MIG_HANDLE_FIELDS};
 
@@ -1034,6 +1035,7 @@ pub const NEWER_EXPORTS: &[(&str, u32)] = &[
     ("nvmlDeviceGetComputeRunningProcesses_v3", 510),
     ("nvmlDeviceGetGpuFabricInfo", 535),
     ("nvmlDeviceGetGpuFabricInfoV", 550),
+    ("nvmlDeviceGetSramEccErrorStatus", 535),
 ];
 
 /// What the fake NVML of driver `version` (e.g. "470.256.02") exports.
@@ -1085,6 +1087,8 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetComputeRunningProcesses_v3",
     "nvmlDeviceGetEccMode",
     "nvmlDeviceGetTotalEccErrors",
+    "nvmlDeviceGetPcieReplayCounter",
+    "nvmlDeviceGetSramEccErrorStatus",
     "nvmlDeviceGetRetiredPagesPendingStatus",
     "nvmlDeviceGetRemappedRows",
     "nvmlDeviceGetCurrentClocksThrottleReasons",

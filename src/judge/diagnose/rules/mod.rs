@@ -10,6 +10,7 @@ mod bandwidth;
 mod burn;
 mod busy;
 mod container;
+mod counters;
 mod driver;
 mod fabric;
 mod facts;
@@ -68,6 +69,9 @@ pub const RULES: &[Rule] = &[
     xid::GP042,
     homogeneity::GP043,
     memtest::GP044,
+    counters::GP050,
+    counters::GP051,
+    counters::GP052,
 ];
 
 #[cfg(test)]
