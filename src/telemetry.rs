@@ -39,7 +39,9 @@ pub struct Loaded {
     fabric_info: FabricInfoCalls,
     /// nvmlDeviceGetSramEccErrorStatus (R535 on), resolved once likewise.
     sram_ecc: Option<counters::SramEccStatus>,
-    // Keeps `remapped_rows`, `fabric_info` and `sram_ecc` valid.
+    /// nvmlDeviceGetUnrepairableMemoryFlag_v1 (R590 on), likewise.
+    unrepairable: Option<counters::UnrepairableFlag>,
+    // Keeps the calls above valid.
     _lib: Option<libloading::Library>,
 }
 
@@ -148,6 +150,15 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                     .ok()
                     .map(|f| *f)
             });
+            // SAFETY: `UnrepairableFlag` is nvml.h's prototype of the call
+            // (see counters.rs), called only while `Loaded` keeps `lib`.
+            let unrepairable = lib.as_ref().and_then(|l| {
+                unsafe {
+                    l.get::<counters::UnrepairableFlag>(b"nvmlDeviceGetUnrepairableMemoryFlag_v1\0")
+                }
+                .ok()
+                .map(|f| *f)
+            });
             let mut info = NvmlInfo {
                 status: NvmlStatus::Loaded,
                 library_path: lib.as_ref().and_then(library_path),
@@ -169,6 +180,7 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 remapped_rows,
                 fabric_info,
                 sram_ecc,
+                unrepairable,
                 _lib: lib,
             })
         }
@@ -517,6 +529,7 @@ impl Loaded {
             compute_mode: device.reading(|d| reading(d.compute_mode().map(ComputeMode::from))),
             mig_enabled: device.reading(|d| reading(d.mig_mode().map(|m| m.current == 1))),
             recovery_action: device.reading(recovery_action),
+            unrepairable_memory: device.reading(|d| self.unrepairable_memory(d)),
             compute_processes: processes.clone().map(|p| p.count),
             // A floor when some process's memory is unknown: reported as
             // not readable then, never as a smaller number.

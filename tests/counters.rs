@@ -122,3 +122,28 @@ fn a_driver_without_the_sram_call_reports_it_not_supported() {
     assert_eq!(c.pcie_replays.delta, Some(0));
     assert_eq!(r.verdict, Verdict::Healthy, "{}", r.summary);
 }
+
+/// The driver's flag for memory it cannot repair (R590 on) fails the GPU
+/// as GP015; before R590 it is `not_supported`, no fault.
+#[test]
+fn memory_the_driver_cannot_repair_fails_the_gpu() {
+    let run = gpuprobe_with("ecc-unrepairable-memory", SMALL, &[]);
+    let r = &run.report;
+    let t = r.devices[0].telemetry.as_ref().unwrap();
+    assert_eq!(t.unrepairable_memory, Reading::Value(true));
+    assert_eq!(
+        (r.verdict, run.code()),
+        (Verdict::Failed, 1),
+        "{}",
+        r.summary
+    );
+    let d = r.diagnoses.iter().find(|d| d.code == "GP015").unwrap();
+    assert!(d.evidence[0].contains("cannot repair"), "{:?}", d.evidence);
+
+    let run = gpuprobe_with("healthy", SMALL, &[]);
+    let t = run.report.devices[0].telemetry.as_ref().unwrap();
+    assert_eq!(
+        t.unrepairable_memory,
+        Reading::Unavailable(Unavailable::NotSupported)
+    );
+}

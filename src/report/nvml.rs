@@ -264,6 +264,12 @@ pub struct Telemetry {
     /// drivers. Added within schema version 1.
     #[serde(default = "not_read::<crate::report::RecoveryAction>")]
     pub recovery_action: Reading<crate::report::RecoveryAction>,
+    /// Whether the driver knows of device memory it cannot repair
+    /// (nvmlDeviceGetUnrepairableMemoryFlag_v1, drivers from R590):
+    /// `true` means the GPU needs service; `not_supported` from older
+    /// drivers. Added within schema version 1.
+    #[serde(default = "not_read::<bool>")]
+    pub unrepairable_memory: Reading<bool>,
 }
 
 /// A reading absent from a report of an older gpuprobe.

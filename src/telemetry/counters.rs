@@ -4,7 +4,9 @@
 //! (nvmlDeviceGetSramEccErrorStatus, resolved optionally: drivers from
 //! R535). The counters are the GPU's: on a MIG device they are its GPU's,
 //! which NVML answers (a MIG device handle answers NOT_SUPPORTED), so they
-//! count every instance's work.
+//! count every instance's work. Beside them, the driver's flag for memory
+//! it cannot repair (nvmlDeviceGetUnrepairableMemoryFlag_v1, R590 on), a
+//! telemetry reading.
 use std::ffi::{c_uint, c_ulonglong, c_void};
 use std::time::Instant;
 
@@ -41,6 +43,27 @@ const SRAM_STATUS_V1: c_uint = size_of::<RawSramStatus>() as c_uint | (1 << 24);
 /// nvmlDeviceGetSramEccErrorStatus's prototype (the device handle as an
 /// opaque pointer).
 pub(super) type SramEccStatus = unsafe extern "C" fn(*mut c_void, *mut RawSramStatus) -> i32;
+
+/// nvml.h's nvmlUnrepairableMemoryStatus_v1_t (NVML API Reference: one
+/// field, `bUnrepairableMemory`).
+#[repr(C)]
+#[derive(Default)]
+pub(super) struct RawUnrepairable {
+    unrepairable: c_uint,
+}
+
+/// nvmlDeviceGetUnrepairableMemoryFlag_v1's prototype.
+pub(super) type UnrepairableFlag = unsafe extern "C" fn(*mut c_void, *mut RawUnrepairable) -> i32;
+
+/// A call's nvmlReturn_t as a reading's reason (nvml.h's codes).
+fn unavailable(code: i32) -> Unavailable {
+    match code {
+        3 => Unavailable::NotSupported,
+        4 => Unavailable::NoPermission,
+        15 => Unavailable::GpuLost,
+        _ => Unavailable::Error,
+    }
+}
 
 /// The counters at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,10 +128,23 @@ impl Loaded {
                 raw.volatile_unc_parity
                     .saturating_add(raw.volatile_unc_sec_ded),
             )),
-            3 => Reading::Unavailable(Unavailable::NotSupported),
-            4 => Reading::Unavailable(Unavailable::NoPermission),
-            15 => Reading::Unavailable(Unavailable::GpuLost),
-            _ => Reading::Unavailable(Unavailable::Error),
+            other => Reading::Unavailable(unavailable(other)),
+        }
+    }
+
+    /// Whether the driver flags memory it cannot repair; `not_supported`
+    /// where the driver lacks the call (before R590).
+    pub(super) fn unrepairable_memory(&self, device: &Device<'_>) -> Reading<bool> {
+        let Some(f) = self.unrepairable else {
+            return Reading::Unavailable(Unavailable::NotSupported);
+        };
+        let mut raw = RawUnrepairable::default();
+        // SAFETY: `f` is valid while `self` keeps the library loaded;
+        // `device` is a handle of this NVML, alive while `self` lives; `raw`
+        // is a live nvmlUnrepairableMemoryStatus_v1_t.
+        match unsafe { f(device.handle().cast(), &raw mut raw) } {
+            0 => Reading::Value(raw.unrepairable != 0),
+            other => Reading::Unavailable(unavailable(other)),
         }
     }
 }

@@ -881,6 +881,11 @@ pub struct DeviceNvml {
     /// memory cell therefore adds to its counter as the GPU works, and an
     /// idle GPU's counters stay where they are.
     pub counters_per_work_second: CounterGrowth,
+    /// nvmlDeviceGetUnrepairableMemoryFlag_v1: the driver knows of memory
+    /// it cannot repair ("to report whether or not there is unrepairable
+    /// memory", NVML's changes between v580 and v590: drivers from R590;
+    /// older `nvml.driver_version`s lack the symbol).
+    pub unrepairable_memory: bool,
     pub retired_pages_pending: bool,
     pub remapped_rows_pending: bool,
     pub remapped_rows_failure: bool,
@@ -1073,6 +1078,7 @@ impl Default for DeviceNvml {
             sram_corrected_volatile: 0,
             sram_uncorrected_volatile: 0,
             counters_per_work_second: CounterGrowth::default(),
+            unrepairable_memory: false,
             retired_pages_pending: false,
             remapped_rows_pending: false,
             remapped_rows_failure: false,

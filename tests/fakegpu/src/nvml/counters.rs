@@ -1,8 +1,9 @@
 //! The error counters a GPU adds to while it works: the PCIe replay counter
 //! and the SRAM ECC counts (the DRAM ones are nvmlDeviceGetTotalEccErrors,
-//! in nvml.rs). Their values grow with the GPU's work as the scenario's
-//! `counters_per_work_second` says (`Device::nvml_after`). Its `unsafe`
-//! blocks write out-parameters the caller passed, as nvml.rs's (see there).
+//! in nvml.rs), whose values grow with the GPU's work as the scenario's
+//! `counters_per_work_second` says (`Device::nvml_after`); and the driver's
+//! flag for memory it cannot repair. Its `unsafe` blocks write
+//! out-parameters the caller passed, as nvml.rs's (see there).
 use std::ffi::{c_uint, c_ulonglong, c_void};
 
 use super::{device_call, put, Field, NvmlReturn, INVALID_ARGUMENT, NOT_SUPPORTED};
@@ -82,5 +83,28 @@ pub unsafe extern "C" fn nvmlDeviceGetSramEccErrorStatus(
         };
         // SAFETY: as above; a v1 struct by its version.
         unsafe { put(status, value) }
+    })
+}
+
+/// nvml.h's nvmlUnrepairableMemoryStatus_v1_t (NVML API Reference: one
+/// field, `bUnrepairableMemory`).
+#[repr(C)]
+pub struct UnrepairableMemoryStatus {
+    unrepairable: c_uint,
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetUnrepairableMemoryFlag_v1(
+    device: *mut c_void,
+    status: *mut UnrepairableMemoryStatus,
+) -> NvmlReturn {
+    // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+    device_call(device, Field::Ecc, |n| unsafe {
+        put(
+            status,
+            UnrepairableMemoryStatus {
+                unrepairable: c_uint::from(n.unrepairable_memory),
+            },
+        )
     })
 }
