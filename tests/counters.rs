@@ -30,9 +30,8 @@ fn a_few_replays_and_corrected_errors_are_reported_and_not_judged() {
     let c = counters(r);
     assert!(c.seconds > 0.0);
     assert_eq!(c.pcie_replays.before, Reading::Value(40));
-    let replays = c.pcie_replays.delta.unwrap();
-    assert!((1..80).contains(&replays), "{c:?}");
-    assert!(c.ecc_corrected.delta.unwrap() > 0, "{c:?}");
+    assert_eq!(c.pcie_replays.delta, Some(6), "{c:?}");
+    assert_eq!(c.ecc_corrected.delta, Some(3), "{c:?}");
     assert_eq!(c.sram_uncorrected.delta, Some(0));
     assert_eq!(
         (r.verdict, run.code()),

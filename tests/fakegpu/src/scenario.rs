@@ -581,6 +581,15 @@ pub struct LoadPhase {
     pub ecc_corrected_volatile: Option<u64>,
     #[serde(default)]
     pub ecc_uncorrected_volatile: Option<u64>,
+    /// The PCIe replay counter and the SRAM ECC counts from this phase on
+    /// (`DeviceNvml`'s fields of the same names): a few replays or
+    /// corrected errors that came with the work, whatever its length.
+    #[serde(default)]
+    pub pcie_replay_counter: Option<u64>,
+    #[serde(default)]
+    pub sram_corrected_volatile: Option<u64>,
+    #[serde(default)]
+    pub sram_uncorrected_volatile: Option<u64>,
     /// NVML's aggregate uncorrectable count (nvmlDeviceGetTotalEccErrors,
     /// NVML_AGGREGATE_ECC: kept across driver reloads in the InfoROM), which
     /// grows with the volatile one.
@@ -661,12 +670,14 @@ impl Device {
     #[must_use]
     pub fn nvml_after(&self, worked_ms: f64) -> DeviceNvml {
         let mut n = self.nvml.clone();
-        let grow = n.counters_per_work_second;
-        n.pcie_replay_counter += CounterGrowth::added(grow.pcie_replays, worked_ms);
-        n.ecc_corrected_volatile += CounterGrowth::added(grow.ecc_corrected, worked_ms);
-        n.sram_corrected_volatile += CounterGrowth::added(grow.sram_corrected, worked_ms);
-        n.sram_uncorrected_volatile += CounterGrowth::added(grow.sram_uncorrected, worked_ms);
         if let Some(p) = self.phase(worked_ms) {
+            n.pcie_replay_counter = p.pcie_replay_counter.unwrap_or(n.pcie_replay_counter);
+            n.sram_corrected_volatile = p
+                .sram_corrected_volatile
+                .unwrap_or(n.sram_corrected_volatile);
+            n.sram_uncorrected_volatile = p
+                .sram_uncorrected_volatile
+                .unwrap_or(n.sram_uncorrected_volatile);
             n.sm_clock_mhz = p.sm_clock_mhz.unwrap_or(n.sm_clock_mhz);
             n.temperature_celsius = p.temperature_celsius.unwrap_or(n.temperature_celsius);
             n.power_draw_watts = p.power_draw_watts.unwrap_or(n.power_draw_watts);
@@ -684,6 +695,12 @@ impl Device {
                 .remapped_rows_uncorrectable
                 .unwrap_or(n.remapped_rows_uncorrectable);
         }
+        // What the counters' steady growth has added by now, on top.
+        let grow = n.counters_per_work_second;
+        n.pcie_replay_counter += CounterGrowth::added(grow.pcie_replays, worked_ms);
+        n.ecc_corrected_volatile += CounterGrowth::added(grow.ecc_corrected, worked_ms);
+        n.sram_corrected_volatile += CounterGrowth::added(grow.sram_corrected, worked_ms);
+        n.sram_uncorrected_volatile += CounterGrowth::added(grow.sram_uncorrected, worked_ms);
         n
     }
 
