@@ -22,7 +22,9 @@ use crate::report::{
     Telemetry, ThrottleReason, Unavailable,
 };
 
+mod counters;
 mod device;
+pub use counters::{Before, Counts};
 pub use device::{find, NvmlDevice};
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
@@ -35,7 +37,11 @@ pub struct Loaded {
     /// nvmlDeviceGetGpuFabricInfoV (R550 on) and nvmlDeviceGetGpuFabricInfo
     /// (R535 on), resolved once likewise.
     fabric_info: FabricInfoCalls,
-    // Keeps `remapped_rows` and `fabric_info` valid.
+    /// nvmlDeviceGetSramEccErrorStatus (R535 on), resolved once likewise.
+    sram_ecc: Option<counters::SramEccStatus>,
+    /// nvmlDeviceGetUnrepairableMemoryFlag_v1 (R590 on), likewise.
+    unrepairable: Option<counters::UnrepairableFlag>,
+    // Keeps the calls above valid.
     _lib: Option<libloading::Library>,
 }
 
@@ -137,6 +143,22 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                         .map(|f| *f)
                 }),
             };
+            // SAFETY: `SramEccStatus` is nvml.h's prototype of the call
+            // (see counters.rs), called only while `Loaded` keeps `lib`.
+            let sram_ecc = lib.as_ref().and_then(|l| {
+                unsafe { l.get::<counters::SramEccStatus>(b"nvmlDeviceGetSramEccErrorStatus\0") }
+                    .ok()
+                    .map(|f| *f)
+            });
+            // SAFETY: `UnrepairableFlag` is nvml.h's prototype of the call
+            // (see counters.rs), called only while `Loaded` keeps `lib`.
+            let unrepairable = lib.as_ref().and_then(|l| {
+                unsafe {
+                    l.get::<counters::UnrepairableFlag>(b"nvmlDeviceGetUnrepairableMemoryFlag_v1\0")
+                }
+                .ok()
+                .map(|f| *f)
+            });
             let mut info = NvmlInfo {
                 status: NvmlStatus::Loaded,
                 library_path: lib.as_ref().and_then(library_path),
@@ -157,6 +179,8 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 info,
                 remapped_rows,
                 fabric_info,
+                sram_ecc,
+                unrepairable,
                 _lib: lib,
             })
         }
@@ -517,6 +541,7 @@ impl Loaded {
             applications_memory_clock_default_mhz: device
                 .reading(|d| reading(d.default_applications_clock(Clock::Memory))),
             recovery_action: device.reading(recovery_action),
+            unrepairable_memory: device.reading(|d| self.unrepairable_memory(d)),
             compute_processes: processes.clone().map(|p| p.count),
             // A floor when some process's memory is unknown: reported as
             // not readable then, never as a smaller number.

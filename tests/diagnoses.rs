@@ -67,6 +67,9 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("env-traps", "GP045", Verdict::Degraded, 0),
     ("leftovers", "GP046", Verdict::Degraded, 0),
     ("persistence-off-held", "GP047", Verdict::Healthy, 0),
+    ("counters-replays-fast", "GP050", Verdict::Degraded, 0),
+    ("counters-ecc-corrected-fast", "GP051", Verdict::Degraded, 0),
+    ("counters-sram-uncorrectable", "GP052", Verdict::Failed, 1),
     ("peer-iommu-corrupts", "GP058", Verdict::Failed, 1),
 ];
 

@@ -127,6 +127,20 @@ fn burn_flops(d: &DeviceReport) -> Vec<Sample> {
     .collect()
 }
 
+/// One sample per error counter NVML read before and after the run,
+/// labelled with its `counter`: what the run added.
+fn counter_increases(d: &DeviceReport) -> Vec<Sample> {
+    let Some(c) = &d.counters else {
+        return Vec::new();
+    };
+    c.named()
+        .into_iter()
+        .filter_map(|(name, change)| {
+            Some((Some(format!("counter=\"{name}\"")), change.delta? as f64))
+        })
+        .collect()
+}
+
 /// The device metrics, in the order they are written. Adding a device
 /// metric is one entry here.
 const DEVICE_GAUGES: &[DeviceGauge] = &[
@@ -415,6 +429,16 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
                 .map(|reason| (Some(format!("reason=\"{}\"", escape(&reason.word()))), 1.0))
                 .collect()
         },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_counter_increase",
+        help: "What the run added to an NVML error counter of the GPU, by counter: pcie_replays, ecc_corrected, ecc_uncorrected (device memory, volatile), sram_corrected, sram_uncorrected; only counters NVML read before and after.",
+        samples: counter_increases,
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_counter_seconds",
+        help: "Seconds between the readings of the GPU's error counters before and after the run.",
+        samples: |d| one(d.counters.as_ref().map(|c| c.seconds)),
     },
 ];
 

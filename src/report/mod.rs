@@ -20,6 +20,7 @@ mod bench;
 mod burn;
 mod checks;
 mod compute_capability;
+mod counters;
 mod device;
 mod diagnosis;
 mod driver;
@@ -42,6 +43,7 @@ pub use bench::{
 pub use burn::{Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInterval};
 pub use checks::{Check, CheckStatus, DriverError};
 pub use compute_capability::{BadComputeCapability, ComputeCapability};
+pub use counters::{CounterChange, RunCounters};
 pub use device::{DeviceReport, DeviceStatus, NotVerified};
 pub use diagnosis::{Action, Diagnosis, Severity};
 pub use driver::{DriverInfo, DriverLoadFailure};

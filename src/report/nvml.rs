@@ -290,6 +290,12 @@ pub struct Telemetry {
     /// Added within schema 1.
     #[serde(default = "not_read::<bool>")]
     pub mig_pending_enabled: Reading<bool>,
+    /// Whether the driver knows of device memory it cannot repair
+    /// (nvmlDeviceGetUnrepairableMemoryFlag_v1, drivers from R590):
+    /// `true` means the GPU needs service; `not_supported` from older
+    /// drivers. Added within schema version 1.
+    #[serde(default = "not_read::<bool>")]
+    pub unrepairable_memory: Reading<bool>,
 }
 
 /// A reading absent from a report of an older gpuprobe.

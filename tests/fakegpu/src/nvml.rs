@@ -16,6 +16,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::scenario::{Device, DeviceNvml, Link, Scenario};
 
+mod counters;
 mod mig;
 use mig::{decode, find_mig_device, mig_gpu_lacks, own_instance_of, MIG_HANDLE_FIELDS};
 
@@ -1069,8 +1070,9 @@ pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
 
 /// Every symbol this library exports as NVML.
 /// Exports that older NVML libraries lack, with the first driver branch
-/// among the pinned real ones (470, 535, 550) that has them: the fake for an
-/// older `nvml.driver_version` leaves them out, so a call through
+/// among the pinned real ones (470, 535, 550) that has them (or, for a
+/// call newer than all of them, the branch NVML's change log names): the
+/// fake for an older `nvml.driver_version` leaves them out, so a call through
 /// nvml-wrapper fails to find the symbol as it would on that driver.
 /// tests/real_driver.rs checks the fake's exports against each real one.
 pub const NEWER_EXPORTS: &[(&str, u32)] = &[
@@ -1080,6 +1082,9 @@ pub const NEWER_EXPORTS: &[(&str, u32)] = &[
     ("nvmlDeviceGetComputeRunningProcesses_v3", 510),
     ("nvmlDeviceGetGpuFabricInfo", 535),
     ("nvmlDeviceGetGpuFabricInfoV", 550),
+    ("nvmlDeviceGetSramEccErrorStatus", 535),
+    // NVML's changes between v580 and v590.
+    ("nvmlDeviceGetUnrepairableMemoryFlag_v1", 590),
 ];
 
 /// What the fake NVML of driver `version` (e.g. "470.256.02") exports.
@@ -1133,6 +1138,9 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetComputeRunningProcesses_v3",
     "nvmlDeviceGetEccMode",
     "nvmlDeviceGetTotalEccErrors",
+    "nvmlDeviceGetPcieReplayCounter",
+    "nvmlDeviceGetSramEccErrorStatus",
+    "nvmlDeviceGetUnrepairableMemoryFlag_v1",
     "nvmlDeviceGetRetiredPagesPendingStatus",
     "nvmlDeviceGetRemappedRows",
     "nvmlDeviceGetCurrentClocksThrottleReasons",

@@ -10,6 +10,7 @@ mod bandwidth;
 mod burn;
 mod busy;
 mod container;
+mod counters;
 mod driver;
 mod fabric;
 mod facts;
@@ -74,6 +75,9 @@ pub const RULES: &[Rule] = &[
     traps::GP045,
     leftovers::GP046,
     leftovers::GP047,
+    counters::GP050,
+    counters::GP051,
+    counters::GP052,
     peer::GP058,
 ];
 
