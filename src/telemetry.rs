@@ -1,5 +1,6 @@
 //! NVML: the driver's view of each GPU (temperature, power, clocks, PCIe
-//! link, ECC and row remapping, throttling) and of the machine.
+//! link, ECC and row remapping, throttling, its NVLinks: nvlink.rs) and of
+//! the machine.
 //!
 //! NVML is loaded at run time through nvml-wrapper (libnvidia-ml.so.1 /
 //! nvml.dll). A missing library is a finding, not an error: the container
@@ -23,7 +24,9 @@ use crate::report::{
 };
 
 mod device;
+mod nvlink;
 pub use device::{find, NvmlDevice};
+pub use nvlink::{report as nvlink_report, Snapshot as NvLinkSnapshot};
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
 pub struct Loaded {
@@ -35,7 +38,9 @@ pub struct Loaded {
     /// nvmlDeviceGetGpuFabricInfoV (R550 on) and nvmlDeviceGetGpuFabricInfo
     /// (R535 on), resolved once likewise.
     fabric_info: FabricInfoCalls,
-    // Keeps `remapped_rows` and `fabric_info` valid.
+    /// The NVLink calls read through the library directly (nvlink.rs).
+    nvlink_calls: nvlink::Calls,
+    // Keeps `remapped_rows`, `fabric_info` and `nvlink_calls` valid.
     _lib: Option<libloading::Library>,
 }
 
@@ -137,6 +142,7 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                         .map(|f| *f)
                 }),
             };
+            let nvlink_calls = nvlink::Calls::resolve(lib.as_ref());
             let mut info = NvmlInfo {
                 status: NvmlStatus::Loaded,
                 library_path: lib.as_ref().and_then(library_path),
@@ -157,6 +163,7 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 info,
                 remapped_rows,
                 fabric_info,
+                nvlink_calls,
                 _lib: lib,
             })
         }

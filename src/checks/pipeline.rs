@@ -146,6 +146,9 @@ fn stages(job: &Pipeline<'_>) -> Vec<(Stage, StageFn)> {
 
 /// Runs every stage on one device and records the matmul result.
 pub fn probe(job: &Pipeline<'_>) {
+    // Before any work of gpuprobe's on the GPU, so that the counters read
+    // after it say what the run saw.
+    let nvlink = super::gpu::nvlink_before(job.progress, job.slot, job.nvml);
     let link = run_stages(job);
     // A GPU whose burn never started holds the others back no longer.
     if let (Some(line), false) = (job.start_line, job.at_start_line.get()) {
@@ -153,7 +156,7 @@ pub fn probe(job: &Pipeline<'_>) {
     }
     // Also after a failure: NVML may say why (GPU lost, memory errors).
     if let Some(nvml) = job.nvml {
-        super::gpu::read_telemetry(job.progress, nvml, job.slot, link);
+        super::gpu::read_telemetry(job.progress, nvml, job.slot, link, nvlink.as_ref());
     }
 }
 

@@ -1,13 +1,13 @@
 //! One GPU's part of the report (`Report::devices`): what the driver says of
 //! it, whether it passed, and why its compute went unverified when it did.
 //! Its measurements are types of their own: matmul.rs, bandwidth.rs,
-//! peak.rs, burn.rs, bench.rs, and nvml.rs's `Telemetry`.
+//! peak.rs, burn.rs, bench.rs, nvlink.rs, and nvml.rs's `Telemetry`.
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::compute_capability::no_default;
 use super::{
-    Bandwidth, BenchRow, Burn, Check, ComputeCapability, Matmul, Memtest, Peak, Telemetry,
+    Bandwidth, BenchRow, Burn, Check, ComputeCapability, Matmul, Memtest, NvLink, Peak, Telemetry,
     TensorMatmul,
 };
 
@@ -101,6 +101,12 @@ pub struct DeviceReport {
     /// Null when it did not run, and in reports of older versions.
     #[serde(default)]
     pub memtest: Option<Memtest>,
+    /// The GPU's NVLinks: each link's state, version, remote end and
+    /// speed, and its error counters before and after the run's work
+    /// (docs/report.md, "nvlink"). Null without NVML, and in reports of
+    /// older versions. Added within schema version 1.
+    #[serde(default)]
+    pub nvlink: Option<NvLink>,
 }
 
 impl DeviceReport {
@@ -132,6 +138,7 @@ impl DeviceReport {
             bench: Vec::new(),
             bandwidth: None,
             memtest: None,
+            nvlink: None,
         }
     }
 

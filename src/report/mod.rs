@@ -28,6 +28,7 @@ mod events;
 mod fabric;
 mod matmul;
 mod memtest;
+mod nvlink;
 mod nvml;
 mod peak;
 mod throttle;
@@ -53,6 +54,9 @@ pub use matmul::{
     TensorPrecision, Verification,
 };
 pub use memtest::{Memtest, MemtestMismatch, MemtestPattern, MemtestPatternKind};
+pub use nvlink::{
+    NvLink, NvLinkCounter, NvLinkCounters, NvLinkLink, NvLinkRemote, NvLinkRemoteKind, NvLinkState,
+};
 pub use nvml::{
     ComputeMode, LinkState, NeverAReason, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
 };
