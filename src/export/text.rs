@@ -330,6 +330,11 @@ impl Text {
             row(out, "", second);
             row(out, "", third);
         }
+        if let Some(n) = &d.nvlink {
+            for (i, line) in super::nvlink::lines(n).into_iter().enumerate() {
+                row(out, if i == 0 { "nvlink" } else { "" }, line);
+            }
+        }
         if let Some(m) = &d.matmul {
             self.matmul_rows(out, m, r);
         }

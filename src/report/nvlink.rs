@@ -95,6 +95,19 @@ pub enum NvLinkRemoteKind {
     Unknown,
 }
 
+impl NvLinkRemoteKind {
+    /// The word used in JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NvLinkRemoteKind::Gpu => "gpu",
+            NvLinkRemoteKind::Nvswitch => "nvswitch",
+            NvLinkRemoteKind::Ibmnpu => "ibmnpu",
+            NvLinkRemoteKind::Unknown => "unknown",
+        }
+    }
+}
+
 /// A link's data-link-layer error counters (nvmlDeviceGetNvLinkErrorCounter).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NvLinkCounters {
@@ -233,6 +246,14 @@ mod tests {
         assert_eq!(link.growth(NvLinkCounter::Replay), None);
         link.counters_before = None;
         assert_eq!(link.growth(NvLinkCounter::CrcFlit), None);
+        for kind in [
+            NvLinkRemoteKind::Gpu,
+            NvLinkRemoteKind::Nvswitch,
+            NvLinkRemoteKind::Ibmnpu,
+            NvLinkRemoteKind::Unknown,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
         let json = serde_json::to_string(&link).unwrap();
         let back: NvLinkLink = serde_json::from_str(&json).unwrap();
         assert_eq!(back, link);

@@ -17,6 +17,7 @@ mod hardware;
 mod homogeneity;
 mod libraries;
 mod memtest;
+mod nvlink;
 mod platform;
 mod results;
 mod throttling;
@@ -68,6 +69,8 @@ pub const RULES: &[Rule] = &[
     xid::GP042,
     homogeneity::GP043,
     memtest::GP044,
+    nvlink::GP055,
+    nvlink::GP056,
 ];
 
 #[cfg(test)]
