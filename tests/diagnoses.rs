@@ -64,6 +64,8 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
     ("four-t4-one-slow", "GP043", Verdict::Degraded, 0),
     ("memtest-stuck-bit", "GP044", Verdict::Failed, 1),
+    ("nvlink-down", "GP055", Verdict::Failed, 1),
+    ("nvlink-errors-growing", "GP056", Verdict::Degraded, 0),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
