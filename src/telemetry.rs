@@ -26,7 +26,7 @@ use crate::report::{
 mod device;
 mod nvlink;
 pub use device::{find, NvmlDevice};
-pub use nvlink::{report as nvlink_report, Snapshot as NvLinkSnapshot};
+pub use nvlink::{report as nvlink_report, Snapshot as NvLinkSnapshot, SYMBOLS as NVLINK_SYMBOLS};
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
 pub struct Loaded {

@@ -23,6 +23,18 @@ use crate::report::{
     Unavailable,
 };
 
+/// Every NVML entry point a reading calls, through nvml-wrapper or
+/// directly: tests/real_driver.rs finds each in NVIDIA's 470, 535 and 550
+/// libraries, and in the fake's exports.
+pub const SYMBOLS: &[&str] = &[
+    "nvmlDeviceGetNvLinkState",
+    "nvmlDeviceGetNvLinkVersion",
+    "nvmlDeviceGetNvLinkRemotePciInfo_v2",
+    "nvmlDeviceGetNvLinkRemoteDeviceType",
+    "nvmlDeviceGetNvLinkErrorCounter",
+    "nvmlDeviceGetFieldValues",
+];
+
 /// NVML_NVLINK_MAX_LINKS (nvml.h): links are numbered 0 to 17.
 const MAX_LINKS: u32 = 18;
 
