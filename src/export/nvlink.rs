@@ -2,6 +2,7 @@
 //! in text one line, and a line per link that is down or took errors; in
 //! Prometheus the links active and expected and the counters' growth.
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use crate::report::{NvLink, NvLinkCounter, NvLinkLink, NvLinkRemoteKind, NvLinkState, Reading};
 
@@ -33,18 +34,18 @@ pub fn lines(n: &NvLink) -> Vec<String> {
     );
     let versions: BTreeSet<u32> = active.iter().filter_map(|l| l.version).collect();
     if let [v] = versions.iter().collect::<Vec<_>>()[..] {
-        first.push_str(&format!(", NVLink {v}"));
+        let _ = write!(first, ", NVLink {v}");
     }
     first.push_str(&remotes(&active));
     let speeds: BTreeSet<u32> = active.iter().filter_map(|l| l.speed_mbps).collect();
     if let [s] = speeds.iter().collect::<Vec<_>>()[..] {
-        first.push_str(&format!(", {s} MB/s each"));
+        let _ = write!(first, ", {s} MB/s each");
     }
-    first.push_str(&match (n.window_ms, errors(links)) {
-        (None, _) => "; error counters read once".to_string(),
-        (Some(_), None) => "; no errors during the run".to_string(),
-        (Some(ms), Some(e)) => format!("; {e} in {:.1} s", ms / 1e3),
-    });
+    let _ = match (n.window_ms, errors(links)) {
+        (None, _) => write!(first, "; error counters read once"),
+        (Some(_), None) => write!(first, "; no errors during the run"),
+        (Some(ms), Some(e)) => write!(first, "; {e} in {:.1} s", ms / 1e3),
+    };
     let mut out = vec![first];
     for l in links {
         let grew: Vec<String> = NvLinkCounter::ALL

@@ -17,10 +17,11 @@ pub struct NvLink {
     /// without the calls; `no_permission`, `gpu_lost` or `error` when NVML
     /// could not say.
     pub links: Reading<Vec<NvLinkLink>>,
-    /// Whether the GPU's links go to NVSwitches (an HGX board): an active
-    /// link's remote end is an NVSwitch, or NVML lists the GPU on an
-    /// NVLink fabric. Every link of such a GPU is cabled to a switch, so
-    /// every one is expected up.
+    /// Whether the GPU's links go to NVSwitches (an HGX board): a link's
+    /// remote end was an NVSwitch while it was up. Every link of such a
+    /// GPU is cabled to a switch, so every one is expected up. A GPU with
+    /// no link up says nothing of where they go (an HGX GPU passed alone
+    /// to a VM has its NVLinks off by design) and expects none.
     pub nvswitch: bool,
     /// Milliseconds between the reading before the run's work and the one
     /// after it; null when the links were read once (`list`,

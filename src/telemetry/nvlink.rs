@@ -108,8 +108,6 @@ impl Calls {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     links: Reading<Vec<LinkReading>>,
-    /// NVML lists the GPU on an NVLink fabric (NVSwitch systems, Hopper on).
-    on_fabric: bool,
     at: Instant,
 }
 
@@ -129,7 +127,6 @@ impl Loaded {
     #[must_use]
     pub fn nvlink(&self, device: &Device<'_>) -> Snapshot {
         let at = Instant::now();
-        let on_fabric = self.fabric_info(device).is_some();
         let mut links = Vec::new();
         for link in 0..MAX_LINKS {
             let nvlink = device.link_wrapper_for(link);
@@ -146,14 +143,12 @@ impl Loaded {
                 ) => {
                     return Snapshot {
                         links: Reading::Unavailable(Unavailable::NotSupported),
-                        on_fabric,
                         at,
                     }
                 }
                 Err(e) => {
                     return Snapshot {
                         links: reading::<Vec<LinkReading>>(Err(e)),
-                        on_fabric,
                         at,
                     }
                 }
@@ -189,7 +184,6 @@ impl Loaded {
         self.speeds(device, &mut links);
         Snapshot {
             links: Reading::Value(links),
-            on_fabric,
             at,
         }
     }
@@ -293,22 +287,26 @@ pub fn report(before: Option<&Snapshot>, after: &Snapshot) -> NvLink {
                 Reading::Unavailable(u) => Reading::Unavailable(*u),
                 Reading::Value(_) => unreachable!("matched above"),
             },
-            nvswitch: after.on_fabric,
+            nvswitch: false,
             window_ms,
         };
     };
     // On NVSwitches every link of the GPU is cabled to a switch (HGX
     // H100: 18 links to four NVSwitches; HGX A100: 12 to six; NVIDIA's
-    // health validation allows no inactive NVLink on either).
+    // health validation allows no inactive NVLink on either). What says a
+    // GPU is on them is a link up to one: not NVML's fabric registration,
+    // which an HGX GPU passed alone to a VM may still report while the
+    // fabric manager keeps a one-GPU VM's NVLinks out of use (NVIDIA
+    // Fabric Manager User Guide, "Virtual Machine with One GPU"), so that
+    // a GPU with every link down is never judged: it cannot be told from
+    // one whose links are off by design.
     let to_switch = |l: &LinkReading| {
         l.remote
             .as_ref()
             .is_some_and(|r| r.kind == NvLinkRemoteKind::Nvswitch)
     };
-    let nvswitch = after.on_fabric
-        || before.is_some_and(|b| b.on_fabric)
-        || now.iter().any(to_switch)
-        || now.iter().filter_map(|l| earlier(l.link)).any(to_switch);
+    let nvswitch =
+        now.iter().any(to_switch) || now.iter().filter_map(|l| earlier(l.link)).any(to_switch);
     let state = |active: bool| {
         if active {
             NvLinkState::Active
@@ -377,7 +375,6 @@ mod tests {
     fn snapshot(links: Vec<LinkReading>) -> Snapshot {
         Snapshot {
             links: Reading::Value(links),
-            on_fabric: false,
             at: Instant::now(),
         }
     }
@@ -418,10 +415,18 @@ mod tests {
     }
 
     #[test]
+    fn a_gpu_with_every_link_down_expects_none_of_them() {
+        // As an HGX GPU passed alone to a VM reads: its links off by design.
+        let after = snapshot(vec![link(0, false, None), link(1, false, None)]);
+        let r = report(Some(&after.clone()), &after);
+        assert!(!r.nvswitch);
+        assert_eq!((r.active(), r.expected()), (0, 0));
+    }
+
+    #[test]
     fn no_nvlink_is_not_supported_and_expects_nothing() {
         let after = Snapshot {
             links: Reading::Unavailable(Unavailable::NotSupported),
-            on_fabric: false,
             at: Instant::now(),
         };
         let r = report(None, &after);
