@@ -300,6 +300,11 @@ pub fn report(before: Option<&Snapshot>, after: &Snapshot) -> NvLink {
     // Fabric Manager User Guide, "Virtual Machine with One GPU"), so that
     // a GPU with every link down is never judged: it cannot be told from
     // one whose links are off by design.
+    // Nor does NVML_FI_DEV_NVLINK_LINK_COUNT say which links are wired:
+    // it counts the links the GPU has, and a bridged H100 PCIe has 18 of
+    // which its bridges wire 12 (Azure/azurehpc-health-checks#162), the
+    // others inactive by design; so off NVSwitches only a link seen up is
+    // expected.
     let to_switch = |l: &LinkReading| {
         l.remote
             .as_ref()
