@@ -1,5 +1,6 @@
 //! NVML: the driver's view of each GPU (temperature, power, clocks, PCIe
-//! link, ECC and row remapping, throttling) and of the machine.
+//! link, ECC and row remapping, throttling, its NVLinks: nvlink.rs) and of
+//! the machine.
 //!
 //! NVML is loaded at run time through nvml-wrapper (libnvidia-ml.so.1 /
 //! nvml.dll). A missing library is a finding, not an error: the container
@@ -25,7 +26,9 @@ use crate::report::{
 mod counters;
 mod device;
 pub use counters::{Before, Counts};
+mod nvlink;
 pub use device::{find, NvmlDevice};
+pub use nvlink::{report as nvlink_report, Snapshot as NvLinkSnapshot, SYMBOLS as NVLINK_SYMBOLS};
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
 pub struct Loaded {
@@ -41,7 +44,9 @@ pub struct Loaded {
     sram_ecc: Option<counters::SramEccStatus>,
     /// nvmlDeviceGetUnrepairableMemoryFlag_v1 (R590 on), likewise.
     unrepairable: Option<counters::UnrepairableFlag>,
-    // Keeps the calls above valid.
+    /// The NVLink calls read through the library directly (nvlink.rs).
+    nvlink_calls: nvlink::Calls,
+    // Keeps the calls above, `remapped_rows`, `fabric_info` and `nvlink_calls` valid.
     _lib: Option<libloading::Library>,
 }
 
@@ -159,6 +164,7 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 .ok()
                 .map(|f| *f)
             });
+            let nvlink_calls = nvlink::Calls::resolve(lib.as_ref());
             let mut info = NvmlInfo {
                 status: NvmlStatus::Loaded,
                 library_path: lib.as_ref().and_then(library_path),
@@ -181,6 +187,7 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 fabric_info,
                 sram_ecc,
                 unrepairable,
+                nvlink_calls,
                 _lib: lib,
             })
         }

@@ -70,6 +70,8 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("counters-replays-fast", "GP050", Verdict::Degraded, 0),
     ("counters-ecc-corrected-fast", "GP051", Verdict::Degraded, 0),
     ("counters-sram-uncorrectable", "GP052", Verdict::Failed, 1),
+    ("nvlink-down", "GP055", Verdict::Failed, 1),
+    ("nvlink-errors-growing", "GP056", Verdict::Degraded, 0),
     ("peer-iommu-corrupts", "GP058", Verdict::Failed, 1),
 ];
 

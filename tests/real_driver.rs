@@ -541,6 +541,39 @@ fn every_symbol_the_fake_exports_exists_in_the_real_libraries() {
     }
 }
 
+/// Every NVLink entry point gpuprobe calls (src/telemetry/nvlink.rs) is in
+/// each pinned driver's libnvidia-ml, so the NVLink reading never meets a
+/// missing symbol there, and the fake exports each for every driver, so
+/// the tests exercise each call.
+#[test]
+#[ignore = "needs NVIDIA's driver libraries (scripts/fetch-nvidia-libs): run with --run-ignored all; .ci/run does"]
+fn every_nvlink_call_gpuprobe_makes_is_in_the_real_libraries_and_the_fake() {
+    let Some(libs) = libs() else { return };
+    for d in &DRIVERS {
+        let path = libs.join(d.version).join("libnvidia-ml.so.1");
+        // SAFETY: loading the library runs its initialisers only; no
+        // driver call is made, the symbols are only looked up.
+        let lib = unsafe { libloading::Library::new(&path) }.unwrap();
+        let out = Command::new(common::fakegpu_tool("driver-answers"))
+            .args(["--exports", d.version])
+            .output()
+            .unwrap();
+        let exports: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let fake: Vec<&str> = exports["nvml"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for name in gpuprobe::telemetry::NVLINK_SYMBOLS {
+            // SAFETY: the symbol is looked up, never called.
+            let real = unsafe { lib.get::<*const ()>(format!("{name}\0").as_bytes()) };
+            assert!(real.is_ok(), "{} libnvidia-ml lacks {name}", d.version);
+            assert!(fake.contains(name), "the fake {} lacks {name}", d.version);
+        }
+    }
+}
+
 /// gpuprobe's own names for CUresult codes (used when a driver cannot name
 /// them) are NVIDIA's: each equals what a real cuGetErrorName answers. Only
 /// CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER (36, from a cuda.h newer than 12.4)

@@ -294,16 +294,31 @@ pub(super) fn counters_before(
     Some(nvml?.before(&device))
 }
 
+/// The GPU's NVLinks as they are before the run's work on it, for
+/// `read_telemetry` to compare with (error counters that grew, a link that
+/// went down); `None` without NVML or where NVML does not list the GPU.
+pub fn nvlink_before(
+    progress: &Progress,
+    slot: usize,
+    nvml: Option<&'static telemetry::Loaded>,
+) -> Option<telemetry::NvLinkSnapshot> {
+    let device = nvml_device(progress, slot, nvml)?;
+    Some(nvml?.nvlink(device.gpu()))
+}
+
 /// Reads one device's telemetry into the report; `under_load` is the PCIe
 /// link as read while the device's matmul ran, which replaces the idle
 /// reading taken now; `before`, the error counters as read before the
-/// work (`counters_before`), against which the run's own are recorded.
+/// work (`counters_before`), against which the run's own are recorded;
+/// `nvlink_before` the NVLinks as read before the run's work
+/// (`nvlink_before`), which the reading now is compared with.
 pub fn read_telemetry(
     progress: &Progress,
     nvml: &telemetry::Loaded,
     slot: usize,
     under_load: Option<telemetry::Link>,
     before: Option<telemetry::Before>,
+    nvlink_before: Option<&telemetry::NvLinkSnapshot>,
 ) {
     let (uuid, pci) = progress.update(|r| {
         (
@@ -334,9 +349,18 @@ pub fn read_telemetry(
                 .value()
                 .map_or("?".into(), |w| format!("{w:.0}"))
         );
+        let nvlink = telemetry::nvlink_report(nvlink_before, &nvml.nvlink(device.gpu()));
+        let detail = match nvlink.expected() {
+            0 => detail,
+            expected => format!(
+                "{detail}; NVLink {} of {expected} expected links active",
+                nvlink.active()
+            ),
+        };
         progress.update(|r| {
             r.devices[slot].telemetry = Some(t);
             r.devices[slot].counters = counters;
+            r.devices[slot].nvlink = Some(nvlink);
         });
         Ok(Done::pass((), detail))
     });

@@ -150,6 +150,9 @@ pub fn probe(job: &Pipeline<'_>) {
     // what the run adds to them shows (read again after, with the
     // telemetry).
     let counters = super::gpu::counters_before(job.progress, job.slot, job.nvml);
+    // Before any work of gpuprobe's on the GPU, so that the counters read
+    // after it say what the run saw.
+    let nvlink = super::gpu::nvlink_before(job.progress, job.slot, job.nvml);
     let link = run_stages(job);
     // A GPU whose burn never started holds the others back no longer.
     if let (Some(line), false) = (job.start_line, job.at_start_line.get()) {
@@ -157,7 +160,14 @@ pub fn probe(job: &Pipeline<'_>) {
     }
     // Also after a failure: NVML may say why (GPU lost, memory errors).
     if let Some(nvml) = job.nvml {
-        super::gpu::read_telemetry(job.progress, nvml, job.slot, link, counters);
+        super::gpu::read_telemetry(
+            job.progress,
+            nvml,
+            job.slot,
+            link,
+            counters,
+            nvlink.as_ref(),
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod format;
 mod json;
+mod nvlink;
 mod prometheus;
 mod text;
 

@@ -418,6 +418,26 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
         },
     },
     DeviceGauge {
+        name: "gpuprobe_device_nvlink_links_active",
+        help: "NVLinks up at the last reading; absent on a GPU without NVLink.",
+        samples: |d| super::nvlink::links(d, false),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_nvlink_links_expected",
+        help: "NVLinks the GPU's own report expects up: every link of a GPU on NVSwitches, and any link up at either reading; absent on a GPU without NVLink.",
+        samples: |d| super::nvlink::links(d, true),
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_nvlink_errors_during_run",
+        help: "NVLink error counters' growth over all the GPU's links between NVML's readings before and after the run's work, by counter (crc_flit, crc_data, replay, recovery); absent where the links were read once.",
+        samples: super::nvlink::errors_during_run,
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_nvlink_crc_errors_per_second",
+        help: "NVLink CRC errors (flit and data, all links) per second between the readings before and after the run's work; DCGM treats 100 a second as a failing link.",
+        samples: super::nvlink::crc_per_second,
+    },
+    DeviceGauge {
         name: "gpuprobe_device_throttle_reason",
         help: "1 for each reason clocks were held down after the benchmark.",
         samples: |d| {

@@ -354,6 +354,11 @@ impl Text {
         if let Some(c) = &d.counters {
             row(out, "counters", counters_line(c));
         }
+        if let Some(n) = &d.nvlink {
+            for (i, line) in super::nvlink::lines(n).into_iter().enumerate() {
+                row(out, if i == 0 { "nvlink" } else { "" }, line);
+            }
+        }
         if let Some(m) = &d.matmul {
             self.matmul_rows(out, m, r);
         }

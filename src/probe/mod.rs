@@ -283,7 +283,7 @@ fn probed(handles: &[Option<cuda::CuDevice>], selected: &[usize]) -> Vec<(usize,
 fn list_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, devices: usize) {
     if let Some(nvml) = nvml {
         for slot in 0..devices {
-            read_telemetry(progress, nvml, slot, None, None);
+            read_telemetry(progress, nvml, slot, None, None, None);
         }
     }
     progress.update(|r| {
@@ -301,7 +301,7 @@ fn list_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, devi
 fn nvml_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, selected: &[usize]) {
     if let Some(nvml) = nvml {
         for &slot in selected {
-            read_telemetry(progress, nvml, slot, None, None);
+            read_telemetry(progress, nvml, slot, None, None, None);
         }
     }
     progress.update(|r| {

@@ -1,14 +1,14 @@
 //! One GPU's part of the report (`Report::devices`): what the driver says of
 //! it, whether it passed, and why its compute went unverified when it did.
 //! Its measurements are types of their own: matmul.rs, bandwidth.rs,
-//! peak.rs, burn.rs, bench.rs, and nvml.rs's `Telemetry`.
+//! peak.rs, burn.rs, bench.rs, nvlink.rs, and nvml.rs's `Telemetry`.
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::compute_capability::no_default;
 use super::{
-    Bandwidth, BenchRow, Burn, Check, ComputeCapability, Matmul, Memtest, Peak, RunCounters,
-    Telemetry, TensorMatmul,
+    Bandwidth, BenchRow, Burn, Check, ComputeCapability, Matmul, Memtest, NvLink, Peak,
+    RunCounters, Telemetry, TensorMatmul,
 };
 
 /// One GPU and what gpuprobe measured on it.
@@ -108,6 +108,12 @@ pub struct DeviceReport {
     /// Added within schema version 1.
     #[serde(default)]
     pub counters: Option<RunCounters>,
+    /// The GPU's NVLinks: each link's state, version, remote end and
+    /// speed, and its error counters before and after the run's work
+    /// (docs/report.md, "nvlink"). Null without NVML, and in reports of
+    /// older versions. Added within schema version 1.
+    #[serde(default)]
+    pub nvlink: Option<NvLink>,
 }
 
 impl DeviceReport {
@@ -140,6 +146,7 @@ impl DeviceReport {
             bandwidth: None,
             memtest: None,
             counters: None,
+            nvlink: None,
         }
     }
 

@@ -29,6 +29,7 @@ mod events;
 mod fabric;
 mod matmul;
 mod memtest;
+mod nvlink;
 mod nvml;
 mod peak;
 mod peer;
@@ -58,6 +59,9 @@ pub use matmul::{
     TensorPrecision, Verification,
 };
 pub use memtest::{Memtest, MemtestMismatch, MemtestPattern, MemtestPatternKind};
+pub use nvlink::{
+    NvLink, NvLinkCounter, NvLinkCounters, NvLinkLink, NvLinkRemote, NvLinkRemoteKind, NvLinkState,
+};
 pub use nvml::{
     ComputeMode, LinkState, NeverAReason, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
 };

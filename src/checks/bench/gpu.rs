@@ -42,6 +42,7 @@ pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &m
     // gpuprobe's own context, as in the probe's `memory` check.
     let nvml = gpu::nvml_device(job.progress, job.slot, job.nvml);
     let counters = gpu::counters_before(job.progress, job.slot, job.nvml);
+    let nvlink = gpu::nvlink_before(job.progress, job.slot, job.nvml);
     let used_before_context = nvml
         .as_ref()
         .and_then(telemetry::NvmlDevice::own)
@@ -79,7 +80,14 @@ pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &m
         }
     }
     if let Some(nvml) = job.nvml {
-        gpu::read_telemetry(job.progress, nvml, job.slot, None, counters);
+        gpu::read_telemetry(
+            job.progress,
+            nvml,
+            job.slot,
+            None,
+            counters,
+            nvlink.as_ref(),
+        );
     }
 }
 

@@ -15,6 +15,7 @@ pub mod models;
 pub mod names;
 #[cfg(unix)]
 pub mod nodes;
+pub mod nvlink;
 pub mod nvml;
 pub mod nvml_events;
 pub mod rm;

@@ -44,7 +44,50 @@ pub struct Model {
     /// Whether the board has ECC memory; without it nvmlDeviceGetEccMode
     /// answers NVML_ERROR_NOT_SUPPORTED.
     pub ecc: bool,
+    /// The NVLinks of the board the part comes on (crate::nvlink); `None`
+    /// for a PCIe card, whose links come only with a bridge the scenario
+    /// states.
+    pub nvlink: Option<ModelNvLink>,
 }
+
+/// A model's NVLinks: all active, to the HGX board's NVSwitches.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelNvLink {
+    pub links: u32,
+    pub version: u32,
+    pub speed_mbps: u32,
+}
+
+impl ModelNvLink {
+    /// The scenario's form of these links.
+    #[must_use]
+    pub fn links(self) -> crate::nvlink::NvLinks {
+        crate::nvlink::NvLinks {
+            links: self.links,
+            version: self.version,
+            remote: crate::nvlink::Remote::Nvswitch,
+            remote_pci_bus_ids: Vec::new(),
+            speed_mbps: self.speed_mbps,
+            inactive: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// An H100 or H200 SXM on an HGX board: 18 NVLink 4 links to four
+/// NVSwitches (crate::nvlink).
+const HGX_H100: Option<ModelNvLink> = Some(ModelNvLink {
+    links: 18,
+    version: 4,
+    speed_mbps: 26562,
+});
+
+/// An A100 SXM on an HGX board: 12 NVLink 3 links to six NVSwitches.
+const HGX_A100: Option<ModelNvLink> = Some(ModelNvLink {
+    links: 12,
+    version: 3,
+    speed_mbps: 25000,
+});
 
 /// The models the scenarios name, and the common datacenter GPUs.
 pub const MODELS: &[Model] = &[
@@ -59,6 +102,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 3,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     Model {
         names: &["Tesla V100-PCIE-16GB", "Tesla V100-PCIE-32GB"],
@@ -69,6 +113,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 3,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     // Tesla T4 datasheet: 1590 MHz boost, 70 W, 256-bit GDDR6 at 320 GB/s
     // (10 Gbps: 5001 MHz), PCIe Gen3 x16, ECC.
@@ -81,6 +126,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 3,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     // NVIDIA A10 datasheet: 1695 MHz boost, 150 W, 384-bit GDDR6 at 600
     // GB/s (12.5 Gbps: 6251 MHz), PCIe Gen4 x16, ECC.
@@ -93,6 +139,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 4,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     // NVIDIA A100 datasheet: 1410 MHz boost, 5120-bit HBM2(e); SXM4 400 W,
     // 40GB at 1555 GB/s (1215 MHz), 80GB at 2039 GB/s (1593 MHz); PCIe
@@ -106,6 +153,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 4,
         pcie_width: 16,
         ecc: true,
+        nvlink: HGX_A100,
     },
     Model {
         names: &["NVIDIA A100-SXM4-80GB"],
@@ -116,6 +164,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 4,
         pcie_width: 16,
         ecc: true,
+        nvlink: HGX_A100,
     },
     Model {
         names: &["NVIDIA A100-PCIE-40GB"],
@@ -126,6 +175,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 4,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     Model {
         names: &["NVIDIA A100 80GB PCIe"],
@@ -136,6 +186,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 4,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     // NVIDIA L4 datasheet: 2040 MHz boost, 72 W, 192-bit GDDR6 at 300 GB/s
     // (6251 MHz), PCIe Gen4 x16, ECC.
@@ -148,6 +199,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 4,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     // NVIDIA L40S datasheet: 2520 MHz boost, 350 W, 384-bit GDDR6 at 864
     // GB/s (18 Gbps: 9001 MHz), PCIe Gen4 x16, ECC.
@@ -160,6 +212,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 4,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     // NVIDIA H100 datasheet: SXM5 1980 MHz boost, 700 W, 5120-bit HBM3 at
     // 3.35 TB/s (2619 MHz, as an H100 80GB HBM3 reports it); PCIe 1755 MHz,
@@ -173,6 +226,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 5,
         pcie_width: 16,
         ecc: true,
+        nvlink: HGX_H100,
     },
     Model {
         names: &["NVIDIA H100 PCIe"],
@@ -183,6 +237,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 5,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     // NVIDIA H200 datasheet: 700 W (SXM), 141 GB HBM3e at 4.8 TB/s on a
     // 6144-bit bus (3201 MHz; unconfirmed), the H100's 1980 MHz boost
@@ -197,6 +252,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 5,
         pcie_width: 16,
         ecc: true,
+        nvlink: HGX_H100,
     },
     // NVIDIA T400 datasheet: 1425 MHz boost, 30 W, 64-bit GDDR6 at 80 GB/s
     // (5001 MHz), PCIe Gen3 x16; no ECC (none listed; nvidia-smi prints
@@ -210,6 +266,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 3,
         pcie_width: 16,
         ecc: false,
+        nvlink: None,
     },
     // NVIDIA RTX A2000 datasheet: 1200 MHz boost, 70 W, 192-bit GDDR6 at
     // 288 GB/s (12 Gbps: 6001 MHz), PCIe Gen4 x16, ECC.
@@ -222,6 +279,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 4,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
     // GeForce RTX 4090 specifications: 2520 MHz boost, 450 W, 384-bit
     // GDDR6X at 21 Gbps (10501 MHz), PCIe Gen4 x16.
@@ -234,6 +292,7 @@ pub const MODELS: &[Model] = &[
         pcie_generation: 4,
         pcie_width: 16,
         ecc: true,
+        nvlink: None,
     },
 ];
 

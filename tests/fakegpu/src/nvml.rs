@@ -18,6 +18,7 @@ use crate::scenario::{Device, DeviceNvml, Link, Scenario};
 
 mod counters;
 mod mig;
+mod nvlink;
 use mig::{decode, find_mig_device, mig_gpu_lacks, own_instance_of, MIG_HANDLE_FIELDS};
 
 pub(crate) type NvmlReturn = c_int;
@@ -125,6 +126,9 @@ crate::names::closed_set! {
         Fabric = "fabric",
         /// nvmlDeviceGetFieldValues.
         FieldValues = "field_values",
+        /// nvmlDeviceGetNvLinkState, ...Version, ...RemotePciInfo_v2,
+        /// ...RemoteDeviceType and ...ErrorCounter (nvml/nvlink.rs).
+        Nvlink = "nvlink",
         /// nvmlDeviceGetSupportedEventTypes and nvmlDeviceRegisterEvents
         /// (crate::nvml_events).
         Events = "events",
@@ -1033,9 +1037,10 @@ const FI_GPU_RECOVERY_ACTION: c_uint = 230;
 const VALUE_TYPE_UNSIGNED_INT: c_uint = 1;
 
 /// The fields a scenario models: the GPU recovery action, known to drivers
-/// from R565 (older ones answer the field NVML_ERROR_NOT_SUPPORTED); every
-/// other field answers NOT_SUPPORTED in its own return, as NVML does for a
-/// field a GPU lacks, while the call itself succeeds.
+/// from R565 (older ones answer the field NVML_ERROR_NOT_SUPPORTED), and
+/// the NVLink speeds (nvml/nvlink.rs); every other field answers
+/// NOT_SUPPORTED in its own return, as NVML does for a field a GPU lacks,
+/// while the call itself succeeds.
 #[no_mangle]
 pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
     device: *mut c_void,
@@ -1053,16 +1058,19 @@ pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
         // SAFETY: the caller's array of `count` nvmlFieldValue_t (module doc).
         let values = unsafe { std::slice::from_raw_parts_mut(values, count) };
         for v in values {
-            (v.nvml_return, v.value_type, v.value) =
-                if v.field_id == FI_GPU_RECOVERY_ACTION && branch >= 565 {
-                    (
-                        SUCCESS,
-                        VALUE_TYPE_UNSIGNED_INT,
-                        u64::from(gpu.nvml.recovery_action.unwrap_or(0)),
-                    )
-                } else {
-                    (NOT_SUPPORTED, 0, 0)
-                };
+            let speed =
+                nvlink::speed_field(gpu.nvml.nvlink.as_ref(), v.field_id, v.scope_id, branch);
+            (v.nvml_return, v.value_type, v.value) = if let Some((code, mbps)) = speed {
+                (code, VALUE_TYPE_UNSIGNED_INT, mbps)
+            } else if v.field_id == FI_GPU_RECOVERY_ACTION && branch >= 565 {
+                (
+                    SUCCESS,
+                    VALUE_TYPE_UNSIGNED_INT,
+                    u64::from(gpu.nvml.recovery_action.unwrap_or(0)),
+                )
+            } else {
+                (NOT_SUPPORTED, 0, 0)
+            };
         }
         SUCCESS
     })
@@ -1149,6 +1157,11 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetGpuFabricInfo",
     "nvmlDeviceGetGpuFabricInfoV",
     "nvmlDeviceGetFieldValues",
+    "nvmlDeviceGetNvLinkState",
+    "nvmlDeviceGetNvLinkVersion",
+    "nvmlDeviceGetNvLinkRemotePciInfo_v2",
+    "nvmlDeviceGetNvLinkRemoteDeviceType",
+    "nvmlDeviceGetNvLinkErrorCounter",
     "nvmlDeviceGetIndex",
     "nvmlEventSetCreate",
     "nvmlEventSetFree",

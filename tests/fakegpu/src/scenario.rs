@@ -1102,6 +1102,11 @@ pub struct DeviceNvml {
     /// older drivers (`nvml.driver_version`) answer the field
     /// NVML_ERROR_NOT_SUPPORTED. Absent on a newer driver: 0.
     pub recovery_action: Option<u32>,
+    /// The GPU's NVLinks (crate::nvlink): absent, none (every NVLink call
+    /// answers NVML_ERROR_NOT_SUPPORTED, as on a PCIe-only GPU); a model
+    /// with NVLink gets its board's (`crate::models`) unless the scenario
+    /// states `nvlink` (`null`: none).
+    pub nvlink: Option<crate::nvlink::NvLinks>,
     /// Events the driver raises on this GPU, each `after_ms` of wall time
     /// after NVML was first initialised (`crate::nvml_events`): an
     /// application that registered for the kind before then gets it from
@@ -1282,6 +1287,7 @@ impl Default for DeviceNvml {
             lost: false,
             fabric: None,
             recovery_action: None,
+            nvlink: None,
             events: Vec::new(),
             lost_after_ms: None,
         }
@@ -1454,6 +1460,11 @@ impl Scenario {
                     *state = link;
                 }
             }
+            // The board's NVLinks (an HGX board's, for an SXM part), unless
+            // the scenario states them, or states `null` for none.
+            if !stated("nvlink") {
+                n.nvlink = model.nvlink.map(crate::models::ModelNvLink::links);
+            }
             // A board without ECC memory answers NOT_SUPPORTED for its ECC
             // mode and counters, unless the scenario says otherwise.
             if !model.ecc && !stated("ecc_enabled") && !n.not_supported.contains(&Field::Ecc) {
@@ -1538,6 +1549,9 @@ impl Scenario {
             for (j, f) in d.memory_faults.iter().enumerate() {
                 f.validate()
                     .map_err(|e| format!("devices[{i}].memory_faults[{j}]: {e}"))?;
+            }
+            if let Some(n) = &d.nvml.nvlink {
+                n.validate().map_err(|e| format!("devices[{i}].nvml.{e}"))?;
             }
             let ramp = d.nvml.pcie.ramp_ms;
             if !(ramp.is_finite() && ramp >= 0.0) {

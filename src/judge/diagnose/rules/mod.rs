@@ -19,6 +19,7 @@ mod homogeneity;
 mod leftovers;
 mod libraries;
 mod memtest;
+mod nvlink;
 mod peer;
 mod platform;
 mod results;
@@ -78,6 +79,8 @@ pub const RULES: &[Rule] = &[
     counters::GP050,
     counters::GP051,
     counters::GP052,
+    nvlink::GP055,
+    nvlink::GP056,
     peer::GP058,
 ];
 
