@@ -146,13 +146,22 @@ fn stages(job: &Pipeline<'_>) -> Vec<(Stage, StageFn)> {
 
 /// Runs every stage on one device and records the matmul result.
 pub fn probe(job: &Pipeline<'_>) {
+    // `health` is a liveness check: what its few milliseconds of work add
+    // to the error counters says nothing, and reading every NVLink's
+    // counters before would double its NVML calls (docs/benchmarks.md,
+    // "health"); the links' state and the counters are still read after.
+    let measured = job.command != ReportCommand::Health;
     // The error counters before any work of this run on the GPU, so that
     // what the run adds to them shows (read again after, with the
     // telemetry).
-    let counters = super::gpu::counters_before(job.progress, job.slot, job.nvml);
+    let counters = measured
+        .then(|| super::gpu::counters_before(job.progress, job.slot, job.nvml))
+        .flatten();
     // Before any work of gpuprobe's on the GPU, so that the counters read
     // after it say what the run saw.
-    let nvlink = super::gpu::nvlink_before(job.progress, job.slot, job.nvml);
+    let nvlink = measured
+        .then(|| super::gpu::nvlink_before(job.progress, job.slot, job.nvml))
+        .flatten();
     let link = run_stages(job);
     // A GPU whose burn never started holds the others back no longer.
     if let (Some(line), false) = (job.start_line, job.at_start_line.get()) {
