@@ -490,8 +490,131 @@ pub fn library_version(path: &str) -> Option<String> {
     (is_version(version) && version.contains('.')).then(|| version.to_string())
 }
 
+/// The IOMMU's parameters on a kernel command line.
+const IOMMU_PARAMETERS: [&str; 5] = [
+    "iommu=",
+    "intel_iommu=",
+    "amd_iommu=",
+    "iommu.passthrough=",
+    "iommu.strict=",
+];
+
+/// The host's IOMMU as sysfs shows it under `root`, and each GPU's place
+/// behind it (`gpus`: CUDA index and PCI bus id as CUDA gives it); `None`
+/// where /sys/class/iommu cannot be read (not Linux, no sysfs). A container
+/// sees the host's sysfs read-only: reading needs no privilege. The group
+/// of a device is the link /sys/bus/pci/devices/BDF/iommu_group, and its
+/// default domain type the group's `type` file (Linux, "sysfs-kernel-iommu_groups").
+#[must_use]
+pub fn iommu(root: &Path, gpus: &[(u32, String)]) -> Option<crate::report::Iommu> {
+    if cfg!(windows) {
+        return None;
+    }
+    let mut units: Vec<String> = std::fs::read_dir(root.join("sys/class/iommu"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    units.sort();
+    let cmdline = std::fs::read(root.join("proc/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let kernel_parameters = cmdline
+        .split_whitespace()
+        .filter(|w| IOMMU_PARAMETERS.iter().any(|p| w.starts_with(p)))
+        .map(String::from)
+        .collect();
+    let gpus = gpus
+        .iter()
+        .map(|(index, pci)| {
+            // sysfs names PCI functions in lower case with a 4-digit
+            // domain (0000:18:00.0); NVML gives 8 digits.
+            let bdf = pci.to_ascii_lowercase();
+            let bdf = bdf
+                .strip_prefix("0000")
+                .filter(|b| b.len() == 12)
+                .unwrap_or(&bdf);
+            let group_dir = root
+                .join("sys/bus/pci/devices")
+                .join(bdf)
+                .join("iommu_group");
+            let group = std::fs::read_link(&group_dir)
+                .ok()
+                .and_then(|t| t.file_name()?.to_str()?.parse().ok());
+            let domain = std::fs::read(group_dir.join("type"))
+                .ok()
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .trim()
+                        .chars()
+                        .take(32)
+                        .collect::<String>()
+                })
+                .filter(|t| !t.is_empty());
+            crate::report::IommuGpu {
+                index: *index,
+                pci_bus_id: pci.clone(),
+                group,
+                domain,
+            }
+        })
+        .collect();
+    Some(crate::report::Iommu {
+        units,
+        kernel_parameters,
+        gpus,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// sysfs under a root: the units listed, only the IOMMU's words of the
+    /// command line, each GPU's group type found by its bus id whatever
+    /// case and domain width CUDA or NVML gave; no /sys/class/iommu: None.
+    #[test]
+    fn the_iommu_is_read_from_sysfs_and_the_command_line() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(iommu(root.path(), &[]).is_none(), "no sysfs, no answer");
+        let write = |path: &str, text: &str| {
+            let p = root.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("sys/class/iommu/ivhd0/version", "1");
+        write("proc/cmdline", "ro quiet amd_iommu=on iommu=pt iommuX=1\n");
+        write(
+            "sys/bus/pci/devices/0000:c1:00.0/iommu_group/type",
+            "identity\n",
+        );
+        write(
+            "sys/bus/pci/devices/0000:41:00.0/iommu_group/type",
+            "DMA-FQ\n",
+        );
+        let found = iommu(
+            root.path(),
+            &[
+                (0, "00000000:C1:00.0".into()),
+                (1, "0000:41:00.0".into()),
+                (2, "0000:81:00.0".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(found.units, ["ivhd0"]);
+        assert_eq!(found.kernel_parameters, ["amd_iommu=on", "iommu=pt"]);
+        let domains: Vec<_> = found
+            .gpus
+            .iter()
+            .map(|g| (g.domain.as_deref(), g.translated()))
+            .collect();
+        assert_eq!(
+            domains,
+            [
+                (Some("identity"), false),
+                (Some("DMA-FQ"), true),
+                (None, false)
+            ]
+        );
+    }
     use super::*;
 
     #[test]

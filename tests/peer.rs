@@ -114,6 +114,22 @@ fn dropped_and_flipped_peer_words_are_named_by_pair_and_writer() {
         "{evidence}"
     );
     assert!(!evidence.contains("GPU 1 -> GPU 0"), "{evidence}");
+    // The host's IOMMU, as sysfs shows it to the container: two VT-d
+    // units, intel_iommu=on, every GPU's domain translated.
+    let iommu = r.environment.iommu.as_ref().expect("sysfs read");
+    assert_eq!(iommu.units, ["dmar0", "dmar1"]);
+    assert_eq!(iommu.kernel_parameters, ["intel_iommu=on"]);
+    assert!(
+        iommu
+            .gpus
+            .iter()
+            .all(gpuprobe::report::IommuGpu::translated),
+        "{iommu:?}"
+    );
+    assert!(
+        evidence.contains("IOMMU dmar0, dmar1 in use (intel_iommu=on): GPU 0 DMA-FQ (translated)"),
+        "{evidence}"
+    );
 }
 
 /// A container that sees GPUs 2 and 3 only: CUDA numbers them 0 and 1,

@@ -210,7 +210,15 @@ fn probe(progress: &Progress, options: &Options, deadline: Option<Instant>) -> E
         cuda.as_deref(),
         nvml.as_deref(),
     );
-    progress.update(|r| r.environment = environment);
+    progress.update(|r| {
+        let gpus: Vec<(u32, String)> = r
+            .devices
+            .iter()
+            .filter_map(|d| Some((d.index, d.pci_bus_id.clone()?)))
+            .collect();
+        r.environment = environment;
+        r.environment.iommu = crate::environment::iommu(&crate::environment::root(), &gpus);
+    });
     ending
 }
 

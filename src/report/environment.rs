@@ -69,6 +69,11 @@ pub struct Environment {
     /// control socket in it. Empty when none is set. Added in schema 1.
     #[serde(default)]
     pub traps: Vec<EnvironmentTrap>,
+    /// The host's IOMMU as sysfs shows it to this container, the evidence
+    /// for a broken peer-to-peer path (GP058); null off Linux and where
+    /// /sys/class/iommu cannot be read. Added in schema 1.
+    #[serde(default)]
+    pub iommu: Option<Iommu>,
 }
 
 /// A variable of `Environment::traps`, as set.
@@ -236,5 +241,47 @@ mod tests {
         for v in TrapVariable::ALL {
             assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
         }
+    }
+}
+
+/// The host's IOMMU (docs/report.md, "environment"): whether one is in use,
+/// how the kernel was told to run it, and how it handles each GPU's DMA.
+/// Peer-to-peer writes between PCIe GPUs cross it where it translates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Iommu {
+    /// The IOMMU units the kernel registered (/sys/class/iommu: `dmar0` on
+    /// Intel VT-d, `ivhd0` on AMD-Vi, `smmu3.*` on Arm); empty: none in use.
+    pub units: Vec<String>,
+    /// The IOMMU's parameters on the kernel command line (/proc/cmdline:
+    /// `iommu=`, `intel_iommu=`, `amd_iommu=`, `iommu.passthrough=`,
+    /// `iommu.strict=`), as given.
+    pub kernel_parameters: Vec<String>,
+    /// Per GPU (CUDA index): its IOMMU group and that group's DMA domain.
+    pub gpus: Vec<IommuGpu>,
+}
+
+/// One GPU's place behind the IOMMU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IommuGpu {
+    /// CUDA index.
+    pub index: u32,
+    pub pci_bus_id: String,
+    /// Its IOMMU group (/sys/bus/pci/devices/BDF/iommu_group); null: none,
+    /// or unreadable.
+    pub group: Option<u32>,
+    /// The group's default domain type, as the kernel writes it
+    /// (iommu_group/type): `identity` (passthrough: DMA addresses are
+    /// physical), `DMA` or `DMA-FQ` (translated: every DMA, peer writes
+    /// included, goes through the IOMMU's page tables), `blocked`, or
+    /// another word of a later kernel; null where unreadable.
+    pub domain: Option<String>,
+}
+
+impl IommuGpu {
+    /// Whether the IOMMU translates this GPU's DMA (a `DMA` or `DMA-FQ`
+    /// domain), as it does unless the kernel runs it in passthrough.
+    #[must_use]
+    pub fn translated(&self) -> bool {
+        self.domain.as_deref().is_some_and(|d| d.starts_with("DMA"))
     }
 }

@@ -49,8 +49,8 @@ pub use device::{DeviceReport, DeviceStatus, NotVerified};
 pub use diagnosis::{Action, Diagnosis, Severity};
 pub use driver::{DriverInfo, DriverLoadFailure};
 pub use environment::{
-    DeviceNode, Environment, EnvironmentTrap, LibraryOrigin, NodeError, Sandbox, TrapVariable,
-    Variable, WindowsEnvironment,
+    DeviceNode, Environment, EnvironmentTrap, Iommu, IommuGpu, LibraryOrigin, NodeError, Sandbox,
+    TrapVariable, Variable, WindowsEnvironment,
 };
 pub use events::{EventGpu, EventKind, Events, EventsStatus, GpuEvent};
 pub use fabric::{FabricState, GpuFabric, RecoveryAction};

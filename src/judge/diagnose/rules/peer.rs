@@ -50,7 +50,55 @@ fn peer_path_broken(r: &Report) -> DeviceEvidence {
             ));
         }
     }
+    if !evidence.is_empty() {
+        if let Some(line) = iommu_evidence(r, &evidence) {
+            evidence.push((None, line));
+        }
+    }
     evidence
+}
+
+/// What sysfs says of the IOMMU behind the GPUs named in `evidence`: their
+/// groups and whether it translates their DMA, and the kernel's IOMMU
+/// parameters; `None` where nothing was readable.
+fn iommu_evidence(r: &Report, evidence: &DeviceEvidence) -> Option<String> {
+    let iommu = r.environment.iommu.as_ref()?;
+    if iommu.units.is_empty() {
+        return Some(
+            "sysfs shows no IOMMU unit (/sys/class/iommu is empty): the path is not the IOMMU's"
+                .into(),
+        );
+    }
+    let named: Vec<String> = iommu
+        .gpus
+        .iter()
+        .filter(|g| evidence.iter().any(|(d, _)| *d == Some(g.index)))
+        .map(|g| {
+            let domain = match (g.domain.as_deref(), g.translated()) {
+                (Some(d), true) => format!("{d} (translated)"),
+                (Some(d), false) => d.to_string(),
+                (None, _) => "(domain unreadable)".into(),
+            };
+            match g.group {
+                Some(n) => format!("GPU {} (IOMMU group {n}) {domain}", g.index),
+                None => format!("GPU {} {domain}", g.index),
+            }
+        })
+        .collect();
+    let parameters = if iommu.kernel_parameters.is_empty() {
+        "none on the kernel command line".to_string()
+    } else {
+        iommu.kernel_parameters.join(" ")
+    };
+    let gpus = if named.is_empty() {
+        "the GPUs' groups unreadable".to_string()
+    } else {
+        named.join("; ")
+    };
+    Some(format!(
+        "IOMMU {} in use ({parameters}): {gpus}",
+        iommu.units.join(", ")
+    ))
 }
 
 /// One writer's fault on `pair`, as an evidence line.
