@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::Repeat;
 use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Kernel};
-use crate::report::LinkState;
+use crate::report::{LinkState, NotRun};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
@@ -284,13 +284,22 @@ pub(super) fn nvml_device(
 
 /// Reads one device's telemetry into the report; `under_load` is the PCIe
 /// link as read while the device's matmul ran, which replaces the idle
-/// reading taken now.
+/// reading taken now. Without NVML the check is recorded as not run.
 pub fn read_telemetry(
     progress: &Progress,
-    nvml: &telemetry::Loaded,
+    nvml: Option<&telemetry::Loaded>,
     slot: usize,
     under_load: Option<telemetry::Link>,
 ) {
+    let Some(nvml) = nvml else {
+        progress.skip(
+            Scope::Device(slot),
+            Stage::Telemetry,
+            NotRun::Unavailable,
+            "not read: no NVML in this container (the nvml check says why)",
+        );
+        return;
+    };
     let (uuid, pci) = progress.update(|r| {
         (
             r.devices[slot].uuid.clone(),
@@ -299,9 +308,11 @@ pub fn read_telemetry(
     });
     progress.stage(Scope::Device(slot), Stage::Telemetry, || {
         let Some(device) = telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref()) else {
-            return Ok(Done::pass(
+            return Ok(Done::skip(
                 (),
-                "NVML does not list this GPU (matched by UUID, then PCI bus id)",
+                NotRun::Unavailable,
+                "not read: NVML does not list this GPU (matched by UUID, then PCI bus id)",
+                None,
             ));
         };
         let mut t = nvml.read(&device);

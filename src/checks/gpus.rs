@@ -10,7 +10,7 @@ use super::progress::{Done, Failed, Progress, Scope};
 use super::{burn, gpu, pipeline, CpuWork, GpuWork, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda;
-use crate::report::{DeviceStatus, ReportCommand};
+use crate::report::{CheckStatus, DeviceStatus, NotRun, ReportCommand};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
@@ -44,6 +44,20 @@ pub fn run(g: &Gpus<'_>, work: &GpuWork) -> bool {
         run_devices(g, work, cpus);
         compare_with_cpu(g.progress, g.selected);
     } else {
+        // No GPU is touched; each says why, the machine check that failed.
+        let failed = if host_memory_failed(g.progress) {
+            Stage::HostMemory
+        } else {
+            Stage::CpuReference
+        };
+        for &(slot, _) in &g.probed {
+            g.progress.skip(
+                Scope::Device(slot),
+                Stage::Context,
+                NotRun::EarlierFailure,
+                format!("not run: {failed} failed, so no stage ran on this GPU"),
+            );
+        }
         g.progress.update(|r| {
             for d in &mut r.devices {
                 d.status = DeviceStatus::Skipped;
@@ -51,6 +65,15 @@ pub fn run(g: &Gpus<'_>, work: &GpuWork) -> bool {
         });
     }
     fits
+}
+
+/// Whether the `host_memory` check failed.
+fn host_memory_failed(progress: &Progress) -> bool {
+    progress.update(|r| {
+        r.checks
+            .iter()
+            .any(|c| Stage::HostMemory.is(&c.name) && c.status == CheckStatus::Fail)
+    })
 }
 
 /// Whether the matmul's host buffers fit in what this process may take:
@@ -115,12 +138,14 @@ fn run_devices(g: &Gpus<'_>, work: &GpuWork, cpus: cpu::Cpus) {
                 .spawn_scoped(scope, move || pipeline::probe(&job));
             if let Err(e) = spawned {
                 // No thread, no burn: the others need not wait for it.
+                // Failed, not skipped: a GPU nothing ran on is no pass.
                 start_line.leave();
-                progress.skip(
-                    Scope::Device(slot),
-                    Stage::Context,
-                    format!("could not start a thread: {e}"),
-                );
+                progress.stage(Scope::Device(slot), Stage::Context, || {
+                    Err::<Done<()>, _>(
+                        Failed::new(format!("could not start a thread: {e}"))
+                            .not_run(NotRun::Internal),
+                    )
+                });
             }
         }
         cpu_product(progress, work.cpu, &inputs, cpus, &reference)

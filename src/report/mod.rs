@@ -30,6 +30,7 @@ mod matmul;
 mod memtest;
 mod nvml;
 mod peak;
+mod required;
 mod throttle;
 
 pub use bandwidth::{Bandwidth, LinkReading, PcieLink, Transfer};
@@ -38,7 +39,7 @@ pub use bench::{
     CublasStatus,
 };
 pub use burn::{Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInterval};
-pub use checks::{Check, CheckStatus, DriverError};
+pub use checks::{Check, CheckStatus, DriverError, NotRun};
 pub use compute_capability::{BadComputeCapability, ComputeCapability};
 pub use device::{DeviceReport, DeviceStatus, NotVerified};
 pub use diagnosis::{Diagnosis, Severity};
@@ -57,6 +58,7 @@ pub use nvml::{
     ComputeMode, LinkState, NeverAReason, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
 };
 pub use peak::{ClockSource, Figure, MissingInput, Peak};
+pub use required::{CheckName, RequiredCheck};
 pub use throttle::ThrottleReason;
 
 /// Major version of the JSON report. Bumped only for an incompatible change.
@@ -112,6 +114,12 @@ pub struct Report {
     /// within schema version 1.
     #[serde(default)]
     pub events: Option<Events>,
+    /// `--require-checks`: each named check on each GPU probed (or for
+    /// the machine), whether it ran and why not; empty when no check was
+    /// named, and in reports of older versions. Added within schema
+    /// version 1.
+    #[serde(default)]
+    pub required_checks: Vec<RequiredCheck>,
 }
 
 /// Why bytes could not be read as a report of this `SCHEMA_VERSION`.
