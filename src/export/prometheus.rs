@@ -127,12 +127,26 @@ fn burn_flops(d: &DeviceReport) -> Vec<Sample> {
     .collect()
 }
 
+/// A sample per check that did not run, labelled with its name and why.
+fn not_run(checks: &[crate::report::Check]) -> Vec<Sample> {
+    checks
+        .iter()
+        .filter_map(|c| {
+            let why = c.not_run?;
+            Some((
+                Some(format!("check=\"{}\",reason=\"{why}\"", escape(&c.name))),
+                1.0,
+            ))
+        })
+        .collect()
+}
+
 /// The device metrics, in the order they are written. Adding a device
 /// metric is one entry here.
 const DEVICE_GAUGES: &[DeviceGauge] = &[
     DeviceGauge {
         name: "gpuprobe_device_up",
-        help: "1 when the GPU passed every check, 0 when one failed or hung.",
+        help: "1 when no check of the GPU failed or hung (a busy GPU whose compute was not verified included: see gpuprobe_device_compute_verified), 0 when one did.",
         samples: |d| {
             one(Some(flag(matches!(
                 d.status,
@@ -289,6 +303,11 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
                 Vec::new()
             }
         },
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_check_not_run",
+        help: "1 for each check of the GPU that did not run, labelled with the check and the reason (not_planned, turned_off, busy, memory_held, earlier_failure, unsupported, unavailable, no_memory, out_of_time, not_reached, internal).",
+        samples: |d| not_run(&d.checks),
     },
     DeviceGauge {
         name: "gpuprobe_device_recovery_action_pending",
@@ -486,6 +505,13 @@ fn machine_families(r: &Report) -> Vec<Family> {
             flag(f.state == crate::report::FabricState::Completed && f.status == Some(0)),
         );
     }
+    let mut not_run_here = Family::new(
+        "gpuprobe_check_not_run",
+        "1 for each machine-wide check that did not run (nvml, cpu_reference, cpu_baseline, ...), labelled with the check and the reason; the GPUs' are gpuprobe_device_check_not_run.",
+    );
+    for (labels, value) in not_run(&r.checks) {
+        not_run_here.add(&format!("{{{}}}", labels.unwrap_or_default()), value);
+    }
     vec![
         info,
         verdict,
@@ -496,6 +522,7 @@ fn machine_families(r: &Report) -> Vec<Family> {
         fabric,
         events_watched(r),
         xid_events(r),
+        not_run_here,
     ]
 }
 
