@@ -127,8 +127,7 @@ fn refuse_never_run(plan: &Plan, shown: Option<&str>) -> Option<i32> {
         (None, command, _) => command.as_str(),
     };
     let message = format!(
-        "--require-checks names {}, which `{command}` never runs as asked (README, \"Which \
-         checks each command runs\")",
+        "--require-checks names {}, which `{command}` never runs as asked (README, \"No silent skip\")",
         names.join(", ")
     );
     if plan.probe.command == ReportCommand::Health {

@@ -153,26 +153,19 @@ impl Requirements {
             .enumerate()
             .filter(|(_, d)| d.status != DeviceStatus::Skipped)
             .collect();
-        let mut machine_missing = Vec::new();
         for &name in &self.checks {
             if !name.per_gpu() {
-                let found = machine_check(report, name);
-                if !found.ran {
-                    machine_missing.push(missing_words(&found));
-                }
-                judged.required.push(found);
+                judged.required.push(machine_check(report, name));
             } else if probed.is_empty() {
                 // No GPU was probed (a machine-wide stage failed first).
-                let found = RequiredCheck {
+                judged.required.push(RequiredCheck {
                     check: name,
                     index: None,
                     uuid: None,
                     ran: false,
                     status: None,
                     not_run: Some(NotRun::EarlierFailure),
-                };
-                machine_missing.push(format!("{name} not run: no GPU was probed"));
-                judged.required.push(found);
+                });
             } else {
                 for (_, d) in &probed {
                     judged.required.push(device_check(d, name));
@@ -180,48 +173,14 @@ impl Requirements {
             }
         }
         for (slot, d) in &probed {
-            let named: Vec<&RequiredCheck> = judged
-                .required
-                .iter()
-                .filter(|r| r.index == Some(d.index) && r.check.per_gpu())
-                .collect();
-            if named.is_empty() {
-                continue;
+            let on_this = |r: &&RequiredCheck| r.index == Some(d.index);
+            if let Some(c) = required_check(judged.required.iter().filter(on_this)) {
+                judged.devices.push((*slot, c));
             }
-            let missing: Vec<String> = named
-                .iter()
-                .filter(|r| !r.ran)
-                .map(|r| missing_words(r))
-                .collect();
-            let detail = if missing.is_empty() {
-                let names: Vec<&str> = named.iter().map(|r| r.check.as_str()).collect();
-                format!("ran: {}", names.join(", "))
-            } else {
-                missing.join("; ")
-            };
-            judged.devices.push((
-                *slot,
-                check(Stage::RequireChecks, missing.is_empty(), detail),
-            ));
         }
-        let machine_named = self.checks.iter().any(|c| !c.per_gpu()) || probed.is_empty();
-        if machine_named {
-            let detail = if machine_missing.is_empty() {
-                let names: Vec<&str> = self
-                    .checks
-                    .iter()
-                    .filter(|c| !c.per_gpu())
-                    .map(|c| c.as_str())
-                    .collect();
-                format!("ran: {}", names.join(", "))
-            } else {
-                machine_missing.join("; ")
-            };
-            judged.machine.push(check(
-                Stage::RequireChecks,
-                machine_missing.is_empty(),
-                detail,
-            ));
+        let for_machine = |r: &&RequiredCheck| r.index.is_none();
+        if let Some(c) = required_check(judged.required.iter().filter(for_machine)) {
+            judged.machine.push(c);
         }
         judged
     }
@@ -274,6 +233,28 @@ impl Requirements {
         }
         checks
     }
+}
+
+/// The `require_checks` check over `named` (one GPU's, or the machine's):
+/// passed when each ran, else failed naming each that did not and why;
+/// `None` when nothing is named there.
+fn required_check<'a>(named: impl Iterator<Item = &'a RequiredCheck>) -> Option<Check> {
+    let named: Vec<&RequiredCheck> = named.collect();
+    if named.is_empty() {
+        return None;
+    }
+    let missing: Vec<String> = named
+        .iter()
+        .filter(|r| !r.ran)
+        .map(|r| missing_words(r))
+        .collect();
+    let detail = if missing.is_empty() {
+        let ran: Vec<&str> = named.iter().map(|r| r.check.as_str()).collect();
+        format!("ran: {}", ran.join(", "))
+    } else {
+        missing.join("; ")
+    };
+    Some(check(Stage::RequireChecks, missing.is_empty(), detail))
 }
 
 /// "matmul not run (busy)", "events not run (unavailable)".
@@ -382,6 +363,86 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());
         assert!(parse_size("").is_err());
+    }
+
+    /// A named check ran only when it has a record and every record of it
+    /// ran (`bench` has one a size); the first that did not gives why.
+    #[test]
+    fn a_named_check_runs_only_when_every_record_of_it_ran() {
+        let record = |status, not_run| Check {
+            name: "bench".into(),
+            status,
+            duration_ms: 0.0,
+            detail: String::new(),
+            error: None,
+            not_run,
+        };
+        assert_eq!(
+            ran_in(&[], Stage::Bench),
+            (false, None, Some(NotRun::NotReached))
+        );
+        let sizes = [
+            record(CheckStatus::Pass, None),
+            record(CheckStatus::Skip, Some(NotRun::NoMemory)),
+        ];
+        assert_eq!(
+            ran_in(&sizes, Stage::Bench),
+            (false, Some(CheckStatus::Skip), Some(NotRun::NoMemory))
+        );
+        // A failure ran (and fails the run by itself); a warning that it
+        // could not run did not.
+        assert!(ran_in(&[record(CheckStatus::Fail, None)], Stage::Bench).0);
+        assert!(
+            !ran_in(
+                &[record(CheckStatus::Warn, Some(NotRun::NoMemory))],
+                Stage::Bench
+            )
+            .0
+        );
+        // A check cut off by the deadline did not run to its end.
+        assert!(!ran_in(&[record(CheckStatus::Timeout, None)], Stage::Bench).0);
+    }
+
+    /// A busy GPU fails `--require-checks matmul` on that GPU, naming why;
+    /// nothing named, nothing judged.
+    #[test]
+    fn a_busy_gpu_fails_a_required_matmul_on_that_gpu() {
+        let mut report = crate::probe::empty_report(&crate::probe::Options {
+            command: crate::report::ReportCommand::Health,
+            work: crate::probe::Work::List,
+            size: 16,
+            repeat: crate::cpu::Repeat::Times(1),
+            devices: crate::probe::Selection::All,
+            seed: 1,
+            timeout: std::time::Duration::from_secs(1),
+            events: false,
+        });
+        let mut d = DeviceReport::new(0);
+        d.checks.push(Check {
+            name: "matmul".into(),
+            status: CheckStatus::Skip,
+            duration_ms: 0.0,
+            detail: "not run".into(),
+            error: None,
+            not_run: Some(NotRun::Busy),
+        });
+        report.devices.push(d);
+        assert!(Requirements::default()
+            .judge_checks(&report)
+            .required
+            .is_empty());
+        let judged = Requirements {
+            checks: vec![CheckName::Matmul],
+            ..Requirements::default()
+        }
+        .judge_checks(&report);
+        assert!(judged.machine.is_empty());
+        let [(0, mine)] = judged.devices.as_slice() else {
+            panic!("{:?}", judged.devices)
+        };
+        assert_eq!(mine.status, CheckStatus::Fail);
+        assert_eq!(mine.detail, "matmul not run (busy)");
+        assert_eq!(judged.required[0].not_run, Some(NotRun::Busy));
     }
 
     /// `--require-compute-capability` compares the device's pair with the
