@@ -45,7 +45,9 @@ impl Check {
 /// Why a stage did not run: a closed set, so that a reader (and
 /// `--require-checks`) can tell a check the plan left out from one a busy
 /// GPU, the deadline or an earlier failure kept from running. The words
-/// are in the check's `detail`.
+/// are in the check's `detail`. Peers skip without a word (DCGM#55) or
+/// pass a test that could not allocate (DCGM#284): ../shared/FACTS.md
+/// section 13.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotRun {
