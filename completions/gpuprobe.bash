@@ -160,7 +160,7 @@ _gpuprobe() {
                     return 0
                     ;;
                 --require-checks)
-                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -218,7 +218,7 @@ _gpuprobe() {
                     return 0
                     ;;
                 --require-checks)
-                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -316,7 +316,7 @@ _gpuprobe() {
                     return 0
                     ;;
                 --require-checks)
-                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -418,7 +418,7 @@ _gpuprobe() {
                     return 0
                     ;;
                 --require-checks)
-                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -476,7 +476,7 @@ _gpuprobe() {
                     return 0
                     ;;
                 --require-checks)
-                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -744,7 +744,7 @@ _gpuprobe() {
                     return 0
                     ;;
                 --require-checks)
-                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -848,7 +848,7 @@ _gpuprobe() {
                     return 0
                     ;;
                 --require-checks)
-                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
                     return 0
                     ;;
                 *)

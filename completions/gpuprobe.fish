@@ -56,7 +56,8 @@ bench\t''
 bench_cpu\t''
 cublas\t''
 telemetry\t''
-events\t''"
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -106,7 +107,8 @@ bench\t''
 bench_cpu\t''
 cublas\t''
 telemetry\t''
-events\t''"
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l no-context -d 'Create no CUDA context: judge each GPU by its device nodes, NVML\'s health signals (a lost GPU, ECC and row-remap errors) and the diagnoses only, for a GPU whose workload cannot spare a context\'s device memory (hundreds of MiB). Without it, health makes a context and runs a tiny verified launch per GPU'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -s h -l help -d 'Print help'
@@ -138,7 +140,8 @@ bench\t''
 bench_cpu\t''
 cublas\t''
 telemetry\t''
-events\t''"
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l warn-only -d 'Start CMD even when the check fails (the report still goes to stderr)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -s h -l help -d 'Print help'
@@ -174,7 +177,8 @@ bench\t''
 bench_cpu\t''
 cublas\t''
 telemetry\t''
-events\t''"
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l quiet -d 'Do not write JSON lines to stdout'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -s h -l help -d 'Print help'
@@ -204,7 +208,8 @@ bench\t''
 bench_cpu\t''
 cublas\t''
 telemetry\t''
-events\t''"
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l duration -d 'How long to keep every GPU under load, e.g. 10m, 1h' -r
@@ -243,7 +248,8 @@ bench\t''
 bench_cpu\t''
 cublas\t''
 telemetry\t''
-events\t''"
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -276,7 +282,8 @@ bench\t''
 bench_cpu\t''
 cublas\t''
 telemetry\t''
-events\t''"
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -70,7 +70,12 @@ pub fn main() -> i32 {
         Some(Command::Burn(b)) => run_burn(b),
         Some(Command::Memtest(m)) => run_memtest(m),
         Some(Command::Watch(w)) => {
-            let plan = probe_plan(&w.target, &w.matmul, &w.require);
+            let mut plan = probe_plan(&w.target, &w.matmul, &w.require);
+            // Never between GPUs in a monitoring loop: a peer write that
+            // hangs cannot be cancelled, and the node's jobs use the path.
+            if let Work::Gpus(g) = &mut plan.probe.work {
+                g.peers = None;
+            }
             if let Some(code) = refuse_never_run(&plan, Some("watch")) {
                 return code;
             }
@@ -301,6 +306,7 @@ fn run_health(h: &HealthArgs) -> i32 {
                 bandwidth: None,
                 burn: None,
                 memtest: None,
+                peers: None,
                 cpu: CpuWork::ReferenceOnly,
             })
         };
@@ -337,6 +343,10 @@ fn run_burn(b: &BurnArgs) -> i32 {
             stop: crate::signals::stop_requested,
         }),
         memtest: None,
+        // Under load: the burn's GPUs write into each other after it.
+        peers: Some(crate::checks::peer::Plan {
+            words: crate::checks::peer::PROBE_WORDS,
+        }),
         cpu: CpuWork::Timed { baseline: false },
     });
     let mut plan = plan(
@@ -386,6 +396,7 @@ fn run_memtest(m: &MemtestArgs) -> i32 {
         bandwidth: None,
         burn: None,
         memtest: None,
+        peers: None,
         cpu: CpuWork::ReferenceOnly,
     });
     // health's small product, once: the memory test is the subject.
@@ -473,6 +484,10 @@ fn probe_plan(target: &TargetArgs, matmul: &MatmulArgs, require: &RequireArgs) -
         bandwidth: Some(matmul.bandwidth_size),
         burn: None,
         memtest: None,
+        // Last, where several GPUs are selected and the deadline allows.
+        peers: Some(crate::checks::peer::Plan {
+            words: crate::checks::peer::PROBE_WORDS,
+        }),
         cpu: CpuWork::Timed { baseline: true },
     });
     plan(

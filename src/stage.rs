@@ -72,6 +72,10 @@ pub enum Stage {
     /// `burn`: the matmul back to back for the duration, each product
     /// compared with the verified one.
     Burn,
+    /// Peer-to-peer with the other selected GPUs, after every GPU's own
+    /// stages: this GPU's writes into each peer (a copy and a kernel's
+    /// stores) and the peers' writes into it, checked word for word.
+    Peer,
     /// `bench`, in place of the stages from `Allocate` on: every kernel at
     /// one size, timed and verified (one check per size).
     Bench,
@@ -119,6 +123,7 @@ impl Stage {
             Stage::TensorCores => "tensor_cores",
             Stage::Bandwidth => "bandwidth",
             Stage::Memtest => "memtest",
+            Stage::Peer => "peer",
             Stage::Burn => "burn",
             Stage::Bench => "bench",
             Stage::Telemetry => "telemetry",

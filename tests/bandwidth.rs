@@ -147,6 +147,7 @@ fn inner_health() {
                 bandwidth,
                 burn: None,
                 memtest: None,
+                peers: None,
                 cpu,
             }),
             size: 16,

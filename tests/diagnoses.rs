@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{gpuprobe_with, parse_report, root};
-use gpuprobe::judge::diagnose::{self, RULES};
-use gpuprobe::report::{DeviceStatus, Severity, Verdict};
+use gpuprobe::judge::diagnose::{self, Remedy, RULES};
+use gpuprobe::report::{Action, DeviceStatus, Severity, Verdict};
 
 const SMALL: &[&str] = &["--size", "16", "--iterations", "1"];
 
@@ -64,6 +64,7 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
     ("four-t4-one-slow", "GP043", Verdict::Degraded, 0),
     ("memtest-stuck-bit", "GP044", Verdict::Failed, 1),
+    ("peer-iommu-corrupts", "GP058", Verdict::Failed, 1),
 ];
 
 /// `burn`'s rules: (scenario, rule, verdict, exit code) of a short burn;
@@ -106,6 +107,10 @@ fn args_for(scenario: &str) -> Vec<&'static str> {
     if scenario.starts_with("four-t4-") {
         args = EVERY_SM.to_vec();
     }
+    // GP058: four GPUs' peer writes, without the bandwidth check's copies.
+    if scenario.starts_with("peer-") {
+        args.extend(["--bandwidth-size", "0"]);
+    }
     args
 }
 
@@ -138,6 +143,14 @@ fn every_rule_fires_in_its_scenario_with_verdict_and_exit_code() {
             !d.evidence.is_empty() && !d.fix.is_empty(),
             "{scenario}: evidence and fix"
         );
+        // The JSON carries the rule's action; GP039's is the one the
+        // driver asks for (recovery-action-reset: a GPU reset).
+        let expected = match RULES.iter().find(|r| r.code == *code).map(|r| r.action) {
+            Some(Remedy::Always(action)) => action,
+            Some(Remedy::AsTheDriverAsks) => Action::ResetGpu,
+            None => panic!("{code} is no rule"),
+        };
+        assert_eq!(d.action, expected, "{scenario}: action");
         // A diagnosis about a GPU marks that GPU.
         for index in &d.devices {
             let device = run

@@ -4,7 +4,8 @@
 //! byte count overflows is refused, not wrapped or panicked on; pinned
 //! memory of another context is refused by the asynchronous copies; NVML
 //! answers a MIG device by its own handle, and gpuprobe finds both it and
-//! its GPU.
+//! its GPU; peer access is what the scenario offers, enabling it twice is
+//! no error, and a kernel's store into a GPU without it faults.
 //!
 //! The loader reads LD_LIBRARY_PATH when a process starts, so the outer test
 //! runs this test binary again with the scenario's environment, asking it
@@ -13,7 +14,7 @@
 #![cfg(target_os = "linux")]
 mod common;
 
-use gpuprobe::cuda::{Buffer, Context, CopyError, Driver, Pinned};
+use gpuprobe::cuda::{kernels, peer, Buffer, Context, CopyError, Driver, Module, Pinned};
 
 #[test]
 fn buffer_copies_refuse_host_slices_larger_than_the_allocation() {
@@ -164,4 +165,113 @@ fn inner_mig_handles() {
     let t = loaded.read(&found);
     assert_eq!(t.temperature_celsius, Reading::Value(34));
     assert_eq!(t.mig_enabled, Reading::Value(true));
+}
+
+#[test]
+fn peer_access_is_what_the_scenario_offers_and_a_store_without_it_faults() {
+    common::run_inner("peer-iommu-corrupts", "inner_peer_access");
+    common::run_inner("multi-gpu-one-corrupt", "inner_no_peer_access");
+}
+
+/// GPU 1's buffer, lent to GPU 0's thread by address, as the peer check
+/// lends its landing buffers; `body` runs on GPU 0's thread with it.
+fn with_gpu1_buffer(driver: &Driver, body: impl FnOnce(peer::PeerBuffer) + Send) {
+    let (lent, take) = std::sync::mpsc::channel();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let ctx = Context::bind(driver, driver.device(1).unwrap()).unwrap();
+            let buffer = Buffer::alloc(&ctx, 1024).unwrap();
+            lent.send(peer::PeerBuffer {
+                ptr: buffer.ptr,
+                words: 1024,
+            })
+            .unwrap();
+            // Kept until GPU 0's thread is done with it.
+            let _ = finished.recv();
+        });
+        let peer = take.recv().unwrap();
+        body(peer);
+        done.send(()).unwrap();
+    });
+}
+
+#[test]
+#[ignore = "needs the fake driver on its library path; run by peer_access_is_what_the_scenario_offers_and_a_store_without_it_faults"]
+fn inner_peer_access() {
+    if std::env::var_os("FAKEGPU_SCENARIO").is_none() {
+        eprintln!("inner test: runs inside peer_access_is_what_the_scenario_offers_and_a_store_without_it_faults");
+        return;
+    }
+    let driver = Driver::load().expect("the fake driver loads");
+    driver.init().unwrap();
+    let (d0, d1) = (driver.device(0).unwrap(), driver.device(1).unwrap());
+    assert!(peer::can_access_peer(&driver, d0, d1).unwrap());
+    assert!(
+        !peer::can_access_peer(&driver, d0, d0).unwrap(),
+        "never a GPU itself"
+    );
+    with_gpu1_buffer(&driver, |landing| {
+        let ctx = Context::bind(&driver, d0).unwrap();
+        let kernel = Module::load(&ctx, kernels::PEER_PTX)
+            .unwrap()
+            .kernel(kernels::PEER_WRITE)
+            .unwrap();
+        // Enabling twice is no error to gpuprobe (the driver's 704).
+        let access = peer::PeerAccess::enable(&ctx, d1).unwrap();
+        drop(peer::PeerAccess::enable(&ctx, d1).unwrap());
+        let source = Buffer::alloc(&ctx, 1024).unwrap();
+        source.upload(&[1.5; 1024]).unwrap();
+        // SAFETY: `landing` is GPU 1's live buffer of 1024 words, kept
+        // until this closure returns, after the synchronise below.
+        unsafe { access.copy_into(&source, landing) }.unwrap();
+        // SAFETY: as above; the kernel is gpuprobe_peer_write.
+        unsafe { access.store_into(&kernel, kernels::peer_launch(1024), landing, 7) }.unwrap();
+        ctx.synchronize().unwrap();
+        // A copy longer than its source is refused before the driver.
+        let short = Buffer::alloc(&ctx, 16).unwrap();
+        // SAFETY: refused before any copy is made.
+        assert!(matches!(
+            unsafe { access.copy_into(&short, landing) },
+            Err(CopyError::TooLarge { .. })
+        ));
+    });
+}
+
+#[test]
+#[ignore = "needs the fake driver on its library path; run by peer_access_is_what_the_scenario_offers_and_a_store_without_it_faults"]
+fn inner_no_peer_access() {
+    if std::env::var_os("FAKEGPU_SCENARIO").is_none() {
+        eprintln!("inner test: runs inside peer_access_is_what_the_scenario_offers_and_a_store_without_it_faults");
+        return;
+    }
+    let driver = Driver::load().expect("the fake driver loads");
+    driver.init().unwrap();
+    let (d0, d1) = (driver.device(0).unwrap(), driver.device(1).unwrap());
+    assert!(!peer::can_access_peer(&driver, d0, d1).unwrap());
+    with_gpu1_buffer(&driver, |landing| {
+        let ctx = Context::bind(&driver, d0).unwrap();
+        // cuCtxEnablePeerAccess refuses a pair CUDA offers no access for:
+        // CUDA_ERROR_PEER_ACCESS_UNSUPPORTED.
+        let refused = peer::PeerAccess::enable(&ctx, d1).err().expect("refused");
+        assert_eq!(refused.code, 217, "{refused}");
+        let kernel = Module::load(&ctx, kernels::PEER_PTX)
+            .unwrap()
+            .kernel(kernels::PEER_WRITE)
+            .unwrap();
+        let (mut n, mut dst, mut seed) = (1024u64, landing.ptr, 7u32);
+        let mut params: [*mut std::ffi::c_void; 3] = [
+            (&raw mut n).cast(),
+            (&raw mut dst).cast(),
+            (&raw mut seed).cast(),
+        ];
+        // A store into a GPU this one has no mapping for: the launch is
+        // queued, and the wait meets the illegal address.
+        // SAFETY: the kernel's parameters in order; the address is GPU 1's
+        // live buffer, which the fake faults on rather than writes.
+        unsafe { gpuprobe::cuda::launch(&ctx, &kernel, [4, 1, 1], [256, 1, 1], &mut params) }
+            .unwrap();
+        let fault = ctx.synchronize().unwrap_err();
+        assert_eq!(fault.code, 700, "{fault}");
+    });
 }

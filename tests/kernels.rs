@@ -88,6 +88,13 @@ fn ptx_is_old_enough_for_every_supported_driver() {
     assert!(compare.lines().any(|l| l.trim() == ".version 4.2"));
     assert!(compare.lines().any(|l| l.trim() == ".target sm_52"));
     assert!(compare.contains(&format!(".entry {}(", kernels::COMPARE.to_str().unwrap())));
+    let peer = std::fs::read_to_string(common::root().join("kernels/peer.ptx")).unwrap();
+    assert!(peer.lines().any(|l| l.trim() == ".version 4.2"));
+    assert!(peer.lines().any(|l| l.trim() == ".target sm_52"));
+    assert!(peer.contains(&format!(
+        ".entry {}(",
+        kernels::PEER_WRITE.to_str().unwrap()
+    )));
     let memtest = std::fs::read_to_string(common::root().join("kernels/memtest.ptx")).unwrap();
     assert!(memtest.lines().any(|l| l.trim() == ".version 4.2"));
     assert!(memtest.lines().any(|l| l.trim() == ".target sm_52"));
@@ -121,6 +128,7 @@ fn ptxas_assembles_the_ptx_for_sm_52_70_80_90() {
         ("stream.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
         ("compare.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
         ("memtest.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
+        ("peer.ptx", &["sm_52", "sm_70", "sm_80", "sm_90"][..]),
         // Tensor-core PTX: sm_80 and newer only.
         ("mma.ptx", &["sm_80", "sm_90"][..]),
     ];
@@ -442,6 +450,43 @@ fn inner_kernels() {
         .kernel(kernels::COMPARE)
         .unwrap();
     compare_finds_every_difference(&ctx, &compare);
+    let peer = Module::load(&ctx, kernels::PEER_PTX)
+        .unwrap()
+        .kernel(kernels::PEER_WRITE)
+        .unwrap();
+    peer_write_stores_the_host_pattern(&ctx, &peer);
+}
+
+/// `gpuprobe_peer_write` into this GPU's own buffer stores exactly the words
+/// the host's `peer_word` computes, at odd lengths and grids (one block
+/// looping, several), and nothing past `n`.
+fn peer_write_stores_the_host_pattern(ctx: &Context<'_>, kernel: &cuda::Kernel<'_>) {
+    for (n, blocks) in [(1usize, 1u32), (255, 1), (1000, 3), (4099, 2)] {
+        let buffer = cuda::Buffer::alloc(ctx, n + 1).unwrap();
+        buffer
+            .upload(&vec![f32::from_bits(0xDEAD_BEEF); n + 1])
+            .unwrap();
+        let seed = 0x5EED_0000 + n as u32;
+        let (mut count, mut dst, mut s) = (n as u64, buffer.ptr, seed);
+        let mut params: [*mut std::ffi::c_void; 3] = [
+            (&raw mut count).cast(),
+            (&raw mut dst).cast(),
+            (&raw mut s).cast(),
+        ];
+        // SAFETY: the kernel's parameters `(n, dst, seed)`, in order; the
+        // buffer holds n + 1 words.
+        unsafe { cuda::launch(ctx, kernel, [blocks, 1, 1], [256, 1, 1], &mut params) }.unwrap();
+        let mut got = vec![0f32; n + 1];
+        buffer.download(&mut got).unwrap();
+        for (at, word) in got[..n].iter().enumerate() {
+            assert_eq!(
+                word.to_bits(),
+                kernels::peer_word(seed, at as u64),
+                "n {n}, word {at}"
+            );
+        }
+        assert_eq!(got[n].to_bits(), 0xDEAD_BEEF, "n {n}: stored past the end");
+    }
 }
 
 /// The probe's tensor-core stage on a GPU with tensor cores (the healthy

@@ -1,10 +1,11 @@
 //! gpuprobe against NVIDIA's own driver libraries on a machine without a
-//! GPU or kernel module: libcuda and libnvidia-ml 470, 535 and 550 from
-//! Debian's non-free component (scripts/fetch-nvidia-libs). They load and
-//! answer without a device, so everything gpuprobe does before a GPU is
-//! needed (loading, symbol resolution, the driver version, cuInit's and
-//! NVML's failures, the device nodes libcuda itself creates) is proven
-//! against the real thing, and the fake driver is held to the same answers.
+//! GPU or kernel module: libcuda and libnvidia-ml 470, 535, 550 and 555 from
+//! Debian's non-free component (555 from experimental;
+//! scripts/fetch-nvidia-libs). They load and answer without a device, so
+//! everything gpuprobe does before a GPU is needed (loading, symbol
+//! resolution, the driver version, cuInit's and NVML's failures, the device
+//! nodes libcuda itself creates) is proven against the real thing, and the
+//! fake driver is held to the same answers.
 //!
 //! The tests are ignored unless asked for (`--run-ignored all`; a plain run
 //! lists them as skipped). Asked for without the libraries (or without root
@@ -31,7 +32,7 @@ struct Pinned {
     cuda_raw: i32,
 }
 
-const DRIVERS: [Pinned; 3] = [
+const DRIVERS: [Pinned; 4] = [
     Pinned {
         version: "470.256.02",
         cuda: "11.4",
@@ -46,6 +47,12 @@ const DRIVERS: [Pinned; 3] = [
         version: "550.163.01",
         cuda: "12.4",
         cuda_raw: 12040,
+    },
+    // Debian experimental: the newest NVIDIA libraries reachable here.
+    Pinned {
+        version: "555.58.02",
+        cuda: "12.5",
+        cuda_raw: 12050,
     },
 ];
 

@@ -43,6 +43,9 @@ pub fn run(g: &Gpus<'_>, work: &GpuWork) -> bool {
     if fits {
         run_devices(g, work, cpus);
         compare_with_cpu(g.progress, g.selected);
+        if let Some(plan) = work.peers {
+            peers(g, plan);
+        }
     } else {
         // No GPU is touched; each says why, the machine check that failed.
         let failed = if host_memory_failed(g.progress) {
@@ -74,6 +77,47 @@ fn host_memory_failed(progress: &Progress) -> bool {
             .iter()
             .any(|c| Stage::HostMemory.is(&c.name) && c.status == CheckStatus::Fail)
     })
+}
+
+/// The least time the peer check asks of the deadline: below it the GPUs'
+/// writes into each other are not started (a write that hangs cannot be
+/// cancelled, and the report is due).
+const PEER_RESERVE: Duration = Duration::from_millis(500);
+
+/// The peer-to-peer check, last: among the selected GPUs whose own stages
+/// passed, where there are two or more and the deadline allows.
+fn peers(g: &Gpus<'_>, plan: super::peer::Plan) {
+    let passed: Vec<super::peer::Member> = g.progress.update(|r| {
+        g.probed
+            .iter()
+            .filter(|(slot, _)| {
+                r.devices
+                    .get(*slot)
+                    .is_some_and(|d| matches!(d.status, DeviceStatus::Pass | DeviceStatus::Warn))
+            })
+            .map(|&(slot, device)| super::peer::Member { slot, device })
+            .collect()
+    });
+    let (reason, why) = if g.probed.len() < 2 {
+        return;
+    } else if passed.len() < 2 {
+        (
+            NotRun::EarlierFailure,
+            "fewer than two GPUs passed their own checks",
+        )
+    } else if g
+        .deadline
+        .is_some_and(|d| d.saturating_duration_since(Instant::now()) < PEER_RESERVE)
+    {
+        (NotRun::OutOfTime, "the deadline leaves too little time")
+    } else {
+        super::peer::run(g.progress, g.driver, &passed, plan, g.seed, g.deadline);
+        return;
+    };
+    for &(slot, _) in &g.probed {
+        g.progress
+            .skip(Scope::Device(slot), Stage::Peer, reason, why);
+    }
 }
 
 /// Whether the matmul's host buffers fit in what this process may take:

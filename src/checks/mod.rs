@@ -21,6 +21,7 @@ pub mod cpu_reference;
 pub mod gpu;
 pub mod gpus;
 pub mod memtest;
+pub mod peer;
 pub mod pipeline;
 pub mod progress;
 pub mod tensor;
@@ -42,6 +43,10 @@ pub struct GpuWork {
     /// The memory test after the other checks (`memtest`, `--memtest`;
     /// never in `health` nor `watch`).
     pub memtest: Option<memtest::Plan>,
+    /// The peer-to-peer check across the GPUs, after their pipelines
+    /// (never in `health` nor `watch`: a hung peer write cannot be
+    /// cancelled).
+    pub peers: Option<peer::Plan>,
     pub cpu: CpuWork,
 }
 

@@ -184,6 +184,9 @@ driver_api! {
         cuEventQuery(CuEvent);
         cuEventElapsedTime(*mut f32, CuEvent, CuEvent);
         cuEventDestroy_v2(CuEvent);
+        // Peer-to-peer (src/cuda/peer.rs): every driver since CUDA 4.0.
+        cuDeviceCanAccessPeer(*mut c_int, CuDevice, CuDevice);
+        cuCtxEnablePeerAccess(CuContext, c_uint);
     }
     optional {
         // CUDA 11.4+: the MIG instance's UUID rather than the parent GPU's.

@@ -61,6 +61,9 @@ pub const CUDA_ERROR_SYSTEM_DRIVER_MISMATCH: CuResult =
 pub const CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE: CuResult =
     code(cudaError_enum::CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE);
 pub const CUDA_ERROR_UNKNOWN: CuResult = code(cudaError_enum::CUDA_ERROR_UNKNOWN);
+/// cuCtxEnablePeerAccess a second time for the same pair of contexts.
+pub const CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED: CuResult =
+    code(cudaError_enum::CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED);
 /// The device admits no context of this process: its compute mode is
 /// EXCLUSIVE_PROCESS and another process holds it, or PROHIBITED (cuda.h).
 /// cudarc's CUDA 11.4 bindings predate its name (cuda.h names it from

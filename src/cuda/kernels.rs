@@ -108,6 +108,46 @@ pub fn stream_launch(n: u64, sms: u32) -> ([u32; 3], [u32; 3]) {
     ([blocks, 1, 1], [STREAM_THREADS, 1, 1])
 }
 
+/// kernels/peer.ptx (sm_52, PTX ISA 4.2, like matmul.ptx),
+/// NUL-terminated for cuModuleLoadData.
+pub const PEER_PTX: &CStr = match CStr::from_bytes_with_nul(
+    concat!(include_str!("../../kernels/peer.ptx"), "\0").as_bytes(),
+) {
+    Ok(ptx) => ptx,
+    Err(_) => panic!("kernels/peer.ptx contains a NUL byte"),
+};
+
+/// `gpuprobe_peer_write` in kernels/peer.cu: stores the pattern of a seed
+/// into a buffer, a peer GPU's through the peer mapping (any grid:
+/// grid-stride).
+pub const PEER_WRITE: &CStr = c"gpuprobe_peer_write";
+
+/// Grid and block of `gpuprobe_peer_write` for `n` words: a thread per
+/// word up to 1024 blocks of 256 (the stores are few; the grid-stride loop
+/// covers the rest), at least one block.
+#[must_use]
+pub fn peer_launch(n: u64) -> ([u32; 3], [u32; 3]) {
+    const THREADS: u32 = 256;
+    let blocks = n.div_ceil(u64::from(THREADS)).clamp(1, 1024) as u32;
+    ([blocks, 1, 1], [THREADS, 1, 1])
+}
+
+/// Word `at` of the pattern `gpuprobe_peer_write` stores for `seed`
+/// (kernels/peer.cu: lowbias32 of the index's halves and the seed), for the
+/// host to check what arrived.
+#[must_use]
+pub fn peer_word(seed: u32, at: u64) -> u32 {
+    fn mix(mut x: u32) -> u32 {
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7feb_352d);
+        x ^= x >> 15;
+        x = x.wrapping_mul(0x846c_a68b);
+        x ^ (x >> 16)
+    }
+    let (lo, hi) = (at as u32, (at >> 32) as u32);
+    mix(lo ^ mix(hi ^ seed))
+}
+
 /// kernels/compare.ptx (sm_52, PTX ISA 4.2, like matmul.ptx),
 /// NUL-terminated for cuModuleLoadData.
 pub const COMPARE_PTX: &CStr = match CStr::from_bytes_with_nul(

@@ -17,6 +17,7 @@ pub mod cublas;
 pub mod driver;
 pub mod error;
 pub mod kernels;
+pub mod peer;
 pub mod version;
 
 mod context;

@@ -630,7 +630,66 @@ fn summary_families(r: &Report) -> Vec<Family> {
             1.0,
         );
     }
-    vec![cpu, diagnosis]
+    let mut action = Family::new(
+        "gpuprobe_diagnosis_action",
+        "1 for each diagnosis the latest probe made, labelled with what it asks of the node or the workload (none, fix_configuration, restart_workload, reset_gpu, drain_and_reset, reboot_node, drain_and_service; docs/diagnoses.md).",
+    );
+    for d in &r.diagnoses {
+        action.add(
+            &format!(
+                "{{code=\"{}\",action=\"{}\"}}",
+                escape(&d.code),
+                d.action.as_str()
+            ),
+            1.0,
+        );
+    }
+    vec![cpu, diagnosis, action]
+}
+
+/// The peer-to-peer check: each ordered pair's access, and each write's
+/// outcome, by CUDA index (`from` writes into `to`'s memory).
+fn peer_families(r: &Report) -> Vec<Family> {
+    let mut access = Family::new(
+        "gpuprobe_peer_access",
+        "1 for each ordered pair of GPUs the peer check considered, labelled with what CUDA offered: granted, not_offered (no peer path: data goes through host memory), failed, not_tried.",
+    );
+    let mut exact = Family::new(
+        "gpuprobe_peer_write_exact",
+        "1 when every word one GPU wrote into another's memory over the peer path arrived as written, 0 when any was lost or altered or the write failed (diagnosis GP058); writer: copy or kernel.",
+    );
+    let mut wrong = Family::new(
+        "gpuprobe_peer_mismatched_words",
+        "Words of a peer write that arrived lost or altered.",
+    );
+    let Some(peers) = &r.peers else {
+        return Vec::new();
+    };
+    for p in &peers.pairs {
+        let word = serde_json::to_value(p.access)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        access.add(
+            &format!(
+                "{{from=\"{}\",to=\"{}\",access=\"{}\"}}",
+                p.from,
+                p.to,
+                escape(&word)
+            ),
+            1.0,
+        );
+        for (writer, write) in [("copy", &p.copy), ("kernel", &p.kernel)] {
+            let Some(w) = write else { continue };
+            let labels = format!(
+                "{{from=\"{}\",to=\"{}\",writer=\"{writer}\"}}",
+                p.from, p.to
+            );
+            exact.add(&labels, if w.exact { 1.0 } else { 0.0 });
+            wrong.add(&labels, w.mismatches as f64);
+        }
+    }
+    vec![access, exact, wrong]
 }
 
 impl Exporter for Prometheus {
@@ -639,6 +698,7 @@ impl Exporter for Prometheus {
         for family in machine_families(r)
             .iter()
             .chain(&device_families(r))
+            .chain(&peer_families(r))
             .chain(&summary_families(r))
         {
             family.write(&mut out);

@@ -73,6 +73,9 @@ impl Exporter for Text {
                 cpu.library
             );
         }
+        if let Some(peers) = &r.peers {
+            peer_summary(&mut out, peers);
+        }
         if !r.diagnoses.is_empty() {
             out.push_str("\nDiagnoses (most severe first):\n");
             for d in &r.diagnoses {
@@ -92,6 +95,9 @@ impl Exporter for Text {
                     let _ = writeln!(out, "      seen: {e}");
                 }
                 let _ = writeln!(out, "      -> fix: {}", d.fix);
+                if d.action != crate::report::Action::None {
+                    let _ = writeln!(out, "      -> action: {}", d.action.as_str());
+                }
             }
         }
         let (word, colour) = match r.verdict {
@@ -529,4 +535,31 @@ fn identity_rows(out: &mut String, d: &DeviceReport) {
             .map_or(String::new(), |f| format!(" ({} free)", bytes(f)));
         row(out, "memory", format!("{}{free}", bytes(total)));
     }
+}
+
+/// One line for the peer check: the pairs by access, and the writes.
+fn peer_summary(out: &mut String, peers: &crate::report::Peers) {
+    use crate::report::PeerAccess;
+    let count = |a: PeerAccess| peers.pairs.iter().filter(|p| p.access == a).count();
+    let writes: Vec<_> = peers
+        .pairs
+        .iter()
+        .flat_map(|p| [&p.copy, &p.kernel])
+        .flatten()
+        .collect();
+    let exact = writes.iter().filter(|w| w.exact).count();
+    let _ = writeln!(
+        out,
+        "\nPeers: {} ordered pair(s): {} with peer access, {} without (through host memory){}; \
+         {exact} of {} peer write(s) of {} KiB exact",
+        peers.pairs.len(),
+        count(PeerAccess::Granted),
+        count(PeerAccess::NotOffered),
+        match count(PeerAccess::Failed) + count(PeerAccess::NotTried) {
+            0 => String::new(),
+            n => format!(", {n} not checked"),
+        },
+        writes.len(),
+        peers.words * 4 / 1024
+    );
 }

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::report::{Report, Verdict};
+use crate::report::{Action, Report, Verdict};
 
 /// Exit codes of this mode.
 pub const HEALTHY: i32 = 0;
@@ -51,8 +51,14 @@ pub fn judge(report: &Report) -> (String, i32) {
             String::new()
         }
     });
+    // What the warnings and errors ask of the node, for the Slurm drain
+    // reason and the node-problem-detector condition that carry this line.
+    let action = match Action::needed(&report.diagnoses) {
+        Action::None => String::new(),
+        needed => format!(", action {}", needed.as_str()),
+    };
     let line = format!(
-        "{}: {} [{}, {:.0} ms]{fix}",
+        "{}: {} [{}, {:.0} ms{action}]{fix}",
         if ok { "healthy" } else { "unhealthy" },
         report.summary,
         report.verdict.as_str(),

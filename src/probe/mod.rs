@@ -151,6 +151,8 @@ impl Options {
                 S::Bandwidth => w.bandwidth.is_some(),
                 S::Memtest => w.memtest.is_some(),
                 S::Burn => w.burn.is_some(),
+                // With one GPU selected there is no peer: not reached.
+                S::Peer => w.peers.is_some(),
                 _ => false,
             },
         }
@@ -215,6 +217,7 @@ pub(crate) fn empty_report(options: &Options) -> Report {
         bench: None,
         events: None,
         required_checks: Vec::new(),
+        peers: None,
     }
 }
 

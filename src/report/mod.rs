@@ -30,6 +30,7 @@ mod matmul;
 mod memtest;
 mod nvml;
 mod peak;
+mod peer;
 mod required;
 mod throttle;
 
@@ -42,7 +43,7 @@ pub use burn::{Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInte
 pub use checks::{Check, CheckStatus, DriverError, NotRun};
 pub use compute_capability::{BadComputeCapability, ComputeCapability};
 pub use device::{DeviceReport, DeviceStatus, NotVerified};
-pub use diagnosis::{Diagnosis, Severity};
+pub use diagnosis::{Action, Diagnosis, Severity};
 pub use driver::{DriverInfo, DriverLoadFailure};
 pub use environment::{
     DeviceNode, Environment, LibraryOrigin, NodeError, Sandbox, Variable, WindowsEnvironment,
@@ -58,6 +59,7 @@ pub use nvml::{
     ComputeMode, LinkState, NeverAReason, NvmlInfo, NvmlStatus, Reading, Telemetry, Unavailable,
 };
 pub use peak::{ClockSource, Figure, MissingInput, Peak};
+pub use peer::{PeerAccess, PeerMismatch, PeerPair, PeerWrite, Peers};
 pub use required::{CheckName, RequiredCheck};
 pub use throttle::ThrottleReason;
 
@@ -120,6 +122,12 @@ pub struct Report {
     /// version 1.
     #[serde(default)]
     pub required_checks: Vec<RequiredCheck>,
+    /// The peer-to-peer check across the selected GPUs (docs/report.md,
+    /// "Peers"); null where it did not run (one GPU, a command without it,
+    /// the deadline; each GPU's `peer` check says why) and in reports of
+    /// older versions. Added within schema version 1.
+    #[serde(default)]
+    pub peers: Option<Peers>,
 }
 
 /// Why bytes could not be read as a report of this `SCHEMA_VERSION`.

@@ -42,11 +42,14 @@ pub enum CheckName {
     Telemetry,
     /// Machine-wide: NVML's events (critical Xids, ECC errors) watched.
     Events,
+    /// Per GPU: the peer-to-peer writes with the other GPUs (where two or
+    /// more are selected).
+    Peer,
 }
 
 impl CheckName {
     /// Every name, in the order of `--help`.
-    pub const ALL: [CheckName; 15] = [
+    pub const ALL: [CheckName; 16] = [
         CheckName::Nvml,
         CheckName::CpuReference,
         CheckName::CpuBaseline,
@@ -62,6 +65,7 @@ impl CheckName {
         CheckName::Cublas,
         CheckName::Telemetry,
         CheckName::Events,
+        CheckName::Peer,
     ];
 
     /// The stage whose checks this name judges; `None` for `events`,
@@ -83,6 +87,7 @@ impl CheckName {
             CheckName::BenchCpu => Stage::BenchCpu,
             CheckName::Cublas => Stage::Cublas,
             CheckName::Telemetry => Stage::Telemetry,
+            CheckName::Peer => Stage::Peer,
             CheckName::Events => return None,
         })
     }
@@ -101,6 +106,7 @@ impl CheckName {
                 | CheckName::Burn
                 | CheckName::Bench
                 | CheckName::Telemetry
+                | CheckName::Peer
         )
     }
 

@@ -275,4 +275,14 @@ fn prolog_refuses_gpu_jobs_on_a_failing_node_only() {
     let (code, calls) = prolog(healthy.path(), Some("0"));
     assert_eq!(code, 0, "{calls}");
     assert!(!calls.contains("scontrol"), "{calls}");
+    // A diagnosis's action reaches the drain reason: uncorrectable memory
+    // errors (GP015) ask for the node out of service, not a retry.
+    let broken = fake_driver(&scenario("ecc-uncorrectable"));
+    let (code, calls) = prolog(broken.path(), Some("0"));
+    assert_eq!(code, 1, "{calls}");
+    assert!(
+        calls.contains("state=drain reason=gpuprobe: unhealthy: ")
+            && calls.contains("action drain_and_service]"),
+        "{calls}"
+    );
 }

@@ -7,7 +7,7 @@ mod rules;
 
 use std::fmt::Write as _;
 
-use crate::report::{DeviceStatus, Diagnosis, Report, Severity};
+use crate::report::{Action, DeviceStatus, Diagnosis, Reading, RecoveryAction, Report, Severity};
 
 pub use rules::RULES;
 
@@ -22,8 +22,69 @@ pub struct Rule {
     pub when: &'static str,
     /// What to change.
     pub fix: &'static str,
+    /// What it asks of the node or the workload, for schedulers.
+    pub action: Remedy,
     /// How the rule finds its evidence.
     pub trigger: Trigger,
+}
+
+/// The action a rule's diagnosis carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Remedy {
+    /// Always this one.
+    Always(Action),
+    /// The one NVML's recovery action asks for on the GPUs the diagnosis
+    /// names, the most disruptive of them (GP039).
+    AsTheDriverAsks,
+}
+
+impl Remedy {
+    /// The action of a diagnosis about `devices`.
+    fn action(self, report: &Report, devices: &[u32]) -> Action {
+        match self {
+            Remedy::Always(action) => action,
+            Remedy::AsTheDriverAsks => report
+                .devices
+                .iter()
+                .filter(|d| devices.contains(&d.index))
+                .filter_map(|d| match &d.telemetry.as_ref()?.recovery_action {
+                    Reading::Value(asked) => Some(recovery(asked)),
+                    Reading::Unavailable(_) => None,
+                })
+                .max()
+                .unwrap_or(Action::DrainAndService),
+        }
+    }
+
+    /// Its words in docs/diagnoses.md.
+    fn describe(self) -> String {
+        match self {
+            Remedy::Always(action) => format!("`{}`", action.as_str()),
+            Remedy::AsTheDriverAsks => format!(
+                "as the driver asks: `{}` for gpu_reset, `{}` for drain_p2p and \
+                 drain_and_reset, `{}` for node_reboot, `{}` for a value this gpuprobe \
+                 does not know",
+                Action::ResetGpu.as_str(),
+                Action::DrainAndReset.as_str(),
+                Action::RebootNode.as_str(),
+                Action::DrainAndService.as_str()
+            ),
+        }
+    }
+}
+
+/// NVML's recovery action as one of gpuprobe's (NVIDIA, "Error Recovery and
+/// Response Flags": reset, reboot, drain P2P, drain P2P and reset). A value
+/// this release does not name takes the node out of scheduling until
+/// someone reads what the driver wants.
+fn recovery(asked: &RecoveryAction) -> Action {
+    match asked {
+        RecoveryAction::None => Action::None,
+        RecoveryAction::GpuReset => Action::ResetGpu,
+        RecoveryAction::DrainP2p | RecoveryAction::DrainAndReset => Action::DrainAndReset,
+        RecoveryAction::NodeReboot => Action::RebootNode,
+        RecoveryAction::Unknown(_) | RecoveryAction::Other(_) => Action::DrainAndService,
+    }
 }
 
 /// A rule's test.
@@ -143,6 +204,7 @@ pub fn diagnose(report: &Report) -> Vec<Diagnosis> {
                     (found.into_iter().map(|(_, e)| e).collect(), devices)
                 }
             };
+            let action = rule.action.action(report, &devices);
             Some(Diagnosis {
                 code: rule.code.into(),
                 severity: rule.severity,
@@ -150,6 +212,7 @@ pub fn diagnose(report: &Report) -> Vec<Diagnosis> {
                 evidence,
                 devices,
                 fix: rule.fix.into(),
+                action,
             })
         })
         .collect();
@@ -222,7 +285,13 @@ pub fn markdown() -> String {
          Each rule has a scenario in tests/scenarios/ that triggers it, driven by\n\
          tests/diagnoses.rs.\n\n\
          Severity sets the verdict: `error` makes a working verdict `failed`,\n\
-         `warning` makes `healthy` `degraded`, `info` changes nothing.\n",
+         `warning` makes `healthy` `degraded`, `info` changes nothing.\n\n\
+         Action is what the diagnosis asks of the node or the workload, from a closed set\n\
+         ordered least to most disruptive (`diagnoses[].action` in the JSON report, the\n\
+         `gpuprobe_diagnosis_action` metric, and in `health`'s line, which the Slurm drain\n\
+         reason and the node-problem-detector condition carry, the most disruptive of the\n\
+         warnings' and errors'): `none`, `fix_configuration`, `restart_workload`,\n\
+         `reset_gpu`, `drain_and_reset`, `reboot_node`, `drain_and_service`.\n",
     );
     out.push_str(
         "\nDiagnoses that share a cause on one GPU are one diagnosis: where the first\n\
@@ -245,8 +314,12 @@ pub fn markdown() -> String {
         };
         let _ = write!(
             out,
-            "\n## {}: {}\n\n- severity: {severity}\n- when: {}\n- fix: {}\n",
-            rule.code, rule.summary, rule.when, rule.fix
+            "\n## {}: {}\n\n- severity: {severity}\n- action: {}\n- when: {}\n- fix: {}\n",
+            rule.code,
+            rule.summary,
+            rule.action.describe(),
+            rule.when,
+            rule.fix
         );
     }
     out
@@ -340,5 +413,54 @@ mod tests {
             ["GPU 0: bit 13", "also GP033: GPU 0: wrong product"]
         );
         assert_eq!(lines("GP033"), ["GPU 2: wrong product"]);
+    }
+
+    /// NVML's recovery actions map onto gpuprobe's by what each asks
+    /// (NVIDIA, "Error Recovery and Response Flags"); a value this release
+    /// does not name takes the node out of scheduling, never `none`.
+    #[test]
+    fn the_drivers_recovery_action_is_the_diagnosis_action() {
+        let cases = [
+            (RecoveryAction::None, Action::None),
+            (RecoveryAction::GpuReset, Action::ResetGpu),
+            (RecoveryAction::DrainP2p, Action::DrainAndReset),
+            (RecoveryAction::DrainAndReset, Action::DrainAndReset),
+            (RecoveryAction::NodeReboot, Action::RebootNode),
+            (RecoveryAction::Unknown(7), Action::DrainAndService),
+            (
+                RecoveryAction::Other("bus_reset".into()),
+                Action::DrainAndService,
+            ),
+        ];
+        for (asked, action) in cases {
+            assert_eq!(recovery(&asked), action, "{asked:?}");
+        }
+    }
+
+    /// Advice asks nothing of the node: the most disruptive action of the
+    /// warnings and errors is what a run needs.
+    #[test]
+    fn the_action_needed_is_the_most_disruptive_of_warnings_and_errors() {
+        let diagnosis = |severity, action| Diagnosis {
+            code: "GP000".into(),
+            severity,
+            summary: String::new(),
+            evidence: Vec::new(),
+            devices: Vec::new(),
+            fix: String::new(),
+            action,
+        };
+        let mut sorted = Action::ALL;
+        sorted.sort();
+        assert_eq!(sorted, Action::ALL, "ALL is least disruptive first");
+        assert_eq!(Action::needed(&[]), Action::None);
+        let advice = [diagnosis(Severity::Info, Action::FixConfiguration)];
+        assert_eq!(Action::needed(&advice), Action::None);
+        let run = [
+            diagnosis(Severity::Error, Action::ResetGpu),
+            diagnosis(Severity::Warning, Action::DrainAndService),
+            diagnosis(Severity::Info, Action::RebootNode),
+        ];
+        assert_eq!(Action::needed(&run), Action::DrainAndService);
     }
 }

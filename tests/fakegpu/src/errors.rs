@@ -2,15 +2,15 @@
 //! first driver that knows it, so the fake answers cuGetErrorName,
 //! cuGetErrorString and nvmlErrorString as the driver it stands for would.
 //! Read from libcuda and libnvidia-ml 470.256.02 (CUDA 11.4), 535.261.03
-//! (CUDA 12.2) and 550.163.01 (CUDA 12.4); the real-driver fidelity test
-//! (tests/real_fidelity.rs) compares every code with those libraries, so an
-//! entry here cannot drift from them. A code first seen in 535 may be older
-//! than 12.2 (no driver between 470 and 535 is sampled): the test keeps it
-//! right for the three drivers it compares.
+//! (CUDA 12.2), 550.163.01 (CUDA 12.4) and 555.58.02 (CUDA 12.5); the
+//! real-driver test (tests/real_driver.rs) compares every code with those
+//! libraries, so an entry here cannot drift from them. A code first seen in
+//! 535 may be older than 12.2 (no driver between 470 and 535 is sampled):
+//! the test keeps it right for the four drivers it compares.
 use std::ffi::CStr;
 
 /// (code, first CUDA version knowing it as cuDriverGetVersion reports it,
-/// cuGetErrorName, cuGetErrorString).
+/// cuGetErrorName, cuGetErrorString). `ABSENT_FROM` lists the exceptions.
 pub const CUDA: &[(i32, i32, &CStr, &CStr)] = &[
     (0, 11040, c"CUDA_SUCCESS", c"no error"),
     (1, 11040, c"CUDA_ERROR_INVALID_VALUE", c"invalid argument"),
@@ -111,6 +111,19 @@ pub const CUDA: &[(i32, i32, &CStr, &CStr)] = &[
     (916, 12040, c"CUDA_ERROR_KEY_ROTATION", c"an error happened during the key rotation sequence"),
     (999, 11040, c"CUDA_ERROR_UNKNOWN", c"unknown error"),
 ];
+
+/// Codes a later driver lacks although an earlier one knows them, with the
+/// CUDA version of that later driver: point releases of an older branch
+/// get codes a newer branch's first releases never had. NVIDIA's 550.163.01
+/// (CUDA 12.4, 2025) names 916 (CUDA_ERROR_KEY_ROTATION); 555.58.02 (CUDA
+/// 12.5, June 2024) does not (tests/real_driver.rs, with both libraries).
+pub const ABSENT_FROM: &[(i32, i32)] = &[(916, 12050)];
+
+/// Whether the driver of CUDA version `driver_version` names `code`.
+#[must_use]
+pub fn cuda_knows(code: i32, since: i32, driver_version: i32) -> bool {
+    since <= driver_version && !ABSENT_FROM.contains(&(code, driver_version))
+}
 
 /// (code, first driver branch knowing it, nvmlErrorString); any other code
 /// is "Unknown Error", as the real library says.

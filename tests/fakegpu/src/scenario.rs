@@ -91,6 +91,155 @@ pub struct Scenario {
     /// value to model a cold start cheaply.
     #[serde(default)]
     pub cu_init_ms: Option<f64>,
+    /// Peer-to-peer between the GPUs: which pairs CUDA lets access each
+    /// other, how fast, and what the path between them does to the data.
+    #[serde(default)]
+    pub peer: Peer,
+}
+
+/// Peer-to-peer between the scenario's GPUs, as CUDA offers it: peer access
+/// (cuDeviceCanAccessPeer, cuCtxEnablePeerAccess), device-to-device copies
+/// between GPUs (unified addressing: cuMemcpyDtoD takes any two device
+/// pointers), and kernels that store through a pointer into a peer's
+/// memory. Devices are named by their index in `devices`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// The ordered pairs cuDeviceCanAccessPeer answers 1 for.
+    #[serde(default)]
+    pub access: PeerAccess,
+    /// Bytes per second of a copy between two GPUs with peer access (their
+    /// NVLink or PCIe path); absent: the source GPU's device copy rate. A
+    /// copy between GPUs without peer access is staged through host memory
+    /// (CUDA Programming Guide, "Peer-to-Peer Memory Copy": "performed ...
+    /// through host memory" when peer access is not enabled) and runs at
+    /// the slower of the two GPUs' host links.
+    #[serde(default)]
+    pub bytes_per_second: Option<f64>,
+    /// Peer writes the path between two GPUs loses or alters although
+    /// access is granted: the IOMMU in translated mode, or PCIe ACS sending
+    /// peer traffic up to a root complex that drops or misroutes it
+    /// (pytorch#84803, vllm#51513; ../shared/FACTS.md section 13).
+    /// Copies staged through host memory never take the peer path.
+    #[serde(default)]
+    pub faults: Vec<PeerFault>,
+}
+
+/// Which ordered pairs of GPUs may access each other's memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerAccess {
+    /// None (the default): GPUs under different CPU sockets or root
+    /// complexes that do not route peer traffic, boards without
+    /// peer-to-peer, a scenario that says nothing of it.
+    #[default]
+    None,
+    /// Every pair: an NVLink or NVSwitch node, or GPUs under one PCIe
+    /// switch that routes peer traffic.
+    All,
+    /// These ordered pairs, `[from, to]`.
+    Pairs(Vec<[usize; 2]>),
+}
+
+impl PeerAccess {
+    /// Whether device `from` may access device `to` (scenario indices);
+    /// never a device itself (cuDeviceCanAccessPeer answers 0 for it).
+    #[must_use]
+    pub fn allows(&self, from: usize, to: usize) -> bool {
+        from != to
+            && match self {
+                PeerAccess::None => false,
+                PeerAccess::All => true,
+                PeerAccess::Pairs(pairs) => pairs.contains(&[from, to]),
+            }
+    }
+}
+
+/// Writes over one peer path that do not arrive as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerFault {
+    /// The GPU whose data it is (the copy's source, the kernel's GPU).
+    pub from: usize,
+    /// The GPU whose memory receives it.
+    pub to: usize,
+    /// Which writer's traffic it hits.
+    #[serde(default)]
+    pub writer: PeerWriter,
+    pub kind: PeerFaultKind,
+    /// Every how many 32-bit words one is hit, from the first.
+    #[serde(default = "one")]
+    pub every: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Who writes into a peer's memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerWriter {
+    /// Both: the copy engines and kernel stores take the same path.
+    #[default]
+    Any,
+    /// A device-to-device copy (the copy engines).
+    Copy,
+    /// A kernel's stores through a pointer into the peer's memory.
+    Kernel,
+}
+
+impl Peer {
+    fn validate(&self, devices: usize) -> Result<(), String> {
+        if let PeerAccess::Pairs(pairs) = &self.access {
+            for [from, to] in pairs {
+                if *from >= devices || *to >= devices || from == to {
+                    return Err(format!(
+                        "peer.access: [{from}, {to}] is no pair of the {devices} devices"
+                    ));
+                }
+            }
+        }
+        if let Some(rate) = self.bytes_per_second {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!("peer.bytes_per_second: {rate} is not a rate"));
+            }
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            if f.from >= devices || f.to >= devices || f.from == f.to {
+                return Err(format!(
+                    "peer.faults[{i}]: from {} to {} is no pair",
+                    f.from, f.to
+                ));
+            }
+            if f.every == 0 {
+                return Err(format!("peer.faults[{i}].every: 0"));
+            }
+            if let PeerFaultKind::Flip { bit } = f.kind {
+                if bit >= 32 {
+                    return Err(format!("peer.faults[{i}].kind: bit {bit} of a 32-bit word"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PeerWriter {
+    #[must_use]
+    pub fn hits(self, writer: PeerWriter) -> bool {
+        self == PeerWriter::Any || self == writer
+    }
+}
+
+/// What happens to a hit word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerFaultKind {
+    /// Never arrives: the destination keeps what it held.
+    Drop,
+    /// Arrives with bit `bit` inverted.
+    Flip { bit: u32 },
 }
 
 /// A cold GPU's start-up in cuInit, ms: the middle of NVIDIA's "order of
@@ -1265,6 +1414,7 @@ impl Scenario {
                 return Err(format!("cu_init_ms: {ms} is not a time"));
             }
         }
+        self.peer.validate(self.devices.len())?;
         if let Some(c) = &self.cublas {
             if !c.soname.starts_with("libcublas.so") || c.soname.contains('/') {
                 return Err(format!("cublas.soname {:?} is no libcublas name", c.soname));

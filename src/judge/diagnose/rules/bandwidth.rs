@@ -1,8 +1,8 @@
 //! The `bandwidth` check's copies far slower than the GPU's memory or its
 //! PCIe link allow, judged only where NVML saw why while they ran.
 use super::facts::CLOCK_HELD_DOWN;
-use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{Report, Severity, Telemetry};
+use crate::judge::diagnose::{DeviceEvidence, Remedy, Rule, Trigger};
+use crate::report::{Action, Report, Severity, Telemetry};
 
 /// Below this fraction of what a GPU's memory or its PCIe link allow, a
 /// measured bandwidth is low enough for NVML's readings to explain. Real
@@ -29,6 +29,7 @@ pub(super) const GP031: Rule = Rule {
     summary: "A GPU moves data far slower than it should, and NVML shows why",
     when: "the bandwidth check's pinned host copies (of 4 MiB or more) reach under 50% of what the PCIe link allows at its maximum generation and width while NVML read the link narrower or slower than that maximum as they ran; or its device copy or streaming kernel (of 64 MiB or more) reaches under 50% of the theoretical memory bandwidth while NVML read the memory clock below 90% of its maximum as they ran. Healthy GPUs are reported to reach about 80-93% of the memory bandwidth in a copy and 75-90% of the link in pinned copies; MIG instances, whose share of either is unknown, are not judged",
     fix: "For the host link: reseat the card, check the riser and the slot, the BIOS PCIe settings and the GPU's power cables, and compare `nvidia-smi -q -d PCIE` (or `lspci -vv`: LnkSta against LnkCap) under load; a link trained down slows every transfer to and from the GPU. For memory: check `nvidia-smi -q -d CLOCK,PERFORMANCE` for a memory clock held down: reset locked memory clocks (`nvidia-smi -rmc`) and applications clocks (`nvidia-smi -rac`), and check power and cooling.",
+    action: Remedy::Always(Action::DrainAndService),
     trigger: Trigger::PerDevice(low_bandwidth),
 };
 

@@ -3,8 +3,8 @@
 //! with NVML's memory-error signals, as GP015 and GP036 judge them).
 use super::facts::{is_memory_error, listed, when, CLOCK_HELD_DOWN};
 use super::hardware::contained;
-use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{BurnErrorKind, Report, Severity, ThrottleReason};
+use crate::judge::diagnose::{DeviceEvidence, Remedy, Rule, Trigger};
+use crate::report::{Action, BurnErrorKind, Report, Severity, ThrottleReason};
 
 /// The worst interval below this fraction of the best is a slowdown worth a
 /// warning (GP032). Both leave out the first interval, whose clocks may still be
@@ -51,6 +51,7 @@ pub(super) const GP032: Rule = Rule {
     summary: "A GPU slowed down under sustained load",
     when: "`burn`: the worst interval's throughput is below 85% of the best interval's (both after the first, whose clocks may still be ramping up); the evidence gives what NVML read during that interval (SM clock below 90% of its maximum, throttle reasons, temperature), or says that it saw no cause. `sw_power_cap` alone is how a GPU at its power limit runs; a thermal slowdown is a cooling fault",
     fix: "A GPU that slows once warm is held by power or cooling: check `nvidia-smi -q -d PERFORMANCE,TEMPERATURE,POWER` during load, the chassis airflow and fan state, the power limit (`nvidia-smi -pl`) and the PSU; compare with the node's other GPUs. With no NVML cause, look for another process on the GPU (`nvidia-smi`), or a clock setting changed during the run.",
+    action: Remedy::Always(Action::DrainAndService),
     trigger: Trigger::PerDevice(burn_slowdown),
 };
 
@@ -95,6 +96,7 @@ pub(super) const GP033: Rule = Rule {
     summary: "A GPU computed wrong results, or met uncorrectable memory errors not known to be contained, under sustained load",
     when: "`burn`: a product copied back during the burn differs in any bit from the same product verified against the CPU at the start; or an uncorrectable ECC error (CUDA_ERROR_ECC_UNCORRECTABLE, 214, in the burn's own work, or NVML's volatile uncorrectable count growing) on a GPU whose memory-error signals read after it do not show it contained. Contained (a GPU that remaps rows, a remap pending, none failed) it is GP036's, a reset when convenient; where GP015 fires on the same GPU it takes this evidence",
     fix: "Take the node out of service: a GPU that is right when cool and wrong under load has failing memory or an unstable core (heat, power delivery), and an uncorrectable memory error that NVML does not show contained may have hit every process on the GPU. Check `nvidia-smi -q -d ECC,ROW_REMAPPER,TEMPERATURE` and the kernel log (Xid 94 contained, 95 uncontained, 48 double-bit), reset the GPU (`nvidia-smi -r`) to apply pending row remaps, run `dcgmi diag -r 3`, and open an RMA with the evidence if it repeats.",
+    action: Remedy::Always(Action::DrainAndService),
     trigger: Trigger::PerDevice(burn_errors),
 };
 

@@ -4,8 +4,8 @@
 //! Toolkit's documentation and open(2)).
 use super::facts::{cuda_missing, given_nodes, init_error, non_empty, var};
 use crate::cuda::error::CUDA_ERROR_UNKNOWN;
-use crate::judge::diagnose::{Rule, Trigger};
-use crate::report::{DeviceNode, NodeError, NvmlStatus, Report, Severity};
+use crate::judge::diagnose::{Remedy, Rule, Trigger};
+use crate::report::{Action, DeviceNode, NodeError, NvmlStatus, Report, Severity};
 
 fn has_node(r: &Report, path: &str) -> bool {
     given_nodes(r).any(|n| n.path == path)
@@ -25,6 +25,7 @@ pub(super) const GP001: Rule = Rule {
     summary: "This container has no GPU runtime: it was started without GPU access",
     when: "no /dev/nvidia* device nodes, CUDA missing or failing, NVML missing or failing (and not WSL2 or a Windows container): also when driver libraries were baked into the image",
     fix: "Start it with GPU access: `docker run --gpus all ...` (NVIDIA Container Toolkit), `--runtime=nvidia`, or CDI `--device nvidia.com/gpu=all`; in Kubernetes request `nvidia.com/gpu` in resources.limits. Do not install a driver in the image.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(no_gpu_runtime),
 };
 
@@ -87,6 +88,7 @@ pub(super) const GP002: Rule = Rule {
     summary: "NVML is here but libcuda is not: the container got the `utility` capability without `compute`",
     when: "libnvidia-ml loads and initialises, libcuda.so.1 is missing",
     fix: "Add the compute capability: `-e NVIDIA_DRIVER_CAPABILITIES=compute,utility` (or `all`), e.g. `ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility` in the Dockerfile.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(nvml_without_cuda),
 };
 
@@ -112,6 +114,7 @@ pub(super) const GP021: Rule = Rule {
     summary: "NVML is not in this container: no temperature, power, ECC or throttling data",
     when: "libcuda loads but libnvidia-ml.so.1 is missing",
     fix: "Add the utility capability: `NVIDIA_DRIVER_CAPABILITIES=compute,utility`.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(nvml_missing),
 };
 
@@ -133,6 +136,7 @@ pub(super) const GP009: Rule = Rule {
     summary: "The nvidia-uvm kernel module or its device node is missing",
     when: "cuInit returns 999 (CUDA_ERROR_UNKNOWN), /dev/nvidiactl is there and /dev/nvidia-uvm is not",
     fix: "On the host, load nvidia_uvm and create its node: `sudo nvidia-modprobe -u -c=0`; then recreate the container (the toolkit passes /dev/nvidia-uvm only when it exists).",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(uvm_missing),
 };
 
@@ -171,6 +175,7 @@ pub(super) const GP013: Rule = Rule {
     summary: "NVIDIA device nodes are present but access to them is denied",
     when: "a /dev/nvidia* node the container was given (present before the driver library ran) fails to open for read and write with EPERM or EACCES",
     fix: "Recreate the container: with the systemd cgroup driver, `systemctl daemon-reload` on the host revokes a running container's GPU access. Use CDI (`--device nvidia.com/gpu=all`) or pass the nodes with `--device /dev/nvidiaN` to avoid it; under SELinux try `--security-opt label=disable`.",
+    action: Remedy::Always(Action::RestartWorkload),
     trigger: Trigger::Machine(nodes_denied),
 };
 
@@ -184,6 +189,7 @@ pub(super) const GP027: Rule = Rule {
     summary: "NVIDIA device nodes are present but no NVIDIA kernel driver answers behind them",
     when: "a /dev/nvidia* node the container was given fails to open with ENXIO or ENODEV (open(2): no device behind the node)",
     fix: "On the host, check `nvidia-smi` and `lsmod | grep nvidia`: load the NVIDIA kernel module (`sudo modprobe nvidia`), or reinstall the driver and reboot after an upgrade. Device nodes alone do not make a GPU.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(nodes_without_driver),
 };
 

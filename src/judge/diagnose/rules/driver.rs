@@ -5,8 +5,8 @@
 use super::facts::{machine_check, non_empty, var};
 use crate::cuda::error::{CUDA_ERROR_JIT_COMPILER_NOT_FOUND, CUDA_ERROR_UNSUPPORTED_PTX_VERSION};
 use crate::cuda::CudaVersion;
-use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{Reading, Report, Severity};
+use crate::judge::diagnose::{DeviceEvidence, Remedy, Rule, Trigger};
+use crate::report::{Action, Reading, Report, Severity};
 use crate::stage::Stage;
 
 /// nvml.h's NVML_ERROR_LIB_RM_VERSION_MISMATCH: user-space NVML and the
@@ -19,6 +19,7 @@ pub(super) const GP010: Rule = Rule {
     summary: "The user-space driver does not match the kernel module",
     when: "nvmlInit returns 18 (NVML_ERROR_LIB_RM_VERSION_MISMATCH), or NVML's driver version differs from /proc/driver/nvidia/version",
     fix: "If the host driver was upgraded, reboot the host (or reload the nvidia modules). If the image bakes NVIDIA driver libraries in, remove them: the toolkit injects the host's own.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(nvml_driver_mismatch),
 };
 
@@ -51,6 +52,7 @@ pub(super) const GP025: Rule = Rule {
     summary: "The kernel module's version could not be read",
     when: "/proc/driver/nvidia/version exists but is unreadable or holds no version",
     fix: "Check that the container sees the host's /proc/driver/nvidia (the toolkit mounts it); driver/library mismatches cannot be checked without it.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(kernel_version_unreadable),
 };
 
@@ -86,6 +88,7 @@ pub(super) const GP011: Rule = Rule {
     summary: "The driver is too old to compile the embedded PTX",
     when: "cuModuleLoadData returns 222 (CUDA_ERROR_UNSUPPORTED_PTX_VERSION)",
     fix: "Upgrade the host driver: a driver JIT-compiles PTX only up to the ISA of its own CUDA version.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::PerDevice(ptx_too_new),
 };
 
@@ -103,6 +106,7 @@ pub(super) const GP020: Rule = Rule {
     summary: "The PTX JIT compiler library is missing",
     when: "CUDA returns 221 (CUDA_ERROR_JIT_COMPILER_NOT_FOUND)",
     fix: "Add the compute capability (`NVIDIA_DRIVER_CAPABILITIES=compute,utility`) so the toolkit injects libnvidia-ptxjitcompiler.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::PerDevice(jit_missing),
 };
 
@@ -124,6 +128,7 @@ pub(super) const GP012: Rule = Rule {
     summary: "The host driver is older than the CUDA version this image requires",
     when: "NVIDIA_REQUIRE_CUDA (cuda>=X.Y) or --require-driver asks for a newer CUDA than cuDriverGetVersion reports",
     fix: "Upgrade the host driver (Linux: CUDA 12.x needs 525.60.13 or newer, 13.x needs 580.65.06 or newer), or use an image built for an older CUDA.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(driver_too_old),
 };
 
@@ -160,6 +165,7 @@ pub(super) const GP037: Rule = Rule {
     summary: "CUDA was slow to start because persistence mode is off: every new process waits for each GPU to start again",
     when: "cuInit took 1 s or more and NVML reports persistence mode off on a GPU: without persistence the driver deinitialises a GPU when its last client exits, and the next process to use it waits for it to start again, about 1-3 s per GPU (NVIDIA, Driver Persistence). A slow start, not a fault: the verdict does not change",
     fix: "Keep the GPUs initialised on the host: run NVIDIA's persistence daemon (`systemctl enable --now nvidia-persistenced`), or set persistence mode as root (`nvidia-smi -pm 1`, the older way). It is the host's setting, not the container's; until then give health checks a timeout that allows a cold start.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::PerDevice(cold_start),
 };
 

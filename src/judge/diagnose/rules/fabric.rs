@@ -2,8 +2,8 @@
 //! trusted: the NVLink fabric's registration on NVSwitch systems (CUDA's
 //! 802 until the fabric manager has registered every GPU) and the GPU
 //! recovery action of drivers from R565.
-use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{FabricState, Reading, RecoveryAction, Report, Severity};
+use crate::judge::diagnose::{DeviceEvidence, Remedy, Rule, Trigger};
+use crate::report::{Action, FabricState, Reading, RecoveryAction, Report, Severity};
 
 /// CUDA_ERROR_SYSTEM_NOT_READY (cuda.h: "the system is not yet ready to
 /// start any CUDA work"); on NVSwitch systems, the fabric manager has not
@@ -16,6 +16,7 @@ pub(super) const GP038: Rule = Rule {
     summary: "The NVLink fabric has not registered this node's GPUs: CUDA is not ready",
     when: "a CUDA call (cuInit, or a context) returns 802 (CUDA_ERROR_SYSTEM_NOT_READY), or NVML's GPU fabric info says a GPU's registration completed with an error; the evidence gives each GPU's fabric state as NVML reads it (not started: no fabric manager at work; in progress: registering; completed with an error status)",
     fix: "On an NVSwitch system (HGX A100/H100/H200, B200), the host must run NVIDIA's fabric manager, at the driver's exact version: `systemctl enable --now nvidia-fabricmanager` (on Blackwell also NVLSM, the NVLink subnet manager); in Kubernetes the GPU Operator deploys it. A registration in progress finishes within seconds of the service starting: run gpuprobe again. A registration that completed with an error needs `journalctl -u nvidia-fabricmanager` (or /var/log/fabricmanager.log): a version mismatch with the driver, a missing NVSwitch or a degraded NVLink are the usual causes.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(fabric_not_ready),
 };
 
@@ -79,6 +80,7 @@ pub(super) const GP039: Rule = Rule {
     summary: "The driver asks for a GPU to be recovered before it is used",
     when: "NVML's GPU recovery action (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, drivers from R565) is anything but none: gpu_reset, node_reboot, drain_p2p or drain_and_reset; read with or without a context (`health --no-context` too). Older drivers do not report it (`not_supported`), which is never a fault",
     fix: "Do exactly what the evidence says the driver asks for (reset the GPU with `nvidia-smi -r -i <index>` once no process uses it; reboot the node; drain peer-to-peer or multi-GPU work from it; or drain, then reset), then run gpuprobe again: the driver clears the action once it is done. Until then keep the node out of scheduling: a GPU that passes a check while its recovery action is pending can still fail the next job.",
+    action: Remedy::AsTheDriverAsks,
     trigger: Trigger::PerDevice(recovery_pending),
 };
 

@@ -2,9 +2,9 @@
 //! judged as NVIDIA's GPU memory error management does by architecture (row
 //! remapping or page retirement), and a PCIe link below its maximum.
 use super::facts::{is_memory_error, when};
-use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
+use crate::judge::diagnose::{DeviceEvidence, Remedy, Rule, Trigger};
 use crate::report::{
-    ComputeCapability, LinkState, Reading, Report, Severity, Telemetry, Unavailable,
+    Action, ComputeCapability, LinkState, Reading, Report, Severity, Telemetry, Unavailable,
 };
 
 /// Readings of every device with telemetry, labelled.
@@ -26,6 +26,7 @@ pub(super) const GP014: Rule = Rule {
     summary: "A GPU has fallen off the bus",
     when: "NVML answers NVML_ERROR_GPU_IS_LOST (15) for a GPU",
     fix: "Check the host's kernel log for Xid 79, reset the GPU (`nvidia-smi -r -i N`) or reboot, and keep the node drained until gpuprobe passes again.",
+    action: Remedy::Always(Action::RebootNode),
     trigger: Trigger::PerDevice(gpu_lost),
 };
 
@@ -87,6 +88,7 @@ pub(super) const GP015: Rule = Rule {
     summary: "GPU memory has uncorrectable errors that need the GPU out of service",
     when: "judged by architecture, as NVIDIA's GPU memory error management does. A GPU that remaps rows (compute capability 8.0+): a row remap failed, or volatile uncorrectable ECC errors with no row remap pending to contain them (a pending remap alone is GP036). A GPU that retires pages (before 8.0): volatile uncorrectable ECC errors, or pages pending retirement",
     fix: "Drain the node. A failed row remap means the GPU has no spare rows left: replace it. Pages pending retirement are retired at the next GPU reset (`nvidia-smi -r`) or reboot; uncorrectable errors that recur after it mean the GPU needs replacing.",
+    action: Remedy::Always(Action::DrainAndService),
     trigger: Trigger::PerDevice(memory_errors),
 };
 
@@ -137,6 +139,7 @@ pub(super) const GP036: Rule = Rule {
     summary: "Uncorrectable memory errors were contained, and a row remap waits for a GPU reset",
     when: "a GPU that remaps rows (compute capability 8.0+: Ampere GA100 and newer) reports a pending row remap and no failed one, whatever its volatile uncorrectable count: error containment kept the error to the process that hit it (CUDA_ERROR_ECC_UNCORRECTABLE, 214, sticky for that context only), and the remap takes effect at the next reset (NVIDIA, GPU Memory Error Management). Also when that process was `burn`'s own: the evidence says in which interval the error ended that GPU's burn, and what NVML read after it",
     fix: "Reset the GPU when it is idle (`nvidia-smi -r -i N`) or at the next maintenance window: the remap is applied then. Jobs can run meanwhile; the one that hit the error must restart. Drain and replace only if a remap fails or errors recur after the reset.",
+    action: Remedy::Always(Action::ResetGpu),
     trigger: Trigger::PerDevice(remap_pending),
 };
 
@@ -189,6 +192,7 @@ pub(super) const GP016: Rule = Rule {
     summary: "A GPU's PCIe link runs below its maximum",
     when: "in readings taken while gpuprobe's work had run long enough for the link to ramp up, the highest generation is below the maximum of the GPU and its slot, or the lowest width is below its maximum (an idle link may train down in generation and width to save power, so `list` and idle readings never judge the link)",
     fix: "Reseat the card and check the riser and slot, the BIOS PCIe settings and the GPU's power cables; a degraded link slows every host transfer.",
+    action: Remedy::Always(Action::DrainAndService),
     trigger: Trigger::PerDevice(pcie_degraded),
 };
 

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use super::bandwidth::MIN_JUDGED_DEVICE_BYTES;
-use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{BurnEnd, DeviceReport, Report, Severity};
+use crate::judge::diagnose::{DeviceEvidence, Remedy, Rule, Trigger};
+use crate::report::{Action, BurnEnd, DeviceReport, Report, Severity};
 
 /// A GPU below this fraction of the best of its kind in any measure is
 /// named: gpu-fryer's 10% (../shared/FACTS.md section 13).
@@ -124,6 +124,7 @@ pub(super) const GP043: Rule = Rule {
     summary: "A GPU is more than 10% slower than the best of its identical neighbours",
     when: "among two or more GPUs of the node with the same model name, SM count and power limit (MIG instances aside), one's matmul GFLOP/s (verified, at least 100 ms of timed products, at least one thread block per SM: a smaller product measures some SMs, not the GPU), device-copy bandwidth (copies of 64 MiB or more) or burn throughput (a burn of that product that ran its duration without errors) is below 90% of the best of them, gpu-fryer's rule; the evidence names the GPU, the measure, its value against the best and how far below it is. It stands beside the absolute checks against the model's peak, which a GPU can pass while its twins run faster",
     fix: "Compare the slow GPU with its neighbours under load: `nvidia-smi -q -d PERFORMANCE,CLOCK,POWER,TEMPERATURE` (throttle reasons, clocks held down, a lower enforced power limit, a hotter slot), `nvidia-smi -q -d PCIE` and the kernel log for Xids. Reset its clocks (`nvidia-smi -rgc`, `-rmc`, `-rac`), check airflow and power cabling for its slot; if it stays slow with nothing to show, run `dcgmi diag -r 3` and raise it with the vendor.",
+    action: Remedy::Always(Action::DrainAndService),
     trigger: Trigger::PerDevice(slower_than_twins),
 };
 

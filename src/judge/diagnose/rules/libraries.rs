@@ -7,8 +7,8 @@ use crate::cuda::error::{
     CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE, CUDA_ERROR_STUB_LIBRARY,
     CUDA_ERROR_SYSTEM_DRIVER_MISMATCH,
 };
-use crate::judge::diagnose::{Rule, Trigger};
-use crate::report::{LibraryOrigin, Report, Severity};
+use crate::judge::diagnose::{Remedy, Rule, Trigger};
+use crate::report::{Action, LibraryOrigin, Report, Severity};
 use crate::stage::Stage;
 
 pub(super) const GP006: Rule = Rule {
@@ -17,6 +17,7 @@ pub(super) const GP006: Rule = Rule {
     summary: "The CUDA toolkit's stub libcuda was loaded instead of the driver",
     when: "cuInit returns 34 (CUDA_ERROR_STUB_LIBRARY) or the loaded libcuda lies in a stubs folder",
     fix: "Remove the toolkit's stubs folder (…/lib64/stubs) from LD_LIBRARY_PATH and /etc/ld.so.conf.d; the stub only serves linking at build time.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(stub_library),
 };
 
@@ -44,6 +45,7 @@ pub(super) const GP022: Rule = Rule {
     summary: "The CUDA toolkit's stubs folder is on LD_LIBRARY_PATH",
     when: "an LD_LIBRARY_PATH entry holds `stubs`, though the real driver was loaded",
     fix: "Remove the stubs folder from LD_LIBRARY_PATH: a program that loads libcuda.so (rather than libcuda.so.1) gets the stub and fails with CUDA_ERROR_STUB_LIBRARY.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(stubs_on_path),
 };
 
@@ -85,6 +87,7 @@ pub(super) const GP007: Rule = Rule {
     summary: "A CUDA forward-compatibility libcuda does not match the host's kernel module",
     when: "cuInit returns 803 (CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)",
     fix: "Remove /usr/local/cuda/compat from LD_LIBRARY_PATH (and ld.so.conf), or install the cuda-compat package that matches the host driver's branch.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(compat_mismatch),
 };
 
@@ -102,6 +105,7 @@ pub(super) const GP008: Rule = Rule {
     summary: "CUDA forward compatibility was attempted on a GPU that does not support it",
     when: "cuInit returns 804 (CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE)",
     fix: "Forward compatibility works only on data-center GPUs: remove the compat libraries from the image and upgrade the host driver instead.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(compat_unsupported),
 };
 
@@ -119,6 +123,7 @@ pub(super) const GP028: Rule = Rule {
     summary: "CUDA forward compatibility is in use: the image's newer libcuda runs on the host's older kernel module",
     when: "the loaded libcuda lies in a compat folder (/usr/local/cuda/compat or an LD_LIBRARY_PATH compat entry), its driver version is newer than /proc/driver/nvidia/version's, and cuInit succeeded",
     fix: "Nothing to fix: NVIDIA supports forward compatibility on data-center GPUs (CUDA Compatibility guide). Keep the cuda-compat package matched to the image's CUDA version; upgrading the host driver past it makes it unnecessary.",
+    action: Remedy::Always(Action::None),
     trigger: Trigger::Machine(forward_compat_in_use),
 };
 
@@ -156,6 +161,7 @@ pub(super) const GP023: Rule = Rule {
     summary: "The image carries its own NVIDIA driver libraries instead of the host's",
     when: "the loaded libcuda.so.VERSION differs from /proc/driver/nvidia/version, or a loaded driver library is a file of the image rather than a mount from the host (/proc/self/mountinfo); a CUDA forward-compatibility libcuda (in a compat folder, newer than the kernel module: GP028) is neither",
     fix: "Remove the NVIDIA driver packages from the image; the container toolkit injects the host's matching libraries (baked-in ones break at the next host driver upgrade).",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(driver_baked_in),
 };
 

@@ -17,6 +17,7 @@ mod hardware;
 mod homogeneity;
 mod libraries;
 mod memtest;
+mod peer;
 mod platform;
 mod results;
 mod throttling;
@@ -68,6 +69,7 @@ pub const RULES: &[Rule] = &[
     xid::GP042,
     homogeneity::GP043,
     memtest::GP044,
+    peer::GP058,
 ];
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Wrong results judged across a node's GPUs: the same wrong elements on
 //! several GPUs, or tensor cores wrong where FP32 was exact, point at
 //! software (gpuprobe's kernel, the driver's JIT) rather than silicon.
-use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{Report, Severity};
+use crate::judge::diagnose::{DeviceEvidence, Remedy, Rule, Trigger};
+use crate::report::{Action, Report, Severity};
 
 pub(super) const GP035: Rule = Rule {
     code: "GP035",
@@ -10,6 +10,7 @@ pub(super) const GP035: Rule = Rule {
     summary: "Wrong results that look like software, not a faulty GPU: gpuprobe's kernel or the driver's JIT",
     when: "two or more GPUs returned the same wrong elements of the matmul, bit for bit (hardware faults are random and per GPU; a miscompiled kernel is wrong alike everywhere), or a GPU's tensor-core check got wrong elements while its FP32 matmul on the same integer inputs was exact (gpuprobe's tensor-core kernels hold hand-written mma.sync PTX)",
     fix: "Do not drain these GPUs for this: the likely cause is gpuprobe's kernel or the driver's PTX JIT. Compare with another driver version or node, and with cuBLAS (`gpuprobe bench`); report it to gpuprobe with this JSON output (`--json`) and the driver version. The run still failed: nothing on these GPUs was shown to compute right.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::PerDevice(software_fault),
 };
 

@@ -3,8 +3,8 @@
 //! against the draw and the default limit), and a matmul far below the FP32
 //! peak with clocks NVML saw held down.
 use super::facts::{listed, CLOCK_HELD_DOWN};
-use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{Report, Severity, Telemetry, ThrottleReason};
+use crate::judge::diagnose::{DeviceEvidence, Remedy, Rule, Trigger};
+use crate::report::{Action, Report, Severity, Telemetry, ThrottleReason};
 
 /// Whether a throttle reason means the GPU could not run at full speed:
 /// held by power or temperature, in software or hardware.
@@ -25,6 +25,7 @@ pub(super) const GP017: Rule = Rule {
     summary: "A GPU was throttled by temperature or power during the benchmark",
     when: "NVML's throttle reasons right after the benchmark include a thermal or hardware slowdown or a power brake; or a power cap (sw_power_cap) alone while the enforced limit is below the board's default (nvmlDeviceGetPowerManagementDefaultLimit) or the GPU draws under 90% of it. A GPU drawing its full, default limit under sustained load is holding that limit, which is normal (Azure's HPC health checks exclude it), and no finding",
     fix: "Check cooling and power delivery (`nvidia-smi -q -d PERFORMANCE,TEMPERATURE,POWER`); a power limit set below the default also throttles.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::PerDevice(throttled),
 };
 
@@ -186,6 +187,7 @@ pub(super) const GP030: Rule = Rule {
     summary: "A GPU's matmul reached a low fraction of its FP32 peak, and NVML shows why",
     when: "the matmul filled the GPU (at least two thread blocks per SM: a smaller product is launch-bound, its efficiency reported but not judged), reached under 25% of the theoretical FP32 peak at the maximum clock (a floor until a real GPU's run measures the kernel), and NVML read the SM clock below 90% of its maximum while the products ran; throttle reasons read then, other than idle and those GP017 reports, name why (such as applications clocks set below the maximum). A reason with the clock at its maximum, or a reading after the run (an idle GPU clocks down), is no cause; on a MIG slice the evidence says so (its peak counts only its own SMs, so MIG alone is no cause)",
     fix: "For held-down clocks check `nvidia-smi -q -d PERFORMANCE,CLOCK`: reset applications clocks (`nvidia-smi -rac`) and locked clocks (`nvidia-smi -rgc`), and check cooling and power limits (`nvidia-smi -q -d POWER`). A MIG slice shares its GPU's clocks: another slice's load or a GPU-wide clock setting slows it too.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::PerDevice(low_efficiency),
 };
 

@@ -4,8 +4,8 @@
 //! that names no GPU).
 use super::facts::{cuda_missing, given_nodes, init_error, non_empty, var};
 use crate::cuda::error::CUDA_ERROR_NO_DEVICE;
-use crate::judge::diagnose::{Rule, Trigger};
-use crate::report::{DeviceNode, NvmlStatus, Reading, Report, Severity};
+use crate::judge::diagnose::{Remedy, Rule, Trigger};
+use crate::report::{Action, DeviceNode, NvmlStatus, Reading, Report, Severity};
 
 pub(super) const GP003: Rule = Rule {
     code: "GP003",
@@ -13,6 +13,7 @@ pub(super) const GP003: Rule = Rule {
     summary: "NVIDIA_VISIBLE_DEVICES gives this container no GPU",
     when: "NVIDIA_VISIBLE_DEVICES is `none`, `void` or empty and CUDA finds no GPU",
     fix: "Set NVIDIA_VISIBLE_DEVICES=all (or GPU indices or UUIDs), or start with `--gpus all`: `none` injects the driver without GPUs, `void` or empty injects nothing.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(visible_devices_none),
 };
 
@@ -32,6 +33,7 @@ pub(super) const GP026: Rule = Rule {
     summary: "NVIDIA_VISIBLE_DEVICES holds entries the container toolkit does not understand",
     when: "an entry is not `all`, `none`, `void`, an index, a GPU or MIG UUID, or index:index",
     fix: "Use `all`, comma-separated indices, or UUIDs from `nvidia-smi -L`.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(visible_devices_malformed),
 };
 
@@ -80,6 +82,7 @@ pub(super) const GP004: Rule = Rule {
     summary: "CUDA_VISIBLE_DEVICES hides every GPU this container has",
     when: "CUDA_VISIBLE_DEVICES is set, CUDA sees no device, but NVML or /dev/nvidiaN show GPUs",
     fix: "Unset CUDA_VISIBLE_DEVICES or list GPUs that exist (indices 0..N-1 or UUIDs from `gpuprobe list`); CUDA reads the list only up to its first invalid entry.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(cuda_visible_hides_all),
 };
 
@@ -101,6 +104,7 @@ pub(super) const GP005: Rule = Rule {
     summary: "CUDA_VISIBLE_DEVICES names a GPU that does not exist, hiding it and every GPU listed after it",
     when: "an entry of CUDA_VISIBLE_DEVICES is out of range, an unknown UUID, or not an index or UUID, while CUDA still sees some GPU; a MIG entry (`MIG-<uuid>`, or `MIG-GPU-<uuid>/<gi>/<ci>` of drivers before 470) counts as unknown only when no GPU here is in MIG mode, or its GPU does not exist",
     fix: "Correct CUDA_VISIBLE_DEVICES: CUDA stops reading the list at the first entry that names no GPU, silently dropping the rest. Indices count GPUs in nvidia-smi's order, never MIG instances (a GPU in MIG mode is one index; its MIG devices are named by their `MIG-` UUIDs), and inside a container only the GPUs the container was given.",
+    action: Remedy::Always(Action::FixConfiguration),
     trigger: Trigger::Machine(cuda_visible_unknown_entry),
 };
 

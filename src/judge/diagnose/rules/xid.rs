@@ -3,8 +3,8 @@
 //! out of service or reset; an application's own error (13, 31, 43, ...) is
 //! that application's, not the node's, unless it repeats or gpuprobe's own
 //! verified kernels met it.
-use crate::judge::diagnose::{DeviceEvidence, Rule, Trigger};
-use crate::report::{EventKind, GpuEvent, Report, Severity};
+use crate::judge::diagnose::{DeviceEvidence, Remedy, Rule, Trigger};
+use crate::report::{Action, EventKind, GpuEvent, Report, Severity};
 
 /// What NVIDIA's Xid catalog says to do first about an Xid (its
 /// "Resolution Bucket (Immediate Action)", docs.nvidia.com/deploy/xid-errors,
@@ -145,6 +145,7 @@ pub(super) const GP040: Rule = Rule {
     summary: "A GPU reported a hardware or driver fault (Xid) while gpuprobe watched",
     when: "NVML delivered, while gpuprobe ran, a critical Xid that NVIDIA's Xid catalog answers with a GPU reset, a reboot or an NVLink check (48, 61, 62, 64, 74, 79, 95, 119, 120, 140, or 154, the recovery action changed), the GPU was lost (NVML_ERROR_GPU_IS_LOST), or an application Xid (13, 31, 43, 45, 68, 69, 109) met gpuprobe's own verified kernels (its context saw a kernel exception, 700 or 714-719, on that GPU)",
     fix: "Drain the node and do what each evidence line says: reset the GPU (`nvidia-smi -r -i <index>` once no process uses it), reboot the node for a GPU off the bus (Xid 79), check the NVLink links for Xid 74 (`nvidia-smi nvlink -s`, `-e`); keep the kernel log (`dmesg | grep -i xid`) for support. A GPU whose fault repeats after a reset needs replacing.",
+    action: Remedy::Always(Action::DrainAndReset),
     trigger: Trigger::PerDevice(hardware_xids),
 };
 
@@ -189,6 +190,7 @@ pub(super) const GP041: Rule = Rule {
     summary: "A GPU reported an Xid that needs attention, not a drain",
     when: "NVML delivered a critical Xid that NVIDIA's Xid catalog answers with a reset when convenient or with watching (63 and 94: a row remap recorded or an error contained; 92 and 121: corrected errors at a high rate), an Xid gpuprobe's table does not name, or the same application Xid three or more times on one GPU in one run",
     fix: "Schedule a GPU reset when the GPU is idle for a recorded row remap or a contained error to take effect (`nvidia-smi -r -i <index>`); watch corrected-error Xids, and replace a GPU whose rate keeps rising; look up an unnamed Xid in NVIDIA's Xid catalog (docs.nvidia.com/deploy/xid-errors). An application Xid that repeats on one GPU, whoever's work meets it, is worth a `burn` of that GPU.",
+    action: Remedy::Always(Action::ResetGpu),
     trigger: Trigger::PerDevice(attention_xids),
 };
 
@@ -235,6 +237,7 @@ pub(super) const GP042: Rule = Rule {
     summary: "Another application met an error on a GPU (an application Xid): not the node's fault",
     when: "NVML delivered an application Xid (13, 31, 43, 45, 68, 69, 109: NVIDIA's Xid catalog answers them with restarting the application) fewer than three times on a GPU, while gpuprobe's own kernels there ran without a kernel exception: Xid events carry no process, so it belongs to another process on the GPU (a job beside gpuprobe)",
     fix: "Nothing to do on the node: the application that met it should look at its own error (an illegal address, an exception in its kernel). If it repeats, GP041 says so.",
+    action: Remedy::Always(Action::None),
     trigger: Trigger::PerDevice(application_xids),
 };
 

@@ -150,7 +150,7 @@ fn context_error(state: &mut State, d: usize) -> Option<CUresult> {
     state.sticky[d]
 }
 
-fn context_handle(ordinal: usize) -> *mut c_void {
+pub(super) fn context_handle(ordinal: usize) -> *mut c_void {
     ((ordinal + 1) << 4) as *mut c_void
 }
 
@@ -204,9 +204,11 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: c_int) -> CUresult {
             };
             if state.contexts[d] > 0 {
                 state.contexts[d] -= 1;
-                // Destroying a context waits for its work.
+                // Destroying a context waits for its work, and ends the
+                // peer access it gave or was given.
                 if state.contexts[d] == 0 {
                     state.settle(d);
+                    state.peers.retain(|&(from, to)| from != d && to != d);
                 }
                 state.publish(d);
             }
@@ -253,9 +255,9 @@ fn error_text(
     if out.is_null() {
         return INVALID_VALUE;
     }
-    let known = crate::errors::CUDA
-        .iter()
-        .find(|(c, since, _, _)| *c == code && *since <= state.scenario.driver_version);
+    let known = crate::errors::CUDA.iter().find(|(c, since, _, _)| {
+        *c == code && crate::errors::cuda_knows(code, *since, state.scenario.driver_version)
+    });
     let Some((_, _, name, text)) = known else {
         // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
         unsafe { *out = std::ptr::null() };

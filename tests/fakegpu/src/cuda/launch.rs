@@ -15,6 +15,7 @@ use super::{
     INVALID_PTX, INVALID_VALUE, LAUNCH_FAILED, LAUNCH_TIMEOUT, NOT_FOUND, SUCCESS, UNKNOWN,
     UNSUPPORTED_PTX_VERSION,
 };
+use crate::scenario::PeerWriter;
 
 extern "C" {
     fn fakegpu_kernel_arity(name: *const c_char) -> c_int;
@@ -46,6 +47,37 @@ pub(super) struct Function {
 
 /// One launch at a time: `__shared__` variables are statics in the emulation.
 static LAUNCH: Mutex<()> = Mutex::new(());
+
+/// Where a launch stores, for the kernels that may store into a peer GPU's
+/// memory.
+enum PeerStore {
+    /// Into its own GPU's memory (or a kernel that stores into no peer).
+    Local,
+    /// Into visible device `.0`'s allocation at `.1`, `.2` bytes.
+    Into(usize, u64, usize),
+}
+
+/// `gpuprobe_peer_write(n, dst, seed)` (kernels/peer.cu) stores n words at
+/// `dst`, which may lie in another GPU's memory; every other kernel stores
+/// into its own GPU's.
+///
+/// # Safety
+/// `params` holds the kernel's parameters, as cuLaunchKernel requires.
+unsafe fn peer_store(state: &mut super::State, name: &CStr, params: *mut *mut c_void) -> PeerStore {
+    if name.to_bytes() != b"gpuprobe_peer_write" || params.is_null() {
+        return PeerStore::Local;
+    }
+    // SAFETY: the caller's promise: parameter 0 is the word count, 1 the
+    // destination pointer.
+    let (n, dst) = unsafe { (*(*params).cast::<u64>(), *(*params.add(1)).cast::<u64>()) };
+    let Some(bytes) = usize::try_from(n).ok().and_then(|n| n.checked_mul(4)) else {
+        return PeerStore::Local;
+    };
+    match (super::context::current(), state.owner(dst, bytes)) {
+        (Some(d), Some(owner)) if owner != d => PeerStore::Into(owner, dst, bytes),
+        _ => PeerStore::Local,
+    }
+}
 
 /// Bytes a memory-bound kernel moves by its contract, from its parameters:
 /// `gpuprobe_stream_copy(n, src, dst)` reads and writes n floats
@@ -297,6 +329,26 @@ pub unsafe extern "C" fn cuLaunchKernel(
             return INVALID_VALUE;
         }
         let name = function.name.clone();
+        // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
+        let into_peer = match unsafe { peer_store(state, &name, params) } {
+            PeerStore::Local => None,
+            PeerStore::Into(other, dst, bytes) if state.peer_enabled(d, other) => {
+                // SAFETY: `dst` lies in a live allocation of `bytes`
+                // (`peer_store` found it).
+                let before = unsafe { std::slice::from_raw_parts(dst as *const u8, bytes) };
+                Some((other, dst, before.to_vec()))
+            }
+            // A store into another GPU's memory without peer access faults
+            // as any store to an address the GPU has no mapping for: the
+            // context's sticky CUDA_ERROR_ILLEGAL_ADDRESS (CUDA Programming
+            // Guide, "Peer-to-Peer Memory Access": access must be enabled
+            // first), met at the next call that waits for the GPU.
+            PeerStore::Into(..) => {
+                state.sticky[d] = Some(ILLEGAL_ADDRESS);
+                state.launched[d] += 1;
+                return SUCCESS;
+            }
+        };
         let device = state.device(d);
         let threads: u64 = grid.iter().chain(&block).map(|x| u64::from(*x)).product();
         // SAFETY: pointers from the caller, valid as cuda.h requires (module doc).
@@ -322,13 +374,13 @@ pub unsafe extern "C" fn cuLaunchKernel(
             }
             state.modelled[d] += took;
         }
-        launch = Some((name, grid, block, took.is_none()));
+        launch = Some((name, grid, block, took.is_none(), into_peer));
         // Queued: the GPU is busy until the host waits for it.
         state.launched[d] += 1;
         state.publish(d);
         SUCCESS
     });
-    let Some((name, grid, block, unmodelled)) = launch else {
+    let Some((name, grid, block, unmodelled, into_peer)) = launch else {
         return r;
     };
     let _serial = LAUNCH
@@ -348,24 +400,15 @@ pub unsafe extern "C" fn cuLaunchKernel(
     let mut guard = lock();
     if let Ok(state) = guard.as_mut() {
         let d = current().unwrap_or(0);
-        // A hardware fault (the scenario's `corrupt_products`) is the
-        // GPU's own: its places differ from GPU to GPU. A kernel bug
-        // (`kernel_bug`) is the same everywhere.
-        let faulty = state.device(d).corrupt_products_after(state.worked_ms(d));
-        if faulty > 0 {
-            // SAFETY: the launch's own parameters, as cuLaunchKernel
-            // requires (module doc); its C lies in a live allocation.
-            unsafe { corrupt_product(&name, params, faulty, d) };
-        }
-        let bug = state
-            .scenario
-            .kernel_bug
-            .as_ref()
-            .filter(|b| name.to_bytes().starts_with(b.kernel.as_bytes()))
-            .map_or(0, |b| b.words);
-        if bug > 0 {
-            // SAFETY: as above.
-            unsafe { corrupt_product(&name, params, bug, 0) };
+        // SAFETY: the launch's own parameters, as cuLaunchKernel requires
+        // (module doc).
+        unsafe { corrupt_as_faulty(state, d, &name, params) };
+        // Stores into a peer's memory crossed the path between the GPUs.
+        if let Some((other, dst, before)) = &into_peer {
+            // SAFETY: `dst` holds `before.len()` bytes of a live allocation
+            // (found before the launch; a launch frees nothing).
+            unsafe { state.cross_peer_path((d, *other), PeerWriter::Kernel, *dst, before) };
+            state.apply_faults(*other, true);
         }
         // The kernel wrote into device memory: its faulty cells settle.
         state.apply_faults(d, true);
@@ -383,4 +426,29 @@ pub unsafe extern "C" fn cuLaunchKernel(
         }
     }
     SUCCESS
+}
+
+/// What the scenario's faults do to a launch's product: a hardware fault
+/// (`corrupt_products`) is the GPU's own, its places differing from GPU to
+/// GPU; a kernel bug (`kernel_bug`) is the same everywhere.
+///
+/// # Safety
+/// `params` holds the launch's parameters, as cuLaunchKernel requires.
+unsafe fn corrupt_as_faulty(state: &super::State, d: usize, name: &CStr, params: *mut *mut c_void) {
+    let faulty = state.device(d).corrupt_products_after(state.worked_ms(d));
+    if faulty > 0 {
+        // SAFETY: the launch's own parameters, as cuLaunchKernel
+        // requires (module doc); its C lies in a live allocation.
+        unsafe { corrupt_product(name, params, faulty, d) };
+    }
+    let bug = state
+        .scenario
+        .kernel_bug
+        .as_ref()
+        .filter(|b| name.to_bytes().starts_with(b.kernel.as_bytes()))
+        .map_or(0, |b| b.words);
+    if bug > 0 {
+        // SAFETY: as above.
+        unsafe { corrupt_product(name, params, bug, 0) };
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::context::in_context;
 use super::{write, CUresult, Call, State, INVALID_HANDLE, INVALID_VALUE, OUT_OF_MEMORY, SUCCESS};
-use crate::scenario::{Device, MemoryFaultKind};
+use crate::scenario::{Device, MemoryFaultKind, PeerWriter};
 
 /// Bytes of canary on each side of every allocation.
 const REDZONE: usize = 256;
@@ -99,7 +99,7 @@ impl State {
     }
 
     /// The allocation holding `[ptr, ptr + len)`, if one does.
-    fn find(&mut self, ptr: u64, len: usize) -> Option<&mut Alloc> {
+    pub(super) fn find(&mut self, ptr: u64, len: usize) -> Option<&mut Alloc> {
         let (_, alloc) = self.allocs.range_mut(..=ptr).next_back()?;
         let end = alloc.ptr() + alloc.size as u64;
         (ptr + len as u64 <= end).then_some(alloc)
@@ -297,21 +297,54 @@ unsafe fn bad_memory(device: &Device, worked_ms: f64, dst: *mut c_void, bytes: u
 
 /// cuMemcpyDtoD_v2: asynchronous to the host ("For transfers from device
 /// memory to device memory, no host-side synchronization is performed",
-/// CUDA driver API, "API synchronization behavior"); the GPU reads and
-/// writes every byte, at the device's copy rate.
+/// CUDA driver API, "API synchronization behavior"); within one GPU it
+/// reads and writes every byte, at the device's copy rate. Under unified
+/// addressing the two pointers may lie on different GPUs (CUDA
+/// Programming Guide, "Peer-to-Peer Memory Copy"): where the current
+/// context has peer access to the other GPU the copy crosses the peer path
+/// (`peer.bytes_per_second`, and `peer.faults`), otherwise it is staged
+/// through host memory, over each GPU's host link in turn.
 #[no_mangle]
 pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, bytes: usize) -> CUresult {
     in_context(Call::cuMemcpyDtoD_v2, |state, d| {
-        if state.find(src, bytes).is_none() || state.find(dst, bytes).is_none() {
+        let (Some(from), Some(to)) = (state.owner(src, bytes), state.owner(dst, bytes)) else {
             return INVALID_VALUE;
-        }
+        };
+        let other = if from == d { to } else { from };
+        let peer = from != to && state.peer_enabled(d, other);
+        let before = if peer {
+            // SAFETY: `dst` lies in a live allocation of `bytes` (checked above).
+            unsafe { std::slice::from_raw_parts(dst as *const u8, bytes) }.to_vec()
+        } else {
+            Vec::new()
+        };
         let started = Instant::now();
         // SAFETY: both ranges lie in live allocations (checked above); they
         // may overlap, which `copy` allows.
         unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
-        state.apply_faults(d, false);
-        let rate = state.device(d).memory_bytes_per_second();
-        state.queue(d, 2.0 * bytes as f64, rate, started.elapsed());
+        if peer {
+            // SAFETY: `dst` holds `bytes` (checked above), `before` as many.
+            unsafe { state.cross_peer_path((from, to), PeerWriter::Copy, dst, &before) };
+        }
+        state.apply_faults(to, false);
+        let wall = started.elapsed();
+        let bytes = bytes as f64;
+        if from == to {
+            let rate = state.device(d).memory_bytes_per_second();
+            state.queue(d, 2.0 * bytes, rate, wall);
+        } else if peer {
+            let rate = state
+                .scenario
+                .peer
+                .bytes_per_second
+                .unwrap_or_else(|| state.device(from).memory_bytes_per_second());
+            state.queue(d, bytes, rate, wall);
+        } else {
+            // Down one host link and up the other: its time is the sum.
+            let seconds = bytes / state.device(from).host_bytes_per_second()
+                + bytes / state.device(to).host_bytes_per_second();
+            state.queue(d, bytes, bytes / seconds, wall);
+        }
         SUCCESS
     })
 }

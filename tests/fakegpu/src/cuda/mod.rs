@@ -30,9 +30,10 @@ mod devices;
 mod events;
 mod launch;
 mod memory;
+mod peer;
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{c_char, c_int};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -42,6 +43,7 @@ pub use devices::*;
 pub use events::*;
 pub use launch::*;
 pub use memory::*;
+pub use peer::*;
 
 use crate::scenario::{Device, Scenario};
 use events::Event;
@@ -123,6 +125,10 @@ struct State {
     busy_since_ms: Vec<Option<f64>>,
     /// Per visible device: retains of its primary context.
     contexts: Vec<u32>,
+    /// Ordered pairs of visible devices (from, to) whose `from` context has
+    /// enabled access to `to`'s memory (cuCtxEnablePeerAccess); a context's
+    /// end ends its pairs.
+    peers: BTreeSet<(usize, usize)>,
     /// Page-locked host allocations (cuMemAllocHost_v2) by address.
     pinned: BTreeMap<u64, Pinned>,
     /// Per visible device: the launch count its last host copy finishes
@@ -261,6 +267,7 @@ fn load_state() -> Result<State, String> {
         waited: vec![0; visible.len()],
         busy_since_ms: vec![None; visible.len()],
         contexts: vec![0; visible.len()],
+        peers: BTreeSet::new(),
         modelled: vec![std::time::Duration::ZERO; visible.len()],
         pinned: BTreeMap::new(),
         host_copy_upto: vec![0; visible.len()],
@@ -336,6 +343,9 @@ driver_api! {
     cuDeviceGetAttribute,
     cuDevicePrimaryCtxRetain,
     cuDevicePrimaryCtxRelease_v2,
+    cuDeviceCanAccessPeer,
+    cuCtxEnablePeerAccess,
+    cuCtxDisablePeerAccess,
     cuCtxSetCurrent,
     cuCtxSynchronize,
     cuMemGetInfo_v2,
