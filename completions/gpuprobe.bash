@@ -769,7 +769,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__watch)
-            opts="-h --interval --state --prometheus --listen --quiet --count --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --require-checks --help"
+            opts="-h --interval --state --prometheus --listen --quiet --count --unhealthy-after --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --require-checks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -792,6 +792,10 @@ _gpuprobe() {
                     return 0
                     ;;
                 --count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unhealthy-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -114,6 +114,7 @@ set edit:completion:arg-completer[gpuprobe] = {|@words|
             cand --prometheus 'Keep Prometheus metrics in FILE (node_exporter textfile format)'
             cand --listen 'Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener)'
             cand --count 'Stop after this many probes (default: until SIGTERM or SIGINT)'
+            cand --unhealthy-after 'Call the node unhealthy (/healthz 503, `health --state` exit 1) only after this many consecutive failed probes, so that one failed cycle does not drain a node; each probe''s own verdict stays in its report. 1: every failed probe. The default, 3, is Docker''s HEALTHCHECK retries and Kubernetes'' probe failureThreshold'
             cand --devices 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`'
             cand --timeout 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on'
             cand --size 'Matrix size N of the N x N x N matmul'

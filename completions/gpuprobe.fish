@@ -150,6 +150,7 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l state -d 'Ke
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l prometheus -d 'Keep Prometheus metrics in FILE (node_exporter textfile format)' -r -F
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l listen -d 'Serve /metrics (Prometheus) and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9477 or 0.0.0.0:9477 (default: no listener)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l count -d 'Stop after this many probes (default: until SIGTERM or SIGINT)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l unhealthy-after -d 'Call the node unhealthy (/healthz 503, `health --state` exit 1) only after this many consecutive failed probes, so that one failed cycle does not drain a node; each probe\'s own verdict stays in its report. 1: every failed probe. The default, 3, is Docker\'s HEALTHCHECK retries and Kubernetes\' probe failureThreshold' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l devices -d 'GPUs to probe: `all`, or a comma list of CUDA indices and UUIDs (or unique UUID prefixes), e.g. `0,2` or `GPU-5b3a8f1e`' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l timeout -d 'Deadline for the whole run (default 60s; health 10s, bench 3m, burn and memtest --duration plus 2m); a stuck driver call is reported, not waited on' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l size -d 'Matrix size N of the N x N x N matmul' -r

@@ -269,6 +269,14 @@ VOLATILE = [
     (None, "$.devices[*].burn.errors_not_listed", "number", "errors past the listed ones, per product run"),
     (None, "$.devices[*].burn.error_counts[*].count", "number", "errors that fit in --duration"),
     (":burn$", "$.diagnoses[*].evidence[*]", "digits", "quotes when in the burn each error came"),
+    # The error counters over a run: read before and after the GPU's work,
+    # wall-clock time apart; in the counters-* scenarios the fake grows
+    # them per second of the GPU's emulated work, whose length varies.
+    (None, "$.devices[*].counters.seconds", "number", "wall-clock time between the counters' readings"),
+    ("^counters-", "$.devices[*].counters.*.after", "number", "grows with the emulated work's length"),
+    ("^counters-", "$.devices[*].counters.*.delta", "number", "grows with the emulated work's length"),
+    ("^counters-", "$.diagnoses[*].evidence[*]", "digits", "quotes the counters' growth and its rate"),
+    ("^counters-", "$.devices[*].telemetry.ecc_corrected_volatile", "number", "grows with the emulated work's length"),
     # memtest: passes of every pattern until a wall-clock duration.
     (None, "$.devices[*].memtest.passes", "number", "whole passes that fit in --duration"),
     (None, "$.devices[*].memtest.patterns[*].runs", "number", "follows the passes"),

@@ -250,6 +250,14 @@ pub struct WatchArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub count: Option<u64>,
 
+    /// Call the node unhealthy (/healthz 503, `health --state` exit 1)
+    /// only after this many consecutive failed probes, so that one failed
+    /// cycle does not drain a node; each probe's own verdict stays in its
+    /// report. 1: every failed probe. The default, 3, is Docker's
+    /// HEALTHCHECK retries and Kubernetes' probe failureThreshold.
+    #[arg(long, value_name = "N", default_value_t = 3, env = "GPUPROBE_UNHEALTHY_AFTER", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    pub unhealthy_after: u32,
+
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::report::{
-    DeviceNode, Environment, LibraryOrigin, NodeError, Sandbox, Variable, WindowsEnvironment,
+    DeviceNode, Environment, EnvironmentTrap, LibraryOrigin, NodeError, Sandbox, TrapVariable,
+    Variable, WindowsEnvironment,
 };
 
 /// The variables reported and diagnosed.
@@ -21,6 +22,84 @@ pub const VARIABLES: [&str; 5] = [
     "CUDA_VISIBLE_DEVICES",
     "LD_LIBRARY_PATH",
 ];
+
+/// The longest value a trap reports, in characters.
+const TRAP_VALUE_CHARS: usize = 256;
+
+/// The variables of `TrapVariable` that are set in a way that changes
+/// CUDA's behaviour, as `lookup` (the process's environment) gives them.
+///
+/// The switches (the debugger, core dumps, waiting on an exception, the
+/// legacy profilers, blocking launches) are off at `0`, their documented
+/// default (CUDA Programming Guide, "CUDA Environment Variables"), and
+/// when empty; any other value is reported, as is any non-empty injection
+/// path, core dump file or CUDA_AUTO_BOOST (either value overrides the
+/// GPU's own setting). DCGM's diagnostic warns whenever one is set at all
+/// (NVIDIA/DCGM, nvvs/plugin_src/software/Software.cpp); a documented
+/// "off" is not reported here. CUDA_MPS_PIPE_DIRECTORY is reported when
+/// it names a directory without MPS's control socket (`mps_control_socket`).
+/// Never fails: a value that is not UTF-8 is shown lossily.
+#[must_use]
+pub fn traps(
+    root: &Path,
+    lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<EnvironmentTrap> {
+    TrapVariable::ALL
+        .into_iter()
+        .filter_map(|variable| {
+            let raw = lookup(variable.as_str())?;
+            let value = raw.to_string_lossy();
+            let value = value.trim();
+            let set = match variable {
+                TrapVariable::CudaInjection32Path
+                | TrapVariable::CudaInjection64Path
+                | TrapVariable::CudaCoredumpFile
+                | TrapVariable::CudaAutoBoost => !value.is_empty(),
+                TrapVariable::CudaMpsPipeDirectory => {
+                    !value.is_empty() && !mps_control_socket(root, Path::new(value))
+                }
+                TrapVariable::NsightCudaDebugger
+                | TrapVariable::CudaEnableCoredumpOnException
+                | TrapVariable::CudaDeviceWaitsOnException
+                | TrapVariable::CudaProfile
+                | TrapVariable::ComputeProfile
+                | TrapVariable::OpenclProfile
+                | TrapVariable::CudaLaunchBlocking => !value.is_empty() && value != "0",
+            };
+            set.then(|| EnvironmentTrap {
+                variable,
+                value: value.chars().take(TRAP_VALUE_CHARS).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Whether the MPS pipe directory `dir` (under `root` when absolute)
+/// holds the control daemon's socket, `control`: the UNIX domain socket
+/// nvidia-cuda-mps-control creates there, which a CUDA process connects to
+/// at initialisation; when the connection fails "the program continues to
+/// run as it normally would without MPS" (nvidia-cuda-mps-control(1);
+/// NVIDIA MPS documentation, CUDA_MPS_PIPE_DIRECTORY). The daemon usually
+/// runs in another container (the device plugin's), so the socket is what
+/// can be seen, not the process; only its file type is checked (no
+/// connection is made, which the daemon would log): a socket left by a
+/// daemon that died cannot be told from a live one. Windows has no MPS.
+fn mps_control_socket(root: &Path, dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        let dir = match dir.strip_prefix("/") {
+            Ok(relative) => root.join(relative),
+            Err(_) => dir.to_path_buf(),
+        };
+        std::fs::metadata(dir.join("control")).is_ok_and(|m| m.file_type().is_socket())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (root, dir);
+        false
+    }
+}
 
 /// Where to look: "/" on Linux, the system drive (%SystemDrive%, `C:` in a
 /// Windows container) on Windows, unless the test-only GPUPROBE_TEST_ROOT
@@ -82,6 +161,7 @@ pub fn gather(root: &Path, cuda_library: Option<&str>, nvml_library: Option<&str
             })
             .collect(),
         cuda_library_version: cuda_library.and_then(library_version),
+        traps: traps(root, |name| std::env::var_os(name)),
         ..Environment::default()
     };
     if let Some(path) = std::env::var_os("LD_LIBRARY_PATH") {
@@ -413,6 +493,84 @@ pub fn library_version(path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traps_are_what_changes_cuda_and_never_a_panic() {
+        let root = tempfile::tempdir().unwrap();
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(traps(root.path(), |_| None).is_empty());
+        // Documented "off" values are no trap.
+        assert!(traps(
+            root.path(),
+            env(&[
+                ("CUDA_LAUNCH_BLOCKING", "0"),
+                ("CUDA_PROFILE", " "),
+                ("CUDA_INJECTION64_PATH", "")
+            ])
+        )
+        .is_empty());
+        let found = traps(
+            root.path(),
+            env(&[
+                ("CUDA_LAUNCH_BLOCKING", "yes please"),
+                ("CUDA_AUTO_BOOST", "0"),
+                (
+                    "CUDA_INJECTION64_PATH",
+                    "/opt/nsight/libToolsInjection64.so",
+                ),
+            ]),
+        );
+        let names: Vec<&str> = found.iter().map(|t| t.variable.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "CUDA_INJECTION64_PATH",
+                "CUDA_AUTO_BOOST",
+                "CUDA_LAUNCH_BLOCKING"
+            ]
+        );
+        assert_eq!(found[2].value, "yes please");
+        // Not UTF-8, and very long: shown lossily, cut.
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt as _;
+            let odd = traps(root.path(), |n| {
+                (n == "CUDA_COREDUMP_FILE").then(|| std::ffi::OsString::from_vec(vec![0xff; 5000]))
+            });
+            assert_eq!(odd.len(), 1);
+            assert_eq!(odd[0].value.chars().count(), TRAP_VALUE_CHARS);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_mps_pipe_directory_is_judged_by_its_control_socket() {
+        let root = tempfile::tempdir().unwrap();
+        let mps = |dir: &str| {
+            let dir = dir.to_string();
+            traps(root.path(), move |n| {
+                (n == "CUDA_MPS_PIPE_DIRECTORY").then(|| dir.clone().into())
+            })
+        };
+        std::fs::create_dir_all(root.path().join("tmp/nvidia-mps")).unwrap();
+        assert_eq!(mps("/tmp/nvidia-mps").len(), 1, "no socket");
+        std::fs::write(root.path().join("tmp/nvidia-mps/control"), b"").unwrap();
+        assert_eq!(mps("/tmp/nvidia-mps").len(), 1, "a plain file is no socket");
+        std::fs::remove_file(root.path().join("tmp/nvidia-mps/control")).unwrap();
+        let _listener =
+            std::os::unix::net::UnixListener::bind(root.path().join("tmp/nvidia-mps/control"))
+                .unwrap();
+        assert!(mps("/tmp/nvidia-mps").is_empty(), "the control socket");
+        assert_eq!(mps("/nonexistent").len(), 1);
+        assert!(mps("").is_empty(), "empty: CUDA's default directory");
+    }
 
     #[test]
     fn kernel_module_versions() {

@@ -22,7 +22,9 @@ use crate::report::{
     Telemetry, ThrottleReason, Unavailable,
 };
 
+mod counters;
 mod device;
+pub use counters::{Before, Counts};
 pub use device::{find, NvmlDevice};
 
 /// NVML, initialised once per process (watch mode probes repeatedly).
@@ -35,7 +37,11 @@ pub struct Loaded {
     /// nvmlDeviceGetGpuFabricInfoV (R550 on) and nvmlDeviceGetGpuFabricInfo
     /// (R535 on), resolved once likewise.
     fabric_info: FabricInfoCalls,
-    // Keeps `remapped_rows` and `fabric_info` valid.
+    /// nvmlDeviceGetSramEccErrorStatus (R535 on), resolved once likewise.
+    sram_ecc: Option<counters::SramEccStatus>,
+    /// nvmlDeviceGetUnrepairableMemoryFlag_v1 (R590 on), likewise.
+    unrepairable: Option<counters::UnrepairableFlag>,
+    // Keeps the calls above valid.
     _lib: Option<libloading::Library>,
 }
 
@@ -137,6 +143,22 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                         .map(|f| *f)
                 }),
             };
+            // SAFETY: `SramEccStatus` is nvml.h's prototype of the call
+            // (see counters.rs), called only while `Loaded` keeps `lib`.
+            let sram_ecc = lib.as_ref().and_then(|l| {
+                unsafe { l.get::<counters::SramEccStatus>(b"nvmlDeviceGetSramEccErrorStatus\0") }
+                    .ok()
+                    .map(|f| *f)
+            });
+            // SAFETY: `UnrepairableFlag` is nvml.h's prototype of the call
+            // (see counters.rs), called only while `Loaded` keeps `lib`.
+            let unrepairable = lib.as_ref().and_then(|l| {
+                unsafe {
+                    l.get::<counters::UnrepairableFlag>(b"nvmlDeviceGetUnrepairableMemoryFlag_v1\0")
+                }
+                .ok()
+                .map(|f| *f)
+            });
             let mut info = NvmlInfo {
                 status: NvmlStatus::Loaded,
                 library_path: lib.as_ref().and_then(library_path),
@@ -157,6 +179,8 @@ fn init() -> Result<Loaded, Box<NvmlInfo>> {
                 info,
                 remapped_rows,
                 fabric_info,
+                sram_ecc,
+                unrepairable,
                 _lib: lib,
             })
         }
@@ -457,7 +481,9 @@ impl Loaded {
     /// sensors and never a reading missing for it alone.
     #[must_use]
     pub fn read(&self, device: &NvmlDevice<'_>) -> Telemetry {
-        let ecc = device.reading(|d| reading(d.is_ecc_enabled().map(|e| e.currently_enabled)));
+        let ecc_mode = device.reading(|d| reading(d.is_ecc_enabled()));
+        let ecc = ecc_mode.clone().map(|e| e.currently_enabled);
+        let mig = device.reading(|d| reading(d.mig_mode()));
         let remapped = device.reading(|d| self.remapped_rows(d));
         let processes = match device.own() {
             Some(own) => reading(compute_processes(own)),
@@ -503,8 +529,19 @@ impl Loaded {
             throttle_reasons: device.reading(|d| reading(throttle_reasons(d))),
             persistence_mode: device.reading(persistence_mode),
             compute_mode: device.reading(|d| reading(d.compute_mode().map(ComputeMode::from))),
-            mig_enabled: device.reading(|d| reading(d.mig_mode().map(|m| m.current == 1))),
+            mig_enabled: mig.clone().map(|m| m.current == 1),
+            mig_pending_enabled: mig.map(|m| m.pending == 1),
+            ecc_pending_enabled: ecc_mode.map(|e| e.pending_enabled),
+            applications_clock_mhz: device
+                .reading(|d| reading(d.applications_clock(Clock::Graphics))),
+            applications_clock_default_mhz: device
+                .reading(|d| reading(d.default_applications_clock(Clock::Graphics))),
+            applications_memory_clock_mhz: device
+                .reading(|d| reading(d.applications_clock(Clock::Memory))),
+            applications_memory_clock_default_mhz: device
+                .reading(|d| reading(d.default_applications_clock(Clock::Memory))),
             recovery_action: device.reading(recovery_action),
+            unrepairable_memory: device.reading(|d| self.unrepairable_memory(d)),
             compute_processes: processes.clone().map(|p| p.count),
             // A floor when some process's memory is unknown: reported as
             // not readable then, never as a smaller number.

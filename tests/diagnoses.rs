@@ -64,6 +64,12 @@ const CASES: &[(&str, &str, Verdict, i32)] = &[
     ("xid-13-other-process", "GP042", Verdict::Healthy, 0),
     ("four-t4-one-slow", "GP043", Verdict::Degraded, 0),
     ("memtest-stuck-bit", "GP044", Verdict::Failed, 1),
+    ("env-traps", "GP045", Verdict::Degraded, 0),
+    ("leftovers", "GP046", Verdict::Degraded, 0),
+    ("persistence-off-held", "GP047", Verdict::Healthy, 0),
+    ("counters-replays-fast", "GP050", Verdict::Degraded, 0),
+    ("counters-ecc-corrected-fast", "GP051", Verdict::Degraded, 0),
+    ("counters-sram-uncorrectable", "GP052", Verdict::Failed, 1),
     ("peer-iommu-corrupts", "GP058", Verdict::Failed, 1),
 ];
 
@@ -606,4 +612,159 @@ fn forward_compat_is_not_a_baked_in_driver() {
     // The same libcuda outside a compat folder is a baked-in driver.
     let run = gpuprobe_with("driver-baked-in", SMALL, &[]);
     assert!(!run.report.environment.cuda_forward_compat);
+}
+
+/// GP045 names each variable of `env-traps` with its value and what it
+/// does; the same H100 with the MPS pipe directory holding a real UNIX
+/// socket named `control` (as nvidia-cuda-mps-control makes it) is not
+/// flagged for MPS, and with none of the variables set nothing fires.
+#[test]
+fn environment_traps_are_named_and_a_live_mps_socket_is_not_one() {
+    let run = gpuprobe_with("env-traps", SMALL, &[]);
+    let d = run
+        .report
+        .diagnoses
+        .iter()
+        .find(|d| d.code == "GP045")
+        .expect("GP045");
+    let names: Vec<&str> = run
+        .report
+        .environment
+        .traps
+        .iter()
+        .map(|t| t.variable.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CUDA_INJECTION64_PATH",
+            "CUDA_ENABLE_COREDUMP_ON_EXCEPTION",
+            "CUDA_LAUNCH_BLOCKING",
+            "CUDA_MPS_PIPE_DIRECTORY"
+        ]
+    );
+    assert_eq!(d.evidence.len(), 4, "{:?}", d.evidence);
+    assert!(
+        d.evidence
+            .iter()
+            .any(|l| l.starts_with("CUDA_LAUNCH_BLOCKING=\"1\": ") && l.contains("wait")),
+        "{:?}",
+        d.evidence
+    );
+    assert!(
+        d.evidence.iter().any(
+            |l| l.starts_with("CUDA_MPS_PIPE_DIRECTORY=\"/run/nvidia/mps\"")
+                && l.contains("without MPS")
+        ),
+        "{:?}",
+        d.evidence
+    );
+
+    // The same directory, under the scenario's root, with the daemon's socket.
+    let (cmd, dir) = common::command_with("env-traps");
+    let root = common::scenario_env(dir.path())
+        .into_iter()
+        .find(|(k, _)| k == "GPUPROBE_TEST_ROOT")
+        .map(|(_, v)| std::path::PathBuf::from(v))
+        .unwrap();
+    std::fs::create_dir_all(root.join("run/nvidia/mps")).unwrap();
+    let _daemon =
+        std::os::unix::net::UnixListener::bind(root.join("run/nvidia/mps/control")).unwrap();
+    let mut cmd = assert_cmd::Command::from_std(cmd);
+    let output = cmd.arg("--json").args(SMALL).output().unwrap();
+    let (_, report) = parse_report(&output.stdout);
+    let traps: Vec<&str> = report
+        .environment
+        .traps
+        .iter()
+        .map(|t| t.variable.as_str())
+        .collect();
+    assert!(!traps.contains(&"CUDA_MPS_PIPE_DIRECTORY"), "{traps:?}");
+    assert_eq!(traps.len(), 3, "{traps:?}");
+
+    // None set: nothing.
+    let run = gpuprobe_with("healthy", SMALL, &[("CUDA_LAUNCH_BLOCKING", "0")]);
+    assert!(run.report.environment.traps.is_empty());
+    assert!(
+        run.report.diagnoses.is_empty(),
+        "{:?}",
+        run.report.diagnoses
+    );
+}
+
+/// GP046 names each setting an earlier job left, on its own GPU, with the
+/// value, the default and the command that restores it; GP047 the GPU
+/// with persistence off. Where GP017 (the lowered power limit throttled
+/// the matmul), GP030 (lowered applications clocks held it down) or GP037
+/// (persistence off made cuInit slow) already speak for a GPU, the
+/// leftover joins them instead of standing twice.
+#[test]
+fn leftovers_are_named_with_the_command_that_restores_them() {
+    let run = gpuprobe_with("leftovers", SMALL, &[]);
+    let find = |code: &str| {
+        run.report
+            .diagnoses
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{code}: {:?}", run.report.diagnoses))
+    };
+    let gp046 = find("GP046");
+    assert_eq!(gp046.devices, [0, 1, 2, 3], "{:?}", gp046.evidence);
+    let expect = [
+        "GPU 0 (GPU-1a2b3c4d-0001-4e6f-8a9b-0c1d2e3f4a5b): applications clocks lowered (graphics 1410 MHz of its default 1980 MHz): restore with `nvidia-smi -i GPU-1a2b3c4d-0001-4e6f-8a9b-0c1d2e3f4a5b -rac`",
+        "GPU 1 (GPU-1a2b3c4d-0002-4e6f-8a9b-0c1d2e3f4a5b): power limit 500 W, below the board's default 700 W: restore with `nvidia-smi -i GPU-1a2b3c4d-0002-4e6f-8a9b-0c1d2e3f4a5b -pl 700`",
+        "GPU 2 (GPU-1a2b3c4d-0003-4e6f-8a9b-0c1d2e3f4a5b): ECC on now, off after the next reset",
+        "GPU 3 (GPU-1a2b3c4d-0004-4e6f-8a9b-0c1d2e3f4a5b): MIG mode off now, on after the next reset",
+    ];
+    assert_eq!(gp046.evidence.len(), expect.len(), "{:?}", gp046.evidence);
+    for (line, want) in gp046.evidence.iter().zip(expect) {
+        assert!(line.starts_with(want), "{line}\n  wanted {want}");
+    }
+    let t = run.report.devices[2].telemetry.as_ref().unwrap();
+    assert_eq!(
+        (t.ecc_enabled.value(), t.ecc_pending_enabled.value()),
+        (Some(&true), Some(&false))
+    );
+    assert_eq!(run.report.verdict, Verdict::Degraded);
+
+    // One cause, one diagnosis.
+    let run = gpuprobe_with("power-limit-lowered", SMALL, &[]);
+    let codes: Vec<&str> = run
+        .report
+        .diagnoses
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert_eq!(codes, ["GP017"], "{:?}", run.report.diagnoses);
+    assert!(run.report.diagnoses[0]
+        .evidence
+        .iter()
+        .any(|l| l.starts_with("also GP046: ") && l.contains("-pl 700")));
+    let run = gpuprobe_with("clocks-held-down", &args_for("clocks-held-down"), &[]);
+    let codes: Vec<&str> = run
+        .report
+        .diagnoses
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert_eq!(codes, ["GP030"], "{:?}", run.report.diagnoses);
+    assert!(run.report.diagnoses[0]
+        .evidence
+        .iter()
+        .any(|l| l.starts_with("also GP046: ") && l.contains("-rac")));
+    let run = gpuprobe_with("persistence-off-held", SMALL, &[]);
+    let gp047 = &run.report.diagnoses[0];
+    assert_eq!(
+        (gp047.code.as_str(), &gp047.devices[..]),
+        ("GP047", &[0][..])
+    );
+    assert!(gp047.evidence[0].contains("-pm 1"), "{:?}", gp047.evidence);
+    let run = gpuprobe_with("persistence-off", &args_for("persistence-off"), &[]);
+    let codes: Vec<&str> = run
+        .report
+        .diagnoses
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert_eq!(codes, ["GP037"], "{:?}", run.report.diagnoses);
 }

@@ -6,13 +6,22 @@
 //! kernels/compare.cu's predicate), and, beside them, the rule gpu-burn and
 //! DCGM's diagnostic use: a product compared with the GPU's own first one,
 //! wrong where `fabsf(x - first) > 1e-3` (../shared/FACTS.md section 13).
+//! Then the memory test's buffer: each of the 32 bits of a word held at 0
+//! at some addresses and at 1 at others (the fake driver's stuck-at
+//! `memory_faults`), `gpuprobe memtest` run through the emulator, and every
+//! pattern word read back with its bit flipped counted, by pattern: what
+//! the memory test caught (its own report) beside what the 1e-3 rule would
+//! on the same words read as FP32.
 //!
 //! The table it makes is docs/benchmarks.md's "Corruption detection"
 //! section: the test fails when the two differ, and prints the table to put
 //! there (a result measured, never written in by hand).
+mod common;
+
 use std::fmt::Write as _;
 
 use gpuprobe::checks::burn::difference;
+use gpuprobe::report::{Memtest, MemtestPatternKind as Kind};
 use gpuprobe::verify::{check, Inputs, Reference};
 
 /// The product: 64 x 64 x 64 of gpuprobe's exact inputs (integers scaled
@@ -62,12 +71,12 @@ impl Class {
 
     fn label(self) -> &'static str {
         match self {
-            Class::LowMantissa => "mantissa bits 0-9 of a non-zero element",
-            Class::HighMantissa => "mantissa bits 10-22 of a non-zero element",
-            Class::Exponent => "exponent bits 23-30 of a non-zero element",
-            Class::Sign => "sign bit of a non-zero element",
-            Class::ZeroNotSign => "bits 0-30 of an exact zero",
-            Class::ZeroSign => "sign bit of an exact zero (-0 is +0)",
+            Class::LowMantissa => "product: mantissa bits 0-9 of a non-zero element",
+            Class::HighMantissa => "product: mantissa bits 10-22 of a non-zero element",
+            Class::Exponent => "product: exponent bits 23-30 of a non-zero element",
+            Class::Sign => "product: sign bit of a non-zero element",
+            Class::ZeroNotSign => "product: bits 0-30 of an exact zero",
+            Class::ZeroSign => "product: sign bit of an exact zero (-0 is +0)",
         }
     }
 }
@@ -114,15 +123,20 @@ fn outcomes() -> Vec<Outcome> {
     out
 }
 
-/// The table, one row per class.
-fn table(outcomes: &[Outcome]) -> String {
+/// How a count reads in the table: the count and its share.
+fn pct(n: usize, of: usize) -> String {
+    format!("{n} ({:.1}%)", 100.0 * n as f64 / of as f64)
+}
+
+/// The table: one row per class of product flips, then one per memory
+/// test pattern.
+fn table(outcomes: &[Outcome], memtest: &[PatternRow]) -> String {
     let mut classes: Vec<Class> = outcomes.iter().map(|o| o.class).collect();
     classes.sort_unstable();
     classes.dedup();
     let mut t = String::from(
-        "| Bit flipped | Flips | gpuprobe probe (vs CPU, bit for bit) | gpuprobe burn (vs verified product) | \\|Δ\\| > 1e-3 vs first product (gpu-burn, DCGM) |\n|---|---|---|---|---|\n",
+        "| Buffer: bit flipped | Flips | gpuprobe, bit for bit (probe: vs CPU; memtest: vs the pattern) | gpuprobe burn (vs verified product) | \\|Δ\\| > 1e-3 vs the expected word (gpu-burn, DCGM) |\n|---|---|---|---|---|\n",
     );
-    let pct = |n: usize, of: usize| format!("{n} ({:.1}%)", 100.0 * n as f64 / of as f64);
     for class in classes {
         let rows: Vec<&Outcome> = outcomes.iter().filter(|o| o.class == class).collect();
         let count = |f: fn(&Outcome) -> bool| rows.iter().filter(|o| f(o)).count();
@@ -136,7 +150,172 @@ fn table(outcomes: &[Outcome]) -> String {
             pct(count(|o| o.absolute), rows.len()),
         );
     }
+    for row in memtest {
+        let _ = writeln!(
+            t,
+            "| memtest {}: one bit of a pattern word | {} | {} | — | {} |",
+            row.pattern.as_str(),
+            row.flipped,
+            pct(row.caught, row.flipped),
+            pct(row.absolute, row.flipped),
+        );
+    }
     t
+}
+
+/// Addresses per bit and stuck value: the memory test's words held wrong.
+const MEMTEST_ADDRESSES: u64 = 24;
+
+/// The memory test's region (`--size`), one chunk, and where the faulty
+/// words start in it: past every buffer the memtest command allocates
+/// before the region (the fake puts a fault in the oldest allocation that
+/// reaches it; tests/scenarios/memtest-stuck-bit.json likewise).
+const MEMTEST_SIZE: &str = "4MiB";
+const FIRST_FAULT: u64 = 1 << 20;
+
+/// The random pattern's first seed (`--seed`).
+const SEED: u32 = 8;
+
+/// One faulty cell: the word's index in the region, its bit, the value the
+/// bit holds whatever is written.
+#[derive(Clone, Copy)]
+struct Stuck {
+    word: u64,
+    bit: u32,
+    value: u32,
+}
+
+/// Every bit, held at 0 and at 1, at `MEMTEST_ADDRESSES` words each, no two
+/// cells in one word.
+fn stuck_cells() -> Vec<Stuck> {
+    let mut cells = Vec::new();
+    let mut word = FIRST_FAULT / 4;
+    for bit in 0..32 {
+        for value in 0..2 {
+            for _ in 0..MEMTEST_ADDRESSES {
+                cells.push(Stuck { word, bit, value });
+                // Spread over the rest of the region, odd strides so that
+                // the own-address and random words differ.
+                word += 373;
+            }
+        }
+    }
+    assert!(word * 4 < 4 << 20, "the cells fit the region");
+    cells
+}
+
+/// kernels/memtest.cu's gp_mix32 and gp_memtest_word, on the host: the
+/// word a pattern writes at word `at` of the region.
+fn mix32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+fn random_word(at: u64, seed: u32) -> u32 {
+    let (lo, hi) = (at as u32, (at >> 32) as u32);
+    mix32(lo ^ mix32(hi ^ seed))
+}
+
+/// The words each pattern's sweeps expect to read back at word `at`, in
+/// order (src/checks/memtest/patterns.rs's `sweeps`: a write then a
+/// verify per walking step and per own-address half; moving inversions
+/// write p, then read p, !p and p).
+fn expected_reads(pattern: Kind, at: u64, seed: u32) -> Vec<u32> {
+    let own = (at as u32) ^ ((at >> 32) as u32);
+    match pattern {
+        Kind::WalkingOnes => (0..32).map(|k| 1u32 << k).collect(),
+        Kind::WalkingZeros => (0..32).map(|k| !(1u32 << k)).collect(),
+        Kind::OwnAddress => vec![own, !own],
+        Kind::MovingInversionsOnesZeros => vec![0, !0, 0],
+        Kind::MovingInversionsRandom => {
+            let r = random_word(at, seed);
+            vec![r, !r, r]
+        }
+    }
+}
+
+/// One memory test pattern's row: pattern words read back with a bit
+/// flipped, what the memory test counted, what the 1e-3 rule would.
+struct PatternRow {
+    pattern: Kind,
+    flipped: usize,
+    caught: usize,
+    absolute: usize,
+}
+
+/// `gpuprobe memtest` over the stuck cells, through the fake driver and
+/// its emulator: one pass of every pattern.
+fn run_memtest(cells: &[Stuck]) -> Memtest {
+    let mut scenario: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::scenario("memtest-stuck-bit")).unwrap(),
+    )
+    .unwrap();
+    scenario["devices"][0]["memory_faults"] = cells
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "offset": c.word * 4,
+                "bit": c.bit,
+                "kind": if c.value == 0 { "stuck_at_0" } else { "stuck_at_1" },
+            })
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memtest-every-bit.json");
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    let (mut cmd, _fake) = common::command_with_file(&path);
+    let seed = SEED.to_string();
+    let out = cmd
+        .args([
+            "memtest",
+            "--json",
+            "--duration",
+            "1ms",
+            "--size",
+            MEMTEST_SIZE,
+        ])
+        .args(["--seed", &seed])
+        .output()
+        .unwrap();
+    let (_, report) = common::parse_report(&out.stdout);
+    let m = report.devices[0].memtest.clone().expect("a memtest report");
+    assert_eq!((m.passes, m.seed), (1, SEED), "one pass, from the seed");
+    m
+}
+
+/// Every stuck cell against every pattern: the words it flips, counted
+/// on the host from the patterns, beside the memory test's own counts.
+fn memtest_rows() -> Vec<PatternRow> {
+    let cells = stuck_cells();
+    let m = run_memtest(&cells);
+    m.patterns
+        .iter()
+        .map(|p| {
+            let (mut flipped, mut absolute) = (0, 0);
+            for c in &cells {
+                for want in expected_reads(p.pattern, c.word, SEED) {
+                    if (want >> c.bit) & 1 == c.value {
+                        continue;
+                    }
+                    let got = want ^ (1 << c.bit);
+                    flipped += 1;
+                    // NaN compares false: gpu-burn's rule does not count it.
+                    let (x, e) = (f32::from_bits(got), f32::from_bits(want));
+                    absolute += usize::from((x - e).abs() > ABSOLUTE);
+                }
+            }
+            PatternRow {
+                pattern: p.pattern,
+                flipped,
+                caught: usize::try_from(p.mismatches).unwrap(),
+                absolute,
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -157,7 +336,15 @@ fn every_flip_that_changes_the_value_is_caught() {
         .count();
     assert!(missed > 0);
 
-    let table = table(&outcomes);
+    // The memory test counts every pattern word read back with a bit
+    // flipped: its count per pattern is the host's, word for word.
+    let memtest = memtest_rows();
+    assert_eq!(memtest.len(), 5, "every pattern ran");
+    for row in &memtest {
+        assert_eq!(row.caught, row.flipped, "{}", row.pattern.as_str());
+    }
+
+    let table = table(&outcomes, &memtest);
     let doc = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md"),
     )

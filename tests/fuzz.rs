@@ -37,7 +37,7 @@ fn hostile_text() -> impl Strategy<Value = String> {
 }
 
 /// The value-taking flags, each with the subcommand that accepts it.
-const VALUE_FLAGS: [(&str, &str); 16] = [
+const VALUE_FLAGS: [(&str, &str); 17] = [
     ("", "--size"),
     ("", "--iterations"),
     ("", "--min-time"),
@@ -53,6 +53,7 @@ const VALUE_FLAGS: [(&str, &str); 16] = [
     ("", "--format"),
     ("watch", "--interval"),
     ("watch", "--count"),
+    ("watch", "--unhealthy-after"),
     ("health", "--max-age"),
 ];
 
@@ -232,6 +233,25 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         write_memory_files(dir.path(), &available_kib, &limit, &current);
         let _ = gpuprobe::environment::available_memory(dir.path());
+    }
+
+    /// The CUDA variables of `environment.traps` with any bytes in them
+    /// (not UTF-8, huge, an MPS pipe directory that is anything): read,
+    /// never a panic, each value cut to 256 characters.
+    #[cfg(unix)]
+    #[test]
+    fn any_trap_variable_values_are_read(
+        values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 12),
+    ) {
+        let root = tempfile::tempdir().unwrap();
+        let names = gpuprobe::report::TrapVariable::ALL.map(gpuprobe::report::TrapVariable::as_str);
+        let traps = gpuprobe::environment::traps(root.path(), |name| {
+            let at = names.iter().position(|n| *n == name)?;
+            Some(std::os::unix::ffi::OsStringExt::from_vec(values[at].clone()))
+        });
+        for t in traps {
+            prop_assert!(t.value.chars().count() <= 256);
+        }
     }
 
     /// cuDeviceGetUuid's 16 bytes, whatever they are.

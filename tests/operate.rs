@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{command_with, gpuprobe_with, parse_report};
-use gpuprobe::report::{CheckStatus, ClockSource, Figure, MissingInput, Verdict};
+use gpuprobe::report::{CheckStatus, ClockSource, Figure, MissingInput, Report, Verdict};
 
 fn run(mut cmd: Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
@@ -131,6 +131,8 @@ fn health_state_reads_the_watch_report_without_touching_the_gpu() {
             "watch",
             "--count",
             "1",
+            "--unhealthy-after",
+            "1",
             "--quiet",
             "--size",
             "16",
@@ -169,6 +171,79 @@ fn health_state_reads_the_watch_report_without_touching_the_gpu() {
         .arg(&state)
         .assert()
         .code(1);
+}
+
+/// `health --state` follows the watch's run of failed cycles, not one
+/// cycle's verdict (what node-problem-detector and the Slurm health check
+/// read): after the first of `flapping`'s cycles (failed) it is healthy;
+/// after two failed cycles of a lasting fault with `--unhealthy-after 2`
+/// (set through its variable) unhealthy; each JSON line keeps its cycle's
+/// verdict and the count.
+#[test]
+fn health_state_tolerates_failed_cycles_until_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let watch = |scenario: &str, count: &str, env: &[(&str, &str)]| {
+        let (mut cmd, _lib) = command_with(scenario);
+        cmd.args(["watch", "--count", count, "--interval", "10ms"])
+            .args(["--size", "16", "--iterations", "1", "--state"])
+            .arg(&state)
+            .envs(env.iter().copied());
+        let out = cmd.output().unwrap();
+        let lines: Vec<Report> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| common::parse_report(l.as_bytes()).1)
+            .collect();
+        let (mut cmd, _empty) = common::gpuprobe_without_driver();
+        let health = cmd
+            .args(["health", "--max-age", "1m", "--state"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        (lines, health)
+    };
+    let (lines, health) = watch("flapping", "1", &[]);
+    assert_eq!(lines[0].verdict, Verdict::Failed);
+    let w = lines[0].watch.unwrap();
+    assert_eq!(
+        (
+            w.cycle,
+            w.consecutive_failures,
+            w.unhealthy_after,
+            w.unhealthy
+        ),
+        (1, 1, 3, false)
+    );
+    assert_eq!(health.status.code(), Some(0), "{health:?}");
+    assert!(
+        String::from_utf8_lossy(&health.stdout).starts_with("healthy: this probe failed, 1 of 3")
+    );
+
+    let (lines, health) = watch("flapping", "3", &[]);
+    let streaks: Vec<u32> = lines
+        .iter()
+        .map(|r| r.watch.unwrap().consecutive_failures)
+        .collect();
+    assert_eq!(streaks, [1, 0, 0]);
+    assert_eq!(health.status.code(), Some(0));
+
+    let (lines, health) = watch(
+        "multi-gpu-one-corrupt",
+        "2",
+        &[("GPUPROBE_UNHEALTHY_AFTER", "2")],
+    );
+    let streaks: Vec<(u32, bool)> = lines
+        .iter()
+        .map(|r| {
+            (
+                r.watch.unwrap().consecutive_failures,
+                r.watch.unwrap().unhealthy,
+            )
+        })
+        .collect();
+    assert_eq!(streaks, [(1, false), (2, true)]);
+    assert_eq!(health.status.code(), Some(1), "{health:?}");
+    assert!(String::from_utf8_lossy(&health.stdout).starts_with("unhealthy: "));
 }
 
 // ---- exec

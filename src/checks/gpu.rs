@@ -282,14 +282,29 @@ pub(super) fn nvml_device(
     telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref())
 }
 
+/// NVML's error counters of the GPU in `slot` before any work of this run
+/// on it (`read_telemetry` reads them again after); `None` without NVML or
+/// when NVML does not list the GPU.
+pub(super) fn counters_before(
+    progress: &Progress,
+    slot: usize,
+    nvml: Option<&'static telemetry::Loaded>,
+) -> Option<telemetry::Before> {
+    let device = nvml_device(progress, slot, nvml)?;
+    Some(nvml?.before(&device))
+}
+
 /// Reads one device's telemetry into the report; `under_load` is the PCIe
 /// link as read while the device's matmul ran, which replaces the idle
-/// reading taken now. Without NVML the check is recorded as not run.
+/// reading taken now; `before`, the error counters as read before the
+/// work (`counters_before`), against which the run's own are recorded.
+/// Without NVML the check is recorded as not run.
 pub fn read_telemetry(
     progress: &Progress,
     nvml: Option<&telemetry::Loaded>,
     slot: usize,
     under_load: Option<telemetry::Link>,
+    before: Option<telemetry::Before>,
 ) {
     let Some(nvml) = nvml else {
         progress.skip(
@@ -316,6 +331,7 @@ pub fn read_telemetry(
             ));
         };
         let mut t = nvml.read(&device);
+        let counters = before.map(|b| b.until(nvml.counts(&device)));
         if let Some(link) = under_load {
             t.pcie_generation = link.generation;
             t.pcie_width_lanes = link.width;
@@ -330,7 +346,10 @@ pub fn read_telemetry(
                 .value()
                 .map_or("?".into(), |w| format!("{w:.0}"))
         );
-        progress.update(|r| r.devices[slot].telemetry = Some(t));
+        progress.update(|r| {
+            r.devices[slot].telemetry = Some(t);
+            r.devices[slot].counters = counters;
+        });
         Ok(Done::pass((), detail))
     });
 }

@@ -146,13 +146,17 @@ fn stages(job: &Pipeline<'_>) -> Vec<(Stage, StageFn)> {
 
 /// Runs every stage on one device and records the matmul result.
 pub fn probe(job: &Pipeline<'_>) {
+    // The error counters before any work of this run on the GPU, so that
+    // what the run adds to them shows (read again after, with the
+    // telemetry).
+    let counters = super::gpu::counters_before(job.progress, job.slot, job.nvml);
     let link = run_stages(job);
     // A GPU whose burn never started holds the others back no longer.
     if let (Some(line), false) = (job.start_line, job.at_start_line.get()) {
         line.leave();
     }
     // Also after a failure: NVML may say why (GPU lost, memory errors).
-    super::gpu::read_telemetry(job.progress, job.nvml, job.slot, link);
+    super::gpu::read_telemetry(job.progress, job.nvml, job.slot, link, counters);
 }
 
 /// The stages from `at` in `PIPELINE` on, recorded as skipped for

@@ -141,6 +141,20 @@ fn not_run(checks: &[crate::report::Check]) -> Vec<Sample> {
         .collect()
 }
 
+/// One sample per error counter NVML read before and after the run,
+/// labelled with its `counter`: what the run added.
+fn counter_increases(d: &DeviceReport) -> Vec<Sample> {
+    let Some(c) = &d.counters else {
+        return Vec::new();
+    };
+    c.named()
+        .into_iter()
+        .filter_map(|(name, change)| {
+            Some((Some(format!("counter=\"{name}\"")), change.delta? as f64))
+        })
+        .collect()
+}
+
 /// The device metrics, in the order they are written. Adding a device
 /// metric is one entry here.
 const DEVICE_GAUGES: &[DeviceGauge] = &[
@@ -435,6 +449,16 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
                 .collect()
         },
     },
+    DeviceGauge {
+        name: "gpuprobe_device_counter_increase",
+        help: "What the run added to an NVML error counter of the GPU, by counter: pcie_replays, ecc_corrected, ecc_uncorrected (device memory, volatile), sram_corrected, sram_uncorrected; only counters NVML read before and after.",
+        samples: counter_increases,
+    },
+    DeviceGauge {
+        name: "gpuprobe_device_counter_seconds",
+        help: "Seconds between the readings of the GPU's error counters before and after the run.",
+        samples: |d| one(d.counters.as_ref().map(|c| c.seconds)),
+    },
 ];
 
 /// The machine-wide families: version, verdict, exit code, when and how
@@ -524,6 +548,27 @@ fn machine_families(r: &Report) -> Vec<Family> {
         xid_events(r),
         not_run_here,
     ]
+    .into_iter()
+    .chain(watch_streak(r))
+    .collect()
+}
+
+/// `watch` only: the run of failed probes and whether it has made the
+/// node unhealthy (`--unhealthy-after`); absent for other commands.
+fn watch_streak(r: &Report) -> [Family; 2] {
+    let mut failures = Family::new(
+        "gpuprobe_watch_consecutive_failures",
+        "watch: consecutive failed probes ending with the latest (0 when it passed).",
+    );
+    let mut unhealthy = Family::new(
+        "gpuprobe_watch_unhealthy",
+        "watch: 1 when --unhealthy-after consecutive probes failed, so /healthz and health --state call the node unhealthy.",
+    );
+    if let Some(w) = r.watch {
+        failures.add("", f64::from(w.consecutive_failures));
+        unhealthy.add("", flag(w.unhealthy));
+    }
+    [failures, unhealthy]
 }
 
 /// Whether NVML's events were watched for the latest report.

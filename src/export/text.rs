@@ -218,6 +218,21 @@ fn telemetry_lines(t: &Telemetry) -> [String; 3] {
     ]
 }
 
+/// What the run added to the GPU's error counters, in one line.
+fn counters_line(c: &crate::report::RunCounters) -> String {
+    let added: Vec<String> = c
+        .named()
+        .into_iter()
+        .map(|(name, change)| {
+            let by = change
+                .delta
+                .map_or_else(|| show(&change.after, |_| "?".into()), |d| format!("+{d}"));
+            format!("{} {by}", name.replace('_', " "))
+        })
+        .collect();
+    format!("over {:.1} s: {}", c.seconds, added.join(", "))
+}
+
 /// The memory test in one line: what was tested, how fast, what was found.
 fn memtest_line(m: &crate::report::Memtest) -> String {
     let share = m
@@ -342,6 +357,9 @@ impl Text {
             row(out, "telemetry", first);
             row(out, "", second);
             row(out, "", third);
+        }
+        if let Some(c) = &d.counters {
+            row(out, "counters", counters_line(c));
         }
         if let Some(m) = &d.matmul {
             self.matmul_rows(out, m, r);

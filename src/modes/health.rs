@@ -38,6 +38,19 @@ pub fn is_ok(verdict: Verdict) -> bool {
 #[must_use]
 pub fn judge(report: &Report) -> (String, i32) {
     let ok = is_ok(report.verdict);
+    // A `watch` cycle that failed before `--unhealthy-after` failures in a
+    // row: the node stays healthy, and the line says what failed.
+    if let Some(w) = report.watch.filter(|w| !ok && !w.unhealthy) {
+        let line = format!(
+            "healthy: this probe failed, {} of {} consecutive failures before unhealthy: {} [{}, {:.0} ms]",
+            w.consecutive_failures,
+            w.unhealthy_after,
+            report.summary,
+            report.verdict.as_str(),
+            report.duration_ms
+        );
+        return (shorten(line), HEALTHY);
+    }
     // The most severe diagnosis's fix: what to do, in the one line Docker
     // keeps. A GPU that passes may still come with advice (a cold start
     // that persistence mode would spare every health check, GP037): it is
@@ -188,6 +201,37 @@ mod tests {
         let path = dir.join("state.json");
         std::fs::write(&path, json.to_string()).unwrap();
         path
+    }
+
+    /// A failed `watch` cycle short of `--unhealthy-after` failures in a
+    /// row is healthy, and says so; at the threshold it is unhealthy; a
+    /// report of any other command is judged by its verdict alone.
+    #[test]
+    fn a_watch_cycle_is_judged_by_its_run_of_failures() {
+        let fixture = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/report-one-gpu.json"),
+        )
+        .unwrap();
+        let mut report = Report::from_json(&fixture).unwrap();
+        report.verdict = crate::report::Verdict::Failed;
+        assert_eq!(judge(&report).1, UNHEALTHY);
+        let streak = |failures: u32| crate::report::WatchStreak {
+            cycle: 7,
+            consecutive_failures: failures,
+            unhealthy_after: 3,
+            unhealthy: failures >= 3,
+        };
+        report.watch = Some(streak(2));
+        let (line, code) = judge(&report);
+        assert_eq!(code, HEALTHY, "{line}");
+        assert!(
+            line.starts_with(
+                "healthy: this probe failed, 2 of 3 consecutive failures before unhealthy: "
+            ),
+            "{line}"
+        );
+        report.watch = Some(streak(3));
+        assert_eq!(judge(&report).1, UNHEALTHY);
     }
 
     #[test]

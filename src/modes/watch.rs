@@ -7,6 +7,13 @@
 //! atomically, so a reader never sees half a report. SIGTERM and SIGINT end
 //! it between or during probes, with exit code 0.
 //!
+//! One failed probe does not make the node unhealthy: each report carries
+//! its place in the run of failed probes (`Report::watch`), and `/healthz`
+//! and `health --state` call the node unhealthy only after
+//! `--unhealthy-after` consecutive failures (src/modes/health.rs, `judge`),
+//! while the JSON line, the state file and the metrics keep each probe's
+//! own verdict.
+//!
 //! A file that cannot be written is not a log line to scroll past: a path
 //! that cannot be written at all (a missing directory, a read-only mount)
 //! is refused before the first probe with exit code 2 (src/app.rs, naming
@@ -21,6 +28,7 @@ use crate::cli::WatchArgs;
 use crate::exit_code;
 use crate::export::{Exporter, Json, Prometheus};
 use crate::output::write_report;
+use crate::report::WatchStreak;
 use crate::signals;
 
 /// How often a sleeping watch looks for a stop request.
@@ -42,12 +50,24 @@ pub fn run(plan: &crate::judge::Plan, args: &WatchArgs) -> i32 {
         Err(code) => return code,
     };
     let mut cycles = 0u64;
+    let mut failures = 0u32;
     let mut lost = false;
     loop {
         let started = Instant::now();
-        let Some(report) = session.run(|_, _| {}, signals::stop_requested) else {
+        let Some(mut report) = session.run(|_, _| {}, signals::stop_requested) else {
             break;
         };
+        failures = if crate::modes::health::is_ok(report.verdict) {
+            0
+        } else {
+            failures.saturating_add(1)
+        };
+        report.watch = Some(WatchStreak {
+            cycle: cycles + 1,
+            consecutive_failures: failures,
+            unhealthy_after: args.unhealthy_after,
+            unhealthy: failures >= args.unhealthy_after,
+        });
         if !args.quiet {
             let line = serde_json::to_string(&report).unwrap_or_default();
             let mut out = std::io::stdout().lock();

@@ -218,6 +218,7 @@ pub(crate) fn empty_report(options: &Options) -> Report {
         events: None,
         required_checks: Vec::new(),
         peers: None,
+        watch: None,
     }
 }
 
@@ -317,7 +318,7 @@ fn probed(handles: &[Option<cuda::CuDevice>], selected: &[usize]) -> Vec<(usize,
 fn list_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, devices: usize) {
     if let Some(nvml) = nvml {
         for slot in 0..devices {
-            read_telemetry(progress, Some(nvml), slot, None);
+            read_telemetry(progress, Some(nvml), slot, None, None);
         }
     }
     progress.update(|r| {
@@ -342,7 +343,7 @@ fn nvml_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, sele
             crate::report::NotRun::NotPlanned,
             "not made: --no-context",
         );
-        read_telemetry(progress, nvml, slot, None);
+        read_telemetry(progress, nvml, slot, None, None);
     }
     progress.update(|r| {
         for (slot, d) in r.devices.iter_mut().enumerate() {

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::compute_capability::no_default;
 use super::{
-    Bandwidth, BenchRow, Burn, Check, ComputeCapability, Matmul, Memtest, Peak, Telemetry,
-    TensorMatmul,
+    Bandwidth, BenchRow, Burn, Check, ComputeCapability, Matmul, Memtest, Peak, RunCounters,
+    Telemetry, TensorMatmul,
 };
 
 /// One GPU and what gpuprobe measured on it.
@@ -101,6 +101,13 @@ pub struct DeviceReport {
     /// Null when it did not run, and in reports of older versions.
     #[serde(default)]
     pub memtest: Option<Memtest>,
+    /// NVML's error counters (PCIe replays, ECC in memory and SRAM) read
+    /// before and after gpuprobe's work on this GPU, with what the run
+    /// added. Null without NVML, when NVML does not list the GPU, for
+    /// `list` and `health --no-context`, and in reports of older versions.
+    /// Added within schema version 1.
+    #[serde(default)]
+    pub counters: Option<RunCounters>,
 }
 
 impl DeviceReport {
@@ -132,6 +139,7 @@ impl DeviceReport {
             bench: Vec::new(),
             bandwidth: None,
             memtest: None,
+            counters: None,
         }
     }
 

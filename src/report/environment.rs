@@ -63,6 +63,101 @@ pub struct Environment {
     /// schema 1.
     #[serde(default)]
     pub sandbox: Option<Sandbox>,
+    /// Variables set in this container that change what CUDA does in every
+    /// process started here, and slow or break jobs (DCGM's diagnostic
+    /// warns of the same list), and an MPS pipe directory with no MPS
+    /// control socket in it. Empty when none is set. Added in schema 1.
+    #[serde(default)]
+    pub traps: Vec<EnvironmentTrap>,
+}
+
+/// A variable of `Environment::traps`, as set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvironmentTrap {
+    /// Which variable.
+    pub variable: TrapVariable,
+    /// Its value (not valid UTF-8 shown lossily; cut at 256 characters).
+    pub value: String,
+}
+
+/// The variables that change CUDA's behaviour for every process of a
+/// container. The first ten are those DCGM's diagnostic warns of
+/// (NVIDIA/DCGM, nvvs/plugin_src/software/Software.cpp,
+/// `checkForBadEnvVaribles`, DCGM_FR_BAD_CUDA_ENV); the JSON word is the
+/// variable's own name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TrapVariable {
+    /// Loads a tracing or profiling library into every 32-bit CUDA process.
+    CudaInjection32Path,
+    /// Loads a tracing or profiling library into every CUDA process
+    /// (Nsight Systems, CUPTI injection).
+    CudaInjection64Path,
+    /// Makes every CUDA process attachable by the Nsight debugger, which
+    /// stays resident.
+    NsightCudaDebugger,
+    /// Overrides the GPU's auto boost setting (deprecated).
+    CudaAutoBoost,
+    /// Writes a GPU core dump (and a CPU one) on every device exception.
+    CudaEnableCoredumpOnException,
+    /// Where GPU core dumps go.
+    CudaCoredumpFile,
+    /// Halts a process on a device exception, waiting for a debugger.
+    CudaDeviceWaitsOnException,
+    /// The legacy CUDA profiler.
+    CudaProfile,
+    /// The legacy compute profiler.
+    ComputeProfile,
+    /// The legacy OpenCL profiler.
+    OpenclProfile,
+    /// Makes every kernel launch synchronous (debugging only).
+    CudaLaunchBlocking,
+    /// Names an MPS pipe directory that holds no MPS control socket: CUDA
+    /// then runs without MPS.
+    CudaMpsPipeDirectory,
+}
+
+impl TrapVariable {
+    /// Every variable, in the order they are reported.
+    pub const ALL: [TrapVariable; 12] = [
+        TrapVariable::CudaInjection32Path,
+        TrapVariable::CudaInjection64Path,
+        TrapVariable::NsightCudaDebugger,
+        TrapVariable::CudaAutoBoost,
+        TrapVariable::CudaEnableCoredumpOnException,
+        TrapVariable::CudaCoredumpFile,
+        TrapVariable::CudaDeviceWaitsOnException,
+        TrapVariable::CudaProfile,
+        TrapVariable::ComputeProfile,
+        TrapVariable::OpenclProfile,
+        TrapVariable::CudaLaunchBlocking,
+        TrapVariable::CudaMpsPipeDirectory,
+    ];
+
+    /// The variable's name, as in the environment and the JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrapVariable::CudaInjection32Path => "CUDA_INJECTION32_PATH",
+            TrapVariable::CudaInjection64Path => "CUDA_INJECTION64_PATH",
+            TrapVariable::NsightCudaDebugger => "NSIGHT_CUDA_DEBUGGER",
+            TrapVariable::CudaAutoBoost => "CUDA_AUTO_BOOST",
+            TrapVariable::CudaEnableCoredumpOnException => "CUDA_ENABLE_COREDUMP_ON_EXCEPTION",
+            TrapVariable::CudaCoredumpFile => "CUDA_COREDUMP_FILE",
+            TrapVariable::CudaDeviceWaitsOnException => "CUDA_DEVICE_WAITS_ON_EXCEPTION",
+            TrapVariable::CudaProfile => "CUDA_PROFILE",
+            TrapVariable::ComputeProfile => "COMPUTE_PROFILE",
+            TrapVariable::OpenclProfile => "OPENCL_PROFILE",
+            TrapVariable::CudaLaunchBlocking => "CUDA_LAUNCH_BLOCKING",
+            TrapVariable::CudaMpsPipeDirectory => "CUDA_MPS_PIPE_DIRECTORY",
+        }
+    }
+}
+
+impl std::fmt::Display for TrapVariable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A sandbox between the container and the host's kernel, which changes
@@ -130,4 +225,16 @@ pub struct WindowsEnvironment {
     pub nvcuda_dll: Option<String>,
     /// Where nvml.dll was found, if anywhere.
     pub nvml_dll: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrapVariable;
+
+    #[test]
+    fn trap_words_are_the_variables_names() {
+        for v in TrapVariable::ALL {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
+    }
 }

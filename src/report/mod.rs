@@ -20,6 +20,7 @@ mod bench;
 mod burn;
 mod checks;
 mod compute_capability;
+mod counters;
 mod device;
 mod diagnosis;
 mod driver;
@@ -33,6 +34,7 @@ mod peak;
 mod peer;
 mod required;
 mod throttle;
+mod watch;
 
 pub use bandwidth::{Bandwidth, LinkReading, PcieLink, Transfer};
 pub use bench::{
@@ -42,11 +44,13 @@ pub use bench::{
 pub use burn::{Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInterval};
 pub use checks::{Check, CheckStatus, DriverError, NotRun};
 pub use compute_capability::{BadComputeCapability, ComputeCapability};
+pub use counters::{CounterChange, RunCounters};
 pub use device::{DeviceReport, DeviceStatus, NotVerified};
 pub use diagnosis::{Action, Diagnosis, Severity};
 pub use driver::{DriverInfo, DriverLoadFailure};
 pub use environment::{
-    DeviceNode, Environment, LibraryOrigin, NodeError, Sandbox, Variable, WindowsEnvironment,
+    DeviceNode, Environment, EnvironmentTrap, LibraryOrigin, NodeError, Sandbox, TrapVariable,
+    Variable, WindowsEnvironment,
 };
 pub use events::{EventGpu, EventKind, Events, EventsStatus, GpuEvent};
 pub use fabric::{FabricState, GpuFabric, RecoveryAction};
@@ -62,6 +66,7 @@ pub use peak::{ClockSource, Figure, MissingInput, Peak};
 pub use peer::{PeerAccess, PeerMismatch, PeerPair, PeerWrite, Peers};
 pub use required::{CheckName, RequiredCheck};
 pub use throttle::ThrottleReason;
+pub use watch::WatchStreak;
 
 /// Major version of the JSON report. Bumped only for an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -128,6 +133,12 @@ pub struct Report {
     /// older versions. Added within schema version 1.
     #[serde(default)]
     pub peers: Option<Peers>,
+    /// `watch` only: this cycle's place in the run of failed cycles, which
+    /// decides whether the watch calls the node unhealthy
+    /// (`--unhealthy-after`); null for other commands and in reports of
+    /// older versions. Added within schema version 1.
+    #[serde(default)]
+    pub watch: Option<WatchStreak>,
 }
 
 /// Why bytes could not be read as a report of this `SCHEMA_VERSION`.

@@ -264,6 +264,38 @@ pub struct Telemetry {
     /// drivers. Added within schema version 1.
     #[serde(default = "not_read::<crate::report::RecoveryAction>")]
     pub recovery_action: Reading<crate::report::RecoveryAction>,
+    /// The graphics applications clock the GPU runs work at now
+    /// (nvmlDeviceGetApplicationsClock), MHz: set by `nvidia-smi -ac`, or
+    /// left so by an earlier job. Added within schema version 1.
+    #[serde(default = "not_read::<u32>")]
+    pub applications_clock_mhz: Reading<u32>,
+    /// Its default, what `nvidia-smi -rac` restores
+    /// (nvmlDeviceGetDefaultApplicationsClock), MHz. Added within schema 1.
+    #[serde(default = "not_read::<u32>")]
+    pub applications_clock_default_mhz: Reading<u32>,
+    /// The memory applications clock now, MHz. Added within schema 1.
+    #[serde(default = "not_read::<u32>")]
+    pub applications_memory_clock_mhz: Reading<u32>,
+    /// Its default, MHz. Added within schema 1.
+    #[serde(default = "not_read::<u32>")]
+    pub applications_memory_clock_default_mhz: Reading<u32>,
+    /// Whether ECC will be on after the next GPU reset or reboot
+    /// (nvmlDeviceGetEccMode's pending mode): differing from `ecc_enabled`,
+    /// a change (`nvidia-smi -e`) waits for a reset. Added within schema 1.
+    #[serde(default = "not_read::<bool>")]
+    pub ecc_pending_enabled: Reading<bool>,
+    /// Whether MIG mode will be on after the next GPU reset
+    /// (nvmlDeviceGetMigMode's pending mode): differing from
+    /// `mig_enabled`, a change (`nvidia-smi -mig`) waits for a reset.
+    /// Added within schema 1.
+    #[serde(default = "not_read::<bool>")]
+    pub mig_pending_enabled: Reading<bool>,
+    /// Whether the driver knows of device memory it cannot repair
+    /// (nvmlDeviceGetUnrepairableMemoryFlag_v1, drivers from R590):
+    /// `true` means the GPU needs service; `not_supported` from older
+    /// drivers. Added within schema version 1.
+    #[serde(default = "not_read::<bool>")]
+    pub unrepairable_memory: Reading<bool>,
 }
 
 /// A reading absent from a report of an older gpuprobe.

@@ -163,7 +163,10 @@ pub fn command_with_file(path: &Path) -> (std::process::Command, tempfile::TempD
         "GPUPROBE_REQUIRE_SPEEDUP",
         "GPUPROBE_STRICT",
         "GPUPROBE_BANDWIDTH_SIZE",
-    ] {
+    ]
+    .into_iter()
+    .chain(gpuprobe::report::TrapVariable::ALL.map(gpuprobe::report::TrapVariable::as_str))
+    {
         cmd.env_remove(var);
     }
     for (k, v) in scenario_env(dir.path()) {

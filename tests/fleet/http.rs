@@ -70,7 +70,10 @@ fn metrics_and_healthz_serve_the_latest_report() {
 
 #[test]
 fn healthz_is_503_when_a_gpu_fails() {
-    let watch = Watch::start("multi-gpu-one-corrupt", &["--interval", "1h"]);
+    let watch = Watch::start(
+        "multi-gpu-one-corrupt",
+        &["--interval", "1h", "--unhealthy-after", "1"],
+    );
     watch.wait_first_report();
     let health = get(&watch.addr, "/healthz", None);
     assert_eq!(health.status, 503, "{}", health.body);
@@ -87,6 +90,80 @@ fn healthz_is_503_when_a_gpu_fails() {
     assert!(metrics
         .body
         .contains("gpuprobe_verdict{verdict=\"failed\"} 1"));
+}
+
+/// One failed cycle does not turn /healthz unhealthy: the first probe of
+/// `flapping` fails (its one corrupt copy), /healthz stays 200 and says so,
+/// while the metrics keep the cycle's own verdict; the cycles after it
+/// pass, and /healthz never answers 503.
+#[test]
+fn one_failed_cycle_keeps_healthz_200() {
+    let watch = Watch::start("flapping", &["--interval", "1h"]);
+    watch.wait_first_report();
+    let health = get(&watch.addr, "/healthz", None);
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert!(
+        health.body.starts_with(
+            "healthy: this probe failed, 1 of 3 consecutive failures before unhealthy: GPU 0"
+        ),
+        "{}",
+        health.body
+    );
+    let metrics = get(&watch.addr, "/metrics", None);
+    assert!(metrics
+        .body
+        .contains("gpuprobe_verdict{verdict=\"failed\"} 1"));
+    assert!(metrics
+        .body
+        .contains("\ngpuprobe_watch_consecutive_failures 1\n"));
+    assert!(metrics.body.contains("\ngpuprobe_watch_unhealthy 0\n"));
+    drop(watch);
+
+    let watch = Watch::start("flapping", &["--interval", "50ms"]);
+    watch.wait_first_report();
+    let end = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < end {
+        let health = get(&watch.addr, "/healthz", None);
+        assert_eq!(health.status, 200, "{}", health.body);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A fault that stays turns /healthz 503 at the N-th failed cycle in a
+/// row (`--unhealthy-after 2`), and not before.
+#[test]
+fn consecutive_failed_cycles_turn_healthz_503() {
+    let watch = Watch::start(
+        "multi-gpu-one-corrupt",
+        &["--interval", "1h", "--unhealthy-after", "2"],
+    );
+    watch.wait_first_report();
+    let health = get(&watch.addr, "/healthz", None);
+    assert_eq!(
+        health.status, 200,
+        "after one failed cycle: {}",
+        health.body
+    );
+    assert!(
+        health.body.contains("1 of 2 consecutive failures"),
+        "{}",
+        health.body
+    );
+    drop(watch);
+
+    let watch = Watch::start(
+        "multi-gpu-one-corrupt",
+        &["--interval", "50ms", "--unhealthy-after", "2"],
+    );
+    let health = wait_for("/healthz 503", Duration::from_secs(120), || {
+        let r = get(&watch.addr, "/healthz", None);
+        (r.status == 503 && !r.body.contains("no probe has finished yet")).then_some(r)
+    });
+    assert!(
+        health.body.starts_with("unhealthy: GPU 2 (GPU-3b3a8f1e"),
+        "{}",
+        health.body
+    );
 }
 
 #[test]

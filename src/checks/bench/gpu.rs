@@ -41,6 +41,7 @@ pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &m
     // Before the context exists, so that what others use leaves out
     // gpuprobe's own context, as in the probe's `memory` check.
     let nvml = gpu::nvml_device(job.progress, job.slot, job.nvml);
+    let counters = gpu::counters_before(job.progress, job.slot, job.nvml);
     let used_before_context = nvml
         .as_ref()
         .and_then(telemetry::NvmlDevice::own)
@@ -99,7 +100,7 @@ pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &m
             break;
         }
     }
-    gpu::read_telemetry(job.progress, job.nvml, job.slot, None);
+    gpu::read_telemetry(job.progress, job.nvml, job.slot, None, counters);
 }
 
 /// What a GPU runs the sweep with, made once.

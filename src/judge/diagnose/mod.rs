@@ -137,15 +137,17 @@ pub const SAME_CAUSE: &[SameCause] = &[
     },
     SameCause {
         primary: "GP017",
-        follows: &["GP030", "GP043"],
+        follows: &["GP030", "GP043", "GP046"],
         why: "a matmul far below its peak (GP030), or behind its identical neighbours (GP043), \
-              on a GPU throttled by temperature or power is slow for that reason",
+              on a GPU throttled by temperature or power is slow for that reason; a power limit \
+              an earlier job left lowered (GP046) is what GP017 names as the cap",
     },
     SameCause {
         primary: "GP030",
-        follows: &["GP043"],
+        follows: &["GP043", "GP046"],
         why: "a GPU whose clocks NVML saw held down while its matmul ran (GP030) is behind its \
-              identical neighbours (GP043) for that reason",
+              identical neighbours (GP043) for that reason; applications clocks an earlier job \
+              left lowered (GP046) are what held them, and GP030's fix restores them",
     },
     SameCause {
         primary: "GP015",
@@ -160,6 +162,11 @@ pub const SAME_CAUSE: &[SameCause] = &[
         why: "a GPU whose memory does not hold what is written to it (GP044) computes wrong \
               results under load from the corrupted data (GP033); the memory is the cause, and \
               GP044's fix covers both",
+    },
+    SameCause {
+        primary: "GP037",
+        follows: &["GP047"],
+        why: "persistence mode off (GP047) is what made cuInit slow (GP037); one fix covers both",
     },
     SameCause {
         primary: "GP014",

@@ -16,6 +16,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::scenario::{Device, DeviceNvml, Link, Scenario};
 
+mod counters;
 mod mig;
 use mig::{decode, find_mig_device, mig_gpu_lacks, own_instance_of, MIG_HANDLE_FIELDS};
 
@@ -116,6 +117,10 @@ crate::names::closed_set! {
         PersistenceMode = "persistence_mode",
         /// nvmlDeviceGetMigMode.
         MigMode = "mig_mode",
+        /// nvmlDeviceGetApplicationsClock and
+        /// nvmlDeviceGetDefaultApplicationsClock (GeForce boards before
+        /// Maxwell, and laptop parts, answer NOT_SUPPORTED).
+        ApplicationsClocks = "applications_clocks",
         /// nvmlDeviceGetGpuFabricInfo and nvmlDeviceGetGpuFabricInfoV.
         Fabric = "fabric",
         /// nvmlDeviceGetFieldValues.
@@ -492,6 +497,48 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxClockInfo(
     })
 }
 
+/// The applications clock of a clock type (nvmlClockType_t: GRAPHICS 0
+/// and SM 1 share the graphics clock, MEM 2), now or by default.
+fn applications_clock(n: &DeviceNvml, kind: c_uint, default: bool) -> Option<c_uint> {
+    let graphics_default = n
+        .applications_clock_default_mhz
+        .unwrap_or(n.sm_clock_max_mhz);
+    match (kind, default) {
+        (0 | 1, false) => Some(n.applications_clock_mhz.unwrap_or(graphics_default)),
+        (0 | 1, true) => Some(graphics_default),
+        (2, false) => Some(
+            n.applications_memory_clock_mhz
+                .unwrap_or(n.memory_clock_max_mhz),
+        ),
+        (2, true) => Some(n.memory_clock_max_mhz),
+        _ => None,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetApplicationsClock(
+    device: *mut c_void,
+    kind: c_uint,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, Field::ApplicationsClocks, |n| {
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+        applications_clock(n, kind, false).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetDefaultApplicationsClock(
+    device: *mut c_void,
+    kind: c_uint,
+    out: *mut c_uint,
+) -> NvmlReturn {
+    device_call(device, Field::ApplicationsClocks, |n| {
+        // SAFETY: pointers from the caller, valid as nvml.h requires (module doc).
+        applications_clock(n, kind, true).map_or(INVALID_ARGUMENT, |v| unsafe { put(out, v) })
+    })
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn nvmlDeviceGetMemoryBusWidth(
     device: *mut c_void,
@@ -728,7 +775,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEccMode(
     device_call(device, Field::Ecc, |n| unsafe {
         let r = put(current, enabled(n.ecc_enabled));
         if r == SUCCESS {
-            put(pending, enabled(n.ecc_enabled))
+            put(pending, enabled(n.ecc_pending.unwrap_or(n.ecc_enabled)))
         } else {
             r
         }
@@ -841,7 +888,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     device_call(device, Field::MigMode, |n| unsafe {
         let r = put(current, enabled(n.mig_mode));
         if r == SUCCESS {
-            put(pending, enabled(n.mig_mode))
+            put(pending, enabled(n.mig_pending.unwrap_or(n.mig_mode)))
         } else {
             r
         }
@@ -1023,8 +1070,9 @@ pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
 
 /// Every symbol this library exports as NVML.
 /// Exports that older NVML libraries lack, with the first driver branch
-/// among the pinned real ones (470, 535, 550) that has them: the fake for an
-/// older `nvml.driver_version` leaves them out, so a call through
+/// among the pinned real ones (470, 535, 550) that has them (or, for a
+/// call newer than all of them, the branch NVML's change log names): the
+/// fake for an older `nvml.driver_version` leaves them out, so a call through
 /// nvml-wrapper fails to find the symbol as it would on that driver.
 /// tests/real_driver.rs checks the fake's exports against each real one.
 pub const NEWER_EXPORTS: &[(&str, u32)] = &[
@@ -1034,6 +1082,9 @@ pub const NEWER_EXPORTS: &[(&str, u32)] = &[
     ("nvmlDeviceGetComputeRunningProcesses_v3", 510),
     ("nvmlDeviceGetGpuFabricInfo", 535),
     ("nvmlDeviceGetGpuFabricInfoV", 550),
+    ("nvmlDeviceGetSramEccErrorStatus", 535),
+    // NVML's changes between v580 and v590.
+    ("nvmlDeviceGetUnrepairableMemoryFlag_v1", 590),
 ];
 
 /// What the fake NVML of driver `version` (e.g. "470.256.02") exports.
@@ -1075,6 +1126,8 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetUtilizationRates",
     "nvmlDeviceGetClockInfo",
     "nvmlDeviceGetMaxClockInfo",
+    "nvmlDeviceGetApplicationsClock",
+    "nvmlDeviceGetDefaultApplicationsClock",
     "nvmlDeviceGetMemoryBusWidth",
     "nvmlDeviceGetMemoryInfo_v2",
     "nvmlDeviceGetCurrPcieLinkGeneration",
@@ -1085,6 +1138,9 @@ pub const EXPORTS: &[&str] = &[
     "nvmlDeviceGetComputeRunningProcesses_v3",
     "nvmlDeviceGetEccMode",
     "nvmlDeviceGetTotalEccErrors",
+    "nvmlDeviceGetPcieReplayCounter",
+    "nvmlDeviceGetSramEccErrorStatus",
+    "nvmlDeviceGetUnrepairableMemoryFlag_v1",
     "nvmlDeviceGetRetiredPagesPendingStatus",
     "nvmlDeviceGetRemappedRows",
     "nvmlDeviceGetCurrentClocksThrottleReasons",

@@ -730,6 +730,15 @@ pub struct LoadPhase {
     pub ecc_corrected_volatile: Option<u64>,
     #[serde(default)]
     pub ecc_uncorrected_volatile: Option<u64>,
+    /// The PCIe replay counter and the SRAM ECC counts from this phase on
+    /// (`DeviceNvml`'s fields of the same names): a few replays or
+    /// corrected errors that came with the work, whatever its length.
+    #[serde(default)]
+    pub pcie_replay_counter: Option<u64>,
+    #[serde(default)]
+    pub sram_corrected_volatile: Option<u64>,
+    #[serde(default)]
+    pub sram_uncorrected_volatile: Option<u64>,
     /// NVML's aggregate uncorrectable count (nvmlDeviceGetTotalEccErrors,
     /// NVML_AGGREGATE_ECC: kept across driver reloads in the InfoROM), which
     /// grows with the volatile one.
@@ -810,10 +819,14 @@ impl Device {
     #[must_use]
     pub fn nvml_after(&self, worked_ms: f64) -> DeviceNvml {
         let mut n = self.nvml.clone();
-        if self.under_load.is_empty() {
-            return n;
-        }
         if let Some(p) = self.phase(worked_ms) {
+            n.pcie_replay_counter = p.pcie_replay_counter.unwrap_or(n.pcie_replay_counter);
+            n.sram_corrected_volatile = p
+                .sram_corrected_volatile
+                .unwrap_or(n.sram_corrected_volatile);
+            n.sram_uncorrected_volatile = p
+                .sram_uncorrected_volatile
+                .unwrap_or(n.sram_uncorrected_volatile);
             n.sm_clock_mhz = p.sm_clock_mhz.unwrap_or(n.sm_clock_mhz);
             n.temperature_celsius = p.temperature_celsius.unwrap_or(n.temperature_celsius);
             n.power_draw_watts = p.power_draw_watts.unwrap_or(n.power_draw_watts);
@@ -831,6 +844,12 @@ impl Device {
                 .remapped_rows_uncorrectable
                 .unwrap_or(n.remapped_rows_uncorrectable);
         }
+        // What the counters' steady growth has added by now, on top.
+        let grow = n.counters_per_work_second;
+        n.pcie_replay_counter += CounterGrowth::added(grow.pcie_replays, worked_ms);
+        n.ecc_corrected_volatile += CounterGrowth::added(grow.ecc_corrected, worked_ms);
+        n.sram_corrected_volatile += CounterGrowth::added(grow.sram_corrected, worked_ms);
+        n.sram_uncorrected_volatile += CounterGrowth::added(grow.sram_uncorrected, worked_ms);
         n
     }
 
@@ -1009,6 +1028,30 @@ pub struct DeviceNvml {
     pub ecc_uncorrected_volatile: u64,
     pub ecc_uncorrected_aggregate: u64,
     pub ecc_corrected_volatile: u64,
+    /// nvmlDeviceGetPcieReplayCounter before any work: the link's replays
+    /// since the driver loaded ("For Kepler or newer fully supported
+    /// devices", NVML API Reference).
+    pub pcie_replay_counter: u64,
+    /// nvmlDeviceGetSramEccErrorStatus's volatile counts (drivers from
+    /// R535: the symbol is in NVIDIA's 535 and 550 libraries, not in 470):
+    /// `volatileCor`, and `volatileUncSecDed` (the parity count is 0).
+    pub sram_corrected_volatile: u64,
+    pub sram_uncorrected_volatile: u64,
+    /// How fast the error counters grow while the GPU works, per second of
+    /// its work (`rm::worked_ms`, the summed time of its launches); all 0
+    /// (flat) by default. PCIe replays are the link layer resending a TLP
+    /// whose LCRC failed or whose ACK timed out (PCI Express Base
+    /// Specification, Data Link Layer "Retry"), so they happen only with
+    /// traffic on the link; ECC errors are counted when the memory is read
+    /// (NVIDIA, GPU Memory Error Management). A marginal link or a weak
+    /// memory cell therefore adds to its counter as the GPU works, and an
+    /// idle GPU's counters stay where they are.
+    pub counters_per_work_second: CounterGrowth,
+    /// nvmlDeviceGetUnrepairableMemoryFlag_v1: the driver knows of memory
+    /// it cannot repair ("to report whether or not there is unrepairable
+    /// memory", NVML's changes between v580 and v590: drivers from R590;
+    /// older `nvml.driver_version`s lack the symbol).
+    pub unrepairable_memory: bool,
     pub retired_pages_pending: bool,
     pub remapped_rows_pending: bool,
     pub remapped_rows_failure: bool,
@@ -1019,6 +1062,26 @@ pub struct DeviceNvml {
     /// nvmlComputeMode_t: 0 default, 2 prohibited, 3 exclusive process.
     pub compute_mode: u32,
     pub mig_mode: bool,
+    /// MIG mode after the next GPU reset (nvmlDeviceGetMigMode's pending
+    /// mode): a change made with `nvidia-smi -mig` "is pending until the
+    /// GPU is reset" (NVIDIA MIG user guide); absent, `mig_mode`.
+    pub mig_pending: Option<bool>,
+    /// ECC after the next reset or reboot (nvmlDeviceGetEccMode's pending
+    /// mode: `nvidia-smi -e` takes effect "after the next reboot", NVML
+    /// reference, nvmlDeviceSetEccMode); absent, `ecc_enabled`.
+    pub ecc_pending: Option<bool>,
+    /// The graphics applications clock now (nvmlDeviceGetApplicationsClock),
+    /// as `nvidia-smi -ac MEM,GRAPHICS` left it; absent, the default.
+    pub applications_clock_mhz: Option<u32>,
+    /// The default graphics applications clock
+    /// (nvmlDeviceGetDefaultApplicationsClock, restored by `nvidia-smi
+    /// -rac`); absent, `sm_clock_max_mhz`. Boards differ (an A100's is
+    /// 1155 MHz below its 1410 MHz boost: ../shared/FACTS.md section 12),
+    /// so a scenario about applications clocks states it.
+    pub applications_clock_default_mhz: Option<u32>,
+    /// The memory applications clock now; absent, the default, which is
+    /// `memory_clock_max_mhz` (memory runs at one clock under load).
+    pub applications_memory_clock_mhz: Option<u32>,
     /// Readings whose getters answer NVML_ERROR_NOT_SUPPORTED (any of
     /// `nvml::Field`, e.g. "power_draw_watts", "ecc").
     #[serde(deserialize_with = "not_supported")]
@@ -1050,6 +1113,25 @@ pub struct DeviceNvml {
     /// answer NVML_ERROR_GPU_IS_LOST, as for `lost` (Xid 79; the Xid event
     /// itself may or may not arrive first: list it in `events` when it does).
     pub lost_after_ms: Option<f64>,
+}
+
+/// `DeviceNvml::counters_per_work_second`: each counter's growth per
+/// second of the GPU's work.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CounterGrowth {
+    pub pcie_replays: f64,
+    pub ecc_corrected: f64,
+    pub sram_corrected: f64,
+    pub sram_uncorrected: f64,
+}
+
+impl CounterGrowth {
+    /// What a counter growing at `per_second` has added after `worked_ms`.
+    #[must_use]
+    pub fn added(per_second: f64, worked_ms: f64) -> u64 {
+        (per_second.max(0.0) * worked_ms.max(0.0) / 1e3).floor() as u64
+    }
 }
 
 /// One event of `DeviceNvml::events`.
@@ -1178,6 +1260,11 @@ impl Default for DeviceNvml {
             ecc_uncorrected_volatile: 0,
             ecc_uncorrected_aggregate: 0,
             ecc_corrected_volatile: 0,
+            pcie_replay_counter: 0,
+            sram_corrected_volatile: 0,
+            sram_uncorrected_volatile: 0,
+            counters_per_work_second: CounterGrowth::default(),
+            unrepairable_memory: false,
             retired_pages_pending: false,
             remapped_rows_pending: false,
             remapped_rows_failure: false,
@@ -1186,6 +1273,11 @@ impl Default for DeviceNvml {
             persistence_mode: true,
             compute_mode: 0,
             mig_mode: false,
+            mig_pending: None,
+            ecc_pending: None,
+            applications_clock_mhz: None,
+            applications_clock_default_mhz: None,
+            applications_memory_clock_mhz: None,
             not_supported: Vec::new(),
             lost: false,
             fabric: None,
@@ -1231,6 +1323,12 @@ pub struct Fault {
     /// Calls that succeed before the fault starts.
     #[serde(default)]
     pub after: u32,
+    /// How many calls the fault lasts once it starts; the calls after
+    /// them succeed again: a fault that comes and goes, as a marginal
+    /// link or a neighbour's transient load does between one monitoring
+    /// cycle and the next. Absent: every later call.
+    #[serde(default)]
+    pub times: Option<u32>,
 }
 
 /// `Fault::hang_scope`.

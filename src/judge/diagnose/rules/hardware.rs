@@ -79,15 +79,19 @@ pub(super) fn contained(r: &Report, index: u32) -> bool {
         .iter()
         .find(|d| d.index == index)
         .and_then(|d| d.telemetry.as_ref())
-        .is_some_and(|t| remaps_rows(r, Some(index)) == Some(true) && remap_pending_only(t))
+        .is_some_and(|t| {
+            remaps_rows(r, Some(index)) == Some(true)
+                && remap_pending_only(t)
+                && t.unrepairable_memory != Reading::Value(true)
+        })
 }
 
 pub(super) const GP015: Rule = Rule {
     code: "GP015",
     severity: Severity::Error,
     summary: "GPU memory has uncorrectable errors that need the GPU out of service",
-    when: "judged by architecture, as NVIDIA's GPU memory error management does. A GPU that remaps rows (compute capability 8.0+): a row remap failed, or volatile uncorrectable ECC errors with no row remap pending to contain them (a pending remap alone is GP036). A GPU that retires pages (before 8.0): volatile uncorrectable ECC errors, or pages pending retirement",
-    fix: "Drain the node. A failed row remap means the GPU has no spare rows left: replace it. Pages pending retirement are retired at the next GPU reset (`nvidia-smi -r`) or reboot; uncorrectable errors that recur after it mean the GPU needs replacing.",
+    when: "judged by architecture, as NVIDIA's GPU memory error management does. A GPU that remaps rows (compute capability 8.0+): a row remap failed, or volatile uncorrectable ECC errors with no row remap pending to contain them (a pending remap alone is GP036). A GPU that retires pages (before 8.0): volatile uncorrectable ECC errors, or pages pending retirement. Any GPU: the driver flags memory it cannot repair (nvmlDeviceGetUnrepairableMemoryFlag_v1, drivers from R590)",
+    fix: "Drain the node. A failed row remap, or memory the driver flags as unrepairable, means the GPU has no spare rows left: replace it. Pages pending retirement are retired at the next GPU reset (`nvidia-smi -r`) or reboot; uncorrectable errors that recur after it mean the GPU needs replacing.",
     action: Remedy::Always(Action::DrainAndService),
     trigger: Trigger::PerDevice(memory_errors),
 };
@@ -97,10 +101,18 @@ pub(super) const GP015: Rule = Rule {
 /// remapping (Ampere+): a remap that failed (no spare rows: replace the
 /// GPU), or uncorrectable errors with no remap pending to contain them; a
 /// pending remap alone is GP036's. With page retirement (before Ampere):
-/// uncorrectable errors, or pages pending retirement.
+/// uncorrectable errors, or pages pending retirement. On any GPU, the
+/// driver's flag for memory it cannot repair (R590 on).
 fn memory_errors(r: &Report) -> DeviceEvidence {
     let mut evidence = Vec::new();
     for (device, who, t) in telemetry(r) {
+        // The driver's own verdict on its repairs, whatever contained them.
+        if t.unrepairable_memory == Reading::Value(true) {
+            evidence.push((
+                device,
+                format!("{who}: the driver flags memory it cannot repair"),
+            ));
+        }
         let remapping = remaps_rows(r, device);
         if remapping == Some(true) && remap_pending_only(t) {
             continue;

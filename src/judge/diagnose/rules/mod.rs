@@ -10,17 +10,20 @@ mod bandwidth;
 mod burn;
 mod busy;
 mod container;
+mod counters;
 mod driver;
 mod fabric;
 mod facts;
 mod hardware;
 mod homogeneity;
+mod leftovers;
 mod libraries;
 mod memtest;
 mod peer;
 mod platform;
 mod results;
 mod throttling;
+mod traps;
 mod visible_devices;
 mod xid;
 
@@ -69,6 +72,12 @@ pub const RULES: &[Rule] = &[
     xid::GP042,
     homogeneity::GP043,
     memtest::GP044,
+    traps::GP045,
+    leftovers::GP046,
+    leftovers::GP047,
+    counters::GP050,
+    counters::GP051,
+    counters::GP052,
     peer::GP058,
 ];
 

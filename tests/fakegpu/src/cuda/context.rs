@@ -75,7 +75,11 @@ fn gate(state: &mut State, name: Call, device: Option<usize>) -> Gate {
             continue;
         }
         state.fault_calls[i] += 1;
-        if state.fault_calls[i] <= fault.after {
+        if state.fault_calls[i] <= fault.after
+            || fault
+                .times
+                .is_some_and(|t| state.fault_calls[i] > fault.after.saturating_add(t))
+        {
             continue;
         }
         if fault.hang {
