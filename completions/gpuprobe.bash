@@ -89,7 +89,7 @@ _gpuprobe() {
 
     case "${cmd}" in
         gpuprobe)
-            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --memtest --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help --version list schema diagnoses health exec watch bench burn memtest completions help"
+            opts="-h -V --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --memtest --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --require-checks --help --version list schema diagnoses health exec watch bench burn memtest completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,6 +159,10 @@ _gpuprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --require-checks)
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -167,7 +171,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__bench)
-            opts="-h --sizes --plot --cublas --format --json --output --devices --timeout --iterations --min-time --seed --help"
+            opts="-h --sizes --plot --cublas --format --json --output --devices --timeout --iterations --min-time --seed --require-checks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,6 +217,10 @@ _gpuprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --require-checks)
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -221,7 +229,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__burn)
-            opts="-h --duration --sample-every --verify-every --plot --memtest --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            opts="-h --duration --sample-every --verify-every --plot --memtest --format --json --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --require-checks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -307,6 +315,10 @@ _gpuprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --require-checks)
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -343,7 +355,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__exec)
-            opts="-h --warn-only --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            opts="-h --warn-only --output --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --require-checks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -405,6 +417,10 @@ _gpuprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --require-checks)
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -413,7 +429,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__health)
-            opts="-h --state --max-age --no-context --devices --timeout --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            opts="-h --state --max-age --no-context --devices --timeout --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --require-checks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -457,6 +473,10 @@ _gpuprobe() {
                     ;;
                 --require-efficiency)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-checks)
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -665,7 +685,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__memtest)
-            opts="-h --duration --size --seed --format --json --output --devices --timeout --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            opts="-h --duration --size --seed --format --json --output --devices --timeout --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --require-checks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -723,6 +743,10 @@ _gpuprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --require-checks)
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -745,7 +769,7 @@ _gpuprobe() {
             return 0
             ;;
         gpuprobe__subcmd__watch)
-            opts="-h --interval --state --prometheus --listen --quiet --count --unhealthy-after --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --help"
+            opts="-h --interval --state --prometheus --listen --quiet --count --unhealthy-after --devices --timeout --size --iterations --min-time --seed --bandwidth-size --require-gpus --require-memory --require-compute-capability --require-driver --require-speedup --require-efficiency --strict --require-checks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -825,6 +849,10 @@ _gpuprobe() {
                     ;;
                 --require-efficiency)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-checks)
+                    COMPREPLY=($(compgen -W "nvml cpu_reference cpu_baseline context matmul verify tensor_cores bandwidth memtest burn bench bench_cpu cublas telemetry events peer" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_gpuprobe_global_optspecs
-    string join \n format= json output= devices= timeout= size= iterations= min-time= seed= bandwidth-size= memtest= require-gpus= require-memory= require-compute-capability= require-driver= require-speedup= require-efficiency= strict h/help V/version
+    string join \n format= json output= devices= timeout= size= iterations= min-time= seed= bandwidth-size= memtest= require-gpus= require-memory= require-compute-capability= require-driver= require-speedup= require-efficiency= strict require-checks= h/help V/version
 end
 
 function __fish_gpuprobe_needs_command
@@ -42,6 +42,22 @@ complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-compute-capab
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
+complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l require-checks -d 'Fail unless each named check ran, on every GPU probed (or for the machine), e.g. matmul,verify,bandwidth. A check that did not run (a busy GPU, the deadline, --bandwidth-size 0) otherwise only says why in the report; naming one this command never runs is a usage error' -r -f -a "nvml\t''
+cpu_reference\t''
+cpu_baseline\t''
+context\t''
+matmul\t''
+verify\t''
+tensor_cores\t''
+bandwidth\t''
+memtest\t''
+burn\t''
+bench\t''
+bench_cpu\t''
+cublas\t''
+telemetry\t''
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -77,6 +93,22 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-com
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l require-checks -d 'Fail unless each named check ran, on every GPU probed (or for the machine), e.g. matmul,verify,bandwidth. A check that did not run (a busy GPU, the deadline, --bandwidth-size 0) otherwise only says why in the report; naming one this command never runs is a usage error' -r -f -a "nvml\t''
+cpu_reference\t''
+cpu_baseline\t''
+context\t''
+matmul\t''
+verify\t''
+tensor_cores\t''
+bandwidth\t''
+memtest\t''
+burn\t''
+bench\t''
+bench_cpu\t''
+cublas\t''
+telemetry\t''
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l no-context -d 'Create no CUDA context: judge each GPU by its device nodes, NVML\'s health signals (a lost GPU, ECC and row-remap errors) and the diagnoses only, for a GPU whose workload cannot spare a context\'s device memory (hundreds of MiB). Without it, health makes a context and runs a tiny verified launch per GPU'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand health" -s h -l help -d 'Print help'
@@ -94,6 +126,22 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-compu
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l require-checks -d 'Fail unless each named check ran, on every GPU probed (or for the machine), e.g. matmul,verify,bandwidth. A check that did not run (a busy GPU, the deadline, --bandwidth-size 0) otherwise only says why in the report; naming one this command never runs is a usage error' -r -f -a "nvml\t''
+cpu_reference\t''
+cpu_baseline\t''
+context\t''
+matmul\t''
+verify\t''
+tensor_cores\t''
+bandwidth\t''
+memtest\t''
+burn\t''
+bench\t''
+bench_cpu\t''
+cublas\t''
+telemetry\t''
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l warn-only -d 'Start CMD even when the check fails (the report still goes to stderr)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand exec" -s h -l help -d 'Print help'
@@ -116,6 +164,22 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-comp
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l require-checks -d 'Fail unless each named check ran, on every GPU probed (or for the machine), e.g. matmul,verify,bandwidth. A check that did not run (a busy GPU, the deadline, --bandwidth-size 0) otherwise only says why in the report; naming one this command never runs is a usage error' -r -f -a "nvml\t''
+cpu_reference\t''
+cpu_baseline\t''
+context\t''
+matmul\t''
+verify\t''
+tensor_cores\t''
+bandwidth\t''
+memtest\t''
+burn\t''
+bench\t''
+bench_cpu\t''
+cublas\t''
+telemetry\t''
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l quiet -d 'Do not write JSON lines to stdout'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand watch" -s h -l help -d 'Print help'
@@ -131,6 +195,22 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l timeout -d '
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l iterations -d 'Timed iterations per measurement (default: as many as fill --min-time)' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l min-time -d 'Minimum measured time per measurement, e.g. 200ms, 1s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l seed -d 'Seed for the input matrices, to repeat a run exactly (default: fresh)' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l require-checks -d 'Fail unless each named check ran, on every GPU probed (or for the machine), e.g. matmul,verify,bandwidth. A check that did not run (a busy GPU, the deadline, --bandwidth-size 0) otherwise only says why in the report; naming one this command never runs is a usage error' -r -f -a "nvml\t''
+cpu_reference\t''
+cpu_baseline\t''
+context\t''
+matmul\t''
+verify\t''
+tensor_cores\t''
+bandwidth\t''
+memtest\t''
+burn\t''
+bench\t''
+bench_cpu\t''
+cublas\t''
+telemetry\t''
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l duration -d 'How long to keep every GPU under load, e.g. 10m, 1h' -r
@@ -155,6 +235,22 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-compu
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l require-checks -d 'Fail unless each named check ran, on every GPU probed (or for the machine), e.g. matmul,verify,bandwidth. A check that did not run (a busy GPU, the deadline, --bandwidth-size 0) otherwise only says why in the report; naming one this command never runs is a usage error' -r -f -a "nvml\t''
+cpu_reference\t''
+cpu_baseline\t''
+context\t''
+matmul\t''
+verify\t''
+tensor_cores\t''
+bandwidth\t''
+memtest\t''
+burn\t''
+bench\t''
+bench_cpu\t''
+cublas\t''
+telemetry\t''
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand burn" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -173,6 +269,22 @@ complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -l require-co
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -l require-driver -d 'Fail unless the driver supports at least this CUDA version, e.g. 12.2' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -l require-speedup -d 'Fail unless every GPU\'s matmul is at least X times the CPU\'s' -r
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -l require-efficiency -d 'Fail unless every GPU\'s matmul reaches this percentage of the GPU\'s theoretical FP32 peak, e.g. 40' -r
+complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -l require-checks -d 'Fail unless each named check ran, on every GPU probed (or for the machine), e.g. matmul,verify,bandwidth. A check that did not run (a busy GPU, the deadline, --bandwidth-size 0) otherwise only says why in the report; naming one this command never runs is a usage error' -r -f -a "nvml\t''
+cpu_reference\t''
+cpu_baseline\t''
+context\t''
+matmul\t''
+verify\t''
+tensor_cores\t''
+bandwidth\t''
+memtest\t''
+burn\t''
+bench\t''
+bench_cpu\t''
+cublas\t''
+telemetry\t''
+events\t''
+peer\t''"
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -l json -d 'Shorthand for --format json'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -l strict -d 'Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off)'
 complete -c gpuprobe -n "__fish_gpuprobe_using_subcommand memtest" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -37,6 +37,9 @@ pub fn main() -> i32 {
                 // One pass over the size asked for.
                 add_memtest(&mut plan, std::time::Duration::ZERO, size);
             }
+            if let Some(code) = refuse_never_run(&plan, None) {
+                return code;
+            }
             publish(&run_probe(&plan), &p.format, &p.output)
         }
         Some(Command::List(l)) => {
@@ -55,6 +58,9 @@ pub fn main() -> i32 {
         Some(Command::Health(h)) => run_health(h),
         Some(Command::Exec(e)) => {
             let plan = probe_plan(&e.target, &e.matmul, &e.require);
+            if let Some(code) = refuse_never_run(&plan, Some("exec")) {
+                return code;
+            }
             let report = run_probe(&plan);
             match write_output(&e.output, &report) {
                 Some(code) => code,
@@ -69,6 +75,9 @@ pub fn main() -> i32 {
             // hangs cannot be cancelled, and the node's jobs use the path.
             if let Work::Gpus(g) = &mut plan.probe.work {
                 g.peers = None;
+            }
+            if let Some(code) = refuse_never_run(&plan, Some("watch")) {
+                return code;
             }
             modes::watch::run(&plan, w)
         }
@@ -105,6 +114,33 @@ fn refuse_unwritable(cli: &Cli) -> Option<i32> {
         }
     }
     refused.then_some(exit_code::USAGE)
+}
+
+/// USAGE (for `health`, one line and UNHEALTHY) when `--require-checks`
+/// names a check the plan never runs: the requirement could only fail,
+/// and the mistake is the command line's, not the GPU's. `shown`: the
+/// command's name where its plan is another's (`exec`, `watch`).
+fn refuse_never_run(plan: &Plan, shown: Option<&str>) -> Option<i32> {
+    let never = plan.never_runs();
+    if never.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = never.iter().map(|c| c.as_str()).collect();
+    let command = match (shown, plan.probe.command, &plan.probe.work) {
+        (Some(shown), ..) => shown,
+        (None, ReportCommand::Health, Work::NvmlOnly) => "health --no-context",
+        (None, command, _) => command.as_str(),
+    };
+    let message = format!(
+        "--require-checks names {}, which `{command}` never runs as asked (README, \"No silent skip\")",
+        names.join(", ")
+    );
+    if plan.probe.command == ReportCommand::Health {
+        let _ = deliver(&format!("unhealthy: usage error: {message}\n"));
+        return Some(health::UNHEALTHY);
+    }
+    crate::output::stderr_line!("error: {message}");
+    Some(exit_code::USAGE)
 }
 
 /// `burn`'s default deadline beyond `--duration`: the probe's stages before
@@ -281,6 +317,9 @@ fn run_health(h: &HealthArgs) -> i32 {
             None,
             Some(&h.require),
         );
+        if let Some(code) = refuse_never_run(&plan, None) {
+            return code;
+        }
         health::judge(&judge::run(&plan, |_, _| {}))
     };
     // The exit code is the health check's answer; a lost line does
@@ -325,6 +364,9 @@ fn run_burn(b: &BurnArgs) -> i32 {
         // Its patterns between the burn's intervals, for as long as the
         // burn runs (the duration is the burn's).
         add_memtest(&mut plan, std::time::Duration::ZERO, size);
+    }
+    if let Some(code) = refuse_never_run(&plan, None) {
+        return code;
     }
     // Ctrl-C ends the burn's intervals; what does not end within
     // the grace (a driver call that never returns) is reported.
@@ -379,6 +421,9 @@ fn run_memtest(m: &MemtestArgs) -> i32 {
         .timeout
         .unwrap_or_else(|| m.duration.saturating_add(MEMTEST_TIMEOUT_MARGIN));
     add_memtest(&mut plan, m.duration, m.size);
+    if let Some(code) = refuse_never_run(&plan, None) {
+        return code;
+    }
     publish(&run_probe(&plan), &m.format, &m.output)
 }
 
@@ -408,7 +453,14 @@ fn run_bench(b: &BenchArgs) -> i32 {
         bandwidth_size: DEFAULT_BANDWIDTH_SIZE,
     };
     let work = Work::Sweep { sizes };
-    let plan = plan(ReportCommand::Bench, work, &b.target, Some(&matmul), None);
+    let mut plan = plan(ReportCommand::Bench, work, &b.target, Some(&matmul), None);
+    plan.policy
+        .requirements
+        .checks
+        .clone_from(&b.require.require_checks);
+    if let Some(code) = refuse_never_run(&plan, None) {
+        return code;
+    }
     let report = modes::bench::run(&plan, b.format.format(), b.cublas.clone());
     // The report goes out whether or not the plot could be written.
     let plotted = modes::bench::plot(&report, b.plot.as_deref());

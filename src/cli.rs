@@ -16,7 +16,7 @@ use crate::cuda::CudaVersion;
 pub use crate::export::OutputFormat;
 use crate::judge::requirements::Requirements;
 use crate::probe::{Selection, Selector};
-use crate::report::ComputeCapability;
+use crate::report::{CheckName, ComputeCapability};
 use crate::units::parse_size;
 
 /// `--version`: the crate version, the git commit it was built from (short
@@ -293,6 +293,8 @@ pub struct BenchArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub measure: MeasureArgs,
+    #[command(flatten)]
+    pub require: RequireChecksArgs,
 }
 
 #[derive(Debug, Args)]
@@ -465,12 +467,40 @@ pub struct RequireArgs {
     /// Count a degraded verdict as failed (variable: 1/0, true/false, yes/no, on/off).
     #[arg(long, env = "GPUPROBE_STRICT", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub strict: bool,
+
+    #[command(flatten)]
+    pub checks: RequireChecksArgs,
+}
+
+/// `--require-checks`, in every command that runs checks (`bench` too,
+/// which takes no other requirement).
+#[derive(Debug, Args)]
+pub struct RequireChecksArgs {
+    /// Fail unless each named check ran, on every GPU probed (or for the
+    /// machine), e.g. matmul,verify,bandwidth. A check that did not run
+    /// (a busy GPU, the deadline, --bandwidth-size 0) otherwise only
+    /// says why in the report; naming one this command never runs is a
+    /// usage error.
+    #[arg(long, value_name = "CHECK,...", value_delimiter = ',', env = "GPUPROBE_REQUIRE_CHECKS", value_parser = clap::builder::EnumValueParser::<CheckName>::new())]
+    pub require_checks: Vec<CheckName>,
+}
+
+/// The names `--require-checks` takes: the report's check names.
+impl clap::ValueEnum for CheckName {
+    fn value_variants<'a>() -> &'a [Self] {
+        &CheckName::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
 }
 
 impl RequireArgs {
     #[must_use]
     pub fn requirements(&self) -> Requirements {
         Requirements {
+            checks: self.checks.require_checks.clone(),
             gpus: self.require_gpus,
             memory: self.require_memory,
             compute_capability: self.require_compute_capability,

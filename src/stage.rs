@@ -89,6 +89,8 @@ pub enum Stage {
     RequireSpeedup,
     /// --require-efficiency.
     RequireEfficiency,
+    /// --require-checks: the named checks ran.
+    RequireChecks,
 }
 
 impl Stage {
@@ -129,6 +131,7 @@ impl Stage {
             Stage::RequireComputeCapability => "require_compute_capability",
             Stage::RequireSpeedup => "require_speedup",
             Stage::RequireEfficiency => "require_efficiency",
+            Stage::RequireChecks => "require_checks",
         }
     }
 

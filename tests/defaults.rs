@@ -156,7 +156,9 @@ fn judge(ended: &Ended, hang: bool, deadline: Duration) -> Option<String> {
 /// The verdict in `health`'s line: `... [degraded, 42 ms]`, before any
 /// `Fix: ...`.
 fn health_verdict(line: &str) -> Option<Verdict> {
-    let upto = &line[..line.rfind(" ms]")?];
+    // `[failed, 6 ms]`, or with the diagnoses' action `[failed, 6 ms,
+    // action drain_and_service]`.
+    let upto = &line[..line.rfind(" ms")?];
     let inside = &upto[upto.rfind('[')? + 1..];
     let word = inside.split(',').next()?;
     serde_json::from_value(Value::String(word.to_string())).ok()

@@ -44,3 +44,37 @@ fn colour_only_when_asked() {
     assert!(Text { color: true }.render(&report).contains("\x1b[31m"));
     assert!(!Text { color: false }.render(&report).contains('\x1b'));
 }
+
+/// A GPU whose compute did not run (busy) is shown as not verified, never
+/// PASS, and each check that did not run is listed with its reason, in
+/// text and in Prometheus.
+#[test]
+fn a_busy_gpu_is_not_shown_as_passed() {
+    use gpuprobe::report::{CheckStatus, NotRun, NotVerified};
+    let mut report = fixture("benches/report-one-gpu.json");
+    let d = &mut report.devices[0];
+    d.compute_not_verified = Some(NotVerified::BusyComputeMode);
+    d.matmul = None;
+    for c in &mut d.checks {
+        if c.name != "identify" && c.name != "telemetry" {
+            c.status = CheckStatus::Skip;
+            c.not_run = Some(NotRun::Busy);
+        }
+    }
+    let text = Text { color: false }.render(&report);
+    assert!(
+        text.contains("[NOT VERIFIED]") && !text.contains("[PASS]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not run         busy: context, memory"),
+        "{text}"
+    );
+    let metrics = Prometheus.render(&report);
+    assert!(
+        metrics.contains("check=\"matmul\",reason=\"busy\"} 1")
+            && metrics.contains("gpuprobe_device_compute_verified{")
+            && metrics.contains("gpuprobe_device_check_not_run{"),
+        "{metrics}"
+    );
+}

@@ -301,10 +301,20 @@ fn a_cpu_reference_that_cannot_finish_is_refused_up_front() {
     assert_eq!(cpu.status, CheckStatus::Fail);
     assert!(cpu.detail.contains("--size"), "{}", cpu.detail);
     assert_eq!(run.report.devices[0].status, DeviceStatus::Skipped);
-    assert!(run.report.devices[0]
-        .checks
-        .iter()
-        .all(|c| c.name != "context"));
+    // No GPU was touched: its context is recorded as not run, and why.
+    let context = check(&run.report.devices[0].checks, "context");
+    assert_eq!(
+        (context.status, context.not_run),
+        (
+            CheckStatus::Skip,
+            Some(gpuprobe::report::NotRun::EarlierFailure)
+        )
+    );
+    assert!(
+        context.detail.contains("cpu_reference failed"),
+        "{}",
+        context.detail
+    );
 }
 
 /// On a GPU with a kernel run-time limit (a Windows display GPU), a product

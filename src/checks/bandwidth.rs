@@ -27,7 +27,7 @@ use super::gpu::{poll_batch, Job, Polled};
 use super::progress::{Done, Failed};
 use crate::cuda::kernels::{self, stream_launch};
 use crate::cuda::{self, Buffer, Context, CopyError, CudaError, Event, Kernel, Module, Pinned};
-use crate::report::{Bandwidth, LinkReading, PcieLink, Reading, Transfer};
+use crate::report::{Bandwidth, LinkReading, NotRun, PcieLink, Reading, Transfer};
 use crate::telemetry;
 use crate::units::bytes;
 
@@ -216,13 +216,19 @@ pub fn stage(
     if requested == 0 {
         // Turned off: a `watch` beside a workload need not take its
         // memory bandwidth, its PCIe link and pinned host memory each cycle.
-        return Ok(Done::skip((), "not run: --bandwidth-size 0", None));
+        return Ok(Done::skip(
+            (),
+            NotRun::TurnedOff,
+            "not run: --bandwidth-size 0",
+            None,
+        ));
     }
     let left = left_ms(job.deadline);
     let budget_ms = time_box(left);
     if budget_ms < MIN_BUDGET_MS {
         return Ok(Done::skip(
             (),
+            NotRun::OutOfTime,
             format!(
                 "not run: a quarter of the {:.0} ms left before the deadline is under the \
                  {MIN_BUDGET_MS:.0} ms the measurements need; use a longer --timeout",
@@ -237,6 +243,7 @@ pub fn stage(
     if n < MIN_FLOATS {
         return Ok(Done::skip(
             (),
+            NotRun::NoMemory,
             format!(
                 "not run: an eighth of the {} free on the GPU (or of the host's {} available) \
                  is under {}",

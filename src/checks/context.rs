@@ -4,7 +4,7 @@
 //! a broken one.
 use super::progress::{Done, Progress, Scope};
 use crate::cuda::{Context, CuDevice, Driver};
-use crate::report::{ComputeMode, NotVerified};
+use crate::report::{ComputeMode, NotRun, NotVerified};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::units::bytes;
@@ -13,7 +13,7 @@ use cudarc::driver::sys::CUdevice_attribute as Attr;
 /// Why a GPU has no context: it admits none of this process (the check
 /// skipped), or the check failed.
 pub(super) enum NoContext {
-    Refused,
+    Refused(NotVerified),
     Failed,
 }
 
@@ -31,7 +31,7 @@ pub(super) fn bind_context<'d>(
 ) -> Result<Context<'d>, NoContext> {
     let made = progress.stage(Scope::Device(slot), Stage::Context, || {
         match Context::bind(driver, device) {
-            Ok(ctx) => Ok(Done::pass(Some(ctx), "primary context created and current")),
+            Ok(ctx) => Ok(Done::pass(Ok(ctx), "primary context created and current")),
             Err(e) => {
                 // Read after the refusal, with no context of ours on the
                 // GPU: every process NVML lists is another's.
@@ -69,18 +69,19 @@ pub(super) fn bind_context<'d>(
                 Ok(match why {
                     NotVerified::MemoryHeldWithoutProcess => Done {
                         error: Some(e),
-                        ..Done::warn(None, format!("{detail}; memory held with no process"))
+                        ..Done::warn(Err(why), format!("{detail}; memory held with no process"))
+                            .not_run(NotRun::MemoryHeld)
                     },
                     NotVerified::BusyComputeMode | NotVerified::BusyMemory => {
-                        Done::skip(None, detail, Some(e))
+                        Done::skip(Err(why), NotRun::Busy, detail, Some(e))
                     }
                 })
             }
         }
     });
     match made {
-        Some(Some(ctx)) => Ok(ctx),
-        Some(None) => Err(NoContext::Refused),
+        Some(Ok(ctx)) => Ok(ctx),
+        Some(Err(why)) => Err(NoContext::Refused(why)),
         None => Err(NoContext::Failed),
     }
 }

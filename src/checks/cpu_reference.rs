@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::progress::{Done, Failed, Progress, Scope};
 use super::SAMPLE_SALT;
 use crate::cpu::{self, Repeat};
-use crate::report::{CpuLimit, CpuReport};
+use crate::report::{CpuLimit, CpuReport, NotRun};
 use crate::stage::Stage;
 use crate::units::flops;
 use crate::verify::{Inputs, Reference};
@@ -55,7 +55,8 @@ pub fn cpu_reference_fits(
              {:.1} s; use a smaller --size or a longer --timeout",
                 projected.as_secs_f64(),
                 left.as_secs_f64()
-            )))
+            ))
+            .not_run(NotRun::OutOfTime))
         },
     );
     false
@@ -105,6 +106,7 @@ pub fn cpu_baseline(
         progress.skip(
             Scope::Machine,
             Stage::CpuBaseline,
+            NotRun::OutOfTime,
             format!(
                 "not timed: a warm-up and one run take about {:.0} ms, and half of what is left \
                  before the deadline is {:.0} ms; no speedup_vs_cpu",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::Repeat;
 use crate::cuda::{self, kernels, Buffer, Context, CuDevice, Driver, Kernel};
-use crate::report::LinkState;
+use crate::report::{LinkState, NotRun};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
@@ -311,15 +311,25 @@ pub fn nvlink_before(
 /// reading taken now; `before`, the error counters as read before the
 /// work (`counters_before`), against which the run's own are recorded;
 /// `nvlink_before` the NVLinks as read before the run's work
-/// (`nvlink_before`), which the reading now is compared with.
+/// (`nvlink_before`), which the reading now is compared with. Without
+/// NVML the check is recorded as not run.
 pub fn read_telemetry(
     progress: &Progress,
-    nvml: &telemetry::Loaded,
+    nvml: Option<&telemetry::Loaded>,
     slot: usize,
     under_load: Option<telemetry::Link>,
     before: Option<telemetry::Before>,
     nvlink_before: Option<&telemetry::NvLinkSnapshot>,
 ) {
+    let Some(nvml) = nvml else {
+        progress.skip(
+            Scope::Device(slot),
+            Stage::Telemetry,
+            NotRun::Unavailable,
+            "not read: no NVML in this container (the nvml check says why)",
+        );
+        return;
+    };
     let (uuid, pci) = progress.update(|r| {
         (
             r.devices[slot].uuid.clone(),
@@ -328,9 +338,11 @@ pub fn read_telemetry(
     });
     progress.stage(Scope::Device(slot), Stage::Telemetry, || {
         let Some(device) = telemetry::find(&nvml.nvml, uuid.as_deref(), pci.as_deref()) else {
-            return Ok(Done::pass(
+            return Ok(Done::skip(
                 (),
-                "NVML does not list this GPU (matched by UUID, then PCI bus id)",
+                NotRun::Unavailable,
+                "not read: NVML does not list this GPU (matched by UUID, then PCI bus id)",
+                None,
             ));
         };
         let mut t = nvml.read(&device);

@@ -10,7 +10,7 @@ use super::progress::{Done, Failed, Progress, Scope};
 use super::{burn, gpu, pipeline, CpuWork, GpuWork, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda;
-use crate::report::{DeviceStatus, ReportCommand};
+use crate::report::{CheckStatus, DeviceStatus, NotRun, ReportCommand};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
@@ -47,6 +47,20 @@ pub fn run(g: &Gpus<'_>, work: &GpuWork) -> bool {
             peers(g, plan);
         }
     } else {
+        // No GPU is touched; each says why, the machine check that failed.
+        let failed = if host_memory_failed(g.progress) {
+            Stage::HostMemory
+        } else {
+            Stage::CpuReference
+        };
+        for &(slot, _) in &g.probed {
+            g.progress.skip(
+                Scope::Device(slot),
+                Stage::Context,
+                NotRun::EarlierFailure,
+                format!("not run: {failed} failed, so no stage ran on this GPU"),
+            );
+        }
         g.progress.update(|r| {
             for d in &mut r.devices {
                 d.status = DeviceStatus::Skipped;
@@ -54,6 +68,15 @@ pub fn run(g: &Gpus<'_>, work: &GpuWork) -> bool {
         });
     }
     fits
+}
+
+/// Whether the `host_memory` check failed.
+fn host_memory_failed(progress: &Progress) -> bool {
+    progress.update(|r| {
+        r.checks
+            .iter()
+            .any(|c| Stage::HostMemory.is(&c.name) && c.status == CheckStatus::Fail)
+    })
 }
 
 /// The least time the peer check asks of the deadline: below it the GPUs'
@@ -75,21 +98,25 @@ fn peers(g: &Gpus<'_>, plan: super::peer::Plan) {
             .map(|&(slot, device)| super::peer::Member { slot, device })
             .collect()
     });
-    let why = if g.probed.len() < 2 {
+    let (reason, why) = if g.probed.len() < 2 {
         return;
     } else if passed.len() < 2 {
-        "fewer than two GPUs passed their own checks"
+        (
+            NotRun::EarlierFailure,
+            "fewer than two GPUs passed their own checks",
+        )
     } else if g
         .deadline
         .is_some_and(|d| d.saturating_duration_since(Instant::now()) < PEER_RESERVE)
     {
-        "the deadline leaves too little time"
+        (NotRun::OutOfTime, "the deadline leaves too little time")
     } else {
         super::peer::run(g.progress, g.driver, &passed, plan, g.seed, g.deadline);
         return;
     };
     for &(slot, _) in &g.probed {
-        g.progress.skip(Scope::Device(slot), Stage::Peer, why);
+        g.progress
+            .skip(Scope::Device(slot), Stage::Peer, reason, why);
     }
 }
 
@@ -155,12 +182,14 @@ fn run_devices(g: &Gpus<'_>, work: &GpuWork, cpus: cpu::Cpus) {
                 .spawn_scoped(scope, move || pipeline::probe(&job));
             if let Err(e) = spawned {
                 // No thread, no burn: the others need not wait for it.
+                // Failed, not skipped: a GPU nothing ran on is no pass.
                 start_line.leave();
-                progress.skip(
-                    Scope::Device(slot),
-                    Stage::Context,
-                    format!("could not start a thread: {e}"),
-                );
+                progress.stage(Scope::Device(slot), Stage::Context, || {
+                    Err::<Done<()>, _>(
+                        Failed::new(format!("could not start a thread: {e}"))
+                            .not_run(NotRun::Internal),
+                    )
+                });
             }
         }
         cpu_product(progress, work.cpu, &inputs, cpus, &reference)

@@ -22,7 +22,7 @@ use super::progress::{Done, Failed, Progress, Scope};
 use crate::cuda::kernels::{self, peer_word};
 use crate::cuda::peer::{can_access_peer, PeerAccess as Access, PeerBuffer};
 use crate::cuda::{self, Buffer, Context, CuDevice, Event, Module};
-use crate::report::{PeerAccess, PeerMismatch, PeerPair, PeerWrite, Peers};
+use crate::report::{NotRun, PeerAccess, PeerMismatch, PeerPair, PeerWrite, Peers};
 use crate::stage::Stage;
 
 /// What the plan asks of the peer check.
@@ -190,6 +190,7 @@ pub fn run(
         progress.skip(
             Scope::Device(m.slot),
             Stage::Peer,
+            NotRun::Unsupported,
             "CUDA offers no peer access between this GPU and the others \
              (cuDeviceCanAccessPeer): data between them goes through host memory",
         );
@@ -216,11 +217,13 @@ pub fn run(
             if let Err(e) = spawned {
                 shared.absent(me.slot, format!("could not start a thread: {e}"));
                 phases.leave();
-                progress.skip(
-                    Scope::Device(me.slot),
-                    Stage::Peer,
-                    format!("could not start a thread: {e}"),
-                );
+                // Failed, not skipped: a check nothing ran for is no pass.
+                progress.stage(Scope::Device(me.slot), Stage::Peer, || {
+                    Err::<Done<()>, _>(
+                        Failed::new(format!("could not start a thread: {e}"))
+                            .not_run(NotRun::Internal),
+                    )
+                });
             }
         }
     });

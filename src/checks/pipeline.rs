@@ -20,7 +20,7 @@ use super::gpu::{
 use super::progress::{Done, Failed, Scope};
 use crate::cpu::Repeat;
 use crate::cuda::{kernels, Buffer, Context, Event, Kernel, Module};
-use crate::report::{Matmul, ReportCommand, Verification};
+use crate::report::{Matmul, NotRun, NotVerified, ReportCommand, Verification};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::units::bytes;
@@ -168,23 +168,31 @@ pub fn probe(job: &Pipeline<'_>) {
         line.leave();
     }
     // Also after a failure: NVML may say why (GPU lost, memory errors).
-    if let Some(nvml) = job.nvml {
-        super::gpu::read_telemetry(
-            job.progress,
-            nvml,
-            job.slot,
-            link,
-            counters,
-            nvlink.as_ref(),
-        );
-    }
+    super::gpu::read_telemetry(
+        job.progress,
+        job.nvml,
+        job.slot,
+        link,
+        counters,
+        nvlink.as_ref(),
+    );
 }
 
-/// The stages from `at` in `PIPELINE` on, recorded as skipped.
-fn skip_after(job: &Pipeline<'_>, at: usize, why: &str) {
-    for (stage, _) in &stages(job)[at..] {
-        job.progress
-            .skip(Scope::Device(job.slot), *stage, format!("not run: {why}"));
+/// The stages from `at` in `PIPELINE` on, recorded as skipped for
+/// `reason`; with a burn, its interleaved memory test too.
+fn skip_after(job: &Pipeline<'_>, at: usize, reason: NotRun, why: &str) {
+    let interleaved = (job.memtest.is_some() && job.burn.is_some()).then_some(Stage::Memtest);
+    for stage in stages(job)[at..]
+        .iter()
+        .map(|(stage, _)| *stage)
+        .chain(interleaved)
+    {
+        job.progress.skip(
+            Scope::Device(job.slot),
+            stage,
+            reason,
+            format!("not run: {why}"),
+        );
     }
 }
 
@@ -194,12 +202,18 @@ fn context<'d>(
     job: &Pipeline<'d>,
     nvml: Option<&telemetry::NvmlDevice<'_>>,
 ) -> Option<Context<'d>> {
-    let why = match bind_context(job.progress, job.slot, job.driver, job.device, nvml) {
+    let (reason, why) = match bind_context(job.progress, job.slot, job.driver, job.device, nvml) {
         Ok(ctx) => return Some(ctx),
-        Err(NoContext::Refused) => "the GPU admits no context of this process".to_string(),
-        Err(NoContext::Failed) => format!("{} failed", Stage::Context),
+        Err(NoContext::Refused(why)) => (
+            match why {
+                NotVerified::BusyComputeMode | NotVerified::BusyMemory => NotRun::Busy,
+                NotVerified::MemoryHeldWithoutProcess => NotRun::MemoryHeld,
+            },
+            "the GPU admits no context of this process (compute not verified)".to_string(),
+        ),
+        Err(NoContext::Failed) => (NotRun::EarlierFailure, format!("{} failed", Stage::Context)),
     };
-    skip_after(job, 0, &why);
+    skip_after(job, 0, reason, &why);
     None
 }
 
@@ -243,7 +257,12 @@ fn run_stages(job: &Pipeline<'_>) -> Option<telemetry::Link> {
             .stage(scope, *stage, || run(&mut gpu))
             .is_none()
         {
-            skip_after(job, at + 1, &format!("{stage} failed"));
+            skip_after(
+                job,
+                at + 1,
+                NotRun::EarlierFailure,
+                &format!("{stage} failed"),
+            );
             break;
         }
     }
@@ -431,6 +450,7 @@ fn matmul(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
              use a smaller --size or a longer --timeout",
             shape.0, shape.1, shape.2
         ))
+        .not_run(NotRun::OutOfTime)
     })?;
     // The PCIe link, the SM clock and its reasons at work: read while the
     // products run, never after them, when a GPU clocks down, reports
@@ -572,6 +592,7 @@ fn verify(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
 fn left_out(command: ReportCommand) -> Done<()> {
     Done::skip(
         (),
+        NotRun::NotPlanned,
         format!("not run: {} checks the FP32 product only", command.as_str()),
         None,
     )
@@ -632,7 +653,7 @@ fn burn(gpu: &mut Gpu<'_>) -> Result<Done<()>, Failed> {
         super::burn::run(&workload, &plan, job.deadline, &publish, &mut || {
             memtest.step(job, ctx);
         });
-    memtest.finish(job);
+    memtest.finish(job, status == crate::report::CheckStatus::Fail);
     job.progress
         .update(|r| r.devices[job.slot].burn = Some(report));
     match status {

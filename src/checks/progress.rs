@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::cuda::CudaError;
-use crate::report::{Check, CheckStatus, Report};
+use crate::report::{Check, CheckStatus, NotRun, Report};
 use crate::stage::Stage;
 
 /// Where a stage belongs: the whole machine, or one entry of `devices`.
@@ -27,6 +27,8 @@ pub struct Done<T> {
     /// The driver error behind a stage that did not fail for it (a busy
     /// GPU's context: skipped, not failed).
     pub error: Option<CudaError>,
+    /// Why the stage did not run, when it did not (always on a skip).
+    pub not_run: Option<NotRun>,
 }
 
 impl<T> Done<T> {
@@ -36,6 +38,7 @@ impl<T> Done<T> {
             detail: detail.into(),
             status: CheckStatus::Pass,
             error: None,
+            not_run: None,
         }
     }
 
@@ -45,16 +48,34 @@ impl<T> Done<T> {
             detail: detail.into(),
             status: CheckStatus::Warn,
             error: None,
+            not_run: None,
         }
     }
 
-    /// Not run, for a reason that is no failure; `error` is what said so.
-    pub fn skip(value: T, detail: impl Into<String>, error: Option<CudaError>) -> Self {
+    /// Not run, for `why`, a reason that is no failure; `error` is what
+    /// said so.
+    pub fn skip(
+        value: T,
+        why: NotRun,
+        detail: impl Into<String>,
+        error: Option<CudaError>,
+    ) -> Self {
         Done {
             value,
             detail: detail.into(),
             status: CheckStatus::Skip,
             error,
+            not_run: Some(why),
+        }
+    }
+
+    /// The same outcome, marked as a stage that did not run for `why`
+    /// (a warning that it could not run).
+    #[must_use]
+    pub fn not_run(self, why: NotRun) -> Self {
+        Done {
+            not_run: Some(why),
+            ..self
         }
     }
 }
@@ -63,6 +84,9 @@ impl<T> Done<T> {
 pub struct Failed {
     pub detail: String,
     pub error: Option<CudaError>,
+    /// Set when the failure is that the stage could not run at all (it
+    /// did not fit the deadline).
+    pub not_run: Option<NotRun>,
 }
 
 impl From<CudaError> for Failed {
@@ -70,6 +94,7 @@ impl From<CudaError> for Failed {
         Failed {
             detail: e.to_string(),
             error: Some(e),
+            not_run: None,
         }
     }
 }
@@ -90,6 +115,16 @@ impl Failed {
         Failed {
             detail: detail.into(),
             error: None,
+            not_run: None,
+        }
+    }
+
+    /// A failure that is the stage not running at all, for `why`.
+    #[must_use]
+    pub fn not_run(self, why: NotRun) -> Self {
+        Failed {
+            not_run: Some(why),
+            ..self
         }
     }
 }
@@ -186,6 +221,7 @@ impl Progress {
                     duration_ms,
                     detail: done.detail,
                     error: done.error.map(|e| e.to_report()),
+                    not_run: done.not_run,
                 },
             ),
             Err(failed) => (
@@ -196,6 +232,7 @@ impl Progress {
                     duration_ms,
                     detail: failed.detail,
                     error: failed.error.map(|e| e.to_report()),
+                    not_run: failed.not_run,
                 },
             ),
         };
@@ -207,14 +244,15 @@ impl Progress {
         value
     }
 
-    /// Records a check for a stage that did not run.
-    pub fn skip(&self, scope: Scope, stage: Stage, why: impl Into<String>) {
+    /// Records a check for a stage that did not run, for `why`.
+    pub fn skip(&self, scope: Scope, stage: Stage, why: NotRun, detail: impl Into<String>) {
         let check = Check {
             name: stage.as_str().into(),
             status: CheckStatus::Skip,
             duration_ms: 0.0,
-            detail: why.into(),
+            detail: detail.into(),
             error: None,
+            not_run: Some(why),
         };
         push_check(&mut self.lock().report, scope, check);
     }
@@ -263,6 +301,7 @@ impl Progress {
                 duration_ms: waited * 1e3,
                 detail,
                 error: None,
+                not_run: None,
             };
             push_check(&mut report, r.scope, check);
             hung.push(Hung {

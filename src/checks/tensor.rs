@@ -40,6 +40,7 @@ pub fn stage(
     if major < kernels::MMA_MIN_MAJOR {
         return Ok(Done::skip(
             (),
+            crate::report::NotRun::Unsupported,
             format!(
                 "not run: mma.sync with TF32/BF16 inputs needs compute capability {}.0 or newer, this GPU is {major}.x",
                 kernels::MMA_MIN_MAJOR

@@ -127,6 +127,20 @@ fn burn_flops(d: &DeviceReport) -> Vec<Sample> {
     .collect()
 }
 
+/// A sample per check that did not run, labelled with its name and why.
+fn not_run(checks: &[crate::report::Check]) -> Vec<Sample> {
+    checks
+        .iter()
+        .filter_map(|c| {
+            let why = c.not_run?;
+            Some((
+                Some(format!("check=\"{}\",reason=\"{why}\"", escape(&c.name))),
+                1.0,
+            ))
+        })
+        .collect()
+}
+
 /// One sample per error counter NVML read before and after the run,
 /// labelled with its `counter`: what the run added.
 fn counter_increases(d: &DeviceReport) -> Vec<Sample> {
@@ -146,7 +160,7 @@ fn counter_increases(d: &DeviceReport) -> Vec<Sample> {
 const DEVICE_GAUGES: &[DeviceGauge] = &[
     DeviceGauge {
         name: "gpuprobe_device_up",
-        help: "1 when the GPU passed every check, 0 when one failed or hung.",
+        help: "1 when no check of the GPU failed or hung (a busy GPU whose compute was not verified included: see gpuprobe_device_compute_verified), 0 when one did.",
         samples: |d| {
             one(Some(flag(matches!(
                 d.status,
@@ -305,6 +319,11 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
         },
     },
     DeviceGauge {
+        name: "gpuprobe_device_check_not_run",
+        help: "1 for each check of the GPU that did not run, labelled with the check and the reason (not_planned, turned_off, busy, memory_held, earlier_failure, unsupported, unavailable, no_memory, out_of_time, not_reached, internal).",
+        samples: |d| not_run(&d.checks),
+    },
+    DeviceGauge {
         name: "gpuprobe_device_recovery_action_pending",
         help: "1 when the driver asks for the GPU to be recovered before use, labelled with the action (gpu_reset, node_reboot, drain_p2p, drain_and_reset; NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, drivers from R565), 0 when it asks for none; absent where the driver does not say.",
         samples: |d| {
@@ -451,12 +470,12 @@ const DEVICE_GAUGES: &[DeviceGauge] = &[
         },
     },
     DeviceGauge {
-        name: "gpuprobe_device_counter_increase",
+        name: "gpuprobe_device_errors_added",
         help: "What the run added to an NVML error counter of the GPU, by counter: pcie_replays, ecc_corrected, ecc_uncorrected (device memory, volatile), sram_corrected, sram_uncorrected; only counters NVML read before and after.",
         samples: counter_increases,
     },
     DeviceGauge {
-        name: "gpuprobe_device_counter_seconds",
+        name: "gpuprobe_device_errors_window_seconds",
         help: "Seconds between the readings of the GPU's error counters before and after the run.",
         samples: |d| one(d.counters.as_ref().map(|c| c.seconds)),
     },
@@ -530,6 +549,13 @@ fn machine_families(r: &Report) -> Vec<Family> {
             flag(f.state == crate::report::FabricState::Completed && f.status == Some(0)),
         );
     }
+    let mut not_run_here = Family::new(
+        "gpuprobe_check_not_run",
+        "1 for each machine-wide check that did not run (nvml, cpu_reference, cpu_baseline, ...), labelled with the check and the reason; the GPUs' are gpuprobe_device_check_not_run.",
+    );
+    for (labels, value) in not_run(&r.checks) {
+        not_run_here.add(&format!("{{{}}}", labels.unwrap_or_default()), value);
+    }
     vec![
         info,
         verdict,
@@ -540,6 +566,7 @@ fn machine_families(r: &Report) -> Vec<Family> {
         fabric,
         events_watched(r),
         xid_events(r),
+        not_run_here,
     ]
     .into_iter()
     .chain(watch_streak(r))

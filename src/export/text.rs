@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use super::Exporter;
 use crate::report::{
-    Bandwidth, Check, CheckStatus, DeviceReport, DeviceStatus, Figure, LinkReading, Reading,
-    Report, Telemetry, Transfer, Unavailable, Verdict,
+    Bandwidth, Check, CheckStatus, DeviceReport, DeviceStatus, Figure, LinkReading, NotRun,
+    Reading, Report, Telemetry, Transfer, Unavailable, Verdict,
 };
 use crate::units::{bytes, flops, percent};
 
@@ -49,6 +49,9 @@ impl Exporter for Text {
             if r.driver.library_path.is_none() && !r.driver.search_path.is_empty() {
                 let _ = writeln!(out, "    searched: {}", r.driver.search_path.join(", "));
             }
+        }
+        if let Some(line) = not_run_line(&r.checks) {
+            let _ = writeln!(out, "not run:         {line}");
         }
         for d in &r.devices {
             self.device(&mut out, d, r);
@@ -330,6 +333,10 @@ fn availability(out: &mut String, r: &Report) {
 impl Text {
     fn device(&self, out: &mut String, d: &DeviceReport, r: &Report) {
         let (word, colour) = match d.status {
+            // Nothing failed, and nothing was computed either: no pass.
+            DeviceStatus::Pass | DeviceStatus::Warn if d.admits_no_context() => {
+                ("NOT VERIFIED", YELLOW)
+            }
             DeviceStatus::Pass => ("PASS", GREEN),
             DeviceStatus::Warn => ("WARN", YELLOW),
             DeviceStatus::Fail => ("FAIL", RED),
@@ -384,6 +391,9 @@ impl Text {
                 self.paint(RED, "✗")
             };
             let _ = writeln!(out, "  {mark} {}: {}", c.name, c.detail);
+        }
+        if let Some(line) = not_run_line(&d.checks) {
+            row(out, "not run", line);
         }
         let timings: Vec<String> = d
             .checks
@@ -479,6 +489,27 @@ impl Text {
             ),
         );
     }
+}
+
+/// The checks that did not run, by reason ("busy: context, memory, …;
+/// turned_off: bandwidth"), leaving out those the command never plans
+/// (they would be on every `health`); `None` when there are none.
+fn not_run_line(checks: &[Check]) -> Option<String> {
+    let mut by_reason: Vec<(NotRun, Vec<&str>)> = Vec::new();
+    for c in checks {
+        let Some(why) = c.not_run.filter(|w| *w != NotRun::NotPlanned) else {
+            continue;
+        };
+        match by_reason.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, names)) => names.push(&c.name),
+            None => by_reason.push((why, vec![&c.name])),
+        }
+    }
+    let parts: Vec<String> = by_reason
+        .iter()
+        .map(|(why, names)| format!("{why}: {}", names.join(", ")))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// One labelled row of a GPU's block.

@@ -38,6 +38,22 @@ pub struct Plan {
     pub policy: Policy,
 }
 
+impl Plan {
+    /// The checks `--require-checks` names that this plan never runs (a
+    /// usage error: `health` runs no bandwidth check, `watch` no memory
+    /// test, the probe none without `--memtest`).
+    #[must_use]
+    pub fn never_runs(&self) -> Vec<crate::report::CheckName> {
+        self.policy
+            .requirements
+            .checks
+            .iter()
+            .copied()
+            .filter(|c| !self.probe.may_run(*c))
+            .collect()
+    }
+}
+
 /// The summary, from its typed parts: the body each ending gives, the
 /// leading diagnosis before or after it, and the notes after both.
 struct Summary {
@@ -86,10 +102,14 @@ impl std::fmt::Display for Summary {
 pub fn conclude(mut report: Report, ending: &Ending, policy: &Policy) -> Report {
     let (mut verdict, body) = match ending {
         Ending::Finished { measured } => {
-            if *measured {
-                let judged = policy.requirements.judge(&report, policy.measured_speed);
-                judged.apply(&mut report);
-            }
+            // The named checks are judged on every finished run; the
+            // other requirements only where the run measured the matmul.
+            let judged = if *measured {
+                policy.requirements.judge(&report, policy.measured_speed)
+            } else {
+                policy.requirements.judge_checks(&report)
+            };
+            judged.apply(&mut report);
             verdict::finished(&mut report)
         }
         Ending::NoGpu(cause) => (Verdict::NoGpu, verdict::no_gpu(cause)),

@@ -142,17 +142,21 @@ fn gpu_name(d: &DeviceReport) -> String {
     )
 }
 
-/// "GPU 1 (GPU-…) failed verify; 3 of 4 GPU(s) passed".
+/// "GPU 1 (GPU-…) failed verify; 3 of 4 GPU(s) passed"; a failed
+/// `--require-checks` names what did not run and why: "GPU 0 (GPU-…)
+/// failed require_checks (matmul not run (busy))".
 fn failed_summary(failed: &[&DeviceReport], probed: usize) -> String {
     let names: Vec<String> = failed
         .iter()
         .map(|d| {
-            let stage = d
-                .checks
-                .iter()
-                .find(|c| c.status == CheckStatus::Fail)
-                .map_or("?", |c| c.name.as_str());
-            format!("{} failed {stage}", gpu_name(d))
+            let check = d.checks.iter().find(|c| c.status == CheckStatus::Fail);
+            match check {
+                Some(c) if Stage::RequireChecks.is(&c.name) => {
+                    format!("{} failed {} ({})", gpu_name(d), c.name, c.detail)
+                }
+                Some(c) => format!("{} failed {}", gpu_name(d), c.name),
+                None => format!("{} failed ?", gpu_name(d)),
+            }
         })
         .collect();
     format!(

@@ -10,7 +10,7 @@ use super::{Selection, Selector};
 use crate::checks::progress::{Done, Failed, Progress, Scope};
 use crate::cuda::{self, Driver, LoadError};
 use crate::report::{
-    CheckStatus, ComputeCapability, DeviceReport, DeviceStatus, DriverLoadFailure,
+    CheckStatus, ComputeCapability, DeviceReport, DeviceStatus, DriverLoadFailure, NotRun,
 };
 use crate::stage::Stage;
 use crate::telemetry;
@@ -42,7 +42,7 @@ pub(super) fn load_nvml(progress: &Progress) -> Option<&'static telemetry::Loade
                     info.error.as_deref().unwrap_or("")
                 );
                 progress.update(|r| r.nvml = *info);
-                Ok(Done::skip(None, detail, None))
+                Ok(Done::skip(None, NotRun::Unavailable, detail, None))
             }
         })
         .flatten()
@@ -78,6 +78,7 @@ pub(super) fn load_driver(progress: &Progress) -> Result<Arc<Driver>, NoGpu> {
                     detail,
                     status: CheckStatus::Fail,
                     error: None,
+                    not_run: None,
                 })
             }
         }

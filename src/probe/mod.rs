@@ -23,7 +23,7 @@ pub use crate::checks::{CpuWork, GpuWork};
 use crate::cpu::{self, Repeat};
 use crate::cuda;
 use crate::report::{
-    DeviceStatus, DriverInfo, Report, ReportCommand, Settings, Verdict, SCHEMA_VERSION,
+    CheckName, DeviceStatus, DriverInfo, Report, ReportCommand, Settings, Verdict, SCHEMA_VERSION,
 };
 use crate::telemetry;
 use ending::NoGpu;
@@ -124,6 +124,40 @@ impl Options {
         }
     }
 
+    /// Whether this plan runs the check `name` at all (at run time it may
+    /// still not run: a busy GPU, the deadline, `--bandwidth-size 0`):
+    /// what `--require-checks` may name.
+    #[must_use]
+    pub fn may_run(&self, name: CheckName) -> bool {
+        use crate::stage::Stage as S;
+        let Some(stage) = name.stage() else {
+            return self.events;
+        };
+        match &self.work {
+            Work::List => false,
+            Work::NvmlOnly => matches!(stage, S::Nvml | S::Telemetry),
+            Work::Sweep { .. } => matches!(
+                stage,
+                S::Nvml | S::Context | S::Cublas | S::BenchCpu | S::Bench | S::Telemetry
+            ),
+            Work::Gpus(w) => match stage {
+                S::Nvml | S::Context | S::Matmul | S::Verify | S::Telemetry => true,
+                S::CpuReference => w.cpu != CpuWork::ReferenceOnly,
+                S::CpuBaseline => w.cpu == CpuWork::Timed { baseline: true },
+                S::TensorCores => w.tensor_cores,
+                // `--bandwidth-size 0` is planned and turned off: the
+                // check is then recorded as not run, and fails a run that
+                // requires it.
+                S::Bandwidth => w.bandwidth.is_some(),
+                S::Memtest => w.memtest.is_some(),
+                S::Burn => w.burn.is_some(),
+                // With one GPU selected there is no peer: not reached.
+                S::Peer => w.peers.is_some(),
+                _ => false,
+            },
+        }
+    }
+
     /// `burn`'s plan, where the command burns.
     #[must_use]
     pub fn burn(&self) -> Option<burn::Plan> {
@@ -182,6 +216,7 @@ pub(crate) fn empty_report(options: &Options) -> Report {
         diagnoses: Vec::new(),
         bench: None,
         events: None,
+        required_checks: Vec::new(),
         peers: None,
         watch: None,
     }
@@ -291,7 +326,7 @@ fn probed(handles: &[Option<cuda::CuDevice>], selected: &[usize]) -> Vec<(usize,
 fn list_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, devices: usize) {
     if let Some(nvml) = nvml {
         for slot in 0..devices {
-            read_telemetry(progress, nvml, slot, None, None, None);
+            read_telemetry(progress, Some(nvml), slot, None, None, None);
         }
     }
     progress.update(|r| {
@@ -307,10 +342,16 @@ fn list_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, devi
 /// stage that needs a context; the diagnoses judge them (a lost GPU, memory
 /// errors), the others are skipped.
 fn nvml_only(progress: &Progress, nvml: Option<&'static telemetry::Loaded>, selected: &[usize]) {
-    if let Some(nvml) = nvml {
-        for &slot in selected {
-            read_telemetry(progress, nvml, slot, None, None, None);
-        }
+    for &slot in selected {
+        // A GPU --no-context makes no context on: the one stage it has,
+        // and NVML's readings.
+        progress.skip(
+            crate::checks::progress::Scope::Device(slot),
+            crate::stage::Stage::Context,
+            crate::report::NotRun::NotPlanned,
+            "not made: --no-context",
+        );
+        read_telemetry(progress, nvml, slot, None, None, None);
     }
     progress.update(|r| {
         for (slot, d) in r.devices.iter_mut().enumerate() {

@@ -33,6 +33,7 @@ mod nvlink;
 mod nvml;
 mod peak;
 mod peer;
+mod required;
 mod throttle;
 mod watch;
 
@@ -42,7 +43,7 @@ pub use bench::{
     CublasStatus,
 };
 pub use burn::{Burn, BurnEnd, BurnError, BurnErrorCount, BurnErrorKind, BurnInterval};
-pub use checks::{Check, CheckStatus, DriverError};
+pub use checks::{Check, CheckStatus, DriverError, NotRun};
 pub use compute_capability::{BadComputeCapability, ComputeCapability};
 pub use counters::{CounterChange, RunCounters};
 pub use device::{DeviceReport, DeviceStatus, NotVerified};
@@ -67,6 +68,7 @@ pub use nvml::{
 };
 pub use peak::{ClockSource, Figure, MissingInput, Peak};
 pub use peer::{PeerAccess, PeerMismatch, PeerPair, PeerWrite, Peers};
+pub use required::{CheckName, RequiredCheck};
 pub use throttle::ThrottleReason;
 pub use watch::WatchStreak;
 
@@ -123,6 +125,12 @@ pub struct Report {
     /// within schema version 1.
     #[serde(default)]
     pub events: Option<Events>,
+    /// `--require-checks`: each named check on each GPU probed (or for
+    /// the machine), whether it ran and why not; empty when no check was
+    /// named, and in reports of older versions. Added within schema
+    /// version 1.
+    #[serde(default)]
+    pub required_checks: Vec<RequiredCheck>,
     /// The peer-to-peer check across the selected GPUs (docs/report.md,
     /// "Peers"); null where it did not run (one GPU, a command without it,
     /// the deadline; each GPU's `peer` check says why) and in reports of

@@ -252,6 +252,7 @@ pub(super) fn check(progress: &Progress) -> Option<&'static Cublas> {
                 ))),
                 (Err(e), false) => Ok(Done::skip(
                     None,
+                    crate::report::NotRun::Unavailable,
                     format!("{e}: only gpuprobe's kernels are measured"),
                     None,
                 )),

@@ -15,7 +15,7 @@ use crate::checks::progress::{Done, Failed, Progress, Scope};
 use crate::cpu::{self, Repeat};
 use crate::cuda::kernels::{self, Mma, Sgemm};
 use crate::cuda::{self, cublas, Buffer, Context, CuDevice, Driver, Event, Kernel, Module};
-use crate::report::{BenchKernel, BenchRow, BenchStatus};
+use crate::report::{BenchKernel, BenchRow, BenchStatus, NotRun};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::units::{bytes, flops};
@@ -55,7 +55,22 @@ pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &m
         job.device,
         nvml.as_ref(),
     );
+    // Why this GPU runs no size, when it runs none.
+    let mut none = (NotRun::EarlierFailure, "no context".to_string());
+    if let Err(context::NoContext::Refused(why)) = &ctx {
+        none = match why {
+            crate::report::NotVerified::MemoryHeldWithoutProcess => (
+                NotRun::MemoryHeld,
+                "the GPU admits no context of this process (compute not verified)".into(),
+            ),
+            _ => (
+                NotRun::Busy,
+                "the GPU admits no context of this process (compute not verified)".into(),
+            ),
+        };
+    }
     if let Ok(ctx) = ctx {
+        none = (NotRun::EarlierFailure, "memory or module failed".into());
         if let Some(loaded) = load(job, &ctx, used_before_context) {
             let mut gpu = Gpu {
                 job,
@@ -74,21 +89,26 @@ pub(super) fn sweep(job: &Job<'_>, rounds: &mpsc::Receiver<Arc<Round>>, done: &m
     }
     // Without a context or kernels this GPU runs nothing; the rounds still
     // coming are answered so the sweep goes on for the others.
-    for _ in rounds {
+    for round in rounds {
+        let (why, reason) = &none;
+        job.progress.skip(
+            Scope::Device(job.slot),
+            Stage::Bench,
+            *why,
+            format!("N={} not run: {reason}", round.size()),
+        );
         if done.send(()).is_err() {
             break;
         }
     }
-    if let Some(nvml) = job.nvml {
-        gpu::read_telemetry(
-            job.progress,
-            nvml,
-            job.slot,
-            None,
-            counters,
-            nvlink.as_ref(),
-        );
-    }
+    gpu::read_telemetry(
+        job.progress,
+        job.nvml,
+        job.slot,
+        None,
+        counters,
+        nvlink.as_ref(),
+    );
 }
 
 /// What a GPU runs the sweep with, made once.
@@ -254,10 +274,12 @@ impl<'c> Gpu<'_, 'c> {
     fn size(&mut self, round: &Round) -> Result<Done<()>, Failed> {
         let kernels = self.kernels();
         let p = match (round, &self.stopped) {
-            (Round::Skip { size, reason }, _) => return Ok(self.skip_all(*size, &kernels, reason)),
+            (Round::Skip { size, why, reason }, _) => {
+                return Ok(self.skip_all(*size, &kernels, *why, reason))
+            }
             (Round::Run(p), Some(stopped)) => {
                 let reason = format!("not run: {stopped}");
-                return Ok(self.skip_all(p.size, &kernels, &reason));
+                return Ok(self.skip_all(p.size, &kernels, NotRun::EarlierFailure, &reason));
             }
             (Round::Run(p), None) => p,
         };
@@ -271,7 +293,7 @@ impl<'c> Gpu<'_, 'c> {
                 bytes(need),
                 bytes(free)
             );
-            return Ok(self.skip_all(n, &kernels, &reason));
+            return Ok(self.skip_all(n, &kernels, NotRun::NoMemory, &reason));
         }
         // Enough was free, so a failed allocation is the GPU's failure, as
         // in the probe's `allocate` stage.
@@ -303,6 +325,7 @@ impl<'c> Gpu<'_, 'c> {
                     return Err(Failed {
                         detail: format!("N={n}: {kernel}: {}", failed.detail),
                         error: failed.error,
+                        not_run: None,
                     });
                 }
             };
@@ -484,11 +507,11 @@ impl<'c> Gpu<'_, 'c> {
     }
 
     /// Every kernel at `size` skipped for `reason`: the size's check.
-    fn skip_all(&self, size: u32, kernels: &[BenchKernel], reason: &str) -> Done<()> {
+    fn skip_all(&self, size: u32, kernels: &[BenchKernel], why: NotRun, reason: &str) -> Done<()> {
         for kernel in kernels {
             self.push(skipped(*kernel, size, reason));
         }
-        Done::skip((), format!("N={size} not run: {reason}"), None)
+        Done::skip((), why, format!("N={size} not run: {reason}"), None)
     }
 
     fn push(&self, row: BenchRow) {

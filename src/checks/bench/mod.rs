@@ -22,13 +22,13 @@ mod gpu;
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::progress::{Done, Progress, Scope};
+use super::progress::{Done, Failed, Progress, Scope};
 use super::SAMPLE_SALT;
 use crate::cpu::{self, Repeat};
 use crate::cuda::{kernels, CuDevice, Driver};
 use crate::report::{
     BenchCpu, BenchReport, BenchStatus, CublasInfo, CublasStatus, DeviceStatus, Figure,
-    MissingInput,
+    MissingInput, NotRun,
 };
 use crate::stage::Stage;
 use crate::telemetry;
@@ -40,6 +40,7 @@ pub(super) enum Round {
     /// Not run on any GPU, for this reason.
     Skip {
         size: u32,
+        why: NotRun,
         reason: String,
     },
     Run(Box<Prepared>),
@@ -155,11 +156,14 @@ pub fn run(
                 .spawn_scoped(scope, move || gpu::sweep(&job, &rounds, &done));
             match spawned {
                 Ok(_) => gpus.push((rounds_tx, done_rx)),
-                Err(e) => progress.skip(
-                    Scope::Device(slot),
-                    Stage::Context,
-                    format!("could not start a thread: {e}"),
-                ),
+                Err(e) => {
+                    progress.stage(Scope::Device(slot), Stage::Context, || {
+                        Err::<Done<()>, _>(
+                            Failed::new(format!("could not start a thread: {e}"))
+                                .not_run(NotRun::Internal),
+                        )
+                    });
+                }
             }
         }
         let mut plan = Plan::new(sweep, cpus, gpus.len(), deadline);
@@ -226,15 +230,16 @@ impl Plan {
     fn prepare(&mut self, progress: &Progress, size: u32) -> Round {
         let round = progress.stage(Scope::Machine, Stage::BenchCpu, || {
             Ok(match self.why_not(size) {
-                Some(reason) => {
+                Some((why, reason)) => {
                     let detail = format!("N={size} not run: {reason}");
-                    Done::skip(Round::Skip { size, reason }, detail, None)
+                    Done::skip(Round::Skip { size, why, reason }, why, detail, None)
                 }
                 None => self.make(size),
             })
         });
         let round = round.unwrap_or_else(|| Round::Skip {
             size,
+            why: NotRun::EarlierFailure,
             reason: "the CPU reference failed".into(),
         });
         let row = match &round {
@@ -267,9 +272,9 @@ impl Plan {
     }
 
     /// Why `size` cannot run now, if it cannot.
-    fn why_not(&mut self, size: u32) -> Option<String> {
+    fn why_not(&mut self, size: u32) -> Option<(NotRun, String)> {
         if let Some(stopped) = &self.stopped {
-            return Some(stopped.clone());
+            return Some((NotRun::OutOfTime, stopped.clone()));
         }
         // A and B of both verification passes, the CPU product and the
         // tensor-core reference, and on each GPU's thread the NaN fill of
@@ -277,10 +282,13 @@ impl Plan {
         let need = (6 + 3 * self.gpus as u64) * u64::from(size) * u64::from(size) * 4;
         let root = crate::environment::root();
         if let Some(available) = crate::environment::available_memory(&root).filter(|a| need > *a) {
-            return Some(format!(
-                "N={size} needs {} of host memory, {} available",
-                bytes(need),
-                bytes(available)
+            return Some((
+                NotRun::NoMemory,
+                format!(
+                    "N={size} needs {} of host memory, {} available",
+                    bytes(need),
+                    bytes(available)
+                ),
             ));
         }
         let left = self.deadline?.saturating_duration_since(Instant::now());
@@ -295,13 +303,16 @@ impl Plan {
             return None;
         }
         self.stopped = Some("a smaller size did not fit before the deadline (--timeout)".into());
-        Some(format!(
-            "the CPU reference at N={size} would take about {:.1} s on {} thread(s), and half of \
-             what is left before the deadline is {:.1} s; larger sizes are skipped too \
-             (--timeout sets the deadline)",
-            cost.as_secs_f64(),
-            self.cpus.count,
-            (left / 2).as_secs_f64()
+        Some((
+            NotRun::OutOfTime,
+            format!(
+                "the CPU reference at N={size} would take about {:.1} s on {} thread(s), and \
+                 half of what is left before the deadline is {:.1} s; larger sizes are skipped \
+                 too (--timeout sets the deadline)",
+                cost.as_secs_f64(),
+                self.cpus.count,
+                (left / 2).as_secs_f64()
+            ),
         ))
     }
 

@@ -23,7 +23,7 @@ use super::gpu::Job;
 use super::progress::{Done, Failed, Scope};
 use crate::cuda::error::CUDA_ERROR_OUT_OF_MEMORY;
 use crate::cuda::{Buffer, Context, CopyError};
-use crate::report::Memtest;
+use crate::report::{Memtest, NotRun};
 use crate::stage::Stage;
 use crate::units::{bytes, parse_size};
 
@@ -193,6 +193,7 @@ pub fn start<'c>(
     if want < MIN_BYTES {
         return Ok(Start::Skipped(Done::skip(
             (),
+            NotRun::NoMemory,
             format!(
                 "not run: {} free of {}, and at least {} (or 5%) stays free for the driver",
                 bytes(free),
@@ -206,14 +207,17 @@ pub fn start<'c>(
     if chunks.is_empty() {
         // Nothing tested is no pass (DCGM's memtest passing what it could
         // not allocate, NVIDIA/DCGM#284, ../shared/FACTS.md section 13).
-        return Ok(Start::Skipped(Done::warn(
-            (),
-            format!(
-                "not run: none of the {} asked for could be allocated ({})",
-                bytes(want),
-                short.as_deref().unwrap_or("no reason given")
-            ),
-        )));
+        return Ok(Start::Skipped(
+            Done::warn(
+                (),
+                format!(
+                    "not run: none of the {} asked for could be allocated ({})",
+                    bytes(want),
+                    short.as_deref().unwrap_or("no reason given")
+                ),
+            )
+            .not_run(NotRun::NoMemory),
+        ));
     }
     let bench = prepare(job, ctx, chunks)?;
     Ok(Start::Running(Box::new(Running {
@@ -380,15 +384,23 @@ impl<'c> Interleaved<'c> {
     }
 
     /// Records the `memtest` check and the report; a test the burn ended
-    /// before its first step is recorded as not run.
-    pub fn finish(self, job: &Job<'_>) {
+    /// before its first step is recorded as not run (`burn_failed`: the
+    /// burn ended by failing).
+    pub fn finish(self, job: &Job<'_>, burn_failed: bool) {
         let scope = Scope::Device(job.slot);
         if self.pending.is_some() {
-            job.progress.skip(
-                scope,
-                Stage::Memtest,
-                "not run: the burn ended before its first interval did",
-            );
+            let (why, detail) = if burn_failed {
+                (
+                    NotRun::EarlierFailure,
+                    "not run: the burn failed before its first interval ended",
+                )
+            } else {
+                (
+                    NotRun::OutOfTime,
+                    "not run: the burn ended before its first interval did",
+                )
+            };
+            job.progress.skip(scope, Stage::Memtest, why, detail);
             return;
         }
         let Some(r) = self.running else { return };
