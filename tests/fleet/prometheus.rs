@@ -179,7 +179,7 @@ fn alert_rules_pass_promtool_check_and_unit_tests() {
     };
     let dir = root().join("deploy/prometheus");
     let checked = run_ok(&promtool, &["check", "rules", "gpuprobe-alerts.yml"], &dir);
-    assert!(checked.contains("SUCCESS: 18 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 19 rules found"), "{checked}");
     let tested = run_ok(
         &promtool,
         &["test", "rules", "gpuprobe-alerts.test.yml"],
@@ -199,7 +199,7 @@ fn every_alert_has_a_unit_test_and_uses_exported_metrics() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(alerts.len(), 18);
+    assert_eq!(alerts.len(), 19);
     for alert in alerts {
         let fires = tests
             .split("alertname: ")
