@@ -221,3 +221,49 @@ fn health_watch_and_a_single_gpu_run_no_peer_check() {
     assert!(one.report.peers.is_none());
     assert!(peer_check(&one.report, 0).is_none());
 }
+
+/// A GPU a job holds (EXCLUSIVE_PROCESS) on a node with peer access: it
+/// admits no context of this process, so it takes no part, its `peer`
+/// check says it is busy, and nothing is failed for it; the one GPU left
+/// has no peer to write into, and says so.
+#[test]
+fn a_busy_gpu_takes_no_part_and_fails_nothing() {
+    let text = std::fs::read_to_string(common::scenario("busy-one-of-two")).unwrap();
+    let mut scenario: serde_json::Value = serde_json::from_str(&text).unwrap();
+    scenario["peer"] = serde_json::json!({ "access": "all" });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), scenario.to_string()).unwrap();
+    let (mut cmd, _dir) = common::command_with_file(file.path());
+    let out = cmd.arg("--json").args(QUICK).output().unwrap();
+    let (_, r) = common::parse_report(&out.stdout);
+    assert!(
+        matches!(r.verdict, Verdict::Healthy | Verdict::Degraded),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.diagnoses.iter().all(|d| d.code != "GP058"),
+        "{:?}",
+        r.diagnoses
+    );
+    let busy = r
+        .devices
+        .iter()
+        .position(|d| d.compute_not_verified.is_some())
+        .expect("one GPU is busy");
+    let checks: Vec<_> = r.devices[busy]
+        .checks
+        .iter()
+        .filter(|c| c.name == "peer")
+        .collect();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].status, CheckStatus::Skip);
+    assert_eq!(checks[0].not_run, Some(gpuprobe::report::NotRun::Busy));
+    let (status, detail) = peer_check(&r, 1 - busy).expect("a peer check");
+    assert_eq!(status, CheckStatus::Skip, "{detail}");
+    assert!(
+        detail.contains("fewer than two GPUs could take part"),
+        "{detail}"
+    );
+    assert!(r.peers.is_none());
+}

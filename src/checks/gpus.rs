@@ -10,7 +10,7 @@ use super::progress::{Done, Failed, Progress, Scope};
 use super::{burn, gpu, pipeline, CpuWork, GpuWork, SAMPLE_SALT};
 use crate::cpu::{self, Repeat};
 use crate::cuda;
-use crate::report::{CheckStatus, DeviceStatus, NotRun, ReportCommand};
+use crate::report::{CheckStatus, DeviceStatus, NotRun, NotVerified, ReportCommand};
 use crate::stage::Stage;
 use crate::telemetry;
 use crate::verify::{Inputs, Reference};
@@ -87,36 +87,67 @@ const PEER_RESERVE: Duration = Duration::from_millis(500);
 /// The peer-to-peer check, last: among the selected GPUs whose own stages
 /// passed, where there are two or more and the deadline allows.
 fn peers(g: &Gpus<'_>, plan: super::peer::Plan) {
-    let passed: Vec<super::peer::Member> = g.progress.update(|r| {
-        g.probed
-            .iter()
-            .filter(|(slot, _)| {
-                r.devices
-                    .get(*slot)
-                    .is_some_and(|d| matches!(d.status, DeviceStatus::Pass | DeviceStatus::Warn))
-            })
-            .map(|&(slot, device)| super::peer::Member { slot, device })
-            .collect()
-    });
-    let (reason, why) = if g.probed.len() < 2 {
+    if g.probed.len() < 2 {
         return;
-    } else if passed.len() < 2 {
-        (
+    }
+    // Each GPU that cannot take part, with why: a busy GPU admits no
+    // context of this process (never a fault of the peer path), a failed
+    // one has already failed the run.
+    let (passed, left_out) = g.progress.update(|r| {
+        let mut passed = Vec::new();
+        let mut left_out = Vec::new();
+        for &(slot, device) in &g.probed {
+            let Some(d) = r.devices.get(slot) else {
+                continue;
+            };
+            match (d.compute_not_verified, d.status) {
+                (Some(NotVerified::MemoryHeldWithoutProcess), _) => left_out.push((
+                    slot,
+                    NotRun::MemoryHeld,
+                    "the GPU admits no context of this process",
+                )),
+                (Some(_), _) => left_out.push((
+                    slot,
+                    NotRun::Busy,
+                    "the GPU admits no context of this process (busy)",
+                )),
+                (None, DeviceStatus::Pass | DeviceStatus::Warn) => {
+                    passed.push(super::peer::Member { slot, device });
+                }
+                (None, _) => left_out.push((
+                    slot,
+                    NotRun::EarlierFailure,
+                    "this GPU failed its own checks",
+                )),
+            }
+        }
+        (passed, left_out)
+    });
+    let everyone = if passed.len() < 2 {
+        Some((
             NotRun::EarlierFailure,
-            "fewer than two GPUs passed their own checks",
-        )
+            "fewer than two GPUs could take part (the others failed their own checks or are busy)",
+        ))
     } else if g
         .deadline
         .is_some_and(|d| d.saturating_duration_since(Instant::now()) < PEER_RESERVE)
     {
-        (NotRun::OutOfTime, "the deadline leaves too little time")
+        Some((NotRun::OutOfTime, "the deadline leaves too little time"))
     } else {
-        super::peer::run(g.progress, g.driver, &passed, plan, g.seed, g.deadline);
-        return;
+        None
     };
-    for &(slot, _) in &g.probed {
+    for (slot, reason, why) in left_out {
         g.progress
             .skip(Scope::Device(slot), Stage::Peer, reason, why);
+    }
+    match everyone {
+        None => super::peer::run(g.progress, g.driver, &passed, plan, g.seed, g.deadline),
+        Some((reason, why)) => {
+            for member in &passed {
+                g.progress
+                    .skip(Scope::Device(member.slot), Stage::Peer, reason, why);
+            }
+        }
     }
 }
 
