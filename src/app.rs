@@ -307,6 +307,7 @@ fn run_health(h: &HealthArgs) -> i32 {
                 burn: None,
                 memtest: None,
                 peers: None,
+                counters_before: false,
                 cpu: CpuWork::ReferenceOnly,
             })
         };
@@ -347,6 +348,7 @@ fn run_burn(b: &BurnArgs) -> i32 {
         peers: Some(crate::checks::peer::Plan {
             words: crate::checks::peer::PROBE_WORDS,
         }),
+        counters_before: true,
         cpu: CpuWork::Timed { baseline: false },
     });
     let mut plan = plan(
@@ -397,6 +399,7 @@ fn run_memtest(m: &MemtestArgs) -> i32 {
         burn: None,
         memtest: None,
         peers: None,
+        counters_before: true,
         cpu: CpuWork::ReferenceOnly,
     });
     // health's small product, once: the memory test is the subject.
@@ -488,6 +491,7 @@ fn probe_plan(target: &TargetArgs, matmul: &MatmulArgs, require: &RequireArgs) -
         peers: Some(crate::checks::peer::Plan {
             words: crate::checks::peer::PROBE_WORDS,
         }),
+        counters_before: true,
         cpu: CpuWork::Timed { baseline: true },
     });
     plan(

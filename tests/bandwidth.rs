@@ -148,6 +148,7 @@ fn inner_health() {
                 burn: None,
                 memtest: None,
                 peers: None,
+                counters_before: command != ReportCommand::Health,
                 cpu,
             }),
             size: 16,

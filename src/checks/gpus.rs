@@ -207,6 +207,7 @@ fn run_devices(g: &Gpus<'_>, work: &GpuWork, cpus: cpu::Cpus) {
                 at_start_line: std::cell::Cell::new(false),
                 bandwidth: work.bandwidth,
                 memtest: work.memtest,
+                counters_before: work.counters_before,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("gpu{slot}"))

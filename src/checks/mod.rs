@@ -47,6 +47,11 @@ pub struct GpuWork {
     /// (never in `health` nor `watch`: a hung peer write cannot be
     /// cancelled).
     pub peers: Option<peer::Plan>,
+    /// Whether the error counters and the NVLinks' counters are read before
+    /// the work too, so the report says what the run added (not in
+    /// `health`: its milliseconds add nothing, and the reads before would
+    /// double its NVML calls; docs/benchmarks.md, "health").
+    pub counters_before: bool,
     pub cpu: CpuWork,
 }
 

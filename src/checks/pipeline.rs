@@ -51,6 +51,8 @@ pub struct Pipeline<'a> {
     pub bandwidth: Option<u64>,
     /// The memory test after the other checks, before a burn.
     pub memtest: Option<super::memtest::Plan>,
+    /// `GpuWork::counters_before`.
+    pub counters_before: bool,
 }
 
 /// A pipeline's checks read their GPU's job through it.
@@ -146,11 +148,9 @@ fn stages(job: &Pipeline<'_>) -> Vec<(Stage, StageFn)> {
 
 /// Runs every stage on one device and records the matmul result.
 pub fn probe(job: &Pipeline<'_>) {
-    // `health` is a liveness check: what its few milliseconds of work add
-    // to the error counters says nothing, and reading every NVLink's
-    // counters before would double its NVML calls (docs/benchmarks.md,
-    // "health"); the links' state and the counters are still read after.
-    let measured = job.command != ReportCommand::Health;
+    // Where the plan asks (not `health`): the links' state and the
+    // counters are read after in any case.
+    let measured = job.counters_before;
     // The error counters before any work of this run on the GPU, so that
     // what the run adds to them shows (read again after, with the
     // telemetry).
